@@ -1,0 +1,201 @@
+"""Part A: every fixture under `fixtures/<source>/<name>/`, converted to every enabled target and
+run in that target's real runtime, compared with what the source framework produced."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from common import (
+    FAIL,
+    FIXED,
+    KNOWN,
+    PASS,
+    REL_TOL,
+    Case,
+    CaseError,
+    KnownFailures,
+    compare_outputs_rel,
+    error_line,
+    fmt_num,
+    run_mdeploy,
+    table,
+)
+from targets import Target
+
+MODEL_NAMES = ("model.onnx", "model.h5", "model.keras", "model")
+CONVERT_TIMEOUT = 600.0
+
+
+@dataclass
+class Fixture:
+    id: str  # "<source>/<name>"
+    dir: Path
+    model: Path | None
+
+
+@dataclass
+class FixtureResult:
+    fixture: Fixture
+    cases: list[Case] = field(default_factory=list)  # one per target, then "verify"
+    transposes: int | None = None
+    op_types: dict[str, int] = field(default_factory=dict)
+
+
+def discover(root: Path) -> list[Fixture]:
+    """`<root>/<source>/<name>/` with an `expected.npy` is a fixture (so `scripts/` is not)."""
+    found = []
+    for source in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for case in sorted(p for p in source.iterdir() if (p / "expected.npy").is_file()):
+            model = next((case / m for m in MODEL_NAMES if (case / m).exists()), None)
+            found.append(Fixture(f"{source.name}/{case.name}", case, model))
+    return found
+
+
+def numbered(directory: Path, stem: str) -> list[np.ndarray]:
+    """`stem.npy`, `stem_1.npy`, `stem_2.npy`… in order, up to the first missing one."""
+    paths = [directory / f"{stem}.npy"]
+    while (nxt := directory / f"{stem}_{len(paths)}.npy").is_file():
+        paths.append(nxt)
+    return [np.load(p, allow_pickle=False) for p in paths if p.is_file()]
+
+
+def run(
+    root: Path,
+    mdeploy: Path,
+    targets: list[Target],
+    known: KnownFailures,
+    only: str | None,
+    work: Path,
+    jobs: int,
+) -> list[FixtureResult]:
+    chosen = []
+    for fx in discover(root):
+        ids = [f"{fx.id}:{t.name}" for t in targets] + [f"{fx.id}:verify"]
+        if only is None or any(only in i for i in ids):
+            chosen.append(fx)
+    names = ", ".join(t.name for t in targets)
+    print(f"fixtures: {len(chosen)} under {root}, targets: {names}", flush=True)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(lambda fx: run_fixture(fx, mdeploy, targets, known, only, work), chosen))
+
+
+def run_fixture(fx, mdeploy, targets, known, only, work) -> FixtureResult:
+    result = FixtureResult(fx)
+    out_dir = work / "fixtures" / fx.id.replace("/", "__")
+    try:
+        if fx.model is None:
+            raise CaseError("no model file (" + ", ".join(MODEL_NAMES) + "/)")
+        inputs, expected = numbered(fx.dir, "input"), numbered(fx.dir, "expected")
+    except (CaseError, OSError, ValueError) as err:
+        problem = str(err) if isinstance(err, CaseError) else error_line(err)
+        ids = [f"{fx.id}:{t.name}" for t in targets] + [f"{fx.id}:verify"]
+        result.cases = [known.settle(Case(i), False, problem) for i in ids if not only or only in i]
+        return result
+
+    for target in targets:
+        if only is None or only in f"{fx.id}:{target.name}":
+            out = out_dir / target.name / target.out_name
+            result.cases.append(run_target(fx, target, inputs, expected, mdeploy, known, out))
+    verify_out = out_dir / "verify" / "out.onnx"
+    if only is None or only in f"{fx.id}:verify":
+        result.cases.append(run_verify(fx, mdeploy, known, verify_out))
+    onnx_out = out_dir / "onnx" / "out.onnx"
+    for produced in (onnx_out, verify_out):
+        if produced.is_file():
+            result.op_types = count_op_types(produced)
+            result.transposes = result.op_types.get("Transpose", 0)
+            break
+    return result
+
+
+def run_target(fx, target, inputs, expected, mdeploy, known, out: Path) -> Case:
+    case = Case(f"{fx.id}:{target.name}", extra={"fixture": fx.id, "target": target.name})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    converted = run_mdeploy(
+        mdeploy, ["convert", str(fx.model), "--to", target.name, "-o", str(out), "--quiet"],
+        CONVERT_TIMEOUT,
+    )
+    if converted.code != 0:
+        return known.settle(case, False, f"convert exit {converted.code}: {converted.first_lines()}")
+    try:
+        got = target.run(out, inputs)
+        case.max_abs, case.rel = compare_outputs_rel(got, expected)
+    except CaseError as err:
+        return known.settle(case, False, str(err))
+    except Exception as err:  # the runtime refused the file: that is the finding
+        return known.settle(case, False, f"{target.name} runtime: {error_line(err)}")
+    ok = case.rel <= REL_TOL
+    return known.settle(case, ok, "" if ok else f"rel {case.rel:.2e} > {REL_TOL:g}")
+
+
+def run_verify(fx, mdeploy, known, out: Path) -> Case:
+    case = Case(f"{fx.id}:verify", extra={"fixture": fx.id, "target": "verify"})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    converted = run_mdeploy(
+        mdeploy,
+        ["convert", str(fx.model), "--to", "onnx", "-o", str(out), "--verify", "--quiet"],
+        CONVERT_TIMEOUT,
+    )
+    ok = converted.code == 0
+    return known.settle(case, ok, "" if ok else f"exit {converted.code}: {converted.first_lines()}")
+
+
+def count_op_types(path: Path) -> dict[str, int]:
+    """Op types in an ONNX model, subgraphs (If/Loop/Scan bodies) included."""
+    import onnx
+
+    counts: Counter[str] = Counter()
+
+    def walk(graph):
+        for node in graph.node:
+            counts[node.op_type] += 1
+            for attr in node.attribute:
+                for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                    walk(sub)
+
+    try:
+        walk(onnx.load(str(path), load_external_data=False).graph)
+    except Exception:  # an unreadable output already fails its case
+        return {}
+    return dict(sorted(counts.items()))
+
+
+def result_text(case: Case | None, width: int = 110) -> str:
+    """The table's result cell; long reasons are cut (summary.json has them whole)."""
+    if case is None:
+        return "-"
+    text = {
+        PASS: "pass",
+        FIXED: "pass (fixed — remove from known-failures)",
+        FAIL: f"FAIL: {case.detail}",
+        KNOWN: f"known: {case.detail}",
+    }.get(case.status, f"{case.status}: {case.detail}")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def report(results: list[FixtureResult]) -> None:
+    rows = []
+    for r in results:
+        verify = next((c for c in r.cases if c.id.endswith(":verify")), None)
+        verify_text = "-" if verify is None else result_text(verify).split(":")[0]
+        targets = [c for c in r.cases if c is not verify] or [None]
+        for case in targets:
+            target = case.id.rsplit(":", 1)[1] if case else "-"
+            rel = fmt_num(case.rel) if case else "-"
+            transposes = "-" if r.transposes is None else str(r.transposes)
+            rows.append([r.fixture.id, target, result_text(case), rel, transposes, verify_text])
+        if verify is not None and verify.status in (FAIL, KNOWN, FIXED):
+            rows.append([r.fixture.id, "verify", result_text(verify), "-", "", ""])
+    print("\n== Part A: fixtures × targets ==")
+    if not rows:
+        print("(no fixtures)")
+        return
+    print(table(["fixture", "target", "result", f"rel (pass <= {REL_TOL:g})", "transposes",
+                 "verify"], rows))
+    print(f"rel = max|got - expected| / max(max|expected|, 1e-6) over all outputs; "
+          f"transposes = Transpose nodes in the produced ONNX; verify = `convert --to onnx --verify`")

@@ -1,0 +1,232 @@
+//! `mdeploy convert`: read → passes → legalize → check → write → (verify).
+
+use super::progress::Progress;
+use super::{load_inputs, parse_input_file, parse_input_shape};
+use crate::error::{Error, Result};
+use crate::eval::{self, Comparison};
+use crate::ir::Shape;
+use crate::passes::{self, PassContext};
+use crate::readers::{self, ReadOptions};
+use crate::writers::onnx::{ExternalData, OnnxWriter, DEFAULT_OPSET, OPSETS};
+use crate::writers::Writer;
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Onnx,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    about = "Convert a model to another format",
+    after_help = "Examples:\n  mdeploy convert net.onnx --to onnx -o out.onnx --verify\n  mdeploy convert net.onnx --to onnx --opset 13 --input-shape input:1x3x224x224\n  mdeploy convert net.onnx --to onnx --verify --input input=sample.npy --tolerance 1e-5 --report r.json\n\n\
+Without -o the output goes next to the input (net.onnx → net_converted.onnx for ONNX → ONNX)."
+)]
+pub struct ConvertArgs {
+    /// Model file or folder (format detected from content).
+    pub input: PathBuf,
+    /// Output format.
+    #[arg(long = "to", value_enum)]
+    pub target: Target,
+    /// Output path.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// ONNX opset to write (13–21).
+    #[arg(long, default_value_t = DEFAULT_OPSET, value_parser = parse_opset)]
+    pub opset: i64,
+    /// Store ONNX weights in a `.data` file beside the model (automatic past 2 GiB).
+    #[arg(long)]
+    pub external_data: bool,
+    /// Run source and output on the same inputs and compare them.
+    #[arg(long)]
+    pub verify: bool,
+    /// Largest max-relative error (max|a-b| / max|ref|) --verify accepts.
+    #[arg(long, default_value_t = 1e-4)]
+    pub tolerance: f64,
+    /// Input data for --verify, as NAME=FILE.npy (repeatable); others get seeded random data.
+    #[arg(long = "input", value_parser = parse_input_file)]
+    pub inputs: Vec<(String, PathBuf)>,
+    /// Override an input's shape, as NAME:1x224x224x3 (repeatable).
+    #[arg(long = "input-shape", value_parser = parse_input_shape)]
+    pub input_shapes: Vec<(String, Shape)>,
+    /// Seed for the random --verify inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write a JSON report of the conversion here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+fn parse_opset(s: &str) -> std::result::Result<i64, String> {
+    let v: i64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !OPSETS.contains(&v) {
+        return Err(format!(
+            "opset {v} is outside {}–{}",
+            OPSETS.start(),
+            OPSETS.end()
+        ));
+    }
+    Ok(v)
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    input: String,
+    format: String,
+    target: String,
+    outputs: Vec<String>,
+    bytes: u64,
+    nodes_in: usize,
+    nodes_out: usize,
+    passes: Vec<passes::PassStats>,
+    verify: Vec<Comparison>,
+}
+
+/// Where the output goes without `-o`.
+pub fn default_output(input: &Path, target: Target) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let ext = match target {
+        Target::Onnx => "onnx",
+    };
+    let candidate = input.with_file_name(format!("{stem}.{ext}"));
+    if candidate == input {
+        input.with_file_name(format!("{stem}_converted.{ext}"))
+    } else {
+        candidate
+    }
+}
+
+pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
+    let progress = Progress::new(quiet);
+    let out = a
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&a.input, a.target));
+    if out.exists() && out.canonicalize().ok() == a.input.canonicalize().ok() {
+        return Err(Error::Usage(format!(
+            "{}: output would overwrite the input",
+            out.display()
+        )));
+    }
+    progress.step("reading");
+    let reader = readers::detect(&a.input)?;
+    let opts = ReadOptions {
+        input_shapes: a.input_shapes.clone(),
+    };
+    let source = reader.read(&a.input, &opts)?;
+    source.verify().map_err(|e| {
+        Error::Failed(format!(
+            "{}: reader produced an invalid graph: {e}",
+            a.input.display()
+        ))
+    })?;
+    let nodes_in = source.nodes.len();
+
+    progress.step("transforming");
+    let mut g = source.clone();
+    let mut ctx = PassContext::default();
+    passes::run_to_fixed_point(&mut g, &[&passes::DeadCode], &mut ctx, 4)?;
+    let writer = match a.target {
+        Target::Onnx => OnnxWriter {
+            opset: a.opset,
+            external: if a.external_data {
+                ExternalData::Always
+            } else {
+                ExternalData::Auto
+            },
+        },
+    };
+    writer.legalize(&mut g)?;
+    g.verify().map_err(|e| {
+        Error::Failed(format!(
+            "legalizing for {} broke the graph: {e}",
+            writer.name()
+        ))
+    })?;
+    let problems = writer.check(&g);
+    if !problems.is_empty() {
+        return Err(Error::Unsupported {
+            file: a.input.display().to_string(),
+            items: problems,
+        });
+    }
+    progress.step("writing");
+    let written = writer.write(&g, &out)?;
+    progress.line(&format!(
+        "wrote {} ({} bytes, {} nodes) from {} ({} nodes)",
+        out.display(),
+        written.bytes,
+        written.nodes,
+        a.input.display(),
+        nodes_in
+    ));
+
+    let mut comparisons = Vec::new();
+    let mut failed = Vec::new();
+    if a.verify {
+        progress.step("verifying");
+        let inputs = load_inputs(&source, &a.inputs, a.seed)?;
+        let expected = eval::run(&source, &inputs)?;
+        let got = match a.target {
+            Target::Onnx => eval::run_onnx_file(&out, &inputs)?,
+        };
+        if got.len() != expected.len() {
+            return Err(Error::Verification(format!(
+                "output has {} results, source {}",
+                got.len(),
+                expected.len()
+            )));
+        }
+        for (i, (g_out, e_out)) in got.iter().zip(&expected).enumerate() {
+            let name = &source.value(source.outputs[i]).name;
+            let c = eval::compare(name, g_out, e_out);
+            let ok = c.shape_matches && c.max_rel <= a.tolerance;
+            progress.line(&format!(
+                "verify {name}: max_abs {:.3e}  max_rel {:.3e}  cosine {:.6}  {}",
+                c.max_abs,
+                c.max_rel,
+                c.cosine,
+                if ok { "ok" } else { "FAIL" }
+            ));
+            if !ok {
+                failed.push(name.clone());
+            }
+            comparisons.push(c);
+        }
+    }
+    progress.finish();
+    if let Some(path) = &a.report {
+        let r = Report {
+            input: a.input.display().to_string(),
+            format: reader.name().into(),
+            target: writer.name().into(),
+            outputs: written
+                .files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            bytes: written.bytes,
+            nodes_in,
+            nodes_out: written.nodes,
+            passes: ctx.stats,
+            verify: comparisons,
+        };
+        let json = serde_json::to_vec_pretty(&r).map_err(|e| Error::Failed(e.to_string()))?;
+        let mut f = crate::writers::AtomicFile::create(path)?;
+        std::io::Write::write_all(f.writer(), &json).map_err(crate::writers::io_err(path))?;
+        f.commit()?;
+    }
+    if !failed.is_empty() {
+        return Err(Error::Verification(format!(
+            "verification failed for {} (tolerance {:e}); the output was written to {}",
+            failed.join(", "),
+            a.tolerance,
+            out.display()
+        )));
+    }
+    Ok(())
+}

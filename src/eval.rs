@@ -1,0 +1,178 @@
+//! Evaluation: IR → in-memory ONNX → tract-onnx. Used by `--verify`, tests and (later)
+//! calibration. mdeploy has no kernels of its own.
+
+use crate::error::{failed, Result};
+use crate::ir::{DType, Dim, Graph, Tensor};
+use crate::writers::onnx::OnnxWriter;
+use bytes::Bytes;
+use tract_onnx::prelude::{self as tp, Framework, InferenceFact, InferenceModelExt, IntoTValue};
+use tract_onnx::tract_core::model::IntoRunnable;
+
+fn datum(dtype: DType) -> tp::DatumType {
+    match dtype {
+        DType::F32 => tp::DatumType::F32,
+        DType::F16 => tp::DatumType::F16,
+        DType::BF16 => tp::DatumType::F16,
+        DType::F64 => tp::DatumType::F64,
+        DType::I8 => tp::DatumType::I8,
+        DType::U8 => tp::DatumType::U8,
+        DType::I16 => tp::DatumType::I16,
+        DType::U16 => tp::DatumType::U16,
+        DType::I32 => tp::DatumType::I32,
+        DType::U32 => tp::DatumType::U32,
+        DType::I64 => tp::DatumType::I64,
+        DType::U64 => tp::DatumType::U64,
+        DType::Bool => tp::DatumType::Bool,
+    }
+}
+
+fn from_datum(dt: tp::DatumType) -> Option<DType> {
+    Some(match dt {
+        tp::DatumType::F32 => DType::F32,
+        tp::DatumType::F16 => DType::F16,
+        tp::DatumType::F64 => DType::F64,
+        tp::DatumType::I8 => DType::I8,
+        tp::DatumType::U8 => DType::U8,
+        tp::DatumType::I16 => DType::I16,
+        tp::DatumType::U16 => DType::U16,
+        tp::DatumType::I32 => DType::I32,
+        tp::DatumType::U32 => DType::U32,
+        tp::DatumType::I64 => DType::I64,
+        tp::DatumType::U64 => DType::U64,
+        tp::DatumType::Bool => DType::Bool,
+        _ => return None,
+    })
+}
+
+/// Runs ONNX model bytes on `inputs` (in graph input order) with tract.
+pub fn run_onnx_bytes(model: &[u8], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let m = tract_onnx::onnx()
+        .model_for_read(&mut &model[..])
+        .map_err(|e| failed(format!("evaluation failed: {e:#}")))?;
+    run_model(m, inputs)
+}
+
+fn run_model(mut m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let err = |e: tp::TractError| failed(format!("evaluation failed: {e:#}"));
+    let mut values = tp::TVec::new();
+    for (i, t) in inputs.iter().enumerate() {
+        // SAFETY-free path: from_raw_dt copies and checks the byte count against the shape.
+        let tt =
+            unsafe { tp::Tensor::from_raw_dt(datum(t.dtype), &t.shape, &t.data) }.map_err(err)?;
+        m.set_input_fact(i, InferenceFact::dt_shape(datum(t.dtype), t.shape.clone()))
+            .map_err(err)?;
+        values.push(tt.into_tvalue());
+    }
+    let plan = m
+        .into_optimized()
+        .map_err(err)?
+        .into_runnable()
+        .map_err(err)?;
+    let outs = plan.run(values).map_err(err)?;
+    outs.iter()
+        .map(|o| {
+            let dt = from_datum(o.datum_type())
+                .ok_or_else(|| failed(format!("unsupported output type {:?}", o.datum_type())))?;
+            Tensor::new(dt, o.shape().to_vec(), Bytes::copy_from_slice(o.as_bytes()))
+                .map_err(failed)
+        })
+        .collect()
+}
+
+/// Runs an IR graph on `inputs`.
+pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let bytes = OnnxWriter::default().to_bytes(g)?;
+    run_onnx_bytes(&bytes, inputs)
+}
+
+/// Seeded pseudo-random inputs for every graph input; symbolic dims take `sym_size`.
+pub fn random_inputs(g: &Graph, seed: u64, sym_size: usize) -> Vec<Tensor> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    g.inputs
+        .iter()
+        .map(|&i| {
+            let ty = g.ty(i);
+            let shape: Vec<usize> = ty
+                .shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => *n as usize,
+                    Dim::Sym(_) => sym_size,
+                })
+                .collect();
+            let n: usize = shape.iter().product();
+            let v: Vec<f64> = (0..n)
+                .map(|_| {
+                    let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
+                    if ty.dtype.is_float() {
+                        u * 2.0 - 1.0
+                    } else {
+                        (u * 2.0).floor()
+                    }
+                })
+                .collect();
+            Tensor::from_f64s(ty.dtype, shape, &v)
+        })
+        .collect()
+}
+
+/// How close an output is to a reference.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Comparison {
+    pub name: String,
+    pub max_abs: f64,
+    /// `max_abs / max|reference|`.
+    pub max_rel: f64,
+    pub cosine: f64,
+    pub shape_matches: bool,
+}
+
+pub fn compare(name: &str, got: &Tensor, reference: &Tensor) -> Comparison {
+    let (a, b) = (got.to_f64s(), reference.to_f64s());
+    let shape_matches = got.shape == reference.shape && a.len() == b.len();
+    let mut max_abs: f64 = 0.0;
+    let mut max_ref: f64 = 0.0;
+    let (mut dot, mut na, mut nb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(&b) {
+        let d = if x.is_nan() && y.is_nan() {
+            0.0
+        } else {
+            (x - y).abs()
+        };
+        max_abs = max_abs.max(if d.is_nan() { f64::INFINITY } else { d });
+        max_ref = max_ref.max(y.abs());
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    let cosine = if na == 0.0 && nb == 0.0 {
+        1.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt()).max(f64::MIN_POSITIVE)
+    };
+    Comparison {
+        name: name.to_string(),
+        max_abs,
+        max_rel: if max_abs == 0.0 {
+            0.0
+        } else {
+            max_abs / max_ref.max(1e-12)
+        },
+        cosine,
+        shape_matches,
+    }
+}
+
+/// Runs an ONNX file (external data resolved beside it by tract) on `inputs`.
+pub fn run_onnx_file(path: &std::path::Path, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let m = tract_onnx::onnx()
+        .model_for_path(path)
+        .map_err(|e| failed(format!("{}: tract cannot load it: {e:#}", path.display())))?;
+    run_model(m, inputs)
+}

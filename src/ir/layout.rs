@@ -1,0 +1,64 @@
+//! Data and kernel layouts of spatial ops.
+//!
+//! Readers record the layout the source uses (ONNX: NCHW / OIHW; Keras and TF: NHWC / HWIO)
+//! and insert no transposes; writers legalize to their own layout.
+
+use std::fmt;
+
+/// Where the channel axis of a spatial activation sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Channels first: `[N, C, spatial...]`.
+    Nchw,
+    /// Channels last: `[N, spatial..., C]`.
+    Nhwc,
+}
+
+impl Layout {
+    pub fn channel_axis(self, rank: usize) -> usize {
+        match self {
+            Layout::Nchw => 1,
+            Layout::Nhwc => rank - 1,
+        }
+    }
+    /// Axes of the spatial dimensions for a tensor of `rank`.
+    pub fn spatial_axes(self, rank: usize) -> std::ops::Range<usize> {
+        match self {
+            Layout::Nchw => 2..rank,
+            Layout::Nhwc => 1..rank - 1,
+        }
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Layout::Nchw => "nchw",
+            Layout::Nhwc => "nhwc",
+        })
+    }
+}
+
+/// Layout of a convolution kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelLayout {
+    /// `[out, in/groups, spatial...]` (ONNX Conv).
+    Oihw,
+    /// `[in, out/groups, spatial...]` (ONNX ConvTranspose).
+    Iohw,
+    /// `[spatial..., in/groups, out]` (TF, Keras).
+    Hwio,
+    /// `[out, spatial..., in/groups]` (TFLite CONV_2D).
+    Ohwi,
+}
+
+impl fmt::Display for KernelLayout {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            KernelLayout::Oihw => "oihw",
+            KernelLayout::Iohw => "iohw",
+            KernelLayout::Hwio => "hwio",
+            KernelLayout::Ohwi => "ohwi",
+        })
+    }
+}

@@ -1,0 +1,17 @@
+//! The intermediate representation every reader produces and every writer consumes.
+//! Invariants and glossary: docs/architecture.md.
+
+mod display;
+mod graph;
+pub mod layout;
+pub mod op;
+pub mod ops;
+pub mod quant;
+pub mod tensor;
+mod verify;
+
+pub use graph::{Graph, Node, Value, ValueId};
+pub use layout::{KernelLayout, Layout};
+pub use op::Op;
+pub use quant::QuantParams;
+pub use tensor::{fixed_shape, shape_fixed, shape_text, DType, Dim, Shape, Tensor, TensorType};

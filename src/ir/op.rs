@@ -1,0 +1,150 @@
+//! The closed set of operations. Writers and passes `match` on [`Op`] without a `_` arm, so a
+//! new op makes the compiler list every place that must decide about it
+//! (docs/adding-an-op.md).
+
+use super::ops::*;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    // elementwise.rs
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Activation(Activation),
+    /// inputs: condition, x, y
+    Where,
+    Cast(Cast),
+    // linear.rs
+    /// inputs: a, b (numpy matmul semantics)
+    MatMul,
+    Einsum(Einsum),
+    /// inputs: x, kernel, [bias]
+    Conv(Conv),
+    /// inputs: x, kernel, [bias]
+    ConvTranspose(Conv),
+    // pool.rs
+    Pool(Pool),
+    GlobalPool(GlobalPool),
+    // norm.rs
+    /// inputs: x, scale, bias, mean, variance
+    BatchNorm(BatchNorm),
+    /// inputs: x, scale, [bias]
+    LayerNorm(LayerNorm),
+    /// inputs: x, scale, bias
+    InstanceNorm(InstanceNorm),
+    Softmax(Softmax),
+    // movement.rs
+    Reshape(Reshape),
+    Transpose(Transpose),
+    Concat(Concat),
+    Split(Split),
+    Slice(Slice),
+    Pad(Pad),
+    Tile(Tile),
+    Expand(Expand),
+    DepthToSpace(DepthToSpace),
+    SpaceToDepth(SpaceToDepth),
+    Resize(Resize),
+    // index.rs
+    /// inputs: data, indices
+    Gather(Gather),
+    /// inputs: data, indices
+    GatherElements(Gather),
+    /// inputs: data, indices
+    GatherNd(GatherNd),
+    /// inputs: data, indices, updates
+    ScatterNd(Scatter),
+    /// inputs: data, indices, updates
+    ScatterElements(ScatterElements),
+    TopK(TopK),
+    ArgReduce(ArgReduce),
+    CumSum(CumSum),
+    /// Indices of the non-zero elements, `[rank, n]` with n known only at run time.
+    NonZero,
+    OneHot(OneHot),
+    Trilu(Trilu),
+    // generate.rs
+    /// The shape of the input as a 1-D i64 tensor (the `start..end` part).
+    ShapeOf(ShapeOf),
+    /// input: the shape (1-D i64)
+    ConstantOfShape(ConstantOfShape),
+    /// inputs: start, limit, delta (scalars)
+    Range,
+    // reduce.rs
+    Reduce(Reduce),
+    // rnn.rs
+    Lstm(Rnn),
+    Gru(Rnn),
+    // quant.rs
+    /// inputs: x, scale, zero_point
+    QuantizeLinear(QuantAxis),
+    /// inputs: x, scale, [zero_point]
+    DequantizeLinear(QuantAxis),
+    /// input: x; outputs: y (u8), scale, zero_point
+    DynamicQuantizeLinear,
+    /// inputs: x, w, [x_zero_point, w_zero_point]
+    ConvInteger(Conv),
+    /// inputs: a, b, [a_zero_point, b_zero_point]
+    MatMulInteger,
+    /// inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, [bias]
+    QLinearConv(Conv),
+    /// inputs: a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp
+    QLinearMatMul,
+}
+
+impl Op {
+    /// Short stable name used in the text form, histograms and error messages.
+    pub fn name(&self) -> String {
+        match self {
+            Op::Unary(u) => format!("{u:?}"),
+            Op::Binary(b) => format!("{b:?}"),
+            Op::Activation(a) => a.name().to_string(),
+            Op::Where => "Where".into(),
+            Op::Cast(_) => "Cast".into(),
+            Op::MatMul => "MatMul".into(),
+            Op::Einsum(_) => "Einsum".into(),
+            Op::Conv(_) => "Conv".into(),
+            Op::ConvTranspose(_) => "ConvTranspose".into(),
+            Op::Pool(p) => format!("{:?}Pool", p.kind),
+            Op::GlobalPool(p) => format!("Global{:?}Pool", p.kind),
+            Op::BatchNorm(_) => "BatchNorm".into(),
+            Op::LayerNorm(_) => "LayerNorm".into(),
+            Op::InstanceNorm(_) => "InstanceNorm".into(),
+            Op::Softmax(s) => if s.log { "LogSoftmax" } else { "Softmax" }.into(),
+            Op::Reshape(_) => "Reshape".into(),
+            Op::Transpose(_) => "Transpose".into(),
+            Op::Concat(_) => "Concat".into(),
+            Op::Split(_) => "Split".into(),
+            Op::Slice(_) => "Slice".into(),
+            Op::Pad(_) => "Pad".into(),
+            Op::Tile(_) => "Tile".into(),
+            Op::Expand(_) => "Expand".into(),
+            Op::DepthToSpace(_) => "DepthToSpace".into(),
+            Op::SpaceToDepth(_) => "SpaceToDepth".into(),
+            Op::Resize(_) => "Resize".into(),
+            Op::Gather(_) => "Gather".into(),
+            Op::GatherElements(_) => "GatherElements".into(),
+            Op::GatherNd(_) => "GatherNd".into(),
+            Op::ScatterNd(_) => "ScatterNd".into(),
+            Op::ScatterElements(_) => "ScatterElements".into(),
+            Op::TopK(_) => "TopK".into(),
+            Op::ArgReduce(a) => if a.max { "ArgMax" } else { "ArgMin" }.into(),
+            Op::CumSum(_) => "CumSum".into(),
+            Op::NonZero => "NonZero".into(),
+            Op::OneHot(_) => "OneHot".into(),
+            Op::Trilu(_) => "Trilu".into(),
+            Op::ShapeOf(_) => "ShapeOf".into(),
+            Op::ConstantOfShape(_) => "ConstantOfShape".into(),
+            Op::Range => "Range".into(),
+            Op::Reduce(r) => format!("Reduce{:?}", r.kind),
+            Op::Lstm(_) => "Lstm".into(),
+            Op::Gru(_) => "Gru".into(),
+            Op::QuantizeLinear(_) => "QuantizeLinear".into(),
+            Op::DequantizeLinear(_) => "DequantizeLinear".into(),
+            Op::DynamicQuantizeLinear => "DynamicQuantizeLinear".into(),
+            Op::ConvInteger(_) => "ConvInteger".into(),
+            Op::MatMulInteger => "MatMulInteger".into(),
+            Op::QLinearConv(_) => "QLinearConv".into(),
+            Op::QLinearMatMul => "QLinearMatMul".into(),
+        }
+    }
+}

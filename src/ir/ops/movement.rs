@@ -1,0 +1,407 @@
+//! Data movement: Reshape (target shape resolved by the reader, symbols kept), Transpose,
+//! Concat, Split, Slice (ONNX Slice-13 semantics: clamped, negative steps), Pad (ONNX Pad-13,
+//! negative pads crop), Tile, Expand (bidirectional broadcast), DepthToSpace (DCR/CRD),
+//! SpaceToDepth and Resize (ONNX Resize-13/18/19 attributes).
+
+use super::{broadcast, norm_axis, unknown_dim, Inputs};
+use crate::ir::{Dim, Layout, Shape, TensorType};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reshape {
+    /// The output shape; symbols name the dimensions carried over from the input.
+    pub shape: Shape,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transpose {
+    pub perm: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Concat {
+    pub axis: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub axis: usize,
+    pub sizes: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceAxis {
+    pub axis: usize,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slice {
+    pub axes: Vec<SliceAxis>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PadMode {
+    Constant,
+    Reflect,
+    Edge,
+    Wrap,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pad {
+    pub mode: PadMode,
+    /// `(begin, end)` for every axis; negative values crop.
+    pub pads: Vec<(i64, i64)>,
+    pub value: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub repeats: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expand {
+    /// Target shape; broadcast with the input's (a 1 keeps the input's size).
+    pub shape: Shape,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DepthToSpaceMode {
+    /// depth-column-row (ONNX default, TF).
+    Dcr,
+    /// column-row-depth (PyTorch pixel_shuffle).
+    Crd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DepthToSpace {
+    pub block: usize,
+    pub mode: DepthToSpaceMode,
+    pub layout: Layout,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpaceToDepth {
+    pub block: usize,
+    pub layout: Layout,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResizeMode {
+    Nearest,
+    Linear,
+    Cubic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CoordTransform {
+    HalfPixel,
+    HalfPixelSymmetric,
+    PytorchHalfPixel,
+    AlignCorners,
+    Asymmetric,
+    TfCropAndResize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NearestRounding {
+    RoundPreferFloor,
+    RoundPreferCeil,
+    Floor,
+    Ceil,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resize {
+    pub mode: ResizeMode,
+    pub coord: CoordTransform,
+    pub nearest: NearestRounding,
+    pub cubic_coeff_a: f32,
+    pub exclude_outside: bool,
+    pub extrapolation_value: f32,
+    pub layout: Layout,
+    /// One scale per axis, used when `sizes` is `None`.
+    pub scales: Vec<f32>,
+    pub sizes: Option<Shape>,
+}
+
+pub fn infer_reshape(r: &Reshape, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(1, 1)?;
+    let x = inputs.ty(0)?;
+    if let (Some(a), Some(b)) = (super::dim_product(&x.shape), super::dim_product(&r.shape)) {
+        if a != b {
+            return Err(format!(
+                "cannot reshape {} elements {} into {}",
+                a,
+                crate::ir::shape_text(&x.shape),
+                crate::ir::shape_text(&r.shape)
+            ));
+        }
+    }
+    Ok(vec![TensorType::new(x.dtype, r.shape.clone())])
+}
+
+pub fn infer_transpose(t: &Transpose, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(1, 1)?;
+    let x = inputs.ty(0)?;
+    let mut seen = vec![false; x.rank()];
+    if t.perm.len() != x.rank()
+        || t.perm
+            .iter()
+            .any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true))
+    {
+        return Err(format!(
+            "perm {:?} is not a permutation of rank {}",
+            t.perm,
+            x.rank()
+        ));
+    }
+    Ok(vec![TensorType::new(
+        x.dtype,
+        t.perm.iter().map(|&p| x.shape[p].clone()).collect(),
+    )])
+}
+
+pub fn infer_concat(c: &Concat, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    if inputs.is_empty() {
+        return Err("Concat of nothing".into());
+    }
+    let first = inputs.ty(0)?;
+    if c.axis >= first.rank() {
+        return Err(format!("axis {} out of rank {}", c.axis, first.rank()));
+    }
+    let mut out = first.shape.clone();
+    let mut total = Some(0u64);
+    for t in &inputs.types {
+        if t.rank() != first.rank() || t.dtype != first.dtype {
+            return Err(format!("inputs {first} and {t} cannot be concatenated"));
+        }
+        for (i, (a, b)) in out.iter_mut().zip(&t.shape).enumerate() {
+            if i != c.axis && a != b {
+                match (a.is_fixed(), b.is_fixed()) {
+                    (true, true) => {
+                        return Err(format!("inputs {first} and {t} differ off the concat axis"))
+                    }
+                    (false, true) => *a = b.clone(),
+                    _ => {}
+                }
+            }
+        }
+        total = total.zip(t.shape[c.axis].fixed()).map(|(a, b)| a + b);
+    }
+    out[c.axis] = match total {
+        Some(n) => Dim::Fixed(n),
+        None if inputs.len() == 1 => first.shape[c.axis].clone(),
+        None => unknown_dim(),
+    };
+    Ok(vec![TensorType::new(first.dtype, out)])
+}
+
+pub fn infer_split(s: &Split, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(1, 1)?;
+    let x = inputs.ty(0)?;
+    if s.axis >= x.rank() {
+        return Err(format!("axis {} out of rank {}", s.axis, x.rank()));
+    }
+    if let Some(n) = x.shape[s.axis].fixed() {
+        if s.sizes.iter().sum::<usize>() as u64 != n {
+            return Err(format!("split sizes {:?} do not add up to {n}", s.sizes));
+        }
+    }
+    Ok(s.sizes
+        .iter()
+        .map(|&n| {
+            let mut sh = x.shape.clone();
+            sh[s.axis] = Dim::Fixed(n as u64);
+            TensorType::new(x.dtype, sh)
+        })
+        .collect())
+}
+
+/// Number of elements `start..end` by `step` selects from a dimension of `n` (ONNX clamping).
+pub fn slice_len(n: i64, start: i64, end: i64, step: i64) -> usize {
+    let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
+    let norm = |v: i64| if v < 0 { v.saturating_add(n) } else { v };
+    let (s, e) = if step > 0 {
+        (clamp(norm(start), 0, n), clamp(norm(end), 0, n))
+    } else {
+        (clamp(norm(start), -1, n - 1), clamp(norm(end), -1, n - 1))
+    };
+    let len = if step > 0 {
+        (e - s + step - 1) / step
+    } else {
+        (s - e + (-step) - 1) / (-step)
+    };
+    len.max(0) as usize
+}
+
+pub fn infer_slice(s: &Slice, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(1, 1)?;
+    let x = inputs.ty(0)?;
+    let mut out = x.shape.clone();
+    for a in &s.axes {
+        if a.axis >= x.rank() || a.step == 0 {
+            return Err(format!("bad slice on axis {} (step {})", a.axis, a.step));
+        }
+        out[a.axis] = match x.shape[a.axis].fixed() {
+            Some(n) => Dim::Fixed(slice_len(n as i64, a.start, a.end, a.step) as u64),
+            None if a.start == 0 && a.step == 1 && a.end >= i32::MAX as i64 => {
+                x.shape[a.axis].clone()
+            }
+            None => unknown_dim(),
+        };
+    }
+    Ok(vec![TensorType::new(x.dtype, out)])
+}
+
+pub fn infer_pad(p: &Pad, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(1, 1)?;
+    let x = inputs.ty(0)?;
+    if p.pads.len() != x.rank() {
+        return Err(format!("{} pad pairs for rank {}", p.pads.len(), x.rank()));
+    }
+    let out = x
+        .shape
+        .iter()
+        .zip(&p.pads)
+        .map(|(d, &(b, e))| match d.fixed() {
+            _ if b == 0 && e == 0 => Ok(d.clone()),
+            Some(n) => {
+                let v = n as i64 + b + e;
+                if v < 0 {
+                    Err(format!("padding {b},{e} crops below zero"))
+                } else {
+                    Ok(Dim::Fixed(v as u64))
+                }
+            }
+            None => Ok(unknown_dim()),
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(vec![TensorType::new(x.dtype, out)])
+}
+
+pub fn infer_tile(t: &Tile, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(1, 1)?;
+    let x = inputs.ty(0)?;
+    if t.repeats.len() != x.rank() {
+        return Err(format!("{} repeats for rank {}", t.repeats.len(), x.rank()));
+    }
+    let out = x
+        .shape
+        .iter()
+        .zip(&t.repeats)
+        .map(|(d, &r)| match d.fixed() {
+            _ if r == 1 => d.clone(),
+            Some(n) => Dim::Fixed(n * r as u64),
+            None => unknown_dim(),
+        })
+        .collect();
+    Ok(vec![TensorType::new(x.dtype, out)])
+}
+
+pub fn infer_expand(e: &Expand, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(1, 1)?;
+    let x = inputs.ty(0)?;
+    Ok(vec![TensorType::new(
+        x.dtype,
+        broadcast(&x.shape, &e.shape)?,
+    )])
+}
+
+fn check_rank4_block(x: &TensorType, block: usize) -> Result<(), String> {
+    if x.rank() != 4 || block == 0 {
+        return Err(format!(
+            "needs a rank-4 input and block > 0, got {x} block {block}"
+        ));
+    }
+    Ok(())
+}
+
+fn scale_dim(d: &Dim, mul: u64, div: u64) -> Result<Dim, String> {
+    match d.fixed() {
+        Some(n) if (n * mul) % div != 0 => Err(format!("dimension {n} not divisible by {div}")),
+        Some(n) => Ok(Dim::Fixed(n * mul / div)),
+        None => Ok(unknown_dim()),
+    }
+}
+
+pub fn infer_depth_to_space(d: &DepthToSpace, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(1, 1)?;
+    let x = inputs.ty(0)?;
+    check_rank4_block(x, d.block)?;
+    let b = d.block as u64;
+    let mut out = x.shape.clone();
+    let c = d.layout.channel_axis(4);
+    out[c] = scale_dim(&x.shape[c], 1, b * b)?;
+    for ax in d.layout.spatial_axes(4) {
+        out[ax] = scale_dim(&x.shape[ax], b, 1)?;
+    }
+    Ok(vec![TensorType::new(x.dtype, out)])
+}
+
+pub fn infer_space_to_depth(s: &SpaceToDepth, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(1, 1)?;
+    let x = inputs.ty(0)?;
+    check_rank4_block(x, s.block)?;
+    let b = s.block as u64;
+    let mut out = x.shape.clone();
+    let c = s.layout.channel_axis(4);
+    out[c] = scale_dim(&x.shape[c], b * b, 1)?;
+    for ax in s.layout.spatial_axes(4) {
+        out[ax] = scale_dim(&x.shape[ax], 1, b)?;
+    }
+    Ok(vec![TensorType::new(x.dtype, out)])
+}
+
+pub fn infer_resize(r: &Resize, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(1, 1)?;
+    let x = inputs.ty(0)?;
+    let out = match &r.sizes {
+        Some(s) if s.len() == x.rank() => s.clone(),
+        Some(s) => return Err(format!("{} sizes for rank {}", s.len(), x.rank())),
+        None if r.scales.len() != x.rank() => {
+            return Err(format!("{} scales for rank {}", r.scales.len(), x.rank()))
+        }
+        None => x
+            .shape
+            .iter()
+            .zip(&r.scales)
+            .map(|(d, &s)| match d.fixed() {
+                _ if s == 1.0 => d.clone(),
+                Some(n) => Dim::Fixed((n as f64 * s as f64).floor() as u64),
+                None => unknown_dim(),
+            })
+            .collect(),
+    };
+    Ok(vec![TensorType::new(x.dtype, out)])
+}
+
+/// Normalizes ONNX-style signed axes, refusing duplicates.
+pub fn norm_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
+    let mut out = Vec::with_capacity(axes.len());
+    for &a in axes {
+        let n = norm_axis(a, rank)?;
+        if out.contains(&n) {
+            return Err(format!("axis {a} repeated"));
+        }
+        out.push(n);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_lengths_follow_onnx_clamping() {
+        assert_eq!(slice_len(10, 0, i64::MAX, 1), 10);
+        assert_eq!(slice_len(10, 1, -1, 2), 4);
+        assert_eq!(slice_len(10, -1, i64::MIN, -1), 10);
+        assert_eq!(slice_len(10, 8, 2, -3), 2);
+        assert_eq!(slice_len(10, 20, 30, 1), 0);
+    }
+}

@@ -1,0 +1,84 @@
+//! Readers turn a model file or folder into a typed [`Graph`]. Each recognises its format from
+//! content (never from the extension alone).
+
+pub mod onnx;
+
+use crate::error::{failed, Error, Result};
+use crate::ir::{Graph, Shape};
+use bytes::Bytes;
+use std::path::Path;
+
+/// Options every reader understands.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// Overrides of input shapes by input name.
+    pub input_shapes: Vec<(String, Shape)>,
+}
+
+pub trait Reader {
+    /// Short format name (`onnx`, `keras`, `saved_model`).
+    fn name(&self) -> &'static str;
+    /// Whether `path` holds this format, judged from its content.
+    fn probe(&self, path: &Path) -> bool;
+    fn read(&self, path: &Path, opts: &ReadOptions) -> Result<Graph>;
+}
+
+/// Every reader, in probing order.
+pub fn all() -> Vec<Box<dyn Reader>> {
+    vec![Box::new(onnx::OnnxReader)]
+}
+
+/// Finds the reader for `path` or explains why none fits.
+pub fn detect(path: &Path) -> Result<Box<dyn Reader>> {
+    if !path.exists() {
+        return Err(failed(format!(
+            "{}: no such file or folder",
+            path.display()
+        )));
+    }
+    let readers = all();
+    let names: Vec<&str> = readers.iter().map(|r| r.name()).collect();
+    if let Some(r) = readers.into_iter().find(|r| r.probe(path)) {
+        return Ok(r);
+    }
+    let what = if path.is_dir() {
+        "folder holds no model"
+    } else {
+        "file is not a model"
+    };
+    Err(failed(format!(
+        "{}: this {what} in a format mdeploy reads (formats: {})",
+        path.display(),
+        names.join(", ")
+    )))
+}
+
+/// Reads a model of any supported format, verifying the graph it makes.
+pub fn read(path: &Path, opts: &ReadOptions) -> Result<Graph> {
+    let reader = detect(path)?;
+    let graph = reader.read(path, opts)?;
+    graph.verify().map_err(|e| {
+        Error::Failed(format!(
+            "{}: reader produced an invalid graph: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(graph)
+}
+
+/// Maps a file into memory; the bytes stay shared for as long as any tensor refers to them.
+pub fn map_file(path: &Path) -> Result<Bytes, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: the map is read-only; mdeploy never writes to its inputs. Another process
+    // truncating the file while we run is outside what any reader can defend against.
+    let map =
+        unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Bytes::from_owner(map))
+}

@@ -1,0 +1,426 @@
+//! Turns ONNX nodes into IR nodes. Every node goes through [`Importer::import_node`], which
+//! dispatches on the op type (handlers in `ops/`), binds the ONNX output names, folds constants
+//! and tracks the contents of small shape tensors so that shape subgraphs fold away even when
+//! the batch dimension is a symbol.
+
+use super::fold;
+use super::ops;
+use crate::error::Unsupported;
+use crate::ir::ops::BinaryOp;
+use crate::ir::{Dim, Graph, Op, Tensor, ValueId};
+use std::collections::{HashMap, HashSet};
+use tract_onnx::pb::{AttributeProto, NodeProto};
+
+/// Why a node could not be imported.
+pub enum NodeError {
+    /// The op or this use of it is not supported; listed with every other such node.
+    Unsupported(String),
+    /// The model is malformed at this node.
+    Invalid(String),
+}
+
+impl From<String> for NodeError {
+    fn from(s: String) -> NodeError {
+        NodeError::Invalid(s)
+    }
+}
+
+pub type NodeResult<T> = Result<T, NodeError>;
+
+pub fn unsupported<T>(why: impl Into<String>) -> NodeResult<T> {
+    Err(NodeError::Unsupported(why.into()))
+}
+
+/// One element of a shape-like tensor whose contents are known at import time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShapeEntry {
+    Int(i64),
+    Sym(String),
+}
+
+pub struct Importer {
+    pub g: Graph,
+    pub opset: i64,
+    names: HashMap<String, ValueId>,
+    /// Known contents of 1-D / scalar integer values that are not constants (e.g. `Shape` of
+    /// an input with a symbolic batch).
+    shape_contents: HashMap<ValueId, Vec<ShapeEntry>>,
+    used_names: HashSet<String>,
+    pub unsupported: Vec<Unsupported>,
+    /// ONNX value names that could not be produced because their node was unsupported.
+    poisoned: HashSet<String>,
+}
+
+/// A node being imported: its proto and resolved inputs (`None` for omitted optional inputs).
+pub struct NodeCtx<'a> {
+    pub node: &'a NodeProto,
+    pub inputs: Vec<Option<ValueId>>,
+    pub name: String,
+}
+
+impl NodeCtx<'_> {
+    pub fn attr(&self, name: &str) -> Option<&AttributeProto> {
+        self.node.attribute.iter().find(|a| a.name == name)
+    }
+    pub fn int(&self, name: &str, default: i64) -> i64 {
+        self.attr(name).map_or(default, |a| a.i)
+    }
+    pub fn float(&self, name: &str, default: f32) -> f32 {
+        self.attr(name).map_or(default, |a| a.f)
+    }
+    pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.attr(name).map(|a| a.ints.clone())
+    }
+    pub fn string(&self, name: &str, default: &str) -> String {
+        self.attr(name).map_or(default.to_string(), |a| {
+            String::from_utf8_lossy(&a.s).into_owned()
+        })
+    }
+    /// Required input `i`.
+    pub fn input(&self, i: usize) -> NodeResult<ValueId> {
+        self.inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| NodeError::Invalid(format!("missing input #{i}")))
+    }
+    pub fn opt_input(&self, i: usize) -> Option<ValueId> {
+        self.inputs.get(i).copied().flatten()
+    }
+}
+
+/// Arithmetic on shape entries where the answer does not depend on a symbol's value.
+fn symbolic_binary(op: BinaryOp, x: &ShapeEntry, y: &ShapeEntry) -> Option<ShapeEntry> {
+    use ShapeEntry::{Int, Sym};
+    Some(match (op, x, y) {
+        (_, Int(a), Int(b)) => Int(match op {
+            BinaryOp::Add => a.checked_add(*b)?,
+            BinaryOp::Sub => a.checked_sub(*b)?,
+            BinaryOp::Mul => a.checked_mul(*b)?,
+            BinaryOp::Div => a.checked_div(*b)?,
+            BinaryOp::Max => *a.max(b),
+            BinaryOp::Min => *a.min(b),
+            BinaryOp::Equal => (a == b) as i64,
+            _ => return None,
+        }),
+        (BinaryOp::Mul, Sym(s), Int(1)) | (BinaryOp::Mul, Int(1), Sym(s)) => Sym(s.clone()),
+        (BinaryOp::Add | BinaryOp::Sub, Sym(s), Int(0)) | (BinaryOp::Add, Int(0), Sym(s)) => {
+            Sym(s.clone())
+        }
+        (BinaryOp::Div, Sym(s), Int(1)) => Sym(s.clone()),
+        // A dimension is never negative, so it never equals -1 (PyTorch's "infer" marker).
+        (BinaryOp::Equal, Sym(_), Int(n)) | (BinaryOp::Equal, Int(n), Sym(_)) if *n < 0 => Int(0),
+        (BinaryOp::Equal, Sym(a), Sym(b)) if a == b => Int(1),
+        (BinaryOp::Max, Sym(s), Int(n)) | (BinaryOp::Max, Int(n), Sym(s)) if *n <= 1 => {
+            Sym(s.clone())
+        }
+        _ => return None,
+    })
+}
+
+impl Importer {
+    pub fn new(opset: i64) -> Importer {
+        Importer {
+            g: Graph::new(),
+            opset,
+            names: HashMap::new(),
+            shape_contents: HashMap::new(),
+            used_names: HashSet::new(),
+            unsupported: Vec::new(),
+            poisoned: HashSet::new(),
+        }
+    }
+
+    /// A value name not used yet, based on `base`.
+    pub fn unique_name(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 1;
+        while !self.used_names.insert(name.clone()) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        name
+    }
+
+    pub fn bind(&mut self, onnx_name: &str, id: ValueId) {
+        self.names.insert(onnx_name.to_string(), id);
+    }
+
+    pub fn lookup(&self, onnx_name: &str) -> Option<ValueId> {
+        self.names.get(onnx_name).copied()
+    }
+
+    pub fn add_input(&mut self, name: &str, ty: crate::ir::TensorType) -> ValueId {
+        let n = self.unique_name(name);
+        let id = self.g.add_input(&n, ty);
+        self.bind(name, id);
+        id
+    }
+
+    pub fn add_const(&mut self, name: &str, t: Tensor) -> ValueId {
+        let n = self.unique_name(name);
+        self.g.add_const(&n, t)
+    }
+
+    /// Adds an IR node (or, when every input is constant and the op folds, constants) and
+    /// returns its outputs. `base` names the node; outputs get `base:i` names until bound.
+    pub fn emit(&mut self, base: &str, op: Op, inputs: Vec<ValueId>) -> NodeResult<Vec<ValueId>> {
+        let types = self.g.infer(&op, &inputs)?;
+        let consts: Option<Vec<&Tensor>> = inputs.iter().map(|&i| self.g.constant(i)).collect();
+        let folded = match consts {
+            Some(c) => fold::fold(&op, &c, &types),
+            None => fold::fold_from_types(
+                &op,
+                &inputs.iter().map(|&i| self.g.ty(i)).collect::<Vec<_>>(),
+            ),
+        };
+        if let Some(tensors) = folded {
+            return Ok(tensors
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| self.add_const(&format!("{base}:{i}"), t))
+                .collect());
+        }
+        let contents = if types.len() == 1 && types[0].rank() <= 1 && !types[0].dtype.is_float() {
+            self.shape_contents_of(&op, &inputs)
+        } else {
+            None
+        };
+        // Contents known and free of symbols: the value is a constant.
+        if let Some(c) = &contents {
+            let ints: Option<Vec<i64>> = c
+                .iter()
+                .map(|e| {
+                    if let ShapeEntry::Int(v) = e {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            if let Some(ints) = ints.filter(|v| types[0].rank() == 1 || v.len() == 1) {
+                let shape = if types[0].rank() == 1 {
+                    vec![ints.len()]
+                } else {
+                    vec![]
+                };
+                let t = Tensor::from_i64s(types[0].dtype, shape, &ints);
+                return Ok(vec![self.add_const(&format!("{base}:0"), t)]);
+            }
+        }
+        let node_name = self.unique_name(base);
+        let out_names: Vec<String> = (0..types.len())
+            .map(|i| self.unique_name(&format!("{base}:{i}")))
+            .collect();
+        let outs = self.g.add_node(&node_name, op, inputs, &out_names)?;
+        if let Some(c) = contents {
+            self.shape_contents.insert(outs[0], c);
+        }
+        Ok(outs)
+    }
+
+    /// Emits a single-output op.
+    pub fn emit1(&mut self, base: &str, op: Op, inputs: Vec<ValueId>) -> NodeResult<ValueId> {
+        let outs = self.emit(base, op, inputs)?;
+        outs.into_iter()
+            .next()
+            .ok_or_else(|| NodeError::Invalid("op produced no output".into()))
+    }
+
+    /// The contents of a small integer tensor, if known now (constant or tracked).
+    pub fn shape_entries(&self, id: ValueId) -> Option<Vec<ShapeEntry>> {
+        if let Some(t) = self.g.constant(id) {
+            return Some(t.to_i64s()?.into_iter().map(ShapeEntry::Int).collect());
+        }
+        self.shape_contents.get(&id).cloned()
+    }
+
+    /// Constant integer contents of an input (axes, pads, sizes…).
+    pub fn const_ints(&self, id: ValueId) -> Option<Vec<i64>> {
+        self.g.constant(id).and_then(|t| t.to_i64s())
+    }
+
+    pub fn const_floats(&self, id: ValueId) -> Option<Vec<f64>> {
+        self.g.constant(id).map(|t| t.to_f64s())
+    }
+
+    /// What a node computes on shape-like values whose contents are known, if that can be
+    /// said at import time (symbols pass through gathers, concats and the arithmetic that
+    /// exporters wrap around them, e.g. PyTorch's `Where(Equal(shape, -1), 1, shape)`).
+    fn shape_contents_of(&self, op: &Op, inputs: &[ValueId]) -> Option<Vec<ShapeEntry>> {
+        let entries = |i: usize| inputs.get(i).and_then(|&v| self.shape_entries(v));
+        match op {
+            Op::ShapeOf(s) => Some(
+                self.g.ty(inputs[0]).shape[s.start..s.end]
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => ShapeEntry::Int(*n as i64),
+                        Dim::Sym(s) => ShapeEntry::Sym(s.clone()),
+                    })
+                    .collect(),
+            ),
+            Op::Gather(g) if g.axis == 0 => {
+                let (e, idx) = (entries(0)?, self.const_ints(*inputs.get(1)?)?);
+                idx.iter()
+                    .map(|&i| {
+                        let i = if i < 0 { i + e.len() as i64 } else { i };
+                        e.get(usize::try_from(i).ok()?).cloned()
+                    })
+                    .collect()
+            }
+            Op::Concat(_) => (0..inputs.len())
+                .map(entries)
+                .collect::<Option<Vec<_>>>()
+                .map(|v| v.concat()),
+            Op::Reshape(_) | Op::Cast(_) => entries(0),
+            Op::Slice(s) if s.axes.len() == 1 && s.axes[0].axis == 0 && s.axes[0].step == 1 => {
+                let e = entries(0)?;
+                let n = e.len() as i64;
+                let norm = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
+                let (a, b) = (norm(s.axes[0].start) as usize, norm(s.axes[0].end) as usize);
+                Some(e[a.min(b)..b].to_vec())
+            }
+            Op::Binary(b) => {
+                let (x, y) = (entries(0)?, entries(1)?);
+                let n = x.len().max(y.len());
+                if (x.len() != n && x.len() != 1) || (y.len() != n && y.len() != 1) {
+                    return None;
+                }
+                (0..n)
+                    .map(|i| symbolic_binary(*b, &x[i.min(x.len() - 1)], &y[i.min(y.len() - 1)]))
+                    .collect()
+            }
+            Op::ScatterElements(sc)
+                if sc.axis == 0 && sc.reduction == crate::ir::ops::ScatterReduction::None =>
+            {
+                let (mut e, idx, upd) =
+                    (entries(0)?, self.const_ints(*inputs.get(1)?)?, entries(2)?);
+                let n = e.len() as i64;
+                for (&i, u) in idx.iter().zip(&upd) {
+                    let i = if i < 0 { i + n } else { i };
+                    *e.get_mut(usize::try_from(i).ok()?)? = u.clone();
+                }
+                Some(e)
+            }
+            Op::Where => {
+                let (c, x, y) = (entries(0)?, entries(1)?, entries(2)?);
+                let n = c.len().max(x.len()).max(y.len());
+                (0..n)
+                    .map(|i| match &c[i.min(c.len() - 1)] {
+                        ShapeEntry::Int(0) => Some(y[i.min(y.len() - 1)].clone()),
+                        ShapeEntry::Int(_) => Some(x[i.min(x.len() - 1)].clone()),
+                        ShapeEntry::Sym(_) => None,
+                    })
+                    .collect()
+            }
+            _ => None,
+        }
+    }
+
+    /// Imports a list of nodes in order, collecting unsupported ones instead of stopping.
+    pub fn import_nodes(&mut self, nodes: &[NodeProto]) -> Result<(), String> {
+        for (i, node) in nodes.iter().enumerate() {
+            let name = if node.name.is_empty() {
+                format!("{}_{i}", node.op_type)
+            } else {
+                node.name.clone()
+            };
+            let mut inputs = Vec::with_capacity(node.input.len());
+            let mut blocked = false;
+            for inp in &node.input {
+                if inp.is_empty() {
+                    inputs.push(None);
+                } else if let Some(v) = self.lookup(inp) {
+                    inputs.push(Some(v));
+                } else if self.poisoned.contains(inp) {
+                    blocked = true;
+                } else {
+                    return Err(format!(
+                        "node '{name}' ({}): input '{inp}' is not defined",
+                        node.op_type
+                    ));
+                }
+            }
+            let domain_ok = node.domain.is_empty() || node.domain == "ai.onnx";
+            if blocked {
+                // An upstream node was unsupported: still report this one if it is unknown too.
+                if !domain_ok || !ops::is_known(&node.op_type) {
+                    self.report(node, &name, "no converter for this op".into());
+                }
+                self.poison(node);
+                continue;
+            }
+            let ctx = NodeCtx {
+                node,
+                inputs,
+                name: name.clone(),
+            };
+            let values_before = self.g.values.len();
+            let result = if domain_ok {
+                ops::import(self, &ctx)
+            } else {
+                unsupported(format!("custom domain '{}'", node.domain))
+            };
+            match result {
+                Ok(outs) => self.bind_outputs(node, &name, outs, values_before)?,
+                Err(NodeError::Unsupported(why)) => {
+                    self.report(node, &name, why);
+                    self.poison(node);
+                }
+                Err(NodeError::Invalid(why)) => {
+                    return Err(format!("node '{name}' ({}): {why}", node.op_type))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, node: &NodeProto, name: &str, reason: String) {
+        let op = if node.domain.is_empty() {
+            node.op_type.clone()
+        } else {
+            format!("{}:{}", node.domain, node.op_type)
+        };
+        self.unsupported.push(Unsupported {
+            op,
+            node: name.to_string(),
+            reason,
+        });
+    }
+
+    fn poison(&mut self, node: &NodeProto) {
+        for o in &node.output {
+            self.poisoned.insert(o.clone());
+        }
+    }
+
+    fn bind_outputs(
+        &mut self,
+        node: &NodeProto,
+        name: &str,
+        outs: Vec<ValueId>,
+        values_before: usize,
+    ) -> Result<(), String> {
+        for (i, onnx_out) in node.output.iter().enumerate() {
+            if onnx_out.is_empty() {
+                continue;
+            }
+            let Some(&v) = outs.get(i) else {
+                return Err(format!(
+                    "node '{name}' ({}): output '{onnx_out}' is not produced",
+                    node.op_type
+                ));
+            };
+            // A value made by this node takes the ONNX name; an existing one (Identity) is aliased.
+            if v.0 >= values_before
+                && self.g.value(v).name != *onnx_out
+                && !self.used_names.contains(onnx_out)
+            {
+                self.used_names.insert(onnx_out.clone());
+                self.g.value_mut(v).name = onnx_out.clone();
+            }
+            self.bind(onnx_out, v);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! Elementwise ONNX ops → `Unary`, `Binary`, `Activation`, `Where`, `Cast`. Variadic Sum, Mean,
+//! Max, Min become chains of binary ops. Identity and Dropout (inference) alias their input.
+
+use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
+use super::Handler;
+use crate::ir::ops::{Activation, BinaryOp, Cast, UnaryOp};
+use crate::ir::{DType, Op, Tensor, ValueId};
+
+pub fn handler(op: &str) -> Option<Handler> {
+    Some(match op {
+        "Abs" | "Neg" | "Sqrt" | "Exp" | "Log" | "Reciprocal" | "Erf" | "Floor" | "Ceil"
+        | "Round" | "Sign" | "Sin" | "Cos" | "Tan" | "Atan" | "Sigmoid" | "Tanh" | "Relu"
+        | "Softplus" | "Softsign" | "Not" | "IsNaN" => unary,
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" | "Less" | "Greater" | "LessOrEqual"
+        | "GreaterOrEqual" | "And" | "Or" | "Xor" | "Mod" | "PRelu" => binary,
+        "Sum" | "Mean" | "Max" | "Min" => variadic,
+        "LeakyRelu" | "Elu" | "Selu" | "Celu" | "HardSigmoid" | "HardSwish" | "Gelu"
+        | "ThresholdedRelu" | "Mish" => activation,
+        "Clip" => clip,
+        "Where" => where_,
+        "Cast" => cast,
+        "CastLike" => cast_like,
+        "Identity" | "Dropout" => identity,
+        _ => return None,
+    })
+}
+
+fn unary(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let u = match ctx.node.op_type.as_str() {
+        "Abs" => UnaryOp::Abs,
+        "Neg" => UnaryOp::Neg,
+        "Sqrt" => UnaryOp::Sqrt,
+        "Exp" => UnaryOp::Exp,
+        "Log" => UnaryOp::Log,
+        "Reciprocal" => UnaryOp::Reciprocal,
+        "Erf" => UnaryOp::Erf,
+        "Floor" => UnaryOp::Floor,
+        "Ceil" => UnaryOp::Ceil,
+        "Round" => UnaryOp::Round,
+        "Sign" => UnaryOp::Sign,
+        "Sin" => UnaryOp::Sin,
+        "Cos" => UnaryOp::Cos,
+        "Tan" => UnaryOp::Tan,
+        "Atan" => UnaryOp::Atan,
+        "Sigmoid" => UnaryOp::Sigmoid,
+        "Tanh" => UnaryOp::Tanh,
+        "Relu" => UnaryOp::Relu,
+        "Softplus" => UnaryOp::Softplus,
+        "Softsign" => UnaryOp::Softsign,
+        "Not" => UnaryOp::Not,
+        _ => UnaryOp::IsNaN,
+    };
+    imp.emit(&ctx.name, Op::Unary(u), vec![ctx.input(0)?])
+}
+
+fn binary_op(op_type: &str, fmod: bool) -> BinaryOp {
+    match op_type {
+        "Add" | "Sum" => BinaryOp::Add,
+        "Sub" => BinaryOp::Sub,
+        "Mul" => BinaryOp::Mul,
+        "Div" => BinaryOp::Div,
+        "Pow" => BinaryOp::Pow,
+        "Equal" => BinaryOp::Equal,
+        "Less" => BinaryOp::Less,
+        "Greater" => BinaryOp::Greater,
+        "LessOrEqual" => BinaryOp::LessOrEqual,
+        "GreaterOrEqual" => BinaryOp::GreaterOrEqual,
+        "And" => BinaryOp::And,
+        "Or" => BinaryOp::Or,
+        "Xor" => BinaryOp::Xor,
+        "Mod" if fmod => BinaryOp::Fmod,
+        "Mod" => BinaryOp::Mod,
+        "PRelu" => BinaryOp::PRelu,
+        "Max" => BinaryOp::Max,
+        _ => BinaryOp::Min,
+    }
+}
+
+fn binary(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let b = binary_op(&ctx.node.op_type, ctx.int("fmod", 0) == 1);
+    let (x, mut y) = (ctx.input(0)?, ctx.input(1)?);
+    let (tx, ty) = (imp.g.ty(x).clone(), imp.g.ty(y).clone());
+    if b == BinaryOp::Pow && tx.dtype != ty.dtype {
+        // ONNX Pow allows a different exponent type; the IR wants one type, so cast the exponent.
+        y = imp.emit1(
+            &format!("{}/exponent", ctx.name),
+            Op::Cast(Cast { to: tx.dtype }),
+            vec![y],
+        )?;
+    }
+    if b == BinaryOp::PRelu && ty.rank() > tx.rank() {
+        return Err(NodeError::Invalid(
+            "PRelu slope has a higher rank than its input".into(),
+        ));
+    }
+    imp.emit(&ctx.name, Op::Binary(b), vec![x, y])
+}
+
+/// Sum/Mean/Max/Min of any number of inputs, as a left fold of binary ops.
+fn variadic(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let b = binary_op(&ctx.node.op_type, false);
+    let b = if ctx.node.op_type == "Mean" {
+        BinaryOp::Add
+    } else {
+        b
+    };
+    let n = ctx.inputs.len();
+    let mut acc = ctx.input(0)?;
+    for i in 1..n {
+        acc = imp.emit1(
+            &format!("{}/{i}", ctx.name),
+            Op::Binary(b),
+            vec![acc, ctx.input(i)?],
+        )?;
+    }
+    if ctx.node.op_type == "Mean" && n > 1 {
+        let dt = imp.g.ty(acc).dtype;
+        let k = imp.add_const(
+            &format!("{}/count", ctx.name),
+            Tensor::from_f64s(dt, vec![], &[n as f64]),
+        );
+        acc = imp.emit1(
+            &format!("{}/mean", ctx.name),
+            Op::Binary(BinaryOp::Div),
+            vec![acc, k],
+        )?;
+    }
+    Ok(vec![acc])
+}
+
+fn activation(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let a = match ctx.node.op_type.as_str() {
+        "LeakyRelu" => Activation::LeakyRelu {
+            alpha: ctx.float("alpha", 0.01),
+        },
+        "Elu" => Activation::Elu {
+            alpha: ctx.float("alpha", 1.0),
+        },
+        "Selu" => Activation::Selu {
+            alpha: ctx.float("alpha", 1.673_263_2),
+            gamma: ctx.float("gamma", 1.050_701),
+        },
+        "Celu" => Activation::Celu {
+            alpha: ctx.float("alpha", 1.0),
+        },
+        "HardSigmoid" => Activation::HardSigmoid {
+            alpha: ctx.float("alpha", 0.2),
+            beta: ctx.float("beta", 0.5),
+        },
+        "HardSwish" => Activation::HardSwish,
+        "ThresholdedRelu" => Activation::ThresholdedRelu {
+            alpha: ctx.float("alpha", 1.0),
+        },
+        "Mish" => Activation::Mish,
+        _ => match ctx.string("approximate", "none").as_str() {
+            "none" => Activation::Gelu { tanh_approx: false },
+            "tanh" => Activation::Gelu { tanh_approx: true },
+            other => return unsupported(format!("Gelu approximate='{other}'")),
+        },
+    };
+    float_only(imp, ctx)?;
+    imp.emit(&ctx.name, Op::Activation(a), vec![ctx.input(0)?])
+}
+
+fn float_only(imp: &Importer, ctx: &NodeCtx) -> NodeResult<()> {
+    let dt = imp.g.ty(ctx.input(0)?).dtype;
+    if !dt.is_float() {
+        return unsupported(format!("{} on {dt} tensors", ctx.node.op_type));
+    }
+    Ok(())
+}
+
+fn clip(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let bound = |imp: &Importer, attr: &str, i: usize| -> NodeResult<Option<f32>> {
+        if imp.opset < 11 {
+            return Ok(ctx.attr(attr).map(|a| a.f));
+        }
+        match ctx.opt_input(i) {
+            None => Ok(None),
+            Some(v) => match imp.const_floats(v) {
+                Some(f) if f.len() == 1 => Ok(Some(f[0] as f32)),
+                _ => unsupported("Clip bounds computed at run time"),
+            },
+        }
+    };
+    let (min, max) = (bound(imp, "min", 1)?, bound(imp, "max", 2)?);
+    let dt = imp.g.ty(x).dtype;
+    if !dt.is_float() {
+        // Integer clip: min/max against constants keeps the exact integer semantics.
+        let mut v = x;
+        for (b, op) in [(min, BinaryOp::Max), (max, BinaryOp::Min)] {
+            if let Some(b) = b {
+                let c = imp.add_const(
+                    &format!("{}/bound", ctx.name),
+                    Tensor::from_f64s(dt, vec![], &[b as f64]),
+                );
+                v = imp.emit1(&format!("{}/{op:?}", ctx.name), Op::Binary(op), vec![v, c])?;
+            }
+        }
+        return Ok(vec![v]);
+    }
+    imp.emit(
+        &ctx.name,
+        Op::Activation(Activation::Clip { min, max }),
+        vec![x],
+    )
+}
+
+fn where_(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    imp.emit(
+        &ctx.name,
+        Op::Where,
+        vec![ctx.input(0)?, ctx.input(1)?, ctx.input(2)?],
+    )
+}
+
+fn cast(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let code = ctx.int("to", 1) as i32;
+    let Some(to) = super::super::tensor::dtype_from_onnx(code) else {
+        return unsupported(format!("Cast to element type {code}"));
+    };
+    cast_to(imp, ctx, to)
+}
+
+fn cast_like(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let to = imp.g.ty(ctx.input(1)?).dtype;
+    cast_to(imp, ctx, to)
+}
+
+fn cast_to(imp: &mut Importer, ctx: &NodeCtx, to: DType) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    if imp.g.ty(x).dtype == to {
+        return Ok(vec![x]);
+    }
+    imp.emit(&ctx.name, Op::Cast(Cast { to }), vec![x])
+}
+
+fn identity(_imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    // Dropout at inference is the identity; its optional mask output is not produced.
+    if ctx.node.op_type == "Dropout" && ctx.node.output.iter().skip(1).any(|o| !o.is_empty()) {
+        return unsupported("Dropout mask output");
+    }
+    Ok(vec![ctx.input(0)?])
+}

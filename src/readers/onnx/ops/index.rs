@@ -1,0 +1,234 @@
+//! Indexing, reduction and Einsum ONNX ops. Reductions take axes from the attribute (before
+//! opset 18, ReduceSum before 13) or from a constant input; `noop_with_empty_axes` is honoured.
+
+use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
+use super::Handler;
+use crate::ir::ops::{
+    norm_axes, norm_axis, ArgReduce, CumSum, Einsum, Gather, GatherNd, OneHot, Reduce, ReduceKind,
+    Scatter, ScatterElements, ScatterReduction, TopK, Trilu,
+};
+use crate::ir::{Op, ValueId};
+
+pub fn handler(op: &str) -> Option<Handler> {
+    Some(match op {
+        "Gather" | "GatherElements" => gather,
+        "GatherND" => gather_nd,
+        "ScatterND" => scatter_nd,
+        "ScatterElements" | "Scatter" => scatter_elements,
+        "TopK" => topk,
+        "ArgMax" | "ArgMin" => arg_reduce,
+        "CumSum" => cumsum,
+        "NonZero" => non_zero,
+        "OneHot" => one_hot,
+        "Trilu" => trilu,
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1"
+        | "ReduceL2" | "ReduceLogSumExp" | "ReduceSumSquare" => reduce,
+        "Einsum" => einsum,
+        _ => return None,
+    })
+}
+
+fn gather(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let (x, i) = (ctx.input(0)?, ctx.input(1)?);
+    let axis = norm_axis(ctx.int("axis", 0), imp.g.ty(x).rank())?;
+    let op = if ctx.node.op_type == "Gather" {
+        Op::Gather(Gather { axis })
+    } else {
+        Op::GatherElements(Gather { axis })
+    };
+    imp.emit(&ctx.name, op, vec![x, i])
+}
+
+fn gather_nd(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let g = GatherNd {
+        batch_dims: ctx.int("batch_dims", 0).max(0) as usize,
+    };
+    imp.emit(
+        &ctx.name,
+        Op::GatherNd(g),
+        vec![ctx.input(0)?, ctx.input(1)?],
+    )
+}
+
+fn reduction(ctx: &NodeCtx) -> NodeResult<ScatterReduction> {
+    Ok(match ctx.string("reduction", "none").as_str() {
+        "none" => ScatterReduction::None,
+        "add" => ScatterReduction::Add,
+        "mul" => ScatterReduction::Mul,
+        "max" => ScatterReduction::Max,
+        "min" => ScatterReduction::Min,
+        r => return unsupported(format!("reduction '{r}'")),
+    })
+}
+
+fn scatter_nd(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let s = Scatter {
+        reduction: reduction(ctx)?,
+    };
+    imp.emit(
+        &ctx.name,
+        Op::ScatterNd(s),
+        vec![ctx.input(0)?, ctx.input(1)?, ctx.input(2)?],
+    )
+}
+
+fn scatter_elements(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let axis = norm_axis(ctx.int("axis", 0), imp.g.ty(x).rank())?;
+    let s = ScatterElements {
+        axis,
+        reduction: reduction(ctx)?,
+    };
+    imp.emit(
+        &ctx.name,
+        Op::ScatterElements(s),
+        vec![x, ctx.input(1)?, ctx.input(2)?],
+    )
+}
+
+fn topk(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let k = if imp.opset < 10 {
+        ctx.int("k", 1)
+    } else {
+        match imp.const_ints(ctx.input(1)?) {
+            Some(v) if v.len() == 1 => v[0],
+            _ => return unsupported("TopK with k computed at run time"),
+        }
+    };
+    let axis = norm_axis(ctx.int("axis", -1), imp.g.ty(x).rank())?;
+    if let Some(n) = imp.g.ty(x).shape[axis].fixed() {
+        if k < 0 || k as u64 > n {
+            return Err(NodeError::Invalid(format!("k = {k} for an axis of {n}")));
+        }
+    }
+    let t = TopK {
+        axis,
+        k: k.max(0) as usize,
+        largest: ctx.int("largest", 1) == 1,
+        sorted: ctx.int("sorted", 1) == 1,
+    };
+    imp.emit(&ctx.name, Op::TopK(t), vec![x])
+}
+
+fn arg_reduce(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let a = ArgReduce {
+        max: ctx.node.op_type == "ArgMax",
+        axis: norm_axis(ctx.int("axis", 0), imp.g.ty(x).rank())?,
+        keep_dims: ctx.int("keepdims", 1) == 1,
+        select_last: ctx.int("select_last_index", 0) == 1,
+    };
+    imp.emit(&ctx.name, Op::ArgReduce(a), vec![x])
+}
+
+fn cumsum(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let axis = match imp.const_ints(ctx.input(1)?) {
+        Some(v) if v.len() == 1 => norm_axis(v[0], imp.g.ty(x).rank())?,
+        _ => return unsupported("CumSum axis computed at run time"),
+    };
+    let c = CumSum {
+        axis,
+        exclusive: ctx.int("exclusive", 0) == 1,
+        reverse: ctx.int("reverse", 0) == 1,
+    };
+    imp.emit(&ctx.name, Op::CumSum(c), vec![x])
+}
+
+fn non_zero(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    imp.emit(&ctx.name, Op::NonZero, vec![ctx.input(0)?])
+}
+
+fn one_hot(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let depth = match imp.const_floats(ctx.input(1)?) {
+        Some(v) if v.len() == 1 && v[0] >= 1.0 => v[0] as usize,
+        _ => return unsupported("OneHot depth computed at run time"),
+    };
+    let o = OneHot {
+        axis: ctx.int("axis", -1),
+        depth,
+    };
+    imp.emit(&ctx.name, Op::OneHot(o), vec![ctx.input(0)?, ctx.input(2)?])
+}
+
+fn trilu(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let k = match ctx.opt_input(1) {
+        None => 0,
+        Some(v) => match imp.const_ints(v) {
+            Some(k) if k.len() == 1 => k[0],
+            _ => return unsupported("Trilu k computed at run time"),
+        },
+    };
+    imp.emit(
+        &ctx.name,
+        Op::Trilu(Trilu {
+            upper: ctx.int("upper", 1) == 1,
+            k,
+        }),
+        vec![ctx.input(0)?],
+    )
+}
+
+fn reduce(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let rank = imp.g.ty(x).rank();
+    let kind = match ctx.node.op_type.as_str() {
+        "ReduceMean" => ReduceKind::Mean,
+        "ReduceSum" => ReduceKind::Sum,
+        "ReduceMax" => ReduceKind::Max,
+        "ReduceMin" => ReduceKind::Min,
+        "ReduceProd" => ReduceKind::Prod,
+        "ReduceL1" => ReduceKind::L1,
+        "ReduceL2" => ReduceKind::L2,
+        "ReduceLogSumExp" => ReduceKind::LogSumExp,
+        _ => ReduceKind::SumSquare,
+    };
+    let axes = match ctx.ints("axes") {
+        Some(a) => Some(a),
+        None => match ctx.opt_input(1) {
+            None => None,
+            Some(v) => Some(imp.const_ints(v).ok_or_else(|| {
+                NodeError::Unsupported("reduction axes computed at run time".into())
+            })?),
+        },
+    };
+    let mut axes = match axes {
+        Some(a) if !a.is_empty() => norm_axes(&a, rank)?,
+        _ if ctx.int("noop_with_empty_axes", 0) == 1 => return Ok(vec![x]),
+        _ => (0..rank).collect(),
+    };
+    axes.sort_unstable();
+    if axes.is_empty() {
+        // Reducing a scalar over "all axes" leaves it unchanged for every kind but the
+        // squared/absolute ones; keep those as an explicit elementwise op would be needed.
+        if matches!(
+            kind,
+            ReduceKind::Mean
+                | ReduceKind::Sum
+                | ReduceKind::Max
+                | ReduceKind::Min
+                | ReduceKind::Prod
+        ) {
+            return Ok(vec![x]);
+        }
+        return unsupported("reduction of a scalar");
+    }
+    let r = Reduce {
+        kind,
+        axes,
+        keep_dims: ctx.int("keepdims", 1) == 1,
+    };
+    imp.emit(&ctx.name, Op::Reduce(r), vec![x])
+}
+
+fn einsum(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let inputs: Vec<ValueId> = ctx.inputs.iter().flatten().copied().collect();
+    imp.emit(
+        &ctx.name,
+        Op::Einsum(Einsum {
+            equation: ctx.string("equation", ""),
+        }),
+        inputs,
+    )
+}

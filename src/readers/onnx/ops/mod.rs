@@ -1,0 +1,35 @@
+//! ONNX op handlers, one file per family. `import` dispatches on the op type; `is_known` lists
+//! every op type some handler takes (used to report unknown ops downstream of an unsupported
+//! one).
+
+mod elementwise;
+mod index;
+mod nn;
+mod quant;
+mod rnn;
+mod shape;
+
+use super::import::{unsupported, Importer, NodeCtx, NodeResult};
+use crate::ir::ValueId;
+
+type Handler = fn(&mut Importer, &NodeCtx) -> NodeResult<Vec<ValueId>>;
+
+fn handler(op_type: &str) -> Option<Handler> {
+    elementwise::handler(op_type)
+        .or_else(|| nn::handler(op_type))
+        .or_else(|| shape::handler(op_type))
+        .or_else(|| index::handler(op_type))
+        .or_else(|| quant::handler(op_type))
+        .or_else(|| rnn::handler(op_type))
+}
+
+pub fn is_known(op_type: &str) -> bool {
+    handler(op_type).is_some()
+}
+
+pub fn import(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    match handler(&ctx.node.op_type) {
+        Some(h) => h(imp, ctx),
+        None => unsupported("no converter for this op"),
+    }
+}

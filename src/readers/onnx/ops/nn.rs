@@ -1,0 +1,384 @@
+//! Neural-network ONNX ops: Conv, ConvTranspose (output_shape resolved to pads), Gemm (lowered
+//! to Transpose/MatMul/Mul/Add; constant transposes fold into the weights), MatMul, pooling,
+//! normalizations and Softmax/LogSoftmax (the opset < 13 "coerce to 2-D" form is rewritten as
+//! Reshape → Softmax → Reshape).
+
+use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
+use super::Handler;
+use crate::ir::ops::{
+    BatchNorm, BinaryOp, Conv, GlobalPool, InstanceNorm, LayerNorm, Padding, Pool, PoolKind,
+    Reshape, Softmax, Transpose,
+};
+use crate::ir::{Dim, KernelLayout, Layout, Op, Tensor, ValueId};
+
+pub fn handler(op: &str) -> Option<Handler> {
+    Some(match op {
+        "Conv" | "ConvTranspose" => conv,
+        "Gemm" => gemm,
+        "MatMul" => matmul,
+        "MaxPool" | "AveragePool" | "LpPool" => pool,
+        "GlobalAveragePool" | "GlobalMaxPool" | "GlobalLpPool" => global_pool,
+        "BatchNormalization" => batch_norm,
+        "LayerNormalization" => layer_norm,
+        "InstanceNormalization" => instance_norm,
+        "Softmax" | "LogSoftmax" => softmax,
+        _ => return None,
+    })
+}
+
+/// Reads the attributes shared by Conv, ConvTranspose and the quantized convolutions.
+pub fn conv_params(
+    imp: &Importer,
+    ctx: &NodeCtx,
+    x: ValueId,
+    w: ValueId,
+    transposed: bool,
+) -> NodeResult<Conv> {
+    let xt = imp.g.ty(x);
+    let wshape = &imp.g.ty(w).shape;
+    if xt.rank() < 3 || wshape.len() != xt.rank() {
+        return Err(NodeError::Invalid(format!(
+            "input {xt} and kernel ranks do not fit a convolution"
+        )));
+    }
+    let n = xt.rank() - 2;
+    let kernel: Vec<usize> = match ctx.ints("kernel_shape") {
+        Some(k) => k.iter().map(|&v| v as usize).collect(),
+        None => wshape[2..]
+            .iter()
+            .map(|d| d.fixed().map(|v| v as usize))
+            .collect::<Option<_>>()
+            .ok_or_else(|| NodeError::Unsupported("kernel size not known".into()))?,
+    };
+    let ones = vec![1i64; n];
+    let to_usize =
+        |v: Vec<i64>| -> Vec<usize> { v.into_iter().map(|x| x.max(0) as usize).collect() };
+    let strides = to_usize(ctx.ints("strides").unwrap_or_else(|| ones.clone()));
+    let dilations = to_usize(ctx.ints("dilations").unwrap_or_else(|| ones.clone()));
+    if strides.len() != n || dilations.len() != n || kernel.len() != n {
+        return Err(NodeError::Invalid(
+            "strides/dilations/kernel_shape do not match the spatial rank".into(),
+        ));
+    }
+    let mut c = Conv {
+        layout: Layout::Nchw,
+        kernel_layout: if transposed {
+            KernelLayout::Iohw
+        } else {
+            KernelLayout::Oihw
+        },
+        strides,
+        dilations,
+        padding: padding_attr(ctx, n)?,
+        group: ctx.int("group", 1).max(1) as usize,
+        output_padding: ctx
+            .ints("output_padding")
+            .map(to_usize)
+            .unwrap_or_else(|| vec![0; n]),
+    };
+    let spatial: Vec<Dim> = xt.shape[2..].to_vec();
+    if transposed {
+        if let Some(out) = ctx.ints("output_shape") {
+            c.padding = transpose_pads_for_output(&c, &spatial, &kernel, &out, ctx)?;
+        } else if c.padding != Padding::Explicit(vec![(0, 0); n])
+            && !matches!(c.padding, Padding::Explicit(_))
+        {
+            let out: Vec<i64> = spatial
+                .iter()
+                .zip(&c.strides)
+                .map(|(d, &s)| d.fixed().map_or(-1, |v| v as i64 * s as i64))
+                .collect();
+            if out.iter().any(|&o| o < 0) {
+                return unsupported("ConvTranspose with auto_pad on symbolic spatial sizes");
+            }
+            c.padding = transpose_pads_for_output(&c, &spatial, &kernel, &out, ctx)?;
+        }
+    } else if let Some(p) = c.explicit_pads(&spatial, &kernel) {
+        c.padding = Padding::Explicit(p);
+    }
+    Ok(c)
+}
+
+fn padding_attr(ctx: &NodeCtx, n: usize) -> NodeResult<Padding> {
+    Ok(match ctx.string("auto_pad", "NOTSET").as_str() {
+        "SAME_UPPER" => Padding::SameUpper,
+        "SAME_LOWER" => Padding::SameLower,
+        "VALID" => Padding::Explicit(vec![(0, 0); n]),
+        _ => {
+            let p = ctx.ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
+            if p.len() != 2 * n || p.iter().any(|&v| v < 0) {
+                return Err(NodeError::Invalid(format!(
+                    "pads {p:?} for {n} spatial axes"
+                )));
+            }
+            Padding::Explicit((0..n).map(|i| (p[i] as usize, p[i + n] as usize)).collect())
+        }
+    })
+}
+
+/// ConvTranspose: the explicit pads that give `out` (ONNX operator spec, output_shape rule).
+fn transpose_pads_for_output(
+    c: &Conv,
+    spatial: &[Dim],
+    kernel: &[usize],
+    out: &[i64],
+    ctx: &NodeCtx,
+) -> NodeResult<Padding> {
+    let out = if out.len() == spatial.len() + 2 {
+        &out[2..]
+    } else {
+        out
+    };
+    let mut pads = Vec::new();
+    for i in 0..spatial.len() {
+        let Some(n) = spatial[i].fixed() else {
+            return unsupported("ConvTranspose output_shape with symbolic spatial sizes");
+        };
+        let full = c.strides[i] as i64 * (n as i64 - 1)
+            + c.output_padding[i] as i64
+            + ((kernel[i] as i64 - 1) * c.dilations[i] as i64 + 1);
+        let total = full - out[i];
+        if total < 0 {
+            return unsupported("ConvTranspose output_shape larger than the full output");
+        }
+        let (small, big) = ((total / 2) as usize, (total - total / 2) as usize);
+        pads.push(if ctx.string("auto_pad", "NOTSET") == "SAME_LOWER" {
+            (big, small)
+        } else {
+            (small, big)
+        });
+    }
+    Ok(Padding::Explicit(pads))
+}
+
+fn conv(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let (x, w) = (ctx.input(0)?, ctx.input(1)?);
+    let transposed = ctx.node.op_type == "ConvTranspose";
+    let c = conv_params(imp, ctx, x, w, transposed)?;
+    let mut inputs = vec![x, w];
+    inputs.extend(ctx.opt_input(2));
+    imp.emit(
+        &ctx.name,
+        if transposed {
+            Op::ConvTranspose(c)
+        } else {
+            Op::Conv(c)
+        },
+        inputs,
+    )
+}
+
+fn gemm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let (mut a, mut b) = (ctx.input(0)?, ctx.input(1)?);
+    if imp.g.ty(a).rank() != 2 || imp.g.ty(b).rank() != 2 {
+        return Err(NodeError::Invalid("Gemm inputs must be 2-D".into()));
+    }
+    let t = Op::Transpose(Transpose { perm: vec![1, 0] });
+    if ctx.int("transA", 0) == 1 {
+        a = imp.emit1(&format!("{}/transA", ctx.name), t.clone(), vec![a])?;
+    }
+    if ctx.int("transB", 0) == 1 {
+        b = imp.emit1(&format!("{}/transB", ctx.name), t, vec![b])?;
+    }
+    let (alpha, beta) = (ctx.float("alpha", 1.0), ctx.float("beta", 1.0));
+    let dt = imp.g.ty(a).dtype;
+    let mut y = imp.emit1(&format!("{}/matmul", ctx.name), Op::MatMul, vec![a, b])?;
+    if alpha != 1.0 {
+        let k = imp.add_const(
+            &format!("{}/alpha", ctx.name),
+            Tensor::from_f64s(dt, vec![], &[alpha as f64]),
+        );
+        y = imp.emit1(
+            &format!("{}/scale", ctx.name),
+            Op::Binary(BinaryOp::Mul),
+            vec![y, k],
+        )?;
+    }
+    if let Some(mut c) = ctx.opt_input(2) {
+        if beta != 1.0 {
+            let k = imp.add_const(
+                &format!("{}/beta", ctx.name),
+                Tensor::from_f64s(dt, vec![], &[beta as f64]),
+            );
+            c = imp.emit1(
+                &format!("{}/beta_c", ctx.name),
+                Op::Binary(BinaryOp::Mul),
+                vec![c, k],
+            )?;
+        }
+        if beta != 0.0 {
+            y = imp.emit1(
+                &format!("{}/bias", ctx.name),
+                Op::Binary(BinaryOp::Add),
+                vec![y, c],
+            )?;
+        }
+    }
+    Ok(vec![y])
+}
+
+fn matmul(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    imp.emit(&ctx.name, Op::MatMul, vec![ctx.input(0)?, ctx.input(1)?])
+}
+
+fn pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    if ctx.node.output.get(1).is_some_and(|o| !o.is_empty()) {
+        return unsupported("MaxPool indices output");
+    }
+    let x = ctx.input(0)?;
+    let xt = imp.g.ty(x).clone();
+    if xt.rank() < 3 {
+        return Err(NodeError::Invalid(format!(
+            "pooling input {xt} has no spatial axes"
+        )));
+    }
+    let n = xt.rank() - 2;
+    let kind = match ctx.node.op_type.as_str() {
+        "MaxPool" => PoolKind::Max,
+        "AveragePool" => PoolKind::Avg,
+        _ if ctx.int("p", 2) == 2 => PoolKind::L2,
+        _ => return unsupported("LpPool with p != 2"),
+    };
+    let kernel: Vec<usize> = ctx
+        .ints("kernel_shape")
+        .ok_or_else(|| NodeError::Invalid("pooling without kernel_shape".into()))?
+        .iter()
+        .map(|&k| k.max(1) as usize)
+        .collect();
+    let get = |name: &str| -> Vec<usize> {
+        ctx.ints(name).map_or(vec![1; n], |v| {
+            v.iter().map(|&x| x.max(1) as usize).collect()
+        })
+    };
+    let mut p = Pool {
+        kind,
+        layout: Layout::Nchw,
+        kernel,
+        strides: get("strides"),
+        dilations: get("dilations"),
+        padding: padding_attr(ctx, n)?,
+        ceil_mode: ctx.int("ceil_mode", 0) == 1,
+        count_include_pad: ctx.int("count_include_pad", 0) == 1,
+    };
+    if !matches!(p.padding, Padding::Explicit(_)) {
+        let c = Conv {
+            layout: Layout::Nchw,
+            kernel_layout: KernelLayout::Oihw,
+            strides: p.strides.clone(),
+            dilations: p.dilations.clone(),
+            padding: p.padding.clone(),
+            group: 1,
+            output_padding: vec![],
+        };
+        if let Some(pads) = c.explicit_pads(&xt.shape[2..], &p.kernel) {
+            p.padding = Padding::Explicit(pads);
+        }
+    }
+    imp.emit(&ctx.name, Op::Pool(p), vec![x])
+}
+
+fn global_pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let kind = match ctx.node.op_type.as_str() {
+        "GlobalAveragePool" => PoolKind::Avg,
+        "GlobalMaxPool" => PoolKind::Max,
+        _ if ctx.int("p", 2) == 2 => PoolKind::L2,
+        _ => return unsupported("GlobalLpPool with p != 2"),
+    };
+    imp.emit(
+        &ctx.name,
+        Op::GlobalPool(GlobalPool {
+            kind,
+            layout: Layout::Nchw,
+        }),
+        vec![ctx.input(0)?],
+    )
+}
+
+fn extra_outputs_unsupported(ctx: &NodeCtx, what: &str) -> NodeResult<()> {
+    if ctx.node.output.iter().skip(1).any(|o| !o.is_empty()) {
+        return unsupported(format!("{what} outputs"));
+    }
+    Ok(())
+}
+
+fn batch_norm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    if ctx.int("training_mode", 0) == 1 {
+        return unsupported("BatchNormalization in training mode");
+    }
+    extra_outputs_unsupported(ctx, "training statistics")?;
+    let inputs = (0..5)
+        .map(|i| ctx.input(i))
+        .collect::<NodeResult<Vec<_>>>()?;
+    let bn = BatchNorm {
+        epsilon: ctx.float("epsilon", 1e-5),
+        layout: Layout::Nchw,
+    };
+    imp.emit(&ctx.name, Op::BatchNorm(bn), inputs)
+}
+
+fn layer_norm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    extra_outputs_unsupported(ctx, "LayerNormalization mean/inv_std_dev")?;
+    let x = ctx.input(0)?;
+    let axis = crate::ir::ops::norm_axis(ctx.int("axis", -1), imp.g.ty(x).rank())?;
+    let mut inputs = vec![x, ctx.input(1)?];
+    inputs.extend(ctx.opt_input(2));
+    imp.emit(
+        &ctx.name,
+        Op::LayerNorm(LayerNorm {
+            axis,
+            epsilon: ctx.float("epsilon", 1e-5),
+        }),
+        inputs,
+    )
+}
+
+fn instance_norm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let inputs = (0..3)
+        .map(|i| ctx.input(i))
+        .collect::<NodeResult<Vec<_>>>()?;
+    let n = InstanceNorm {
+        epsilon: ctx.float("epsilon", 1e-5),
+        layout: Layout::Nchw,
+    };
+    imp.emit(&ctx.name, Op::InstanceNorm(n), inputs)
+}
+
+fn softmax(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let log = ctx.node.op_type == "LogSoftmax";
+    let x = ctx.input(0)?;
+    let xt = imp.g.ty(x).clone();
+    let rank = xt.rank();
+    let legacy = imp.opset < 13;
+    let axis = crate::ir::ops::norm_axis(ctx.int("axis", if legacy { 1 } else { -1 }), rank)?;
+    if !legacy || axis == rank - 1 {
+        return imp.emit(&ctx.name, Op::Softmax(Softmax { axis, log }), vec![x]);
+    }
+    // Opset < 13: softmax over the flattened axes axis..rank.
+    let inner = crate::ir::ops::dim_product(&xt.shape[axis..]).ok_or_else(|| {
+        NodeError::Unsupported("opset < 13 Softmax over symbolic trailing axes".into())
+    })?;
+    let outer = match crate::ir::ops::dim_product(&xt.shape[..axis]) {
+        Some(o) => Dim::Fixed(o),
+        None if axis == 1 => xt.shape[0].clone(),
+        None => imp.g.fresh_symbol(),
+    };
+    let flat = imp.emit1(
+        &format!("{}/flatten", ctx.name),
+        Op::Reshape(Reshape {
+            shape: vec![outer, Dim::Fixed(inner)],
+        }),
+        vec![x],
+    )?;
+    let s = imp.emit1(
+        &format!("{}/softmax", ctx.name),
+        Op::Softmax(Softmax { axis: 1, log }),
+        vec![flat],
+    )?;
+    imp.emit(
+        &ctx.name,
+        Op::Reshape(Reshape {
+            shape: xt.shape.clone(),
+        }),
+        vec![s],
+    )
+}

@@ -1,0 +1,627 @@
+//! Shape and data-movement ONNX ops. Axes, pads, repeats, sizes and target shapes move from
+//! attributes (older opsets) to inputs (newer); both are read, and inputs must be known at
+//! import time (constants, or shape tensors whose contents were tracked).
+
+use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult, ShapeEntry};
+use super::Handler;
+use crate::ir::ops::{
+    norm_axes, norm_axis, ConstantOfShape, CoordTransform, DepthToSpace, DepthToSpaceMode, Expand,
+    NearestRounding, Pad, PadMode, Reshape, Resize, ResizeMode, ShapeOf, Slice, SliceAxis,
+    SpaceToDepth, Split, Tile, Transpose,
+};
+use crate::ir::{Dim, Layout, Op, Shape, Tensor, ValueId};
+
+pub fn handler(op: &str) -> Option<Handler> {
+    Some(match op {
+        "Reshape" => reshape,
+        "Flatten" => flatten,
+        "Squeeze" | "Unsqueeze" => squeeze,
+        "Transpose" => transpose,
+        "Concat" => concat,
+        "Split" => split,
+        "Slice" => slice,
+        "Pad" => pad,
+        "Tile" => tile,
+        "Expand" => expand,
+        "Shape" => shape_of,
+        "Size" => size,
+        "ConstantOfShape" => constant_of_shape,
+        "Constant" => constant,
+        "Range" => range,
+        "DepthToSpace" | "SpaceToDepth" => depth_space,
+        "Resize" | "Upsample" => resize,
+        _ => return None,
+    })
+}
+
+/// Integer list from an attribute (older opsets) or a constant input (newer ones).
+fn ints_arg(
+    imp: &Importer,
+    ctx: &NodeCtx,
+    attr: &str,
+    input: usize,
+) -> NodeResult<Option<Vec<i64>>> {
+    if let Some(v) = ctx.ints(attr) {
+        return Ok(Some(v));
+    }
+    match ctx.opt_input(input) {
+        None => Ok(None),
+        Some(v) => match imp.const_ints(v) {
+            Some(x) => Ok(Some(x)),
+            None => unsupported(format!("'{attr}' computed at run time")),
+        },
+    }
+}
+
+/// Emits a reshape of `x` to `shape` (dims resolved), or returns `x` when nothing changes.
+pub fn reshape_to(
+    imp: &mut Importer,
+    name: &str,
+    x: ValueId,
+    shape: Shape,
+) -> NodeResult<Vec<ValueId>> {
+    if imp.g.ty(x).shape == shape {
+        return Ok(vec![x]);
+    }
+    imp.emit(name, Op::Reshape(Reshape { shape }), vec![x])
+}
+
+/// Product of dims as (fixed factor, sorted symbol names).
+fn monomial(dims: &[Dim]) -> (u64, Vec<String>) {
+    let mut c = 1u64;
+    let mut syms = Vec::new();
+    for d in dims {
+        match d {
+            Dim::Fixed(n) => c = c.saturating_mul(*n),
+            Dim::Sym(s) => syms.push(s.clone()),
+        }
+    }
+    syms.sort();
+    (c, syms)
+}
+
+/// Resolves an ONNX Reshape target (0 copies, -1 infers) against the input shape.
+pub fn resolve_target(
+    imp: &mut Importer,
+    input: &[Dim],
+    target: &[ShapeEntry],
+    allowzero: bool,
+) -> NodeResult<Shape> {
+    let mut out: Vec<Option<Dim>> = Vec::with_capacity(target.len());
+    let mut infer_at = None;
+    for (i, e) in target.iter().enumerate() {
+        out.push(match e {
+            ShapeEntry::Int(0) if !allowzero => {
+                Some(input.get(i).cloned().ok_or_else(|| {
+                    NodeError::Invalid(format!("0 at axis {i} past the input rank"))
+                })?)
+            }
+            ShapeEntry::Int(-1) if infer_at.is_none() => {
+                infer_at = Some(i);
+                None
+            }
+            ShapeEntry::Int(n) if *n >= 0 => Some(Dim::Fixed(*n as u64)),
+            ShapeEntry::Int(n) => {
+                return Err(NodeError::Invalid(format!("bad target dimension {n}")))
+            }
+            ShapeEntry::Sym(s) => Some(Dim::Sym(s.clone())),
+        });
+    }
+    if let Some(at) = infer_at {
+        let known: Vec<Dim> = out.iter().flatten().cloned().collect();
+        let (ci, mut si) = monomial(input);
+        let (ct, st) = monomial(&known);
+        let mut ok = ct != 0 && ci % ct.max(1) == 0;
+        for s in &st {
+            match si.iter().position(|x| x == s) {
+                Some(p) => {
+                    si.remove(p);
+                }
+                None => ok = false,
+            }
+        }
+        out[at] = Some(match (ok, si.len()) {
+            (true, 0) => Dim::Fixed(ci / ct.max(1)),
+            (true, 1) if ci / ct.max(1) == 1 => Dim::Sym(si[0].clone()),
+            _ => imp.g.fresh_symbol(),
+        });
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+fn reshape(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let target = match ctx.opt_input(1) {
+        Some(s) => imp
+            .shape_entries(s)
+            .ok_or_else(|| NodeError::Unsupported("target shape computed at run time".into()))?,
+        None => ctx
+            .ints("shape")
+            .unwrap_or_default()
+            .into_iter()
+            .map(ShapeEntry::Int)
+            .collect(),
+    };
+    let input = imp.g.ty(x).shape.clone();
+    let shape = resolve_target(imp, &input, &target, ctx.int("allowzero", 0) == 1)?;
+    reshape_to(imp, &ctx.name, x, shape)
+}
+
+fn flatten(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let s = imp.g.ty(x).shape.clone();
+    let axis = ctx.int("axis", 1);
+    let axis = if axis < 0 {
+        axis + s.len() as i64
+    } else {
+        axis
+    } as usize;
+    if axis > s.len() {
+        return Err(NodeError::Invalid(format!(
+            "axis {axis} past rank {}",
+            s.len()
+        )));
+    }
+    let part = |imp: &mut Importer, dims: &[Dim]| match (crate::ir::ops::dim_product(dims), dims) {
+        (Some(n), _) => Dim::Fixed(n),
+        (None, [d]) => d.clone(),
+        (None, _) => {
+            let (c, syms) = monomial(dims);
+            if c == 1 && syms.len() == 1 {
+                Dim::Sym(syms[0].clone())
+            } else {
+                imp.g.fresh_symbol()
+            }
+        }
+    };
+    let shape = vec![part(imp, &s[..axis]), part(imp, &s[axis..])];
+    reshape_to(imp, &ctx.name, x, shape)
+}
+
+fn squeeze(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let s = imp.g.ty(x).shape.clone();
+    let axes = ints_arg(imp, ctx, "axes", 1)?;
+    let shape: Shape = if ctx.node.op_type == "Squeeze" {
+        let axes = match axes {
+            Some(a) => norm_axes(&a, s.len())?,
+            None => {
+                if s.iter().any(|d| !d.is_fixed()) {
+                    return unsupported("Squeeze without axes on symbolic dimensions");
+                }
+                (0..s.len()).filter(|&i| s[i] == Dim::Fixed(1)).collect()
+            }
+        };
+        s.iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, d)| d.clone())
+            .collect()
+    } else {
+        let axes = axes.ok_or_else(|| NodeError::Invalid("Unsqueeze without axes".into()))?;
+        let rank = s.len() + axes.len();
+        let axes = norm_axes(&axes, rank)?;
+        let mut it = s.iter();
+        (0..rank)
+            .map(|i| {
+                if axes.contains(&i) {
+                    Dim::Fixed(1)
+                } else {
+                    it.next().cloned().unwrap_or(Dim::Fixed(1))
+                }
+            })
+            .collect()
+    };
+    reshape_to(imp, &ctx.name, x, shape)
+}
+
+fn transpose(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let rank = imp.g.ty(x).rank();
+    let perm: Vec<usize> = match ctx.ints("perm") {
+        Some(p) => norm_axes(&p, rank)?,
+        None => (0..rank).rev().collect(),
+    };
+    if perm.iter().enumerate().all(|(i, &p)| i == p) {
+        return Ok(vec![x]);
+    }
+    imp.emit(&ctx.name, Op::Transpose(Transpose { perm }), vec![x])
+}
+
+fn concat(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let inputs: Vec<ValueId> = ctx.inputs.iter().flatten().copied().collect();
+    let first = inputs
+        .first()
+        .ok_or_else(|| NodeError::Invalid("Concat of nothing".into()))?;
+    let rank = imp.g.ty(*first).rank();
+    let axis = norm_axis(ctx.int("axis", 0), rank)?;
+    // Empty inputs (a common exporter artifact) contribute nothing.
+    let inputs: Vec<ValueId> = inputs
+        .iter()
+        .copied()
+        .filter(|&i| imp.g.ty(i).shape.get(axis) != Some(&Dim::Fixed(0)))
+        .collect();
+    if inputs.len() == 1 {
+        return Ok(inputs);
+    }
+    if inputs.is_empty() {
+        return Ok(vec![*first]);
+    }
+    imp.emit(
+        &ctx.name,
+        Op::Concat(crate::ir::ops::Concat { axis }),
+        inputs,
+    )
+}
+
+fn split(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let s = imp.g.ty(x).shape.clone();
+    let axis = norm_axis(ctx.int("axis", 0), s.len())?;
+    let n_out = ctx.node.output.len();
+    let sizes: Vec<usize> = match ints_arg(imp, ctx, "split", 1)? {
+        Some(v) => v.iter().map(|&x| x.max(0) as usize).collect(),
+        None => {
+            let Some(total) = s[axis].fixed() else {
+                return unsupported("Split of a symbolic axis without sizes");
+            };
+            let parts = ctx.int("num_outputs", n_out as i64).max(1) as u64;
+            let chunk = total.div_ceil(parts);
+            (0..parts)
+                .map(|i| chunk.min(total.saturating_sub(i * chunk)) as usize)
+                .collect()
+        }
+    };
+    imp.emit(&ctx.name, Op::Split(Split { axis, sizes }), vec![x])
+}
+
+fn slice(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let rank = imp.g.ty(x).rank();
+    let (starts, ends, axes, steps) = if imp.opset < 10 {
+        (ctx.ints("starts"), ctx.ints("ends"), ctx.ints("axes"), None)
+    } else {
+        let get = |i: usize| -> NodeResult<Option<Vec<i64>>> {
+            match ctx.opt_input(i) {
+                None => Ok(None),
+                Some(v) => imp.const_ints(v).map(Some).ok_or_else(|| {
+                    NodeError::Unsupported("slice bounds computed at run time".into())
+                }),
+            }
+        };
+        (get(1)?, get(2)?, get(3)?, get(4)?)
+    };
+    let (starts, ends) = match (starts, ends) {
+        (Some(s), Some(e)) if s.len() == e.len() => (s, e),
+        _ => {
+            return Err(NodeError::Invalid(
+                "Slice needs starts and ends of equal length".into(),
+            ))
+        }
+    };
+    let axes = match axes {
+        Some(a) => norm_axes(&a, rank)?,
+        None => (0..starts.len()).collect(),
+    };
+    let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+    if axes.len() != starts.len() || steps.len() != starts.len() || steps.contains(&0) {
+        return Err(NodeError::Invalid(
+            "Slice axes/steps do not match starts".into(),
+        ));
+    }
+    let shape = imp.g.ty(x).shape.clone();
+    let axes: Vec<SliceAxis> = (0..starts.len())
+        .map(|i| SliceAxis {
+            axis: axes[i],
+            start: starts[i],
+            end: ends[i],
+            step: steps[i],
+        })
+        // Whole-axis slices are no-ops.
+        .filter(|a| {
+            !(a.step == 1
+                && a.start == 0
+                && shape[a.axis].fixed().is_some_and(|n| a.end >= n as i64))
+        })
+        .collect();
+    if axes.is_empty() {
+        return Ok(vec![x]);
+    }
+    imp.emit(&ctx.name, Op::Slice(Slice { axes }), vec![x])
+}
+
+fn pad(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let rank = imp.g.ty(x).rank();
+    let mode = match ctx.string("mode", "constant").as_str() {
+        "constant" => PadMode::Constant,
+        "reflect" => PadMode::Reflect,
+        "edge" => PadMode::Edge,
+        "wrap" => PadMode::Wrap,
+        m => return unsupported(format!("Pad mode '{m}'")),
+    };
+    let pads = ints_arg(imp, ctx, "pads", 1)?
+        .ok_or_else(|| NodeError::Invalid("Pad without pads".into()))?;
+    let value = if imp.opset < 11 {
+        ctx.float("value", 0.0) as f64
+    } else {
+        match ctx.opt_input(2) {
+            None => 0.0,
+            Some(v) => match imp.const_floats(v) {
+                Some(f) if f.len() <= 1 => f.first().copied().unwrap_or(0.0),
+                _ => return unsupported("pad value computed at run time"),
+            },
+        }
+    };
+    let axes = match ctx.opt_input(3) {
+        None => (0..rank).collect(),
+        Some(v) => norm_axes(
+            &imp.const_ints(v)
+                .ok_or_else(|| NodeError::Unsupported("pad axes computed at run time".into()))?,
+            rank,
+        )?,
+    };
+    let n = axes.len();
+    if pads.len() != 2 * n {
+        return Err(NodeError::Invalid(format!(
+            "{} pads for {n} axes",
+            pads.len()
+        )));
+    }
+    let mut pairs = vec![(0i64, 0i64); rank];
+    for (i, &a) in axes.iter().enumerate() {
+        pairs[a] = (pads[i], pads[i + n]);
+    }
+    if pairs.iter().all(|&p| p == (0, 0)) {
+        return Ok(vec![x]);
+    }
+    imp.emit(
+        &ctx.name,
+        Op::Pad(Pad {
+            mode,
+            pads: pairs,
+            value,
+        }),
+        vec![x],
+    )
+}
+
+fn tile(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let r = imp
+        .const_ints(ctx.input(1)?)
+        .ok_or_else(|| NodeError::Unsupported("repeats computed at run time".into()))?;
+    if r.iter().any(|&v| v < 0) {
+        return Err(NodeError::Invalid("negative repeats".into()));
+    }
+    let repeats: Vec<usize> = r.iter().map(|&v| v as usize).collect();
+    if repeats.iter().all(|&v| v == 1) {
+        return Ok(vec![x]);
+    }
+    imp.emit(&ctx.name, Op::Tile(Tile { repeats }), vec![x])
+}
+
+fn entries_to_shape(imp: &mut Importer, e: &[ShapeEntry]) -> NodeResult<Shape> {
+    e.iter()
+        .map(|v| match v {
+            ShapeEntry::Int(n) if *n >= 0 => Ok(Dim::Fixed(*n as u64)),
+            ShapeEntry::Int(-1) => Ok(imp.g.fresh_symbol()),
+            ShapeEntry::Int(n) => Err(NodeError::Invalid(format!("bad dimension {n}"))),
+            ShapeEntry::Sym(s) => Ok(Dim::Sym(s.clone())),
+        })
+        .collect()
+}
+
+fn expand(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let e = imp
+        .shape_entries(ctx.input(1)?)
+        .ok_or_else(|| NodeError::Unsupported("target shape computed at run time".into()))?;
+    let shape = entries_to_shape(imp, &e)?;
+    let out = crate::ir::ops::broadcast(&imp.g.ty(x).shape, &shape)?;
+    if out == imp.g.ty(x).shape {
+        return Ok(vec![x]);
+    }
+    imp.emit(&ctx.name, Op::Expand(Expand { shape }), vec![x])
+}
+
+fn shape_of(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let rank = imp.g.ty(x).rank() as i64;
+    let clampi = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+    let start = clampi(ctx.int("start", 0));
+    let end = clampi(ctx.int("end", rank)).max(start);
+    imp.emit(&ctx.name, Op::ShapeOf(ShapeOf { start, end }), vec![x])
+}
+
+fn size(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    match crate::ir::ops::dim_product(&imp.g.ty(x).shape) {
+        Some(n) => Ok(vec![imp.add_const(&ctx.name, Tensor::scalar_i64(n as i64))]),
+        None => unsupported("Size of a tensor with symbolic dimensions"),
+    }
+}
+
+fn constant_of_shape(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let value = match ctx.attr("value").and_then(|a| a.t.as_ref()) {
+        Some(t) => {
+            let t = super::super::tensor::tensor_from_proto(
+                t,
+                None,
+                std::path::Path::new("."),
+                &mut Default::default(),
+            )?;
+            t.reshaped(vec![])
+        }
+        None => Tensor::scalar_f32(0.0),
+    };
+    if value.len() != 1 {
+        return Err(NodeError::Invalid(
+            "ConstantOfShape value must have one element".into(),
+        ));
+    }
+    imp.emit(
+        &ctx.name,
+        Op::ConstantOfShape(ConstantOfShape { value }),
+        vec![ctx.input(0)?],
+    )
+}
+
+fn constant(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let a = ctx
+        .node
+        .attribute
+        .first()
+        .ok_or_else(|| NodeError::Invalid("Constant without a value".into()))?;
+    let t = match a.name.as_str() {
+        "value" => {
+            let t =
+                a.t.as_ref()
+                    .ok_or_else(|| NodeError::Invalid("Constant value is not a tensor".into()))?;
+            super::super::tensor::tensor_from_proto(
+                t,
+                None,
+                std::path::Path::new("."),
+                &mut Default::default(),
+            )?
+        }
+        "value_float" => Tensor::scalar_f32(a.f),
+        "value_floats" => Tensor::from_f32(vec![a.floats.len()], &a.floats),
+        "value_int" => Tensor::scalar_i64(a.i),
+        "value_ints" => Tensor::from_i64(vec![a.ints.len()], &a.ints),
+        other => return unsupported(format!("Constant '{other}'")),
+    };
+    let name = ctx
+        .node
+        .output
+        .first()
+        .cloned()
+        .unwrap_or_else(|| ctx.name.clone());
+    Ok(vec![imp.add_const(&name, t)])
+}
+
+fn range(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    imp.emit(
+        &ctx.name,
+        Op::Range,
+        vec![ctx.input(0)?, ctx.input(1)?, ctx.input(2)?],
+    )
+}
+
+fn depth_space(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let block = ctx.int("blocksize", 0);
+    if block <= 0 {
+        return Err(NodeError::Invalid("blocksize must be positive".into()));
+    }
+    let block = block as usize;
+    let op = if ctx.node.op_type == "DepthToSpace" {
+        let mode = if ctx.string("mode", "DCR") == "CRD" {
+            DepthToSpaceMode::Crd
+        } else {
+            DepthToSpaceMode::Dcr
+        };
+        Op::DepthToSpace(DepthToSpace {
+            block,
+            mode,
+            layout: Layout::Nchw,
+        })
+    } else {
+        Op::SpaceToDepth(SpaceToDepth {
+            block,
+            layout: Layout::Nchw,
+        })
+    };
+    imp.emit(&ctx.name, op, vec![x])
+}
+
+fn resize(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let upsample = ctx.node.op_type == "Upsample";
+    let mode = match ctx.string("mode", "nearest").as_str() {
+        "nearest" => ResizeMode::Nearest,
+        "linear" | "bilinear" => ResizeMode::Linear,
+        "cubic" => ResizeMode::Cubic,
+        m => return unsupported(format!("resize mode '{m}'")),
+    };
+    let coord = if upsample || imp.opset < 11 {
+        CoordTransform::Asymmetric
+    } else {
+        match ctx
+            .string("coordinate_transformation_mode", "half_pixel")
+            .as_str()
+        {
+            "half_pixel" => CoordTransform::HalfPixel,
+            "half_pixel_symmetric" => CoordTransform::HalfPixelSymmetric,
+            "pytorch_half_pixel" => CoordTransform::PytorchHalfPixel,
+            "align_corners" => CoordTransform::AlignCorners,
+            "asymmetric" => CoordTransform::Asymmetric,
+            "tf_crop_and_resize" => return unsupported("tf_crop_and_resize"),
+            m => return unsupported(format!("coordinate_transformation_mode '{m}'")),
+        }
+    };
+    let nearest = if upsample || imp.opset < 11 {
+        NearestRounding::Floor
+    } else {
+        match ctx.string("nearest_mode", "round_prefer_floor").as_str() {
+            "round_prefer_ceil" => NearestRounding::RoundPreferCeil,
+            "floor" => NearestRounding::Floor,
+            "ceil" => NearestRounding::Ceil,
+            _ => NearestRounding::RoundPreferFloor,
+        }
+    };
+    if ctx.attr("axes").is_some() || ctx.string("keep_aspect_ratio_policy", "stretch") != "stretch"
+    {
+        return unsupported("Resize with axes or keep_aspect_ratio_policy");
+    }
+    // Inputs: Upsample(X, scales); Resize-10(X, scales); Resize-11+(X, roi, scales, sizes).
+    let (scales_in, sizes_in) = if upsample || imp.opset < 11 {
+        (ctx.opt_input(1), None)
+    } else {
+        (ctx.opt_input(2), ctx.opt_input(3))
+    };
+    let mut scales: Vec<f32> = match scales_in {
+        Some(s) => imp
+            .const_floats(s)
+            .ok_or_else(|| NodeError::Unsupported("scales computed at run time".into()))?
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+        None if upsample => ctx
+            .attr("scales")
+            .map(|a| a.floats.clone())
+            .unwrap_or_default(),
+        None => vec![],
+    };
+    let sizes = match sizes_in {
+        Some(s) => {
+            let e = imp
+                .shape_entries(s)
+                .ok_or_else(|| NodeError::Unsupported("sizes computed at run time".into()))?;
+            if e.is_empty() {
+                None
+            } else {
+                Some(entries_to_shape(imp, &e)?)
+            }
+        }
+        None => None,
+    };
+    if sizes.is_none() && scales.is_empty() {
+        return Err(NodeError::Invalid("Resize needs scales or sizes".into()));
+    }
+    if sizes.is_some() {
+        scales.clear();
+    }
+    let r = Resize {
+        mode,
+        coord,
+        nearest,
+        cubic_coeff_a: ctx.float("cubic_coeff_a", -0.75),
+        exclude_outside: ctx.int("exclude_outside", 0) == 1,
+        extrapolation_value: ctx.float("extrapolation_value", 0.0),
+        layout: Layout::Nchw,
+        scales,
+        sizes,
+    };
+    imp.emit(&ctx.name, Op::Resize(r), vec![x])
+}

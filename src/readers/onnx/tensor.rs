@@ -1,0 +1,185 @@
+//! ONNX `TensorProto` → IR [`Tensor`], from every storage form: raw bytes (shared with the
+//! memory-mapped file), typed fields (`float_data`, `int64_data`, …) and external data files.
+
+use crate::ir::{DType, Tensor};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::path::{Component, Path};
+use tract_onnx::pb::{tensor_proto::DataType, TensorProto};
+
+pub fn dtype_from_onnx(code: i32) -> Option<DType> {
+    Some(match DataType::try_from(code).ok()? {
+        DataType::Float => DType::F32,
+        DataType::Float16 => DType::F16,
+        DataType::Bfloat16 => DType::BF16,
+        DataType::Double => DType::F64,
+        DataType::Int8 => DType::I8,
+        DataType::Uint8 => DType::U8,
+        DataType::Int16 => DType::I16,
+        DataType::Uint16 => DType::U16,
+        DataType::Int32 => DType::I32,
+        DataType::Uint32 => DType::U32,
+        DataType::Int64 => DType::I64,
+        DataType::Uint64 => DType::U64,
+        DataType::Bool => DType::Bool,
+        _ => return None,
+    })
+}
+
+pub fn onnx_code(dtype: DType) -> i32 {
+    (match dtype {
+        DType::F32 => DataType::Float,
+        DType::F16 => DataType::Float16,
+        DType::BF16 => DataType::Bfloat16,
+        DType::F64 => DataType::Double,
+        DType::I8 => DataType::Int8,
+        DType::U8 => DataType::Uint8,
+        DType::I16 => DataType::Int16,
+        DType::U16 => DataType::Uint16,
+        DType::I32 => DataType::Int32,
+        DType::U32 => DataType::Uint32,
+        DType::I64 => DataType::Int64,
+        DType::U64 => DataType::Uint64,
+        DType::Bool => DataType::Bool,
+    }) as i32
+}
+
+/// Open external data files, mapped once each.
+#[derive(Default)]
+pub struct ExternalFiles {
+    maps: HashMap<String, Bytes>,
+}
+
+impl ExternalFiles {
+    fn get(&mut self, dir: &Path, location: &str) -> Result<Bytes, String> {
+        if let Some(b) = self.maps.get(location) {
+            return Ok(b.clone());
+        }
+        let rel = Path::new(location);
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(format!(
+                "external data location '{location}' leaves the model's folder"
+            ));
+        }
+        let path = dir.join(rel);
+        let bytes = crate::readers::map_file(&path)?;
+        self.maps.insert(location.to_string(), bytes.clone());
+        Ok(bytes)
+    }
+}
+
+/// Converts one tensor. `raw` is its raw data already lifted from the mapped file, if any.
+pub fn tensor_from_proto(
+    t: &TensorProto,
+    raw: Option<Bytes>,
+    dir: &Path,
+    external: &mut ExternalFiles,
+) -> Result<Tensor, String> {
+    let dtype = dtype_from_onnx(t.data_type).ok_or_else(|| {
+        format!(
+            "tensor '{}': element type {} is not supported",
+            t.name, t.data_type
+        )
+    })?;
+    if t.dims.iter().any(|&d| d < 0) {
+        return Err(format!("tensor '{}' has a negative dimension", t.name));
+    }
+    let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    let n: usize = shape.iter().product();
+    let data = if t.data_location == Some(1) {
+        external_bytes(t, dir, external)?
+    } else if let Some(raw) = raw {
+        raw
+    } else if !t.raw_data.is_empty() {
+        Bytes::from(t.raw_data.clone())
+    } else {
+        typed_field_bytes(t, dtype, n)?
+    };
+    Tensor::new(dtype, shape, data).map_err(|e| format!("tensor '{}': {e}", t.name))
+}
+
+fn external_bytes(
+    t: &TensorProto,
+    dir: &Path,
+    external: &mut ExternalFiles,
+) -> Result<Bytes, String> {
+    let mut location = None;
+    let mut offset = 0usize;
+    let mut length = None;
+    for kv in &t.external_data {
+        let num = || {
+            kv.value
+                .parse::<usize>()
+                .map_err(|_| format!("tensor '{}': bad external {}", t.name, kv.key))
+        };
+        match kv.key.as_str() {
+            "location" => location = Some(kv.value.clone()),
+            "offset" => offset = num()?,
+            "length" => length = Some(num()?),
+            _ => {}
+        }
+    }
+    let location =
+        location.ok_or_else(|| format!("tensor '{}': external data without a location", t.name))?;
+    let file = external
+        .get(dir, &location)
+        .map_err(|e| format!("tensor '{}': {e}", t.name))?;
+    let end = match length {
+        Some(l) => offset.checked_add(l).unwrap_or(usize::MAX),
+        None => file.len(),
+    };
+    if offset > file.len() || end > file.len() {
+        return Err(format!(
+            "tensor '{}': external data {offset}..{end} past the end of '{location}' ({} bytes)",
+            t.name,
+            file.len()
+        ));
+    }
+    Ok(file.slice(offset..end))
+}
+
+fn typed_field_bytes(t: &TensorProto, dtype: DType, n: usize) -> Result<Bytes, String> {
+    let mut out: Vec<u8> = Vec::with_capacity(n * dtype.size());
+    match dtype {
+        DType::F32 => t
+            .float_data
+            .iter()
+            .for_each(|v| out.extend(v.to_le_bytes())),
+        DType::F64 => t
+            .double_data
+            .iter()
+            .for_each(|v| out.extend(v.to_le_bytes())),
+        DType::I64 => t
+            .int64_data
+            .iter()
+            .for_each(|v| out.extend(v.to_le_bytes())),
+        DType::U64 | DType::U32 => {
+            for v in &t.uint64_data {
+                if dtype == DType::U64 {
+                    out.extend(v.to_le_bytes())
+                } else {
+                    out.extend((*v as u32).to_le_bytes())
+                }
+            }
+        }
+        // int32_data holds every narrower type, one element per entry (f16/bf16 as bit patterns).
+        DType::I32 => t
+            .int32_data
+            .iter()
+            .for_each(|v| out.extend(v.to_le_bytes())),
+        DType::I16 | DType::U16 | DType::F16 | DType::BF16 => t
+            .int32_data
+            .iter()
+            .for_each(|v| out.extend((*v as u16).to_le_bytes())),
+        DType::I8 | DType::U8 | DType::Bool => t.int32_data.iter().for_each(|v| out.push(*v as u8)),
+    }
+    if out.len() != n * dtype.size() {
+        return Err(format!(
+            "tensor '{}': {} elements stored for shape {:?}",
+            t.name,
+            out.len() / dtype.size(),
+            t.dims
+        ));
+    }
+    Ok(Bytes::from(out))
+}

@@ -1,0 +1,88 @@
+//! Writers: check the whole graph first (every unsupported thing listed), then write
+//! atomically (temp file next to the target, then rename), so nothing half-written is left.
+
+pub mod onnx;
+
+use crate::error::{failed, Result, Unsupported};
+use crate::ir::Graph;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What a writer reports about its output.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WriteReport {
+    pub files: Vec<PathBuf>,
+    pub bytes: u64,
+    pub nodes: usize,
+}
+
+pub trait Writer {
+    fn name(&self) -> &'static str;
+    /// Rewrites the graph into the form this format needs (layout, lowering).
+    fn legalize(&self, g: &mut Graph) -> Result<()>;
+    /// Everything in the graph this writer cannot express; empty when it can write it all.
+    fn check(&self, g: &Graph) -> Vec<Unsupported>;
+    fn write(&self, g: &Graph, out: &Path) -> Result<WriteReport>;
+}
+
+/// A file being written: lives at a temporary path beside its target until `commit`.
+pub struct AtomicFile {
+    tmp: PathBuf,
+    target: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl AtomicFile {
+    pub fn create(target: &Path) -> Result<AtomicFile> {
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(failed(format!(
+                "{}: the output folder does not exist",
+                dir.display()
+            )));
+        }
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let file =
+            std::fs::File::create(&tmp).map_err(|e| failed(format!("{}: {e}", tmp.display())))?;
+        Ok(AtomicFile {
+            tmp,
+            target: target.to_path_buf(),
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    pub fn writer(&mut self) -> &mut impl Write {
+        // `file` is only taken by `commit`, which consumes self.
+        self.file.as_mut().expect("AtomicFile used after commit")
+    }
+
+    pub fn commit(mut self) -> Result<()> {
+        let w = self.file.take().expect("AtomicFile committed twice");
+        let f = w
+            .into_inner()
+            .map_err(|e| failed(format!("{}: {}", self.tmp.display(), e.error())))?;
+        f.sync_all()
+            .map_err(|e| failed(format!("{}: {e}", self.tmp.display())))?;
+        std::fs::rename(&self.tmp, &self.target)
+            .map_err(|e| failed(format!("{}: {e}", self.target.display())))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+pub fn io_err(path: &Path) -> impl Fn(std::io::Error) -> crate::error::Error + '_ {
+    move |e| failed(format!("{}: {e}", path.display()))
+}

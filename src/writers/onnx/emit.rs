@@ -1,0 +1,226 @@
+//! Building ONNX nodes: names, attributes and the small constants (shapes, axes) that ONNX
+//! takes as inputs. The weights themselves are not copied: initializers refer to IR values.
+
+use crate::ir::{DType, Dim, Graph, Tensor, ValueId};
+use crate::readers::onnx::tensor::onnx_code;
+use std::collections::HashSet;
+use tract_onnx::pb::{self, attribute_proto::AttributeType, AttributeProto, NodeProto};
+
+/// A tensor written as an initializer: an IR constant (shared bytes) or one the writer made.
+pub struct Initializer {
+    pub name: String,
+    pub tensor: Tensor,
+}
+
+pub struct Emitter<'g> {
+    pub g: &'g Graph,
+    pub opset: i64,
+    pub nodes: Vec<NodeProto>,
+    pub initializers: Vec<Initializer>,
+    used: HashSet<String>,
+    /// IR constants already listed as initializers.
+    listed: HashSet<ValueId>,
+}
+
+impl<'g> Emitter<'g> {
+    pub fn new(g: &'g Graph, opset: i64) -> Emitter<'g> {
+        let used = g.values.iter().map(|v| v.name.clone()).collect();
+        Emitter {
+            g,
+            opset,
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+            used,
+            listed: HashSet::new(),
+        }
+    }
+
+    /// The ONNX name of an IR value, listing it as an initializer on first use if constant.
+    pub fn input(&mut self, v: ValueId) -> String {
+        let value = self.g.value(v);
+        if let Some(t) = &value.constant {
+            if self.listed.insert(v) {
+                self.initializers.push(Initializer {
+                    name: value.name.clone(),
+                    tensor: t.clone(),
+                });
+            }
+        }
+        value.name.clone()
+    }
+
+    pub fn output(&self, v: ValueId) -> String {
+        self.g.value(v).name.clone()
+    }
+
+    /// A name nothing else uses, derived from `base`.
+    pub fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 1;
+        while !self.used.insert(name.clone()) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        name
+    }
+
+    /// A writer-made constant.
+    pub fn konst(&mut self, base: &str, t: Tensor) -> String {
+        let name = self.fresh(base);
+        self.initializers.push(Initializer {
+            name: name.clone(),
+            tensor: t,
+        });
+        name
+    }
+
+    pub fn ints(&mut self, base: &str, v: &[i64]) -> String {
+        self.konst(base, Tensor::from_i64(vec![v.len()], v))
+    }
+
+    pub fn scalar(&mut self, base: &str, dtype: DType, v: f64) -> String {
+        self.konst(base, Tensor::from_f64s(dtype, vec![], &[v]))
+    }
+
+    pub fn node(
+        &mut self,
+        op_type: &str,
+        name: &str,
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+        attribute: Vec<AttributeProto>,
+    ) {
+        let name = self.fresh(name);
+        self.nodes.push(NodeProto {
+            input: inputs,
+            output: outputs,
+            name,
+            op_type: op_type.to_string(),
+            attribute,
+            ..Default::default()
+        });
+    }
+
+    /// Emits a one-output node writing a fresh intermediate value; returns the value's name.
+    pub fn tmp(
+        &mut self,
+        op_type: &str,
+        name: &str,
+        inputs: Vec<String>,
+        attribute: Vec<AttributeProto>,
+    ) -> String {
+        let out = self.fresh(&format!("{name}/{}", op_type.to_lowercase()));
+        self.node(op_type, name, inputs, vec![out.clone()], attribute);
+        out
+    }
+
+    /// A 1-D i64 tensor holding `dims`: a constant when every dim is fixed, otherwise built at
+    /// run time from the shape of a value that has each symbol (`like` first, then the graph
+    /// inputs).
+    pub fn shape_tensor(
+        &mut self,
+        name: &str,
+        dims: &[Dim],
+        like: ValueId,
+    ) -> Result<String, String> {
+        if let Some(v) = dims
+            .iter()
+            .map(|d| d.fixed().map(|n| n as i64))
+            .collect::<Option<Vec<_>>>()
+        {
+            return Ok(self.ints(&format!("{name}/shape"), &v));
+        }
+        let g = self.g;
+        let mut shapes: Vec<(ValueId, String)> = Vec::new();
+        let mut parts = Vec::new();
+        for d in dims {
+            parts.push(match d {
+                Dim::Fixed(n) => self.ints(&format!("{name}/dim"), &[*n as i64]),
+                Dim::Sym(_) => {
+                    let source = std::iter::once(like)
+                        .chain(g.inputs.iter().copied())
+                        .find_map(|v| g.ty(v).shape.iter().position(|s| s == d).map(|i| (v, i)));
+                    let Some((v, i)) = source else {
+                        return Err(format!("dimension '{d}' is not the size of any input"));
+                    };
+                    let shape = match shapes.iter().find(|(s, _)| *s == v) {
+                        Some((_, n)) => n.clone(),
+                        None => {
+                            let x = self.input(v);
+                            let n = self.tmp("Shape", &format!("{name}/dims"), vec![x], vec![]);
+                            shapes.push((v, n.clone()));
+                            n
+                        }
+                    };
+                    let idx = self.ints(&format!("{name}/index"), &[i as i64]);
+                    self.tmp(
+                        "Gather",
+                        &format!("{name}/dim"),
+                        vec![shape, idx],
+                        vec![attr_i("axis", 0)],
+                    )
+                }
+            });
+        }
+        Ok(self.tmp("Concat", name, parts, vec![attr_i("axis", 0)]))
+    }
+}
+
+pub fn attr_i(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i,
+        ..Default::default()
+    }
+}
+pub fn attr_f(name: &str, f: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f,
+        ..Default::default()
+    }
+}
+pub fn attr_s(name: &str, s: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::String as i32,
+        s: s.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+pub fn attr_ints(name: &str, ints: Vec<i64>) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints,
+        ..Default::default()
+    }
+}
+pub fn attr_usizes(name: &str, v: &[usize]) -> AttributeProto {
+    attr_ints(name, v.iter().map(|&x| x as i64).collect())
+}
+pub fn attr_strings(name: &str, v: &[String]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Strings as i32,
+        strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    }
+}
+/// A small tensor attribute (ConstantOfShape value), encoded inline.
+pub fn attr_t(name: &str, t: &Tensor) -> AttributeProto {
+    let tp = pb::TensorProto {
+        dims: t.shape.iter().map(|&d| d as i64).collect(),
+        data_type: onnx_code(t.dtype),
+        raw_data: t.data.to_vec(),
+        ..Default::default()
+    };
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Tensor as i32,
+        t: Some(tp),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,295 @@
+//! ONNX writer: default opset 17 (13–21). Graph I/O names, order, dtypes and symbolic dims are
+//! kept. Initializer bytes are streamed from the IR's shared buffers into the output (never
+//! gathered into one protobuf message), and go to an external data file beside the model when
+//! the weights pass protobuf's 2 GiB limit (or when asked).
+
+mod emit;
+mod nodes;
+
+use super::{AtomicFile, WriteReport, Writer};
+use crate::error::{failed, Error, Result, Unsupported};
+use crate::ir::{Dim, Graph, TensorType, ValueId};
+use crate::readers::onnx::tensor::onnx_code;
+use emit::{Emitter, Initializer};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::Message;
+use std::io::Write;
+use std::path::Path;
+use tract_onnx::pb;
+
+pub const DEFAULT_OPSET: i64 = 17;
+pub const OPSETS: std::ops::RangeInclusive<i64> = 13..=21;
+/// Protobuf messages cannot pass 2 GiB; leave room for the graph itself.
+const EXTERNAL_THRESHOLD: u64 = (2 << 30) - (64 << 20);
+/// Tensors smaller than this stay inline even when weights go external.
+const EXTERNAL_MIN_TENSOR: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternalData {
+    /// External only when the model would not fit in one protobuf.
+    Auto,
+    Always,
+}
+
+pub struct OnnxWriter {
+    pub opset: i64,
+    pub external: ExternalData,
+}
+
+impl Default for OnnxWriter {
+    fn default() -> OnnxWriter {
+        OnnxWriter {
+            opset: DEFAULT_OPSET,
+            external: ExternalData::Auto,
+        }
+    }
+}
+
+/// The model without initializer data, plus the initializers to stream after it.
+struct Built {
+    model: pb::ModelProto,
+    graph: pb::GraphProto,
+    initializers: Vec<Initializer>,
+}
+
+impl OnnxWriter {
+    fn build(&self, g: &Graph) -> std::result::Result<Built, Vec<Unsupported>> {
+        let mut em = Emitter::new(g, self.opset);
+        let mut problems = Vec::new();
+        for n in &g.nodes {
+            if let Err(reason) = nodes::emit_node(&mut em, n) {
+                problems.push(Unsupported {
+                    op: n.op.name(),
+                    node: n.name.clone(),
+                    reason,
+                });
+            }
+        }
+        // Graph outputs that are constants need a node to produce them.
+        for &o in &g.outputs {
+            if let Some(t) = g.constant(o) {
+                let name = g.value(o).name.clone();
+                em.node(
+                    "Constant",
+                    &name,
+                    vec![],
+                    vec![name.clone()],
+                    vec![emit::attr_t("value", t)],
+                );
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let graph = pb::GraphProto {
+            node: std::mem::take(&mut em.nodes),
+            name: "mdeploy".into(),
+            input: g.inputs.iter().map(|&i| value_info(g, i)).collect(),
+            output: g.outputs.iter().map(|&o| value_info(g, o)).collect(),
+            ..Default::default()
+        };
+        let model = pb::ModelProto {
+            ir_version: ir_version(self.opset),
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: self.opset,
+            }],
+            producer_name: "mdeploy".into(),
+            producer_version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        };
+        Ok(Built {
+            model,
+            graph,
+            initializers: em.initializers,
+        })
+    }
+
+    /// Serializes the model into `out`; tensors selected by `external` go to `data` instead.
+    fn encode(
+        built: &Built,
+        out: &mut impl Write,
+        mut data: Option<(&mut dyn Write, &str)>,
+    ) -> std::io::Result<u64> {
+        let mut data_offset = 0u64;
+        let mut entries: Vec<(Vec<u8>, Option<&[u8]>)> =
+            Vec::with_capacity(built.initializers.len());
+        for init in &built.initializers {
+            let t = &init.tensor;
+            let mut header = pb::TensorProto {
+                dims: t.shape.iter().map(|&d| d as i64).collect(),
+                data_type: onnx_code(t.dtype),
+                name: init.name.clone(),
+                ..Default::default()
+            };
+            let inline = match data.as_mut() {
+                Some((w, location)) if t.data.len() >= EXTERNAL_MIN_TENSOR => {
+                    w.write_all(&t.data)?;
+                    header.data_location = Some(pb::tensor_proto::DataLocation::External as i32);
+                    header.external_data = vec![
+                        kv("location", location),
+                        kv("offset", &data_offset.to_string()),
+                        kv("length", &t.data.len().to_string()),
+                    ];
+                    data_offset += t.data.len() as u64;
+                    None
+                }
+                _ => Some(&t.data[..]),
+            };
+            entries.push((header.encode_to_vec(), inline));
+        }
+        let tensor_len = |(h, raw): &(Vec<u8>, Option<&[u8]>)| -> usize {
+            h.len()
+                + raw.map_or(0, |r| {
+                    if r.is_empty() {
+                        0
+                    } else {
+                        1 + encoded_len_varint(r.len() as u64) + r.len()
+                    }
+                })
+        };
+        let graph_head = built.graph.encode_to_vec();
+        let graph_len: usize = graph_head.len()
+            + entries
+                .iter()
+                .map(|e| {
+                    let l = tensor_len(e);
+                    1 + encoded_len_varint(l as u64) + l
+                })
+                .sum::<usize>();
+        let mut head = built.model.encode_to_vec();
+        encode_key(7, WireType::LengthDelimited, &mut head);
+        encode_varint(graph_len as u64, &mut head);
+        out.write_all(&head)?;
+        out.write_all(&graph_head)?;
+        let mut written = (head.len() + graph_head.len()) as u64;
+        for e in &entries {
+            let mut key = Vec::with_capacity(16);
+            encode_key(5, WireType::LengthDelimited, &mut key);
+            encode_varint(tensor_len(e) as u64, &mut key);
+            key.extend_from_slice(&e.0);
+            if let Some(raw) = e.1.filter(|r| !r.is_empty()) {
+                encode_key(9, WireType::LengthDelimited, &mut key);
+                encode_varint(raw.len() as u64, &mut key);
+                out.write_all(&key)?;
+                out.write_all(raw)?;
+                written += (key.len() + raw.len()) as u64;
+            } else {
+                out.write_all(&key)?;
+                written += key.len() as u64;
+            }
+        }
+        Ok(written)
+    }
+
+    /// The model as bytes in memory, weights inline (used by evaluation).
+    pub fn to_bytes(&self, g: &Graph) -> Result<Vec<u8>> {
+        let built = self.build(g).map_err(|items| Error::Unsupported {
+            file: "graph".into(),
+            items,
+        })?;
+        let mut out = Vec::new();
+        OnnxWriter::encode(&built, &mut out, None).map_err(|e| failed(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+fn kv(key: &str, value: &str) -> pb::StringStringEntryProto {
+    pb::StringStringEntryProto {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+fn ir_version(opset: i64) -> i64 {
+    match opset {
+        ..=14 => 7,
+        15..=18 => 8,
+        19..=20 => 9,
+        _ => 10,
+    }
+}
+
+fn value_info(g: &Graph, v: ValueId) -> pb::ValueInfoProto {
+    let value = g.value(v);
+    pb::ValueInfoProto {
+        name: value.name.clone(),
+        r#type: Some(type_proto(&value.ty)),
+        ..Default::default()
+    }
+}
+
+fn type_proto(t: &TensorType) -> pb::TypeProto {
+    use pb::tensor_shape_proto::{dimension::Value as D, Dimension};
+    let dim = t
+        .shape
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Fixed(n) => D::DimValue(*n as i64),
+                Dim::Sym(s) => D::DimParam(s.clone()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    pb::TypeProto {
+        value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+            elem_type: onnx_code(t.dtype),
+            shape: Some(pb::TensorShapeProto { dim }),
+        })),
+        ..Default::default()
+    }
+}
+
+impl Writer for OnnxWriter {
+    fn name(&self) -> &'static str {
+        "onnx"
+    }
+
+    fn legalize(&self, _g: &mut Graph) -> Result<()> {
+        // Readers so far produce ONNX-shaped graphs; the layout pass joins here with NHWC sources.
+        Ok(())
+    }
+
+    fn check(&self, g: &Graph) -> Vec<Unsupported> {
+        self.build(g).err().unwrap_or_default()
+    }
+
+    fn write(&self, g: &Graph, out: &Path) -> Result<WriteReport> {
+        let built = self.build(g).map_err(|items| Error::Unsupported {
+            file: out.display().to_string(),
+            items,
+        })?;
+        let weight_bytes: u64 = built
+            .initializers
+            .iter()
+            .map(|i| i.tensor.data.len() as u64)
+            .sum();
+        let external = self.external == ExternalData::Always || weight_bytes > EXTERNAL_THRESHOLD;
+        let mut model = AtomicFile::create(out)?;
+        let mut files = vec![out.to_path_buf()];
+        let bytes = if external {
+            let name = format!(
+                "{}.data",
+                out.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            );
+            let data_path = out.with_file_name(&name);
+            let mut data = AtomicFile::create(&data_path)?;
+            let n = OnnxWriter::encode(&built, model.writer(), Some((data.writer(), &name)))
+                .map_err(super::io_err(out))?;
+            data.commit()?;
+            files.push(data_path);
+            n
+        } else {
+            OnnxWriter::encode(&built, model.writer(), None).map_err(super::io_err(out))?
+        };
+        model.commit()?;
+        Ok(WriteReport {
+            files,
+            bytes,
+            nodes: built.graph.node.len(),
+        })
+    }
+}

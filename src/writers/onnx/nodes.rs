@@ -1,0 +1,888 @@
+//! IR node → ONNX nodes for opsets 13–21. Where an op is newer than the target opset (Gelu < 20,
+//! LayerNormalization < 17, HardSwish < 14, Mish < 18) it is written as its decomposition.
+
+use super::emit::{attr_f, attr_i, attr_ints, attr_s, attr_strings, attr_t, attr_usizes, Emitter};
+use crate::ir::ops::*;
+use crate::ir::{DType, Dim, KernelLayout, Layout, Node, Op, Tensor};
+
+type R = Result<(), String>;
+
+pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
+    let ins: Vec<String> = n.inputs.iter().map(|&i| em.input(i)).collect();
+    let outs: Vec<String> = n.outputs.iter().map(|&o| em.output(o)).collect();
+    let name = n.name.as_str();
+    let x_ty = n.inputs.first().map(|&i| em.g.ty(i).clone());
+    let dtype = x_ty.as_ref().map_or(DType::F32, |t| t.dtype);
+    match &n.op {
+        Op::Unary(u) => unary(em, *u, name, ins, outs, dtype),
+        Op::Binary(b) => binary(em, *b, name, ins, outs),
+        Op::Activation(a) => activation(em, a, name, ins, outs, dtype),
+        Op::Where => simple(em, "Where", name, ins, outs),
+        Op::Cast(c) => {
+            em.node(
+                "Cast",
+                name,
+                ins,
+                outs,
+                vec![attr_i(
+                    "to",
+                    crate::readers::onnx::tensor::onnx_code(c.to) as i64,
+                )],
+            );
+            Ok(())
+        }
+        Op::MatMul => simple(em, "MatMul", name, ins, outs),
+        Op::Einsum(e) => {
+            em.node(
+                "Einsum",
+                name,
+                ins,
+                outs,
+                vec![attr_s("equation", &e.equation)],
+            );
+            Ok(())
+        }
+        Op::Conv(c) => conv(em, "Conv", c, name, ins, outs, false),
+        Op::ConvTranspose(c) => conv(em, "ConvTranspose", c, name, ins, outs, true),
+        Op::Pool(p) => pool(em, p, name, ins, outs),
+        Op::GlobalPool(p) => {
+            need_nchw(p.layout)?;
+            let op = match p.kind {
+                PoolKind::Max => "GlobalMaxPool",
+                PoolKind::Avg => "GlobalAveragePool",
+                PoolKind::L2 => "GlobalLpPool",
+            };
+            simple(em, op, name, ins, outs)
+        }
+        Op::BatchNorm(b) => {
+            need_nchw(b.layout)?;
+            em.node(
+                "BatchNormalization",
+                name,
+                ins,
+                outs,
+                vec![attr_f("epsilon", b.epsilon)],
+            );
+            Ok(())
+        }
+        Op::LayerNorm(l) => layer_norm(em, l, name, ins, outs, dtype, x_ty.map_or(0, |t| t.rank())),
+        Op::InstanceNorm(i) => {
+            need_nchw(i.layout)?;
+            em.node(
+                "InstanceNormalization",
+                name,
+                ins,
+                outs,
+                vec![attr_f("epsilon", i.epsilon)],
+            );
+            Ok(())
+        }
+        Op::Softmax(s) => {
+            em.node(
+                if s.log { "LogSoftmax" } else { "Softmax" },
+                name,
+                ins,
+                outs,
+                vec![attr_i("axis", s.axis as i64)],
+            );
+            Ok(())
+        }
+        Op::Reshape(r) => reshape(em, n, r, name, ins, outs),
+        Op::Transpose(t) => {
+            em.node(
+                "Transpose",
+                name,
+                ins,
+                outs,
+                vec![attr_usizes("perm", &t.perm)],
+            );
+            Ok(())
+        }
+        Op::Concat(c) => {
+            em.node(
+                "Concat",
+                name,
+                ins,
+                outs,
+                vec![attr_i("axis", c.axis as i64)],
+            );
+            Ok(())
+        }
+        Op::Split(s) => {
+            let sizes: Vec<i64> = s.sizes.iter().map(|&v| v as i64).collect();
+            let split = em.ints(&format!("{name}/split"), &sizes);
+            em.node(
+                "Split",
+                name,
+                vec![ins[0].clone(), split],
+                outs,
+                vec![attr_i("axis", s.axis as i64)],
+            );
+            Ok(())
+        }
+        Op::Slice(s) => {
+            let starts = em.ints(
+                &format!("{name}/starts"),
+                &s.axes.iter().map(|a| a.start).collect::<Vec<_>>(),
+            );
+            let ends = em.ints(
+                &format!("{name}/ends"),
+                &s.axes.iter().map(|a| a.end).collect::<Vec<_>>(),
+            );
+            let axes = em.ints(
+                &format!("{name}/axes"),
+                &s.axes.iter().map(|a| a.axis as i64).collect::<Vec<_>>(),
+            );
+            let steps = em.ints(
+                &format!("{name}/steps"),
+                &s.axes.iter().map(|a| a.step).collect::<Vec<_>>(),
+            );
+            em.node(
+                "Slice",
+                name,
+                vec![ins[0].clone(), starts, ends, axes, steps],
+                outs,
+                vec![],
+            );
+            Ok(())
+        }
+        Op::Pad(p) => pad(em, p, name, ins, outs, dtype),
+        Op::Tile(t) => {
+            let r = em.ints(
+                &format!("{name}/repeats"),
+                &t.repeats.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+            );
+            em.node("Tile", name, vec![ins[0].clone(), r], outs, vec![]);
+            Ok(())
+        }
+        Op::Expand(e) => {
+            // A target dim equal to the input's aligned dim can be written as 1 (keep size).
+            let src = &em.g.ty(n.inputs[0]).shape;
+            let lead = e.shape.len().saturating_sub(src.len());
+            let dims: Vec<Dim> = e
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    if i >= lead && src[i - lead] == *d && !d.is_fixed() {
+                        Dim::Fixed(1)
+                    } else {
+                        d.clone()
+                    }
+                })
+                .collect();
+            let s = em.shape_tensor(&format!("{name}/shape"), &dims, n.inputs[0])?;
+            em.node("Expand", name, vec![ins[0].clone(), s], outs, vec![]);
+            Ok(())
+        }
+        Op::DepthToSpace(d) => {
+            need_nchw(d.layout)?;
+            let mode = if d.mode == DepthToSpaceMode::Crd {
+                "CRD"
+            } else {
+                "DCR"
+            };
+            em.node(
+                "DepthToSpace",
+                name,
+                ins,
+                outs,
+                vec![attr_i("blocksize", d.block as i64), attr_s("mode", mode)],
+            );
+            Ok(())
+        }
+        Op::SpaceToDepth(s) => {
+            need_nchw(s.layout)?;
+            em.node(
+                "SpaceToDepth",
+                name,
+                ins,
+                outs,
+                vec![attr_i("blocksize", s.block as i64)],
+            );
+            Ok(())
+        }
+        Op::Resize(r) => resize(em, n, r, name, ins, outs),
+        Op::Gather(g) => {
+            em.node(
+                "Gather",
+                name,
+                ins,
+                outs,
+                vec![attr_i("axis", g.axis as i64)],
+            );
+            Ok(())
+        }
+        Op::GatherElements(g) => {
+            em.node(
+                "GatherElements",
+                name,
+                ins,
+                outs,
+                vec![attr_i("axis", g.axis as i64)],
+            );
+            Ok(())
+        }
+        Op::GatherNd(g) => {
+            em.node(
+                "GatherND",
+                name,
+                ins,
+                outs,
+                vec![attr_i("batch_dims", g.batch_dims as i64)],
+            );
+            Ok(())
+        }
+        Op::ScatterNd(s) => {
+            let attrs = reduction_attr(em, s.reduction)?;
+            em.node("ScatterND", name, ins, outs, attrs);
+            Ok(())
+        }
+        Op::ScatterElements(s) => {
+            let mut attrs = reduction_attr(em, s.reduction)?;
+            attrs.push(attr_i("axis", s.axis as i64));
+            em.node("ScatterElements", name, ins, outs, attrs);
+            Ok(())
+        }
+        Op::TopK(t) => {
+            let k = em.ints(&format!("{name}/k"), &[t.k as i64]);
+            let attrs = vec![
+                attr_i("axis", t.axis as i64),
+                attr_i("largest", t.largest as i64),
+                attr_i("sorted", t.sorted as i64),
+            ];
+            em.node("TopK", name, vec![ins[0].clone(), k], outs, attrs);
+            Ok(())
+        }
+        Op::ArgReduce(a) => {
+            let attrs = vec![
+                attr_i("axis", a.axis as i64),
+                attr_i("keepdims", a.keep_dims as i64),
+                attr_i("select_last_index", a.select_last as i64),
+            ];
+            em.node(
+                if a.max { "ArgMax" } else { "ArgMin" },
+                name,
+                ins,
+                outs,
+                attrs,
+            );
+            Ok(())
+        }
+        Op::CumSum(c) => {
+            let axis = em.konst(&format!("{name}/axis"), Tensor::scalar_i64(c.axis as i64));
+            let attrs = vec![
+                attr_i("exclusive", c.exclusive as i64),
+                attr_i("reverse", c.reverse as i64),
+            ];
+            em.node("CumSum", name, vec![ins[0].clone(), axis], outs, attrs);
+            Ok(())
+        }
+        Op::NonZero => simple(em, "NonZero", name, ins, outs),
+        Op::OneHot(o) => {
+            let depth = em.konst(&format!("{name}/depth"), Tensor::scalar_i64(o.depth as i64));
+            em.node(
+                "OneHot",
+                name,
+                vec![ins[0].clone(), depth, ins[1].clone()],
+                outs,
+                vec![attr_i("axis", o.axis)],
+            );
+            Ok(())
+        }
+        Op::Trilu(t) => {
+            let k = em.konst(&format!("{name}/k"), Tensor::scalar_i64(t.k));
+            em.node(
+                "Trilu",
+                name,
+                vec![ins[0].clone(), k],
+                outs,
+                vec![attr_i("upper", t.upper as i64)],
+            );
+            Ok(())
+        }
+        Op::ShapeOf(s) => {
+            let rank = em.g.ty(n.inputs[0]).rank();
+            let mut attrs = vec![];
+            if s.start != 0 {
+                attrs.push(attr_i("start", s.start as i64));
+            }
+            if s.end != rank {
+                attrs.push(attr_i("end", s.end as i64));
+            }
+            if em.opset < 15 && !attrs.is_empty() {
+                let full = em.tmp("Shape", name, ins, vec![]);
+                let st = em.ints(&format!("{name}/start"), &[s.start as i64]);
+                let en = em.ints(&format!("{name}/end"), &[s.end as i64]);
+                em.node("Slice", name, vec![full, st, en], outs, vec![]);
+            } else {
+                em.node("Shape", name, ins, outs, attrs);
+            }
+            Ok(())
+        }
+        Op::ConstantOfShape(c) => {
+            em.node(
+                "ConstantOfShape",
+                name,
+                ins,
+                outs,
+                vec![attr_t("value", &c.value.reshaped(vec![1]))],
+            );
+            Ok(())
+        }
+        Op::Range => simple(em, "Range", name, ins, outs),
+        Op::Reduce(r) => reduce(em, r, name, ins, outs),
+        Op::Lstm(r) => rnn(em, "LSTM", r, name, ins, outs),
+        Op::Gru(r) => rnn(em, "GRU", r, name, ins, outs),
+        Op::QuantizeLinear(q) | Op::DequantizeLinear(q) => {
+            let op = if matches!(n.op, Op::QuantizeLinear(_)) {
+                "QuantizeLinear"
+            } else {
+                "DequantizeLinear"
+            };
+            let scalar_scale = em.g.ty(n.inputs[1]).rank() == 0;
+            let attrs = if scalar_scale {
+                vec![]
+            } else {
+                vec![attr_i("axis", q.axis as i64)]
+            };
+            em.node(op, name, ins, outs, attrs);
+            Ok(())
+        }
+        Op::DynamicQuantizeLinear => simple(em, "DynamicQuantizeLinear", name, ins, outs),
+        Op::ConvInteger(c) => conv(em, "ConvInteger", c, name, ins, outs, false),
+        Op::MatMulInteger => simple(em, "MatMulInteger", name, ins, outs),
+        Op::QLinearConv(c) => conv(em, "QLinearConv", c, name, ins, outs, false),
+        Op::QLinearMatMul => simple(em, "QLinearMatMul", name, ins, outs),
+    }
+}
+
+fn simple(em: &mut Emitter, op: &str, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
+    em.node(op, name, ins, outs, vec![]);
+    Ok(())
+}
+
+fn need_nchw(l: Layout) -> R {
+    if l != Layout::Nchw {
+        return Err("channels-last layout must be legalized to NCHW before writing ONNX".into());
+    }
+    Ok(())
+}
+
+fn unary(
+    em: &mut Emitter,
+    u: UnaryOp,
+    name: &str,
+    ins: Vec<String>,
+    outs: Vec<String>,
+    dtype: DType,
+) -> R {
+    let op = match u {
+        UnaryOp::Abs => "Abs",
+        UnaryOp::Neg => "Neg",
+        UnaryOp::Sqrt => "Sqrt",
+        UnaryOp::Rsqrt => {
+            let s = em.tmp("Sqrt", name, ins, vec![]);
+            return simple(em, "Reciprocal", name, vec![s], outs);
+        }
+        UnaryOp::Square => {
+            return simple(em, "Mul", name, vec![ins[0].clone(), ins[0].clone()], outs)
+        }
+        UnaryOp::Exp => "Exp",
+        UnaryOp::Log => "Log",
+        UnaryOp::Reciprocal => "Reciprocal",
+        UnaryOp::Erf => "Erf",
+        UnaryOp::Floor => "Floor",
+        UnaryOp::Ceil => "Ceil",
+        UnaryOp::Round => "Round",
+        UnaryOp::Sign => "Sign",
+        UnaryOp::Sin => "Sin",
+        UnaryOp::Cos => "Cos",
+        UnaryOp::Tan => "Tan",
+        UnaryOp::Atan => "Atan",
+        UnaryOp::Sigmoid => "Sigmoid",
+        UnaryOp::Tanh => "Tanh",
+        UnaryOp::Relu => "Relu",
+        UnaryOp::Softplus => "Softplus",
+        UnaryOp::Softsign => "Softsign",
+        UnaryOp::Not => "Not",
+        UnaryOp::IsNaN => "IsNaN",
+    };
+    let _ = dtype;
+    simple(em, op, name, ins, outs)
+}
+
+fn binary(em: &mut Emitter, b: BinaryOp, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
+    let (op, attrs) = match b {
+        BinaryOp::Add => ("Add", vec![]),
+        BinaryOp::Sub => ("Sub", vec![]),
+        BinaryOp::Mul => ("Mul", vec![]),
+        BinaryOp::Div => ("Div", vec![]),
+        BinaryOp::Pow => ("Pow", vec![]),
+        BinaryOp::Min => ("Min", vec![]),
+        BinaryOp::Max => ("Max", vec![]),
+        BinaryOp::Mod => ("Mod", vec![]),
+        BinaryOp::Fmod => ("Mod", vec![attr_i("fmod", 1)]),
+        BinaryOp::PRelu => ("PRelu", vec![]),
+        BinaryOp::Equal => ("Equal", vec![]),
+        BinaryOp::Less => ("Less", vec![]),
+        BinaryOp::Greater => ("Greater", vec![]),
+        BinaryOp::LessOrEqual => ("LessOrEqual", vec![]),
+        BinaryOp::GreaterOrEqual => ("GreaterOrEqual", vec![]),
+        BinaryOp::And => ("And", vec![]),
+        BinaryOp::Or => ("Or", vec![]),
+        BinaryOp::Xor => ("Xor", vec![]),
+        BinaryOp::SquaredDifference => {
+            let d = em.tmp("Sub", name, ins, vec![]);
+            return simple(em, "Mul", name, vec![d.clone(), d], outs);
+        }
+    };
+    em.node(op, name, ins, outs, attrs);
+    Ok(())
+}
+
+fn activation(
+    em: &mut Emitter,
+    a: &Activation,
+    name: &str,
+    ins: Vec<String>,
+    outs: Vec<String>,
+    dtype: DType,
+) -> R {
+    let x = ins[0].clone();
+    match *a {
+        Activation::LeakyRelu { alpha } => {
+            em.node("LeakyRelu", name, ins, outs, vec![attr_f("alpha", alpha)])
+        }
+        Activation::Elu { alpha } => em.node("Elu", name, ins, outs, vec![attr_f("alpha", alpha)]),
+        Activation::Selu { alpha, gamma } => em.node(
+            "Selu",
+            name,
+            ins,
+            outs,
+            vec![attr_f("alpha", alpha), attr_f("gamma", gamma)],
+        ),
+        Activation::Celu { alpha } => {
+            em.node("Celu", name, ins, outs, vec![attr_f("alpha", alpha)])
+        }
+        Activation::HardSigmoid { alpha, beta } => em.node(
+            "HardSigmoid",
+            name,
+            ins,
+            outs,
+            vec![attr_f("alpha", alpha), attr_f("beta", beta)],
+        ),
+        Activation::HardSwish if em.opset >= 14 => em.node("HardSwish", name, ins, outs, vec![]),
+        Activation::HardSwish => {
+            let h = em.tmp(
+                "HardSigmoid",
+                name,
+                vec![x.clone()],
+                vec![attr_f("alpha", 1.0 / 6.0), attr_f("beta", 0.5)],
+            );
+            em.node("Mul", name, vec![x, h], outs, vec![]);
+        }
+        Activation::Gelu { tanh_approx } if em.opset >= 20 => {
+            let mode = if tanh_approx { "tanh" } else { "none" };
+            em.node("Gelu", name, ins, outs, vec![attr_s("approximate", mode)]);
+        }
+        Activation::Gelu { tanh_approx } => gelu_decomposed(em, name, x, outs, dtype, tanh_approx),
+        Activation::Clip { min, max } => {
+            let lo = min.map_or(String::new(), |v| {
+                em.scalar(&format!("{name}/min"), dtype, v as f64)
+            });
+            let hi = max.map_or(String::new(), |v| {
+                em.scalar(&format!("{name}/max"), dtype, v as f64)
+            });
+            let mut inputs = vec![x, lo, hi];
+            while inputs.last().is_some_and(|s| s.is_empty()) {
+                inputs.pop();
+            }
+            em.node("Clip", name, inputs, outs, vec![]);
+        }
+        Activation::ThresholdedRelu { alpha } => em.node(
+            "ThresholdedRelu",
+            name,
+            ins,
+            outs,
+            vec![attr_f("alpha", alpha)],
+        ),
+        Activation::Mish if em.opset >= 18 => em.node("Mish", name, ins, outs, vec![]),
+        Activation::Mish => {
+            let sp = em.tmp("Softplus", name, vec![x.clone()], vec![]);
+            let t = em.tmp("Tanh", name, vec![sp], vec![]);
+            em.node("Mul", name, vec![x, t], outs, vec![]);
+        }
+    }
+    Ok(())
+}
+
+/// GELU before opset 20: `0.5·x·(1 + erf(x/√2))`, or the tanh form
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+fn gelu_decomposed(
+    em: &mut Emitter,
+    name: &str,
+    x: String,
+    outs: Vec<String>,
+    dtype: DType,
+    tanh: bool,
+) {
+    let inner = if tanh {
+        let c3 = em.scalar(&format!("{name}/c"), dtype, 0.044715);
+        let k = em.scalar(
+            &format!("{name}/k"),
+            dtype,
+            (2.0 / std::f64::consts::PI).sqrt(),
+        );
+        let x2 = em.tmp("Mul", name, vec![x.clone(), x.clone()], vec![]);
+        let x3 = em.tmp("Mul", name, vec![x2, x.clone()], vec![]);
+        let t = em.tmp("Mul", name, vec![x3, c3], vec![]);
+        let s = em.tmp("Add", name, vec![x.clone(), t], vec![]);
+        let u = em.tmp("Mul", name, vec![s, k], vec![]);
+        em.tmp("Tanh", name, vec![u], vec![])
+    } else {
+        let r = em.scalar(
+            &format!("{name}/rsqrt2"),
+            dtype,
+            std::f64::consts::FRAC_1_SQRT_2,
+        );
+        let u = em.tmp("Mul", name, vec![x.clone(), r], vec![]);
+        em.tmp("Erf", name, vec![u], vec![])
+    };
+    let one = em.scalar(&format!("{name}/one"), dtype, 1.0);
+    let half = em.scalar(&format!("{name}/half"), dtype, 0.5);
+    let p = em.tmp("Add", name, vec![inner, one], vec![]);
+    let hx = em.tmp("Mul", name, vec![x, half], vec![]);
+    em.node("Mul", name, vec![hx, p], outs, vec![]);
+}
+
+fn pads_attr(p: &[(usize, usize)]) -> Vec<i64> {
+    p.iter()
+        .map(|x| x.0 as i64)
+        .chain(p.iter().map(|x| x.1 as i64))
+        .collect()
+}
+
+fn padding_attrs(padding: &Padding) -> Vec<tract_onnx::pb::AttributeProto> {
+    match padding {
+        Padding::Explicit(p) => vec![attr_ints("pads", pads_attr(p))],
+        Padding::SameUpper => vec![attr_s("auto_pad", "SAME_UPPER")],
+        Padding::SameLower => vec![attr_s("auto_pad", "SAME_LOWER")],
+    }
+}
+
+fn conv(
+    em: &mut Emitter,
+    op: &str,
+    c: &Conv,
+    name: &str,
+    ins: Vec<String>,
+    outs: Vec<String>,
+    transposed: bool,
+) -> R {
+    need_nchw(c.layout)?;
+    let want = if transposed {
+        KernelLayout::Iohw
+    } else {
+        KernelLayout::Oihw
+    };
+    if c.kernel_layout != want {
+        return Err(format!(
+            "kernel layout {} must be legalized to {want}",
+            c.kernel_layout
+        ));
+    }
+    let mut attrs = vec![
+        attr_usizes("strides", &c.strides),
+        attr_usizes("dilations", &c.dilations),
+        attr_i("group", c.group as i64),
+    ];
+    attrs.extend(padding_attrs(&c.padding));
+    if transposed && c.output_padding.iter().any(|&p| p != 0) {
+        attrs.push(attr_usizes("output_padding", &c.output_padding));
+    }
+    em.node(op, name, ins, outs, attrs);
+    Ok(())
+}
+
+fn pool(em: &mut Emitter, p: &Pool, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
+    need_nchw(p.layout)?;
+    let op = match p.kind {
+        PoolKind::Max => "MaxPool",
+        PoolKind::Avg => "AveragePool",
+        PoolKind::L2 => "LpPool",
+    };
+    let mut attrs = vec![
+        attr_usizes("kernel_shape", &p.kernel),
+        attr_usizes("strides", &p.strides),
+    ];
+    attrs.extend(padding_attrs(&p.padding));
+    if p.ceil_mode {
+        attrs.push(attr_i("ceil_mode", 1));
+    }
+    if p.dilations.iter().any(|&d| d != 1) {
+        if p.kind == PoolKind::Avg && em.opset < 19 {
+            return Err("dilated average pooling needs opset 19".into());
+        }
+        attrs.push(attr_usizes("dilations", &p.dilations));
+    }
+    match p.kind {
+        PoolKind::Avg => attrs.push(attr_i("count_include_pad", p.count_include_pad as i64)),
+        PoolKind::L2 => attrs.push(attr_i("p", 2)),
+        PoolKind::Max => {}
+    }
+    em.node(op, name, ins, outs, attrs);
+    Ok(())
+}
+
+fn layer_norm(
+    em: &mut Emitter,
+    l: &LayerNorm,
+    name: &str,
+    ins: Vec<String>,
+    outs: Vec<String>,
+    dtype: DType,
+    rank: usize,
+) -> R {
+    let attrs = vec![attr_i("axis", l.axis as i64), attr_f("epsilon", l.epsilon)];
+    if em.opset >= 17 {
+        em.node("LayerNormalization", name, ins, outs, attrs);
+        return Ok(());
+    }
+    // (x - mean) / sqrt(var + eps) * scale + bias, over axes axis..rank.
+    let axes: Vec<i64> = (l.axis as i64..rank as i64).collect();
+    let reduce_mean = |em: &mut Emitter, v: String| {
+        let a = vec![attr_ints("axes", axes.clone()), attr_i("keepdims", 1)];
+        em.tmp("ReduceMean", name, vec![v], a)
+    };
+    let x = ins[0].clone();
+    let mean = reduce_mean(em, x.clone());
+    let d = em.tmp("Sub", name, vec![x, mean], vec![]);
+    let sq = em.tmp("Mul", name, vec![d.clone(), d.clone()], vec![]);
+    let var = reduce_mean(em, sq);
+    let eps = em.scalar(&format!("{name}/eps"), dtype, l.epsilon as f64);
+    let ve = em.tmp("Add", name, vec![var, eps], vec![]);
+    let sd = em.tmp("Sqrt", name, vec![ve], vec![]);
+    let norm = em.tmp("Div", name, vec![d, sd], vec![]);
+    if let Some(bias) = ins.get(2) {
+        let scaled = em.tmp("Mul", name, vec![norm, ins[1].clone()], vec![]);
+        em.node("Add", name, vec![scaled, bias.clone()], outs, vec![]);
+    } else {
+        em.node("Mul", name, vec![norm, ins[1].clone()], outs, vec![]);
+    }
+    Ok(())
+}
+
+fn reshape(
+    em: &mut Emitter,
+    n: &Node,
+    r: &Reshape,
+    name: &str,
+    ins: Vec<String>,
+    outs: Vec<String>,
+) -> R {
+    let src = em.g.ty(n.inputs[0]).shape.clone();
+    // Symbols at the same position as in the input copy it (0); one other unknown becomes -1.
+    let mut v = Vec::with_capacity(r.shape.len());
+    let mut unknown = 0;
+    for (i, d) in r.shape.iter().enumerate() {
+        v.push(match d {
+            Dim::Fixed(k) => *k as i64,
+            Dim::Sym(_) if src.get(i) == Some(d) => 0,
+            Dim::Sym(_) => {
+                unknown += 1;
+                -1
+            }
+        });
+    }
+    // allowzero=0 reads a literal 0 as "copy": only valid where the input has a dim there.
+    let zero_ok = r
+        .shape
+        .iter()
+        .enumerate()
+        .all(|(i, d)| *d != Dim::Fixed(0) || src.get(i) == Some(&Dim::Fixed(0)));
+    let shape = if unknown <= 1 && zero_ok {
+        em.ints(&format!("{name}/shape"), &v)
+    } else {
+        em.shape_tensor(&format!("{name}/shape"), &r.shape, n.inputs[0])?
+    };
+    em.node("Reshape", name, vec![ins[0].clone(), shape], outs, vec![]);
+    Ok(())
+}
+
+fn pad(
+    em: &mut Emitter,
+    p: &Pad,
+    name: &str,
+    ins: Vec<String>,
+    outs: Vec<String>,
+    dtype: DType,
+) -> R {
+    let mode = match p.mode {
+        PadMode::Constant => "constant",
+        PadMode::Reflect => "reflect",
+        PadMode::Edge => "edge",
+        PadMode::Wrap if em.opset >= 19 => "wrap",
+        PadMode::Wrap => return Err("wrap padding needs opset 19".into()),
+    };
+    let pads: Vec<i64> = p
+        .pads
+        .iter()
+        .map(|x| x.0)
+        .chain(p.pads.iter().map(|x| x.1))
+        .collect();
+    let pads = em.ints(&format!("{name}/pads"), &pads);
+    let mut inputs = vec![ins[0].clone(), pads];
+    if p.mode == PadMode::Constant && p.value != 0.0 {
+        inputs.push(em.scalar(&format!("{name}/value"), dtype, p.value));
+    }
+    em.node("Pad", name, inputs, outs, vec![attr_s("mode", mode)]);
+    Ok(())
+}
+
+fn resize(
+    em: &mut Emitter,
+    n: &Node,
+    r: &Resize,
+    name: &str,
+    ins: Vec<String>,
+    outs: Vec<String>,
+) -> R {
+    let mode = match r.mode {
+        ResizeMode::Nearest => "nearest",
+        ResizeMode::Linear => "linear",
+        ResizeMode::Cubic => "cubic",
+    };
+    let coord = match r.coord {
+        CoordTransform::HalfPixel => "half_pixel",
+        CoordTransform::HalfPixelSymmetric if em.opset >= 19 => "half_pixel_symmetric",
+        CoordTransform::HalfPixelSymmetric => {
+            return Err("half_pixel_symmetric needs opset 19".into())
+        }
+        CoordTransform::PytorchHalfPixel => "pytorch_half_pixel",
+        CoordTransform::AlignCorners => "align_corners",
+        CoordTransform::Asymmetric => "asymmetric",
+        CoordTransform::TfCropAndResize => "tf_crop_and_resize",
+    };
+    let nearest = match r.nearest {
+        NearestRounding::RoundPreferFloor => "round_prefer_floor",
+        NearestRounding::RoundPreferCeil => "round_prefer_ceil",
+        NearestRounding::Floor => "floor",
+        NearestRounding::Ceil => "ceil",
+    };
+    let mut attrs = vec![
+        attr_s("mode", mode),
+        attr_s("coordinate_transformation_mode", coord),
+        attr_s("nearest_mode", nearest),
+    ];
+    if r.mode == ResizeMode::Cubic {
+        attrs.push(attr_f("cubic_coeff_a", r.cubic_coeff_a));
+        attrs.push(attr_i("exclude_outside", r.exclude_outside as i64));
+    }
+    let inputs = match &r.sizes {
+        Some(s) => {
+            let sizes = em.shape_tensor(&format!("{name}/sizes"), s, n.inputs[0])?;
+            vec![ins[0].clone(), String::new(), String::new(), sizes]
+        }
+        None => {
+            let scales = em.konst(
+                &format!("{name}/scales"),
+                Tensor::from_f32(vec![r.scales.len()], &r.scales),
+            );
+            vec![ins[0].clone(), String::new(), scales]
+        }
+    };
+    em.node("Resize", name, inputs, outs, attrs);
+    Ok(())
+}
+
+fn reduction_attr(
+    em: &Emitter,
+    r: ScatterReduction,
+) -> Result<Vec<tract_onnx::pb::AttributeProto>, String> {
+    let s = match r {
+        ScatterReduction::None => return Ok(vec![]),
+        ScatterReduction::Add => "add",
+        ScatterReduction::Mul => "mul",
+        ScatterReduction::Max | ScatterReduction::Min if em.opset < 18 => {
+            return Err("max/min scatter needs opset 18".into())
+        }
+        ScatterReduction::Max => "max",
+        ScatterReduction::Min => "min",
+    };
+    if em.opset < 16 {
+        return Err("scatter reductions need opset 16".into());
+    }
+    Ok(vec![attr_s("reduction", s)])
+}
+
+fn reduce(em: &mut Emitter, r: &Reduce, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
+    let op = match r.kind {
+        ReduceKind::Mean => "ReduceMean",
+        ReduceKind::Sum => "ReduceSum",
+        ReduceKind::Max => "ReduceMax",
+        ReduceKind::Min => "ReduceMin",
+        ReduceKind::Prod => "ReduceProd",
+        ReduceKind::L1 => "ReduceL1",
+        ReduceKind::L2 => "ReduceL2",
+        ReduceKind::LogSumExp => "ReduceLogSumExp",
+        ReduceKind::SumSquare => "ReduceSumSquare",
+    };
+    let axes: Vec<i64> = r.axes.iter().map(|&a| a as i64).collect();
+    let keep = attr_i("keepdims", r.keep_dims as i64);
+    // Axes became an input in opset 13 for ReduceSum and in opset 18 for the others.
+    if em.opset >= 18 || (r.kind == ReduceKind::Sum && em.opset >= 13) {
+        let a = em.ints(&format!("{name}/axes"), &axes);
+        em.node(op, name, vec![ins[0].clone(), a], outs, vec![keep]);
+    } else {
+        em.node(op, name, ins, outs, vec![attr_ints("axes", axes), keep]);
+    }
+    Ok(())
+}
+
+fn rnn(em: &mut Emitter, op: &str, r: &Rnn, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
+    let slots: &[RnnInput] = if op == "LSTM" {
+        &[
+            RnnInput::Bias,
+            RnnInput::SequenceLens,
+            RnnInput::InitialH,
+            RnnInput::InitialC,
+            RnnInput::Peepholes,
+        ]
+    } else {
+        &[RnnInput::Bias, RnnInput::SequenceLens, RnnInput::InitialH]
+    };
+    let mut inputs = ins[..3].to_vec();
+    for slot in slots {
+        inputs.push(match r.optional.iter().position(|s| s == slot) {
+            Some(k) => ins[3 + k].clone(),
+            None => String::new(),
+        });
+    }
+    while inputs.last().is_some_and(|s| s.is_empty()) {
+        inputs.pop();
+    }
+    let dir = match r.direction {
+        RnnDirection::Forward => "forward",
+        RnnDirection::Reverse => "reverse",
+        RnnDirection::Bidirectional => "bidirectional",
+    };
+    let mut attrs = vec![
+        attr_s("direction", dir),
+        attr_i("hidden_size", r.hidden_size as i64),
+        attr_i("layout", r.batch_major as i64),
+    ];
+    if !r.activations.is_empty() {
+        attrs.push(attr_strings("activations", &r.activations));
+    }
+    if let Some(c) = r.clip {
+        attrs.push(attr_f("clip", c));
+    }
+    if op == "GRU" {
+        attrs.push(attr_i("linear_before_reset", r.linear_before_reset as i64));
+    } else if r.input_forget {
+        attrs.push(attr_i("input_forget", 1));
+    }
+    em.node(op, name, inputs, outs, attrs);
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `cargo xtask conformance`: build mdeploy, install the pinned runtimes into
+//! `.cache/conformance/`, then run `conformance/run.py` with the venv's Python.
+
+use crate::util::{self, Exit};
+use crate::{node, python};
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const USAGE: &str =
+    "usage: cargo xtask conformance [--only SUBSTR] [--skip-node-tests] [--targets LIST] [-- RUN_PY_ARGS]";
+
+pub fn run(args: &[String]) -> Result<()> {
+    let runner_args = runner_args(args)?;
+    let repo = util::repo_root();
+
+    util::header("conformance 1/4: build mdeploy");
+    let mdeploy = build_mdeploy(&repo)?;
+
+    util::header("conformance 2/4: Python runtimes (onnxruntime, ai-edge-litert, onnx)");
+    let python = python::ensure_venv(&repo)?;
+
+    util::header("conformance 3/4: Node runtimes (@tensorflow/tfjs)");
+    node::ensure_modules(&repo)?;
+
+    util::header("conformance 4/4: run converted models in the real runtimes");
+    util::run(
+        "conformance run",
+        Command::new(python)
+            .arg(repo.join("conformance").join("run.py"))
+            .arg("--mdeploy")
+            .arg(&mdeploy)
+            .arg("--repo")
+            .arg(&repo)
+            .args(runner_args),
+    )
+}
+
+/// Checks our flags and turns them into run.py's; everything after `--` is passed as is.
+fn runner_args(args: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--skip-node-tests" => out.push(arg.clone()),
+            "--only" | "--targets" => {
+                let Some(value) = iter.next() else {
+                    return Err(Exit::usage(format!("{arg} needs a value\n{USAGE}")).into());
+                };
+                out.extend([arg.clone(), value.clone()]);
+            }
+            "--" => out.extend(iter.by_ref().cloned()),
+            _ if arg.starts_with("--only=") || arg.starts_with("--targets=") => {
+                out.push(arg.clone())
+            }
+            "-h" | "--help" => {
+                eprintln!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => return Err(Exit::usage(format!("unknown argument '{arg}'\n{USAGE}")).into()),
+        }
+    }
+    Ok(out)
+}
+
+/// `cargo build --bin mdeploy` (dev profile); returns the binary's path.
+fn build_mdeploy(repo: &Path) -> Result<PathBuf> {
+    // CARGO_TARGET_DIR is resolved against our working directory, as cargo itself would, and
+    // handed to the child as an absolute path because the child runs from the repository root.
+    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::env::current_dir()?.join(dir),
+        None => repo.join("target"),
+    };
+    util::run(
+        "build mdeploy",
+        util::cargo()
+            .args(["build", "--bin", "mdeploy", "--manifest-path"])
+            .arg(repo.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .current_dir(repo),
+    )?;
+    let bin = target_dir
+        .join("debug")
+        .join(format!("mdeploy{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        bail!(
+            "step 'build mdeploy' failed: cargo succeeded but {} is missing",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}

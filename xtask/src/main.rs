@@ -1,0 +1,75 @@
+//! `cargo xtask <task>`: the project's automation, in Rust so a fresh machine needs only cargo
+//! (plus python3 and node for the conformance tier, whose packages the task installs itself).
+//!
+//! Adding a task is one line in [`TASKS`] (plus its `mod` line).
+
+mod ci;
+mod conformance;
+mod node;
+mod python;
+mod util;
+
+use std::process::ExitCode;
+
+/// A task gets the arguments after its name.
+type Task = fn(&[String]) -> anyhow::Result<()>;
+
+const TASKS: &[(&str, &str, Task)] = &[
+    (
+        "ci",
+        "fmt --check, clippy -D warnings, tests, then conformance [conformance flags]",
+        ci::run,
+    ),
+    (
+        "conformance",
+        "run converted fixtures and ONNX node tests in the real runtimes \
+         [--only SUBSTR] [--skip-node-tests] [--targets onnx,tflite] [-- run.py args]",
+        conformance::run,
+    ),
+    (
+        "bench",
+        "conversion time and peak memory (not implemented yet)",
+        not_implemented,
+    ),
+    (
+        "codegen",
+        "regenerate src/gen/ from schemas/ [--check] (not implemented yet)",
+        not_implemented,
+    ),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(name) = args.first() else {
+        usage();
+        return ExitCode::from(2);
+    };
+    if name == "-h" || name == "--help" || name == "help" {
+        usage();
+        return ExitCode::SUCCESS;
+    }
+    let Some((_, _, task)) = TASKS.iter().find(|(n, _, _)| n == name) else {
+        eprintln!("xtask: unknown task '{name}'\n");
+        usage();
+        return ExitCode::from(2);
+    };
+    match task(&args[1..]) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nxtask {name}: {err:#}");
+            let code = err.downcast_ref::<util::Exit>().map_or(1, |s| s.code);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}
+
+fn usage() {
+    eprintln!("usage: cargo xtask <task> [args]\n\ntasks:");
+    for (name, help, _) in TASKS {
+        eprintln!("  {name:<12} {help}");
+    }
+}
+
+fn not_implemented(_args: &[String]) -> anyhow::Result<()> {
+    anyhow::bail!("not implemented yet")
+}
