@@ -1,1 +1,7 @@
-fn main() {}
+//! Integration tests: one binary, topic modules.
+
+mod common;
+
+mod cli;
+mod readers;
+mod roundtrip;

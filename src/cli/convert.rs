@@ -42,7 +42,7 @@ pub struct ConvertArgs {
     #[arg(long)]
     pub verify: bool,
     /// Largest max-relative error (max|a-b| / max|ref|) --verify accepts.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = parse_tolerance)]
     pub tolerance: f64,
     /// Input data for --verify, as NAME=FILE.npy (repeatable); others get seeded random data.
     #[arg(long = "input", value_parser = parse_input_file)]
@@ -56,6 +56,13 @@ pub struct ConvertArgs {
     /// Write a JSON report of the conversion here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+}
+
+fn parse_tolerance(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a non-negative number")),
+    }
 }
 
 fn parse_opset(s: &str) -> std::result::Result<i64, String> {

@@ -203,20 +203,24 @@ mod tests {
 }
 
 /// Cheap content check: the bytes parse as top-level protobuf fields with the field numbers and
-/// wire types of an ONNX `ModelProto`, including a graph.
+/// wire types of an ONNX `ModelProto`, starting with `ir_version`. A file that starts right but
+/// is cut short still counts, so that reading it reports the truncation.
 pub fn looks_like_model(buf: &[u8]) -> bool {
-    let mut saw_graph = false;
-    let ok = each_field(buf, 0..buf.len(), |f| {
+    let mut seen = 0usize;
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        let Ok(f) = next_field(buf, &mut pos, buf.len()) else {
+            return seen > 0;
+        };
         let expected = match f.number {
             1 | 5 => WIRE_VARINT,
             2..=4 | 6 | 7 | 8 | 14 | 20 | 25 => WIRE_LEN,
-            _ => return Err("unknown field".into()),
+            _ => return false,
         };
-        if f.wire != expected {
-            return Err("wrong wire type".into());
+        if f.wire != expected || (seen == 0 && f.number != 1) {
+            return false;
         }
-        saw_graph |= f.number == 7;
-        Ok(())
-    });
-    ok.is_ok() && saw_graph
+        seen += 1;
+    }
+    seen > 0
 }

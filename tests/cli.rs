@@ -1,0 +1,145 @@
+//! The binary as users run it: exit codes, messages, default paths, nothing half-written.
+
+use crate::common::repo;
+use std::process::{Command, Output};
+
+fn mdeploy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mdeploy")).args(args).output().expect("runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fixture(p: &str) -> String {
+    repo().join(p).display().to_string()
+}
+
+/// Converting `input` fails with `code`, a message containing `needle`, and no output file.
+fn refused(input: &str, code: i32, needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.onnx");
+    let o = mdeploy(&["convert", input, "--to", "onnx", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(code), "{input}: {}", stderr(&o));
+    assert!(stderr(&o).contains(needle), "{input}: message lacks '{needle}': {}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{input}: left files behind: {left:?}");
+}
+
+#[test]
+fn truncated_file_is_a_clear_failure() {
+    refused(&fixture("fixtures/bad/truncated.onnx"), 1, "truncated");
+}
+
+#[test]
+fn non_model_file_is_a_clear_failure() {
+    refused(&fixture("fixtures/bad/not_a_model.onnx"), 1, "not a model");
+}
+
+#[test]
+fn folder_without_model_is_a_clear_failure() {
+    refused(&fixture("fixtures/bad/empty_dir"), 1, "holds no model");
+}
+
+#[test]
+fn missing_input_is_a_clear_failure() {
+    refused("/no/such/model.onnx", 1, "no such file");
+}
+
+#[test]
+fn unsupported_ops_are_all_listed_with_exit_4() {
+    let input = fixture("fixtures/bad/unsupported_op.onnx");
+    refused(&input, 4, "custom1");
+    refused(&input, 4, "NonexistentOp at node 'weird2'");
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let o = mdeploy(&["convert", "x.onnx", "--to", "nothing"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = mdeploy(&["convert", &fixture("fixtures/onnx/mlp/model.onnx"), "--to", "onnx", "--opset", "9"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("opset 9"));
+    let o = mdeploy(&["convert", &fixture("fixtures/onnx/mlp/model.onnx"), "--to", "onnx", "--tolerance=-1"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn verify_passes_and_reports_each_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx");
+    let report = dir.path().join("r.json");
+    let o = mdeploy(&[
+        "convert",
+        &fixture("fixtures/onnx/attention/model.onnx"),
+        "--to",
+        "onnx",
+        "-o",
+        out.to_str().unwrap(),
+        "--verify",
+        "--input",
+        &format!("input={}", fixture("fixtures/onnx/attention/input.npy")),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("max_rel") && stderr(&o).contains("cosine"), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["target"], "onnx");
+    assert!(r["verify"][0]["max_rel"].as_f64().unwrap() <= 1e-4);
+}
+
+#[test]
+fn verification_past_tolerance_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx");
+    // Opset 13 has no HardSwish: its decomposition differs from the fused op in the last bit,
+    // which a zero tolerance refuses.
+    let o = mdeploy(&[
+        "convert",
+        &fixture("fixtures/onnx/activations/model.onnx"),
+        "--to",
+        "onnx",
+        "--opset",
+        "13",
+        "-o",
+        out.to_str().unwrap(),
+        "--verify",
+        "--tolerance",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("verification failed"));
+}
+
+#[test]
+fn default_output_goes_next_to_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("net.onnx");
+    std::fs::copy(repo().join("fixtures/onnx/mlp/model.onnx"), &input).unwrap();
+    let o = mdeploy(&["convert", input.to_str().unwrap(), "--to", "onnx", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(dir.path().join("net_converted.onnx").exists());
+    assert!(o.stderr.is_empty(), "--quiet printed: {}", stderr(&o));
+}
+
+#[test]
+fn inspect_json_lists_io_ops_and_parameters() {
+    let o = mdeploy(&["inspect", &fixture("fixtures/onnx/dynamic_batch/model.onnx"), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["inputs"][0]["name"], "input");
+    assert_eq!(v["inputs"][0]["shape"][0], "batch");
+    assert_eq!(v["outputs"][0]["dtype"], "f32");
+    assert!(v["ops"]["Conv"].as_u64().unwrap() == 2);
+    assert!(v["parameters"].as_u64().unwrap() > 1000);
+    let o = mdeploy(&["inspect", &fixture("fixtures/onnx/mlp/model.onnx"), "--ir"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("node"));
+}
+
+#[test]
+fn help_has_examples() {
+    let o = mdeploy(&["convert", "--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Examples"));
+}

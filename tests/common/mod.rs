@@ -1,0 +1,67 @@
+//! Fixture discovery and comparison helpers shared by the integration tests.
+
+use mdeploy::ir::Tensor;
+use std::path::{Path, PathBuf};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixture folder with its model and the source framework's inputs and outputs.
+pub struct Fixture {
+    pub name: String,
+    pub dir: PathBuf,
+    pub model: PathBuf,
+}
+
+impl Fixture {
+    /// `input.npy`, `input_1.npy`, … in graph input order.
+    pub fn inputs(&self) -> Vec<Tensor> {
+        numbered(&self.dir, "input")
+    }
+    /// `expected.npy`, `expected_1.npy`, … in graph output order.
+    pub fn expected(&self) -> Vec<Tensor> {
+        numbered(&self.dir, "expected")
+    }
+}
+
+fn numbered(dir: &Path, stem: &str) -> Vec<Tensor> {
+    let mut out = Vec::new();
+    for i in 0.. {
+        let name = if i == 0 { format!("{stem}.npy") } else { format!("{stem}_{i}.npy") };
+        let p = dir.join(name);
+        if !p.exists() {
+            break;
+        }
+        out.push(mdeploy::npy::read(&p).unwrap_or_else(|e| panic!("{e}")));
+    }
+    out
+}
+
+/// Every ONNX fixture, sorted by name.
+pub fn onnx_fixtures() -> Vec<Fixture> {
+    let root = repo().join("fixtures/onnx");
+    let mut v: Vec<Fixture> = std::fs::read_dir(&root)
+        .expect("fixtures/onnx exists")
+        .flatten()
+        .filter(|e| e.path().join("model.onnx").exists())
+        .map(|e| Fixture {
+            name: e.file_name().to_string_lossy().into_owned(),
+            model: e.path().join("model.onnx"),
+            dir: e.path(),
+        })
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(v.len() >= 10, "expected the committed ONNX fixtures, found {}", v.len());
+    v
+}
+
+/// Asserts every output matches the framework's expected output (rel ≤ 1e-4, exact shapes).
+pub fn assert_matches(what: &str, got: &[Tensor], expected: &[Tensor]) {
+    assert_eq!(got.len(), expected.len(), "{what}: output count");
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        let c = mdeploy::eval::compare(&format!("#{i}"), g, e);
+        assert!(c.shape_matches, "{what}: output #{i} shape {:?} vs expected {:?}", g.shape, e.shape);
+        assert!(c.max_rel <= 1e-4, "{what}: output #{i} max_rel {:e} (max_abs {:e})", c.max_rel, c.max_abs);
+    }
+}
