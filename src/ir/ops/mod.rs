@@ -193,7 +193,7 @@ pub fn window_out(
     }
     let span = total - eff;
     let mut out = span / stride + 1;
-    if ceil && span % stride != 0 {
+    if ceil && !span.is_multiple_of(stride) {
         out += 1;
         // The last window must start inside the input or left padding.
         if (out - 1) * stride >= n as usize + pad.0 {

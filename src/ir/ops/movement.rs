@@ -322,7 +322,9 @@ fn check_rank4_block(x: &TensorType, block: usize) -> Result<(), String> {
 
 fn scale_dim(d: &Dim, mul: u64, div: u64) -> Result<Dim, String> {
     match d.fixed() {
-        Some(n) if (n * mul) % div != 0 => Err(format!("dimension {n} not divisible by {div}")),
+        Some(n) if !(n * mul).is_multiple_of(div) => {
+            Err(format!("dimension {n} not divisible by {div}"))
+        }
         Some(n) => Ok(Dim::Fixed(n * mul / div)),
         None => Ok(unknown_dim()),
     }

@@ -390,12 +390,8 @@ fn where_(inputs: &[&Tensor], out_shape: Vec<usize>) -> Option<Tensor> {
         });
     }
     let mut out = Vec::with_capacity(offs[0].len() * es);
-    for i in 0..offs[0].len() {
-        let src = if c.data[offs[0][i]] != 0 {
-            (x, offs[1][i])
-        } else {
-            (y, offs[2][i])
-        };
+    for ((&oc, &ox), &oy) in offs[0].iter().zip(&offs[1]).zip(&offs[2]) {
+        let src = if c.data[oc] != 0 { (x, ox) } else { (y, oy) };
         out.extend_from_slice(&src.0.data[src.1 * es..(src.1 + 1) * es]);
     }
     Some(Tensor {

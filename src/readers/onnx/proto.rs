@@ -151,6 +151,29 @@ fn strip_graph(
     Ok(out)
 }
 
+/// Cheap content check: the bytes parse as top-level protobuf fields with the field numbers and
+/// wire types of an ONNX `ModelProto`, starting with `ir_version`. A file that starts right but
+/// is cut short still counts, so that reading it reports the truncation.
+pub fn looks_like_model(buf: &[u8]) -> bool {
+    let mut seen = 0usize;
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        let Ok(f) = next_field(buf, &mut pos, buf.len()) else {
+            return seen > 0;
+        };
+        let expected = match f.number {
+            1 | 5 => WIRE_VARINT,
+            2..=4 | 6 | 7 | 8 | 14 | 20 | 25 => WIRE_LEN,
+            _ => return false,
+        };
+        if f.wire != expected || (seen == 0 && f.number != 1) {
+            return false;
+        }
+        seen += 1;
+    }
+    seen > 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,27 +223,4 @@ mod tests {
         assert!(strip_raw_data(&bytes[..bytes.len() - 1]).is_err());
         assert!(strip_raw_data(b"hello world, not a model").is_err());
     }
-}
-
-/// Cheap content check: the bytes parse as top-level protobuf fields with the field numbers and
-/// wire types of an ONNX `ModelProto`, starting with `ir_version`. A file that starts right but
-/// is cut short still counts, so that reading it reports the truncation.
-pub fn looks_like_model(buf: &[u8]) -> bool {
-    let mut seen = 0usize;
-    let mut pos = 0usize;
-    while pos < buf.len() {
-        let Ok(f) = next_field(buf, &mut pos, buf.len()) else {
-            return seen > 0;
-        };
-        let expected = match f.number {
-            1 | 5 => WIRE_VARINT,
-            2..=4 | 6 | 7 | 8 | 14 | 20 | 25 => WIRE_LEN,
-            _ => return false,
-        };
-        if f.wire != expected || (seen == 0 && f.number != 1) {
-            return false;
-        }
-        seen += 1;
-    }
-    seen > 0
 }

@@ -125,7 +125,7 @@ fn external_bytes(
         .get(dir, &location)
         .map_err(|e| format!("tensor '{}': {e}", t.name))?;
     let end = match length {
-        Some(l) => offset.checked_add(l).unwrap_or(usize::MAX),
+        Some(l) => offset.saturating_add(l),
         None => file.len(),
     };
     if offset > file.len() || end > file.len() {
