@@ -4,7 +4,10 @@ use crate::common::repo;
 use std::process::{Command, Output};
 
 fn mdeploy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mdeploy")).args(args).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .args(args)
+        .output()
+        .expect("runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -19,9 +22,20 @@ fn fixture(p: &str) -> String {
 fn refused(input: &str, code: i32, needle: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
-    let o = mdeploy(&["convert", input, "--to", "onnx", "-o", out.to_str().unwrap()]);
+    let o = mdeploy(&[
+        "convert",
+        input,
+        "--to",
+        "onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(code), "{input}: {}", stderr(&o));
-    assert!(stderr(&o).contains(needle), "{input}: message lacks '{needle}': {}", stderr(&o));
+    assert!(
+        stderr(&o).contains(needle),
+        "{input}: message lacks '{needle}': {}",
+        stderr(&o)
+    );
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "{input}: left files behind: {left:?}");
@@ -58,10 +72,23 @@ fn unsupported_ops_are_all_listed_with_exit_4() {
 fn bad_flags_are_usage_errors() {
     let o = mdeploy(&["convert", "x.onnx", "--to", "nothing"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = mdeploy(&["convert", &fixture("fixtures/onnx/mlp/model.onnx"), "--to", "onnx", "--opset", "9"]);
+    let o = mdeploy(&[
+        "convert",
+        &fixture("fixtures/onnx/mlp/model.onnx"),
+        "--to",
+        "onnx",
+        "--opset",
+        "9",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("opset 9"));
-    let o = mdeploy(&["convert", &fixture("fixtures/onnx/mlp/model.onnx"), "--to", "onnx", "--tolerance=-1"]);
+    let o = mdeploy(&[
+        "convert",
+        &fixture("fixtures/onnx/mlp/model.onnx"),
+        "--to",
+        "onnx",
+        "--tolerance=-1",
+    ]);
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -84,7 +111,11 @@ fn verify_passes_and_reports_each_output() {
         report.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("max_rel") && stderr(&o).contains("cosine"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("max_rel") && stderr(&o).contains("cosine"),
+        "{}",
+        stderr(&o)
+    );
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["target"], "onnx");
     assert!(r["verify"][0]["max_rel"].as_f64().unwrap() <= 1e-4);
@@ -118,7 +149,13 @@ fn default_output_goes_next_to_the_input() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("net.onnx");
     std::fs::copy(repo().join("fixtures/onnx/mlp/model.onnx"), &input).unwrap();
-    let o = mdeploy(&["convert", input.to_str().unwrap(), "--to", "onnx", "--quiet"]);
+    let o = mdeploy(&[
+        "convert",
+        input.to_str().unwrap(),
+        "--to",
+        "onnx",
+        "--quiet",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(dir.path().join("net_converted.onnx").exists());
     assert!(o.stderr.is_empty(), "--quiet printed: {}", stderr(&o));
@@ -126,7 +163,11 @@ fn default_output_goes_next_to_the_input() {
 
 #[test]
 fn inspect_json_lists_io_ops_and_parameters() {
-    let o = mdeploy(&["inspect", &fixture("fixtures/onnx/dynamic_batch/model.onnx"), "--json"]);
+    let o = mdeploy(&[
+        "inspect",
+        &fixture("fixtures/onnx/dynamic_batch/model.onnx"),
+        "--json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["inputs"][0]["name"], "input");

@@ -12,19 +12,39 @@ fn every_onnx_fixture_roundtrips_through_the_writer() {
         let g = readers::read(&f.model, &ReadOptions::default()).unwrap();
         for opset in [13, 17, 21] {
             let out = dir.path().join(format!("{}_{opset}.onnx", f.name));
-            let w = OnnxWriter { opset, external: ExternalData::Auto };
-            assert!(w.check(&g).is_empty(), "{} opset {opset}: {:?}", f.name, w.check(&g));
-            w.write(&g, &out).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+            let w = OnnxWriter {
+                opset,
+                external: ExternalData::Auto,
+            };
+            assert!(
+                w.check(&g).is_empty(),
+                "{} opset {opset}: {:?}",
+                f.name,
+                w.check(&g)
+            );
+            w.write(&g, &out)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.name));
             // tract loads the file directly: independent of our reader.
-            let got = mdeploy::eval::run_onnx_file(&out, &f.inputs()).unwrap_or_else(|e| panic!("{} opset {opset}: {e}", f.name));
+            let got = mdeploy::eval::run_onnx_file(&out, &f.inputs())
+                .unwrap_or_else(|e| panic!("{} opset {opset}: {e}", f.name));
             assert_matches(&format!("{} opset {opset}", f.name), &got, &f.expected());
             // and our reader takes back what we wrote, keeping the I/O names.
             let back = readers::read(&out, &ReadOptions::default()).unwrap();
             let names = |g: &mdeploy::ir::Graph, ids: &[mdeploy::ir::ValueId]| -> Vec<String> {
                 ids.iter().map(|&v| g.value(v).name.clone()).collect()
             };
-            assert_eq!(names(&back, &back.inputs), names(&g, &g.inputs), "{}", f.name);
-            assert_eq!(names(&back, &back.outputs), names(&g, &g.outputs), "{}", f.name);
+            assert_eq!(
+                names(&back, &back.inputs),
+                names(&g, &g.inputs),
+                "{}",
+                f.name
+            );
+            assert_eq!(
+                names(&back, &back.outputs),
+                names(&g, &g.outputs),
+                "{}",
+                f.name
+            );
             for (&a, &b) in back.outputs.iter().zip(&g.outputs) {
                 assert_eq!(back.ty(a).dtype, g.ty(b).dtype, "{}", f.name);
             }
@@ -54,7 +74,10 @@ fn external_data_is_written_and_read_back() {
     let f = repo().join("fixtures/onnx/cnn_bn/model.onnx");
     let g = readers::read(&f, &ReadOptions::default()).unwrap();
     let out = dir.path().join("ext.onnx");
-    let w = OnnxWriter { external: ExternalData::Always, ..Default::default() };
+    let w = OnnxWriter {
+        external: ExternalData::Always,
+        ..Default::default()
+    };
     let report = w.write(&g, &out).unwrap();
     assert_eq!(report.files.len(), 2);
     let data = dir.path().join("ext.onnx.data");
@@ -63,21 +86,40 @@ fn external_data_is_written_and_read_back() {
     let back = readers::read(&out, &ReadOptions::default()).unwrap();
     let inputs = mdeploy::npy::read(&repo().join("fixtures/onnx/cnn_bn/input.npy")).unwrap();
     let want = mdeploy::npy::read(&repo().join("fixtures/onnx/cnn_bn/expected.npy")).unwrap();
-    assert_matches("external", &mdeploy::eval::run(&back, &[inputs]).unwrap(), &[want]);
+    assert_matches(
+        "external",
+        &mdeploy::eval::run(&back, &[inputs]).unwrap(),
+        &[want],
+    );
 }
 
 #[test]
 fn symbolic_dims_survive_the_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let g = readers::read(&repo().join("fixtures/onnx/dynamic_batch/model.onnx"), &ReadOptions::default()).unwrap();
+    let g = readers::read(
+        &repo().join("fixtures/onnx/dynamic_batch/model.onnx"),
+        &ReadOptions::default(),
+    )
+    .unwrap();
     let out = dir.path().join("dyn.onnx");
     OnnxWriter::default().write(&g, &out).unwrap();
     let back = readers::read(&out, &ReadOptions::default()).unwrap();
-    assert_eq!(back.ty(back.inputs[0]).shape[0], mdeploy::ir::Dim::Sym("batch".into()));
-    assert_eq!(back.ty(back.outputs[0]).shape[0], mdeploy::ir::Dim::Sym("batch".into()));
+    assert_eq!(
+        back.ty(back.inputs[0]).shape[0],
+        mdeploy::ir::Dim::Sym("batch".into())
+    );
+    assert_eq!(
+        back.ty(back.outputs[0]).shape[0],
+        mdeploy::ir::Dim::Sym("batch".into())
+    );
     // batch 3, as in the fixture, runs through the written file.
     let input = mdeploy::npy::read(&repo().join("fixtures/onnx/dynamic_batch/input.npy")).unwrap();
     assert_eq!(input.shape[0], 3);
-    let want = mdeploy::npy::read(&repo().join("fixtures/onnx/dynamic_batch/expected.npy")).unwrap();
-    assert_matches("dynamic", &mdeploy::eval::run_onnx_file(&out, &[input]).unwrap(), &[want]);
+    let want =
+        mdeploy::npy::read(&repo().join("fixtures/onnx/dynamic_batch/expected.npy")).unwrap();
+    assert_matches(
+        "dynamic",
+        &mdeploy::eval::run_onnx_file(&out, &[input]).unwrap(),
+        &[want],
+    );
 }

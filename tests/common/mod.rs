@@ -28,7 +28,11 @@ impl Fixture {
 fn numbered(dir: &Path, stem: &str) -> Vec<Tensor> {
     let mut out = Vec::new();
     for i in 0.. {
-        let name = if i == 0 { format!("{stem}.npy") } else { format!("{stem}_{i}.npy") };
+        let name = if i == 0 {
+            format!("{stem}.npy")
+        } else {
+            format!("{stem}_{i}.npy")
+        };
         let p = dir.join(name);
         if !p.exists() {
             break;
@@ -52,7 +56,11 @@ pub fn onnx_fixtures() -> Vec<Fixture> {
         })
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
-    assert!(v.len() >= 10, "expected the committed ONNX fixtures, found {}", v.len());
+    assert!(
+        v.len() >= 10,
+        "expected the committed ONNX fixtures, found {}",
+        v.len()
+    );
     v
 }
 
@@ -61,7 +69,16 @@ pub fn assert_matches(what: &str, got: &[Tensor], expected: &[Tensor]) {
     assert_eq!(got.len(), expected.len(), "{what}: output count");
     for (i, (g, e)) in got.iter().zip(expected).enumerate() {
         let c = mdeploy::eval::compare(&format!("#{i}"), g, e);
-        assert!(c.shape_matches, "{what}: output #{i} shape {:?} vs expected {:?}", g.shape, e.shape);
-        assert!(c.max_rel <= 1e-4, "{what}: output #{i} max_rel {:e} (max_abs {:e})", c.max_rel, c.max_abs);
+        assert!(
+            c.shape_matches,
+            "{what}: output #{i} shape {:?} vs expected {:?}",
+            g.shape, e.shape
+        );
+        assert!(
+            c.max_rel <= 1e-4,
+            "{what}: output #{i} max_rel {:e} (max_abs {:e})",
+            c.max_rel,
+            c.max_abs
+        );
     }
 }
