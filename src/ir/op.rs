@@ -14,8 +14,8 @@ pub enum Op {
     Where,
     Cast(Cast),
     // linear.rs
-    /// inputs: a, b (numpy matmul semantics)
-    MatMul,
+    /// inputs: a, b (numpy matmul semantics, optionally transposing the last two axes)
+    MatMul(MatMul),
     Einsum(Einsum),
     /// inputs: x, kernel, [bias]
     Conv(Conv),
@@ -100,7 +100,7 @@ impl Op {
             Op::Activation(a) => a.name().to_string(),
             Op::Where => "Where".into(),
             Op::Cast(_) => "Cast".into(),
-            Op::MatMul => "MatMul".into(),
+            Op::MatMul(_) => "MatMul".into(),
             Op::Einsum(_) => "Einsum".into(),
             Op::Conv(_) => "Conv".into(),
             Op::ConvTranspose(_) => "ConvTranspose".into(),

@@ -5,6 +5,15 @@
 use super::{broadcast, unknown_dim, window_out, Inputs};
 use crate::ir::{Dim, KernelLayout, Layout, Shape, TensorType};
 
+/// Matrix product; `transpose_b` reads b as `[.., n, k]` (weights stored output-major, as ONNX
+/// Gemm transB, TFLite FULLY_CONNECTED and TF MatMul transpose_b keep them), so no weight copy is
+/// needed to express it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatMul {
+    pub transpose_a: bool,
+    pub transpose_b: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Einsum {
     pub equation: String,
@@ -85,13 +94,25 @@ impl Conv {
     }
 }
 
-pub fn infer_matmul(inputs: &Inputs, max: usize) -> Result<Vec<TensorType>, String> {
-    inputs.expect_count(2, max)?;
+pub fn infer_matmul(m: &MatMul, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(2, 2)?;
     let (a, b) = (inputs.ty(0)?, inputs.ty(1)?);
-    Ok(vec![TensorType::new(
-        a.dtype,
-        matmul_shape(&a.shape, &b.shape)?,
-    )])
+    let swap = |s: &[Dim], t: bool| -> Result<Shape, String> {
+        let mut s = s.to_vec();
+        if t {
+            if s.len() < 2 {
+                return Err("transposed MatMul operand needs rank >= 2".into());
+            }
+            let n = s.len();
+            s.swap(n - 1, n - 2);
+        }
+        Ok(s)
+    };
+    let shape = matmul_shape(
+        &swap(&a.shape, m.transpose_a)?,
+        &swap(&b.shape, m.transpose_b)?,
+    )?;
+    Ok(vec![TensorType::new(a.dtype, shape)])
 }
 
 pub fn matmul_shape(a: &[Dim], b: &[Dim]) -> Result<Shape, String> {

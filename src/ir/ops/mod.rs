@@ -79,7 +79,7 @@ pub fn infer(op: &Op, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
         Op::Activation(_) => elementwise::infer_same(inputs, 1),
         Op::Where => elementwise::infer_where(inputs),
         Op::Cast(c) => elementwise::infer_cast(c, inputs),
-        Op::MatMul => linear::infer_matmul(inputs, 2),
+        Op::MatMul(m) => linear::infer_matmul(m, inputs),
         Op::Einsum(e) => linear::infer_einsum(e, inputs),
         Op::Conv(c) => linear::infer_conv(c, inputs, false),
         Op::ConvTranspose(c) => linear::infer_conv_transpose(c, inputs),

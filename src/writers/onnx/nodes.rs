@@ -31,7 +31,7 @@ pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
             );
             Ok(())
         }
-        Op::MatMul => simple(em, "MatMul", name, ins, outs),
+        Op::MatMul(m) => matmul(em, n, m, name, ins, outs),
         Op::Einsum(e) => {
             em.node(
                 "Einsum",
@@ -360,6 +360,46 @@ pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
 fn simple(em: &mut Emitter, op: &str, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
     em.node(op, name, ins, outs, vec![]);
     Ok(())
+}
+
+/// Rank-2 products with transposed operands are Gemm (no copy of the weights); higher ranks get
+/// an explicit Transpose on the flagged operand.
+fn matmul(
+    em: &mut Emitter,
+    n: &Node,
+    m: &MatMul,
+    name: &str,
+    mut ins: Vec<String>,
+    outs: Vec<String>,
+) -> R {
+    let ranks = (em.g.ty(n.inputs[0]).rank(), em.g.ty(n.inputs[1]).rank());
+    if !m.transpose_a && !m.transpose_b {
+        return simple(em, "MatMul", name, ins, outs);
+    }
+    if ranks == (2, 2) {
+        let attrs = vec![
+            attr_i("transA", m.transpose_a as i64),
+            attr_i("transB", m.transpose_b as i64),
+        ];
+        em.node("Gemm", name, ins, outs, attrs);
+        return Ok(());
+    }
+    for (k, (t, r)) in [(m.transpose_a, ranks.0), (m.transpose_b, ranks.1)]
+        .into_iter()
+        .enumerate()
+    {
+        if t {
+            let mut perm: Vec<usize> = (0..r).collect();
+            perm.swap(r - 1, r - 2);
+            ins[k] = em.tmp(
+                "Transpose",
+                name,
+                vec![ins[k].clone()],
+                vec![attr_usizes("perm", &perm)],
+            );
+        }
+    }
+    simple(em, "MatMul", name, ins, outs)
 }
 
 fn need_nchw(l: Layout) -> R {

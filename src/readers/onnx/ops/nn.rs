@@ -1,13 +1,13 @@
 //! Neural-network ONNX ops: Conv, ConvTranspose (output_shape resolved to pads), Gemm (lowered
-//! to Transpose/MatMul/Mul/Add; constant transposes fold into the weights), MatMul, pooling,
+//! to MatMul with transpose flags, Mul and Add), MatMul, pooling,
 //! normalizations and Softmax/LogSoftmax (the opset < 13 "coerce to 2-D" form is rewritten as
 //! Reshape → Softmax → Reshape).
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
 use super::Handler;
 use crate::ir::ops::{
-    BatchNorm, BinaryOp, Conv, GlobalPool, InstanceNorm, LayerNorm, Padding, Pool, PoolKind,
-    Reshape, Softmax, Transpose,
+    BatchNorm, BinaryOp, Conv, GlobalPool, InstanceNorm, LayerNorm, MatMul, Padding, Pool,
+    PoolKind, Reshape, Softmax,
 };
 use crate::ir::{Dim, KernelLayout, Layout, Op, Tensor, ValueId};
 
@@ -169,20 +169,18 @@ fn conv(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 }
 
 fn gemm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
-    let (mut a, mut b) = (ctx.input(0)?, ctx.input(1)?);
+    let (a, b) = (ctx.input(0)?, ctx.input(1)?);
     if imp.g.ty(a).rank() != 2 || imp.g.ty(b).rank() != 2 {
         return Err(NodeError::Invalid("Gemm inputs must be 2-D".into()));
     }
-    let t = Op::Transpose(Transpose { perm: vec![1, 0] });
-    if ctx.int("transA", 0) == 1 {
-        a = imp.emit1(&format!("{}/transA", ctx.name), t.clone(), vec![a])?;
-    }
-    if ctx.int("transB", 0) == 1 {
-        b = imp.emit1(&format!("{}/transB", ctx.name), t, vec![b])?;
-    }
+    // Transposes stay flags on the MatMul: weights are not copied to reorder them.
+    let m = MatMul {
+        transpose_a: ctx.int("transA", 0) == 1,
+        transpose_b: ctx.int("transB", 0) == 1,
+    };
     let (alpha, beta) = (ctx.float("alpha", 1.0), ctx.float("beta", 1.0));
     let dt = imp.g.ty(a).dtype;
-    let mut y = imp.emit1(&format!("{}/matmul", ctx.name), Op::MatMul, vec![a, b])?;
+    let mut y = imp.emit1(&format!("{}/matmul", ctx.name), Op::MatMul(m), vec![a, b])?;
     if alpha != 1.0 {
         let k = imp.add_const(
             &format!("{}/alpha", ctx.name),
@@ -218,7 +216,11 @@ fn gemm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 }
 
 fn matmul(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
-    imp.emit(&ctx.name, Op::MatMul, vec![ctx.input(0)?, ctx.input(1)?])
+    imp.emit(
+        &ctx.name,
+        Op::MatMul(MatMul::default()),
+        vec![ctx.input(0)?, ctx.input(1)?],
+    )
 }
 
 fn pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
