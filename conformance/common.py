@@ -3,6 +3,7 @@ comparing arrays, printing tables."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -33,10 +34,6 @@ class Case:
     rel: float | None = None
     max_abs: float | None = None
     extra: dict = field(default_factory=dict)
-
-    @property
-    def failed_unexpectedly(self) -> bool:
-        return self.status == FAIL
 
     def to_json(self) -> dict:
         out = {"id": self.id, "status": self.status}
@@ -80,9 +77,9 @@ class KnownFailures:
             case.status, case.detail, case.error = KNOWN, reason, error
         return case
 
-    def unused(self, prefix: str) -> list[str]:
-        """Listed ids starting with `prefix` that no case of this run matched."""
-        return sorted(i for i in self.reasons if i.startswith(prefix) and i not in self.seen)
+    def unused(self) -> list[str]:
+        """Listed ids that no case of this run settled (passed or failed)."""
+        return sorted(i for i in self.reasons if i not in self.seen)
 
 
 @dataclass
@@ -111,6 +108,13 @@ def first_lines(text: str, n: int = 3) -> str:
 
 def error_line(err: BaseException) -> str:
     return first_lines(f"{type(err).__name__}: {err}", 1)
+
+
+def shorten(text: str, *dirs: Path) -> str:
+    """Drops the case's own folders from messages: `/long/path/model.onnx` → `model.onnx`."""
+    for d in dirs:
+        text = text.replace(f"{d}{os.sep}", "")
+    return text
 
 
 UNSUPPORTED_RE = re.compile(r"unsupported op\s+(\S+)\s+at node")
@@ -164,18 +168,20 @@ def compare_rel(got: np.ndarray, exp: np.ndarray) -> tuple[float, float]:
     return max_abs, max_abs / scale
 
 
-def compare_outputs_rel(got: list, exp: list) -> tuple[float, float]:
-    """Worst (max abs, rel) over all outputs; raises CaseError when not within REL_TOL."""
+def compare_outputs_rel(got: list, exp: list) -> tuple[float, float, int]:
+    """Worst (max abs, rel, output index) over all outputs; raises CaseError on a count, shape
+    or NaN mismatch."""
     if len(got) != len(exp):
         raise CaseError(f"{len(got)} outputs, expected {len(exp)}")
-    worst_abs = worst_rel = 0.0
+    worst = (0.0, 0.0, 0)
     for i, (g, e) in enumerate(zip(got, exp)):
         try:
             max_abs, rel = compare_rel(g, e)
         except CaseError as err:
             raise CaseError(f"output {i}: {err}") from None
-        worst_abs, worst_rel = max(worst_abs, max_abs), max(worst_rel, rel)
-    return worst_abs, worst_rel
+        if rel > worst[1]:
+            worst = (max_abs, rel, i)
+    return worst
 
 
 def check_allclose(got: np.ndarray, exp: np.ndarray) -> None:

@@ -23,6 +23,7 @@ from common import (
     error_line,
     fmt_num,
     run_mdeploy,
+    shorten,
     table,
 )
 from targets import Target
@@ -73,15 +74,19 @@ def run(
     work: Path,
     jobs: int,
 ) -> list[FixtureResult]:
-    chosen = []
-    for fx in discover(root):
-        ids = [f"{fx.id}:{t.name}" for t in targets] + [f"{fx.id}:verify"]
-        if only is None or any(only in i for i in ids):
-            chosen.append(fx)
+    chosen = [fx for fx in discover(root) if case_ids(fx, targets, only)]
     names = ", ".join(t.name for t in targets)
     print(f"fixtures: {len(chosen)} under {root}, targets: {names}", flush=True)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(lambda fx: run_fixture(fx, mdeploy, targets, known, only, work), chosen))
+        return list(
+            pool.map(lambda fx: run_fixture(fx, mdeploy, targets, known, only, work), chosen)
+        )
+
+
+def case_ids(fx: Fixture, targets: list[Target], only: str | None) -> list[str]:
+    """The fixture's case ids (one per target, then verify) that `--only` selects."""
+    ids = [f"{fx.id}:{t.name}" for t in targets] + [f"{fx.id}:verify"]
+    return [i for i in ids if only is None or only in i]
 
 
 def run_fixture(fx, mdeploy, targets, known, only, work) -> FixtureResult:
@@ -93,16 +98,16 @@ def run_fixture(fx, mdeploy, targets, known, only, work) -> FixtureResult:
         inputs, expected = numbered(fx.dir, "input"), numbered(fx.dir, "expected")
     except (CaseError, OSError, ValueError) as err:
         problem = str(err) if isinstance(err, CaseError) else error_line(err)
-        ids = [f"{fx.id}:{t.name}" for t in targets] + [f"{fx.id}:verify"]
-        result.cases = [known.settle(Case(i), False, problem) for i in ids if not only or only in i]
+        result.cases = [known.settle(Case(i), False, problem) for i in case_ids(fx, targets, only)]
         return result
 
+    wanted = case_ids(fx, targets, only)
     for target in targets:
-        if only is None or only in f"{fx.id}:{target.name}":
+        if f"{fx.id}:{target.name}" in wanted:
             out = out_dir / target.name / target.out_name
             result.cases.append(run_target(fx, target, inputs, expected, mdeploy, known, out))
     verify_out = out_dir / "verify" / "out.onnx"
-    if only is None or only in f"{fx.id}:verify":
+    if f"{fx.id}:verify" in wanted:
         result.cases.append(run_verify(fx, mdeploy, known, verify_out))
     onnx_out = out_dir / "onnx" / "out.onnx"
     for produced in (onnx_out, verify_out):
@@ -117,20 +122,25 @@ def run_target(fx, target, inputs, expected, mdeploy, known, out: Path) -> Case:
     case = Case(f"{fx.id}:{target.name}", extra={"fixture": fx.id, "target": target.name})
     out.parent.mkdir(parents=True, exist_ok=True)
     converted = run_mdeploy(
-        mdeploy, ["convert", str(fx.model), "--to", target.name, "-o", str(out), "--quiet"],
+        mdeploy,
+        ["convert", str(fx.model), "--to", target.name, "-o", str(out), "--quiet"],
         CONVERT_TIMEOUT,
     )
+    converted.stderr = shorten(converted.stderr, fx.dir, out.parent)
     if converted.code != 0:
-        return known.settle(case, False, f"convert exit {converted.code}: {converted.first_lines()}")
+        return known.settle(
+            case, False, f"convert exit {converted.code}: {converted.first_lines()}"
+        )
     try:
         got = target.run(out, inputs)
-        case.max_abs, case.rel = compare_outputs_rel(got, expected)
+        case.max_abs, case.rel, worst = compare_outputs_rel(got, expected)
     except CaseError as err:
         return known.settle(case, False, str(err))
     except Exception as err:  # the runtime refused the file: that is the finding
-        return known.settle(case, False, f"{target.name} runtime: {error_line(err)}")
+        problem = shorten(f"{target.name} runtime: {error_line(err)}", out.parent)
+        return known.settle(case, False, problem)
     ok = case.rel <= REL_TOL
-    return known.settle(case, ok, "" if ok else f"rel {case.rel:.2e} > {REL_TOL:g}")
+    return known.settle(case, ok, "" if ok else f"output {worst}: rel {case.rel:.2e} > {REL_TOL:g}")
 
 
 def run_verify(fx, mdeploy, known, out: Path) -> Case:
@@ -141,6 +151,7 @@ def run_verify(fx, mdeploy, known, out: Path) -> Case:
         ["convert", str(fx.model), "--to", "onnx", "-o", str(out), "--verify", "--quiet"],
         CONVERT_TIMEOUT,
     )
+    converted.stderr = shorten(converted.stderr, fx.dir, out.parent)
     ok = converted.code == 0
     return known.settle(case, ok, "" if ok else f"exit {converted.code}: {converted.first_lines()}")
 
@@ -195,7 +206,13 @@ def report(results: list[FixtureResult]) -> None:
     if not rows:
         print("(no fixtures)")
         return
-    print(table(["fixture", "target", "result", f"rel (pass <= {REL_TOL:g})", "transposes",
-                 "verify"], rows))
-    print(f"rel = max|got - expected| / max(max|expected|, 1e-6) over all outputs; "
-          f"transposes = Transpose nodes in the produced ONNX; verify = `convert --to onnx --verify`")
+    print(
+        table(
+            ["fixture", "target", "result", f"rel (pass <= {REL_TOL:g})", "transposes", "verify"],
+            rows,
+        )
+    )
+    print(
+        "rel = max|got - expected| / max(max|expected|, 1e-6) over all outputs; "
+        "transposes = Transpose nodes in the produced ONNX; verify = `convert --to onnx --verify`"
+    )

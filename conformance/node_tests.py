@@ -1,5 +1,5 @@
-"""Part B: the ONNX backend node tests shipped in the `onnx` package, each converted ONNX → ONNX by
-mdeploy and run in onnxruntime, compared with the outputs the test ships."""
+"""Part B: the ONNX backend node tests shipped in the `onnx` package, each converted ONNX → ONNX
+by mdeploy and run in onnxruntime, compared with the outputs the test ships."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from common import (
     check_outputs_allclose,
     error_line,
     run_mdeploy,
+    shorten,
     unsupported_ops,
 )
 from targets import run_onnx
@@ -73,13 +74,16 @@ def run_case(case_dir: Path, mdeploy: Path, known: KnownFailures, work: Path) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     args = ["convert", str(case_dir / "model.onnx"), "--to", "onnx", "-o", str(out), "--quiet"]
     converted = run_mdeploy(mdeploy, args, CONVERT_TIMEOUT)
+    converted.stderr = shorten(converted.stderr, case_dir, out.parent)
     if converted.code == EXIT_UNSUPPORTED:
         case.status, case.detail = UNSUPPORTED, converted.first_lines(1)
         ops = unsupported_ops(converted.stderr)
         case.extra["unsupported_ops"] = ops or sorted({n.op_type for n in model.graph.node})
         return case
     if converted.code != 0:
-        return known.settle(case, False, f"convert exit {converted.code}: {converted.first_lines()}")
+        return known.settle(
+            case, False, f"convert exit {converted.code}: {converted.first_lines()}"
+        )
 
     got = None
     try:
@@ -89,7 +93,7 @@ def run_case(case_dir: Path, mdeploy: Path, known: KnownFailures, work: Path) ->
     except CaseError as err:
         problem = str(err)
     except Exception as err:  # onnxruntime refused or failed on our output
-        problem = f"onnxruntime: {error_line(err)}"
+        problem = shorten(f"onnxruntime: {error_line(err)}", out.parent)
     skip = runtime_problem(case_dir / "model.onnx", inputs, expected, got)
     if skip:
         case.status, case.detail, case.error = SKIPPED, skip, problem
@@ -165,20 +169,21 @@ def summarize(cases: list[Case]) -> dict:
 
 def report(summary: dict, top: int = 25) -> None:
     print("\n== Part B: ONNX backend node tests (onnx → mdeploy → onnxruntime) ==")
+    width = max(map(len, summary["counts"]), default=0)
     for name, count in summary["counts"].items():
-        print(f"  {name:<72} {count:>5}")
+        print(f"  {name:<{width}} {count:>5}")
     rate = summary["pass_rate"]
     passed, converted = summary["counts"].get("passed", 0), _converted(summary)
-    print(f"  pass rate among converted cases: {passed}/{converted}"
-          + (f" = {rate:.1%}" if rate is not None else ""))
+    print(
+        f"  pass rate among converted cases: {passed}/{converted}"
+        + (f" = {rate:.1%}" if rate is not None else "")
+    )
     if summary["failures"]:
         print(f"\n  failures ({len(summary['failures'])}):")
         for f in summary["failures"]:
             print(f"    {f['id']}: {f['error']}")
-    for case_id in summary["fixed"]:
-        print(f"  WARNING {case_id} passes: fixed — remove it from known-failures")
     if summary["unsupported_ops"]:
-        print(f"\n  top unsupported op types (cases):")
+        print("\n  top unsupported op types (cases):")
         for op, count in list(summary["unsupported_ops"].items())[:top]:
             print(f"    {op:<32} {count:>4}")
 

@@ -34,14 +34,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mdeploy", type=Path, required=True, help="the mdeploy binary to test")
     p.add_argument("--repo", type=Path, required=True, help="the repository root")
-    p.add_argument("--only", help="run only cases whose id contains this (e.g. onnx/, :tflite, node:test_conv)")
+    p.add_argument(
+        "--only", help="run only cases whose id contains this (e.g. onnx/, :tflite, node:test_conv)"
+    )
     p.add_argument("--skip-node-tests", action="store_true", help="skip Part B")
-    p.add_argument("--targets", default=DEFAULT_TARGETS,
-                   help=f"comma-separated targets of Part A (default {DEFAULT_TARGETS}; known: "
-                        f"{', '.join(targets_mod.TARGETS)})")
+    p.add_argument(
+        "--targets",
+        default=DEFAULT_TARGETS,
+        help=f"comma-separated targets of Part A (default {DEFAULT_TARGETS}; known: "
+        f"{', '.join(targets_mod.TARGETS)})",
+    )
+    p.add_argument(
+        "--list-failures",
+        action="store_true",
+        help="end with the unexpected failures as known-failures.txt lines, to review and paste",
+    )
     p.add_argument("--fixtures", type=Path, help="fixtures folder (default <repo>/fixtures)")
-    p.add_argument("--keep", action="store_true",
-                   help="keep the converted files in <repo>/.cache/conformance/out/")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the converted files in <repo>/.cache/conformance/out/",
+    )
     return p.parse_args(argv)
 
 
@@ -81,11 +94,20 @@ def print_totals(fixture_cases, node_cases, known: KnownFailures, stale: list[st
         if c.status == FIXED:
             print(f"  WARNING {c.id} passes: fixed — remove it from {known.path.name}")
     for case_id in stale:
-        print(f"  WARNING {known.path.name} lists {case_id}, which is no converted case of this run")
+        print(
+            f"  WARNING {known.path.name} lists {case_id}, which is no converted case of this run"
+        )
     unexpected = [c for c in all_cases if c.status == FAIL]
     verdict = "FAILED" if unexpected else "OK"
     print(f"\nconformance {verdict}: {_line(t)}")
     return t
+
+
+def print_failure_lines(cases) -> None:
+    failed = [c for c in cases if c.status == FAIL]
+    print(f"\n# {len(failed)} unexpected failures, in known-failures.txt form:")
+    for c in failed:
+        print(f"{c.id} {c.detail[:160]}")
 
 
 def should_have_run(case_id: str, args, chosen) -> bool:
@@ -105,9 +127,15 @@ def write_summary(path: Path, args, fixture_results, node_summary, t: dict) -> N
     summary = {
         "mdeploy": str(args.mdeploy),
         "totals": t,
+        "unexpected_failures": [c.id for r in fixture_results for c in r.cases if c.status == FAIL]
+        + [f["id"] for f in (node_summary or {}).get("failures", [])],
         "fixtures": [
-            {"fixture": r.fixture.id, "transposes": r.transposes, "op_types": r.op_types,
-             "cases": [c.to_json() for c in r.cases]}
+            {
+                "fixture": r.fixture.id,
+                "transposes": r.transposes,
+                "op_types": r.op_types,
+                "cases": [c.to_json() for c in r.cases],
+            }
             for r in fixture_results
         ],
         "node_tests": node_summary,
@@ -120,17 +148,21 @@ def write_summary(path: Path, args, fixture_results, node_summary, t: dict) -> N
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     repo, mdeploy = args.repo.resolve(), args.mdeploy.resolve()
+    if not os.access(mdeploy, os.X_OK):
+        sys.exit(f"run.py: {mdeploy} is not an executable")
     cache = repo / ".cache" / "conformance"
     known = KnownFailures(Path(__file__).resolve().parent / "known-failures.txt")
     chosen = select_targets(args.targets)
     targets_mod.NODE_MODULES = cache / "node" / "node_modules"
     work = work_dir(cache, args.keep)
     try:
-        fixture_results = fixtures.run(args.fixtures or repo / "fixtures", mdeploy, chosen, known,
-                                       args.only, work, JOBS)
+        fixture_results = fixtures.run(
+            args.fixtures or repo / "fixtures", mdeploy, chosen, known, args.only, work, JOBS
+        )
         fixtures.report(fixture_results)
-        node_cases = [] if args.skip_node_tests else node_tests.run(mdeploy, known, args.only,
-                                                                    work, JOBS)
+        node_cases = (
+            [] if args.skip_node_tests else node_tests.run(mdeploy, known, args.only, work, JOBS)
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -138,9 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     if node_summary:
         node_tests.report(node_summary)
     fixture_cases = [c for r in fixture_results for c in r.cases]
-    stale = [i for i in known.unused("") if should_have_run(i, args, chosen)]
+    stale = [i for i in known.unused() if should_have_run(i, args, chosen)]
     t = print_totals(fixture_cases, node_cases, known, stale)
     write_summary(cache / "summary.json", args, fixture_results, node_summary, t)
+    if args.list_failures:
+        print_failure_lines(fixture_cases + node_cases)
+    if args.only and not fixture_cases and not node_cases:
+        print(f"run.py: no case id contains '{args.only}'")
+        return 1
     return 1 if t["failed"] else 0
 
 

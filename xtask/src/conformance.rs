@@ -90,3 +90,39 @@ fn build_mdeploy(repo: &Path) -> Result<PathBuf> {
     }
     Ok(bin)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::runner_args;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_pass_through_to_run_py() {
+        let got = runner_args(&args(&[
+            "--only",
+            "node:",
+            "--skip-node-tests",
+            "--",
+            "--keep",
+        ]));
+        assert_eq!(
+            got.unwrap(),
+            args(&["--only", "node:", "--skip-node-tests", "--keep"])
+        );
+        assert_eq!(
+            runner_args(&args(&["--targets=onnx"])).unwrap(),
+            args(&["--targets=onnx"])
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        for bad in [&["--bogus"][..], &["--only"][..]] {
+            let err = runner_args(&args(bad)).unwrap_err();
+            assert_eq!(err.downcast_ref::<crate::util::Exit>().unwrap().code, 2);
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! `cargo xtask <task>`: the project's automation, in Rust so a fresh machine needs only cargo
 //! (plus python3 and node for the conformance tier, whose packages the task installs itself).
 //!
-//! Adding a task is one line in [`TASKS`] (plus its `mod` line).
+//! Adding a task is one entry in [`TASKS`] (plus its `mod` line); `bench` and `codegen` are
+//! placeholders: point their entries at `bench::run` / `codegen::run` when those modules land.
 
 mod ci;
 mod conformance;

@@ -128,3 +128,26 @@ impl Stamp {
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Stamp;
+
+    #[test]
+    fn stamp_is_stable_and_separates_parts() {
+        let path = std::path::PathBuf::from("unused");
+        let a = Stamp::new(path.clone(), &[b"numpy==2.4.6\n", b"Python 3.11.7"]).value;
+        assert_eq!(
+            a,
+            Stamp::new(path.clone(), &[b"numpy==2.4.6\n", b"Python 3.11.7"]).value
+        );
+        assert_ne!(
+            a,
+            Stamp::new(path.clone(), &[b"numpy==2.4.6\nPython 3.11.7"]).value
+        );
+        assert_ne!(
+            a,
+            Stamp::new(path, &[b"numpy==2.4.5\n", b"Python 3.11.7"]).value
+        );
+    }
+}
