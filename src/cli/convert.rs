@@ -7,7 +7,7 @@ use crate::eval::{self, Comparison};
 use crate::ir::Shape;
 use crate::passes::{self, PassContext};
 use crate::readers::{self, ReadOptions};
-use crate::writers::onnx::{ExternalData, OnnxWriter, DEFAULT_OPSET, OPSETS};
+use crate::writers::onnx::{ExternalData, OnnxWriter, OPSETS};
 use crate::writers::Writer;
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -32,9 +32,9 @@ pub struct ConvertArgs {
     /// Output path.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// ONNX opset to write (13–21).
-    #[arg(long, default_value_t = DEFAULT_OPSET, value_parser = parse_opset)]
-    pub opset: i64,
+    /// ONNX opset to write (13–21); default 17, or later when the model needs it.
+    #[arg(long, value_parser = parse_opset)]
+    pub opset: Option<i64>,
     /// Store ONNX weights in a `.data` file beside the model (automatic past 2 GiB).
     #[arg(long)]
     pub external_data: bool,

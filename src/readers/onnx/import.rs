@@ -146,6 +146,22 @@ impl Importer {
         self.names.insert(onnx_name.to_string(), id);
     }
 
+    /// Records a graph input or initializer this reader cannot represent; nodes using it are
+    /// skipped (and still reported if their own op is unknown).
+    pub fn refuse_value(&mut self, kind: &str, name: &str, reason: String) {
+        self.unsupported.push(Unsupported {
+            op: kind.to_string(),
+            node: name.to_string(),
+            reason,
+        });
+        self.poisoned.insert(name.to_string());
+    }
+
+    /// Whether `onnx_name` could not be produced because an unsupported node stood before it.
+    pub fn is_poisoned(&self, onnx_name: &str) -> bool {
+        self.poisoned.contains(onnx_name)
+    }
+
     pub fn lookup(&self, onnx_name: &str) -> Option<ValueId> {
         self.names.get(onnx_name).copied()
     }

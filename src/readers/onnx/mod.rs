@@ -48,6 +48,10 @@ impl Reader for OnnxReader {
 
         let mut external = tensor::ExternalFiles::default();
         for (i, init) in graph.initializer.iter().enumerate() {
+            if let Some(why) = tensor::unsupported_type(init.data_type) {
+                imp.refuse_value("initializer", &init.name, why);
+                continue;
+            }
             let raw = stripped
                 .raw_data
                 .get(i)
@@ -59,8 +63,12 @@ impl Reader for OnnxReader {
             imp.bind(&init.name, id);
         }
         for input in &graph.input {
-            if imp.lookup(&input.name).is_some() {
+            if imp.lookup(&input.name).is_some() || imp.is_poisoned(&input.name) {
                 continue; // an initializer listed as input (IR version < 4)
+            }
+            if let Some(why) = input_type_code(input).and_then(tensor::unsupported_type) {
+                imp.refuse_value("input", &input.name, why);
+                continue;
             }
             let mut ty = value_type(input, &mut imp.g).map_err(in_file)?;
             if let Some((_, shape)) = opts.input_shapes.iter().find(|(n, _)| *n == input.name) {
@@ -118,6 +126,13 @@ fn imp_outputs(imp: &mut Importer, graph: &pb::GraphProto) -> Result<Graph, Stri
         imp.g.outputs.push(v);
     }
     Ok(std::mem::take(&mut imp.g))
+}
+
+fn input_type_code(v: &pb::ValueInfoProto) -> Option<i32> {
+    match v.r#type.as_ref()?.value.as_ref()? {
+        pb::type_proto::Value::TensorType(t) => Some(t.elem_type),
+        _ => None,
+    }
 }
 
 /// The declared type of a graph input; `dim_param` becomes a named symbol, a missing

@@ -26,6 +26,16 @@ pub fn dtype_from_onnx(code: i32) -> Option<DType> {
     })
 }
 
+/// Why an ONNX element type cannot be read (float8, int4, string, complex…), if it cannot.
+pub fn unsupported_type(code: i32) -> Option<String> {
+    if dtype_from_onnx(code).is_some() {
+        return None;
+    }
+    let name = DataType::try_from(code)
+        .map_or_else(|_| format!("#{code}"), |d| d.as_str_name().to_lowercase());
+    Some(format!("element type {name} is not supported"))
+}
+
 pub fn onnx_code(dtype: DType) -> i32 {
     (match dtype {
         DType::F32 => DataType::Float,

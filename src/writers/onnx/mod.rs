@@ -32,14 +32,15 @@ pub enum ExternalData {
 }
 
 pub struct OnnxWriter {
-    pub opset: i64,
+    /// The opset to write; `None` picks 17, or the lowest later one the graph needs.
+    pub opset: Option<i64>,
     pub external: ExternalData,
 }
 
 impl Default for OnnxWriter {
     fn default() -> OnnxWriter {
         OnnxWriter {
-            opset: DEFAULT_OPSET,
+            opset: None,
             external: ExternalData::Auto,
         }
     }
@@ -53,8 +54,19 @@ struct Built {
 }
 
 impl OnnxWriter {
+    /// The opset this writer will use for `g`.
+    pub fn opset_for(&self, g: &Graph) -> i64 {
+        self.opset.unwrap_or_else(|| {
+            g.nodes
+                .iter()
+                .map(|n| nodes::min_opset(g, n))
+                .fold(DEFAULT_OPSET, i64::max)
+        })
+    }
+
     fn build(&self, g: &Graph) -> std::result::Result<Built, Vec<Unsupported>> {
-        let mut em = Emitter::new(g, self.opset);
+        let opset = self.opset_for(g);
+        let mut em = Emitter::new(g, opset);
         let mut problems = Vec::new();
         for n in &g.nodes {
             if let Err(reason) = nodes::emit_node(&mut em, n) {
@@ -89,10 +101,10 @@ impl OnnxWriter {
             ..Default::default()
         };
         let model = pb::ModelProto {
-            ir_version: ir_version(self.opset),
+            ir_version: ir_version(opset),
             opset_import: vec![pb::OperatorSetIdProto {
                 domain: String::new(),
-                version: self.opset,
+                version: opset,
             }],
             producer_name: "mdeploy".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),

@@ -7,7 +7,41 @@ use crate::ir::{DType, Dim, KernelLayout, Layout, Node, Op, Tensor};
 
 type R = Result<(), String>;
 
+/// The lowest opset that can express this node (features added to ops after opset 13).
+pub fn min_opset(g: &crate::ir::Graph, n: &Node) -> i64 {
+    let dt = |i: usize| n.inputs.get(i).map(|&v| g.ty(v).dtype);
+    let out_dt = g.ty(n.outputs[0]).dtype;
+    let wide = |d: Option<DType>| matches!(d, Some(DType::I16 | DType::U16));
+    match &n.op {
+        Op::QuantizeLinear(_) if wide(Some(out_dt)) => 21,
+        Op::DequantizeLinear(_) if wide(dt(0)) => 21,
+        Op::QuantizeLinear(_) | Op::DequantizeLinear(_) if dt(1) != Some(DType::F32) => 19,
+        Op::QLinearMatMul | Op::QLinearConv(_) if dt(1) != Some(DType::F32) => 21,
+        Op::Pool(p) if p.dilations.iter().any(|&d| d != 1) => match p.kind {
+            PoolKind::Max => 13,
+            PoolKind::L2 => 18,
+            PoolKind::Avg => 19,
+        },
+        Op::ScatterNd(Scatter { reduction: r })
+        | Op::ScatterElements(ScatterElements { reduction: r, .. }) => match r {
+            ScatterReduction::None => 13,
+            ScatterReduction::Add | ScatterReduction::Mul => 16,
+            ScatterReduction::Max | ScatterReduction::Min => 18,
+        },
+        Op::Pad(p) if p.mode == PadMode::Wrap => 19,
+        Op::Resize(r) if r.coord == CoordTransform::HalfPixelSymmetric => 19,
+        _ => 13,
+    }
+}
+
 pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
+    let need = min_opset(em.g, n);
+    if need > em.opset {
+        return Err(format!(
+            "needs opset {need} or later (writing opset {})",
+            em.opset
+        ));
+    }
     let ins: Vec<String> = n.inputs.iter().map(|&i| em.input(i)).collect();
     let outs: Vec<String> = n.outputs.iter().map(|&o| em.output(o)).collect();
     let name = n.name.as_str();

@@ -236,8 +236,19 @@ fn cast_to(imp: &mut Importer, ctx: &NodeCtx, to: DType) -> NodeResult<Vec<Value
     imp.emit(&ctx.name, Op::Cast(Cast { to }), vec![x])
 }
 
-fn identity(_imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+fn identity(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     // Dropout at inference is the identity; its optional mask output is not produced.
+    if ctx.node.op_type == "Dropout" {
+        let training = match ctx.opt_input(2) {
+            None => ctx.int("is_test", 1) == 0 && imp.opset < 7,
+            Some(t) => imp
+                .const_ints(t)
+                .is_none_or(|v| v.first().copied().unwrap_or(0) != 0),
+        };
+        if training {
+            return unsupported("Dropout in training mode (random at run time)");
+        }
+    }
     if ctx.node.op_type == "Dropout" && ctx.node.output.iter().skip(1).any(|o| !o.is_empty()) {
         return unsupported("Dropout mask output");
     }

@@ -105,6 +105,11 @@ fn if_(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
             "its {branch} holds unsupported ops (listed separately)"
         ));
     }
+    if g.output.iter().any(|o| imp.is_poisoned(&o.name)) {
+        return unsupported(format!(
+            "its {branch} depends on unsupported ops (listed separately)"
+        ));
+    }
     g.output
         .iter()
         .map(|o| {
