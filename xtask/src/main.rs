@@ -1,9 +1,10 @@
 //! `cargo xtask <task>`: the project's automation, in Rust so a fresh machine needs only cargo
 //! (plus python3 and node for the conformance tier, whose packages the task installs itself).
 //!
-//! Adding a task is one entry in [`TASKS`] (plus its `mod` line); `bench` and `codegen` are
-//! placeholders: point their entries at `bench::run` / `codegen::run` when those modules land.
+//! Adding a task is one entry in [`TASKS`] (plus its `mod` line); `codegen` is
+//! a placeholder until its module lands.
 
+mod bench;
 mod ci;
 mod conformance;
 mod node;
@@ -29,8 +30,8 @@ const TASKS: &[(&str, &str, Task)] = &[
     ),
     (
         "bench",
-        "conversion time and peak memory (not implemented yet)",
-        not_implemented,
+        "wall time and peak RSS of conversions (release build), with reference-tool ratios",
+        bench::run,
     ),
     (
         "codegen",

@@ -1,0 +1,165 @@
+//! `cargo xtask bench`: wall time and peak RSS of conversions with the release binary, per model
+//! and target, with ratios against a reference tool where one is installed. Figures only: no
+//! timed assertions. Results also go to `.cache/bench/bench.json`.
+
+use crate::util;
+use anyhow::{bail, Context, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const RUNS: usize = 3;
+
+/// Wall seconds and peak resident set size of one child process.
+#[derive(Clone, Copy)]
+struct Measure {
+    secs: f64,
+    rss_mb: f64,
+}
+
+/// Runs `cmd` and reads its peak RSS from `wait4` (what `/usr/bin/time` reports, without needing it).
+fn measure(cmd: &mut Command) -> Result<Measure> {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("spawning the benchmarked command")?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; pid is our own child, reaped exactly once
+    // here (the std Child handle is dropped without waiting).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let secs = start.elapsed().as_secs_f64();
+    drop(child);
+    if r != pid {
+        bail!("wait4 failed for {}", cmd.get_program().to_string_lossy());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("benchmarked command failed: {:?}", cmd);
+    }
+    Ok(Measure {
+        secs,
+        rss_mb: usage.ru_maxrss as f64 / 1024.0,
+    })
+}
+
+/// Best wall time and highest peak RSS over `RUNS` runs.
+fn repeat(mut make: impl FnMut() -> Command) -> Result<Measure> {
+    let mut best = Measure {
+        secs: f64::MAX,
+        rss_mb: 0.0,
+    };
+    for _ in 0..RUNS {
+        let m = measure(&mut make())?;
+        best.secs = best.secs.min(m.secs);
+        best.rss_mb = best.rss_mb.max(m.rss_mb);
+    }
+    Ok(best)
+}
+
+struct Case {
+    name: String,
+    model: PathBuf,
+    weight_mb: f64,
+}
+
+pub fn run(_args: &[String]) -> Result<()> {
+    let repo = util::repo_root();
+    let out_dir = repo.join(".cache").join("bench");
+    std::fs::create_dir_all(&out_dir)?;
+
+    util::header("release build");
+    let t = Instant::now();
+    util::run(
+        "release build",
+        util::cargo()
+            .current_dir(&repo)
+            .args(["build", "--release", "--bin", "mdeploy"]),
+    )?;
+    let build_secs = t.elapsed().as_secs_f64();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or(repo.join("target"), PathBuf::from);
+    let mdeploy = target.join("release").join("mdeploy");
+
+    util::header("models");
+    let python = crate::python::ensure_venv(&repo)?;
+    let big = out_dir.join("big_mlp.onnx");
+    if !big.exists() {
+        util::run(
+            "generate the large model",
+            Command::new(&python)
+                .arg(repo.join("xtask/scripts/make_big_onnx.py"))
+                .arg(&big),
+        )?;
+    }
+    let mut cases = Vec::new();
+    for name in ["cnn_bn_unfolded", "attention"] {
+        let model = repo.join("fixtures/onnx").join(name).join("model.onnx");
+        cases.push(Case {
+            name: format!("fixture {name}"),
+            weight_mb: file_mb(&model),
+            model,
+        });
+    }
+    cases.push(Case {
+        name: "generated MLP".into(),
+        weight_mb: file_mb(&big),
+        model: big,
+    });
+
+    util::header("ONNX -> ONNX");
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<24} {:>10} {:>10} {:>12} {:>12} {:>14} {:>14}",
+        "model", "weights MB", "wall s", "peak RSS MB", "RSS/weights", "ref wall s", "ref RSS MB"
+    );
+    let mut json = Vec::new();
+    for c in &cases {
+        let out = out_dir.join("out.onnx");
+        let ours = repeat(|| {
+            let mut cmd = Command::new(&mdeploy);
+            cmd.args(["convert"])
+                .arg(&c.model)
+                .args(["--to", "onnx", "--quiet", "-o"])
+                .arg(&out);
+            cmd
+        })?;
+        let reference = repeat(|| {
+            let mut cmd = Command::new(&python);
+            cmd.arg(repo.join("xtask/scripts/onnx_roundtrip.py"))
+                .arg(&c.model)
+                .arg(&out);
+            cmd
+        })?;
+        let _ = writeln!(
+            table,
+            "{:<24} {:>10.3} {:>10.3} {:>12.1} {:>12.2} {:>14.3} {:>14.1}",
+            c.name,
+            c.weight_mb,
+            ours.secs,
+            ours.rss_mb,
+            ours.rss_mb / c.weight_mb.max(1e-9),
+            reference.secs,
+            reference.rss_mb
+        );
+        json.push(format!(
+            "{{\"model\":\"{}\",\"weights_mb\":{:.3},\"wall_s\":{:.4},\"peak_rss_mb\":{:.1},\"ref_wall_s\":{:.4},\"ref_peak_rss_mb\":{:.1}}}",
+            c.name, c.weight_mb, ours.secs, ours.rss_mb, reference.secs, reference.rss_mb
+        ));
+    }
+    println!("\n{table}");
+    println!("reference = the `onnx` Python package's load + save of the same model (best of {RUNS} runs each)");
+    println!("release build (incremental if already built): {build_secs:.1} s");
+    std::fs::write(
+        out_dir.join("bench.json"),
+        format!("[{}]\n", json.join(",\n")),
+    )?;
+    Ok(())
+}
+
+/// Size of a model file in MB (the weights dominate every benchmarked model).
+fn file_mb(p: &Path) -> f64 {
+    std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1e6)
+}
