@@ -115,3 +115,76 @@ fn type_agrees(have: &TensorType, want: &TensorType) -> bool {
                 || matches!((h, w), (Dim::Sym(_), _) | (Dim::Fixed(_), Dim::Sym(_)))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::ops::{BinaryOp, UnaryOp};
+    use crate::ir::{fixed_shape, DType, Graph, Op, Tensor, TensorType};
+
+    fn small() -> Graph {
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 3])));
+        let c = g.add_const("c", Tensor::from_f32(vec![3], &[1.0, 2.0, 3.0]));
+        let y = g
+            .add_node("add", Op::Binary(BinaryOp::Add), vec![x, c], &["y".into()])
+            .unwrap();
+        let z = g
+            .add_node("relu", Op::Unary(UnaryOp::Relu), y.clone(), &["z".into()])
+            .unwrap();
+        g.outputs = z;
+        g
+    }
+
+    #[test]
+    fn a_well_formed_graph_verifies() {
+        small().verify().unwrap();
+    }
+
+    #[test]
+    fn a_wrong_output_type_is_caught_and_named() {
+        let mut g = small();
+        let y = g.nodes[0].outputs[0];
+        g.value_mut(y).ty = TensorType::new(DType::F32, fixed_shape(&[3, 2]));
+        let e = g.verify().unwrap_err();
+        assert!(e.contains("'add'"), "{e}");
+    }
+
+    #[test]
+    fn out_of_order_nodes_and_cycles_are_caught() {
+        let mut g = small();
+        g.nodes.swap(0, 1);
+        assert!(g.verify().unwrap_err().contains("before it is produced"));
+        g.sort().unwrap();
+        g.verify().unwrap();
+        // relu feeding add: a cycle sort must refuse.
+        let z = g.nodes[1].outputs[0];
+        g.nodes[0].inputs[1] = z;
+        assert!(g.sort().is_err());
+    }
+
+    #[test]
+    fn duplicate_names_and_producers_are_caught() {
+        let mut g = small();
+        let z = g.nodes[1].outputs[0];
+        g.value_mut(z).name = "y".into();
+        assert!(g.verify().unwrap_err().contains("named 'y'"));
+        let mut g = small();
+        let y = g.nodes[0].outputs[0];
+        g.nodes[1].outputs[0] = y;
+        assert!(g.verify().is_err());
+    }
+
+    #[test]
+    fn dead_nodes_and_values_are_removed() {
+        let mut g = small();
+        let x = g.inputs[0];
+        g.add_node("unused", Op::Unary(UnaryOp::Exp), vec![x], &["u".into()])
+            .unwrap();
+        g.add_const("spare", Tensor::scalar_f32(1.0));
+        assert!(g.remove_dead());
+        assert_eq!(g.nodes.len(), 2);
+        assert!(g.values.iter().all(|v| v.name != "u" && v.name != "spare"));
+        g.verify().unwrap();
+        assert!(!g.remove_dead());
+    }
+}
