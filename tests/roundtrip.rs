@@ -13,7 +13,7 @@ fn every_onnx_fixture_roundtrips_through_the_writer() {
         for opset in [13, 17, 21] {
             let out = dir.path().join(format!("{}_{opset}.onnx", f.name));
             let w = OnnxWriter {
-                opset,
+                opset: Some(opset),
                 external: ExternalData::Auto,
             };
             assert!(

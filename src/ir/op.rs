@@ -32,6 +32,8 @@ pub enum Op {
     /// inputs: x, scale, bias
     InstanceNorm(InstanceNorm),
     Softmax(Softmax),
+    Hardmax(Hardmax),
+    LpNorm(LpNorm),
     // movement.rs
     Reshape(Reshape),
     Transpose(Transpose),
@@ -44,6 +46,8 @@ pub enum Op {
     DepthToSpace(DepthToSpace),
     SpaceToDepth(SpaceToDepth),
     Resize(Resize),
+    /// inputs: data, grid
+    GridSample(GridSample),
     // index.rs
     /// inputs: data, indices
     Gather(Gather),
@@ -62,6 +66,9 @@ pub enum Op {
     NonZero,
     OneHot(OneHot),
     Trilu(Trilu),
+    /// inputs: boxes, scores; output: selected `[batch, class, box]` indices, `[n, 3]` with n
+    /// known only at run time.
+    NonMaxSuppression(Nms),
     // generate.rs
     /// The shape of the input as a 1-D i64 tensor (the `start..end` part).
     ShapeOf(ShapeOf),
@@ -110,6 +117,8 @@ impl Op {
             Op::LayerNorm(_) => "LayerNorm".into(),
             Op::InstanceNorm(_) => "InstanceNorm".into(),
             Op::Softmax(s) => if s.log { "LogSoftmax" } else { "Softmax" }.into(),
+            Op::Hardmax(_) => "Hardmax".into(),
+            Op::LpNorm(_) => "LpNorm".into(),
             Op::Reshape(_) => "Reshape".into(),
             Op::Transpose(_) => "Transpose".into(),
             Op::Concat(_) => "Concat".into(),
@@ -121,6 +130,7 @@ impl Op {
             Op::DepthToSpace(_) => "DepthToSpace".into(),
             Op::SpaceToDepth(_) => "SpaceToDepth".into(),
             Op::Resize(_) => "Resize".into(),
+            Op::GridSample(_) => "GridSample".into(),
             Op::Gather(_) => "Gather".into(),
             Op::GatherElements(_) => "GatherElements".into(),
             Op::GatherNd(_) => "GatherNd".into(),
@@ -132,6 +142,7 @@ impl Op {
             Op::NonZero => "NonZero".into(),
             Op::OneHot(_) => "OneHot".into(),
             Op::Trilu(_) => "Trilu".into(),
+            Op::NonMaxSuppression(_) => "NonMaxSuppression".into(),
             Op::ShapeOf(_) => "ShapeOf".into(),
             Op::ConstantOfShape(_) => "ConstantOfShape".into(),
             Op::Range => "Range".into(),

@@ -1,5 +1,7 @@
 //! Elementwise ops. Follows the ONNX operators of the same names (opsets 11–21); binary ops
 //! broadcast numpy-style. TFLite and TF spellings map onto these in their readers/writers.
+//! Bit ops follow ONNX BitShift-11 (unsigned integers only) and BitwiseAnd/Or/Xor/Not-18 (any
+//! integer type); Shrink follows ONNX Shrink-9.
 
 use super::{broadcast, Inputs};
 use crate::ir::{DType, TensorType};
@@ -22,7 +24,14 @@ pub enum UnaryOp {
     Sin,
     Cos,
     Tan,
+    Asin,
+    Acos,
     Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
     Sigmoid,
     Tanh,
     Relu,
@@ -31,6 +40,8 @@ pub enum UnaryOp {
     Not,
     IsNaN,
     Square,
+    /// Bitwise complement of an integer (ONNX BitwiseNot).
+    BitwiseNot,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,6 +68,13 @@ pub enum BinaryOp {
     Or,
     Xor,
     SquaredDifference,
+    /// `x << y` on unsigned integers (ONNX BitShift direction=LEFT).
+    BitShiftLeft,
+    /// `x >> y` on unsigned integers (ONNX BitShift direction=RIGHT).
+    BitShiftRight,
+    BitwiseAnd,
+    BitwiseOr,
+    BitwiseXor,
 }
 
 impl BinaryOp {
@@ -71,6 +89,18 @@ impl BinaryOp {
                 | BinaryOp::And
                 | BinaryOp::Or
                 | BinaryOp::Xor
+        )
+    }
+
+    /// Ops on the bits of integers.
+    pub fn is_bitwise(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::BitShiftLeft
+                | BinaryOp::BitShiftRight
+                | BinaryOp::BitwiseAnd
+                | BinaryOp::BitwiseOr
+                | BinaryOp::BitwiseXor
         )
     }
 }
@@ -109,6 +139,11 @@ pub enum Activation {
         alpha: f32,
     },
     Mish,
+    /// `x < -lambd ? x + bias : x > lambd ? x - bias : 0`
+    Shrink {
+        lambd: f32,
+        bias: f32,
+    },
 }
 
 impl Activation {
@@ -124,6 +159,7 @@ impl Activation {
             Activation::Clip { .. } => "Clip",
             Activation::ThresholdedRelu { .. } => "ThresholdedRelu",
             Activation::Mish => "Mish",
+            Activation::Shrink { .. } => "Shrink",
         }
     }
 }
@@ -144,6 +180,9 @@ pub fn infer_unary(op: UnaryOp, inputs: &Inputs) -> Result<Vec<TensorType>, Stri
     let out = match op {
         UnaryOp::IsNaN => TensorType::new(DType::Bool, t.shape.clone()),
         UnaryOp::Not if t.dtype != DType::Bool => return Err("Not needs bool input".into()),
+        UnaryOp::BitwiseNot if !t.dtype.is_int() => {
+            return Err(format!("BitwiseNot needs integer input, has {}", t.dtype))
+        }
         _ => t.clone(),
     };
     Ok(vec![out])
@@ -156,6 +195,15 @@ pub fn infer_binary(op: BinaryOp, inputs: &Inputs) -> Result<Vec<TensorType>, St
     if a.dtype != b.dtype && op != BinaryOp::Pow {
         return Err(format!("input types differ: {} and {}", a.dtype, b.dtype));
     }
+    if op.is_bitwise() && !a.dtype.is_int() {
+        return Err(format!("{op:?} needs integer inputs, has {}", a.dtype));
+    }
+    if matches!(op, BinaryOp::BitShiftLeft | BinaryOp::BitShiftRight) && !is_unsigned(a.dtype) {
+        return Err(format!(
+            "{op:?} needs unsigned integer inputs, has {}",
+            a.dtype
+        ));
+    }
     let shape = if op == BinaryOp::PRelu {
         a.shape.clone()
     } else {
@@ -167,6 +215,10 @@ pub fn infer_binary(op: BinaryOp, inputs: &Inputs) -> Result<Vec<TensorType>, St
         a.dtype
     };
     Ok(vec![TensorType::new(dtype, shape)])
+}
+
+fn is_unsigned(d: DType) -> bool {
+    matches!(d, DType::U8 | DType::U16 | DType::U32 | DType::U64)
 }
 
 pub fn infer_where(inputs: &Inputs) -> Result<Vec<TensorType>, String> {
@@ -222,5 +274,24 @@ mod tests {
         assert!(infer_binary(BinaryOp::Add, &ins(&[a.clone(), c])).is_err());
         let i = TensorType::new(DType::I64, fixed_shape(&[2, 3]));
         assert!(infer_binary(BinaryOp::Add, &ins(&[a, i])).is_err());
+    }
+
+    #[test]
+    fn bit_ops_need_integers_and_shifts_unsigned() {
+        let f = TensorType::new(DType::F32, fixed_shape(&[2, 3]));
+        let i = TensorType::new(DType::I32, fixed_shape(&[2, 3]));
+        let u = TensorType::new(DType::U8, fixed_shape(&[3]));
+        let u2 = TensorType::new(DType::U8, fixed_shape(&[4, 1]));
+        let out = infer_binary(BinaryOp::BitwiseXor, &ins(&[i.clone(), i.clone()])).unwrap();
+        assert_eq!(out[0], i);
+        assert!(infer_binary(BinaryOp::BitwiseAnd, &ins(&[f.clone(), f.clone()])).is_err());
+        let out = infer_binary(BinaryOp::BitShiftLeft, &ins(&[u, u2])).unwrap();
+        assert_eq!(out[0], TensorType::new(DType::U8, fixed_shape(&[4, 3])));
+        assert!(infer_binary(BinaryOp::BitShiftRight, &ins(&[i.clone(), i.clone()])).is_err());
+        assert_eq!(
+            infer_unary(UnaryOp::BitwiseNot, &ins(std::slice::from_ref(&i))).unwrap()[0],
+            i
+        );
+        assert!(infer_unary(UnaryOp::BitwiseNot, &ins(&[f])).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Data movement: Reshape (target shape resolved by the reader, symbols kept), Transpose,
 //! Concat, Split, Slice (ONNX Slice-13 semantics: clamped, negative steps), Pad (ONNX Pad-13,
 //! negative pads crop), Tile, Expand (bidirectional broadcast), DepthToSpace (DCR/CRD),
-//! SpaceToDepth and Resize (ONNX Resize-13/18/19 attributes).
+//! SpaceToDepth, Resize (ONNX Resize-13/18/19 attributes) and GridSample (ONNX GridSample-20:
+//! any number of spatial axes, modes named as in opset 20; GridSample-16 is its 2-D case).
 
 use super::{broadcast, norm_axis, unknown_dim, Inputs};
 use crate::ir::{Dim, Layout, Shape, TensorType};
@@ -126,6 +127,24 @@ pub struct Resize {
     /// One scale per axis, used when `sizes` is `None`.
     pub scales: Vec<f32>,
     pub sizes: Option<Shape>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GridPadding {
+    Zeros,
+    Border,
+    Reflection,
+}
+
+/// inputs: data `[N, C, D1..Dr]` (in `layout`), grid `[N, D1_out..Dr_out, r]` with normalized
+/// coordinates in `[-1, 1]`, innermost first (x, y, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GridSample {
+    /// Linear is bilinear/trilinear, Cubic bicubic (ONNX < 20 names).
+    pub mode: ResizeMode,
+    pub padding: GridPadding,
+    pub align_corners: bool,
+    pub layout: Layout,
 }
 
 pub fn infer_reshape(r: &Reshape, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
@@ -381,6 +400,39 @@ pub fn infer_resize(r: &Resize, inputs: &Inputs) -> Result<Vec<TensorType>, Stri
     Ok(vec![TensorType::new(x.dtype, out)])
 }
 
+pub fn infer_grid_sample(s: &GridSample, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
+    inputs.expect_count(2, 2)?;
+    let (x, grid) = (inputs.ty(0)?, inputs.ty(1)?);
+    let rank = x.rank();
+    if rank < 3 || grid.rank() != rank {
+        return Err(format!("GridSample of {x} by a grid {grid}"));
+    }
+    let r = rank - 2;
+    if grid.shape[rank - 1].fixed().is_some_and(|k| k != r as u64) {
+        return Err(format!("GridSample grid {grid} for {r} spatial axes"));
+    }
+    if !grid.dtype.is_float() {
+        return Err(format!("GridSample grid must be float, is {}", grid.dtype));
+    }
+    let n = match (&x.shape[0], &grid.shape[0]) {
+        (Dim::Fixed(a), Dim::Fixed(b)) if a != b => {
+            return Err(format!("GridSample batch {a} with a grid batch {b}"))
+        }
+        (Dim::Sym(_), d @ Dim::Fixed(_)) => d.clone(),
+        (d, _) => d.clone(),
+    };
+    let c = x.shape[s.layout.channel_axis(rank)].clone();
+    let spatial = grid.shape[1..=r].iter().cloned();
+    let out: Vec<Dim> = match s.layout {
+        Layout::Nchw => [n, c].into_iter().chain(spatial).collect(),
+        Layout::Nhwc => std::iter::once(n)
+            .chain(spatial)
+            .chain(std::iter::once(c))
+            .collect(),
+    };
+    Ok(vec![TensorType::new(x.dtype, out)])
+}
+
 /// Normalizes ONNX-style signed axes, refusing duplicates.
 pub fn norm_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
     let mut out = Vec::with_capacity(axes.len());
@@ -397,6 +449,52 @@ pub fn norm_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::{fixed_shape, DType};
+
+    #[test]
+    fn grid_sample_takes_spatial_sizes_from_the_grid() {
+        let gs = GridSample {
+            mode: ResizeMode::Linear,
+            padding: GridPadding::Zeros,
+            align_corners: false,
+            layout: Layout::Nchw,
+        };
+        let x = TensorType::new(
+            DType::F32,
+            vec![
+                Dim::Sym("n".into()),
+                Dim::Fixed(3),
+                Dim::Fixed(8),
+                Dim::Fixed(9),
+            ],
+        );
+        let grid = TensorType::new(DType::F32, fixed_shape(&[2, 5, 6, 2]));
+        let ins = |ts: &[&TensorType]| -> Result<Vec<TensorType>, String> {
+            infer_grid_sample(
+                &gs,
+                &Inputs {
+                    types: ts.to_vec(),
+                    consts: vec![None; ts.len()],
+                },
+            )
+        };
+        let out = ins(&[&x, &grid]).unwrap();
+        assert_eq!(
+            out[0],
+            TensorType::new(DType::F32, fixed_shape(&[2, 3, 5, 6]))
+        );
+        // Volumetric: 3 coordinates per point.
+        let x5 = TensorType::new(DType::F32, fixed_shape(&[1, 2, 4, 4, 4]));
+        let g5 = TensorType::new(DType::F32, fixed_shape(&[1, 3, 2, 5, 3]));
+        let out = ins(&[&x5, &g5]).unwrap();
+        assert_eq!(out[0].shape, fixed_shape(&[1, 2, 3, 2, 5]));
+        // Coordinate count must match the spatial rank; batches must agree.
+        let bad = TensorType::new(DType::F32, fixed_shape(&[1, 3, 2, 5, 2]));
+        assert!(ins(&[&x5, &bad]).is_err());
+        let other_batch = TensorType::new(DType::F32, fixed_shape(&[2, 5, 6, 2]));
+        let x1 = TensorType::new(DType::F32, fixed_shape(&[1, 3, 8, 9]));
+        assert!(ins(&[&x1, &other_batch]).is_err());
+    }
 
     #[test]
     fn slice_lengths_follow_onnx_clamping() {

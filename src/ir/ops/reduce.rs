@@ -1,6 +1,6 @@
-//! Reductions: ONNX Reduce{Mean,Sum,Max,Min,Prod,L1,L2,LogSumExp,SumSquare} (axes as attribute
-//! before opset 18 / 13 for ReduceSum, as input after; the reader normalizes both). TF Mean, Sum,
-//! Max, Min, Prod map here.
+//! Reductions: ONNX Reduce{Mean,Sum,Max,Min,Prod,L1,L2,LogSum,LogSumExp,SumSquare} (axes as
+//! attribute before opset 18 / 13 for ReduceSum, as input after; the reader normalizes both). TF
+//! Mean, Sum, Max, Min, Prod map here.
 
 use super::Inputs;
 use crate::ir::{Dim, TensorType};
@@ -14,6 +14,8 @@ pub enum ReduceKind {
     Prod,
     L1,
     L2,
+    /// `log(sum(x))`
+    LogSum,
     LogSumExp,
     SumSquare,
 }

@@ -275,6 +275,7 @@ fn unary(u: UnaryOp, t: &Tensor) -> Option<Tensor> {
                 UnaryOp::Abs => x.abs(),
                 UnaryOp::Sign => x.signum(),
                 UnaryOp::Not => (x == 0) as i64,
+                UnaryOp::BitwiseNot => !x,
                 UnaryOp::Relu => x.max(0),
                 _ => return None,
             })
@@ -293,6 +294,13 @@ fn unary(u: UnaryOp, t: &Tensor) -> Option<Tensor> {
             UnaryOp::Floor => x.floor(),
             UnaryOp::Ceil => x.ceil(),
             UnaryOp::Relu => x.max(0.0),
+            UnaryOp::Asin => x.asin(),
+            UnaryOp::Acos => x.acos(),
+            UnaryOp::Sinh => x.sinh(),
+            UnaryOp::Cosh => x.cosh(),
+            UnaryOp::Asinh => x.asinh(),
+            UnaryOp::Acosh => x.acosh(),
+            UnaryOp::Atanh => x.atanh(),
             UnaryOp::Sign => {
                 if x == 0.0 {
                     0.0
@@ -322,6 +330,19 @@ fn binary(
     for_each_offset(&out_shape, &sy, |o| oy.push(o));
     if x.dtype.is_int() || x.dtype == DType::Bool {
         let (a, c) = (x.to_i64s()?, y.to_i64s()?);
+        // Shifts are on unsigned types (u64 is held bit-cast in the i64); the result is
+        // truncated to the type's width when stored.
+        let bits = x.dtype.size() as i64 * 8;
+        let shift = |p: i64, q: i64, left: bool| -> Option<i64> {
+            if !(0..bits).contains(&q) {
+                return None;
+            }
+            Some(if left {
+                ((p as u64) << q) as i64
+            } else {
+                ((p as u64) >> q) as i64
+            })
+        };
         let r: Option<Vec<i64>> = ox
             .iter()
             .zip(&oy)
@@ -347,6 +368,11 @@ fn binary(
                     BinaryOp::And => (p != 0 && q != 0) as i64,
                     BinaryOp::Or => (p != 0 || q != 0) as i64,
                     BinaryOp::Xor => ((p != 0) != (q != 0)) as i64,
+                    BinaryOp::BitwiseAnd => p & q,
+                    BinaryOp::BitwiseOr => p | q,
+                    BinaryOp::BitwiseXor => p ^ q,
+                    BinaryOp::BitShiftLeft => shift(p, q, true)?,
+                    BinaryOp::BitShiftRight => shift(p, q, false)?,
                     _ => return None,
                 })
             })
@@ -431,6 +457,50 @@ mod tests {
         };
         let r = fold(&Op::Slice(s), &[&t], &[ty(DType::I64, &[2, 2])]).unwrap();
         assert_eq!(r[0].to_i64s().unwrap(), vec![2, 0, 5, 3]);
+    }
+
+    #[test]
+    fn bit_ops_fold_within_the_type_width() {
+        let x = Tensor::from_i64s(DType::U8, vec![3], &[0b1010, 200, 1]);
+        let s = Tensor::from_i64s(DType::U8, vec![3], &[1, 1, 8]);
+        let t = ty(DType::U8, &[3]);
+        let left = fold(
+            &Op::Binary(BinaryOp::BitShiftLeft),
+            &[&x, &s],
+            std::slice::from_ref(&t),
+        );
+        // A shift by the full width is not folded (left to the runtime).
+        assert!(left.is_none());
+        let s = Tensor::from_i64s(DType::U8, vec![3], &[1, 1, 7]);
+        let r = fold(
+            &Op::Binary(BinaryOp::BitShiftLeft),
+            &[&x, &s],
+            std::slice::from_ref(&t),
+        )
+        .unwrap();
+        assert_eq!(r[0].to_i64s().unwrap(), vec![0b10100, 144, 128]);
+        let r = fold(
+            &Op::Binary(BinaryOp::BitShiftRight),
+            &[&x, &s],
+            std::slice::from_ref(&t),
+        )
+        .unwrap();
+        assert_eq!(r[0].to_i64s().unwrap(), vec![0b101, 100, 0]);
+        let big = Tensor::from_i64s(DType::U64, vec![1], &[-1]);
+        let one = Tensor::from_i64s(DType::U64, vec![1], &[1]);
+        let r = fold(
+            &Op::Binary(BinaryOp::BitShiftRight),
+            &[&big, &one],
+            &[ty(DType::U64, &[1])],
+        )
+        .unwrap();
+        assert_eq!(r[0].to_i64s().unwrap(), vec![i64::MAX]);
+        let r = fold(&Op::Unary(UnaryOp::BitwiseNot), &[&x], &[t]).unwrap();
+        assert_eq!(r[0].to_i64s().unwrap(), vec![245, 55, 254]);
+        let a = Tensor::from_f32(vec![2], &[0.5, 2.0]);
+        let r = fold(&Op::Unary(UnaryOp::Acosh), &[&a], &[ty(DType::F32, &[2])]).unwrap();
+        assert!(r[0].to_f64s()[0].is_nan());
+        assert!((r[0].to_f64s()[1] - 2f64.acosh()).abs() < 1e-6);
     }
 
     #[test]

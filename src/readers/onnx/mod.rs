@@ -129,10 +129,9 @@ fn imp_outputs(imp: &mut Importer, graph: &pb::GraphProto) -> Result<Graph, Stri
 }
 
 fn input_type_code(v: &pb::ValueInfoProto) -> Option<i32> {
-    match v.r#type.as_ref()?.value.as_ref()? {
-        pb::type_proto::Value::TensorType(t) => Some(t.elem_type),
-        _ => None,
-    }
+    // tract's TypeProto knows only tensor types (other kinds decode as no value).
+    let pb::type_proto::Value::TensorType(t) = v.r#type.as_ref()?.value.as_ref()?;
+    Some(t.elem_type)
 }
 
 /// The declared type of a graph input; `dim_param` becomes a named symbol, a missing

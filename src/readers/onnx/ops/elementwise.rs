@@ -1,5 +1,6 @@
 //! Elementwise ONNX ops → `Unary`, `Binary`, `Activation`, `Where`, `Cast`. Variadic Sum, Mean,
 //! Max, Min become chains of binary ops. Identity and Dropout (inference) alias their input.
+//! BitShift's direction picks the shift op; Shrink, unlike the other activations, takes integers.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
 use super::Handler;
@@ -9,13 +10,15 @@ use crate::ir::{DType, Op, Tensor, ValueId};
 pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
         "Abs" | "Neg" | "Sqrt" | "Exp" | "Log" | "Reciprocal" | "Erf" | "Floor" | "Ceil"
-        | "Round" | "Sign" | "Sin" | "Cos" | "Tan" | "Atan" | "Sigmoid" | "Tanh" | "Relu"
-        | "Softplus" | "Softsign" | "Not" | "IsNaN" => unary,
+        | "Round" | "Sign" | "Sin" | "Cos" | "Tan" | "Asin" | "Acos" | "Atan" | "Sinh" | "Cosh"
+        | "Asinh" | "Acosh" | "Atanh" | "Sigmoid" | "Tanh" | "Relu" | "Softplus" | "Softsign"
+        | "Not" | "IsNaN" | "BitwiseNot" => unary,
         "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" | "Less" | "Greater" | "LessOrEqual"
-        | "GreaterOrEqual" | "And" | "Or" | "Xor" | "Mod" | "PRelu" => binary,
+        | "GreaterOrEqual" | "And" | "Or" | "Xor" | "Mod" | "PRelu" | "BitShift" | "BitwiseAnd"
+        | "BitwiseOr" | "BitwiseXor" => binary,
         "Sum" | "Mean" | "Max" | "Min" => variadic,
         "LeakyRelu" | "Elu" | "Selu" | "Celu" | "HardSigmoid" | "HardSwish" | "Gelu"
-        | "ThresholdedRelu" | "Mish" => activation,
+        | "ThresholdedRelu" | "Mish" | "Shrink" => activation,
         "Clip" => clip,
         "Where" => where_,
         "Cast" => cast,
@@ -41,13 +44,21 @@ fn unary(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         "Sin" => UnaryOp::Sin,
         "Cos" => UnaryOp::Cos,
         "Tan" => UnaryOp::Tan,
+        "Asin" => UnaryOp::Asin,
+        "Acos" => UnaryOp::Acos,
         "Atan" => UnaryOp::Atan,
+        "Sinh" => UnaryOp::Sinh,
+        "Cosh" => UnaryOp::Cosh,
+        "Asinh" => UnaryOp::Asinh,
+        "Acosh" => UnaryOp::Acosh,
+        "Atanh" => UnaryOp::Atanh,
         "Sigmoid" => UnaryOp::Sigmoid,
         "Tanh" => UnaryOp::Tanh,
         "Relu" => UnaryOp::Relu,
         "Softplus" => UnaryOp::Softplus,
         "Softsign" => UnaryOp::Softsign,
         "Not" => UnaryOp::Not,
+        "BitwiseNot" => UnaryOp::BitwiseNot,
         _ => UnaryOp::IsNaN,
     };
     imp.emit(&ctx.name, Op::Unary(u), vec![ctx.input(0)?])
@@ -71,13 +82,23 @@ fn binary_op(op_type: &str, fmod: bool) -> BinaryOp {
         "Mod" if fmod => BinaryOp::Fmod,
         "Mod" => BinaryOp::Mod,
         "PRelu" => BinaryOp::PRelu,
+        "BitwiseAnd" => BinaryOp::BitwiseAnd,
+        "BitwiseOr" => BinaryOp::BitwiseOr,
+        "BitwiseXor" => BinaryOp::BitwiseXor,
         "Max" => BinaryOp::Max,
         _ => BinaryOp::Min,
     }
 }
 
 fn binary(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
-    let b = binary_op(&ctx.node.op_type, ctx.int("fmod", 0) == 1);
+    let b = match ctx.node.op_type.as_str() {
+        "BitShift" => match ctx.string("direction", "").as_str() {
+            "LEFT" => BinaryOp::BitShiftLeft,
+            "RIGHT" => BinaryOp::BitShiftRight,
+            d => return unsupported(format!("BitShift direction '{d}'")),
+        },
+        op => binary_op(op, ctx.int("fmod", 0) == 1),
+    };
     let (x, mut y) = (ctx.input(0)?, ctx.input(1)?);
     let (tx, ty) = (imp.g.ty(x).clone(), imp.g.ty(y).clone());
     if b == BinaryOp::Pow && tx.dtype != ty.dtype {
@@ -152,6 +173,14 @@ fn activation(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
             alpha: ctx.float("alpha", 1.0),
         },
         "Mish" => Activation::Mish,
+        "Shrink" => {
+            // Numeric types, not only floats: bypasses the float check below.
+            let a = Activation::Shrink {
+                lambd: ctx.float("lambd", 0.5),
+                bias: ctx.float("bias", 0.0),
+            };
+            return imp.emit(&ctx.name, Op::Activation(a), vec![ctx.input(0)?]);
+        }
         _ => match ctx.string("approximate", "none").as_str() {
             "none" => Activation::Gelu { tanh_approx: false },
             "tanh" => Activation::Gelu { tanh_approx: true },

@@ -1,11 +1,13 @@
-//! Indexing, reduction and Einsum ONNX ops. Reductions take axes from the attribute (before
-//! opset 18, ReduceSum before 13) or from a constant input; `noop_with_empty_axes` is honoured.
+//! Indexing, reduction, Einsum and NonMaxSuppression ONNX ops. Reductions take axes from the
+//! attribute (before opset 18, ReduceSum before 13) or from a constant input;
+//! `noop_with_empty_axes` is honoured. NonMaxSuppression's optional scalar inputs must be
+//! constants (they become parameters).
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
 use super::Handler;
 use crate::ir::ops::{
-    norm_axes, norm_axis, ArgReduce, CumSum, Einsum, Gather, GatherNd, OneHot, Reduce, ReduceKind,
-    Scatter, ScatterElements, ScatterReduction, TopK, Trilu,
+    norm_axes, norm_axis, ArgReduce, CumSum, Einsum, Gather, GatherNd, Nms, OneHot, Reduce,
+    ReduceKind, Scatter, ScatterElements, ScatterReduction, TopK, Trilu,
 };
 use crate::ir::{Op, ValueId};
 
@@ -22,7 +24,8 @@ pub fn handler(op: &str) -> Option<Handler> {
         "OneHot" => one_hot,
         "Trilu" => trilu,
         "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1"
-        | "ReduceL2" | "ReduceLogSumExp" | "ReduceSumSquare" => reduce,
+        | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => reduce,
+        "NonMaxSuppression" => nms,
         "Einsum" => einsum,
         _ => return None,
     })
@@ -181,6 +184,7 @@ fn reduce(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         "ReduceProd" => ReduceKind::Prod,
         "ReduceL1" => ReduceKind::L1,
         "ReduceL2" => ReduceKind::L2,
+        "ReduceLogSum" => ReduceKind::LogSum,
         "ReduceLogSumExp" => ReduceKind::LogSumExp,
         _ => ReduceKind::SumSquare,
     };
@@ -220,6 +224,50 @@ fn reduce(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         keep_dims: ctx.int("keepdims", 1) == 1,
     };
     imp.emit(&ctx.name, Op::Reduce(r), vec![x])
+}
+
+fn nms(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let scalar = |i: usize, what: &str| -> NodeResult<Option<f64>> {
+        let Some(v) = ctx.opt_input(i) else {
+            return Ok(None);
+        };
+        match imp.const_floats(v) {
+            Some(f) if f.len() == 1 => Ok(Some(f[0])),
+            Some(_) => Err(NodeError::Invalid(format!("{what} is not a scalar"))),
+            None => unsupported(format!("NonMaxSuppression {what} computed at run time")),
+        }
+    };
+    let max = match ctx.opt_input(2) {
+        None => 0,
+        Some(v) => match imp.const_ints(v) {
+            Some(m) if m.len() == 1 => m[0],
+            Some(_) => {
+                return Err(NodeError::Invalid(
+                    "max_output_boxes_per_class is not a scalar".into(),
+                ))
+            }
+            None => {
+                return unsupported(
+                    "NonMaxSuppression max_output_boxes_per_class computed at run time",
+                )
+            }
+        },
+    };
+    let n = Nms {
+        center_point_box: match ctx.int("center_point_box", 0) {
+            0 => false,
+            1 => true,
+            c => return unsupported(format!("NonMaxSuppression center_point_box = {c}")),
+        },
+        max_output_boxes_per_class: max,
+        iou_threshold: scalar(3, "iou_threshold")?.unwrap_or(0.0) as f32,
+        score_threshold: scalar(4, "score_threshold")?.map(|v| v as f32),
+    };
+    imp.emit(
+        &ctx.name,
+        Op::NonMaxSuppression(n),
+        vec![ctx.input(0)?, ctx.input(1)?],
+    )
 }
 
 fn einsum(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {

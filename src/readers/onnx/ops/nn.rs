@@ -1,13 +1,15 @@
 //! Neural-network ONNX ops: Conv, ConvTranspose (output_shape resolved to pads), Gemm (lowered
 //! to MatMul with transpose flags, Mul and Add), MatMul, pooling,
-//! normalizations and Softmax/LogSoftmax (the opset < 13 "coerce to 2-D" form is rewritten as
-//! Reshape → Softmax → Reshape).
+//! normalizations, Softmax/LogSoftmax/Hardmax (the opset < 13 "coerce to 2-D" form is rewritten
+//! as Reshape → op → Reshape), LpNormalization, MeanVarianceNormalization (lowered to
+//! reductions and arithmetic as in its ONNX function body) and GridSample.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
 use super::Handler;
 use crate::ir::ops::{
-    BatchNorm, BinaryOp, Conv, GlobalPool, InstanceNorm, LayerNorm, MatMul, Padding, Pool,
-    PoolKind, Reshape, Softmax,
+    norm_axes, norm_axis, BatchNorm, BinaryOp, Conv, GlobalPool, GridPadding, GridSample, Hardmax,
+    InstanceNorm, LayerNorm, LpNorm, MatMul, Padding, Pool, PoolKind, Reduce, ReduceKind, Reshape,
+    ResizeMode, Softmax, UnaryOp,
 };
 use crate::ir::{Dim, KernelLayout, Layout, Op, Tensor, ValueId};
 
@@ -22,6 +24,10 @@ pub fn handler(op: &str) -> Option<Handler> {
         "LayerNormalization" => layer_norm,
         "InstanceNormalization" => instance_norm,
         "Softmax" | "LogSoftmax" => softmax,
+        "Hardmax" => hardmax,
+        "LpNormalization" => lp_normalization,
+        "MeanVarianceNormalization" => mean_variance_normalization,
+        "GridSample" => grid_sample,
         _ => return None,
     })
 }
@@ -321,7 +327,7 @@ fn batch_norm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 fn layer_norm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     extra_outputs_unsupported(ctx, "LayerNormalization mean/inv_std_dev")?;
     let x = ctx.input(0)?;
-    let axis = crate::ir::ops::norm_axis(ctx.int("axis", -1), imp.g.ty(x).rank())?;
+    let axis = norm_axis(ctx.int("axis", -1), imp.g.ty(x).rank())?;
     let mut inputs = vec![x, ctx.input(1)?];
     inputs.extend(ctx.opt_input(2));
     imp.emit(
@@ -347,17 +353,38 @@ fn instance_norm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> 
 
 fn softmax(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let log = ctx.node.op_type == "LogSoftmax";
+    along_axis(imp, ctx, "softmax", |axis| {
+        Op::Softmax(Softmax { axis, log })
+    })
+}
+
+fn hardmax(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    float_input(imp, ctx)?;
+    along_axis(imp, ctx, "hardmax", |axis| Op::Hardmax(Hardmax { axis }))
+}
+
+/// Softmax, LogSoftmax and Hardmax: along one axis from opset 13; before, over the input
+/// flattened to 2-D at `axis` (default 1), i.e. over all axes `axis..rank` at once.
+fn along_axis(
+    imp: &mut Importer,
+    ctx: &NodeCtx,
+    label: &str,
+    op: impl Fn(usize) -> Op,
+) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
     let xt = imp.g.ty(x).clone();
     let rank = xt.rank();
     let legacy = imp.opset < 13;
-    let axis = crate::ir::ops::norm_axis(ctx.int("axis", if legacy { 1 } else { -1 }), rank)?;
+    let axis = norm_axis(ctx.int("axis", if legacy { 1 } else { -1 }), rank)?;
     if !legacy || axis == rank - 1 {
-        return imp.emit(&ctx.name, Op::Softmax(Softmax { axis, log }), vec![x]);
+        return imp.emit(&ctx.name, op(axis), vec![x]);
     }
-    // Opset < 13: softmax over the flattened axes axis..rank.
+    // Opset < 13: the op over the flattened axes axis..rank.
     let inner = crate::ir::ops::dim_product(&xt.shape[axis..]).ok_or_else(|| {
-        NodeError::Unsupported("opset < 13 Softmax over symbolic trailing axes".into())
+        NodeError::Unsupported(format!(
+            "opset < 13 {} over symbolic trailing axes",
+            ctx.node.op_type
+        ))
     })?;
     let outer = match crate::ir::ops::dim_product(&xt.shape[..axis]) {
         Some(o) => Dim::Fixed(o),
@@ -371,11 +398,7 @@ fn softmax(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         }),
         vec![x],
     )?;
-    let s = imp.emit1(
-        &format!("{}/softmax", ctx.name),
-        Op::Softmax(Softmax { axis: 1, log }),
-        vec![flat],
-    )?;
+    let s = imp.emit1(&format!("{}/{label}", ctx.name), op(1), vec![flat])?;
     imp.emit(
         &ctx.name,
         Op::Reshape(Reshape {
@@ -383,4 +406,96 @@ fn softmax(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         }),
         vec![s],
     )
+}
+
+fn float_input(imp: &Importer, ctx: &NodeCtx) -> NodeResult<()> {
+    let dt = imp.g.ty(ctx.input(0)?).dtype;
+    if !dt.is_float() {
+        return unsupported(format!("{} on {dt} tensors", ctx.node.op_type));
+    }
+    Ok(())
+}
+
+fn lp_normalization(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    float_input(imp, ctx)?;
+    let x = ctx.input(0)?;
+    let axis = norm_axis(ctx.int("axis", -1), imp.g.ty(x).rank())?;
+    let p = match ctx.int("p", 2) {
+        1 => 1,
+        2 => 2,
+        p => return unsupported(format!("LpNormalization p = {p}")),
+    };
+    imp.emit(&ctx.name, Op::LpNorm(LpNorm { axis, p }), vec![x])
+}
+
+/// `(x - E[x]) / (sqrt(E[x²] - E[x]²) + 1e-9)` over `axes` (default 0, 2, 3), the ONNX function
+/// body of MeanVarianceNormalization-13.
+fn mean_variance_normalization(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    float_input(imp, ctx)?;
+    let x = ctx.input(0)?;
+    let xt = imp.g.ty(x).clone();
+    let mut axes = match ctx.ints("axes") {
+        Some(a) if !a.is_empty() => norm_axes(&a, xt.rank())?,
+        Some(_) => (0..xt.rank()).collect(),
+        None => norm_axes(&[0, 2, 3], xt.rank())?,
+    };
+    axes.sort_unstable();
+    if axes.is_empty() {
+        return unsupported("MeanVarianceNormalization of a scalar");
+    }
+    let n = &ctx.name;
+    let mean_of = |imp: &mut Importer, v: ValueId, what: &str| {
+        let r = Reduce {
+            kind: ReduceKind::Mean,
+            axes: axes.clone(),
+            keep_dims: true,
+        };
+        imp.emit1(&format!("{n}/{what}"), Op::Reduce(r), vec![v])
+    };
+    let bin = |imp: &mut Importer, op: BinaryOp, a: ValueId, b: ValueId, what: &str| {
+        imp.emit1(&format!("{n}/{what}"), Op::Binary(op), vec![a, b])
+    };
+    let mean = mean_of(imp, x, "mean")?;
+    let mean_sq = bin(imp, BinaryOp::Mul, mean, mean, "mean_squared")?;
+    let x_sq = bin(imp, BinaryOp::Mul, x, x, "x_squared")?;
+    let mean_x_sq = mean_of(imp, x_sq, "mean_of_squares")?;
+    let var = bin(imp, BinaryOp::Sub, mean_x_sq, mean_sq, "variance")?;
+    let std = imp.emit1(&format!("{n}/std"), Op::Unary(UnaryOp::Sqrt), vec![var])?;
+    let eps = imp.add_const(
+        &format!("{n}/epsilon"),
+        Tensor::from_f64s(xt.dtype, vec![], &[1e-9]),
+    );
+    let std_eps = bin(imp, BinaryOp::Add, std, eps, "std_eps")?;
+    let centered = bin(imp, BinaryOp::Sub, x, mean, "centered")?;
+    imp.emit(n, Op::Binary(BinaryOp::Div), vec![centered, std_eps])
+}
+
+/// GridSample-16 (2-D; bilinear/nearest/bicubic) and -20 (N-D; linear/nearest/cubic).
+fn grid_sample(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let (x, grid) = (ctx.input(0)?, ctx.input(1)?);
+    let v20 = imp.opset >= 20;
+    let rank = imp.g.ty(x).rank();
+    if !v20 && rank != 4 {
+        return unsupported(format!("GridSample on a {rank}-D input before opset 20"));
+    }
+    let default_mode = if v20 { "linear" } else { "bilinear" };
+    let mode = match (ctx.string("mode", default_mode).as_str(), v20) {
+        ("nearest", _) => ResizeMode::Nearest,
+        ("linear", true) | ("bilinear", false) => ResizeMode::Linear,
+        ("cubic", true) | ("bicubic", false) => ResizeMode::Cubic,
+        (m, _) => return unsupported(format!("GridSample mode '{m}' at opset {}", imp.opset)),
+    };
+    let padding = match ctx.string("padding_mode", "zeros").as_str() {
+        "zeros" => GridPadding::Zeros,
+        "border" => GridPadding::Border,
+        "reflection" => GridPadding::Reflection,
+        p => return unsupported(format!("GridSample padding_mode '{p}'")),
+    };
+    let gs = GridSample {
+        mode,
+        padding,
+        align_corners: ctx.int("align_corners", 0) == 1,
+        layout: Layout::Nchw,
+    };
+    imp.emit(&ctx.name, Op::GridSample(gs), vec![x, grid])
 }

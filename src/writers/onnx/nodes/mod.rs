@@ -1,9 +1,17 @@
 //! IR node → ONNX nodes for opsets 13–21. Where an op is newer than the target opset (Gelu < 20,
-//! LayerNormalization < 17, HardSwish < 14, Mish < 18) it is written as its decomposition.
+//! LayerNormalization < 17, HardSwish < 14, Mish < 18) it is written as its decomposition; ops
+//! with no decomposition (GridSample < 16, Bitwise* < 18) raise the opset through [`min_opset`].
+//! This file dispatches and writes the data-movement, indexing and reduction ops; the
+//! elementwise and neural-network families are in their own files.
 
-use super::emit::{attr_f, attr_i, attr_ints, attr_s, attr_strings, attr_t, attr_usizes, Emitter};
+mod elementwise;
+mod nn;
+
+use super::emit::{attr_f, attr_i, attr_ints, attr_s, attr_t, attr_usizes, Emitter};
 use crate::ir::ops::*;
-use crate::ir::{DType, Dim, KernelLayout, Layout, Node, Op, Tensor};
+use crate::ir::{DType, Dim, Layout, Node, Op, Tensor};
+use elementwise::{activation, binary, unary};
+use nn::{conv, grid_sample, layer_norm, lp_norm, nms, pool, rnn};
 
 type R = Result<(), String>;
 
@@ -29,6 +37,10 @@ pub fn min_opset(g: &crate::ir::Graph, n: &Node) -> i64 {
             ScatterReduction::Max | ScatterReduction::Min => 18,
         },
         Op::Pad(p) if p.mode == PadMode::Wrap => 19,
+        Op::Unary(UnaryOp::BitwiseNot)
+        | Op::Binary(BinaryOp::BitwiseAnd | BinaryOp::BitwiseOr | BinaryOp::BitwiseXor) => 18,
+        Op::GridSample(_) if n.inputs.first().map(|&v| g.ty(v).rank()) != Some(4) => 20,
+        Op::GridSample(_) => 16,
         Op::Resize(r) if r.coord == CoordTransform::HalfPixelSymmetric => 19,
         _ => 13,
     }
@@ -121,6 +133,17 @@ pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
             );
             Ok(())
         }
+        Op::Hardmax(h) => {
+            em.node(
+                "Hardmax",
+                name,
+                ins,
+                outs,
+                vec![attr_i("axis", h.axis as i64)],
+            );
+            Ok(())
+        }
+        Op::LpNorm(l) => lp_norm(em, l, name, ins, outs),
         Op::Reshape(r) => reshape(em, n, r, name, ins, outs),
         Op::Transpose(t) => {
             em.node(
@@ -237,6 +260,7 @@ pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
             Ok(())
         }
         Op::Resize(r) => resize(em, n, r, name, ins, outs),
+        Op::GridSample(gs) => grid_sample(em, gs, name, ins, outs, x_ty.map_or(0, |t| t.rank())),
         Op::Gather(g) => {
             em.node(
                 "Gather",
@@ -335,6 +359,7 @@ pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
             );
             Ok(())
         }
+        Op::NonMaxSuppression(s) => nms(em, s, name, ins, outs, dtype),
         Op::ShapeOf(s) => {
             let rank = em.g.ty(n.inputs[0]).rank();
             let mut attrs = vec![];
@@ -391,7 +416,7 @@ pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
     }
 }
 
-fn simple(em: &mut Emitter, op: &str, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
+pub fn simple(em: &mut Emitter, op: &str, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
     em.node(op, name, ins, outs, vec![]);
     Ok(())
 }
@@ -436,313 +461,9 @@ fn matmul(
     simple(em, "MatMul", name, ins, outs)
 }
 
-fn need_nchw(l: Layout) -> R {
+pub fn need_nchw(l: Layout) -> R {
     if l != Layout::Nchw {
         return Err("channels-last layout must be legalized to NCHW before writing ONNX".into());
-    }
-    Ok(())
-}
-
-fn unary(
-    em: &mut Emitter,
-    u: UnaryOp,
-    name: &str,
-    ins: Vec<String>,
-    outs: Vec<String>,
-    dtype: DType,
-) -> R {
-    let op = match u {
-        UnaryOp::Abs => "Abs",
-        UnaryOp::Neg => "Neg",
-        UnaryOp::Sqrt => "Sqrt",
-        UnaryOp::Rsqrt => {
-            let s = em.tmp("Sqrt", name, ins, vec![]);
-            return simple(em, "Reciprocal", name, vec![s], outs);
-        }
-        UnaryOp::Square => {
-            return simple(em, "Mul", name, vec![ins[0].clone(), ins[0].clone()], outs)
-        }
-        UnaryOp::Exp => "Exp",
-        UnaryOp::Log => "Log",
-        UnaryOp::Reciprocal => "Reciprocal",
-        UnaryOp::Erf => "Erf",
-        UnaryOp::Floor => "Floor",
-        UnaryOp::Ceil => "Ceil",
-        UnaryOp::Round => "Round",
-        UnaryOp::Sign => "Sign",
-        UnaryOp::Sin => "Sin",
-        UnaryOp::Cos => "Cos",
-        UnaryOp::Tan => "Tan",
-        UnaryOp::Atan => "Atan",
-        UnaryOp::Sigmoid => "Sigmoid",
-        UnaryOp::Tanh => "Tanh",
-        UnaryOp::Relu => "Relu",
-        UnaryOp::Softplus => "Softplus",
-        UnaryOp::Softsign => "Softsign",
-        UnaryOp::Not => "Not",
-        UnaryOp::IsNaN => "IsNaN",
-    };
-    let _ = dtype;
-    simple(em, op, name, ins, outs)
-}
-
-fn binary(em: &mut Emitter, b: BinaryOp, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
-    let (op, attrs) = match b {
-        BinaryOp::Add => ("Add", vec![]),
-        BinaryOp::Sub => ("Sub", vec![]),
-        BinaryOp::Mul => ("Mul", vec![]),
-        BinaryOp::Div => ("Div", vec![]),
-        BinaryOp::Pow => ("Pow", vec![]),
-        BinaryOp::Min => ("Min", vec![]),
-        BinaryOp::Max => ("Max", vec![]),
-        BinaryOp::Mod => ("Mod", vec![]),
-        BinaryOp::Fmod => ("Mod", vec![attr_i("fmod", 1)]),
-        BinaryOp::PRelu => ("PRelu", vec![]),
-        BinaryOp::Equal => ("Equal", vec![]),
-        BinaryOp::Less => ("Less", vec![]),
-        BinaryOp::Greater => ("Greater", vec![]),
-        BinaryOp::LessOrEqual => ("LessOrEqual", vec![]),
-        BinaryOp::GreaterOrEqual => ("GreaterOrEqual", vec![]),
-        BinaryOp::And => ("And", vec![]),
-        BinaryOp::Or => ("Or", vec![]),
-        BinaryOp::Xor => ("Xor", vec![]),
-        BinaryOp::SquaredDifference => {
-            let d = em.tmp("Sub", name, ins, vec![]);
-            return simple(em, "Mul", name, vec![d.clone(), d], outs);
-        }
-    };
-    em.node(op, name, ins, outs, attrs);
-    Ok(())
-}
-
-fn activation(
-    em: &mut Emitter,
-    a: &Activation,
-    name: &str,
-    ins: Vec<String>,
-    outs: Vec<String>,
-    dtype: DType,
-) -> R {
-    let x = ins[0].clone();
-    match *a {
-        Activation::LeakyRelu { alpha } => {
-            em.node("LeakyRelu", name, ins, outs, vec![attr_f("alpha", alpha)])
-        }
-        Activation::Elu { alpha } => em.node("Elu", name, ins, outs, vec![attr_f("alpha", alpha)]),
-        Activation::Selu { alpha, gamma } => em.node(
-            "Selu",
-            name,
-            ins,
-            outs,
-            vec![attr_f("alpha", alpha), attr_f("gamma", gamma)],
-        ),
-        Activation::Celu { alpha } => {
-            em.node("Celu", name, ins, outs, vec![attr_f("alpha", alpha)])
-        }
-        Activation::HardSigmoid { alpha, beta } => em.node(
-            "HardSigmoid",
-            name,
-            ins,
-            outs,
-            vec![attr_f("alpha", alpha), attr_f("beta", beta)],
-        ),
-        Activation::HardSwish if em.opset >= 14 => em.node("HardSwish", name, ins, outs, vec![]),
-        Activation::HardSwish => {
-            let h = em.tmp(
-                "HardSigmoid",
-                name,
-                vec![x.clone()],
-                vec![attr_f("alpha", 1.0 / 6.0), attr_f("beta", 0.5)],
-            );
-            em.node("Mul", name, vec![x, h], outs, vec![]);
-        }
-        Activation::Gelu { tanh_approx } if em.opset >= 20 => {
-            let mode = if tanh_approx { "tanh" } else { "none" };
-            em.node("Gelu", name, ins, outs, vec![attr_s("approximate", mode)]);
-        }
-        Activation::Gelu { tanh_approx } => gelu_decomposed(em, name, x, outs, dtype, tanh_approx),
-        Activation::Clip { min, max } => {
-            let lo = min.map_or(String::new(), |v| {
-                em.scalar(&format!("{name}/min"), dtype, v as f64)
-            });
-            let hi = max.map_or(String::new(), |v| {
-                em.scalar(&format!("{name}/max"), dtype, v as f64)
-            });
-            let mut inputs = vec![x, lo, hi];
-            while inputs.last().is_some_and(|s| s.is_empty()) {
-                inputs.pop();
-            }
-            em.node("Clip", name, inputs, outs, vec![]);
-        }
-        Activation::ThresholdedRelu { alpha } => em.node(
-            "ThresholdedRelu",
-            name,
-            ins,
-            outs,
-            vec![attr_f("alpha", alpha)],
-        ),
-        Activation::Mish if em.opset >= 18 => em.node("Mish", name, ins, outs, vec![]),
-        Activation::Mish => {
-            let sp = em.tmp("Softplus", name, vec![x.clone()], vec![]);
-            let t = em.tmp("Tanh", name, vec![sp], vec![]);
-            em.node("Mul", name, vec![x, t], outs, vec![]);
-        }
-    }
-    Ok(())
-}
-
-/// GELU before opset 20: `0.5·x·(1 + erf(x/√2))`, or the tanh form
-/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
-fn gelu_decomposed(
-    em: &mut Emitter,
-    name: &str,
-    x: String,
-    outs: Vec<String>,
-    dtype: DType,
-    tanh: bool,
-) {
-    let inner = if tanh {
-        let c3 = em.scalar(&format!("{name}/c"), dtype, 0.044715);
-        let k = em.scalar(
-            &format!("{name}/k"),
-            dtype,
-            (2.0 / std::f64::consts::PI).sqrt(),
-        );
-        let x2 = em.tmp("Mul", name, vec![x.clone(), x.clone()], vec![]);
-        let x3 = em.tmp("Mul", name, vec![x2, x.clone()], vec![]);
-        let t = em.tmp("Mul", name, vec![x3, c3], vec![]);
-        let s = em.tmp("Add", name, vec![x.clone(), t], vec![]);
-        let u = em.tmp("Mul", name, vec![s, k], vec![]);
-        em.tmp("Tanh", name, vec![u], vec![])
-    } else {
-        let r = em.scalar(
-            &format!("{name}/rsqrt2"),
-            dtype,
-            std::f64::consts::FRAC_1_SQRT_2,
-        );
-        let u = em.tmp("Mul", name, vec![x.clone(), r], vec![]);
-        em.tmp("Erf", name, vec![u], vec![])
-    };
-    let one = em.scalar(&format!("{name}/one"), dtype, 1.0);
-    let half = em.scalar(&format!("{name}/half"), dtype, 0.5);
-    let p = em.tmp("Add", name, vec![inner, one], vec![]);
-    let hx = em.tmp("Mul", name, vec![x, half], vec![]);
-    em.node("Mul", name, vec![hx, p], outs, vec![]);
-}
-
-fn pads_attr(p: &[(usize, usize)]) -> Vec<i64> {
-    p.iter()
-        .map(|x| x.0 as i64)
-        .chain(p.iter().map(|x| x.1 as i64))
-        .collect()
-}
-
-fn padding_attrs(padding: &Padding) -> Vec<tract_onnx::pb::AttributeProto> {
-    match padding {
-        Padding::Explicit(p) => vec![attr_ints("pads", pads_attr(p))],
-        Padding::SameUpper => vec![attr_s("auto_pad", "SAME_UPPER")],
-        Padding::SameLower => vec![attr_s("auto_pad", "SAME_LOWER")],
-    }
-}
-
-fn conv(
-    em: &mut Emitter,
-    op: &str,
-    c: &Conv,
-    name: &str,
-    ins: Vec<String>,
-    outs: Vec<String>,
-    transposed: bool,
-) -> R {
-    need_nchw(c.layout)?;
-    let want = if transposed {
-        KernelLayout::Iohw
-    } else {
-        KernelLayout::Oihw
-    };
-    if c.kernel_layout != want {
-        return Err(format!(
-            "kernel layout {} must be legalized to {want}",
-            c.kernel_layout
-        ));
-    }
-    let mut attrs = vec![
-        attr_usizes("strides", &c.strides),
-        attr_usizes("dilations", &c.dilations),
-        attr_i("group", c.group as i64),
-    ];
-    attrs.extend(padding_attrs(&c.padding));
-    if transposed && c.output_padding.iter().any(|&p| p != 0) {
-        attrs.push(attr_usizes("output_padding", &c.output_padding));
-    }
-    em.node(op, name, ins, outs, attrs);
-    Ok(())
-}
-
-fn pool(em: &mut Emitter, p: &Pool, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
-    need_nchw(p.layout)?;
-    let op = match p.kind {
-        PoolKind::Max => "MaxPool",
-        PoolKind::Avg => "AveragePool",
-        PoolKind::L2 => "LpPool",
-    };
-    let mut attrs = vec![
-        attr_usizes("kernel_shape", &p.kernel),
-        attr_usizes("strides", &p.strides),
-    ];
-    attrs.extend(padding_attrs(&p.padding));
-    if p.ceil_mode {
-        attrs.push(attr_i("ceil_mode", 1));
-    }
-    if p.dilations.iter().any(|&d| d != 1) {
-        if p.kind == PoolKind::Avg && em.opset < 19 {
-            return Err("dilated average pooling needs opset 19".into());
-        }
-        attrs.push(attr_usizes("dilations", &p.dilations));
-    }
-    match p.kind {
-        PoolKind::Avg => attrs.push(attr_i("count_include_pad", p.count_include_pad as i64)),
-        PoolKind::L2 => attrs.push(attr_i("p", 2)),
-        PoolKind::Max => {}
-    }
-    em.node(op, name, ins, outs, attrs);
-    Ok(())
-}
-
-fn layer_norm(
-    em: &mut Emitter,
-    l: &LayerNorm,
-    name: &str,
-    ins: Vec<String>,
-    outs: Vec<String>,
-    dtype: DType,
-    rank: usize,
-) -> R {
-    let attrs = vec![attr_i("axis", l.axis as i64), attr_f("epsilon", l.epsilon)];
-    if em.opset >= 17 {
-        em.node("LayerNormalization", name, ins, outs, attrs);
-        return Ok(());
-    }
-    // (x - mean) / sqrt(var + eps) * scale + bias, over axes axis..rank.
-    let axes: Vec<i64> = (l.axis as i64..rank as i64).collect();
-    let reduce_mean = |em: &mut Emitter, v: String| {
-        let a = vec![attr_ints("axes", axes.clone()), attr_i("keepdims", 1)];
-        em.tmp("ReduceMean", name, vec![v], a)
-    };
-    let x = ins[0].clone();
-    let mean = reduce_mean(em, x.clone());
-    let d = em.tmp("Sub", name, vec![x, mean], vec![]);
-    let sq = em.tmp("Mul", name, vec![d.clone(), d.clone()], vec![]);
-    let var = reduce_mean(em, sq);
-    let eps = em.scalar(&format!("{name}/eps"), dtype, l.epsilon as f64);
-    let ve = em.tmp("Add", name, vec![var, eps], vec![]);
-    let sd = em.tmp("Sqrt", name, vec![ve], vec![]);
-    let norm = em.tmp("Div", name, vec![d, sd], vec![]);
-    if let Some(bias) = ins.get(2) {
-        let scaled = em.tmp("Mul", name, vec![norm, ins[1].clone()], vec![]);
-        em.node("Add", name, vec![scaled, bias.clone()], outs, vec![]);
-    } else {
-        em.node("Mul", name, vec![norm, ins[1].clone()], outs, vec![]);
     }
     Ok(())
 }
@@ -899,6 +620,7 @@ fn reduce(em: &mut Emitter, r: &Reduce, name: &str, ins: Vec<String>, outs: Vec<
         ReduceKind::Prod => "ReduceProd",
         ReduceKind::L1 => "ReduceL1",
         ReduceKind::L2 => "ReduceL2",
+        ReduceKind::LogSum => "ReduceLogSum",
         ReduceKind::LogSumExp => "ReduceLogSumExp",
         ReduceKind::SumSquare => "ReduceSumSquare",
     };
@@ -911,52 +633,5 @@ fn reduce(em: &mut Emitter, r: &Reduce, name: &str, ins: Vec<String>, outs: Vec<
     } else {
         em.node(op, name, ins, outs, vec![attr_ints("axes", axes), keep]);
     }
-    Ok(())
-}
-
-fn rnn(em: &mut Emitter, op: &str, r: &Rnn, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
-    let slots: &[RnnInput] = if op == "LSTM" {
-        &[
-            RnnInput::Bias,
-            RnnInput::SequenceLens,
-            RnnInput::InitialH,
-            RnnInput::InitialC,
-            RnnInput::Peepholes,
-        ]
-    } else {
-        &[RnnInput::Bias, RnnInput::SequenceLens, RnnInput::InitialH]
-    };
-    let mut inputs = ins[..3].to_vec();
-    for slot in slots {
-        inputs.push(match r.optional.iter().position(|s| s == slot) {
-            Some(k) => ins[3 + k].clone(),
-            None => String::new(),
-        });
-    }
-    while inputs.last().is_some_and(|s| s.is_empty()) {
-        inputs.pop();
-    }
-    let dir = match r.direction {
-        RnnDirection::Forward => "forward",
-        RnnDirection::Reverse => "reverse",
-        RnnDirection::Bidirectional => "bidirectional",
-    };
-    let mut attrs = vec![
-        attr_s("direction", dir),
-        attr_i("hidden_size", r.hidden_size as i64),
-        attr_i("layout", r.batch_major as i64),
-    ];
-    if !r.activations.is_empty() {
-        attrs.push(attr_strings("activations", &r.activations));
-    }
-    if let Some(c) = r.clip {
-        attrs.push(attr_f("clip", c));
-    }
-    if op == "GRU" {
-        attrs.push(attr_i("linear_before_reset", r.linear_before_reset as i64));
-    } else if r.input_forget {
-        attrs.push(attr_i("input_forget", 1));
-    }
-    em.node(op, name, inputs, outs, attrs);
     Ok(())
 }
