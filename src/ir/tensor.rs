@@ -101,6 +101,62 @@ impl Dim {
     pub fn is_fixed(&self) -> bool {
         matches!(self, Dim::Fixed(_))
     }
+
+    /// The dimension as `coefficient × symbols`. A symbol's name may itself be a product
+    /// (`batch*seq`, `4*batch`): flattening a symbolic shape makes such dimensions, and keeping
+    /// them exact lets a later reshape divide them out again.
+    pub fn factors(&self) -> (u64, Vec<String>) {
+        match self {
+            Dim::Fixed(n) => (*n, vec![]),
+            Dim::Sym(s) => {
+                let mut c = 1u64;
+                let mut syms = Vec::new();
+                for part in s.split('*') {
+                    match part.parse::<u64>() {
+                        Ok(n) => c = c.saturating_mul(n),
+                        Err(_) => syms.push(part.to_string()),
+                    }
+                }
+                (c, syms)
+            }
+        }
+    }
+
+    /// The canonical dimension for `coefficient × symbols` (symbols sorted, `*`-joined).
+    pub fn from_factors(c: u64, mut syms: Vec<String>) -> Dim {
+        if syms.is_empty() || c == 0 {
+            return Dim::Fixed(c);
+        }
+        syms.sort();
+        let mut parts: Vec<String> = if c == 1 { vec![] } else { vec![c.to_string()] };
+        parts.extend(syms);
+        Dim::Sym(parts.join("*"))
+    }
+
+    /// The product of `dims`, exact even when symbolic.
+    pub fn product(dims: &[Dim]) -> Dim {
+        let (mut c, mut syms) = (1u64, Vec::new());
+        for d in dims {
+            let (k, s) = d.factors();
+            c = c.saturating_mul(k);
+            syms.extend(s);
+        }
+        Dim::from_factors(c, syms)
+    }
+
+    /// `self / other` when it divides exactly (every symbol of `other` appears in `self`).
+    pub fn divide(&self, other: &Dim) -> Option<Dim> {
+        let (c, mut syms) = self.factors();
+        let (k, other_syms) = other.factors();
+        if k == 0 || !c.is_multiple_of(k) {
+            return None;
+        }
+        for s in other_syms {
+            let p = syms.iter().position(|x| *x == s)?;
+            syms.remove(p);
+        }
+        Some(Dim::from_factors(c / k, syms))
+    }
 }
 
 impl From<u64> for Dim {
@@ -350,4 +406,30 @@ fn arr<const N: usize>(c: &[u8]) -> [u8; N] {
     let mut a = [0u8; N];
     a.copy_from_slice(c);
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dim;
+
+    #[test]
+    fn symbolic_products_divide_back_exactly() {
+        let bt = Dim::product(&[
+            Dim::Sym("batch".into()),
+            Dim::Sym("seq".into()),
+            Dim::Fixed(4),
+        ]);
+        assert_eq!(bt, Dim::Sym("4*batch*seq".into()));
+        assert_eq!(
+            bt.divide(&Dim::Fixed(4)),
+            Some(Dim::Sym("batch*seq".into()))
+        );
+        let seq = bt.divide(&Dim::product(&[Dim::Sym("batch".into()), Dim::Fixed(2)]));
+        assert_eq!(seq, Some(Dim::Sym("2*seq".into())));
+        assert_eq!(bt.divide(&Dim::Sym("other".into())), None);
+        assert_eq!(
+            Dim::product(&[Dim::Fixed(3), Dim::Fixed(5)]),
+            Dim::Fixed(15)
+        );
+    }
 }

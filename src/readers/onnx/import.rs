@@ -36,6 +36,8 @@ pub fn unsupported<T>(why: impl Into<String>) -> NodeResult<T> {
 pub enum ShapeEntry {
     Int(i64),
     Sym(String),
+    /// Computed at run time from something not tracked (e.g. a product of two symbols).
+    Unknown,
 }
 
 pub struct Importer {
@@ -90,31 +92,61 @@ impl NodeCtx<'_> {
 }
 
 /// Arithmetic on shape entries where the answer does not depend on a symbol's value.
+/// A shape entry as a dimension (non-negative ints and symbols only).
+fn entry_dim(e: &ShapeEntry) -> Option<Dim> {
+    match e {
+        ShapeEntry::Int(n) if *n >= 0 => Some(Dim::Fixed(*n as u64)),
+        ShapeEntry::Sym(s) => Some(Dim::Sym(s.clone())),
+        _ => None,
+    }
+}
+
 fn symbolic_binary(op: BinaryOp, x: &ShapeEntry, y: &ShapeEntry) -> Option<ShapeEntry> {
-    use ShapeEntry::{Int, Sym};
+    use ShapeEntry::{Int, Sym, Unknown};
+    if !matches!(
+        op,
+        BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Max
+            | BinaryOp::Min
+            | BinaryOp::Equal
+    ) {
+        return None;
+    }
     Some(match (op, x, y) {
-        (_, Int(a), Int(b)) => Int(match op {
-            BinaryOp::Add => a.checked_add(*b)?,
-            BinaryOp::Sub => a.checked_sub(*b)?,
-            BinaryOp::Mul => a.checked_mul(*b)?,
-            BinaryOp::Div => a.checked_div(*b)?,
-            BinaryOp::Max => *a.max(b),
-            BinaryOp::Min => *a.min(b),
-            BinaryOp::Equal => (a == b) as i64,
-            _ => return None,
-        }),
-        (BinaryOp::Mul, Sym(s), Int(1)) | (BinaryOp::Mul, Int(1), Sym(s)) => Sym(s.clone()),
+        (_, Int(a), Int(b)) => match op {
+            BinaryOp::Add => a.checked_add(*b).map_or(Unknown, Int),
+            BinaryOp::Sub => a.checked_sub(*b).map_or(Unknown, Int),
+            BinaryOp::Mul => a.checked_mul(*b).map_or(Unknown, Int),
+            // ONNX integer Div truncates toward zero, as checked_div does.
+            BinaryOp::Div => a.checked_div(*b).map_or(Unknown, Int),
+            BinaryOp::Max => Int(*a.max(b)),
+            BinaryOp::Min => Int(*a.min(b)),
+            _ => Int((a == b) as i64),
+        },
+        (BinaryOp::Mul, Sym(_) | Int(_), Sym(_) | Int(_)) => {
+            match Dim::product(&[entry_dim(x)?, entry_dim(y)?]) {
+                Dim::Sym(s) => Sym(s),
+                Dim::Fixed(n) => Int(n as i64),
+            }
+        }
+        (BinaryOp::Div, Sym(_), Sym(_) | Int(_)) => match entry_dim(x)?.divide(&entry_dim(y)?) {
+            Some(Dim::Sym(s)) => Sym(s),
+            Some(Dim::Fixed(n)) => Int(n as i64),
+            None => Unknown,
+        },
         (BinaryOp::Add | BinaryOp::Sub, Sym(s), Int(0)) | (BinaryOp::Add, Int(0), Sym(s)) => {
             Sym(s.clone())
         }
-        (BinaryOp::Div, Sym(s), Int(1)) => Sym(s.clone()),
         // A dimension is never negative, so it never equals -1 (PyTorch's "infer" marker).
         (BinaryOp::Equal, Sym(_), Int(n)) | (BinaryOp::Equal, Int(n), Sym(_)) if *n < 0 => Int(0),
         (BinaryOp::Equal, Sym(a), Sym(b)) if a == b => Int(1),
         (BinaryOp::Max, Sym(s), Int(n)) | (BinaryOp::Max, Int(n), Sym(s)) if *n <= 1 => {
             Sym(s.clone())
         }
-        _ => return None,
+        _ => Unknown,
     })
 }
 
@@ -251,6 +283,21 @@ impl Importer {
         self.shape_contents.get(&id).cloned()
     }
 
+    /// Like [`Importer::shape_entries`], but a small integer tensor of fixed length whose
+    /// contents are not tracked reads as that many `Unknown` entries, so that what *is* known
+    /// around it (constants, symbols) still propagates.
+    pub fn entries_or_unknown(&self, id: ValueId) -> Option<Vec<ShapeEntry>> {
+        if let Some(e) = self.shape_entries(id) {
+            return Some(e);
+        }
+        let t = self.g.ty(id);
+        if !t.dtype.is_int() || t.rank() > 1 {
+            return None;
+        }
+        let n = t.shape.first().map_or(Some(1), |d| d.fixed())?;
+        (n <= 16).then(|| vec![ShapeEntry::Unknown; n as usize])
+    }
+
     /// Constant integer contents of an input (axes, pads, sizes…).
     pub fn const_ints(&self, id: ValueId) -> Option<Vec<i64>> {
         self.g.constant(id).and_then(|t| t.to_i64s())
@@ -264,7 +311,7 @@ impl Importer {
     /// said at import time (symbols pass through gathers, concats and the arithmetic that
     /// exporters wrap around them, e.g. PyTorch's `Where(Equal(shape, -1), 1, shape)`).
     fn shape_contents_of(&self, op: &Op, inputs: &[ValueId]) -> Option<Vec<ShapeEntry>> {
-        let entries = |i: usize| inputs.get(i).and_then(|&v| self.shape_entries(v));
+        let entries = |i: usize| inputs.get(i).and_then(|&v| self.entries_or_unknown(v));
         match op {
             Op::ShapeOf(s) => Some(
                 self.g.ty(inputs[0]).shape[s.start..s.end]
@@ -322,10 +369,14 @@ impl Importer {
                 let (c, x, y) = (entries(0)?, entries(1)?, entries(2)?);
                 let n = c.len().max(x.len()).max(y.len());
                 (0..n)
-                    .map(|i| match &c[i.min(c.len() - 1)] {
-                        ShapeEntry::Int(0) => Some(y[i.min(y.len() - 1)].clone()),
-                        ShapeEntry::Int(_) => Some(x[i.min(x.len() - 1)].clone()),
-                        ShapeEntry::Sym(_) => None,
+                    .map(|i| {
+                        let (xe, ye) = (&x[i.min(x.len() - 1)], &y[i.min(y.len() - 1)]);
+                        Some(match &c[i.min(c.len() - 1)] {
+                            ShapeEntry::Int(0) => ye.clone(),
+                            ShapeEntry::Int(_) => xe.clone(),
+                            _ if xe == ye => xe.clone(),
+                            _ => ShapeEntry::Unknown,
+                        })
                     })
                     .collect()
             }

@@ -115,13 +115,15 @@ impl<'g> Emitter<'g> {
     }
 
     /// A 1-D i64 tensor holding `dims`: a constant when every dim is fixed, otherwise built at
-    /// run time from the shape of a value that has each symbol (`like` first, then the graph
-    /// inputs).
+    /// run time from the shapes of values that have each symbol (`like` first, then the graph
+    /// inputs); a product symbol (`batch*seq`) is the product of its factors. With `infer`, one
+    /// dim no value has becomes -1 (Reshape infers it from the element count).
     pub fn shape_tensor(
         &mut self,
         name: &str,
         dims: &[Dim],
         like: ValueId,
+        infer: bool,
     ) -> Result<String, String> {
         if let Some(v) = dims
             .iter()
@@ -130,39 +132,70 @@ impl<'g> Emitter<'g> {
         {
             return Ok(self.ints(&format!("{name}/shape"), &v));
         }
-        let g = self.g;
         let mut shapes: Vec<(ValueId, String)> = Vec::new();
+        let mut inferred = !infer;
         let mut parts = Vec::new();
         for d in dims {
-            parts.push(match d {
-                Dim::Fixed(n) => self.ints(&format!("{name}/dim"), &[*n as i64]),
-                Dim::Sym(_) => {
-                    let source = std::iter::once(like)
-                        .chain(g.inputs.iter().copied())
-                        .find_map(|v| g.ty(v).shape.iter().position(|s| s == d).map(|i| (v, i)));
-                    let Some((v, i)) = source else {
-                        return Err(format!("dimension '{d}' is not the size of any input"));
-                    };
-                    let shape = match shapes.iter().find(|(s, _)| *s == v) {
-                        Some((_, n)) => n.clone(),
-                        None => {
-                            let x = self.input(v);
-                            let n = self.tmp("Shape", &format!("{name}/dims"), vec![x], vec![]);
-                            shapes.push((v, n.clone()));
-                            n
-                        }
-                    };
-                    let idx = self.ints(&format!("{name}/index"), &[i as i64]);
-                    self.tmp(
-                        "Gather",
-                        &format!("{name}/dim"),
-                        vec![shape, idx],
-                        vec![attr_i("axis", 0)],
-                    )
+            let part = match d {
+                Dim::Fixed(n) => Some(self.ints(&format!("{name}/dim"), &[*n as i64])),
+                Dim::Sym(_) => self.symbol_value(name, d, like, &mut shapes).or_else(|| {
+                    let (c, syms) = d.factors();
+                    let mut acc = (c != 1).then(|| self.ints(&format!("{name}/coef"), &[c as i64]));
+                    for s in syms {
+                        let f = self.symbol_value(name, &Dim::Sym(s), like, &mut shapes)?;
+                        acc = Some(match acc {
+                            None => f,
+                            Some(a) => self.tmp("Mul", &format!("{name}/dim"), vec![a, f], vec![]),
+                        });
+                    }
+                    acc
+                }),
+            };
+            parts.push(match part {
+                Some(p) => p,
+                None if !inferred => {
+                    inferred = true;
+                    self.ints(&format!("{name}/infer"), &[-1])
+                }
+                None => {
+                    return Err(format!(
+                        "dimension '{d}' is not computable from the inputs' sizes"
+                    ))
                 }
             });
         }
         Ok(self.tmp("Concat", name, parts, vec![attr_i("axis", 0)]))
+    }
+
+    /// A 1-element i64 tensor holding the size `d` has at run time, read from the shape of a
+    /// value that has it, if any does.
+    fn symbol_value(
+        &mut self,
+        name: &str,
+        d: &Dim,
+        like: ValueId,
+        shapes: &mut Vec<(ValueId, String)>,
+    ) -> Option<String> {
+        let g = self.g;
+        let (v, i) = std::iter::once(like)
+            .chain(g.inputs.iter().copied())
+            .find_map(|v| g.ty(v).shape.iter().position(|s| s == d).map(|i| (v, i)))?;
+        let shape = match shapes.iter().find(|(s, _)| *s == v) {
+            Some((_, n)) => n.clone(),
+            None => {
+                let x = self.input(v);
+                let n = self.tmp("Shape", &format!("{name}/dims"), vec![x], vec![]);
+                shapes.push((v, n.clone()));
+                n
+            }
+        };
+        let idx = self.ints(&format!("{name}/index"), &[i as i64]);
+        Some(self.tmp(
+            "Gather",
+            &format!("{name}/dim"),
+            vec![shape, idx],
+            vec![attr_i("axis", 0)],
+        ))
     }
 }
 

@@ -388,8 +388,7 @@ fn along_axis(
     })?;
     let outer = match crate::ir::ops::dim_product(&xt.shape[..axis]) {
         Some(o) => Dim::Fixed(o),
-        None if axis == 1 => xt.shape[0].clone(),
-        None => imp.g.fresh_symbol(),
+        None => Dim::product(&xt.shape[..axis]),
     };
     let flat = imp.emit1(
         &format!("{}/flatten", ctx.name),

@@ -66,20 +66,6 @@ pub fn reshape_to(
     imp.emit(name, Op::Reshape(Reshape { shape }), vec![x])
 }
 
-/// Product of dims as (fixed factor, sorted symbol names).
-fn monomial(dims: &[Dim]) -> (u64, Vec<String>) {
-    let mut c = 1u64;
-    let mut syms = Vec::new();
-    for d in dims {
-        match d {
-            Dim::Fixed(n) => c = c.saturating_mul(*n),
-            Dim::Sym(s) => syms.push(s.clone()),
-        }
-    }
-    syms.sort();
-    (c, syms)
-}
-
 /// Resolves an ONNX Reshape target (0 copies, -1 infers) against the input shape.
 pub fn resolve_target(
     imp: &mut Importer,
@@ -89,6 +75,12 @@ pub fn resolve_target(
 ) -> NodeResult<Shape> {
     let mut out: Vec<Option<Dim>> = Vec::with_capacity(target.len());
     let mut infer_at = None;
+    // One entry computed at run time, with no -1 beside it, is what the element count implies.
+    let unknowns = target.iter().filter(|e| **e == ShapeEntry::Unknown).count();
+    let has_minus_one = target.contains(&ShapeEntry::Int(-1));
+    if unknowns > 1 || (unknowns == 1 && has_minus_one) {
+        return unsupported("target shape computed at run time");
+    }
     for (i, e) in target.iter().enumerate() {
         out.push(match e {
             ShapeEntry::Int(0) if !allowzero => {
@@ -96,7 +88,7 @@ pub fn resolve_target(
                     NodeError::Invalid(format!("0 at axis {i} past the input rank"))
                 })?)
             }
-            ShapeEntry::Int(-1) if infer_at.is_none() => {
+            ShapeEntry::Int(-1) | ShapeEntry::Unknown if infer_at.is_none() => {
                 infer_at = Some(i);
                 None
             }
@@ -105,25 +97,14 @@ pub fn resolve_target(
                 return Err(NodeError::Invalid(format!("bad target dimension {n}")))
             }
             ShapeEntry::Sym(s) => Some(Dim::Sym(s.clone())),
+            ShapeEntry::Unknown => return unsupported("target shape computed at run time"),
         });
     }
     if let Some(at) = infer_at {
         let known: Vec<Dim> = out.iter().flatten().cloned().collect();
-        let (ci, mut si) = monomial(input);
-        let (ct, st) = monomial(&known);
-        let mut ok = ct != 0 && ci % ct.max(1) == 0;
-        for s in &st {
-            match si.iter().position(|x| x == s) {
-                Some(p) => {
-                    si.remove(p);
-                }
-                None => ok = false,
-            }
-        }
-        out[at] = Some(match (ok, si.len()) {
-            (true, 0) => Dim::Fixed(ci / ct.max(1)),
-            (true, 1) if ci / ct.max(1) == 1 => Dim::Sym(si[0].clone()),
-            _ => imp.g.fresh_symbol(),
+        out[at] = Some(match Dim::product(input).divide(&Dim::product(&known)) {
+            Some(d) => d,
+            None => imp.g.fresh_symbol(),
         });
     }
     Ok(out.into_iter().flatten().collect())
@@ -133,7 +114,7 @@ fn reshape(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
     let target = match ctx.opt_input(1) {
         Some(s) => imp
-            .shape_entries(s)
+            .entries_or_unknown(s)
             .ok_or_else(|| NodeError::Unsupported("target shape computed at run time".into()))?,
         None => ctx
             .ints("shape")
@@ -162,19 +143,7 @@ fn flatten(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
             s.len()
         )));
     }
-    let part = |imp: &mut Importer, dims: &[Dim]| match (crate::ir::ops::dim_product(dims), dims) {
-        (Some(n), _) => Dim::Fixed(n),
-        (None, [d]) => d.clone(),
-        (None, _) => {
-            let (c, syms) = monomial(dims);
-            if c == 1 && syms.len() == 1 {
-                Dim::Sym(syms[0].clone())
-            } else {
-                imp.g.fresh_symbol()
-            }
-        }
-    };
-    let shape = vec![part(imp, &s[..axis]), part(imp, &s[axis..])];
+    let shape = vec![Dim::product(&s[..axis]), Dim::product(&s[axis..])];
     reshape_to(imp, &ctx.name, x, shape)
 }
 
@@ -408,6 +377,7 @@ fn entries_to_shape(imp: &mut Importer, e: &[ShapeEntry]) -> NodeResult<Shape> {
             ShapeEntry::Int(-1) => Ok(imp.g.fresh_symbol()),
             ShapeEntry::Int(n) => Err(NodeError::Invalid(format!("bad dimension {n}"))),
             ShapeEntry::Sym(s) => Ok(Dim::Sym(s.clone())),
+            ShapeEntry::Unknown => unsupported("shape computed at run time"),
         })
         .collect()
 }

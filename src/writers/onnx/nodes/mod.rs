@@ -228,7 +228,7 @@ pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
                     }
                 })
                 .collect();
-            let s = em.shape_tensor(&format!("{name}/shape"), &dims, n.inputs[0])?;
+            let s = em.shape_tensor(&format!("{name}/shape"), &dims, n.inputs[0], false)?;
             em.node("Expand", name, vec![ins[0].clone(), s], outs, vec![]);
             Ok(())
         }
@@ -499,7 +499,7 @@ fn reshape(
     let shape = if unknown <= 1 && zero_ok {
         em.ints(&format!("{name}/shape"), &v)
     } else {
-        em.shape_tensor(&format!("{name}/shape"), &r.shape, n.inputs[0])?
+        em.shape_tensor(&format!("{name}/shape"), &r.shape, n.inputs[0], true)?
     };
     em.node("Reshape", name, vec![ins[0].clone(), shape], outs, vec![]);
     Ok(())
@@ -576,7 +576,7 @@ fn resize(
     }
     let inputs = match &r.sizes {
         Some(s) => {
-            let sizes = em.shape_tensor(&format!("{name}/sizes"), s, n.inputs[0])?;
+            let sizes = em.shape_tensor(&format!("{name}/sizes"), s, n.inputs[0], false)?;
             vec![ins[0].clone(), String::new(), String::new(), sizes]
         }
         None => {
