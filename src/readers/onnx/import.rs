@@ -44,6 +44,9 @@ pub struct Importer {
     pub g: Graph,
     pub opset: i64,
     names: HashMap<String, ValueId>,
+    /// Model-local functions, inlined where called.
+    pub functions: super::functions::Functions,
+    inline_depth: usize,
     /// Known contents of 1-D / scalar integer values that are not constants (e.g. `Shape` of
     /// an input with a symbolic batch).
     shape_contents: HashMap<ValueId, Vec<ShapeEntry>>,
@@ -156,6 +159,8 @@ impl Importer {
             g: Graph::new(),
             opset,
             names: HashMap::new(),
+            functions: Default::default(),
+            inline_depth: 0,
             shape_contents: HashMap::new(),
             used_names: HashSet::new(),
             unsupported: Vec::new(),
@@ -392,6 +397,21 @@ impl Importer {
             } else {
                 node.name.clone()
             };
+            let key = (node.domain.clone(), node.op_type.clone());
+            if let Some(f) = self.functions.get(&key) {
+                if self.inline_depth > 32 {
+                    return Err(format!(
+                        "node '{name}': function '{}' calls itself too deeply",
+                        node.op_type
+                    ));
+                }
+                let body = super::functions::inline(f, node, &name);
+                self.inline_depth += 1;
+                let r = self.import_nodes(&body);
+                self.inline_depth -= 1;
+                r?;
+                continue;
+            }
             let mut inputs = Vec::with_capacity(node.input.len());
             let mut blocked = false;
             for inp in &node.input {

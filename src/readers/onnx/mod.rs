@@ -2,6 +2,7 @@
 //! memory-mapped; initializer bytes stay in the mapping (see `proto.rs`).
 
 pub mod fold;
+mod functions;
 pub mod import;
 mod ops;
 pub mod proto;
@@ -44,6 +45,7 @@ impl Reader for OnnxReader {
             .map_or(1, |o| o.version);
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut imp = Importer::new(opset);
+        imp.functions = functions::collect(&model.functions);
         let in_file = |e: String| failed(format!("{file}: {e}"));
 
         let mut external = tensor::ExternalFiles::default();
