@@ -196,10 +196,7 @@ mod tests {
     use crate::ir::ops::is_unknown;
 
     fn ins(ts: &[TensorType]) -> Inputs<'_> {
-        Inputs {
-            types: ts.iter().collect(),
-            consts: vec![None; ts.len()],
-        }
+        Inputs::of_types(ts)
     }
 
     #[test]

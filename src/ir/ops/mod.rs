@@ -31,6 +31,13 @@ pub struct Inputs<'a> {
 }
 
 impl<'a> Inputs<'a> {
+    /// Inputs known only by type (no constant data).
+    pub fn of_types(types: &'a [TensorType]) -> Inputs<'a> {
+        Inputs {
+            types: types.iter().collect(),
+            consts: vec![None; types.len()],
+        }
+    }
     pub fn len(&self) -> usize {
         self.types.len()
     }

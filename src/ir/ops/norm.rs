@@ -87,10 +87,7 @@ mod tests {
     use crate::ir::{fixed_shape, DType};
 
     fn ins(ts: &[TensorType]) -> Inputs<'_> {
-        Inputs {
-            types: ts.iter().collect(),
-            consts: vec![None; ts.len()],
-        }
+        Inputs::of_types(ts)
     }
 
     #[test]

@@ -31,6 +31,24 @@ pub enum RnnInput {
     Peepholes,
 }
 
+impl RnnInput {
+    /// The optional inputs of an LSTM (or GRU), in ONNX positional order after X, W, R.
+    pub fn slots(lstm: bool) -> &'static [RnnInput] {
+        const LSTM: [RnnInput; 5] = [
+            RnnInput::Bias,
+            RnnInput::SequenceLens,
+            RnnInput::InitialH,
+            RnnInput::InitialC,
+            RnnInput::Peepholes,
+        ];
+        if lstm {
+            &LSTM
+        } else {
+            &LSTM[..3]
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rnn {
     pub direction: RnnDirection,

@@ -26,17 +26,7 @@ fn rnn(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     if hidden <= 0 {
         return Err(NodeError::Invalid("hidden_size must be positive".into()));
     }
-    let slots: &[RnnInput] = if lstm {
-        &[
-            RnnInput::Bias,
-            RnnInput::SequenceLens,
-            RnnInput::InitialH,
-            RnnInput::InitialC,
-            RnnInput::Peepholes,
-        ]
-    } else {
-        &[RnnInput::Bias, RnnInput::SequenceLens, RnnInput::InitialH]
-    };
+    let slots = RnnInput::slots(lstm);
     let mut inputs = vec![ctx.input(0)?, ctx.input(1)?, ctx.input(2)?];
     let mut optional = Vec::new();
     for (k, slot) in slots.iter().enumerate() {

@@ -132,17 +132,7 @@ pub fn rnn(
     ins: Vec<String>,
     outs: Vec<String>,
 ) -> R {
-    let slots: &[RnnInput] = if op == "LSTM" {
-        &[
-            RnnInput::Bias,
-            RnnInput::SequenceLens,
-            RnnInput::InitialH,
-            RnnInput::InitialC,
-            RnnInput::Peepholes,
-        ]
-    } else {
-        &[RnnInput::Bias, RnnInput::SequenceLens, RnnInput::InitialH]
-    };
+    let slots = RnnInput::slots(op == "LSTM");
     let mut inputs = ins[..3].to_vec();
     for slot in slots {
         inputs.push(match r.optional.iter().position(|s| s == slot) {
