@@ -89,7 +89,10 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let data = &bytes[start + hlen..];
-    let n = shape.iter().product::<usize>() * dtype.size();
+    let n = shape
+        .iter()
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+        .ok_or("shape too large")?;
     if data.len() < n {
         return Err(format!("truncated .npy data: {} of {n} bytes", data.len()));
     }

@@ -3,5 +3,6 @@
 mod common;
 
 mod cli;
+mod corrupt;
 mod readers;
 mod roundtrip;

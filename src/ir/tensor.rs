@@ -232,7 +232,10 @@ pub struct Tensor {
 impl Tensor {
     /// Builds a tensor, checking that the byte count matches the shape.
     pub fn new(dtype: DType, shape: Vec<usize>, data: Bytes) -> Result<Tensor, String> {
-        let want = shape.iter().product::<usize>() * dtype.size();
+        let want = shape
+            .iter()
+            .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| format!("shape {shape:?} is too large"))?;
         if data.len() != want {
             return Err(format!(
                 "{dtype}{:?} needs {want} bytes, found {}",

@@ -243,6 +243,10 @@ pub fn conv_shape(c: &Conv, x: &[Dim], k: &[Dim]) -> Result<Shape, String> {
         ));
     }
     let (out_c, in_per_group, kernel) = c.kernel_dims(k)?;
+    super::check_window(&kernel, &c.strides, &c.dilations)?;
+    if c.group == 0 {
+        return Err("group must be at least 1".into());
+    }
     let spatial = c.layout.spatial_axes(x.len());
     let ch = &x[c.layout.channel_axis(x.len())];
     if let (Some(ch), Some(ipg)) = (ch.fixed(), in_per_group.fixed()) {
@@ -284,6 +288,10 @@ pub fn infer_conv_transpose(c: &Conv, inputs: &Inputs) -> Result<Vec<TensorType>
     let x = inputs.ty(0)?;
     let k = inputs.shape(1)?;
     let (out_c, _, kernel) = c.kernel_dims(k)?;
+    super::check_window(&kernel, &c.strides, &c.dilations)?;
+    if kernel.len() != x.rank().saturating_sub(2) {
+        return Err("kernel does not match the spatial rank".into());
+    }
     let out_c = match out_c.fixed() {
         // ConvTranspose kernels hold out/groups channels.
         Some(n) => Dim::Fixed(n * c.group as u64),

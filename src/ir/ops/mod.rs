@@ -185,6 +185,23 @@ fn broadcast_dim(a: &Dim, b: &Dim) -> Option<Dim> {
     })
 }
 
+/// Checks a window's sizes: every kernel size, stride and dilation at least 1.
+pub fn check_window(
+    kernel: &[usize],
+    strides: &[usize],
+    dilations: &[usize],
+) -> Result<(), String> {
+    if kernel
+        .iter()
+        .chain(strides)
+        .chain(dilations)
+        .any(|&v| v == 0)
+    {
+        return Err(format!("kernel {kernel:?}, strides {strides:?} and dilations {dilations:?} must all be at least 1"));
+    }
+    Ok(())
+}
+
 /// Output size of a windowed op along one axis (conv, pool).
 pub fn window_out(
     input: &Dim,
@@ -214,6 +231,8 @@ pub fn window_out(
     Ok(Dim::Fixed(out as u64))
 }
 
+/// Product of fixed dims; `None` when one is symbolic or the product overflows.
 pub fn dim_product(dims: &[Dim]) -> Option<u64> {
-    dims.iter().map(|d| d.fixed()).product()
+    dims.iter()
+        .try_fold(1u64, |acc, d| acc.checked_mul(d.fixed()?))
 }

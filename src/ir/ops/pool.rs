@@ -34,6 +34,10 @@ pub struct GlobalPool {
 pub fn infer_pool(p: &Pool, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
     inputs.expect_count(1, 1)?;
     let x = inputs.ty(0)?;
+    if x.rank() < 3 {
+        return Err(format!("pooling needs rank >= 3, got {x}"));
+    }
+    super::check_window(&p.kernel, &p.strides, &p.dilations)?;
     let spatial = p.layout.spatial_axes(x.rank());
     if spatial.len() != p.kernel.len()
         || p.strides.len() != p.kernel.len()

@@ -25,7 +25,9 @@ pub fn fold_from_types(op: &Op, inputs: &[&TensorType]) -> Option<Vec<Tensor>> {
 
 pub fn fold(op: &Op, inputs: &[&Tensor], out_types: &[TensorType]) -> Option<Vec<Tensor>> {
     let out_shape = shape_fixed(&out_types.first()?.shape)?;
-    let n_out: usize = out_shape.iter().product();
+    let n_out = out_shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
     let limit = match op {
         Op::Reshape(_)
         | Op::Transpose(_)

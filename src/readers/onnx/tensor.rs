@@ -95,7 +95,10 @@ pub fn tensor_from_proto(
         return Err(format!("tensor '{}' has a negative dimension", t.name));
     }
     let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-    let n: usize = shape.iter().product();
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("tensor '{}': shape {:?} is too large", t.name, t.dims))?;
     let data = if t.data_location == Some(1) {
         external_bytes(t, dir, external)?
     } else if let Some(raw) = raw {
@@ -149,7 +152,8 @@ fn external_bytes(
 }
 
 fn typed_field_bytes(t: &TensorProto, dtype: DType, n: usize) -> Result<Bytes, String> {
-    let mut out: Vec<u8> = Vec::with_capacity(n * dtype.size());
+    // Sized by what is stored, not by the claimed shape (a corrupt file may claim anything).
+    let mut out: Vec<u8> = Vec::new();
     match dtype {
         DType::F32 => t
             .float_data
@@ -183,7 +187,7 @@ fn typed_field_bytes(t: &TensorProto, dtype: DType, n: usize) -> Result<Bytes, S
             .for_each(|v| out.extend((*v as u16).to_le_bytes())),
         DType::I8 | DType::U8 | DType::Bool => t.int32_data.iter().for_each(|v| out.push(*v as u8)),
     }
-    if out.len() != n * dtype.size() {
+    if Some(out.len()) != n.checked_mul(dtype.size()) {
         return Err(format!(
             "tensor '{}': {} elements stored for shape {:?}",
             t.name,

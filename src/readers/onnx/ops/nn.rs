@@ -66,6 +66,7 @@ pub fn conv_params(
             "strides/dilations/kernel_shape do not match the spatial rank".into(),
         ));
     }
+    crate::ir::ops::check_window(&kernel, &strides, &dilations)?;
     let mut c = Conv {
         layout: Layout::Nchw,
         kernel_layout: if transposed {
@@ -135,6 +136,12 @@ fn transpose_pads_for_output(
     } else {
         out
     };
+    if out.len() != spatial.len() {
+        return Err(NodeError::Invalid(format!(
+            "output_shape {out:?} for {} spatial axes",
+            spatial.len()
+        )));
+    }
     let mut pads = Vec::new();
     for i in 0..spatial.len() {
         let Some(n) = spatial[i].fixed() else {
@@ -268,6 +275,11 @@ fn pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         ceil_mode: ctx.int("ceil_mode", 0) == 1,
         count_include_pad: ctx.int("count_include_pad", 0) == 1,
     };
+    if p.kernel.len() != n || p.strides.len() != n || p.dilations.len() != n {
+        return Err(NodeError::Invalid(
+            "kernel_shape/strides/dilations do not match the spatial rank".into(),
+        ));
+    }
     if !matches!(p.padding, Padding::Explicit(_)) {
         let c = Conv {
             layout: Layout::Nchw,
