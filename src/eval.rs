@@ -81,7 +81,9 @@ fn run_model(mut m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Vec<Tensor>
 
 /// Runs an IR graph on `inputs`.
 pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-    let bytes = OnnxWriter::default().to_bytes(g)?;
+    let mut g = g.clone();
+    crate::writers::onnx::legalize(&mut g)?;
+    let bytes = OnnxWriter::default().to_bytes(&g)?;
     run_onnx_bytes(&bytes, inputs)
 }
 

@@ -4,5 +4,6 @@ mod common;
 
 mod cli;
 mod corrupt;
+mod passes;
 mod readers;
 mod roundtrip;

@@ -27,6 +27,23 @@ pub struct Node {
     pub outputs: Vec<ValueId>,
 }
 
+/// Fresh names for values and nodes a pass adds (built once per pass: linear, not per name).
+pub struct Names {
+    used: std::collections::HashSet<String>,
+}
+
+impl Names {
+    pub fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 1;
+        while !self.used.insert(name.clone()) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        name
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     pub values: Vec<Value>,
@@ -65,6 +82,23 @@ impl Graph {
     pub fn add_const(&mut self, name: &str, t: Tensor) -> ValueId {
         let ty = t.ty();
         self.push_value(name, ty, Some(t))
+    }
+
+    /// Adds a value a pass is about to produce by a node it inserts.
+    pub fn add_value(&mut self, name: &str, ty: TensorType) -> ValueId {
+        self.push_value(name, ty, None)
+    }
+
+    /// A generator of value/node names not used in this graph yet.
+    pub fn names(&self) -> Names {
+        Names {
+            used: self
+                .values
+                .iter()
+                .map(|v| v.name.clone())
+                .chain(self.nodes.iter().map(|n| n.name.clone()))
+                .collect(),
+        }
     }
 
     fn push_value(&mut self, name: &str, ty: TensorType, constant: Option<Tensor>) -> ValueId {

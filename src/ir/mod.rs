@@ -7,10 +7,11 @@ pub mod layout;
 pub mod op;
 pub mod ops;
 pub mod quant;
+pub mod strided;
 pub mod tensor;
 mod verify;
 
-pub use graph::{Graph, Node, Value, ValueId};
+pub use graph::{Graph, Names, Node, Value, ValueId};
 pub use layout::{KernelLayout, Layout};
 pub use op::Op;
 pub use quant::QuantParams;

@@ -1,6 +1,9 @@
 //! Passes transform a graph in place. The manager runs a list to a fixed point (with a step
 //! cap), verifies the graph after every pass, and records what each pass did.
 
+pub mod layout;
+pub mod transpose;
+
 use crate::error::{Error, Result};
 use crate::ir::Graph;
 use std::time::Instant;

@@ -5,6 +5,7 @@
 //! move data (reshape shares the bytes; transpose copies them once).
 
 use crate::ir::ops::{BinaryOp, UnaryOp};
+use crate::ir::strided::{broadcast_strides, for_each_offset, gather_bytes, strides};
 use crate::ir::{shape_fixed, DType, Op, Tensor, TensorType};
 use bytes::Bytes;
 
@@ -51,7 +52,7 @@ pub fn fold(op: &Op, inputs: &[&Tensor], out_types: &[TensorType]) -> Option<Vec
             one(Tensor::from_i64(vec![v.len()], &v))
         }
         Op::Cast(c) => one(cast(inputs[0], c.to, out_shape)),
-        Op::Transpose(t) => one(transpose(inputs[0], &t.perm)),
+        Op::Transpose(t) => one(inputs[0].transposed(&t.perm)),
         Op::Concat(c) => one(concat(inputs, c.axis, out_shape)),
         Op::Gather(g) => gather(inputs[0], inputs[1], g.axis, out_shape).map(|t| vec![t]),
         Op::Slice(s) => one(slice(inputs[0], s, out_shape)),
@@ -89,69 +90,6 @@ pub fn fold(op: &Op, inputs: &[&Tensor], out_types: &[TensorType]) -> Option<Vec
             one(Tensor::from_i64s(inputs[0].dtype, out_shape, &[x]))
         }
         _ => None,
-    }
-}
-
-fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![1; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1];
-    }
-    s
-}
-
-/// Visits every index of `shape` in row-major order, giving the flat offset in a tensor with
-/// `in_strides` (0 for broadcast axes).
-fn for_each_offset(shape: &[usize], in_strides: &[usize], mut f: impl FnMut(usize)) {
-    let n: usize = shape.iter().product();
-    let mut idx = vec![0usize; shape.len()];
-    let mut off = 0usize;
-    for _ in 0..n {
-        f(off);
-        for ax in (0..shape.len()).rev() {
-            idx[ax] += 1;
-            off = off.wrapping_add(in_strides[ax]);
-            if idx[ax] < shape[ax] {
-                break;
-            }
-            off = off.wrapping_sub(in_strides[ax].wrapping_mul(shape[ax]));
-            idx[ax] = 0;
-        }
-    }
-}
-
-/// Strides to read `shape_in` broadcast to `shape_out` (right-aligned).
-fn broadcast_strides(shape_in: &[usize], shape_out: &[usize]) -> Vec<usize> {
-    let s = strides(shape_in);
-    let lead = shape_out.len() - shape_in.len();
-    (0..shape_out.len())
-        .map(|ax| {
-            if ax < lead || shape_in[ax - lead] == 1 {
-                0
-            } else {
-                s[ax - lead]
-            }
-        })
-        .collect()
-}
-
-fn gather_bytes(t: &Tensor, out_shape: &[usize], in_strides: &[usize]) -> Bytes {
-    let es = t.dtype.size();
-    let mut out = Vec::with_capacity(out_shape.iter().product::<usize>() * es);
-    for_each_offset(out_shape, in_strides, |o| {
-        out.extend_from_slice(&t.data[o * es..(o + 1) * es])
-    });
-    Bytes::from(out)
-}
-
-fn transpose(t: &Tensor, perm: &[usize]) -> Tensor {
-    let s = strides(&t.shape);
-    let out_shape: Vec<usize> = perm.iter().map(|&p| t.shape[p]).collect();
-    let in_strides: Vec<usize> = perm.iter().map(|&p| s[p]).collect();
-    Tensor {
-        dtype: t.dtype,
-        data: gather_bytes(t, &out_shape, &in_strides),
-        shape: out_shape,
     }
 }
 

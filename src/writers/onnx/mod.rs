@@ -206,6 +206,23 @@ impl OnnxWriter {
     }
 }
 
+/// NCHW data and OIHW/IOHW kernels everywhere; transposes left only where the source's own
+/// layout meets the graph's inputs and outputs.
+pub fn legalize(g: &mut Graph) -> Result<()> {
+    let fail = |e: String| failed(format!("ONNX layout legalization: {e}"));
+    let moved = crate::passes::layout::to_layout(
+        g,
+        crate::ir::Layout::Nchw,
+        crate::passes::layout::ONNX_KERNELS,
+    )
+    .map_err(fail)?;
+    if moved {
+        crate::passes::transpose::clean_transposes(g).map_err(fail)?;
+    }
+    g.verify()
+        .map_err(|e| failed(format!("ONNX legalization broke the graph: {e}")))
+}
+
 fn kv(key: &str, value: &str) -> pb::StringStringEntryProto {
     pb::StringStringEntryProto {
         key: key.into(),
@@ -258,9 +275,8 @@ impl Writer for OnnxWriter {
         "onnx"
     }
 
-    fn legalize(&self, _g: &mut Graph) -> Result<()> {
-        // Readers so far produce ONNX-shaped graphs; the layout pass joins here with NHWC sources.
-        Ok(())
+    fn legalize(&self, g: &mut Graph) -> Result<()> {
+        legalize(g)
     }
 
     fn check(&self, g: &Graph) -> Vec<Unsupported> {

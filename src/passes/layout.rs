@@ -1,0 +1,245 @@
+//! The layout pass: makes every spatial op use one data layout (NCHW for ONNX, NHWC for TFLite
+//! and TF.js) and the kernel layout its writer wants. An op in the other layout is wrapped in
+//! Transposes (into the target layout before it, back after it); constant kernels are
+//! re-laid-out once (the one allowed copy). The transpose cleanup pass (`transpose.rs`) then
+//! cancels the pairs this leaves between consecutive ops, so transposes remain only at the
+//! graph's boundaries.
+
+use crate::ir::ops::Transpose;
+use crate::ir::{Graph, KernelLayout, Layout, Names, Node, Op, TensorType, ValueId};
+
+/// Kernel layouts a writer wants for each convolution family.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelTargets {
+    pub conv: KernelLayout,
+    pub conv_transpose: KernelLayout,
+}
+
+/// ONNX: NCHW data, OIHW kernels (IOHW for ConvTranspose).
+pub const ONNX_KERNELS: KernelTargets = KernelTargets {
+    conv: KernelLayout::Oihw,
+    conv_transpose: KernelLayout::Iohw,
+};
+
+/// Permutation taking a rank-`rank` tensor from layout `from` to layout `to`.
+pub fn layout_perm(from: Layout, to: Layout, rank: usize) -> Vec<usize> {
+    match (from, to) {
+        (Layout::Nhwc, Layout::Nchw) => std::iter::once(0)
+            .chain(std::iter::once(rank - 1))
+            .chain(1..rank - 1)
+            .collect(),
+        (Layout::Nchw, Layout::Nhwc) => std::iter::once(0)
+            .chain(2..rank)
+            .chain(std::iter::once(1))
+            .collect(),
+        _ => (0..rank).collect(),
+    }
+}
+
+pub fn inverse(perm: &[usize]) -> Vec<usize> {
+    let mut inv = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inv[p] = i;
+    }
+    inv
+}
+
+/// Axis roles of a kernel layout, with `s` spatial axes: `O`, `I`, then spatial 0..s.
+fn kernel_roles(k: KernelLayout, s: usize) -> Vec<usize> {
+    // Roles: 0 = O, 1 = I, 2.. = spatial axes in order.
+    let sp = (2..2 + s).collect::<Vec<_>>();
+    match k {
+        KernelLayout::Oihw => [vec![0, 1], sp].concat(),
+        KernelLayout::Iohw => [vec![1, 0], sp].concat(),
+        KernelLayout::Hwio => [sp, vec![1, 0]].concat(),
+        KernelLayout::Ohwi => [vec![0], sp, vec![1]].concat(),
+    }
+}
+
+/// Permutation taking a kernel from layout `from` to layout `to`. (For IOHW, role 0 is the
+/// kernel's input-channel axis: ConvTranspose kernels are written `[in, out/group, …]`.)
+pub fn kernel_perm(from: KernelLayout, to: KernelLayout, rank: usize) -> Vec<usize> {
+    let (src, dst) = (kernel_roles(from, rank - 2), kernel_roles(to, rank - 2));
+    dst.iter()
+        .map(|r| src.iter().position(|x| x == r).unwrap_or(0))
+        .collect()
+}
+
+fn permute_type(t: &TensorType, perm: &[usize]) -> TensorType {
+    TensorType::new(t.dtype, perm.iter().map(|&p| t.shape[p].clone()).collect())
+}
+
+/// The data layout of a spatial op, if it has one, and where its kernel input sits.
+fn spatial(op: &Op) -> Option<(Layout, Option<usize>)> {
+    Some(match op {
+        Op::Conv(c) | Op::ConvTranspose(c) | Op::ConvInteger(c) => (c.layout, Some(1)),
+        Op::QLinearConv(c) => (c.layout, Some(3)),
+        Op::Pool(p) => (p.layout, None),
+        Op::GlobalPool(p) => (p.layout, None),
+        Op::BatchNorm(b) => (b.layout, None),
+        Op::InstanceNorm(n) => (n.layout, None),
+        Op::DepthToSpace(d) => (d.layout, None),
+        Op::SpaceToDepth(s) => (s.layout, None),
+        Op::Resize(r) => (r.layout, None),
+        Op::GridSample(g) => (g.layout, None),
+        _ => return None,
+    })
+}
+
+/// The op with its layout set to `to` (and, for convolutions, its kernel layout to `kernel`);
+/// per-axis parameters are permuted with `perm`.
+fn relayout(op: &Op, to: Layout, perm: &[usize], kernels: KernelTargets) -> Op {
+    let mut op = op.clone();
+    match &mut op {
+        Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) => {
+            c.layout = to;
+            c.kernel_layout = kernels.conv;
+        }
+        Op::ConvTranspose(c) => {
+            c.layout = to;
+            c.kernel_layout = kernels.conv_transpose;
+        }
+        Op::Pool(p) => p.layout = to,
+        Op::GlobalPool(p) => p.layout = to,
+        Op::BatchNorm(b) => b.layout = to,
+        Op::InstanceNorm(n) => n.layout = to,
+        Op::DepthToSpace(d) => d.layout = to,
+        Op::SpaceToDepth(s) => s.layout = to,
+        Op::Resize(r) => {
+            r.layout = to;
+            if r.scales.len() == perm.len() {
+                r.scales = perm.iter().map(|&p| r.scales[p]).collect();
+            }
+            if let Some(s) = &mut r.sizes {
+                *s = perm.iter().map(|&p| s[p].clone()).collect();
+            }
+        }
+        Op::GridSample(g) => g.layout = to,
+        _ => {}
+    }
+    op
+}
+
+/// Rewrites every spatial op into layout `to`. Returns whether anything changed.
+pub fn to_layout(g: &mut Graph, to: Layout, kernels: KernelTargets) -> Result<bool, String> {
+    let mut names = g.names();
+    let old = std::mem::take(&mut g.nodes);
+    let mut changed = false;
+    for mut node in old {
+        let Some((from, kernel_at)) = spatial(&node.op) else {
+            // Convolutions already in the target layout may still need their kernels moved.
+            g.nodes.push(node);
+            continue;
+        };
+        if let Some(k) = kernel_at {
+            changed |= fix_kernel(g, &mut names, &mut node, k, kernels)?;
+        }
+        if from == to {
+            g.nodes.push(node);
+            continue;
+        }
+        changed = true;
+        let x = node.inputs[0];
+        let rank = g.ty(x).rank();
+        let p_in = layout_perm(from, to, rank);
+        let p_out = inverse(&p_in);
+        let tx = insert_transpose(g, &mut names, &node.name, x, &p_in, "in");
+        let out = node.outputs[0];
+        let out_t = g.add_value(
+            &names.fresh(&format!("{}/{to}", g.value(out).name)),
+            permute_type(g.ty(out), &p_in),
+        );
+        let mut inputs = node.inputs.clone();
+        inputs[0] = tx;
+        g.nodes.push(Node {
+            name: node.name.clone(),
+            op: relayout(&node.op, to, &p_in, kernels),
+            inputs,
+            outputs: vec![out_t],
+        });
+        g.nodes.push(Node {
+            name: names.fresh(&format!("{}/out", node.name)),
+            op: Op::Transpose(Transpose { perm: p_out }),
+            inputs: vec![out_t],
+            outputs: vec![out],
+        });
+    }
+    Ok(changed)
+}
+
+/// Appends a Transpose of `x` by `perm` and returns its output.
+fn insert_transpose(
+    g: &mut Graph,
+    names: &mut Names,
+    base: &str,
+    x: ValueId,
+    perm: &[usize],
+    tag: &str,
+) -> ValueId {
+    let ty = permute_type(g.ty(x), perm);
+    let v = g.add_value(&names.fresh(&format!("{base}/{tag}")), ty);
+    g.nodes.push(Node {
+        name: names.fresh(&format!("{base}/{tag}")),
+        op: Op::Transpose(Transpose {
+            perm: perm.to_vec(),
+        }),
+        inputs: vec![x],
+        outputs: vec![v],
+    });
+    v
+}
+
+/// Moves a convolution's kernel into the writer's kernel layout: a constant is transposed once,
+/// anything else gets a Transpose node.
+fn fix_kernel(
+    g: &mut Graph,
+    names: &mut Names,
+    node: &mut Node,
+    at: usize,
+    kernels: KernelTargets,
+) -> Result<bool, String> {
+    let (c, want) = match &mut node.op {
+        Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) => (c, kernels.conv),
+        Op::ConvTranspose(c) => (c, kernels.conv_transpose),
+        _ => return Ok(false),
+    };
+    if c.kernel_layout == want {
+        return Ok(false);
+    }
+    let k = *node.inputs.get(at).ok_or("convolution without a kernel")?;
+    let perm = kernel_perm(c.kernel_layout, want, g.ty(k).rank());
+    c.kernel_layout = want;
+    node.inputs[at] = match g.constant(k) {
+        Some(t) => {
+            let moved = t.transposed(&perm);
+            let name = names.fresh(&format!("{}_{want}", g.value(k).name));
+            g.add_const(&name, moved)
+        }
+        None => insert_transpose(g, names, &node.name, k, &perm, "kernel"),
+    };
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perms_round_trip() {
+        assert_eq!(layout_perm(Layout::Nhwc, Layout::Nchw, 4), vec![0, 3, 1, 2]);
+        assert_eq!(layout_perm(Layout::Nchw, Layout::Nhwc, 4), vec![0, 2, 3, 1]);
+        assert_eq!(inverse(&[0, 3, 1, 2]), vec![0, 2, 3, 1]);
+        assert_eq!(
+            kernel_perm(KernelLayout::Hwio, KernelLayout::Oihw, 4),
+            vec![3, 2, 0, 1]
+        );
+        assert_eq!(
+            kernel_perm(KernelLayout::Oihw, KernelLayout::Ohwi, 4),
+            vec![0, 2, 3, 1]
+        );
+        assert_eq!(
+            kernel_perm(KernelLayout::Oihw, KernelLayout::Oihw, 3),
+            vec![0, 1, 2]
+        );
+    }
+}
