@@ -8,6 +8,7 @@ use crate::ir::Shape;
 use crate::passes::{self, PassContext};
 use crate::readers::{self, ReadOptions};
 use crate::writers::onnx::{ExternalData, OnnxWriter, OPSETS};
+use crate::writers::tflite::TfliteWriter;
 use crate::writers::Writer;
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,17 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Target {
     Onnx,
+    Tflite,
+}
+
+/// Layout of a TFLite model's 4-D inputs and outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum IoLayout {
+    /// Keep the source's layout (ONNX: NCHW), with transposes only at the boundary.
+    #[default]
+    Nchw,
+    /// Channels-last inputs and outputs: no boundary transposes.
+    Nhwc,
 }
 
 #[derive(Args, Debug)]
@@ -38,6 +50,9 @@ pub struct ConvertArgs {
     /// Store ONNX weights in a `.data` file beside the model (automatic past 2 GiB).
     #[arg(long)]
     pub external_data: bool,
+    /// TFLite: layout of 4-D channels-first inputs and outputs (nchw keeps the source's).
+    #[arg(long, value_enum, default_value_t = IoLayout::Nchw)]
+    pub io_layout: IoLayout,
     /// Run source and output on the same inputs and compare them.
     #[arg(long)]
     pub verify: bool,
@@ -98,12 +113,36 @@ pub fn default_output(input: &Path, target: Target) -> PathBuf {
         .unwrap_or_else(|| "model".into());
     let ext = match target {
         Target::Onnx => "onnx",
+        Target::Tflite => "tflite",
     };
     let candidate = input.with_file_name(format!("{stem}.{ext}"));
     if candidate == input {
         input.with_file_name(format!("{stem}_converted.{ext}"))
     } else {
         candidate
+    }
+}
+
+/// The .tflite's outputs run by tract, or `None` (with a message) when tract cannot run it.
+fn tflite_outputs(
+    progress: &Progress,
+    out: &Path,
+    inputs: &[crate::ir::Tensor],
+    io: IoLayout,
+    g: &crate::ir::Graph,
+) -> Option<Vec<crate::ir::Tensor>> {
+    if io == IoLayout::Nhwc && g.inputs.iter().any(|&i| g.ty(i).rank() == 4) {
+        progress.line("verification is not available for --io-layout nhwc outputs; skipped");
+        return None;
+    }
+    match eval::run_tflite_file(out, inputs) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            progress.line(&format!(
+                "verification is not available for this output (tract cannot run it: {e}); skipped"
+            ));
+            None
+        }
     }
 }
 
@@ -137,15 +176,18 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     let mut g = source.clone();
     let mut ctx = PassContext::default();
     passes::run_to_fixed_point(&mut g, &[&passes::DeadCode], &mut ctx, 4)?;
-    let writer = match a.target {
-        Target::Onnx => OnnxWriter {
+    let writer: Box<dyn Writer> = match a.target {
+        Target::Onnx => Box::new(OnnxWriter {
             opset: a.opset,
             external: if a.external_data {
                 ExternalData::Always
             } else {
                 ExternalData::Auto
             },
-        },
+        }),
+        Target::Tflite => Box::new(TfliteWriter {
+            nhwc_io: a.io_layout == IoLayout::Nhwc,
+        }),
     };
     writer.legalize(&mut g)?;
     g.verify().map_err(|e| {
@@ -179,9 +221,12 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         let inputs = load_inputs(&source, &a.inputs, a.seed)?;
         let expected = eval::run(&source, &inputs)?;
         let got = match a.target {
-            Target::Onnx => eval::run_onnx_file(&out, &inputs)?,
+            Target::Onnx => Some(eval::run_onnx_file(&out, &inputs)?),
+            Target::Tflite => tflite_outputs(&progress, &out, &inputs, a.io_layout, &g),
         };
-        if got.len() != expected.len() {
+        let skipped = got.is_none();
+        let got = got.unwrap_or_default();
+        if !skipped && got.len() != expected.len() {
             return Err(Error::Verification(format!(
                 "output has {} results, source {}",
                 got.len(),
@@ -190,6 +235,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         }
         for (i, (g_out, e_out)) in got.iter().zip(&expected).enumerate() {
             let name = &source.value(source.outputs[i]).name;
+            // TFLite computes in NHWC; a tract-tflite result has the written graph's layout.
             let c = eval::compare(name, g_out, e_out);
             let ok = c.shape_matches && c.max_rel <= a.tolerance;
             progress.line(&format!(

@@ -1,7 +1,10 @@
 //! Passes transform a graph in place. The manager runs a list to a fixed point (with a step
 //! cap), verifies the graph after every pass, and records what each pass did.
 
+pub mod fuse;
+pub mod io_layout;
 pub mod layout;
+pub mod rewrite;
 pub mod transpose;
 
 use crate::error::{Error, Result};

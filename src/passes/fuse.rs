@@ -1,0 +1,215 @@
+//! Fusions that keep results: batch norm folded into the convolution or dense layer before it,
+//! and the batch norms that cannot fold lowered to a multiply and an add.
+//!
+//! Folding: `y = (conv(x, w) + b - mean) * s + beta` with `s = gamma / sqrt(var + eps)` is
+//! `conv(x, w * s) + ((b - mean) * s + beta)`, `s` applied along the kernel's output-channel axis.
+//! It applies when the convolution (or MatMul, optionally followed by a bias Add) has constant
+//! f32 weights, its output feeds only the batch norm, and the batch norm's channel axis is the
+//! one the layer produces. New weight tensors are computed once (the one copy of those bytes).
+
+use super::rewrite::Rewriter;
+use crate::ir::ops::{BatchNorm, BinaryOp};
+use crate::ir::{DType, Graph, KernelLayout, Node, Op, Tensor, ValueId};
+
+/// Per-channel `(scale, shift)` of a batch norm with constant f32 parameters.
+fn bn_affine(g: &Graph, n: &Node, eps: f32) -> Option<(Vec<f64>, Vec<f64>)> {
+    let get = |i: usize| -> Option<Vec<f64>> {
+        let t = g.constant(*n.inputs.get(i)?)?;
+        (t.dtype == DType::F32).then(|| t.to_f64s())
+    };
+    let (gamma, beta, mean, var) = (get(1)?, get(2)?, get(3)?, get(4)?);
+    let c = gamma.len();
+    if beta.len() != c || mean.len() != c || var.len() != c {
+        return None;
+    }
+    let s: Vec<f64> = gamma
+        .iter()
+        .zip(&var)
+        .map(|(g, v)| g / (v + eps as f64).sqrt())
+        .collect();
+    let shift = (0..c).map(|i| beta[i] - mean[i] * s[i]).collect();
+    Some((s, shift))
+}
+
+/// `t` with every element along `axis` multiplied by `s[index on axis]`.
+fn scale_along(t: &Tensor, axis: usize, s: &[f64]) -> Option<Tensor> {
+    if t.dtype != DType::F32 || t.shape.get(axis) != Some(&s.len()) {
+        return None;
+    }
+    let inner: usize = t.shape[axis + 1..].iter().product();
+    let v = t.to_f64s();
+    let scaled: Vec<f64> = v
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x * s[(i / inner.max(1)) % s.len()])
+        .collect();
+    Some(Tensor::from_f64s(DType::F32, t.shape.clone(), &scaled))
+}
+
+fn folded_bias(old: Option<&Tensor>, s: &[f64], shift: &[f64]) -> Option<Tensor> {
+    let b = match old {
+        Some(t) if t.dtype == DType::F32 && t.len() == s.len() => t.to_f64s(),
+        Some(_) => return None,
+        None => vec![0.0; s.len()],
+    };
+    let v: Vec<f64> = (0..s.len()).map(|i| b[i] * s[i] + shift[i]).collect();
+    Some(Tensor::from_f64s(DType::F32, vec![s.len()], &v))
+}
+
+/// Folds batch norms into the convolutions and dense layers before them. Returns whether
+/// anything changed.
+pub fn fold_batch_norms(g: &mut Graph) -> bool {
+    let producers = g.producers();
+    let uses = g.use_counts();
+    let is_output = |v: ValueId| g.outputs.contains(&v);
+    // (bn node, layer node, [bias add node]) to fold, with new constants.
+    let mut plans: Vec<(usize, usize, Option<usize>, Tensor, Tensor)> = Vec::new();
+    for (bi, bn) in g.nodes.iter().enumerate() {
+        let Op::BatchNorm(BatchNorm { epsilon, layout }) = bn.op else {
+            continue;
+        };
+        let x = bn.inputs[0];
+        let rank = g.ty(x).rank();
+        if rank < 2 || uses[x.0] != 1 || is_output(x) {
+            continue;
+        }
+        let Some((s, shift)) = bn_affine(g, bn, epsilon) else {
+            continue;
+        };
+        let Some(&pi) = producers.get(&x) else {
+            continue;
+        };
+        let p = &g.nodes[pi];
+        let planned = match &p.op {
+            Op::Conv(c) if c.layout == layout && p.inputs.len() >= 2 => {
+                let Some(k) = g.constant(p.inputs[1]) else {
+                    continue;
+                };
+                let o_axis = match c.kernel_layout {
+                    KernelLayout::Oihw | KernelLayout::Ohwi => 0,
+                    KernelLayout::Hwio => k.shape.len().saturating_sub(1),
+                    KernelLayout::Iohw => continue,
+                };
+                let bias = p.inputs.get(2).and_then(|&b| g.constant(b));
+                if p.inputs.len() > 2 && bias.is_none() {
+                    continue;
+                }
+                scale_along(k, o_axis, &s)
+                    .zip(folded_bias(bias, &s, &shift))
+                    .map(|(w, b)| (pi, None, w, b))
+            }
+            // Dense: BN over the last axis of a MatMul (+ bias Add) with constant 2-D weights.
+            Op::MatMul(_) | Op::Binary(_) if layout.channel_axis(rank) == rank - 1 => {
+                let (mi, add) = match &p.op {
+                    Op::Binary(BinaryOp::Add) => {
+                        let Some((&a, &b)) = p.inputs.first().zip(p.inputs.get(1)) else {
+                            continue;
+                        };
+                        match (producers.get(&a), g.constant(b)) {
+                            (Some(&mi), Some(_)) if uses[a.0] == 1 && !is_output(a) => {
+                                (mi, Some(pi))
+                            }
+                            _ => continue,
+                        }
+                    }
+                    _ => (pi, None),
+                };
+                let Op::MatMul(m2) = &g.nodes[mi].op else {
+                    continue;
+                };
+                let Some(w) = g.constant(g.nodes[mi].inputs[1]) else {
+                    continue;
+                };
+                if m2.transpose_a || w.shape.len() != 2 {
+                    continue;
+                }
+                let out_axis = if m2.transpose_b { 0 } else { 1 };
+                let bias = add.and_then(|ai| g.constant(g.nodes[ai].inputs[1]));
+                scale_along(w, out_axis, &s)
+                    .zip(folded_bias(bias, &s, &shift))
+                    .map(|(w, b)| (mi, add, w, b))
+            }
+            _ => None,
+        };
+        if let Some((li, add, w, b)) = planned {
+            plans.push((bi, li, add, w, b));
+        }
+    }
+    if plans.is_empty() {
+        return false;
+    }
+    let mut names = g.names();
+    let mut dead = vec![false; g.nodes.len()];
+    for (bi, li, add, w, b) in plans {
+        let bn_out = g.nodes[bi].outputs[0];
+        let wname = names.fresh(&format!("{}/folded_w", g.nodes[li].name));
+        let bname = names.fresh(&format!("{}/folded_b", g.nodes[li].name));
+        let w = g.add_const(&wname, w);
+        let b = g.add_const(&bname, b);
+        dead[bi] = true;
+        match add {
+            Some(ai) => {
+                g.nodes[li].inputs[1] = w;
+                g.nodes[ai].inputs[1] = b;
+                g.nodes[ai].outputs[0] = bn_out;
+            }
+            None if matches!(g.nodes[li].op, Op::Conv(_)) => {
+                g.nodes[li].inputs.truncate(2);
+                g.nodes[li].inputs[1] = w;
+                g.nodes[li].inputs.push(b);
+                g.nodes[li].outputs[0] = bn_out;
+            }
+            None => {
+                // MatMul without a bias: the folded bias needs an Add after it.
+                let mm_out = g.nodes[li].outputs[0];
+                g.nodes[li].inputs[1] = w;
+                g.nodes[bi].op = Op::Binary(BinaryOp::Add);
+                g.nodes[bi].inputs = vec![mm_out, b];
+                dead[bi] = false;
+            }
+        }
+    }
+    let mut k = dead.iter();
+    g.nodes.retain(|_| !*k.next().unwrap_or(&false));
+    g.remove_dead();
+    true
+}
+
+/// Rewrites every batch norm as `x * scale + shift` (constants shaped to broadcast along the
+/// channel axis of its layout). Batch norms with non-constant parameters are left alone.
+pub fn lower_batch_norms(g: &mut Graph) -> Result<bool, String> {
+    let (mut rw, old) = Rewriter::begin(g);
+    let mut changed = false;
+    for n in old {
+        let Op::BatchNorm(BatchNorm { epsilon, layout }) = n.op else {
+            rw.keep(n);
+            continue;
+        };
+        let Some((s, shift)) = bn_affine(rw.g, &n, epsilon) else {
+            rw.keep(n);
+            continue;
+        };
+        let rank = rw.g.ty(n.inputs[0]).rank();
+        let mut shape = vec![1usize; rank.saturating_sub(layout.channel_axis(rank))];
+        if let Some(first) = shape.first_mut() {
+            *first = s.len();
+        }
+        let sc = rw.konst(
+            &format!("{}/scale", n.name),
+            Tensor::from_f64s(DType::F32, shape.clone(), &s),
+        );
+        let sh = rw.konst(
+            &format!("{}/shift", n.name),
+            Tensor::from_f64s(DType::F32, shape, &shift),
+        );
+        let m = rw.op(
+            &format!("{}/mul", n.name),
+            Op::Binary(BinaryOp::Mul),
+            vec![n.inputs[0], sc],
+        )?;
+        rw.op_into(&n.name, Op::Binary(BinaryOp::Add), vec![m, sh], n.outputs[0]);
+        changed = true;
+    }
+    rw.finish();
+    Ok(changed)
+}

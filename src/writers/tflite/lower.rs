@@ -1,0 +1,302 @@
+//! Lowering of f32 ops TFLite has no builtin for, into ops that have one (IR rewrites):
+//! LayerNorm / InstanceNorm → MEAN, SUB, MUL, RSQRT…; Erf → the Abramowitz–Stegun 7.1.26
+//! polynomial (|error| ≤ 1.5e-7); Reciprocal, Softplus (stable form), Softsign, Tan, Elu (alpha ≠
+//! 1), Selu, Celu, HardSigmoid (MUL/ADD/RELU_0_TO_1), ThresholdedRelu, Mish, Clip with other
+//! bounds (MAXIMUM/MINIMUM); ReduceL1/L2/LogSum/LogSumExp/SumSquare; LpNormalization.
+
+use crate::ir::ops::{Activation, BinaryOp, LayerNorm, LpNorm, Reduce, ReduceKind, UnaryOp};
+use crate::ir::{DType, Graph, Node, Op, ValueId};
+use crate::passes::rewrite::Rewriter;
+
+struct L<'r, 'g> {
+    rw: &'r mut Rewriter<'g>,
+    base: String,
+}
+
+impl L<'_, '_> {
+    fn b(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> Result<ValueId, String> {
+        self.rw.op(&self.base, Op::Binary(op), vec![a, b])
+    }
+    fn u(&mut self, op: UnaryOp, a: ValueId) -> Result<ValueId, String> {
+        self.rw.op(&self.base, Op::Unary(op), vec![a])
+    }
+    fn c(&mut self, v: f32) -> ValueId {
+        let base = format!("{}/c", self.base);
+        self.rw.f32(&base, v)
+    }
+    fn mean(&mut self, x: ValueId, axes: &[usize]) -> Result<ValueId, String> {
+        self.reduce(ReduceKind::Mean, x, axes, true)
+    }
+    fn reduce(
+        &mut self,
+        kind: ReduceKind,
+        x: ValueId,
+        axes: &[usize],
+        keep_dims: bool,
+    ) -> Result<ValueId, String> {
+        self.rw.op(
+            &self.base,
+            Op::Reduce(Reduce {
+                kind,
+                axes: axes.to_vec(),
+                keep_dims,
+            }),
+            vec![x],
+        )
+    }
+    fn clip(&mut self, x: ValueId, min: Option<f32>, max: Option<f32>) -> Result<ValueId, String> {
+        self.rw
+            .op(&self.base, Op::Activation(Activation::Clip { min, max }), vec![x])
+    }
+    /// `(x - mean) / sqrt(var + eps)` over `axes`.
+    fn normalize(&mut self, x: ValueId, axes: &[usize], eps: f32) -> Result<ValueId, String> {
+        let m = self.mean(x, axes)?;
+        let d = self.b(BinaryOp::Sub, x, m)?;
+        let sq = self.b(BinaryOp::Mul, d, d)?;
+        let var = self.mean(sq, axes)?;
+        let e = self.c(eps);
+        let ve = self.b(BinaryOp::Add, var, e)?;
+        let r = self.u(UnaryOp::Rsqrt, ve)?;
+        self.b(BinaryOp::Mul, d, r)
+    }
+    fn erf(&mut self, x: ValueId) -> Result<ValueId, String> {
+        const P: f32 = 0.327_591_1;
+        const A: [f32; 5] = [
+            0.254_829_6,
+            -0.284_496_74,
+            1.421_413_7,
+            -1.453_152,
+            1.061_405_4,
+        ];
+        let ax = self.u(UnaryOp::Abs, x)?;
+        let p = self.c(P);
+        let pa = self.b(BinaryOp::Mul, ax, p)?;
+        let one = self.c(1.0);
+        let den = self.b(BinaryOp::Add, pa, one)?;
+        let t = self.b(BinaryOp::Div, one, den)?;
+        let a5 = self.c(A[4]);
+        let mut poly = self.b(BinaryOp::Mul, t, a5)?;
+        for &a in A[..4].iter().rev() {
+            let ac = self.c(a);
+            let s = self.b(BinaryOp::Add, poly, ac)?;
+            poly = self.b(BinaryOp::Mul, s, t)?;
+        }
+        let x2 = self.b(BinaryOp::Mul, x, x)?;
+        let nx2 = self.u(UnaryOp::Neg, x2)?;
+        let e = self.u(UnaryOp::Exp, nx2)?;
+        let pe = self.b(BinaryOp::Mul, poly, e)?;
+        let y = self.b(BinaryOp::Sub, one, pe)?;
+        let sg = self.u(UnaryOp::Sign, x)?;
+        self.b(BinaryOp::Mul, sg, y)
+    }
+    /// `max(x, 0) + log(1 + exp(-|x|))`.
+    fn softplus(&mut self, x: ValueId) -> Result<ValueId, String> {
+        let r = self.u(UnaryOp::Relu, x)?;
+        let ax = self.u(UnaryOp::Abs, x)?;
+        let n = self.u(UnaryOp::Neg, ax)?;
+        let e = self.u(UnaryOp::Exp, n)?;
+        let one = self.c(1.0);
+        let s = self.b(BinaryOp::Add, e, one)?;
+        let l = self.u(UnaryOp::Log, s)?;
+        self.b(BinaryOp::Add, r, l)
+    }
+    /// `alpha * (exp(min(x, 0)) - 1)`, the negative part of ELU.
+    fn elu_neg(&mut self, x: ValueId, alpha: f32) -> Result<ValueId, String> {
+        let z = self.c(0.0);
+        let mn = self.b(BinaryOp::Min, x, z)?;
+        let e = self.u(UnaryOp::Exp, mn)?;
+        let one = self.c(1.0);
+        let em1 = self.b(BinaryOp::Sub, e, one)?;
+        let a = self.c(alpha);
+        self.b(BinaryOp::Mul, em1, a)
+    }
+    fn elu(&mut self, x: ValueId, alpha: f32) -> Result<ValueId, String> {
+        let r = self.u(UnaryOp::Relu, x)?;
+        let n = self.elu_neg(x, alpha)?;
+        self.b(BinaryOp::Add, r, n)
+    }
+}
+
+/// The replacement of one node, ending in a value of the node's output type; `None` keeps it.
+fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
+    let x = g_node.inputs[0];
+    let rank = l.rw.g.ty(x).rank();
+    Ok(Some(match &g_node.op {
+        Op::LayerNorm(LayerNorm { axis, epsilon }) => {
+            let axes: Vec<usize> = (*axis..rank).collect();
+            let nx = l.normalize(x, &axes, *epsilon)?;
+            let scaled = l.b(BinaryOp::Mul, nx, g_node.inputs[1])?;
+            match g_node.inputs.get(2) {
+                Some(&b) => l.b(BinaryOp::Add, scaled, b)?,
+                None => scaled,
+            }
+        }
+        Op::InstanceNorm(n) => {
+            let axes: Vec<usize> = n.layout.spatial_axes(rank).collect();
+            let nx = l.normalize(x, &axes, n.epsilon)?;
+            let c_axis = n.layout.channel_axis(rank);
+            let mut shape = vec![1usize; rank - c_axis];
+            let mut reshape = |l: &mut L, v: ValueId| -> Result<ValueId, String> {
+                let t = l.rw.g.constant(v).cloned().ok_or("scale and bias must be constants")?;
+                shape[0] = t.len();
+                let base = format!("{}/param", l.base);
+                Ok(l.rw.konst(&base, t.reshaped(shape.clone())))
+            };
+            let s = reshape(l, g_node.inputs[1])?;
+            let b = reshape(l, g_node.inputs[2])?;
+            let m = l.b(BinaryOp::Mul, nx, s)?;
+            l.b(BinaryOp::Add, m, b)?
+        }
+        Op::Unary(UnaryOp::Erf) => l.erf(x)?,
+        Op::Unary(UnaryOp::Reciprocal) => {
+            let one = l.c(1.0);
+            l.b(BinaryOp::Div, one, x)?
+        }
+        Op::Unary(UnaryOp::Softplus) => l.softplus(x)?,
+        Op::Unary(UnaryOp::Softsign) => {
+            let a = l.u(UnaryOp::Abs, x)?;
+            let one = l.c(1.0);
+            let d = l.b(BinaryOp::Add, a, one)?;
+            l.b(BinaryOp::Div, x, d)?
+        }
+        Op::Unary(UnaryOp::Tan) => {
+            let s = l.u(UnaryOp::Sin, x)?;
+            let c = l.u(UnaryOp::Cos, x)?;
+            l.b(BinaryOp::Div, s, c)?
+        }
+        Op::Unary(UnaryOp::IsNaN) => l.rw.op(&l.base, Op::Binary(BinaryOp::Equal), vec![x, x])
+            .and_then(|eq| l.u(UnaryOp::Not, eq))?,
+        Op::Activation(a) => match *a {
+            Activation::Elu { alpha } if alpha != 1.0 => l.elu(x, alpha)?,
+            Activation::Selu { alpha, gamma } => {
+                let e = l.elu(x, alpha)?;
+                let gm = l.c(gamma);
+                l.b(BinaryOp::Mul, e, gm)?
+            }
+            Activation::Celu { alpha } => {
+                let inv = l.c(1.0 / alpha);
+                let xs = l.b(BinaryOp::Mul, x, inv)?;
+                let n = l.elu_neg(xs, alpha)?;
+                let r = l.u(UnaryOp::Relu, x)?;
+                l.b(BinaryOp::Add, r, n)?
+            }
+            Activation::HardSigmoid { alpha, beta } => {
+                let a = l.c(alpha);
+                let m = l.b(BinaryOp::Mul, x, a)?;
+                let b = l.c(beta);
+                let s = l.b(BinaryOp::Add, m, b)?;
+                l.clip(s, Some(0.0), Some(1.0))?
+            }
+            Activation::ThresholdedRelu { alpha } => {
+                let a = l.c(alpha);
+                let gt = l.b(BinaryOp::Greater, x, a)?;
+                let z = l.c(0.0);
+                l.rw.op(&l.base, Op::Where, vec![gt, x, z])?
+            }
+            Activation::Mish => {
+                let sp = l.softplus(x)?;
+                let t = l.u(UnaryOp::Tanh, sp)?;
+                l.b(BinaryOp::Mul, x, t)?
+            }
+            Activation::Clip { min, max }
+                if super::ops::elementwise::activation_builtin(a).is_none() =>
+            {
+                let mut v = x;
+                if let Some(lo) = min {
+                    let c = l.c(lo);
+                    v = l.b(BinaryOp::Max, v, c)?;
+                }
+                if let Some(hi) = max {
+                    let c = l.c(hi);
+                    v = l.b(BinaryOp::Min, v, c)?;
+                }
+                if v == x {
+                    return Ok(None);
+                }
+                v
+            }
+            _ => return Ok(None),
+        },
+        Op::Reduce(r) => {
+            let (axes, keep) = (&r.axes, r.keep_dims);
+            match r.kind {
+                ReduceKind::L1 => {
+                    let a = l.u(UnaryOp::Abs, x)?;
+                    l.reduce(ReduceKind::Sum, a, axes, keep)?
+                }
+                ReduceKind::L2 => {
+                    let s = l.u(UnaryOp::Square, x)?;
+                    let s = l.reduce(ReduceKind::Sum, s, axes, keep)?;
+                    l.u(UnaryOp::Sqrt, s)?
+                }
+                ReduceKind::SumSquare => {
+                    let s = l.u(UnaryOp::Square, x)?;
+                    l.reduce(ReduceKind::Sum, s, axes, keep)?
+                }
+                ReduceKind::LogSum => {
+                    let s = l.reduce(ReduceKind::Sum, x, axes, keep)?;
+                    l.u(UnaryOp::Log, s)?
+                }
+                ReduceKind::LogSumExp => {
+                    let m = l.reduce(ReduceKind::Max, x, axes, true)?;
+                    let d = l.b(BinaryOp::Sub, x, m)?;
+                    let e = l.u(UnaryOp::Exp, d)?;
+                    let s = l.reduce(ReduceKind::Sum, e, axes, keep)?;
+                    let lg = l.u(UnaryOp::Log, s)?;
+                    let m = if keep {
+                        m
+                    } else {
+                        l.reduce(ReduceKind::Max, x, axes, false)?
+                    };
+                    l.b(BinaryOp::Add, lg, m)?
+                }
+                _ => return Ok(None),
+            }
+        }
+        Op::LpNorm(LpNorm { axis, p }) => {
+            let n = if *p == 1 {
+                let a = l.u(UnaryOp::Abs, x)?;
+                l.reduce(ReduceKind::Sum, a, &[*axis], true)?
+            } else {
+                let s = l.u(UnaryOp::Square, x)?;
+                let s = l.reduce(ReduceKind::Sum, s, &[*axis], true)?;
+                l.u(UnaryOp::Sqrt, s)?
+            };
+            let tiny = l.c(f32::MIN_POSITIVE);
+            let n = l.b(BinaryOp::Max, n, tiny)?;
+            l.b(BinaryOp::Div, x, n)?
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Lowers every f32 node TFLite has no builtin for; returns whether anything changed.
+pub fn lower(g: &mut Graph) -> Result<bool, String> {
+    let (mut rw, old) = Rewriter::begin(g);
+    let mut changed = false;
+    for n in old {
+        let f32_in = n
+            .inputs
+            .first()
+            .is_some_and(|&x| rw.g.ty(x).dtype == DType::F32);
+        if !f32_in || n.outputs.len() != 1 {
+            rw.keep(n);
+            continue;
+        }
+        let mut l = L {
+            rw: &mut rw,
+            base: n.name.clone(),
+        };
+        match lower_node(&mut l, &n)? {
+            Some(v) => {
+                // Re-point the last node at the original output value.
+                let out = n.outputs[0];
+                rw.retarget_last(v, out);
+                changed = true;
+            }
+            None => rw.keep(n),
+        }
+    }
+    rw.finish();
+    Ok(changed)
+}

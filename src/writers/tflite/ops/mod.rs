@@ -1,0 +1,88 @@
+//! IR node → TFLite builtin operators, by family. Every `Op` is decided here (no `_` arm):
+//! either it maps to builtins, or the reason it cannot is returned and listed by `check`.
+//! Ops that TFLite has no builtin for are lowered earlier, in `legalize.rs`, as IR rewrites;
+//! what reaches this point unlowered (non-constant parameters, unsupported attributes) is refused.
+
+pub mod elementwise;
+pub mod movement;
+pub mod nn;
+
+use super::plan::Cx;
+use crate::ir::Op;
+
+pub fn map(cx: &mut Cx) -> Result<(), String> {
+    let op = cx.node.op.clone();
+    match &op {
+        Op::Unary(u) => elementwise::unary(cx, *u),
+        Op::Binary(b) => elementwise::binary(cx, *b),
+        Op::Activation(a) => elementwise::activation(cx, a),
+        Op::Where => elementwise::select(cx),
+        Op::Cast(c) => elementwise::cast(cx, c.to),
+        Op::MatMul(m) => nn::matmul(cx, m),
+        Op::Conv(c) => nn::conv(cx, c),
+        Op::ConvTranspose(c) => nn::conv_transpose(cx, c),
+        Op::Pool(p) => nn::pool(cx, p),
+        Op::GlobalPool(p) => nn::global_pool(cx, p),
+        Op::Softmax(s) => nn::softmax(cx, s),
+        Op::Resize(r) => nn::resize(cx, r),
+        Op::DepthToSpace(d) => nn::depth_to_space(cx, d),
+        Op::SpaceToDepth(s) => nn::space_to_depth(cx, s),
+        Op::Reduce(r) => elementwise::reduce(cx, r),
+        Op::ArgReduce(a) => elementwise::arg_reduce(cx, a),
+        Op::CumSum(c) => elementwise::cumsum(cx, c),
+        Op::Reshape(r) => movement::reshape(cx, r),
+        Op::Transpose(t) => movement::transpose(cx, t),
+        Op::Concat(c) => movement::concat(cx, c),
+        Op::Split(s) => movement::split(cx, s),
+        Op::Slice(s) => movement::slice(cx, s),
+        Op::Pad(p) => movement::pad(cx, p),
+        Op::Tile(t) => movement::tile(cx, t),
+        Op::Expand(e) => movement::expand(cx, e),
+        Op::Gather(g) => movement::gather(cx, g),
+        Op::GatherNd(g) => movement::gather_nd(cx, g),
+        Op::TopK(t) => movement::topk(cx, t),
+        Op::ShapeOf(s) => movement::shape_of(cx, s),
+        Op::ConstantOfShape(c) => movement::constant_of_shape(cx, c),
+        Op::Range => movement::range(cx),
+        Op::QuantizeLinear(q) => elementwise::quantize(cx, q),
+        Op::DequantizeLinear(q) => elementwise::dequantize(cx, q),
+        Op::BatchNorm(_) | Op::LayerNorm(_) | Op::InstanceNorm(_) | Op::LpNorm(_) => {
+            Err("normalization parameters must be constants to be lowered for TFLite".into())
+        }
+        Op::Lstm(_) | Op::Gru(_) => Err(
+            "recurrent layers are unrolled only with constant weights, a fixed sequence length \
+             and default activations"
+                .into(),
+        ),
+        Op::Einsum(e) => Err(format!(
+            "einsum '{}' has no TFLite builtin and is not one of the forms lowered to BATCH_MATMUL",
+            e.equation
+        )),
+        Op::Hardmax(_) => Err("no TFLite builtin (one-hot of ARG_MAX is not lowered)".into()),
+        Op::GridSample(_) => Err("no TFLite builtin for grid sampling".into()),
+        Op::GatherElements(_) => Err("no TFLite builtin for GatherElements".into()),
+        Op::ScatterNd(_) | Op::ScatterElements(_) => Err(
+            "TFLite SCATTER_ND builds a new tensor instead of updating one; not lowered".into(),
+        ),
+        Op::NonZero => Err("data-dependent output size (TFLite WHERE) is not supported".into()),
+        Op::OneHot(_) => Err("ONE_HOT with these parameters is not mapped".into()),
+        Op::Trilu(_) => Err("no TFLite builtin for Trilu".into()),
+        Op::NonMaxSuppression(_) => {
+            Err("NON_MAX_SUPPRESSION_V5 has a different output form; not mapped".into())
+        }
+        Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => Err(
+            "integer-arithmetic ONNX ops (QLinear*/…Integer/DynamicQuantizeLinear) have no \
+             TFLite builtin form"
+                .into(),
+        ),
+    }
+}
+
+/// `v` as i32 if it fits.
+pub fn i32_of(v: i64, what: &str) -> Result<i32, String> {
+    i32::try_from(v).map_err(|_| format!("{what} {v} does not fit in int32"))
+}

@@ -1,0 +1,455 @@
+//! The TFLite program a graph becomes, before any flatbuffer is built: a list of builtin
+//! operators over tensors, where a tensor is an IR value or an extra tensor the mapping made
+//! (operator parameters such as axes and shapes, intermediates of multi-op mappings).
+//!
+//! Mapping runs per node (`ops/`); a fusion pre-pass first decides which activation nodes fold
+//! into the operator before them and which bias Adds fold into FULLY_CONNECTED, so the mapping
+//! of a node knows its fused activation, bias and final output up front.
+
+use super::ops;
+use crate::error::Unsupported;
+use crate::ir::ops::{Activation, BinaryOp, UnaryOp};
+use crate::ir::{DType, Dim, Graph, Node, Op, QuantParams, Tensor, TensorType, ValueId};
+use std::collections::HashMap;
+use tract_tflite::tflite::{ActivationFunctionType as Act, BuiltinOperator as B};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TRef {
+    Value(ValueId),
+    Extra(usize),
+}
+
+/// A tensor the mapping added: a constant (with data) or an intermediate.
+#[derive(Clone, Debug)]
+pub struct Extra {
+    pub name: String,
+    pub ty: TensorType,
+    pub data: Option<Tensor>,
+}
+
+/// Builtin options, as plain data (turned into flatbuffer tables when the file is built).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Opts {
+    None,
+    Conv {
+        same: bool,
+        stride: [i32; 2],
+        dilation: [i32; 2],
+        act: Act,
+    },
+    Depthwise {
+        same: bool,
+        stride: [i32; 2],
+        dilation: [i32; 2],
+        multiplier: i32,
+        act: Act,
+    },
+    TransposeConv {
+        same: bool,
+        stride: [i32; 2],
+        act: Act,
+    },
+    Pool {
+        same: bool,
+        stride: [i32; 2],
+        filter: [i32; 2],
+        act: Act,
+    },
+    FullyConnected {
+        act: Act,
+        keep_num_dims: bool,
+    },
+    /// ADD, SUB, MUL, DIV.
+    Arith(Act),
+    Concat {
+        axis: i32,
+        act: Act,
+    },
+    Reshape(Option<Vec<i32>>),
+    Softmax,
+    Reducer {
+        keep_dims: bool,
+    },
+    StridedSlice {
+        begin_mask: i32,
+        end_mask: i32,
+    },
+    Gather {
+        axis: i32,
+    },
+    Split(i32),
+    SplitV(i32),
+    Resize {
+        align_corners: bool,
+        half_pixel: bool,
+    },
+    LeakyRelu(f32),
+    Gelu {
+        approximate: bool,
+    },
+    Cast {
+        from: DType,
+        to: DType,
+    },
+    /// ARG_MAX / ARG_MIN output type.
+    Arg(DType),
+    BatchMatMul {
+        adj_x: bool,
+        adj_y: bool,
+    },
+    MirrorPad {
+        reflect: bool,
+    },
+    Block(i32),
+    Cumsum {
+        exclusive: bool,
+        reverse: bool,
+    },
+    Shape,
+}
+
+#[derive(Clone, Debug)]
+pub struct TOp {
+    pub code: B,
+    pub opts: Opts,
+    /// `None` is an omitted optional input (written as -1).
+    pub inputs: Vec<Option<TRef>>,
+    pub outputs: Vec<TRef>,
+}
+
+#[derive(Default)]
+pub struct Plan {
+    pub ops: Vec<TOp>,
+    pub extra: Vec<Extra>,
+    /// Quantization parameters of values (from Quantize/DequantizeLinear's constant operands).
+    pub quant: HashMap<ValueId, QuantParams>,
+}
+
+/// What the fusion pre-pass decided for one node.
+#[derive(Clone, Debug, Default)]
+pub struct Fused {
+    /// The node's output is written to this value instead (the folded Add's or activation's).
+    pub out: Option<ValueId>,
+    pub act: Option<Act>,
+    /// A constant bias folded in from the Add after a MatMul.
+    pub bias: Option<ValueId>,
+    /// This node was folded into an earlier one: emit nothing.
+    pub skip: bool,
+}
+
+/// The fused activation an activation node can become, if any. TANH is not fused: TFLite's
+/// kernels clamp with a min/max range and would silently ignore it.
+fn fusable_act(op: &Op) -> Option<Act> {
+    Some(match op {
+        Op::Unary(UnaryOp::Relu) => Act::RELU,
+        Op::Activation(Activation::Clip { min, max }) => match (min, max) {
+            (Some(a), Some(b)) if *a == 0.0 && *b == 6.0 => Act::RELU6,
+            (Some(a), Some(b)) if *a == -1.0 && *b == 1.0 => Act::RELU_N1_TO_1,
+            (Some(a), None) if *a == 0.0 => Act::RELU,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// Whether node `n`'s TFLite operator takes a fused activation.
+fn takes_act(g: &Graph, n: &Node) -> bool {
+    let float = n
+        .outputs
+        .first()
+        .is_some_and(|&o| g.ty(o).dtype == DType::F32);
+    float
+        && match &n.op {
+            Op::Conv(_) | Op::Pool(_) | Op::Concat(_) => true,
+            Op::ConvTranspose(_) => false,
+            Op::Binary(b) => matches!(
+                b,
+                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
+            ),
+            Op::MatMul(_) => ops::nn::fc_weights(g, n).is_some(),
+            _ => false,
+        }
+}
+
+/// Decides fusions: bias Adds into FULLY_CONNECTED, activations into the op before them.
+pub fn fusions(g: &Graph) -> Vec<Fused> {
+    let mut f = vec![Fused::default(); g.nodes.len()];
+    let uses = g.use_counts();
+    let is_output: Vec<bool> = {
+        let mut o = vec![false; g.values.len()];
+        for &v in &g.outputs {
+            o[v.0] = true;
+        }
+        o
+    };
+    // Single consumer of each value (when it has exactly one use).
+    let mut consumer: HashMap<ValueId, usize> = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        for &v in &n.inputs {
+            consumer.insert(v, i);
+        }
+    }
+    let sole_user = |v: ValueId| -> Option<usize> {
+        (uses[v.0] == 1 && !is_output[v.0])
+            .then(|| consumer.get(&v).copied())
+            .flatten()
+    };
+    for i in 0..g.nodes.len() {
+        if f[i].skip || !takes_act(g, &g.nodes[i]) || g.nodes[i].outputs.len() != 1 {
+            continue;
+        }
+        let mut out = g.nodes[i].outputs[0];
+        if let Op::MatMul(_) = g.nodes[i].op {
+            if let Some(a) = sole_user(out) {
+                let an = &g.nodes[a];
+                let out_c = g.ty(out).shape.last().cloned();
+                if let (Op::Binary(BinaryOp::Add), Some(&b)) = (&an.op, an.inputs.get(1)) {
+                    let bias_ok = an.inputs[0] == out
+                        && g.constant(b).is_some_and(|t| {
+                            t.dtype == DType::F32
+                                && t.shape.len() == 1
+                                && out_c == Some(Dim::Fixed(t.shape[0] as u64))
+                        });
+                    if bias_ok && g.ty(an.outputs[0]) == g.ty(out) {
+                        f[i].bias = Some(b);
+                        f[a].skip = true;
+                        out = an.outputs[0];
+                        f[i].out = Some(out);
+                    }
+                }
+            }
+        }
+        if let Some(a) = sole_user(out) {
+            if let Some(act) = fusable_act(&g.nodes[a].op) {
+                f[i].act = Some(act);
+                f[a].skip = true;
+                f[i].out = Some(g.nodes[a].outputs[0]);
+            }
+        }
+    }
+    f
+}
+
+/// Per-node mapping context.
+pub struct Cx<'a> {
+    pub g: &'a Graph,
+    pub node: &'a Node,
+    pub fused: &'a Fused,
+    pub plan: &'a mut Plan,
+}
+
+impl Cx<'_> {
+    pub fn name(&self) -> &str {
+        &self.node.name
+    }
+    pub fn input(&self, i: usize) -> Result<ValueId, String> {
+        self.node
+            .inputs
+            .get(i)
+            .copied()
+            .ok_or_else(|| format!("missing input #{i}"))
+    }
+    pub fn x(&self, i: usize) -> Result<TRef, String> {
+        Ok(TRef::Value(self.input(i)?))
+    }
+    pub fn ty(&self, i: usize) -> Result<&TensorType, String> {
+        Ok(self.g.ty(self.input(i)?))
+    }
+    pub fn konst_in(&self, i: usize) -> Option<&Tensor> {
+        self.node.inputs.get(i).and_then(|&v| self.g.constant(v))
+    }
+    /// Output `i`, after fusion (the fused Add's or activation's value for output 0).
+    pub fn out_value(&self, i: usize) -> ValueId {
+        match (i, self.fused.out) {
+            (0, Some(v)) => v,
+            _ => self.node.outputs[i],
+        }
+    }
+    pub fn out(&self, i: usize) -> TRef {
+        TRef::Value(self.out_value(i))
+    }
+    pub fn out_ty(&self, i: usize) -> &TensorType {
+        self.g.ty(self.out_value(i))
+    }
+    pub fn act(&self) -> Act {
+        self.fused.act.unwrap_or(Act::NONE)
+    }
+
+    pub fn konst(&mut self, tag: &str, t: Tensor) -> TRef {
+        let name = format!("{}/{tag}", self.node.name);
+        self.plan.extra.push(Extra {
+            name,
+            ty: t.ty(),
+            data: Some(t),
+        });
+        TRef::Extra(self.plan.extra.len() - 1)
+    }
+    pub fn i32s(&mut self, tag: &str, shape: Vec<usize>, v: &[i32]) -> TRef {
+        let t = Tensor::from_i64s(
+            DType::I32,
+            shape,
+            &v.iter().map(|&x| x as i64).collect::<Vec<_>>(),
+        );
+        self.konst(tag, t)
+    }
+    pub fn i32_vec(&mut self, tag: &str, v: &[i32]) -> TRef {
+        self.i32s(tag, vec![v.len()], v)
+    }
+    pub fn f32s(&mut self, tag: &str, shape: Vec<usize>, v: &[f32]) -> TRef {
+        self.konst(tag, Tensor::from_f32(shape, v))
+    }
+    pub fn temp(&mut self, tag: &str, ty: TensorType) -> TRef {
+        let name = format!("{}/{tag}", self.node.name);
+        self.plan.extra.push(Extra {
+            name,
+            ty,
+            data: None,
+        });
+        TRef::Extra(self.plan.extra.len() - 1)
+    }
+    pub fn emit(&mut self, code: B, opts: Opts, inputs: Vec<Option<TRef>>, outputs: Vec<TRef>) {
+        self.plan.ops.push(TOp {
+            code,
+            opts,
+            inputs,
+            outputs,
+        });
+    }
+    /// One-input, one-output op without options.
+    pub fn unary(&mut self, code: B) -> Result<(), String> {
+        let (x, y) = (self.x(0)?, self.out(0));
+        self.emit(code, Opts::None, vec![Some(x)], vec![y]);
+        Ok(())
+    }
+
+    /// A 1-D int32 tensor holding `dims`. Fixed dims are constants; a symbolic dim is read at run
+    /// time from the shape of a value in `like` that has the same dim, or left as -1 (at most one,
+    /// for RESHAPE only when `allow_infer`).
+    pub fn dims_operand(
+        &mut self,
+        tag: &str,
+        dims: &[Dim],
+        like: &[ValueId],
+        allow_infer: bool,
+    ) -> Result<TRef, String> {
+        if dims.iter().all(Dim::is_fixed) {
+            let v: Vec<i32> = dims.iter().map(|d| d.fixed().unwrap_or(0) as i32).collect();
+            return Ok(self.i32_vec(tag, &v));
+        }
+        let sym_count = dims.iter().filter(|d| !d.is_fixed()).count();
+        if allow_infer && sym_count == 1 {
+            let v: Vec<i32> = dims
+                .iter()
+                .map(|d| d.fixed().map_or(-1, |n| n as i32))
+                .collect();
+            return Ok(self.i32_vec(tag, &v));
+        }
+        // Pieces: constants for fixed dims, GATHER from a SHAPE for symbols.
+        let mut shapes: HashMap<ValueId, TRef> = HashMap::new();
+        let mut pieces = Vec::with_capacity(dims.len());
+        let mut inferred = false;
+        for (k, d) in dims.iter().enumerate() {
+            let found = like.iter().find_map(|&v| {
+                let pos = self.g.ty(v).shape.iter().position(|e| e == d)?;
+                Some((v, pos))
+            });
+            let piece = match (d, found) {
+                (Dim::Fixed(n), _) => self.i32_vec(&format!("{tag}_{k}"), &[*n as i32]),
+                (Dim::Sym(_), Some((v, pos))) => {
+                    let shape = match shapes.get(&v) {
+                        Some(&s) => s,
+                        None => {
+                            let rank = self.g.ty(v).rank();
+                            let s = self.temp(
+                                &format!("{tag}_shape"),
+                                TensorType::new(DType::I32, vec![Dim::Fixed(rank as u64)]),
+                            );
+                            self.emit(B::SHAPE, Opts::Shape, vec![Some(TRef::Value(v))], vec![s]);
+                            shapes.insert(v, s);
+                            s
+                        }
+                    };
+                    let idx = self.i32_vec(&format!("{tag}_{k}_at"), &[pos as i32]);
+                    let p = self.temp(
+                        &format!("{tag}_{k}"),
+                        TensorType::new(DType::I32, vec![Dim::Fixed(1)]),
+                    );
+                    self.emit(
+                        B::GATHER,
+                        Opts::Gather { axis: 0 },
+                        vec![Some(shape), Some(idx)],
+                        vec![p],
+                    );
+                    p
+                }
+                (Dim::Sym(s), None) if allow_infer && !inferred => {
+                    let _ = s;
+                    inferred = true;
+                    self.i32_vec(&format!("{tag}_{k}"), &[-1])
+                }
+                (Dim::Sym(s), None) => {
+                    return Err(format!(
+                        "dimension '{s}' is only known at run time and cannot be computed here"
+                    ))
+                }
+            };
+            pieces.push(Some(piece));
+        }
+        let out = self.temp(
+            tag,
+            TensorType::new(DType::I32, vec![Dim::Fixed(dims.len() as u64)]),
+        );
+        self.emit(
+            B::CONCATENATION,
+            Opts::Concat {
+                axis: 0,
+                act: Act::NONE,
+            },
+            pieces,
+            vec![out],
+        );
+        Ok(out)
+    }
+}
+
+/// Maps every node; returns the plan or every node that cannot be expressed.
+pub fn build(g: &Graph) -> Result<Plan, Vec<Unsupported>> {
+    let fused = fusions(g);
+    let mut plan = Plan::default();
+    let mut problems = Vec::new();
+    for (n, f) in g.nodes.iter().zip(&fused) {
+        if f.skip {
+            continue;
+        }
+        let mark = (plan.ops.len(), plan.extra.len());
+        let mut cx = Cx {
+            g,
+            node: n,
+            fused: f,
+            plan: &mut plan,
+        };
+        if let Err(reason) = ops::map(&mut cx) {
+            plan.ops.truncate(mark.0);
+            plan.extra.truncate(mark.1);
+            problems.push(Unsupported {
+                op: n.op.name(),
+                node: n.name.clone(),
+                reason,
+            });
+        }
+    }
+    for &v in g.inputs.iter().chain(&g.outputs) {
+        if let Err(reason) = super::serialize::tensor_type(g.ty(v).dtype) {
+            problems.push(Unsupported {
+                op: "graph I/O".into(),
+                node: g.value(v).name.clone(),
+                reason,
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(problems)
+    }
+}

@@ -1,0 +1,419 @@
+//! The flatbuffer: TFL3, schema version 3, one subgraph, buffer 0 empty, constant buffers
+//! deduplicated by content and 16-byte aligned, opcodes deduplicated in first-use order, a
+//! `serving_default` signature with the source's I/O names and `min_runtime_version` metadata.
+//! Every table is built in a fixed order from the plan, so equal input gives equal bytes.
+
+use super::plan::{Plan, TRef};
+use super::versions::{self, Sig};
+use crate::ir::{DType, Dim, Graph, QuantParams, Tensor, TensorType};
+use flatbuffers::{FlatBufferBuilder, Push, PushAlignment, WIPOffset};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use tract_tflite::tflite::{self as t, BuiltinOperator as B};
+
+pub const SIGNATURE_KEY: &str = "serving_default";
+
+pub fn tensor_type(d: DType) -> Result<t::TensorType, String> {
+    Ok(match d {
+        DType::F32 => t::TensorType::FLOAT32,
+        DType::F16 => t::TensorType::FLOAT16,
+        DType::F64 => t::TensorType::FLOAT64,
+        DType::I8 => t::TensorType::INT8,
+        DType::U8 => t::TensorType::UINT8,
+        DType::I16 => t::TensorType::INT16,
+        DType::U16 => t::TensorType::UINT16,
+        DType::I32 => t::TensorType::INT32,
+        DType::U32 => t::TensorType::UINT32,
+        DType::I64 => t::TensorType::INT64,
+        DType::U64 => t::TensorType::UINT64,
+        DType::Bool => t::TensorType::BOOL,
+        DType::BF16 => return Err("TFLite has no bfloat16 tensors".into()),
+    })
+}
+
+/// One tensor of the subgraph.
+struct Slot<'p> {
+    name: &'p str,
+    ty: &'p TensorType,
+    data: Option<&'p Tensor>,
+    quant: Option<&'p QuantParams>,
+}
+
+/// Zero-sized marker that raises the builder's alignment to 16 bytes.
+struct Align16;
+
+impl Push for Align16 {
+    type Output = Align16;
+    unsafe fn push(&self, _dst: &mut [u8], _written_len: usize) {}
+    fn size() -> usize {
+        0
+    }
+    fn alignment() -> PushAlignment {
+        PushAlignment::new(16)
+    }
+}
+
+fn content_key(t: &Tensor) -> u64 {
+    let mut h = DefaultHasher::new();
+    t.dtype.hash(&mut h);
+    t.shape.hash(&mut h);
+    t.data.hash(&mut h);
+    h.finish()
+}
+
+struct Tensors<'p> {
+    slots: Vec<Slot<'p>>,
+    index: HashMap<TRef, i32>,
+    /// Constant tensors by content, for deduplication (lookup only; order comes from `slots`).
+    by_content: HashMap<u64, Vec<i32>>,
+}
+
+impl<'p> Tensors<'p> {
+    fn get(&mut self, g: &'p Graph, plan: &'p Plan, r: TRef) -> i32 {
+        if let Some(&i) = self.index.get(&r) {
+            return i;
+        }
+        let slot = match r {
+            TRef::Value(v) => {
+                let value = g.value(v);
+                Slot {
+                    name: &value.name,
+                    ty: &value.ty,
+                    data: value.constant.as_ref(),
+                    quant: plan.quant.get(&v).or(value.quant.as_ref()),
+                }
+            }
+            TRef::Extra(k) => {
+                let e = &plan.extra[k];
+                Slot {
+                    name: &e.name,
+                    ty: &e.ty,
+                    data: e.data.as_ref(),
+                    quant: None,
+                }
+            }
+        };
+        if let (Some(data), None) = (slot.data, slot.quant) {
+            let key = content_key(data);
+            let same = self.by_content.get(&key).and_then(|c| {
+                c.iter()
+                    .copied()
+                    .find(|&i| self.slots[i as usize].data == Some(data))
+            });
+            if let Some(i) = same {
+                self.index.insert(r, i);
+                return i;
+            }
+            let i = self.slots.len() as i32;
+            self.by_content.entry(key).or_default().push(i);
+        }
+        self.slots.push(slot);
+        let i = self.slots.len() as i32 - 1;
+        self.index.insert(r, i);
+        i
+    }
+}
+
+/// Builds the model file's bytes.
+pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
+    let mut ts = Tensors {
+        slots: Vec::new(),
+        index: HashMap::new(),
+        by_content: HashMap::new(),
+    };
+    let inputs: Vec<i32> = g
+        .inputs
+        .iter()
+        .map(|&v| ts.get(g, plan, TRef::Value(v)))
+        .collect();
+    let mut op_io: Vec<(Vec<i32>, Vec<i32>)> = Vec::with_capacity(plan.ops.len());
+    for op in &plan.ops {
+        let ins = op
+            .inputs
+            .iter()
+            .map(|r| r.map_or(-1, |r| ts.get(g, plan, r)))
+            .collect();
+        let outs = op.outputs.iter().map(|&r| ts.get(g, plan, r)).collect();
+        op_io.push((ins, outs));
+    }
+    let outputs: Vec<i32> = g
+        .outputs
+        .iter()
+        .map(|&v| ts.get(g, plan, TRef::Value(v)))
+        .collect();
+
+    // Opcodes: (code, version), deduplicated in first-use order.
+    let mut codes: Vec<(B, i32)> = Vec::new();
+    let mut op_code_index = Vec::with_capacity(plan.ops.len());
+    let mut min_runtime = String::from("1.5.0");
+    for (op, (ins, outs)) in plan.ops.iter().zip(&op_io) {
+        let sig = Sig {
+            inputs: ins
+                .iter()
+                .map(|&i| (i >= 0).then(|| ts.slots[i as usize].ty))
+                .collect(),
+            outputs: outs.iter().map(|&i| ts.slots[i as usize].ty).collect(),
+            per_axis_input: ins
+                .first()
+                .filter(|&&i| i >= 0)
+                .and_then(|&i| ts.slots[i as usize].quant)
+                .is_some_and(|q| q.axis.is_some()),
+        };
+        let v = versions::version(op, &sig);
+        if let Some(rt) = versions::runtime(op.code, v) {
+            if versions::later(rt, &min_runtime) {
+                min_runtime = rt.to_string();
+            }
+        }
+        let idx = match codes.iter().position(|&c| c == (op.code, v)) {
+            Some(i) => i,
+            None => {
+                codes.push((op.code, v));
+                codes.len() - 1
+            }
+        };
+        op_code_index.push(idx as u32);
+    }
+
+    let weight_bytes: usize = ts
+        .slots
+        .iter()
+        .filter_map(|s| s.data.map(|d| d.data.len() + 16))
+        .sum();
+    let mut fbb = FlatBufferBuilder::with_capacity(weight_bytes + (1 << 16));
+    fbb.push(Align16);
+
+    // Buffers: 0 is the empty sentinel; constants get theirs (deduplicated by content).
+    let mut buffers = vec![t::Buffer::create(&mut fbb, &t::BufferArgs { data: None })];
+    let mut tensor_buffer = vec![0u32; ts.slots.len()];
+    let mut buffer_by_content: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
+    for (i, s) in ts.slots.iter().enumerate() {
+        let Some(d) = s.data else { continue };
+        let key = content_key(d);
+        let found = buffer_by_content.get(&key).and_then(|c| {
+            c.iter()
+                .find(|(_, j)| ts.slots[*j].data.map(|e| &e.data) == Some(&d.data))
+                .map(|(b, _)| *b)
+        });
+        let b = match found {
+            Some(b) => b,
+            None => {
+                let data = aligned_bytes(&mut fbb, &d.data);
+                buffers.push(t::Buffer::create(
+                    &mut fbb,
+                    &t::BufferArgs { data: Some(data) },
+                ));
+                let b = buffers.len() as u32 - 1;
+                buffer_by_content.entry(key).or_default().push((b, i));
+                b
+            }
+        };
+        tensor_buffer[i] = b;
+    }
+    let mut rt_bytes = min_runtime.into_bytes();
+    rt_bytes.resize(16, 0);
+    let rt_data = fbb.create_vector(&rt_bytes);
+    buffers.push(t::Buffer::create(
+        &mut fbb,
+        &t::BufferArgs {
+            data: Some(rt_data),
+        },
+    ));
+    let rt_buffer = buffers.len() as u32 - 1;
+
+    let mut tensors = Vec::with_capacity(ts.slots.len());
+    for (i, s) in ts.slots.iter().enumerate() {
+        tensors.push(tensor(&mut fbb, s, tensor_buffer[i])?);
+    }
+
+    let mut operators = Vec::with_capacity(plan.ops.len());
+    for ((op, (ins, outs)), &code_idx) in plan.ops.iter().zip(&op_io).zip(&op_code_index) {
+        let (kind, opts) = super::options::build(&mut fbb, op.code, &op.opts)?;
+        let inputs = fbb.create_vector(ins);
+        let outputs = fbb.create_vector(outs);
+        operators.push(t::Operator::create(
+            &mut fbb,
+            &t::OperatorArgs {
+                opcode_index: code_idx,
+                inputs: Some(inputs),
+                outputs: Some(outputs),
+                builtin_options_type: kind,
+                builtin_options: opts,
+                custom_options: None,
+                custom_options_format: t::CustomOptionsFormat::FLEXBUFFERS,
+                mutating_variable_inputs: None,
+                intermediates: None,
+            },
+        ));
+    }
+
+    let tensors = fbb.create_vector(&tensors);
+    let sg_inputs = fbb.create_vector(&inputs);
+    let sg_outputs = fbb.create_vector(&outputs);
+    let operators = fbb.create_vector(&operators);
+    let sg_name = fbb.create_string("main");
+    let subgraph = t::SubGraph::create(
+        &mut fbb,
+        &t::SubGraphArgs {
+            tensors: Some(tensors),
+            inputs: Some(sg_inputs),
+            outputs: Some(sg_outputs),
+            operators: Some(operators),
+            name: Some(sg_name),
+        },
+    );
+    let subgraphs = fbb.create_vector(&[subgraph]);
+
+    let codes: Vec<_> = codes
+        .iter()
+        .map(|&(code, version)| {
+            t::OperatorCode::create(
+                &mut fbb,
+                &t::OperatorCodeArgs {
+                    deprecated_builtin_code: code.0.min(127) as i8,
+                    custom_code: None,
+                    version,
+                    builtin_code: code,
+                },
+            )
+        })
+        .collect();
+    let codes = fbb.create_vector(&codes);
+
+    let signature = signature(&mut fbb, g, &inputs, &outputs);
+    let signatures = fbb.create_vector(&[signature]);
+    let meta_name = fbb.create_string("min_runtime_version");
+    let meta = t::Metadata::create(
+        &mut fbb,
+        &t::MetadataArgs {
+            name: Some(meta_name),
+            buffer: rt_buffer,
+        },
+    );
+    let metadata = fbb.create_vector(&[meta]);
+    let buffers = fbb.create_vector(&buffers);
+    let description = fbb.create_string(concat!("mdeploy ", env!("CARGO_PKG_VERSION")));
+    let model = t::Model::create(
+        &mut fbb,
+        &t::ModelArgs {
+            version: 3,
+            operator_codes: Some(codes),
+            subgraphs: Some(subgraphs),
+            description: Some(description),
+            buffers: Some(buffers),
+            metadata_buffer: None,
+            metadata: Some(metadata),
+            signature_defs: Some(signatures),
+        },
+    );
+    fbb.finish(model, Some("TFL3"));
+    Ok(fbb.finished_data().to_vec())
+}
+
+/// A byte vector whose first byte sits on a 16-byte boundary of the finished file.
+fn aligned_bytes<'f>(
+    fbb: &mut FlatBufferBuilder<'f>,
+    data: &[u8],
+) -> WIPOffset<flatbuffers::Vector<'f, u8>> {
+    let used = fbb.unfinished_data().len();
+    let pad = (16 - (used + data.len()) % 16) % 16;
+    for _ in 0..pad {
+        fbb.push(0u8);
+    }
+    fbb.create_vector(data)
+}
+
+fn tensor<'f>(
+    fbb: &mut FlatBufferBuilder<'f>,
+    s: &Slot,
+    buffer: u32,
+) -> Result<WIPOffset<t::Tensor<'f>>, String> {
+    let shape: Vec<i32> = s
+        .ty
+        .shape
+        .iter()
+        .map(|d| d.fixed().map_or(1, |n| n as i32))
+        .collect();
+    let dynamic = s.ty.shape.iter().any(|d| !d.is_fixed());
+    let signature: Option<Vec<i32>> = dynamic.then(|| {
+        s.ty.shape
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => *n as i32,
+                Dim::Sym(_) => -1,
+            })
+            .collect()
+    });
+    let shape = fbb.create_vector(&shape);
+    let shape_signature = signature.map(|v| fbb.create_vector(&v));
+    let quantization = s.quant.map(|q| {
+        let scale = fbb.create_vector(&q.scale);
+        let zero_point = fbb.create_vector(&q.zero_point);
+        t::QuantizationParameters::create(
+            fbb,
+            &t::QuantizationParametersArgs {
+                min: None,
+                max: None,
+                scale: Some(scale),
+                zero_point: Some(zero_point),
+                details_type: t::QuantizationDetails::NONE,
+                details: None,
+                quantized_dimension: q.axis.unwrap_or(0) as i32,
+            },
+        )
+    });
+    let name = fbb.create_string(s.name);
+    Ok(t::Tensor::create(
+        fbb,
+        &t::TensorArgs {
+            shape: Some(shape),
+            type_: tensor_type(s.ty.dtype)?,
+            buffer,
+            name: Some(name),
+            quantization,
+            is_variable: false,
+            sparsity: None,
+            shape_signature,
+            has_rank: true,
+            variant_tensors: None,
+        },
+    ))
+}
+
+fn signature<'f>(
+    fbb: &mut FlatBufferBuilder<'f>,
+    g: &Graph,
+    inputs: &[i32],
+    outputs: &[i32],
+) -> WIPOffset<t::SignatureDef<'f>> {
+    let mut map = |ids: &[crate::ir::ValueId], idx: &[i32]| {
+        let maps: Vec<_> = ids
+            .iter()
+            .zip(idx)
+            .map(|(&v, &i)| {
+                let name = fbb.create_string(&g.value(v).name);
+                t::TensorMap::create(
+                    fbb,
+                    &t::TensorMapArgs {
+                        name: Some(name),
+                        tensor_index: i as u32,
+                    },
+                )
+            })
+            .collect();
+        fbb.create_vector(&maps)
+    };
+    let ins = map(&g.inputs, inputs);
+    let outs = map(&g.outputs, outputs);
+    let key = fbb.create_string(SIGNATURE_KEY);
+    t::SignatureDef::create(
+        fbb,
+        &t::SignatureDefArgs {
+            inputs: Some(ins),
+            outputs: Some(outs),
+            signature_key: Some(key),
+            subgraph_index: 0,
+        },
+    )
+}
