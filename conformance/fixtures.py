@@ -26,10 +26,15 @@ from common import (
     shorten,
     table,
 )
-from targets import Target
+from targets import Target, tflite_op_counts
 
 MODEL_NAMES = ("model.onnx", "model.h5", "model.keras", "model")
 CONVERT_TIMEOUT = 600.0
+# Fixtures with a dynamic batch: their .tflite is also run at batch 4 (case `<id>:tflite@batch4`),
+# the inputs' first row repeated to fill it; rows are independent, so the expected outputs are
+# the framework's rows repeated the same way.
+DYNAMIC_BATCH = ("onnx/dynamic_batch", "onnx/dynamo_cnn")
+RESIZED_BATCH = 4
 
 
 @dataclass
@@ -85,7 +90,10 @@ def run(
 
 def case_ids(fx: Fixture, targets: list[Target], only: str | None) -> list[str]:
     """The fixture's case ids (one per target, then verify) that `--only` selects."""
-    ids = [f"{fx.id}:{t.name}" for t in targets] + [f"{fx.id}:verify"]
+    ids = [f"{fx.id}:{t.name}" for t in targets]
+    if fx.id in DYNAMIC_BATCH and any(t.name == "tflite" for t in targets):
+        ids.append(f"{fx.id}:tflite@batch{RESIZED_BATCH}")
+    ids.append(f"{fx.id}:verify")
     return [i for i in ids if only is None or only in i]
 
 
@@ -106,6 +114,9 @@ def run_fixture(fx, mdeploy, targets, known, only, work) -> FixtureResult:
         if f"{fx.id}:{target.name}" in wanted:
             out = out_dir / target.name / target.out_name
             result.cases.append(run_target(fx, target, inputs, expected, mdeploy, known, out))
+            resized = f"{fx.id}:{target.name}@batch{RESIZED_BATCH}"
+            if resized in wanted:
+                result.cases.append(run_resized(fx, target, inputs, expected, known, out, resized))
     verify_out = out_dir / "verify" / "out.onnx"
     if f"{fx.id}:verify" in wanted:
         result.cases.append(run_verify(fx, mdeploy, known, verify_out))
@@ -116,6 +127,28 @@ def run_fixture(fx, mdeploy, targets, known, only, work) -> FixtureResult:
             result.transposes = result.op_types.get("Transpose", 0)
             break
     return result
+
+
+def repeat_rows(a: np.ndarray, n: int) -> np.ndarray:
+    """`a` with its first axis filled to `n` by repeating its rows in order."""
+    return np.concatenate([a] * (n // len(a) + 1))[:n]
+
+
+def run_resized(fx, target, inputs, expected, known, out: Path, case_id: str) -> Case:
+    """The file converted for `target`, run again with the batch resized to RESIZED_BATCH."""
+    case = Case(case_id, extra={"fixture": fx.id, "target": f"{target.name}@batch"})
+    if not out.is_file():
+        return known.settle(case, False, "no converted file (the conversion failed)")
+    try:
+        got = target.run(out, [repeat_rows(x, RESIZED_BATCH) for x in inputs])
+        want = [repeat_rows(e, RESIZED_BATCH) for e in expected]
+        case.max_abs, case.rel, worst = compare_outputs_rel(got, want)
+    except CaseError as err:
+        return known.settle(case, False, str(err))
+    except Exception as err:
+        return known.settle(case, False, f"{target.name} runtime: {error_line(err)}")
+    ok = case.rel <= REL_TOL
+    return known.settle(case, ok, "" if ok else f"output {worst}: rel {case.rel:.2e} > {REL_TOL:g}")
 
 
 def run_target(fx, target, inputs, expected, mdeploy, known, out: Path) -> Case:
@@ -131,6 +164,11 @@ def run_target(fx, target, inputs, expected, mdeploy, known, out: Path) -> Case:
         return known.settle(
             case, False, f"convert exit {converted.code}: {converted.first_lines()}"
         )
+    if target.name == "tflite":
+        try:
+            case.extra["transposes"] = tflite_op_counts(out).get("TRANSPOSE", 0)
+        except Exception as err:  # the run below reports the same problem
+            case.extra["transposes_error"] = error_line(err)
     try:
         got = target.run(out, inputs)
         case.max_abs, case.rel, worst = compare_outputs_rel(got, expected)
@@ -199,6 +237,10 @@ def report(results: list[FixtureResult]) -> None:
             target = case.id.rsplit(":", 1)[1] if case else "-"
             rel = fmt_num(case.rel) if case else "-"
             transposes = "-" if r.transposes is None else str(r.transposes)
+            if case and "transposes" in case.extra:
+                transposes = str(case.extra["transposes"])
+            elif case and target != "onnx":
+                transposes = "-"
             rows.append([r.fixture.id, target, result_text(case), rel, transposes, verify_text])
         if verify is not None and verify.status in (FAIL, KNOWN, FIXED):
             rows.append([r.fixture.id, "verify", result_text(verify), "-", "", ""])
@@ -214,5 +256,6 @@ def report(results: list[FixtureResult]) -> None:
     )
     print(
         "rel = max|got - expected| / max(max|expected|, 1e-6) over all outputs; "
-        "transposes = Transpose nodes in the produced ONNX; verify = `convert --to onnx --verify`"
+        "transposes = Transpose nodes in the produced ONNX (TRANSPOSE ops in the .tflite on tflite "
+        "rows); @batch4 = the .tflite resized to batch 4; verify = `convert --to onnx --verify`"
     )

@@ -72,6 +72,16 @@ def run_tflite(path: Path, inputs: list) -> list:
     return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
 
 
+def tflite_op_counts(path: Path) -> dict[str, int]:
+    """Builtin operator names in a .tflite (as LiteRT lists them) and how often each occurs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    counts: dict[str, int] = {}
+    for op in Interpreter(model_path=str(path), num_threads=1)._get_ops_details():
+        counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def _cast_input(x: np.ndarray, detail: dict) -> np.ndarray:
     """TFLite often has int32 where the source had int64: cast integers when every value fits;
     any other dtype difference is the converter's fault and reported."""

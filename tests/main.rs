@@ -7,3 +7,4 @@ mod corrupt;
 mod passes;
 mod readers;
 mod roundtrip;
+mod tflite;

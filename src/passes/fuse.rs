@@ -207,7 +207,12 @@ pub fn lower_batch_norms(g: &mut Graph) -> Result<bool, String> {
             Op::Binary(BinaryOp::Mul),
             vec![n.inputs[0], sc],
         )?;
-        rw.op_into(&n.name, Op::Binary(BinaryOp::Add), vec![m, sh], n.outputs[0]);
+        rw.op_into(
+            &n.name,
+            Op::Binary(BinaryOp::Add),
+            vec![m, sh],
+            n.outputs[0],
+        );
         changed = true;
     }
     rw.finish();

@@ -4,7 +4,7 @@
 //! takes the input's or output's name. Inputs and outputs without a boundary Transpose (not
 //! spatial, or already NHWC) are left as they are.
 
-use super::layout::{layout_perm, inverse};
+use super::layout::{inverse, layout_perm};
 use crate::ir::{Graph, Layout, Op, ValueId};
 
 /// Returns whether anything changed.

@@ -6,7 +6,10 @@
 use super::lower;
 use super::ops::nn::same_or_valid;
 use crate::error::{failed, Result};
-use crate::ir::ops::{Concat, Conv, Pad, PadMode, Padding, PoolKind, Softmax, Split, Transpose};
+use crate::ir::ops::{
+    Concat, Conv, DepthToSpaceMode, Pad, PadMode, Padding, PoolKind, Reshape, Softmax, Split,
+    Transpose,
+};
 use crate::ir::{Dim, Graph, KernelLayout, Layout, Op};
 use crate::passes::layout::{inverse, KernelTargets};
 use crate::passes::rewrite::Rewriter;
@@ -30,8 +33,10 @@ pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     lower::lower(g).map_err(fail)?;
     explicit_padding(g).map_err(fail)?;
     split_groups(g).map_err(fail)?;
-    softmax_last(g).map_err(fail)?;
+    crd_depth_to_space(g).map_err(fail)?;
     transpose::clean_transposes(g).map_err(fail)?;
+    // Last: the cleanup would sink these transposes back through the softmax.
+    softmax_last(g).map_err(fail)?;
     g.remove_dead();
     g.verify()
         .map_err(|e| failed(format!("TFLite legalization broke the graph: {e}")))
@@ -54,7 +59,13 @@ fn explicit_padding(g: &mut Graph) -> Result<bool, String> {
                     .iter()
                     .map(|d| d.fixed().unwrap_or(1) as usize)
                     .collect();
-                (c.padding.clone(), ks, c.strides.clone(), c.dilations.clone(), 0.0)
+                (
+                    c.padding.clone(),
+                    ks,
+                    c.strides.clone(),
+                    c.dilations.clone(),
+                    0.0,
+                )
             }
             Op::Pool(p) if p.layout == Layout::Nhwc && p.kind != PoolKind::L2 => {
                 let fill = match p.kind {
@@ -65,7 +76,13 @@ fn explicit_padding(g: &mut Graph) -> Result<bool, String> {
                         continue;
                     }
                 };
-                (p.padding.clone(), p.kernel.clone(), p.strides.clone(), p.dilations.clone(), fill)
+                (
+                    p.padding.clone(),
+                    p.kernel.clone(),
+                    p.strides.clone(),
+                    p.dilations.clone(),
+                    fill,
+                )
             }
             _ => {
                 rw.keep(n);
@@ -182,11 +199,8 @@ fn split_groups(g: &mut Graph) -> Result<bool, String> {
         for (gi, &part) in parts.iter().enumerate() {
             let mut shape = k.shape.clone();
             shape[0] = per_out;
-            let kg = crate::ir::Tensor::new(
-                k.dtype,
-                shape,
-                k.data.slice(gi * per_k..(gi + 1) * per_k),
-            )?;
+            let kg =
+                crate::ir::Tensor::new(k.dtype, shape, k.data.slice(gi * per_k..(gi + 1) * per_k))?;
             let kv = rw.konst(&format!("{}/kernel_{gi}", n.name), kg);
             let mut ins = vec![part, kv];
             if let Some(b) = &bias {
@@ -245,6 +259,59 @@ fn softmax_last(g: &mut Graph) -> Result<bool, String> {
                 perm: inverse(&perm),
             }),
             vec![y],
+            n.outputs[0],
+        );
+        changed = true;
+    }
+    rw.finish();
+    Ok(changed)
+}
+
+/// Column-row-depth depth-to-space (PyTorch's pixel shuffle) in NHWC: RESHAPE to
+/// `[N, H, W, C', b, b]`, TRANSPOSE to `[N, H, b, W, b, C']`, RESHAPE to `[N, H·b, W·b, C']`.
+fn crd_depth_to_space(g: &mut Graph) -> Result<bool, String> {
+    let (mut rw, old) = Rewriter::begin(g);
+    let mut changed = false;
+    for n in old {
+        let Op::DepthToSpace(d) = &n.op else {
+            rw.keep(n);
+            continue;
+        };
+        if d.mode != DepthToSpaceMode::Crd || d.layout != Layout::Nhwc {
+            rw.keep(n);
+            continue;
+        }
+        let s = rw.g.ty(n.inputs[0]).shape.clone();
+        let b = d.block as u64;
+        let Some(c) = s.get(3).and_then(Dim::fixed) else {
+            rw.keep(n);
+            continue;
+        };
+        let inner = vec![
+            s[0].clone(),
+            s[1].clone(),
+            s[2].clone(),
+            Dim::Fixed(c / (b * b)),
+            Dim::Fixed(b),
+            Dim::Fixed(b),
+        ];
+        let r = rw.op(
+            &format!("{}/split_depth", n.name),
+            Op::Reshape(Reshape { shape: inner }),
+            vec![n.inputs[0]],
+        )?;
+        let t = rw.op(
+            &format!("{}/interleave", n.name),
+            Op::Transpose(Transpose {
+                perm: vec![0, 1, 4, 2, 5, 3],
+            }),
+            vec![r],
+        )?;
+        let out = rw.g.ty(n.outputs[0]).shape.clone();
+        rw.op_into(
+            &n.name,
+            Op::Reshape(Reshape { shape: out }),
+            vec![t],
             n.outputs[0],
         );
         changed = true;

@@ -45,8 +45,11 @@ impl L<'_, '_> {
         )
     }
     fn clip(&mut self, x: ValueId, min: Option<f32>, max: Option<f32>) -> Result<ValueId, String> {
-        self.rw
-            .op(&self.base, Op::Activation(Activation::Clip { min, max }), vec![x])
+        self.rw.op(
+            &self.base,
+            Op::Activation(Activation::Clip { min, max }),
+            vec![x],
+        )
     }
     /// `(x - mean) / sqrt(var + eps)` over `axes`.
     fn normalize(&mut self, x: ValueId, axes: &[usize], eps: f32) -> Result<ValueId, String> {
@@ -137,7 +140,11 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
             let c_axis = n.layout.channel_axis(rank);
             let mut shape = vec![1usize; rank - c_axis];
             let mut reshape = |l: &mut L, v: ValueId| -> Result<ValueId, String> {
-                let t = l.rw.g.constant(v).cloned().ok_or("scale and bias must be constants")?;
+                let t =
+                    l.rw.g
+                        .constant(v)
+                        .cloned()
+                        .ok_or("scale and bias must be constants")?;
                 shape[0] = t.len();
                 let base = format!("{}/param", l.base);
                 Ok(l.rw.konst(&base, t.reshaped(shape.clone())))
@@ -164,8 +171,10 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
             let c = l.u(UnaryOp::Cos, x)?;
             l.b(BinaryOp::Div, s, c)?
         }
-        Op::Unary(UnaryOp::IsNaN) => l.rw.op(&l.base, Op::Binary(BinaryOp::Equal), vec![x, x])
-            .and_then(|eq| l.u(UnaryOp::Not, eq))?,
+        Op::Unary(UnaryOp::IsNaN) => {
+            l.rw.op(&l.base, Op::Binary(BinaryOp::Equal), vec![x, x])
+                .and_then(|eq| l.u(UnaryOp::Not, eq))?
+        }
         Op::Activation(a) => match *a {
             Activation::Elu { alpha } if alpha != 1.0 => l.elu(x, alpha)?,
             Activation::Selu { alpha, gamma } => {

@@ -260,11 +260,21 @@ pub fn build(
             (O::CastOptions, o.as_union_value())
         }
         Opts::Arg(d) if code == B::ARG_MAX => {
-            let o = t::ArgMaxOptions::create(fbb, &t::ArgMaxOptionsArgs { output_type: tt(*d)? });
+            let o = t::ArgMaxOptions::create(
+                fbb,
+                &t::ArgMaxOptionsArgs {
+                    output_type: tt(*d)?,
+                },
+            );
             (O::ArgMaxOptions, o.as_union_value())
         }
         Opts::Arg(d) => {
-            let o = t::ArgMinOptions::create(fbb, &t::ArgMinOptionsArgs { output_type: tt(*d)? });
+            let o = t::ArgMinOptions::create(
+                fbb,
+                &t::ArgMinOptionsArgs {
+                    output_type: tt(*d)?,
+                },
+            );
             (O::ArgMinOptions, o.as_union_value())
         }
         Opts::BatchMatMul { adj_x, adj_y } => {
@@ -288,17 +298,13 @@ pub fn build(
             (O::MirrorPadOptions, o.as_union_value())
         }
         Opts::Block(b) if code == B::DEPTH_TO_SPACE => {
-            let o = t::DepthToSpaceOptions::create(
-                fbb,
-                &t::DepthToSpaceOptionsArgs { block_size: *b },
-            );
+            let o =
+                t::DepthToSpaceOptions::create(fbb, &t::DepthToSpaceOptionsArgs { block_size: *b });
             (O::DepthToSpaceOptions, o.as_union_value())
         }
         Opts::Block(b) => {
-            let o = t::SpaceToDepthOptions::create(
-                fbb,
-                &t::SpaceToDepthOptionsArgs { block_size: *b },
-            );
+            let o =
+                t::SpaceToDepthOptions::create(fbb, &t::SpaceToDepthOptionsArgs { block_size: *b });
             (O::SpaceToDepthOptions, o.as_union_value())
         }
         Opts::Cumsum { exclusive, reverse } => {

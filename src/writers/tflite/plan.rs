@@ -152,7 +152,8 @@ fn fusable_act(op: &Op) -> Option<Act> {
     })
 }
 
-/// Whether node `n`'s TFLite operator takes a fused activation.
+/// Whether node `n`'s TFLite operator takes a fused activation (CONCATENATION does not: its
+/// kernel requires none).
 fn takes_act(g: &Graph, n: &Node) -> bool {
     let float = n
         .outputs
@@ -160,7 +161,7 @@ fn takes_act(g: &Graph, n: &Node) -> bool {
         .is_some_and(|&o| g.ty(o).dtype == DType::F32);
     float
         && match &n.op {
-            Op::Conv(_) | Op::Pool(_) | Op::Concat(_) => true,
+            Op::Conv(_) | Op::Pool(_) => true,
             Op::ConvTranspose(_) => false,
             Op::Binary(b) => matches!(
                 b,
@@ -345,6 +346,9 @@ impl Cx<'_> {
             return Ok(self.i32_vec(tag, &v));
         }
         // Pieces: constants for fixed dims, GATHER from a SHAPE for symbols.
+        // Graph inputs carry the named symbols too (`batch`, `seq`).
+        let like: Vec<ValueId> = like.iter().chain(&self.g.inputs).copied().collect();
+        let like = &like[..];
         let mut shapes: HashMap<ValueId, TRef> = HashMap::new();
         let mut pieces = Vec::with_capacity(dims.len());
         let mut inferred = false;

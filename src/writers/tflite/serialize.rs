@@ -329,12 +329,11 @@ fn tensor<'f>(
     s: &Slot,
     buffer: u32,
 ) -> Result<WIPOffset<t::Tensor<'f>>, String> {
-    let shape: Vec<i32> = s
-        .ty
-        .shape
-        .iter()
-        .map(|d| d.fixed().map_or(1, |n| n as i32))
-        .collect();
+    let shape: Vec<i32> =
+        s.ty.shape
+            .iter()
+            .map(|d| d.fixed().map_or(1, |n| n as i32))
+            .collect();
     let dynamic = s.ty.shape.iter().any(|d| !d.is_fixed());
     let signature: Option<Vec<i32>> = dynamic.then(|| {
         s.ty.shape

@@ -50,13 +50,8 @@ pub fn version(op: &TOp, sig: &Sig) -> i32 {
     let int8 = t0 == Some(DType::I8);
     let by_int8 = |base: i32| if int8 { 2 } else { base };
     match op.code {
-        B::CONV_2D => {
-            if sig.in_dtype(1) == Some(DType::I8) && t0 == Some(DType::I8) {
-                3
-            } else {
-                1
-            }
-        }
+        B::CONV_2D if sig.in_dtype(1) == Some(DType::I8) && t0 == Some(DType::I8) => 3,
+        B::CONV_2D => 1,
         B::DEPTHWISE_CONV_2D => match &op.opts {
             _ if int8 && sig.in_dtype(1) == Some(DType::I8) => 3,
             Opts::Depthwise { dilation, .. } if *dilation != [1, 1] => 2,
@@ -82,13 +77,8 @@ pub fn version(op: &TOp, sig: &Sig) -> i32 {
             Some(DType::I8) => 2,
             _ => 1,
         },
-        B::SIGN => {
-            if t0 == Some(DType::I32) {
-                2
-            } else {
-                1
-            }
-        }
+        B::SIGN if t0 == Some(DType::I32) => 2,
+        B::SIGN => 1,
         B::MUL => match t0 {
             Some(DType::I16) | Some(DType::U32) => 7,
             Some(DType::I64) => 5,
@@ -107,20 +97,10 @@ pub fn version(op: &TOp, sig: &Sig) -> i32 {
             Some(DType::I8) => 2,
             _ => 1,
         },
-        B::DIV => {
-            if sig.broadcasts() && sig.max_rank() > 4 {
-                2
-            } else {
-                1
-            }
-        }
-        B::MAXIMUM | B::MINIMUM => {
-            if sig.broadcasts() && sig.max_rank() > 4 {
-                3
-            } else {
-                by_int8(1)
-            }
-        }
+        B::DIV if sig.broadcasts() && sig.max_rank() > 4 => 2,
+        B::DIV => 1,
+        B::MAXIMUM | B::MINIMUM if sig.broadcasts() && sig.max_rank() > 4 => 3,
+        B::MAXIMUM | B::MINIMUM => by_int8(1),
         B::TRANSPOSE => match t0 {
             _ if sig.in_rank(0) > 5 => 6,
             Some(DType::I16) => 5,
@@ -156,20 +136,10 @@ pub fn version(op: &TOp, sig: &Sig) -> i32 {
             Some(DType::I8) => 2,
             _ => 1,
         },
-        B::TILE => {
-            if int8 {
-                3
-            } else {
-                1
-            }
-        }
-        B::SELECT_V2 => {
-            if sig.in_dtype(1) == Some(DType::U32) {
-                2
-            } else {
-                1
-            }
-        }
+        B::TILE if int8 => 3,
+        B::TILE => 1,
+        B::SELECT_V2 if sig.in_dtype(1) == Some(DType::U32) => 2,
+        B::SELECT_V2 => 1,
         B::ABS => match t0 {
             Some(DType::I32) => 5,
             _ => by_int8(1),
@@ -202,20 +172,10 @@ pub fn version(op: &TOp, sig: &Sig) -> i32 {
             } if *half_pixel || *align_corners => 3,
             _ => by_int8(1),
         },
-        B::RANGE => {
-            if t0 == Some(DType::I64) {
-                2
-            } else {
-                1
-            }
-        }
-        B::BROADCAST_TO => {
-            if matches!(t0, Some(DType::I8) | Some(DType::I16)) {
-                3
-            } else {
-                2
-            }
-        }
+        B::RANGE if t0 == Some(DType::I64) => 2,
+        B::RANGE => 1,
+        B::BROADCAST_TO if matches!(t0, Some(DType::I8) | Some(DType::I16)) => 3,
+        B::BROADCAST_TO => 2,
         B::DEQUANTIZE => match t0 {
             Some(DType::I16) | Some(DType::F16) => 3,
             Some(DType::I8) if sig.per_axis_input => 5,

@@ -9,7 +9,9 @@
 //! refused.
 
 use super::super::plan::{Cx, Opts};
-use crate::ir::ops::{Activation, ArgReduce, BinaryOp, CumSum, QuantAxis, Reduce, ReduceKind, UnaryOp};
+use crate::ir::ops::{
+    Activation, ArgReduce, BinaryOp, CumSum, QuantAxis, Reduce, ReduceKind, UnaryOp,
+};
 use crate::ir::{DType, QuantParams};
 use tract_tflite::tflite::BuiltinOperator as B;
 
@@ -94,7 +96,7 @@ pub fn binary(cx: &mut Cx, b: BinaryOp) -> Result<(), String> {
 pub fn activation_builtin(a: &Activation) -> Option<(tract_tflite::tflite::BuiltinOperator, Opts)> {
     Some(match *a {
         Activation::LeakyRelu { alpha } => (B::LEAKY_RELU, Opts::LeakyRelu(alpha)),
-        Activation::Elu { alpha } if alpha == 1.0 => (B::ELU, Opts::None),
+        Activation::Elu { alpha: 1.0 } => (B::ELU, Opts::None),
         Activation::HardSwish => (B::HARD_SWISH, Opts::None),
         Activation::Gelu { tanh_approx } => (
             B::GELU,
@@ -106,7 +108,7 @@ pub fn activation_builtin(a: &Activation) -> Option<(tract_tflite::tflite::Built
             (Some(a), Some(b)) if a == 0.0 && b == 6.0 => (B::RELU6, Opts::None),
             (Some(a), Some(b)) if a == -1.0 && b == 1.0 => (B::RELU_N1_TO_1, Opts::None),
             (Some(a), Some(b)) if a == 0.0 && b == 1.0 => (B::RELU_0_TO_1, Opts::None),
-            (Some(a), None) if a == 0.0 => (B::RELU, Opts::None),
+            (Some(0.0), None) => (B::RELU, Opts::None),
             _ => return None,
         },
         Activation::Elu { .. }
@@ -130,7 +132,12 @@ pub fn activation(cx: &mut Cx, a: &Activation) -> Result<(), String> {
 
 pub fn select(cx: &mut Cx) -> Result<(), String> {
     let (c, a, b, y) = (cx.x(0)?, cx.x(1)?, cx.x(2)?, cx.out(0));
-    cx.emit(B::SELECT_V2, Opts::None, vec![Some(c), Some(a), Some(b)], vec![y]);
+    cx.emit(
+        B::SELECT_V2,
+        Opts::None,
+        vec![Some(c), Some(a), Some(b)],
+        vec![y],
+    );
     Ok(())
 }
 
@@ -179,16 +186,31 @@ pub fn arg_reduce(cx: &mut Cx, a: &ArgReduce) -> Result<(), String> {
     let out_ty = cx.out_ty(0).clone();
     let (x, y) = (cx.x(0)?, cx.out(0));
     if !a.keep_dims {
-        cx.emit(code, Opts::Arg(out_ty.dtype), vec![Some(x), Some(axis)], vec![y]);
+        cx.emit(
+            code,
+            Opts::Arg(out_ty.dtype),
+            vec![Some(x), Some(axis)],
+            vec![y],
+        );
         return Ok(());
     }
     let mut reduced = out_ty.clone();
     reduced.shape.remove(a.axis);
     let tmp = cx.temp("reduced", reduced);
-    cx.emit(code, Opts::Arg(out_ty.dtype), vec![Some(x), Some(axis)], vec![tmp]);
+    cx.emit(
+        code,
+        Opts::Arg(out_ty.dtype),
+        vec![Some(x), Some(axis)],
+        vec![tmp],
+    );
     let x_id = cx.input(0)?;
     let shape = cx.dims_operand("shape", &out_ty.shape, &[x_id], true)?;
-    cx.emit(B::RESHAPE, Opts::Reshape(None), vec![Some(tmp), Some(shape)], vec![y]);
+    cx.emit(
+        B::RESHAPE,
+        Opts::Reshape(None),
+        vec![Some(tmp), Some(shape)],
+        vec![y],
+    );
     Ok(())
 }
 
@@ -214,7 +236,9 @@ fn params(cx: &Cx, q: &QuantAxis) -> Result<QuantParams, String> {
         .ok_or("the scale must be a constant")?
         .to_f64s();
     let zp = match cx.konst_in(2) {
-        Some(t) => t.to_i64s().ok_or("the zero point must be an integer constant")?,
+        Some(t) => t
+            .to_i64s()
+            .ok_or("the zero point must be an integer constant")?,
         None if cx.node.inputs.len() > 2 => return Err("the zero point must be a constant".into()),
         None => vec![0; scale.len()],
     };

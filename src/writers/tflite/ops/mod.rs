@@ -61,9 +61,9 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         Op::Hardmax(_) => Err("no TFLite builtin (one-hot of ARG_MAX is not lowered)".into()),
         Op::GridSample(_) => Err("no TFLite builtin for grid sampling".into()),
         Op::GatherElements(_) => Err("no TFLite builtin for GatherElements".into()),
-        Op::ScatterNd(_) | Op::ScatterElements(_) => Err(
-            "TFLite SCATTER_ND builds a new tensor instead of updating one; not lowered".into(),
-        ),
+        Op::ScatterNd(_) | Op::ScatterElements(_) => {
+            Err("TFLite SCATTER_ND builds a new tensor instead of updating one; not lowered".into())
+        }
         Op::NonZero => Err("data-dependent output size (TFLite WHERE) is not supported".into()),
         Op::OneHot(_) => Err("ONE_HOT with these parameters is not mapped".into()),
         Op::Trilu(_) => Err("no TFLite builtin for Trilu".into()),

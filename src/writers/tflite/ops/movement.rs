@@ -249,11 +249,24 @@ pub fn topk(cx: &mut Cx, t: &TopK) -> Result<(), String> {
     let (x, values) = (cx.x(0)?, cx.out(0));
     if idx_ty.dtype == DType::I32 {
         let idx = cx.out(1);
-        cx.emit(B::TOPK_V2, Opts::None, vec![Some(x), Some(k)], vec![values, idx]);
+        cx.emit(
+            B::TOPK_V2,
+            Opts::None,
+            vec![Some(x), Some(k)],
+            vec![values, idx],
+        );
         return Ok(());
     }
-    let tmp = cx.temp("indices32", TensorType::new(DType::I32, idx_ty.shape.clone()));
-    cx.emit(B::TOPK_V2, Opts::None, vec![Some(x), Some(k)], vec![values, tmp]);
+    let tmp = cx.temp(
+        "indices32",
+        TensorType::new(DType::I32, idx_ty.shape.clone()),
+    );
+    cx.emit(
+        B::TOPK_V2,
+        Opts::None,
+        vec![Some(x), Some(k)],
+        vec![values, tmp],
+    );
     let idx = cx.out(1);
     cx.emit(
         B::CAST,
@@ -280,11 +293,13 @@ pub fn shape_of(cx: &mut Cx, s: &ShapeOf) -> Result<(), String> {
     if s.start != 0 || s.end != rank {
         let b = cx.i32_vec("begin", &[s.start as i32]);
         let n = cx.i32_vec("size", &[(s.end - s.start) as i32]);
-        let part = cx.temp(
-            "part",
-            TensorType::new(DType::I32, out_ty.shape.clone()),
+        let part = cx.temp("part", TensorType::new(DType::I32, out_ty.shape.clone()));
+        cx.emit(
+            B::SLICE,
+            Opts::None,
+            vec![Some(cur), Some(b), Some(n)],
+            vec![part],
         );
-        cx.emit(B::SLICE, Opts::None, vec![Some(cur), Some(b), Some(n)], vec![part]);
         cur = part;
     }
     let y = cx.out(0);
@@ -309,6 +324,11 @@ pub fn constant_of_shape(cx: &mut Cx, c: &ConstantOfShape) -> Result<(), String>
 
 pub fn range(cx: &mut Cx) -> Result<(), String> {
     let (a, b, d, y) = (cx.x(0)?, cx.x(1)?, cx.x(2)?, cx.out(0));
-    cx.emit(B::RANGE, Opts::None, vec![Some(a), Some(b), Some(d)], vec![y]);
+    cx.emit(
+        B::RANGE,
+        Opts::None,
+        vec![Some(a), Some(b), Some(d)],
+        vec![y],
+    );
     Ok(())
 }

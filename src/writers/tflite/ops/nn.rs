@@ -11,7 +11,7 @@
 
 use super::super::plan::{Cx, Opts, TRef};
 use crate::ir::ops::{
-    CoordTransform, Conv, DepthToSpace, DepthToSpaceMode, GlobalPool, MatMul, NearestRounding,
+    Conv, CoordTransform, DepthToSpace, DepthToSpaceMode, GlobalPool, MatMul, NearestRounding,
     Padding, Pool, PoolKind, Resize, ResizeMode, Softmax, SpaceToDepth,
 };
 use crate::ir::{DType, Dim, Graph, KernelLayout, Layout, Node, Op, TensorType, ValueId};
@@ -122,7 +122,10 @@ fn check_2d(cx: &Cx, layout: Layout, what: &str) -> Result<(), String> {
 pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
     check_2d(cx, c.layout, "convolution")?;
     if c.kernel_layout != KernelLayout::Ohwi {
-        return Err(format!("kernel layout {} (legalize gives OHWI)", c.kernel_layout));
+        return Err(format!(
+            "kernel layout {} (legalize gives OHWI)",
+            c.kernel_layout
+        ));
     }
     let x_ty = cx.ty(0)?.clone();
     let k_ty = cx.ty(1)?.clone();
@@ -205,7 +208,9 @@ pub fn conv_transpose(cx: &mut Cx, c: &Conv) -> Result<(), String> {
     let mut same = true;
     for i in 0..2 {
         let (n_in, k, s) = (
-            x_ty.shape[1 + i].fixed().ok_or("spatial sizes must be fixed")? as usize,
+            x_ty.shape[1 + i]
+                .fixed()
+                .ok_or("spatial sizes must be fixed")? as usize,
             k_ty.shape[1 + i].fixed().unwrap_or(1) as usize,
             c.strides[i],
         );
@@ -272,8 +277,14 @@ pub fn pool(cx: &mut Cx, p: &Pool) -> Result<(), String> {
         return Err("TFLite pooling has no dilation".into());
     }
     let x_ty = cx.ty(0)?.clone();
-    let same = same_or_valid(&p.padding, &x_ty.shape[1..3], &p.kernel, &p.strides, &[1, 1])
-        .ok_or("explicit padding other than SAME/VALID (legalize pads it first)")?;
+    let same = same_or_valid(
+        &p.padding,
+        &x_ty.shape[1..3],
+        &p.kernel,
+        &p.strides,
+        &[1, 1],
+    )
+    .ok_or("explicit padding other than SAME/VALID (legalize pads it first)")?;
     let code = match p.kind {
         PoolKind::Max => B::MAX_POOL_2D,
         PoolKind::Avg if same && p.count_include_pad && has_padding(p, &x_ty.shape) => {
