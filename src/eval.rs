@@ -180,7 +180,21 @@ pub fn run_onnx_file(path: &std::path::Path, inputs: &[Tensor]) -> Result<Vec<Te
 }
 
 /// Runs a TFLite file with tract-tflite on `inputs` (tract supports a subset of the builtins).
+/// tract 0.23.9 panics on some files it does not support; that is reported as an error.
 pub fn run_tflite_file(path: &std::path::Path, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(|| run_tflite_file_inner(path, inputs));
+    std::panic::set_hook(hook);
+    r.unwrap_or_else(|_| {
+        Err(failed(format!(
+            "{}: tract-tflite panicked while loading or running it",
+            path.display()
+        )))
+    })
+}
+
+fn run_tflite_file_inner(path: &std::path::Path, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     let err = |e: tp::TractError| failed(format!("{}: {e:#}", path.display()));
     let m = tract_tflite::tflite().model_for_path(path).map_err(err)?;
     let mut values = tp::TVec::new();
