@@ -179,47 +179,19 @@ pub fn run_onnx_file(path: &std::path::Path, inputs: &[Tensor]) -> Result<Vec<Te
     run_model(m, inputs)
 }
 
-/// Runs a TFLite file with tract-tflite on `inputs` (tract supports a subset of the builtins).
-/// tract 0.23.9 panics on some files it does not support; that is reported as an error.
-pub fn run_tflite_file(path: &std::path::Path, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+/// Checks that tract-tflite decodes a TFLite file (a structural read-back; tract-tflite panics
+/// on some valid files, which is reported as an error, not a crash).
+pub fn decode_tflite_file(path: &std::path::Path) -> Result<()> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let r = std::panic::catch_unwind(|| run_tflite_file_inner(path, inputs));
+    let r = std::panic::catch_unwind(|| tract_tflite::tflite().model_for_path(path).map(|_| ()));
     std::panic::set_hook(hook);
-    r.unwrap_or_else(|_| {
-        Err(failed(format!(
-            "{}: tract-tflite panicked while loading or running it",
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(failed(format!("{}: {e:#}", path.display()))),
+        Err(_) => Err(failed(format!(
+            "{}: tract-tflite panicked while decoding it",
             path.display()
-        )))
-    })
-}
-
-fn run_tflite_file_inner(path: &std::path::Path, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-    let err = |e: tp::TractError| failed(format!("{}: {e:#}", path.display()));
-    let m = tract_tflite::tflite().model_for_path(path).map_err(err)?;
-    let mut values = tp::TVec::new();
-    for t in inputs {
-        let tt =
-            unsafe { tp::Tensor::from_raw_dt(datum(t.dtype), &t.shape, &t.data) }.map_err(err)?;
-        values.push(tt.into_tvalue());
+        ))),
     }
-    let mut m = m;
-    for (i, t) in inputs.iter().enumerate() {
-        m.set_input_fact(i, tp::TypedFact::dt_shape(datum(t.dtype), &*t.shape))
-            .map_err(err)?;
-    }
-    let plan = m
-        .into_optimized()
-        .map_err(err)?
-        .into_runnable()
-        .map_err(err)?;
-    let outs = plan.run(values).map_err(err)?;
-    outs.iter()
-        .map(|o| {
-            let dt = from_datum(o.datum_type())
-                .ok_or_else(|| failed(format!("unsupported output type {:?}", o.datum_type())))?;
-            Tensor::new(dt, o.shape().to_vec(), Bytes::copy_from_slice(o.as_bytes()))
-                .map_err(failed)
-        })
-        .collect()
 }

@@ -1,6 +1,8 @@
 //! Readers turn a model file or folder into a typed [`Graph`]. Each recognises its format from
 //! content (never from the extension alone).
 
+pub mod builder;
+pub mod fold;
 pub mod onnx;
 
 use crate::error::{failed, Error, Result};

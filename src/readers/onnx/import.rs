@@ -1,59 +1,37 @@
 //! Turns ONNX nodes into IR nodes. Every node goes through [`Importer::import_node`], which
-//! dispatches on the op type (handlers in `ops/`), binds the ONNX output names, folds constants
-//! and tracks the contents of small shape tensors so that shape subgraphs fold away even when
-//! the batch dimension is a symbol.
+//! dispatches on the op type (handlers in `ops/`) and binds the ONNX output names; folding and
+//! shape tracking live in the shared [`GraphBuilder`] the importer wraps.
 
-use super::fold;
 use super::ops;
 use crate::error::Unsupported;
-use crate::ir::ops::BinaryOp;
-use crate::ir::{Dim, Graph, Op, Tensor, ValueId};
+pub use crate::readers::builder::{unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry};
+use crate::ir::ValueId;
 use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 use tract_onnx::pb::{AttributeProto, NodeProto};
 
-/// Why a node could not be imported.
-pub enum NodeError {
-    /// The op or this use of it is not supported; listed with every other such node.
-    Unsupported(String),
-    /// The model is malformed at this node.
-    Invalid(String),
-}
-
-impl From<String> for NodeError {
-    fn from(s: String) -> NodeError {
-        NodeError::Invalid(s)
-    }
-}
-
-pub type NodeResult<T> = Result<T, NodeError>;
-
-pub fn unsupported<T>(why: impl Into<String>) -> NodeResult<T> {
-    Err(NodeError::Unsupported(why.into()))
-}
-
-/// One element of a shape-like tensor whose contents are known at import time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ShapeEntry {
-    Int(i64),
-    Sym(String),
-    /// Computed at run time from something not tracked (e.g. a product of two symbols).
-    Unknown,
-}
-
 pub struct Importer {
-    pub g: Graph,
+    pub b: GraphBuilder,
     pub opset: i64,
     names: HashMap<String, ValueId>,
     /// Model-local functions, inlined where called.
     pub functions: super::functions::Functions,
     inline_depth: usize,
-    /// Known contents of 1-D / scalar integer values that are not constants (e.g. `Shape` of
-    /// an input with a symbolic batch).
-    shape_contents: HashMap<ValueId, Vec<ShapeEntry>>,
-    used_names: HashSet<String>,
-    pub unsupported: Vec<Unsupported>,
     /// ONNX value names that could not be produced because their node was unsupported.
     poisoned: HashSet<String>,
+}
+
+impl Deref for Importer {
+    type Target = GraphBuilder;
+    fn deref(&self) -> &GraphBuilder {
+        &self.b
+    }
+}
+
+impl DerefMut for Importer {
+    fn deref_mut(&mut self) -> &mut GraphBuilder {
+        &mut self.b
+    }
 }
 
 /// A node being imported: its proto and resolved inputs (`None` for omitted optional inputs).
@@ -94,89 +72,16 @@ impl NodeCtx<'_> {
     }
 }
 
-/// Arithmetic on shape entries where the answer does not depend on a symbol's value.
-/// A shape entry as a dimension (non-negative ints and symbols only).
-fn entry_dim(e: &ShapeEntry) -> Option<Dim> {
-    match e {
-        ShapeEntry::Int(n) if *n >= 0 => Some(Dim::Fixed(*n as u64)),
-        ShapeEntry::Sym(s) => Some(Dim::Sym(s.clone())),
-        _ => None,
-    }
-}
-
-fn symbolic_binary(op: BinaryOp, x: &ShapeEntry, y: &ShapeEntry) -> Option<ShapeEntry> {
-    use ShapeEntry::{Int, Sym, Unknown};
-    if !matches!(
-        op,
-        BinaryOp::Add
-            | BinaryOp::Sub
-            | BinaryOp::Mul
-            | BinaryOp::Div
-            | BinaryOp::Max
-            | BinaryOp::Min
-            | BinaryOp::Equal
-    ) {
-        return None;
-    }
-    Some(match (op, x, y) {
-        (_, Int(a), Int(b)) => match op {
-            BinaryOp::Add => a.checked_add(*b).map_or(Unknown, Int),
-            BinaryOp::Sub => a.checked_sub(*b).map_or(Unknown, Int),
-            BinaryOp::Mul => a.checked_mul(*b).map_or(Unknown, Int),
-            // ONNX integer Div truncates toward zero, as checked_div does.
-            BinaryOp::Div => a.checked_div(*b).map_or(Unknown, Int),
-            BinaryOp::Max => Int(*a.max(b)),
-            BinaryOp::Min => Int(*a.min(b)),
-            _ => Int((a == b) as i64),
-        },
-        (BinaryOp::Mul, Sym(_) | Int(_), Sym(_) | Int(_)) => {
-            match Dim::product(&[entry_dim(x)?, entry_dim(y)?]) {
-                Dim::Sym(s) => Sym(s),
-                Dim::Fixed(n) => Int(n as i64),
-            }
-        }
-        (BinaryOp::Div, Sym(_), Sym(_) | Int(_)) => match entry_dim(x)?.divide(&entry_dim(y)?) {
-            Some(Dim::Sym(s)) => Sym(s),
-            Some(Dim::Fixed(n)) => Int(n as i64),
-            None => Unknown,
-        },
-        (BinaryOp::Add | BinaryOp::Sub, Sym(s), Int(0)) | (BinaryOp::Add, Int(0), Sym(s)) => {
-            Sym(s.clone())
-        }
-        // A dimension is never negative, so it never equals -1 (PyTorch's "infer" marker).
-        (BinaryOp::Equal, Sym(_), Int(n)) | (BinaryOp::Equal, Int(n), Sym(_)) if *n < 0 => Int(0),
-        (BinaryOp::Equal, Sym(a), Sym(b)) if a == b => Int(1),
-        (BinaryOp::Max, Sym(s), Int(n)) | (BinaryOp::Max, Int(n), Sym(s)) if *n <= 1 => {
-            Sym(s.clone())
-        }
-        _ => Unknown,
-    })
-}
-
 impl Importer {
     pub fn new(opset: i64) -> Importer {
         Importer {
-            g: Graph::new(),
+            b: GraphBuilder::new(),
             opset,
             names: HashMap::new(),
             functions: Default::default(),
             inline_depth: 0,
-            shape_contents: HashMap::new(),
-            used_names: HashSet::new(),
-            unsupported: Vec::new(),
             poisoned: HashSet::new(),
         }
-    }
-
-    /// A value name not used yet, based on `base`.
-    pub fn unique_name(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        let mut k = 1;
-        while !self.used_names.insert(name.clone()) {
-            name = format!("{base}_{k}");
-            k += 1;
-        }
-        name
     }
 
     pub fn bind(&mut self, onnx_name: &str, id: ValueId) {
@@ -203,190 +108,11 @@ impl Importer {
         self.names.get(onnx_name).copied()
     }
 
+
     pub fn add_input(&mut self, name: &str, ty: crate::ir::TensorType) -> ValueId {
-        let n = self.unique_name(name);
-        let id = self.g.add_input(&n, ty);
+        let id = self.b.add_input(name, ty);
         self.bind(name, id);
         id
-    }
-
-    pub fn add_const(&mut self, name: &str, t: Tensor) -> ValueId {
-        let n = self.unique_name(name);
-        self.g.add_const(&n, t)
-    }
-
-    /// Adds an IR node (or, when every input is constant and the op folds, constants) and
-    /// returns its outputs. `base` names the node; outputs get `base:i` names until bound.
-    pub fn emit(&mut self, base: &str, op: Op, inputs: Vec<ValueId>) -> NodeResult<Vec<ValueId>> {
-        let types = self.g.infer(&op, &inputs)?;
-        let consts: Option<Vec<&Tensor>> = inputs.iter().map(|&i| self.g.constant(i)).collect();
-        let folded = match consts {
-            Some(c) => fold::fold(&op, &c, &types),
-            None => fold::fold_from_types(
-                &op,
-                &inputs.iter().map(|&i| self.g.ty(i)).collect::<Vec<_>>(),
-            ),
-        };
-        if let Some(tensors) = folded {
-            return Ok(tensors
-                .into_iter()
-                .enumerate()
-                .map(|(i, t)| self.add_const(&format!("{base}:{i}"), t))
-                .collect());
-        }
-        let contents = if types.len() == 1 && types[0].rank() <= 1 && !types[0].dtype.is_float() {
-            self.shape_contents_of(&op, &inputs)
-        } else {
-            None
-        };
-        // Contents known and free of symbols: the value is a constant.
-        if let Some(c) = &contents {
-            let ints: Option<Vec<i64>> = c
-                .iter()
-                .map(|e| {
-                    if let ShapeEntry::Int(v) = e {
-                        Some(*v)
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            if let Some(ints) = ints.filter(|v| types[0].rank() == 1 || v.len() == 1) {
-                let shape = if types[0].rank() == 1 {
-                    vec![ints.len()]
-                } else {
-                    vec![]
-                };
-                let t = Tensor::from_i64s(types[0].dtype, shape, &ints);
-                return Ok(vec![self.add_const(&format!("{base}:0"), t)]);
-            }
-        }
-        let node_name = self.unique_name(base);
-        let out_names: Vec<String> = (0..types.len())
-            .map(|i| self.unique_name(&format!("{base}:{i}")))
-            .collect();
-        let outs = self.g.add_node(&node_name, op, inputs, &out_names)?;
-        if let Some(c) = contents {
-            self.shape_contents.insert(outs[0], c);
-        }
-        Ok(outs)
-    }
-
-    /// Emits a single-output op.
-    pub fn emit1(&mut self, base: &str, op: Op, inputs: Vec<ValueId>) -> NodeResult<ValueId> {
-        let outs = self.emit(base, op, inputs)?;
-        outs.into_iter()
-            .next()
-            .ok_or_else(|| NodeError::Invalid("op produced no output".into()))
-    }
-
-    /// The contents of a small integer tensor, if known now (constant or tracked).
-    pub fn shape_entries(&self, id: ValueId) -> Option<Vec<ShapeEntry>> {
-        if let Some(t) = self.g.constant(id) {
-            return Some(t.to_i64s()?.into_iter().map(ShapeEntry::Int).collect());
-        }
-        self.shape_contents.get(&id).cloned()
-    }
-
-    /// Like [`Importer::shape_entries`], but a small integer tensor of fixed length whose
-    /// contents are not tracked reads as that many `Unknown` entries, so that what *is* known
-    /// around it (constants, symbols) still propagates.
-    pub fn entries_or_unknown(&self, id: ValueId) -> Option<Vec<ShapeEntry>> {
-        if let Some(e) = self.shape_entries(id) {
-            return Some(e);
-        }
-        let t = self.g.ty(id);
-        if !t.dtype.is_int() || t.rank() > 1 {
-            return None;
-        }
-        let n = t.shape.first().map_or(Some(1), |d| d.fixed())?;
-        (n <= 16).then(|| vec![ShapeEntry::Unknown; n as usize])
-    }
-
-    /// Constant integer contents of an input (axes, pads, sizes…).
-    pub fn const_ints(&self, id: ValueId) -> Option<Vec<i64>> {
-        self.g.constant(id).and_then(|t| t.to_i64s())
-    }
-
-    pub fn const_floats(&self, id: ValueId) -> Option<Vec<f64>> {
-        self.g.constant(id).map(|t| t.to_f64s())
-    }
-
-    /// What a node computes on shape-like values whose contents are known, if that can be
-    /// said at import time (symbols pass through gathers, concats and the arithmetic that
-    /// exporters wrap around them, e.g. PyTorch's `Where(Equal(shape, -1), 1, shape)`).
-    fn shape_contents_of(&self, op: &Op, inputs: &[ValueId]) -> Option<Vec<ShapeEntry>> {
-        let entries = |i: usize| inputs.get(i).and_then(|&v| self.entries_or_unknown(v));
-        match op {
-            Op::ShapeOf(s) => Some(
-                self.g.ty(inputs[0]).shape[s.start..s.end]
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Fixed(n) => ShapeEntry::Int(*n as i64),
-                        Dim::Sym(s) => ShapeEntry::Sym(s.clone()),
-                    })
-                    .collect(),
-            ),
-            Op::Gather(g) if g.axis == 0 => {
-                let (e, idx) = (entries(0)?, self.const_ints(*inputs.get(1)?)?);
-                idx.iter()
-                    .map(|&i| {
-                        let i = if i < 0 { i + e.len() as i64 } else { i };
-                        e.get(usize::try_from(i).ok()?).cloned()
-                    })
-                    .collect()
-            }
-            Op::Concat(_) => (0..inputs.len())
-                .map(entries)
-                .collect::<Option<Vec<_>>>()
-                .map(|v| v.concat()),
-            Op::Reshape(_) | Op::Cast(_) => entries(0),
-            Op::Slice(s) if s.axes.len() == 1 && s.axes[0].axis == 0 && s.axes[0].step == 1 => {
-                let e = entries(0)?;
-                let n = e.len() as i64;
-                let norm = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
-                let (a, b) = (norm(s.axes[0].start) as usize, norm(s.axes[0].end) as usize);
-                Some(e[a.min(b)..b].to_vec())
-            }
-            Op::Binary(b) => {
-                let (x, y) = (entries(0)?, entries(1)?);
-                let n = x.len().max(y.len());
-                if (x.len() != n && x.len() != 1) || (y.len() != n && y.len() != 1) {
-                    return None;
-                }
-                (0..n)
-                    .map(|i| symbolic_binary(*b, &x[i.min(x.len() - 1)], &y[i.min(y.len() - 1)]))
-                    .collect()
-            }
-            Op::ScatterElements(sc)
-                if sc.axis == 0 && sc.reduction == crate::ir::ops::ScatterReduction::None =>
-            {
-                let (mut e, idx, upd) =
-                    (entries(0)?, self.const_ints(*inputs.get(1)?)?, entries(2)?);
-                let n = e.len() as i64;
-                for (&i, u) in idx.iter().zip(&upd) {
-                    let i = if i < 0 { i + n } else { i };
-                    *e.get_mut(usize::try_from(i).ok()?)? = u.clone();
-                }
-                Some(e)
-            }
-            Op::Where => {
-                let (c, x, y) = (entries(0)?, entries(1)?, entries(2)?);
-                let n = c.len().max(x.len()).max(y.len());
-                (0..n)
-                    .map(|i| {
-                        let (xe, ye) = (&x[i.min(x.len() - 1)], &y[i.min(y.len() - 1)]);
-                        Some(match &c[i.min(c.len() - 1)] {
-                            ShapeEntry::Int(0) => ye.clone(),
-                            ShapeEntry::Int(_) => xe.clone(),
-                            _ if xe == ye => xe.clone(),
-                            _ => ShapeEntry::Unknown,
-                        })
-                    })
-                    .collect()
-            }
-            _ => None,
-        }
     }
 
     /// Imports a list of nodes in order, collecting unsupported ones instead of stopping.
@@ -501,9 +227,9 @@ impl Importer {
             // A value made by this node takes the ONNX name; an existing one (Identity) is aliased.
             if v.0 >= values_before
                 && self.g.value(v).name != *onnx_out
-                && !self.used_names.contains(onnx_out)
+                && !self.b.name_taken(onnx_out)
             {
-                self.used_names.insert(onnx_out.clone());
+                self.b.claim_name(onnx_out);
                 self.g.value_mut(v).name = onnx_out.clone();
             }
             self.bind(onnx_out, v);

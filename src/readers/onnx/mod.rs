@@ -1,7 +1,6 @@
 //! ONNX reader (opsets 11–21 and the older forms still common in the wild). The file is
 //! memory-mapped; initializer bytes stay in the mapping (see `proto.rs`).
 
-pub mod fold;
 mod functions;
 pub mod import;
 mod ops;
@@ -90,7 +89,7 @@ impl Reader for OnnxReader {
         if !imp.unsupported.is_empty() {
             return Err(Error::Unsupported {
                 file,
-                items: imp.unsupported,
+                items: imp.b.unsupported,
             });
         }
         let mut g = imp_outputs(&mut imp, graph).map_err(in_file)?;
