@@ -49,7 +49,6 @@ pub struct GraphBuilder {
     pub unsupported: Vec<Unsupported>,
 }
 
-
 /// Arithmetic on shape entries where the answer does not depend on a symbol's value.
 /// A shape entry as a dimension (non-negative ints and symbols only).
 fn entry_dim(e: &ShapeEntry) -> Option<Dim> {
@@ -139,7 +138,6 @@ impl GraphBuilder {
         let n = self.unique_name(name);
         self.g.add_input(&n, ty)
     }
-
 
     pub fn add_const(&mut self, name: &str, t: Tensor) -> ValueId {
         let n = self.unique_name(name);

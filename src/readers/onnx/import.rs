@@ -4,8 +4,8 @@
 
 use super::ops;
 use crate::error::Unsupported;
-pub use crate::readers::builder::{unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry};
 use crate::ir::ValueId;
+pub use crate::readers::builder::{unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry};
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
 use tract_onnx::pb::{AttributeProto, NodeProto};
@@ -107,7 +107,6 @@ impl Importer {
     pub fn lookup(&self, onnx_name: &str) -> Option<ValueId> {
         self.names.get(onnx_name).copied()
     }
-
 
     pub fn add_input(&mut self, name: &str, ty: crate::ir::TensorType) -> ValueId {
         let id = self.b.add_input(name, ty);
