@@ -6,7 +6,8 @@
 use super::fold;
 use crate::error::Unsupported;
 use crate::ir::ops::BinaryOp;
-use crate::ir::{Dim, Graph, Op, Tensor, ValueId};
+use crate::ir::ops::Reshape;
+use crate::ir::{Dim, Graph, Op, Shape, Tensor, ValueId};
 use std::collections::{HashMap, HashSet};
 
 /// Why a node could not be imported.
@@ -317,4 +318,74 @@ impl GraphBuilder {
             _ => None,
         }
     }
+}
+
+/// Emits a reshape of `x` to `shape` (dims resolved), or returns `x` when nothing changes.
+pub fn reshape_to(
+    imp: &mut GraphBuilder,
+    name: &str,
+    x: ValueId,
+    shape: Shape,
+) -> NodeResult<Vec<ValueId>> {
+    if imp.g.ty(x).shape == shape {
+        return Ok(vec![x]);
+    }
+    imp.emit(name, Op::Reshape(Reshape { shape }), vec![x])
+}
+
+/// Resolves a reshape target (-1 infers; 0 copies the input dimension unless `allowzero`, as
+/// in ONNX) against the input shape.
+pub fn resolve_target(
+    imp: &mut GraphBuilder,
+    input: &[Dim],
+    target: &[ShapeEntry],
+    allowzero: bool,
+) -> NodeResult<Shape> {
+    let mut out: Vec<Option<Dim>> = Vec::with_capacity(target.len());
+    let mut infer_at = None;
+    // One entry computed at run time, with no -1 beside it, is what the element count implies.
+    let unknowns = target.iter().filter(|e| **e == ShapeEntry::Unknown).count();
+    let has_minus_one = target.contains(&ShapeEntry::Int(-1));
+    if unknowns > 1 || (unknowns == 1 && has_minus_one) {
+        return unsupported("target shape computed at run time");
+    }
+    for (i, e) in target.iter().enumerate() {
+        out.push(match e {
+            ShapeEntry::Int(0) if !allowzero => {
+                Some(input.get(i).cloned().ok_or_else(|| {
+                    NodeError::Invalid(format!("0 at axis {i} past the input rank"))
+                })?)
+            }
+            ShapeEntry::Int(-1) | ShapeEntry::Unknown if infer_at.is_none() => {
+                infer_at = Some(i);
+                None
+            }
+            ShapeEntry::Int(n) if *n >= 0 => Some(Dim::Fixed(*n as u64)),
+            ShapeEntry::Int(n) => {
+                return Err(NodeError::Invalid(format!("bad target dimension {n}")))
+            }
+            ShapeEntry::Sym(s) => Some(Dim::Sym(s.clone())),
+            ShapeEntry::Unknown => return unsupported("target shape computed at run time"),
+        });
+    }
+    if let Some(at) = infer_at {
+        let known: Vec<Dim> = out.iter().flatten().cloned().collect();
+        out[at] = Some(match Dim::product(input).divide(&Dim::product(&known)) {
+            Some(d) => d,
+            None => imp.g.fresh_symbol(),
+        });
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+pub fn entries_to_shape(imp: &mut GraphBuilder, e: &[ShapeEntry]) -> NodeResult<Shape> {
+    e.iter()
+        .map(|v| match v {
+            ShapeEntry::Int(n) if *n >= 0 => Ok(Dim::Fixed(*n as u64)),
+            ShapeEntry::Int(-1) => Ok(imp.g.fresh_symbol()),
+            ShapeEntry::Int(n) => Err(NodeError::Invalid(format!("bad dimension {n}"))),
+            ShapeEntry::Sym(s) => Ok(Dim::Sym(s.clone())),
+            ShapeEntry::Unknown => unsupported("shape computed at run time"),
+        })
+        .collect()
 }

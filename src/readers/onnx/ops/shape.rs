@@ -6,10 +6,11 @@ use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult
 use super::Handler;
 use crate::ir::ops::{
     norm_axes, norm_axis, ConstantOfShape, CoordTransform, DepthToSpace, DepthToSpaceMode, Expand,
-    NearestRounding, Pad, PadMode, Reshape, Resize, ResizeMode, ShapeOf, Slice, SliceAxis,
-    SpaceToDepth, Split, Tile, Transpose,
+    NearestRounding, Pad, PadMode, Resize, ResizeMode, ShapeOf, Slice, SliceAxis, SpaceToDepth,
+    Split, Tile, Transpose,
 };
 use crate::ir::{Dim, Layout, Op, Shape, Tensor, ValueId};
+use crate::readers::builder::{entries_to_shape, reshape_to, resolve_target};
 
 pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
@@ -51,63 +52,6 @@ fn ints_arg(
             None => unsupported(format!("'{attr}' computed at run time")),
         },
     }
-}
-
-/// Emits a reshape of `x` to `shape` (dims resolved), or returns `x` when nothing changes.
-pub fn reshape_to(
-    imp: &mut Importer,
-    name: &str,
-    x: ValueId,
-    shape: Shape,
-) -> NodeResult<Vec<ValueId>> {
-    if imp.g.ty(x).shape == shape {
-        return Ok(vec![x]);
-    }
-    imp.emit(name, Op::Reshape(Reshape { shape }), vec![x])
-}
-
-/// Resolves an ONNX Reshape target (0 copies, -1 infers) against the input shape.
-pub fn resolve_target(
-    imp: &mut Importer,
-    input: &[Dim],
-    target: &[ShapeEntry],
-    allowzero: bool,
-) -> NodeResult<Shape> {
-    let mut out: Vec<Option<Dim>> = Vec::with_capacity(target.len());
-    let mut infer_at = None;
-    // One entry computed at run time, with no -1 beside it, is what the element count implies.
-    let unknowns = target.iter().filter(|e| **e == ShapeEntry::Unknown).count();
-    let has_minus_one = target.contains(&ShapeEntry::Int(-1));
-    if unknowns > 1 || (unknowns == 1 && has_minus_one) {
-        return unsupported("target shape computed at run time");
-    }
-    for (i, e) in target.iter().enumerate() {
-        out.push(match e {
-            ShapeEntry::Int(0) if !allowzero => {
-                Some(input.get(i).cloned().ok_or_else(|| {
-                    NodeError::Invalid(format!("0 at axis {i} past the input rank"))
-                })?)
-            }
-            ShapeEntry::Int(-1) | ShapeEntry::Unknown if infer_at.is_none() => {
-                infer_at = Some(i);
-                None
-            }
-            ShapeEntry::Int(n) if *n >= 0 => Some(Dim::Fixed(*n as u64)),
-            ShapeEntry::Int(n) => {
-                return Err(NodeError::Invalid(format!("bad target dimension {n}")))
-            }
-            ShapeEntry::Sym(s) => Some(Dim::Sym(s.clone())),
-            ShapeEntry::Unknown => return unsupported("target shape computed at run time"),
-        });
-    }
-    if let Some(at) = infer_at {
-        let known: Vec<Dim> = out.iter().flatten().cloned().collect();
-        out[at] = Some(match Dim::product(input).divide(&Dim::product(&known)) {
-            Some(d) => d,
-            None => imp.g.fresh_symbol(),
-        });
-    }
-    Ok(out.into_iter().flatten().collect())
 }
 
 fn reshape(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
@@ -368,18 +312,6 @@ fn tile(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         return Ok(vec![x]);
     }
     imp.emit(&ctx.name, Op::Tile(Tile { repeats }), vec![x])
-}
-
-fn entries_to_shape(imp: &mut Importer, e: &[ShapeEntry]) -> NodeResult<Shape> {
-    e.iter()
-        .map(|v| match v {
-            ShapeEntry::Int(n) if *n >= 0 => Ok(Dim::Fixed(*n as u64)),
-            ShapeEntry::Int(-1) => Ok(imp.g.fresh_symbol()),
-            ShapeEntry::Int(n) => Err(NodeError::Invalid(format!("bad dimension {n}"))),
-            ShapeEntry::Sym(s) => Ok(Dim::Sym(s.clone())),
-            ShapeEntry::Unknown => unsupported("shape computed at run time"),
-        })
-        .collect()
 }
 
 fn expand(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
