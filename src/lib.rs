@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod error;
 pub mod eval;
+pub mod gen;
 pub mod ir;
 pub mod npy;
 pub mod passes;

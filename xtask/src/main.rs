@@ -1,11 +1,11 @@
 //! `cargo xtask <task>`: the project's automation, in Rust so a fresh machine needs only cargo
 //! (plus python3 and node for the conformance tier, whose packages the task installs itself).
 //!
-//! Adding a task is one entry in [`TASKS`] (plus its `mod` line); `codegen` is
-//! a placeholder until its module lands.
+//! Adding a task is one entry in [`TASKS`] (plus its `mod` line).
 
 mod bench;
 mod ci;
+mod codegen;
 mod conformance;
 mod node;
 mod python;
@@ -35,8 +35,8 @@ const TASKS: &[(&str, &str, Task)] = &[
     ),
     (
         "codegen",
-        "regenerate src/gen/ from schemas/ [--check] (not implemented yet)",
-        not_implemented,
+        "regenerate src/gen/ from schemas/ [--check]",
+        codegen::run,
     ),
 ];
 
@@ -70,8 +70,4 @@ fn usage() {
     for (name, help, _) in TASKS {
         eprintln!("  {name:<12} {help}");
     }
-}
-
-fn not_implemented(_args: &[String]) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
 }
