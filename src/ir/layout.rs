@@ -50,6 +50,9 @@ pub enum KernelLayout {
     Hwio,
     /// `[out, spatial..., in/groups]` (TFLite CONV_2D).
     Ohwi,
+    /// `[spatial..., out/groups, in]` (TF Conv2DBackpropInput / Keras Conv2DTranspose: the
+    /// filter of the forward convolution whose gradient the transposed convolution computes).
+    Hwoi,
 }
 
 impl fmt::Display for KernelLayout {
@@ -59,6 +62,7 @@ impl fmt::Display for KernelLayout {
             KernelLayout::Iohw => "iohw",
             KernelLayout::Hwio => "hwio",
             KernelLayout::Ohwi => "ohwi",
+            KernelLayout::Hwoi => "hwoi",
         })
     }
 }

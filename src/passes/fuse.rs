@@ -88,7 +88,7 @@ pub fn fold_batch_norms(g: &mut Graph) -> bool {
                 let o_axis = match c.kernel_layout {
                     KernelLayout::Oihw | KernelLayout::Ohwi => 0,
                     KernelLayout::Hwio => k.shape.len().saturating_sub(1),
-                    KernelLayout::Iohw => continue,
+                    KernelLayout::Iohw | KernelLayout::Hwoi => continue,
                 };
                 let bias = p.inputs.get(2).and_then(|&b| g.constant(b));
                 if p.inputs.len() > 2 && bias.is_none() {

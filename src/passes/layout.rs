@@ -53,6 +53,7 @@ fn kernel_roles(k: KernelLayout, s: usize) -> Vec<usize> {
         KernelLayout::Iohw => [vec![1, 0], sp].concat(),
         KernelLayout::Hwio => [sp, vec![1, 0]].concat(),
         KernelLayout::Ohwi => [vec![0], sp, vec![1]].concat(),
+        KernelLayout::Hwoi => [sp, vec![0, 1]].concat(),
     }
 }
 
@@ -240,6 +241,11 @@ mod tests {
         assert_eq!(
             kernel_perm(KernelLayout::Oihw, KernelLayout::Oihw, 3),
             vec![0, 1, 2]
+        );
+        // TF's transposed-convolution filter [h, w, out, in] to ONNX ConvTranspose's [in, out, h, w].
+        assert_eq!(
+            kernel_perm(KernelLayout::Hwoi, KernelLayout::Iohw, 4),
+            vec![3, 2, 0, 1]
         );
     }
 }

@@ -62,6 +62,7 @@ impl Conv {
             KernelLayout::Iohw => (k[1].clone(), k[0].clone(), spatial(&k[2..])?),
             KernelLayout::Hwio => (k[n - 1].clone(), k[n - 2].clone(), spatial(&k[..n - 2])?),
             KernelLayout::Ohwi => (k[0].clone(), k[n - 1].clone(), spatial(&k[1..n - 1])?),
+            KernelLayout::Hwoi => (k[n - 2].clone(), k[n - 1].clone(), spatial(&k[..n - 2])?),
         })
     }
 
