@@ -9,6 +9,7 @@ use mdeploy::passes::transpose::clean_transposes;
 use mdeploy::readers::{self, ReadOptions};
 
 const NHWC_KERNELS: KernelTargets = KernelTargets {
+    depthwise: KernelLayout::Ihwo,
     conv: KernelLayout::Ohwi,
     conv_transpose: KernelLayout::Ohwi,
 };

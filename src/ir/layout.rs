@@ -50,6 +50,8 @@ pub enum KernelLayout {
     Hwio,
     /// `[out, spatial..., in/groups]` (TFLite CONV_2D).
     Ohwi,
+    /// `[in/groups, spatial..., out]`: TFLite DEPTHWISE_CONV_2D's `[1, H, W, C·multiplier]`.
+    Ihwo,
     /// `[spatial..., out/groups, in]` (TF Conv2DBackpropInput / Keras Conv2DTranspose: the
     /// filter of the forward convolution whose gradient the transposed convolution computes).
     Hwoi,
@@ -63,6 +65,7 @@ impl fmt::Display for KernelLayout {
             KernelLayout::Hwio => "hwio",
             KernelLayout::Ohwi => "ohwi",
             KernelLayout::Hwoi => "hwoi",
+            KernelLayout::Ihwo => "ihwo",
         })
     }
 }

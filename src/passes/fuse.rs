@@ -87,7 +87,7 @@ pub fn fold_batch_norms(g: &mut Graph) -> bool {
                 };
                 let o_axis = match c.kernel_layout {
                     KernelLayout::Oihw | KernelLayout::Ohwi => 0,
-                    KernelLayout::Hwio => k.shape.len().saturating_sub(1),
+                    KernelLayout::Hwio | KernelLayout::Ihwo => k.shape.len().saturating_sub(1),
                     KernelLayout::Iohw | KernelLayout::Hwoi => continue,
                 };
                 let bias = p.inputs.get(2).and_then(|&b| g.constant(b));

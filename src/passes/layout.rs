@@ -13,12 +13,15 @@ use crate::ir::{Graph, KernelLayout, Layout, Names, Node, Op, TensorType, ValueI
 pub struct KernelTargets {
     pub conv: KernelLayout,
     pub conv_transpose: KernelLayout,
+    /// Depthwise convolutions (one input channel per group), which TFLite stores apart.
+    pub depthwise: KernelLayout,
 }
 
 /// ONNX: NCHW data, OIHW kernels (IOHW for ConvTranspose).
 pub const ONNX_KERNELS: KernelTargets = KernelTargets {
     conv: KernelLayout::Oihw,
     conv_transpose: KernelLayout::Iohw,
+    depthwise: KernelLayout::Oihw,
 };
 
 /// Permutation taking a rank-`rank` tensor from layout `from` to layout `to`.
@@ -54,6 +57,7 @@ fn kernel_roles(k: KernelLayout, s: usize) -> Vec<usize> {
         KernelLayout::Hwio => [sp, vec![1, 0]].concat(),
         KernelLayout::Ohwi => [vec![0], sp, vec![1]].concat(),
         KernelLayout::Hwoi => [sp, vec![0, 1]].concat(),
+        KernelLayout::Ihwo => [vec![1], sp, vec![0]].concat(),
     }
 }
 
@@ -87,19 +91,12 @@ fn spatial(op: &Op) -> Option<(Layout, Option<usize>)> {
     })
 }
 
-/// The op with its layout set to `to` (and, for convolutions, its kernel layout to `kernel`);
-/// per-axis parameters are permuted with `perm`.
-fn relayout(op: &Op, to: Layout, perm: &[usize], kernels: KernelTargets) -> Op {
+/// The op with its layout set to `to`; per-axis parameters are permuted with `perm`.
+fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
     let mut op = op.clone();
     match &mut op {
-        Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) => {
-            c.layout = to;
-            c.kernel_layout = kernels.conv;
-        }
-        Op::ConvTranspose(c) => {
-            c.layout = to;
-            c.kernel_layout = kernels.conv_transpose;
-        }
+        // Kernel layouts were set by `fix_kernel`, which moved the kernels themselves.
+        Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) | Op::ConvTranspose(c) => c.layout = to,
         Op::Pool(p) => p.layout = to,
         Op::GlobalPool(p) => p.layout = to,
         Op::BatchNorm(b) => b.layout = to,
@@ -154,7 +151,7 @@ pub fn to_layout(g: &mut Graph, to: Layout, kernels: KernelTargets) -> Result<bo
         inputs[0] = tx;
         g.nodes.push(Node {
             name: node.name.clone(),
-            op: relayout(&node.op, to, &p_in, kernels),
+            op: relayout(&node.op, to, &p_in),
             inputs,
             outputs: vec![out_t],
         });
@@ -199,8 +196,23 @@ fn fix_kernel(
     at: usize,
     kernels: KernelTargets,
 ) -> Result<bool, String> {
+    let x_ty = g.ty(node.inputs[0]).clone();
     let (c, want) = match &mut node.op {
-        Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) => (c, kernels.conv),
+        Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) => {
+            let in_c = x_ty
+                .shape
+                .get(c.layout.channel_axis(x_ty.rank()))
+                .and_then(|d| d.fixed());
+            let depthwise = c.group > 1 && in_c == Some(c.group as u64);
+            (
+                c,
+                if depthwise {
+                    kernels.depthwise
+                } else {
+                    kernels.conv
+                },
+            )
+        }
         Op::ConvTranspose(c) => (c, kernels.conv_transpose),
         _ => return Ok(false),
     };

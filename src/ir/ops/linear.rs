@@ -63,6 +63,7 @@ impl Conv {
             KernelLayout::Hwio => (k[n - 1].clone(), k[n - 2].clone(), spatial(&k[..n - 2])?),
             KernelLayout::Ohwi => (k[0].clone(), k[n - 1].clone(), spatial(&k[1..n - 1])?),
             KernelLayout::Hwoi => (k[n - 2].clone(), k[n - 1].clone(), spatial(&k[..n - 2])?),
+            KernelLayout::Ihwo => (k[n - 1].clone(), k[0].clone(), spatial(&k[1..n - 1])?),
         })
     }
 

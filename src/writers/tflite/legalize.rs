@@ -18,6 +18,7 @@ use crate::passes::{fuse, io_layout, layout, transpose};
 pub const TFLITE_KERNELS: KernelTargets = KernelTargets {
     conv: KernelLayout::Ohwi,
     conv_transpose: KernelLayout::Ohwi,
+    depthwise: KernelLayout::Ihwo,
 };
 
 pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {

@@ -121,9 +121,9 @@ fn check_2d(cx: &Cx, layout: Layout, what: &str) -> Result<(), String> {
 
 pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
     check_2d(cx, c.layout, "convolution")?;
-    if c.kernel_layout != KernelLayout::Ohwi {
+    if !matches!(c.kernel_layout, KernelLayout::Ohwi | KernelLayout::Ihwo) {
         return Err(format!(
-            "kernel layout {} (legalize gives OHWI)",
+            "kernel layout {} (legalize gives OHWI, or IHWO for depthwise)",
             c.kernel_layout
         ));
     }
@@ -135,7 +135,9 @@ pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
         .collect();
     let same = same_or_valid(&c.padding, &x_ty.shape[1..3], &ks, &c.strides, &c.dilations)
         .ok_or("explicit padding other than SAME/VALID (legalize pads it first)")?;
-    let out_c = k_ty.shape[0]
+    let out_c = c
+        .kernel_dims(&k_ty.shape)?
+        .0
         .fixed()
         .ok_or("output channels must be fixed")? as usize;
     let bias = match cx.node.inputs.get(2) {
@@ -144,7 +146,7 @@ pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
     };
     let (stride, dilation, act) = (pair(&c.strides), pair(&c.dilations), cx.act());
     let (x, y) = (cx.x(0)?, cx.out(0));
-    if c.group == 1 {
+    if c.group == 1 && c.kernel_layout == KernelLayout::Ohwi {
         let k = cx.x(1)?;
         cx.emit(
             B::CONV_2D,
@@ -160,7 +162,11 @@ pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
         return Ok(());
     }
     let in_c = x_ty.shape[3].fixed().unwrap_or(0) as usize;
-    if c.group != in_c || k_ty.shape[3] != Dim::Fixed(1) {
+    let one_input = match c.kernel_layout {
+        KernelLayout::Ihwo => k_ty.shape[0] == Dim::Fixed(1),
+        _ => k_ty.shape[3] == Dim::Fixed(1),
+    };
+    if c.group != in_c || !one_input {
         return Err(format!(
             "grouped convolution ({} groups of {in_c} channels) is split by legalize",
             c.group
@@ -169,13 +175,18 @@ pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
     let Some(k) = cx.konst_in(1) else {
         return Err("depthwise kernel must be a constant".into());
     };
-    // OHWI with I = 1 → 1HWO.
-    let (o, h, w) = (k.shape[0], k.shape[1], k.shape[2]);
-    let moved = k
-        .reshaped(vec![o, h, w])
-        .transposed(&[1, 2, 0])
-        .reshaped(vec![1, h, w, o]);
-    let k = cx.konst("depthwise_kernel", moved);
+    // The layout pass gives depthwise kernels as IHWO = 1HWO already (one copy of the weights);
+    // an OHWI kernel (a depthwise conv the pass did not recognise) is moved here.
+    let k = if c.kernel_layout == KernelLayout::Ihwo {
+        cx.x(1)?
+    } else {
+        let (o, h, w) = (k.shape[0], k.shape[1], k.shape[2]);
+        let moved = k
+            .reshaped(vec![o, h, w])
+            .transposed(&[1, 2, 0])
+            .reshaped(vec![1, h, w, o]);
+        cx.konst("depthwise_kernel", moved)
+    };
     cx.emit(
         B::DEPTHWISE_CONV_2D,
         Opts::Depthwise {
