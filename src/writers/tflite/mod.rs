@@ -9,6 +9,7 @@ pub mod ops;
 mod options;
 pub mod plan;
 pub mod serialize;
+mod spatial1d;
 pub mod versions;
 
 use super::{AtomicFile, WriteReport, Writer};
