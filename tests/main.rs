@@ -7,4 +7,5 @@ mod corrupt;
 mod passes;
 mod readers;
 mod roundtrip;
+mod saved_model;
 mod tflite;

@@ -65,6 +65,9 @@ pub struct ConvertArgs {
     /// Override an input's shape, as NAME:1x224x224x3 (repeatable).
     #[arg(long = "input-shape", value_parser = parse_input_shape)]
     pub input_shapes: Vec<(String, Shape)>,
+    /// SavedModel signature to convert (default serving_default).
+    #[arg(long)]
+    pub signature: Option<String>,
     /// Seed for the random --verify inputs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -163,6 +166,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     let reader = readers::detect(&a.input)?;
     let opts = ReadOptions {
         input_shapes: a.input_shapes.clone(),
+        signature: a.signature.clone(),
     };
     let source = reader.read(&a.input, &opts)?;
     source.verify().map_err(|e| {

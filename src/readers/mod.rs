@@ -4,6 +4,7 @@
 pub mod builder;
 pub mod fold;
 pub mod onnx;
+pub mod saved_model;
 
 use crate::error::{failed, Error, Result};
 use crate::ir::{Graph, Shape};
@@ -15,6 +16,8 @@ use std::path::Path;
 pub struct ReadOptions {
     /// Overrides of input shapes by input name.
     pub input_shapes: Vec<(String, Shape)>,
+    /// The signature to read from a SavedModel (default `serving_default`).
+    pub signature: Option<String>,
 }
 
 pub trait Reader {
@@ -27,7 +30,10 @@ pub trait Reader {
 
 /// Every reader, in probing order.
 pub fn all() -> Vec<Box<dyn Reader>> {
-    vec![Box::new(onnx::OnnxReader)]
+    vec![
+        Box::new(onnx::OnnxReader),
+        Box::new(saved_model::SavedModelReader),
+    ]
 }
 
 /// Finds the reader for `path` or explains why none fits.
@@ -44,7 +50,7 @@ pub fn detect(path: &Path) -> Result<Box<dyn Reader>> {
         return Ok(r);
     }
     let what = if path.is_dir() {
-        "folder holds no model"
+        "folder holds no model (a SavedModel folder needs saved_model.pb)"
     } else {
         "file is not a model"
     };

@@ -1,0 +1,80 @@
+//! CRC32C (Castagnoli), slice-by-8, and the masking TensorFlow and LevelDB apply to stored
+//! checksums (so that a CRC of data that embeds CRCs stays well distributed).
+
+const POLY: u32 = 0x82f6_3b78;
+
+const fn tables() -> [[u32; 256]; 8] {
+    let mut t = [[0u32; 256]; 8];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
+            k += 1;
+        }
+        t[0][i] = c;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 256 {
+        let mut j = 1;
+        while j < 8 {
+            t[j][i] = (t[j - 1][i] >> 8) ^ t[0][(t[j - 1][i] & 0xff) as usize];
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+}
+
+static T: [[u32; 256]; 8] = tables();
+
+pub fn crc32c(data: &[u8]) -> u32 {
+    extend(0, data)
+}
+
+/// The CRC of `a ++ data` from the CRC of `a`.
+pub fn extend(crc: u32, data: &[u8]) -> u32 {
+    let mut c = !crc;
+    let mut chunks = data.chunks_exact(8);
+    for ch in &mut chunks {
+        let lo = u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]) ^ c;
+        c = T[7][(lo & 0xff) as usize]
+            ^ T[6][((lo >> 8) & 0xff) as usize]
+            ^ T[5][((lo >> 16) & 0xff) as usize]
+            ^ T[4][(lo >> 24) as usize]
+            ^ T[3][ch[4] as usize]
+            ^ T[2][ch[5] as usize]
+            ^ T[1][ch[6] as usize]
+            ^ T[0][ch[7] as usize];
+    }
+    for &b in chunks.remainder() {
+        c = (c >> 8) ^ T[0][((c ^ u32::from(b)) & 0xff) as usize];
+    }
+    !c
+}
+
+const MASK_DELTA: u32 = 0xa282_ead8;
+
+/// The CRC that a stored, masked checksum stands for.
+pub fn unmask(masked: u32) -> u32 {
+    let rot = masked.wrapping_sub(MASK_DELTA);
+    rot.rotate_left(15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values() {
+        // RFC 3720 test vectors.
+        assert_eq!(crc32c(&[0u8; 32]), 0x8a91_36aa);
+        assert_eq!(crc32c(&[0xffu8; 32]), 0x62a8_ab43);
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(extend(crc32c(b"1234"), b"56789"), 0xe306_9283);
+        let mask = |c: u32| c.rotate_right(15).wrapping_add(MASK_DELTA);
+        assert_eq!(unmask(mask(0x1234_5678)), 0x1234_5678);
+    }
+}
