@@ -20,7 +20,11 @@ fn saved_model_fixtures() -> Vec<Fixture> {
         })
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
-    assert!(v.len() >= 8, "expected the SavedModel fixtures, found {}", v.len());
+    assert!(
+        v.len() >= 8,
+        "expected the SavedModel fixtures, found {}",
+        v.len()
+    );
     v
 }
 
@@ -43,11 +47,14 @@ fn every_saved_model_fixture_reads_and_matches_tensorflow() {
         g.verify().unwrap_or_else(|e| panic!("{}: {e}", f.name));
         let m = meta(&f.dir);
         let ins: Vec<&str> = g.inputs.iter().map(|&v| g.value(v).name.as_str()).collect();
-        let outs: Vec<&str> = g.outputs.iter().map(|&v| g.value(v).name.as_str()).collect();
+        let outs: Vec<&str> = g
+            .outputs
+            .iter()
+            .map(|&v| g.value(v).name.as_str())
+            .collect();
         assert_eq!(ins, m.inputs, "{}: input names", f.name);
         assert_eq!(outs, m.outputs, "{}: output names", f.name);
-        let got =
-            mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{}: {e}", f.name));
         assert_matches(&f.name, &got, &f.expected());
     }
 }
@@ -239,14 +246,21 @@ fn every_fixture_converts_to_onnx_with_the_signature_names() {
             String::from_utf8_lossy(&o.stderr)
         );
         let g = readers::read(&out, &ReadOptions::default()).unwrap();
-        let outs: Vec<&str> = g.outputs.iter().map(|&v| g.value(v).name.as_str()).collect();
+        let outs: Vec<&str> = g
+            .outputs
+            .iter()
+            .map(|&v| g.value(v).name.as_str())
+            .collect();
         assert_eq!(outs, m.outputs, "{name}");
-        let got = mdeploy::eval::run(&g, &Fixture {
-            name: name.into(),
-            dir: f.clone(),
-            model: out.clone(),
-        }
-        .inputs())
+        let got = mdeploy::eval::run(
+            &g,
+            &Fixture {
+                name: name.into(),
+                dir: f.clone(),
+                model: out.clone(),
+            }
+            .inputs(),
+        )
         .unwrap();
         let expected = Fixture {
             name: name.into(),

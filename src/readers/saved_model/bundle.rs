@@ -139,23 +139,20 @@ impl Bundle {
         }
         let shard_id = usize::try_from(e.shard_id).map_err(|_| "negative shard id".to_string())?;
         let shard = self.shard(shard_id)?;
-        let (off, size) = (
-            usize::try_from(e.offset).ok(),
-            usize::try_from(e.size).ok(),
-        );
+        let (off, size) = (usize::try_from(e.offset).ok(), usize::try_from(e.size).ok());
         let range = match (off, size) {
             (Some(o), Some(s)) if o.checked_add(s).is_some_and(|end| end <= shard.len()) => {
                 o..o + s
             }
             _ => {
                 return Err(format!(
-                    "{}: variable '{key}' lies at bytes {}+{} past the end of the shard ({} bytes): \
+                "{}: variable '{key}' lies at bytes {}+{} past the end of the shard ({} bytes): \
                      the shard is truncated or corrupt",
-                    self.shard_path(shard_id).display(),
-                    e.offset,
-                    e.size,
-                    shard.len()
-                ))
+                self.shard_path(shard_id).display(),
+                e.offset,
+                e.size,
+                shard.len()
+            ))
             }
         };
         let data = shard.slice(range);
@@ -267,12 +264,7 @@ fn block(file: &[u8], (off, size): (usize, usize)) -> Result<&[u8], String> {
         .ok_or("block past the end of the file")?;
     let contents = &file[off..off + size];
     let kind = file[off + size];
-    let stored = u32::from_le_bytes([
-        file[end - 4],
-        file[end - 3],
-        file[end - 2],
-        file[end - 1],
-    ]);
+    let stored = u32::from_le_bytes([file[end - 4], file[end - 3], file[end - 2], file[end - 1]]);
     if crc32c(&file[off..off + size + 1]) != unmask(stored) {
         return Err(format!("checksum mismatch in the block at byte {off}"));
     }
@@ -282,8 +274,11 @@ fn block(file: &[u8], (off, size): (usize, usize)) -> Result<&[u8], String> {
     Ok(contents)
 }
 
+/// A table entry: key and value bytes.
+type Entry = (Vec<u8>, Vec<u8>);
+
 /// The key/value entries of one block (prefix-compressed keys, restart array at the end).
-fn block_entries(b: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn block_entries(b: &[u8]) -> Result<Vec<Entry>, String> {
     if b.len() < 4 {
         return Err("block too short".into());
     }
@@ -323,7 +318,7 @@ fn block_entries(b: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
 }
 
 /// Every entry of the table, in key order.
-fn read_table(file: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn read_table(file: &[u8]) -> Result<Vec<Entry>, String> {
     if file.len() < FOOTER_LEN {
         return Err("shorter than a table footer".into());
     }

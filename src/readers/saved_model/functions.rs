@@ -101,11 +101,17 @@ impl<'a> Scope<'a> {
         let idx = if self.is_function {
             // "node:out_arg:k": the k-th tensor of output arg `out_arg`.
             let arg = parts.next().unwrap_or("");
-            let k: usize = parts.next().map_or(Ok(0), |s| s.parse()).map_err(|_| bad(r))?;
+            let k: usize = parts
+                .next()
+                .map_or(Ok(0), |s| s.parse())
+                .map_err(|_| bad(r))?;
             let op = self.nodes.get(node).map_or("", |n| n.op.as_str());
             output_offset(op, arg) + k
         } else {
-            parts.next().map_or(Ok(0), |s| s.parse()).map_err(|_| bad(r))?
+            parts
+                .next()
+                .map_or(Ok(0), |s| s.parse())
+                .map_err(|_| bad(r))?
         };
         let outs = self
             .done
@@ -141,8 +147,10 @@ fn output_offset(op: &str, arg: &str) -> usize {
 }
 
 fn is_call(lib: &HashMap<&str, &FunctionDef>, def: &NodeDef) -> bool {
-    matches!(def.op.as_str(), "StatefulPartitionedCall" | "PartitionedCall")
-        || lib.contains_key(def.op.as_str())
+    matches!(
+        def.op.as_str(),
+        "StatefulPartitionedCall" | "PartitionedCall"
+    ) || lib.contains_key(def.op.as_str())
 }
 
 impl<'a> Importer<'a> {
@@ -170,7 +178,11 @@ impl<'a> Importer<'a> {
     }
 
     /// Imports what `refs` depend on in `scope` and returns what they stand for.
-    pub fn resolve(&mut self, scope: &mut Scope<'a>, refs: &[String]) -> Result<Vec<Bound>, String> {
+    pub fn resolve(
+        &mut self,
+        scope: &mut Scope<'a>,
+        refs: &[String],
+    ) -> Result<Vec<Bound>, String> {
         let order = self.plan(scope, refs)?;
         for def in order {
             self.import_node(scope, def)?;
@@ -237,9 +249,8 @@ impl<'a> Importer<'a> {
             .map(|i| scope.lookup(i))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("node '{}{name}': {e}", scope.prefix))?;
-        let known = SPECIAL.contains(&def.op.as_str())
-            || ops::is_known(&def.op)
-            || is_call(&self.lib, def);
+        let known =
+            SPECIAL.contains(&def.op.as_str()) || ops::is_known(&def.op) || is_call(&self.lib, def);
         if inputs.iter().any(|b| matches!(b, Bound::Poisoned)) {
             if !known {
                 let why = self.why_unsupported(def);
@@ -252,7 +263,7 @@ impl<'a> Importer<'a> {
             self.call(scope, def, inputs)
         } else {
             self.special(scope, def, &inputs)
-                .unwrap_or_else(|| self.regular(scope, def, &inputs))
+                .unwrap_or_else(|| self.regular(def, &inputs))
         };
         match result {
             Ok(outs) => {
@@ -264,10 +275,9 @@ impl<'a> Importer<'a> {
                 scope.poisoned.insert(name);
                 Ok(())
             }
-            Err(NodeError::Invalid(why)) => Err(format!(
-                "node '{}{name}' ({}): {why}",
-                scope.prefix, def.op
-            )),
+            Err(NodeError::Invalid(why)) => {
+                Err(format!("node '{}{name}' ({}): {why}", scope.prefix, def.op))
+            }
         }
     }
 
@@ -286,7 +296,11 @@ impl<'a> Importer<'a> {
             if !seen.insert(f.clone()) {
                 continue;
             }
-            for n in self.lib.get(f.as_str()).map_or(&[][..], |f| &f.node_def[..]) {
+            for n in self
+                .lib
+                .get(f.as_str())
+                .map_or(&[][..], |f| &f.node_def[..])
+            {
                 if is_call(&self.lib, n) {
                     todo.extend(func_attr(n, "f").or_else(|| Some(n.op.clone())));
                 } else if !ops::is_known(&n.op) && !SPECIAL.contains(&n.op.as_str()) {
@@ -301,12 +315,7 @@ impl<'a> Importer<'a> {
         )
     }
 
-    fn regular(
-        &mut self,
-        scope: &Scope,
-        def: &'a NodeDef,
-        inputs: &[Bound],
-    ) -> Result<Vec<Bound>, NodeError> {
+    fn regular(&mut self, def: &'a NodeDef, inputs: &[Bound]) -> Result<Vec<Bound>, NodeError> {
         let Some(handler) = ops::handler(&def.op) else {
             return Err(NodeError::Unsupported(self.why_unsupported(def)));
         };
@@ -324,11 +333,7 @@ impl<'a> Importer<'a> {
         }
         let node = TfNode {
             def,
-            name: if scope.prefix.is_empty() {
-                def.name.clone()
-            } else {
-                def.name.clone()
-            },
+            name: def.name.clone(),
             inputs: ids,
         };
         Ok(handler(&mut self.b, &node)?
@@ -386,16 +391,23 @@ impl<'a> Importer<'a> {
                 Ok(vec![if in_bundle && !scope.is_function {
                     Bound::Var(shared)
                 } else {
-                    Bound::Res(format!("VarHandleOp '{}' (shared_name '{shared}')", def.name))
+                    Bound::Res(format!(
+                        "VarHandleOp '{}' (shared_name '{shared}')",
+                        def.name
+                    ))
                 }])
             }
-            "VariableV2" => self.variable(&def.name, &def.name).map(|v| vec![Bound::T(v)]),
+            "VariableV2" => self
+                .variable(&def.name, &def.name)
+                .map(|v| vec![Bound::T(v)]),
             "ReadVariableOp" => match first() {
                 Ok(Bound::Var(key)) => self.variable(&key, &def.name).map(|v| vec![Bound::T(v)]),
                 Ok(Bound::Res(why)) => Err(NodeError::Invalid(format!(
                     "reads {why}, which could not be matched to a saved variable"
                 ))),
-                Ok(_) => Err(NodeError::Invalid("reads something that is not a variable".into())),
+                Ok(_) => Err(NodeError::Invalid(
+                    "reads something that is not a variable".into(),
+                )),
                 Err(e) => Err(e),
             },
             _ => return None,

@@ -54,8 +54,7 @@ impl Reader for SavedModelReader {
         } else {
             return false;
         };
-        pb.is_file()
-            && map_file(&pb).is_ok_and(|b| b.is_empty() || b[0] == 0x08 || b[0] == 0x12)
+        pb.is_file() && map_file(&pb).is_ok_and(|b| b.is_empty() || b[0] == 0x08 || b[0] == 0x12)
     }
 
     fn read(&self, path: &Path, opts: &ReadOptions) -> Result<crate::ir::Graph> {
@@ -80,7 +79,10 @@ impl Reader for SavedModelReader {
             ))
         })?;
         let mg = pick_meta_graph(&sm).ok_or_else(|| {
-            failed(format!("{}: the SavedModel has no meta graph", pb_path.display()))
+            failed(format!(
+                "{}: the SavedModel has no meta graph",
+                pb_path.display()
+            ))
         })?;
         let sig_name = opts.signature.as_deref().unwrap_or(DEFAULT_SIGNATURE);
         let sig = pick_signature(mg, sig_name, &file)?;
@@ -93,10 +95,12 @@ impl Reader for SavedModelReader {
             }
             _ => None,
         };
-        let objects =
-            objects::Objects::new(mg.object_graph_def.clone(), ckpt_graph.as_deref())
-                .map_err(in_file)?;
-        let graph_def = mg.graph_def.as_ref().ok_or_else(|| in_file("no graph".into()))?;
+        let objects = objects::Objects::new(mg.object_graph_def.clone(), ckpt_graph.as_deref())
+            .map_err(in_file)?;
+        let graph_def = mg
+            .graph_def
+            .as_ref()
+            .ok_or_else(|| in_file("no graph".into()))?;
         let functions = graph_def
             .library
             .as_ref()
@@ -230,15 +234,22 @@ fn input_type(
 
 /// Makes `v` the graph output named `key`, giving it its own value when it is an input, a
 /// constant or already an output.
-fn bind_output(imp: &mut Importer, key: &str, v: crate::ir::ValueId) -> std::result::Result<(), String> {
+fn bind_output(
+    imp: &mut Importer,
+    key: &str,
+    v: crate::ir::ValueId,
+) -> std::result::Result<(), String> {
     let g = &imp.b.g;
     let shared = g.inputs.contains(&v) || g.constant(v).is_some() || g.outputs.contains(&v);
     let v = if shared {
         let shape = g.ty(v).shape.clone();
         let name = imp.b.unique_name(&format!("{key}/identity"));
-        imp.b
-            .g
-            .add_node(&name, Op::Reshape(Reshape { shape }), vec![v], &[name.clone()])?[0]
+        imp.b.g.add_node(
+            &name,
+            Op::Reshape(Reshape { shape }),
+            vec![v],
+            std::slice::from_ref(&name),
+        )?[0]
     } else {
         v
     };

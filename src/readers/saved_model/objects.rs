@@ -74,7 +74,12 @@ impl Objects {
         let by_path = path_to(saved, idx).and_then(|path| {
             let mut at = 0usize;
             for name in path {
-                let next = ckpt.nodes.get(at)?.children.iter().find(|c| c.local_name == name)?;
+                let next = ckpt
+                    .nodes
+                    .get(at)?
+                    .children
+                    .iter()
+                    .find(|c| c.local_name == name)?;
                 at = usize::try_from(next.node_id).ok()?;
             }
             Some(at)

@@ -66,10 +66,8 @@ impl TfNode<'_> {
     pub fn ir_dtype(&self, name: &str, default: DType) -> NodeResult<DType> {
         match self.dtype(name) {
             None => Ok(default),
-            Some(t) => dtype_from_tf(t).map_or_else(
-                || unsupported(format!("{name} = {}", tf_dtype_name(t))),
-                Ok,
-            ),
+            Some(t) => dtype_from_tf(t)
+                .map_or_else(|| unsupported(format!("{name} = {}", tf_dtype_name(t))), Ok),
         }
     }
     /// `data_format` must be channels-last (what Keras and TF on CPU write).
@@ -91,7 +89,11 @@ impl TfNode<'_> {
 
 /// The function a call node invokes (`f` attribute of (Stateful)PartitionedCall).
 pub fn func_attr(def: &NodeDef, name: &str) -> Option<String> {
-    match def.attr.get(name).and_then(|a: &AttrValue| a.value.as_ref()) {
+    match def
+        .attr
+        .get(name)
+        .and_then(|a: &AttrValue| a.value.as_ref())
+    {
         Some(attr_value::Value::Func(f)) => Some(f.name.clone()),
         _ => None,
     }

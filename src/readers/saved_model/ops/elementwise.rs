@@ -75,7 +75,11 @@ fn div_no_nan(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         vec![y, zero],
     )?;
     // Divide by 1 where y is 0 so no inf/nan is ever computed.
-    let safe = b.emit1(&format!("{}/safe", n.name), Op::Where, vec![is_zero, one, y])?;
+    let safe = b.emit1(
+        &format!("{}/safe", n.name),
+        Op::Where,
+        vec![is_zero, one, y],
+    )?;
     let q = b.emit1(
         &format!("{}/div", n.name),
         Op::Binary(BinaryOp::Div),

@@ -8,8 +8,8 @@
 use super::super::tensor::TfNode;
 use super::{const_ints, Handler};
 use crate::ir::ops::{
-    norm_axis, ArgReduce, BatchNorm, BinaryOp, Cast, Conv, Einsum, MatMul, Padding, Pool,
-    PoolKind, Reduce, ReduceKind, Softmax,
+    norm_axis, ArgReduce, BatchNorm, BinaryOp, Cast, Conv, Einsum, MatMul, Padding, Pool, PoolKind,
+    Reduce, ReduceKind, Softmax,
 };
 use crate::ir::{DType, Dim, KernelLayout, Layout, Op, ValueId};
 use crate::readers::builder::{reshape_to, unsupported, GraphBuilder, NodeError, NodeResult};
@@ -36,7 +36,9 @@ fn spatial_attr(n: &TfNode, name: &str) -> NodeResult<Vec<usize>> {
     let v = n.ints(name);
     let v = if v.is_empty() { vec![1; 4] } else { v };
     if v.len() != 4 || v[0] != 1 || v[3] != 1 || v.iter().any(|&s| s < 1) {
-        return unsupported(format!("{name} {v:?} (only spatial values may differ from 1)"));
+        return unsupported(format!(
+            "{name} {v:?} (only spatial values may differ from 1)"
+        ));
     }
     Ok(vec![v[1] as usize, v[2] as usize])
 }
@@ -64,7 +66,9 @@ fn conv(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let (x, mut k) = (n.input(0)?, n.input(1)?);
     let ks = b.g.ty(k).shape.clone();
     if ks.len() != 4 || b.g.ty(x).rank() != 4 {
-        return Err(NodeError::Invalid("Conv2D needs 4-D input and filter".into()));
+        return Err(NodeError::Invalid(
+            "Conv2D needs 4-D input and filter".into(),
+        ));
     }
     let group = if n.op() == "DepthwiseConv2dNative" {
         let (cin, mult) = (ks[2].clone(), ks[3].clone());
@@ -75,7 +79,8 @@ fn conv(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
             Dim::product(&[cin.clone(), mult]),
         ];
         k = reshape_to(b, &format!("{}/kernel", n.name), k, shape)?[0];
-        cin.fixed().ok_or_else(|| NodeError::Unsupported("symbolic channel count".into()))?
+        cin.fixed()
+            .ok_or_else(|| NodeError::Unsupported("symbolic channel count".into()))?
             as usize
     } else {
         let ch = b.g.ty(x).shape[3].fixed();

@@ -12,8 +12,7 @@ use crate::ir::ops::{
 };
 use crate::ir::{DType, Dim, Layout, Op, Shape, ValueId};
 use crate::readers::builder::{
-    entries_to_shape, reshape_to, resolve_target, unsupported, GraphBuilder, NodeError,
-    NodeResult,
+    entries_to_shape, reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult,
 };
 
 pub fn handler(op: &str) -> Option<Handler> {
@@ -40,7 +39,11 @@ pub fn handler(op: &str) -> Option<Handler> {
     })
 }
 
-fn entries(b: &GraphBuilder, v: ValueId, what: &str) -> NodeResult<Vec<crate::readers::builder::ShapeEntry>> {
+fn entries(
+    b: &GraphBuilder,
+    v: ValueId,
+    what: &str,
+) -> NodeResult<Vec<crate::readers::builder::ShapeEntry>> {
     b.entries_or_unknown(v)
         .ok_or_else(|| NodeError::Unsupported(format!("{what} computed at run time")))
 }
@@ -189,7 +192,9 @@ fn split(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         v
     };
     if sizes.iter().any(|&v| v < 0) || sizes.iter().sum::<i64>() != total {
-        return Err(NodeError::Invalid(format!("split sizes {sizes:?} of {total}")));
+        return Err(NodeError::Invalid(format!(
+            "split sizes {sizes:?} of {total}"
+        )));
     }
     let sizes = sizes.into_iter().map(|v| v as usize).collect();
     b.emit(&n.name, Op::Split(Split { axis, sizes }), vec![x])
@@ -205,7 +210,9 @@ fn strided_slice(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let end = const_ints(b, n, 2, "end")?;
     let strides = const_ints(b, n, 3, "strides")?;
     if begin.len() != end.len() || begin.len() != strides.len() {
-        return Err(NodeError::Invalid("begin/end/strides lengths differ".into()));
+        return Err(NodeError::Invalid(
+            "begin/end/strides lengths differ".into(),
+        ));
     }
     let bit = |m: i64, i: usize| i < 63 && (m >> i) & 1 == 1;
     let (bm, em, ell, new, shrink) = (
@@ -218,10 +225,13 @@ fn strided_slice(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     if (0..begin.len()).filter(|&i| bit(ell, i)).count() > 1 {
         return Err(NodeError::Invalid("more than one ellipsis".into()));
     }
-    let n_real = (0..begin.len()).filter(|&i| !bit(new, i) && !bit(ell, i)).count();
-    let skip = s.len().checked_sub(n_real).ok_or_else(|| {
-        NodeError::Invalid("slice has more axes than the input".into())
-    })?;
+    let n_real = (0..begin.len())
+        .filter(|&i| !bit(new, i) && !bit(ell, i))
+        .count();
+    let skip = s
+        .len()
+        .checked_sub(n_real)
+        .ok_or_else(|| NodeError::Invalid("slice has more axes than the input".into()))?;
     // Pass 1: the slice on the input axes.
     let mut axes = Vec::new();
     let mut in_axis = 0usize;
@@ -264,7 +274,11 @@ fn strided_slice(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let sliced = if axes.is_empty() {
         x
     } else {
-        b.emit1(&format!("{}/slice", n.name), Op::Slice(Slice { axes }), vec![x])?
+        b.emit1(
+            &format!("{}/slice", n.name),
+            Op::Slice(Slice { axes }),
+            vec![x],
+        )?
     };
     // Pass 2: the output shape: new axes inserted, shrunk axes dropped.
     let st = b.g.ty(sliced).shape.clone();
@@ -292,7 +306,9 @@ fn slice(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let begin = const_ints(b, n, 1, "begin")?;
     let size = const_ints(b, n, 2, "size")?;
     if begin.len() != size.len() || begin.len() != b.g.ty(x).rank() {
-        return Err(NodeError::Invalid("begin/size do not match the rank".into()));
+        return Err(NodeError::Invalid(
+            "begin/size do not match the rank".into(),
+        ));
     }
     let axes: Vec<SliceAxis> = (0..begin.len())
         .filter(|&i| !(begin[i] == 0 && size[i] == -1))
@@ -354,7 +370,9 @@ fn pad(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let rank = b.g.ty(x).rank();
     let p = const_ints(b, n, 1, "paddings")?;
     if p.len() != 2 * rank {
-        return Err(NodeError::Invalid(format!("paddings {p:?} for rank {rank}")));
+        return Err(NodeError::Invalid(format!(
+            "paddings {p:?} for rank {rank}"
+        )));
     }
     let pads: Vec<(i64, i64)> = p.chunks(2).map(|c| (c[0], c[1])).collect();
     let (mode, value) = match n.op() {
@@ -402,7 +420,11 @@ fn symmetric_pad(
                 end,
                 step: -1,
             };
-            b.emit1(&format!("{base}/{tag}"), Op::Slice(Slice { axes: vec![s] }), vec![x])
+            b.emit1(
+                &format!("{base}/{tag}"),
+                Op::Slice(Slice { axes: vec![s] }),
+                vec![x],
+            )
         };
         if before > 0 {
             parts.push(rev(b, "before", before - 1, i64::MIN)?);
@@ -418,11 +440,10 @@ fn symmetric_pad(
 
 fn fill(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let (dims, v) = (n.input(0)?, n.input(1)?);
-    let value = b
-        .g
-        .constant(v)
-        .cloned()
-        .ok_or_else(|| NodeError::Unsupported("fill value computed at run time".into()))?;
+    let value =
+        b.g.constant(v)
+            .cloned()
+            .ok_or_else(|| NodeError::Unsupported("fill value computed at run time".into()))?;
     let dims = if b.g.ty(dims).dtype == DType::I64 {
         dims
     } else {
@@ -433,11 +454,19 @@ fn fill(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         )?
     };
     let value = value.reshaped(vec![1]);
-    b.emit(&n.name, Op::ConstantOfShape(ConstantOfShape { value }), vec![dims])
+    b.emit(
+        &n.name,
+        Op::ConstantOfShape(ConstantOfShape { value }),
+        vec![dims],
+    )
 }
 
 fn range(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    b.emit(&n.name, Op::Range, vec![n.input(0)?, n.input(1)?, n.input(2)?])
+    b.emit(
+        &n.name,
+        Op::Range,
+        vec![n.input(0)?, n.input(1)?, n.input(2)?],
+    )
 }
 
 fn shape(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
@@ -446,7 +475,10 @@ fn shape(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let to = n.ir_dtype("out_type", DType::I32)?;
     let s = b.emit1(
         &format!("{}/i64", n.name),
-        Op::ShapeOf(ShapeOf { start: 0, end: rank }),
+        Op::ShapeOf(ShapeOf {
+            start: 0,
+            end: rank,
+        }),
         vec![x],
     )?;
     if to == DType::I64 {
@@ -470,10 +502,16 @@ fn resize(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     if h < 1 || w < 1 {
         return Err(NodeError::Invalid(format!("size {size:?}")));
     }
-    let (align, half) = (n.bool("align_corners", false), n.bool("half_pixel_centers", false));
+    let (align, half) = (
+        n.bool("align_corners", false),
+        n.bool("half_pixel_centers", false),
+    );
     let nearest = n.op() == "ResizeNearestNeighbor";
     let (coord, rounding) = match (align, half) {
-        (true, _) => (CoordTransform::AlignCorners, NearestRounding::RoundPreferCeil),
+        (true, _) => (
+            CoordTransform::AlignCorners,
+            NearestRounding::RoundPreferCeil,
+        ),
         (false, true) => (CoordTransform::HalfPixel, NearestRounding::RoundPreferCeil),
         (false, false) => (CoordTransform::Asymmetric, NearestRounding::Floor),
     };
