@@ -96,7 +96,9 @@ fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
     let mut op = op.clone();
     match &mut op {
         // Kernel layouts were set by `fix_kernel`, which moved the kernels themselves.
-        Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) | Op::ConvTranspose(c) => c.layout = to,
+        Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) | Op::ConvTranspose(c) => {
+            c.layout = to
+        }
         Op::Pool(p) => p.layout = to,
         Op::GlobalPool(p) => p.layout = to,
         Op::BatchNorm(b) => b.layout = to,
