@@ -64,6 +64,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
         *ops.entry(n.op.name()).or_insert(0) += 1;
     }
     let (parameters, parameter_bytes) = g.parameter_stats();
+    let parameters = g.source_parameters.unwrap_or(parameters);
     let s = Summary {
         file: a.input.display().to_string(),
         format: reader.name().into(),

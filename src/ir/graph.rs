@@ -50,6 +50,10 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub inputs: Vec<ValueId>,
     pub outputs: Vec<ValueId>,
+    /// The parameter count as the source framework counts it (Keras `count_params()`: every
+    /// weight in the file), when a reader knows it; constants added or reshaped by the reader
+    /// (e.g. an LSTM's zero recurrent bias) make the constants' total differ.
+    pub source_parameters: Option<usize>,
     next_symbol: usize,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod builder;
 pub mod fold;
+pub mod keras;
 pub mod onnx;
 pub mod saved_model;
 
@@ -33,6 +34,7 @@ pub fn all() -> Vec<Box<dyn Reader>> {
     vec![
         Box::new(onnx::OnnxReader),
         Box::new(saved_model::SavedModelReader),
+        Box::new(keras::KerasReader),
     ]
 }
 

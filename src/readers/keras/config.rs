@@ -1,0 +1,224 @@
+//! Keras model configs (`model_config` / `config.json`) as typed structs, in both dialects:
+//! Keras 2 / tf_keras (`batch_input_shape`, `inbound_nodes: [[[layer, node, tensor, kwargs]]]`,
+//! plain dtype strings) and Keras 3 (`batch_shape`, `inbound_nodes: [{"args": [...], "kwargs":
+//! {...}}]` holding `__keras_tensor__` objects, dtype policies as objects). Layer parameters
+//! stay JSON here; each layer handler parses its own typed struct.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// A model or layer entry: `{"class_name": ..., "config": {...}, ...}`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LayerSpec {
+    pub class_name: String,
+    #[serde(default)]
+    pub config: Value,
+    /// Functional models name each layer entry; Sequential ones only in `config.name`.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub inbound_nodes: Vec<Value>,
+}
+
+impl LayerSpec {
+    pub fn layer_name(&self) -> String {
+        self.name
+            .clone()
+            .or_else(|| {
+                self.config
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| self.class_name.to_lowercase())
+    }
+
+    /// Whether this entry is a model used as a layer.
+    pub fn is_model(&self) -> bool {
+        matches!(
+            self.class_name.as_str(),
+            "Functional" | "Sequential" | "Model"
+        ) && self.config.get("layers").is_some()
+    }
+}
+
+/// The `config` of a Functional or Sequential model.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ModelConfig {
+    pub layers: Vec<LayerSpec>,
+    #[serde(default)]
+    pub input_layers: Option<Value>,
+    #[serde(default)]
+    pub output_layers: Option<Value>,
+}
+
+/// `(layer, node index, tensor index)`: one output of one call of a layer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorRef {
+    pub layer: String,
+    pub node: usize,
+    pub tensor: usize,
+}
+
+/// One call of a layer: its positional tensor inputs and its keyword arguments (tensor
+/// keyword arguments resolved to refs in `kw_tensors`).
+#[derive(Clone, Debug, Default)]
+pub struct CallSpec {
+    pub inputs: Vec<TensorRef>,
+    pub kwargs: Map<String, Value>,
+    pub kw_tensors: Vec<(String, TensorRef)>,
+}
+
+fn as_ref_triplet(v: &Value) -> Option<TensorRef> {
+    let a = v.as_array()?;
+    if a.len() < 3 {
+        return None;
+    }
+    Some(TensorRef {
+        layer: a[0].as_str()?.to_string(),
+        node: a[1].as_u64()? as usize,
+        tensor: a[2].as_u64()? as usize,
+    })
+}
+
+/// `input_layers` / `output_layers`: one `[name, node, tensor]` or a list of them (or a dict
+/// of them, Keras 3 dict inputs, in key order).
+pub fn parse_refs(v: &Value) -> Result<Vec<TensorRef>, String> {
+    if let Some(r) = as_ref_triplet(v) {
+        return Ok(vec![r]);
+    }
+    let items: Vec<&Value> = match v {
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(o) => o.values().collect(),
+        _ => return Err(format!("unexpected layer reference {v}")),
+    };
+    items
+        .into_iter()
+        .map(|x| as_ref_triplet(x).ok_or_else(|| format!("unexpected layer reference {x}")))
+        .collect()
+}
+
+/// Keras 3 `__keras_tensor__` objects found in `v`, depth first.
+fn keras_tensors(v: &Value, out: &mut Vec<TensorRef>) {
+    match v {
+        Value::Object(o)
+            if o.get("class_name").and_then(Value::as_str) == Some("__keras_tensor__") =>
+        {
+            if let Some(r) = o
+                .get("config")
+                .and_then(|c| c.get("keras_history"))
+                .and_then(as_ref_triplet)
+            {
+                out.push(r);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| keras_tensors(x, out)),
+        Value::Object(o) => o.values().for_each(|x| keras_tensors(x, out)),
+        _ => {}
+    }
+}
+
+/// Parses one entry of `inbound_nodes` in either dialect.
+pub fn parse_call(node: &Value) -> Result<CallSpec, String> {
+    match node {
+        // Keras 3: {"args": [...], "kwargs": {...}}
+        Value::Object(o) => {
+            let mut call = CallSpec::default();
+            if let Some(args) = o.get("args") {
+                keras_tensors(args, &mut call.inputs);
+            }
+            if let Some(Value::Object(kw)) = o.get("kwargs") {
+                for (k, v) in kw {
+                    let mut t = Vec::new();
+                    keras_tensors(v, &mut t);
+                    match t.into_iter().next() {
+                        Some(r) => call.kw_tensors.push((k.clone(), r)),
+                        None => {
+                            call.kwargs.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            Ok(call)
+        }
+        // Keras 2: [[layer, node, tensor, {kwargs}], ...]
+        Value::Array(entries) => {
+            let mut call = CallSpec::default();
+            for (i, e) in entries.iter().enumerate() {
+                let r = as_ref_triplet(e)
+                    .ok_or_else(|| format!("unexpected inbound node entry {e}"))?;
+                call.inputs.push(r);
+                if i == 0 {
+                    if let Some(Value::Object(kw)) = e.as_array().and_then(|a| a.get(3)) {
+                        for (k, v) in kw {
+                            match as_ref_triplet(v) {
+                                Some(r) if v.as_array().is_some_and(|a| a[0].is_string()) => {
+                                    call.kw_tensors.push((k.clone(), r))
+                                }
+                                _ => {
+                                    call.kwargs.insert(k.clone(), v.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(call)
+        }
+        other => Err(format!("unexpected inbound node {other}")),
+    }
+}
+
+/// A dtype given as a string (`"float32"`) or a Keras 3 policy object
+/// (`{"class_name": "DTypePolicy", "config": {"name": "float32"}}`).
+pub fn dtype_name(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o
+            .get("config")
+            .and_then(|c| c.get("name"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn both_inbound_node_dialects() {
+        let k3 = json!({"args": [[
+            {"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}},
+            {"class_name": "__keras_tensor__", "config": {"keras_history": ["b", 1, 2]}}]],
+            "kwargs": {"mask": null}});
+        let c = parse_call(&k3).unwrap();
+        assert_eq!(c.inputs.len(), 2);
+        assert_eq!(
+            c.inputs[1],
+            TensorRef {
+                layer: "b".into(),
+                node: 1,
+                tensor: 2
+            }
+        );
+        let k2 = json!([["td", 0, 0, {"value": ["td", 0, 0]}]]);
+        let c = parse_call(&k2).unwrap();
+        assert_eq!(c.inputs.len(), 1);
+        assert_eq!(c.kw_tensors[0].0, "value");
+    }
+
+    #[test]
+    fn refs_single_or_list() {
+        assert_eq!(parse_refs(&json!(["x", 0, 0])).unwrap().len(), 1);
+        assert_eq!(
+            parse_refs(&json!([["x", 0, 0], ["y", 1, 0]]))
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(parse_refs(&json!("x")).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Convolutions: Conv1D/2D/3D (strides, dilations, groups, padding same/valid/causal),
+//! DepthwiseConv1D/2D, SeparableConv1D/2D, Conv1D/2D/3DTranspose. Keras kernels are
+//! `[spatial..., in/groups, out]` (`Hwio`) on channels-last data (`Nhwc`).
+//! Quirks: a depthwise kernel `[kh, kw, in, mult]` has the bytes of the grouped kernel
+//! `[kh, kw, 1, in*mult]` (output channel `c*mult + m`), so it is reshaped, not copied. A
+//! transposed-convolution kernel is `[spatial..., out, in]`, a layout the IR does not name: it
+//! is permuted once to `Iohw` (what ONNX ConvTranspose takes).
+
+use super::super::build::{unsupported, Builder, Call, LResult};
+use super::{apply_activation, ints, layout_of, permuted};
+use crate::ir::ops::{Conv, Pad, PadMode, Padding};
+use crate::ir::{KernelLayout, Layout, Op, Tensor, ValueId};
+use serde_json::Value;
+
+pub fn handler(class: &str) -> Option<super::Handler> {
+    Some(match class {
+        "Conv1D" | "Conv2D" | "Conv3D" | "Convolution1D" | "Convolution2D" | "Convolution3D" => {
+            conv
+        }
+        "DepthwiseConv1D" | "DepthwiseConv2D" => depthwise,
+        "SeparableConv1D"
+        | "SeparableConv2D"
+        | "SeparableConvolution1D"
+        | "SeparableConvolution2D" => separable,
+        "Conv1DTranspose"
+        | "Conv2DTranspose"
+        | "Conv3DTranspose"
+        | "Convolution2DTranspose"
+        | "Convolution3DTranspose" => conv_transpose,
+        _ => return None,
+    })
+}
+
+fn spatial_rank(class: &str) -> usize {
+    if class.contains("1D") {
+        1
+    } else if class.contains("3D") {
+        3
+    } else {
+        2
+    }
+}
+
+struct Window {
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    padding: String,
+    layout: Layout,
+}
+
+fn window(c: &Call, n: usize) -> LResult<Window> {
+    let cfg = c.config;
+    let get = |k: &str| cfg.get(k).cloned().unwrap_or(Value::from(1));
+    Ok(Window {
+        strides: ints(&get("strides"), n, "strides")?,
+        dilations: ints(&get("dilation_rate"), n, "dilation_rate")?,
+        padding: cfg
+            .get("padding")
+            .and_then(Value::as_str)
+            .unwrap_or("valid")
+            .to_string(),
+        layout: layout_of(cfg)?,
+    })
+}
+
+/// The IR padding for `same`/`valid`; `causal` pads the input's start explicitly.
+fn padding(
+    b: &mut Builder,
+    name: &str,
+    w: &Window,
+    kernel: &[usize],
+    x: ValueId,
+) -> LResult<(Padding, ValueId)> {
+    let n = kernel.len();
+    match w.padding.as_str() {
+        "valid" => Ok((Padding::Explicit(vec![(0, 0); n]), x)),
+        "same" => Ok((Padding::SameUpper, x)),
+        "causal" if n == 1 => {
+            let rank = b.g.ty(x).rank();
+            let mut pads = vec![(0i64, 0i64); rank];
+            let ax = w.layout.spatial_axes(rank).start;
+            pads[ax].0 = (w.dilations[0] * (kernel[0] - 1)) as i64;
+            let p = Pad {
+                mode: PadMode::Constant,
+                pads,
+                value: 0.0,
+            };
+            let y = b.emit1(&format!("{name}/causal_pad"), Op::Pad(p), vec![x])?;
+            Ok((Padding::Explicit(vec![(0, 0)]), y))
+        }
+        other => unsupported(format!("padding '{other}'")),
+    }
+}
+
+fn conv_node(
+    b: &mut Builder,
+    name: &str,
+    x: ValueId,
+    kernel: Tensor,
+    bias: Option<&Tensor>,
+    w: &Window,
+    group: usize,
+) -> LResult<ValueId> {
+    let n = kernel.shape.len() - 2;
+    let (pad, x) = padding(b, name, w, &kernel.shape[..n], x)?;
+    let k = b.constant(&format!("{name}/kernel"), kernel);
+    let mut ins = vec![x, k];
+    if let Some(bias) = bias {
+        ins.push(b.constant(&format!("{name}/bias"), bias.clone()));
+    }
+    let op = Conv {
+        layout: w.layout,
+        kernel_layout: KernelLayout::Hwio,
+        strides: w.strides.clone(),
+        dilations: w.dilations.clone(),
+        padding: pad,
+        group,
+        output_padding: vec![],
+    };
+    b.emit1(name, Op::Conv(op), ins)
+}
+
+fn use_bias(c: &Call) -> bool {
+    c.config
+        .get("use_bias")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+}
+
+fn activation(c: &Call) -> Value {
+    c.config.get("activation").cloned().unwrap_or(Value::Null)
+}
+
+fn conv(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let n = spatial_rank(c.class);
+    let w = window(c, n)?;
+    let group = c.config.get("groups").and_then(Value::as_u64).unwrap_or(1) as usize;
+    let bias = if use_bias(c) {
+        Some(c.weight(1)?)
+    } else {
+        None
+    };
+    let y = conv_node(
+        b,
+        &c.name,
+        c.input(0)?,
+        c.weight(0)?.clone(),
+        bias,
+        &w,
+        group,
+    )?;
+    Ok(vec![apply_activation(b, &c.name, &activation(c), y)?])
+}
+
+/// `[k..., in, mult]` → `[k..., 1, in*mult]`: the same bytes.
+fn depthwise_kernel(k: &Tensor) -> LResult<(Tensor, usize)> {
+    let r = k.shape.len();
+    if r < 3 {
+        return Err(format!("depthwise kernel of rank {r}").into());
+    }
+    let (cin, mult) = (k.shape[r - 2], k.shape[r - 1]);
+    let mut shape = k.shape[..r - 2].to_vec();
+    shape.extend([1, cin * mult]);
+    Ok((k.reshaped(shape), cin))
+}
+
+fn depthwise(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let n = spatial_rank(c.class);
+    let w = window(c, n)?;
+    let (k, cin) = depthwise_kernel(c.weight(0)?)?;
+    let bias = if use_bias(c) {
+        Some(c.weight(1)?)
+    } else {
+        None
+    };
+    let y = conv_node(b, &c.name, c.input(0)?, k, bias, &w, cin)?;
+    Ok(vec![apply_activation(b, &c.name, &activation(c), y)?])
+}
+
+fn separable(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let n = spatial_rank(c.class);
+    let w = window(c, n)?;
+    let (k, cin) = depthwise_kernel(c.weight(0)?)?;
+    let dw = conv_node(
+        b,
+        &format!("{}/depthwise", c.name),
+        c.input(0)?,
+        k,
+        None,
+        &w,
+        cin,
+    )?;
+    let point = Window {
+        strides: vec![1; n],
+        dilations: vec![1; n],
+        padding: "valid".into(),
+        layout: w.layout,
+    };
+    let bias = if use_bias(c) {
+        Some(c.weight(2)?)
+    } else {
+        None
+    };
+    let y = conv_node(b, &c.name, dw, c.weight(1)?.clone(), bias, &point, 1)?;
+    Ok(vec![apply_activation(b, &c.name, &activation(c), y)?])
+}
+
+fn conv_transpose(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let n = spatial_rank(c.class);
+    let w = window(c, n)?;
+    if w.dilations.iter().any(|&d| d != 1) {
+        return unsupported("transposed convolution with dilation");
+    }
+    if c.config.get("output_padding").is_some_and(|v| !v.is_null()) {
+        return unsupported("transposed convolution with output_padding");
+    }
+    let k = c.weight(0)?;
+    // [spatial..., out, in] → [in, out, spatial...]
+    let mut perm = vec![n + 1, n];
+    perm.extend(0..n);
+    let kernel = permuted(k, &perm);
+    let ksz: Vec<usize> = k.shape[..n].to_vec();
+    let x = c.input(0)?;
+    let padding = match w.padding.as_str() {
+        "valid" => {
+            // Keras's output size is (in - 1) * s + k for valid padding: no cropping, and
+            // the stride's excess (k < s) as output padding.
+            Padding::Explicit(vec![(0, 0); n])
+        }
+        "same" => {
+            // Output size in * s; the total crop k - s (when k ≥ s) splits with the larger
+            // half at the end, as TF's conv2d_backprop_input does.
+            let mut p = Vec::new();
+            for (i, &kk) in ksz.iter().enumerate() {
+                let s = w.strides[i];
+                if kk < s {
+                    return unsupported(
+                        "'same' transposed convolution with kernel smaller than stride",
+                    );
+                }
+                let total = kk - s;
+                p.push((total / 2, total - total / 2));
+            }
+            Padding::Explicit(p)
+        }
+        other => return unsupported(format!("padding '{other}'")),
+    };
+    let output_padding: Vec<usize> = if w.padding == "valid" {
+        ksz.iter()
+            .zip(&w.strides)
+            .map(|(&kk, &s)| s.saturating_sub(kk))
+            .collect()
+    } else {
+        vec![0; n]
+    };
+    let kv = b.constant(&format!("{}/kernel", c.name), kernel);
+    let mut ins = vec![x, kv];
+    if use_bias(c) {
+        ins.push(b.constant(&format!("{}/bias", c.name), c.weight(1)?.clone()));
+    }
+    let op = Conv {
+        layout: w.layout,
+        kernel_layout: KernelLayout::Iohw,
+        strides: w.strides.clone(),
+        dilations: w.dilations.clone(),
+        padding,
+        group: 1,
+        output_padding,
+    };
+    let y = b.emit1(&c.name, Op::ConvTranspose(op), ins)?;
+    Ok(vec![apply_activation(b, &c.name, &activation(c), y)?])
+}

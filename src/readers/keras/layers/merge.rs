@@ -1,0 +1,61 @@
+//! Merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum (broadcasting binary ops,
+//! chained over the inputs) and Concatenate (axis).
+
+use super::super::build::{Builder, Call, LResult};
+use super::axis;
+use crate::ir::ops::{BinaryOp, Concat};
+use crate::ir::{Op, ValueId};
+use serde_json::Value;
+
+pub fn handler(class: &str) -> Option<super::Handler> {
+    Some(match class {
+        "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" => binary,
+        "Concatenate" => concat,
+        _ => return None,
+    })
+}
+
+fn binary(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let op = match c.class {
+        "Subtract" => BinaryOp::Sub,
+        "Multiply" => BinaryOp::Mul,
+        "Maximum" => BinaryOp::Max,
+        "Minimum" => BinaryOp::Min,
+        _ => BinaryOp::Add,
+    };
+    if c.inputs.len() < 2 || (c.class == "Subtract" && c.inputs.len() != 2) {
+        return Err(format!("{} of {} inputs", c.class, c.inputs.len()).into());
+    }
+    let average = c.class == "Average";
+    let last = c.inputs.len() - 1;
+    let mut acc = c.inputs[0];
+    for (i, &x) in c.inputs.iter().enumerate().skip(1) {
+        let name = if i == last && !average {
+            c.name.clone()
+        } else {
+            format!("{}/{i}", c.name)
+        };
+        acc = b.emit1(&name, Op::Binary(op), vec![acc, x])?;
+    }
+    if average {
+        let k = b.const_f32(
+            &format!("{}/inv_n", c.name),
+            vec![],
+            &[1.0 / c.inputs.len() as f32],
+        );
+        acc = b.emit1(&c.name, Op::Binary(BinaryOp::Mul), vec![acc, k])?;
+    }
+    Ok(vec![acc])
+}
+
+fn concat(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let x = c.input(0)?;
+    let rank = b.g.ty(x).rank();
+    let a = c.config.get("axis").and_then(Value::as_i64).unwrap_or(-1);
+    let axis = axis(a, rank)?;
+    Ok(vec![b.emit1(
+        &c.name,
+        Op::Concat(Concat { axis }),
+        c.inputs.clone(),
+    )?])
+}

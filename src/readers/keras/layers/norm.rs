@@ -1,0 +1,141 @@
+//! BatchNormalization (inference form: moving statistics; `scale`/`center` off give ones /
+//! zeros) and LayerNormalization (trailing axes; `rms_scaling` refused).
+
+use super::super::build::{unsupported, Builder, Call, LResult};
+use super::axis;
+use crate::ir::ops::{BatchNorm, LayerNorm};
+use crate::ir::{Layout, Op, Tensor, ValueId};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub fn handler(class: &str) -> Option<super::Handler> {
+    Some(match class {
+        "BatchNormalization" => batch_norm,
+        "LayerNormalization" => layer_norm,
+        _ => return None,
+    })
+}
+
+fn axes_of(v: Option<&Value>, rank: usize) -> LResult<Vec<usize>> {
+    let raw: Vec<i64> = match v {
+        None | Some(Value::Null) => vec![-1],
+        Some(Value::Number(n)) => vec![n.as_i64().unwrap_or(-1)],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_i64).collect(),
+        Some(other) => return Err(format!("axis {other}").into()),
+    };
+    let mut out: Vec<usize> = raw.iter().map(|&a| axis(a, rank)).collect::<LResult<_>>()?;
+    out.sort_unstable();
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct BnConfig {
+    #[serde(default = "eps3")]
+    epsilon: f32,
+    #[serde(default = "yes")]
+    center: bool,
+    #[serde(default = "yes")]
+    scale: bool,
+}
+
+fn eps3() -> f32 {
+    1e-3
+}
+fn yes() -> bool {
+    true
+}
+
+fn batch_norm(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let cfg: BnConfig = c.parse()?;
+    let x = c.input(0)?;
+    let rank = b.g.ty(x).rank();
+    let axes = axes_of(c.config.get("axis"), rank)?;
+    let layout = match axes.as_slice() {
+        [a] if *a == rank - 1 => Layout::Nhwc,
+        [1] => Layout::Nchw,
+        _ => return unsupported(format!("BatchNormalization over axes {axes:?}")),
+    };
+    let mut w = c.weights.iter();
+    let mut next = |what: &str| {
+        w.next()
+            .cloned()
+            .ok_or_else(|| format!("BatchNormalization is missing its {what}"))
+    };
+    let gamma = if cfg.scale {
+        Some(next("gamma")?)
+    } else {
+        None
+    };
+    let beta = if cfg.center {
+        Some(next("beta")?)
+    } else {
+        None
+    };
+    let mean = next("moving mean")?;
+    let var = next("moving variance")?;
+    let ch = mean.len();
+    let gamma = gamma.unwrap_or_else(|| Tensor::from_f32(vec![ch], &vec![1.0; ch]));
+    let beta = beta.unwrap_or_else(|| Tensor::from_f32(vec![ch], &vec![0.0; ch]));
+    let n = &c.name;
+    let ins = vec![
+        x,
+        b.constant(&format!("{n}/gamma"), gamma),
+        b.constant(&format!("{n}/beta"), beta),
+        b.constant(&format!("{n}/moving_mean"), mean),
+        b.constant(&format!("{n}/moving_variance"), var),
+    ];
+    let op = BatchNorm {
+        epsilon: cfg.epsilon,
+        layout,
+    };
+    Ok(vec![b.emit1(n, Op::BatchNorm(op), ins)?])
+}
+
+fn layer_norm(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let cfg: BnConfig = c.parse()?;
+    if c.config.get("rms_scaling").and_then(Value::as_bool) == Some(true) {
+        return unsupported("LayerNormalization with rms_scaling=True");
+    }
+    let x = c.input(0)?;
+    let shape = b.shape(x);
+    let rank = shape.len();
+    let axes = axes_of(c.config.get("axis"), rank)?;
+    let first = axes[0];
+    if axes.iter().enumerate().any(|(i, &a)| a != first + i)
+        || *axes.last().unwrap_or(&0) != rank - 1
+    {
+        return unsupported(format!(
+            "LayerNormalization over axes {axes:?} (not the trailing axes)"
+        ));
+    }
+    let norm_shape: Vec<usize> = shape[first..]
+        .iter()
+        .map(|d| d.fixed().map(|v| v as usize))
+        .collect::<Option<_>>()
+        .ok_or_else(|| "LayerNormalization over a symbolic axis".to_string())?;
+    let n: usize = norm_shape.iter().product();
+    let mut w = c.weights.iter().cloned();
+    let as_norm = |t: Tensor| t.reshaped(norm_shape.clone());
+    let gamma = if cfg.scale {
+        w.next().map(as_norm)
+    } else {
+        None
+    };
+    let beta = if cfg.center {
+        w.next().map(as_norm)
+    } else {
+        None
+    };
+    let gamma = gamma.unwrap_or_else(|| Tensor::from_f32(norm_shape.clone(), &vec![1.0; n]));
+    let name = &c.name;
+    let mut ins = vec![x, b.constant(&format!("{name}/gamma"), gamma)];
+    if let Some(beta) = beta {
+        ins.push(b.constant(&format!("{name}/beta"), beta));
+    }
+    let op = LayerNorm {
+        axis: first,
+        epsilon: cfg.epsilon,
+    };
+    let y = b.emit1(name, Op::LayerNorm(op), ins)?;
+    Ok(vec![y])
+}

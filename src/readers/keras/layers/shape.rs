@@ -1,0 +1,234 @@
+//! Shape layers: Reshape (one -1 resolved, symbolic sizes kept exact), Flatten, Permute,
+//! RepeatVector, ZeroPadding1D/2D/3D, Cropping1D/2D/3D, UpSampling1D/2D/3D (nearest = repeat,
+//! i.e. asymmetric/floor; bilinear = half-pixel, as `tf.image.resize`).
+
+use super::super::build::{unsupported, Builder, Call, LResult, LayerError};
+use super::layout_of;
+use crate::ir::ops::{
+    CoordTransform, NearestRounding, Pad, PadMode, Reshape, Resize, ResizeMode, Slice, SliceAxis,
+    Tile, Transpose,
+};
+use crate::ir::{Dim, Op, ValueId};
+use serde_json::Value;
+
+pub fn handler(class: &str) -> Option<super::Handler> {
+    Some(match class {
+        "Reshape" => reshape,
+        "Flatten" => flatten,
+        "Permute" => permute,
+        "RepeatVector" => repeat_vector,
+        "ZeroPadding1D" | "ZeroPadding2D" | "ZeroPadding3D" => zero_padding,
+        "Cropping1D" | "Cropping2D" | "Cropping3D" => cropping,
+        "UpSampling1D" | "UpSampling2D" | "UpSampling3D" => upsampling,
+        _ => return None,
+    })
+}
+
+fn rank_of(class: &str) -> usize {
+    if class.contains("1D") {
+        1
+    } else if class.contains("3D") {
+        3
+    } else {
+        2
+    }
+}
+
+fn reshape(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let x = c.input(0)?;
+    let s = b.shape(x);
+    let target: Vec<i64> = c
+        .config
+        .get("target_shape")
+        .and_then(Value::as_array)
+        .ok_or("Reshape without target_shape")?
+        .iter()
+        .map(|v| v.as_i64().ok_or("Reshape target_shape holds a non-integer"))
+        .collect::<Result<_, &str>>()?;
+    let total = Dim::product(&s[1..]);
+    let known = Dim::product(
+        &target
+            .iter()
+            .filter(|&&t| t >= 0)
+            .map(|&t| Dim::Fixed(t as u64))
+            .collect::<Vec<_>>(),
+    );
+    let mut shape = vec![s[0].clone()];
+    for &t in &target {
+        shape.push(if t >= 0 {
+            Dim::Fixed(t as u64)
+        } else {
+            total.divide(&known).ok_or_else(|| {
+                LayerError::Invalid(format!("cannot reshape {total} into {target:?}"))
+            })?
+        });
+    }
+    Ok(vec![b.emit1(
+        &c.name,
+        Op::Reshape(Reshape { shape }),
+        vec![x],
+    )?])
+}
+
+fn flatten(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let x = c.input(0)?;
+    let s = b.shape(x);
+    if s.len() > 2 && layout_of(c.config)? == crate::ir::Layout::Nchw {
+        return unsupported("Flatten with data_format=channels_first");
+    }
+    let shape = vec![s[0].clone(), Dim::product(&s[1..])];
+    Ok(vec![b.emit1(
+        &c.name,
+        Op::Reshape(Reshape { shape }),
+        vec![x],
+    )?])
+}
+
+fn permute(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let dims = c
+        .config
+        .get("dims")
+        .and_then(Value::as_array)
+        .ok_or("Permute without dims")?;
+    let mut perm = vec![0usize];
+    for d in dims {
+        perm.push(d.as_u64().ok_or("Permute dims holds a non-integer")? as usize);
+    }
+    Ok(vec![b.emit1(
+        &c.name,
+        Op::Transpose(Transpose { perm }),
+        vec![c.input(0)?],
+    )?])
+}
+
+fn repeat_vector(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let x = c.input(0)?;
+    let n = c
+        .config
+        .get("n")
+        .and_then(Value::as_u64)
+        .ok_or("RepeatVector without n")? as usize;
+    let s = b.shape(x);
+    if s.len() != 2 {
+        return Err(format!("RepeatVector of a rank-{} input", s.len()).into());
+    }
+    let shape = vec![s[0].clone(), Dim::Fixed(1), s[1].clone()];
+    let r = b.emit1(
+        &format!("{}/expand", c.name),
+        Op::Reshape(Reshape { shape }),
+        vec![x],
+    )?;
+    let t = Tile {
+        repeats: vec![1, n, 1],
+    };
+    Ok(vec![b.emit1(&c.name, Op::Tile(t), vec![r])?])
+}
+
+/// `(begin, end)` per spatial axis from an int, `n` ints (symmetric), a 1-D `[begin, end]`,
+/// or `n` pairs.
+fn pairs(v: &Value, n: usize) -> LResult<Vec<(usize, usize)>> {
+    let num = |x: &Value| x.as_u64().map(|x| x as usize);
+    let bad = || LayerError::Invalid(format!("padding/cropping {v}"));
+    match v {
+        Value::Number(_) => {
+            let p = num(v).ok_or_else(bad)?;
+            Ok(vec![(p, p); n])
+        }
+        Value::Array(a) if n == 1 && a.len() == 2 && a.iter().all(Value::is_number) => Ok(vec![(
+            num(&a[0]).ok_or_else(bad)?,
+            num(&a[1]).ok_or_else(bad)?,
+        )]),
+        Value::Array(a) if a.len() == n => a
+            .iter()
+            .map(|x| match x {
+                Value::Number(_) => num(x).map(|p| (p, p)).ok_or_else(bad),
+                Value::Array(p) if p.len() == 2 => {
+                    Ok((num(&p[0]).ok_or_else(bad)?, num(&p[1]).ok_or_else(bad)?))
+                }
+                _ => Err(bad()),
+            })
+            .collect(),
+        _ => Err(bad()),
+    }
+}
+
+fn zero_padding(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let n = rank_of(c.class);
+    let x = c.input(0)?;
+    let rank = b.g.ty(x).rank();
+    let layout = layout_of(c.config)?;
+    let p = pairs(c.config.get("padding").unwrap_or(&Value::from(1)), n)?;
+    let mut pads = vec![(0i64, 0i64); rank];
+    for (i, ax) in layout.spatial_axes(rank).enumerate() {
+        pads[ax] = (p[i].0 as i64, p[i].1 as i64);
+    }
+    let op = Pad {
+        mode: PadMode::Constant,
+        pads,
+        value: 0.0,
+    };
+    Ok(vec![b.emit1(&c.name, Op::Pad(op), vec![x])?])
+}
+
+fn cropping(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let n = rank_of(c.class);
+    let x = c.input(0)?;
+    let s = b.shape(x);
+    let layout = layout_of(c.config)?;
+    let p = pairs(c.config.get("cropping").unwrap_or(&Value::from(1)), n)?;
+    let mut axes = Vec::new();
+    for (i, ax) in layout.spatial_axes(s.len()).enumerate() {
+        let len = s[ax].fixed().ok_or("cropping a symbolic axis")? as i64;
+        axes.push(SliceAxis {
+            axis: ax,
+            start: p[i].0 as i64,
+            end: len - p[i].1 as i64,
+            step: 1,
+        });
+    }
+    Ok(vec![b.emit1(
+        &c.name,
+        Op::Slice(Slice { axes }),
+        vec![x],
+    )?])
+}
+
+fn upsampling(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let n = rank_of(c.class);
+    let x = c.input(0)?;
+    let rank = b.g.ty(x).rank();
+    let layout = layout_of(c.config)?;
+    let size = c
+        .config
+        .get("size")
+        .or_else(|| c.config.get("length"))
+        .cloned()
+        .unwrap_or(Value::from(2));
+    let size = super::ints(&size, n, "size")?;
+    let interpolation = c
+        .config
+        .get("interpolation")
+        .and_then(Value::as_str)
+        .unwrap_or("nearest");
+    let (mode, coord) = match interpolation {
+        "nearest" => (ResizeMode::Nearest, CoordTransform::Asymmetric),
+        "bilinear" => (ResizeMode::Linear, CoordTransform::HalfPixel),
+        other => return unsupported(format!("UpSampling interpolation '{other}'")),
+    };
+    let mut scales = vec![1.0f32; rank];
+    for (i, ax) in layout.spatial_axes(rank).enumerate() {
+        scales[ax] = size[i] as f32;
+    }
+    let r = Resize {
+        mode,
+        coord,
+        nearest: NearestRounding::Floor,
+        cubic_coeff_a: -0.75,
+        exclude_outside: false,
+        extrapolation_value: 0.0,
+        layout,
+        scales,
+        sizes: None,
+    };
+    Ok(vec![b.emit1(&c.name, Op::Resize(r), vec![x])?])
+}
