@@ -4,6 +4,7 @@ mod common;
 
 mod cli;
 mod corrupt;
+mod keras;
 mod passes;
 mod readers;
 mod roundtrip;
