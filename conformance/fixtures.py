@@ -53,12 +53,19 @@ class FixtureResult:
 
 
 def discover(root: Path) -> list[Fixture]:
-    """`<root>/<source>/<name>/` with an `expected.npy` is a fixture (so `scripts/` is not)."""
+    """`<root>/<source>/<name>/` with an `expected.npy` is a fixture (so `scripts/` is not). A
+    folder holding several model files (Keras: `model.h5` and `model.keras`, same inputs and
+    expected outputs) gives one fixture per file, `<source>/<name>/<file>`."""
     found = []
     for source in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         for case in sorted(p for p in source.iterdir() if (p / "expected.npy").is_file()):
-            model = next((case / m for m in MODEL_NAMES if (case / m).exists()), None)
-            found.append(Fixture(f"{source.name}/{case.name}", case, model))
+            models = [case / m for m in MODEL_NAMES if (case / m).exists()]
+            if len(models) <= 1:
+                model = models[0] if models else None
+                found.append(Fixture(f"{source.name}/{case.name}", case, model))
+            else:
+                for model in models:
+                    found.append(Fixture(f"{source.name}/{case.name}/{model.name}", case, model))
     return found
 
 
