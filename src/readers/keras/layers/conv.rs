@@ -74,6 +74,29 @@ fn padding(
     let n = kernel.len();
     match w.padding.as_str() {
         "valid" => Ok((Padding::Explicit(vec![(0, 0); n]), x)),
+        // onnxruntime refuses auto_pad SAME with dilations: give dilated windows explicit
+        // pads when the sizes are known.
+        "same" if w.dilations.iter().any(|&d| d > 1) => {
+            let s = b.shape(x);
+            let spatial: Vec<_> = w
+                .layout
+                .spatial_axes(s.len())
+                .map(|a| s[a].clone())
+                .collect();
+            let probe = Conv {
+                layout: w.layout,
+                kernel_layout: KernelLayout::Hwio,
+                strides: w.strides.clone(),
+                dilations: w.dilations.clone(),
+                padding: Padding::SameUpper,
+                group: 1,
+                output_padding: vec![],
+            };
+            match probe.explicit_pads(&spatial, kernel) {
+                Some(p) => Ok((Padding::Explicit(p), x)),
+                None => Ok((Padding::SameUpper, x)),
+            }
+        }
         "same" => Ok((Padding::SameUpper, x)),
         "causal" if n == 1 => {
             let rank = b.g.ty(x).rank();

@@ -4,7 +4,7 @@
 
 use super::super::build::{unsupported, Builder, Call, LResult};
 use super::{ints, layout_of};
-use crate::ir::ops::{GlobalPool, Padding, Pool, PoolKind, Reshape};
+use crate::ir::ops::{GlobalPool, Padding, Pool, PoolKind, Reduce, ReduceKind, Reshape};
 use crate::ir::{Op, ValueId};
 use serde_json::Value;
 
@@ -85,15 +85,29 @@ fn pool(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
 fn global_pool(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     let x = c.input(0)?;
     let layout = layout_of(c.config)?;
-    let p = GlobalPool {
-        kind: kind_of(c.class),
-        layout,
-    };
     let keep = c
         .config
         .get("keepdims")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let rank = b.g.ty(x).rank();
+    if rank == 3 {
+        // Over a sequence: a plain reduction of the time axis (every target has one).
+        let kind = match kind_of(c.class) {
+            PoolKind::Max => ReduceKind::Max,
+            _ => ReduceKind::Mean,
+        };
+        let r = Reduce {
+            kind,
+            axes: vec![layout.spatial_axes(rank).start],
+            keep_dims: keep,
+        };
+        return Ok(vec![b.emit1(&c.name, Op::Reduce(r), vec![x])?]);
+    }
+    let p = GlobalPool {
+        kind: kind_of(c.class),
+        layout,
+    };
     if keep {
         return Ok(vec![b.emit1(&c.name, Op::GlobalPool(p), vec![x])?]);
     }

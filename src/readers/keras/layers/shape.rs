@@ -215,9 +215,23 @@ fn upsampling(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         "bilinear" => (ResizeMode::Linear, CoordTransform::HalfPixel),
         other => return unsupported(format!("UpSampling interpolation '{other}'")),
     };
+    // A 1-D upsampling runs as a 2-D one over [B, T, 1, C] (2-D resizes are what every target
+    // has).
+    let (x, rank) = if n == 1 && rank == 3 && layout == crate::ir::Layout::Nhwc {
+        let s = b.shape(x);
+        let shape = vec![s[0].clone(), s[1].clone(), Dim::Fixed(1), s[2].clone()];
+        let x4 = b.emit1(
+            &format!("{}/as_2d", c.name),
+            Op::Reshape(Reshape { shape }),
+            vec![x],
+        )?;
+        (x4, 4)
+    } else {
+        (x, rank)
+    };
     let mut scales = vec![1.0f32; rank];
-    for (i, ax) in layout.spatial_axes(rank).enumerate() {
-        scales[ax] = size[i] as f32;
+    for (ax, &f) in layout.spatial_axes(rank).zip(&size) {
+        scales[ax] = f as f32;
     }
     let r = Resize {
         mode,
@@ -230,5 +244,15 @@ fn upsampling(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         scales,
         sizes: None,
     };
+    if rank == 4 && n == 1 {
+        let y = b.emit1(&format!("{}/resize", c.name), Op::Resize(r), vec![x])?;
+        let s = b.shape(y);
+        let shape = vec![s[0].clone(), s[1].clone(), s[3].clone()];
+        return Ok(vec![b.emit1(
+            &c.name,
+            Op::Reshape(Reshape { shape }),
+            vec![y],
+        )?]);
+    }
     Ok(vec![b.emit1(&c.name, Op::Resize(r), vec![x])?])
 }
