@@ -1,7 +1,7 @@
 //! Building ONNX nodes: names, attributes and the small constants (shapes, axes) that ONNX
 //! takes as inputs. The weights themselves are not copied: initializers refer to IR values.
 
-use crate::ir::{DType, Dim, Graph, Tensor, ValueId};
+use crate::ir::{DType, Dim, Graph, Names, Tensor, ValueId};
 use crate::readers::onnx::tensor::onnx_code;
 use std::collections::HashSet;
 use tract_onnx::pb::{self, attribute_proto::AttributeType, AttributeProto, NodeProto};
@@ -17,20 +17,19 @@ pub struct Emitter<'g> {
     pub opset: i64,
     pub nodes: Vec<NodeProto>,
     pub initializers: Vec<Initializer>,
-    used: HashSet<String>,
+    names: Names,
     /// IR constants already listed as initializers.
     listed: HashSet<ValueId>,
 }
 
 impl<'g> Emitter<'g> {
     pub fn new(g: &'g Graph, opset: i64) -> Emitter<'g> {
-        let used = g.values.iter().map(|v| v.name.clone()).collect();
         Emitter {
             g,
             opset,
             nodes: Vec::new(),
             initializers: Vec::new(),
-            used,
+            names: g.names(),
             listed: HashSet::new(),
         }
     }
@@ -55,13 +54,7 @@ impl<'g> Emitter<'g> {
 
     /// A name nothing else uses, derived from `base`.
     pub fn fresh(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        let mut k = 1;
-        while !self.used.insert(name.clone()) {
-            name = format!("{base}_{k}");
-            k += 1;
-        }
-        name
+        self.names.fresh(base)
     }
 
     /// A writer-made constant.
