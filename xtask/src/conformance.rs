@@ -63,7 +63,11 @@ fn runner_args(args: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// `cargo build --bin mdeploy` (dev profile); returns the binary's path.
+/// `cargo build --workspace --all-targets` (dev profile); returns the mdeploy binary's path.
+///
+/// The same package and target selection as `cargo test --workspace` resolves the same features
+/// (xtask's and the dev-dependencies' included), so after the test step this is a no-op; a bare
+/// `cargo build --bin mdeploy` resolves features differently and recompiled tract in CI (~7 min).
 fn build_mdeploy(repo: &Path) -> Result<PathBuf> {
     // CARGO_TARGET_DIR is resolved against our working directory, as cargo itself would, and
     // handed to the child as an absolute path because the child runs from the repository root.
@@ -74,7 +78,7 @@ fn build_mdeploy(repo: &Path) -> Result<PathBuf> {
     util::run(
         "build mdeploy",
         util::cargo()
-            .args(["build", "--bin", "mdeploy", "--manifest-path"])
+            .args(["build", "--workspace", "--all-targets", "--manifest-path"])
             .arg(repo.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(repo),
