@@ -54,10 +54,14 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
              and default activations"
                 .into(),
         ),
-        Op::Einsum(e) => Err(format!(
-            "einsum '{}' has no TFLite builtin and is not one of the forms lowered to BATCH_MATMUL",
-            e.equation
-        )),
+        Op::Einsum(e) => {
+            let shapes: Vec<_> = cx.node.inputs.iter().map(|&v| &cx.g.ty(v).shape).collect();
+            Err(crate::passes::einsum::check(&e.equation, &shapes)
+                .err()
+                .unwrap_or_else(|| {
+                    format!("einsum '{}' was not lowered to BATCH_MATMUL", e.equation)
+                }))
+        }
         Op::Hardmax(_) => Err("no TFLite builtin (one-hot of ARG_MAX is not lowered)".into()),
         Op::GridSample(_) => Err("no TFLite builtin for grid sampling".into()),
         Op::GatherElements(_) => Err("no TFLite builtin for GatherElements".into()),
