@@ -9,6 +9,7 @@ mod lower;
 pub mod ops;
 mod options;
 pub mod plan;
+mod rnn;
 pub mod serialize;
 mod spatial1d;
 pub mod versions;

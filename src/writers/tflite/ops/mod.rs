@@ -50,11 +50,11 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         Op::BatchNorm(_) | Op::LayerNorm(_) | Op::InstanceNorm(_) | Op::LpNorm(_) => {
             Err("normalization parameters must be constants to be lowered for TFLite".into())
         }
-        Op::Lstm(_) | Op::Gru(_) => Err(
-            "recurrent layers are unrolled only with constant weights, a fixed sequence length \
-             and default activations"
-                .into(),
-        ),
+        Op::Lstm(r) | Op::Gru(r) => {
+            let lstm = matches!(op, Op::Lstm(_));
+            Err(super::rnn::why_not(cx.g, cx.node, r, lstm)
+                .unwrap_or_else(|| "recurrent layer not unrolled".into()))
+        }
         Op::Einsum(e) => {
             let shapes: Vec<_> = cx.node.inputs.iter().map(|&v| &cx.g.ty(v).shape).collect();
             Err(crate::passes::einsum::check(&e.equation, &shapes)
