@@ -31,6 +31,9 @@ pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     }
     fuse::fold_batch_norms(g);
     fuse::lower_batch_norms(g).map_err(fail)?;
+    crate::passes::einsum::lower_einsums(g).map_err(fail)?;
+    super::indexing::lower_element_indexing(g).map_err(fail)?;
+    super::rnn::unroll_rnns(g).map_err(fail)?;
     lower::lower(g).map_err(fail)?;
     super::spatial1d::lift_1d(g).map_err(fail)?;
     explicit_padding(g).map_err(fail)?;

@@ -3,11 +3,13 @@
 //! kernels, folded batch norms, lowered ops); `check` maps every node and lists those that
 //! cannot be; `write` builds the file (serialize.rs) and writes it atomically.
 
+mod indexing;
 mod legalize;
 mod lower;
 pub mod ops;
 mod options;
 pub mod plan;
+mod rnn;
 pub mod serialize;
 mod spatial1d;
 pub mod versions;

@@ -6,6 +6,7 @@
 pub mod elementwise;
 pub mod movement;
 pub mod nn;
+pub mod scatter;
 
 use super::plan::Cx;
 use crate::ir::Op;
@@ -49,21 +50,24 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         Op::BatchNorm(_) | Op::LayerNorm(_) | Op::InstanceNorm(_) | Op::LpNorm(_) => {
             Err("normalization parameters must be constants to be lowered for TFLite".into())
         }
-        Op::Lstm(_) | Op::Gru(_) => Err(
-            "recurrent layers are unrolled only with constant weights, a fixed sequence length \
-             and default activations"
-                .into(),
-        ),
-        Op::Einsum(e) => Err(format!(
-            "einsum '{}' has no TFLite builtin and is not one of the forms lowered to BATCH_MATMUL",
-            e.equation
-        )),
+        Op::Lstm(r) | Op::Gru(r) => {
+            let lstm = matches!(op, Op::Lstm(_));
+            Err(super::rnn::why_not(cx.g, cx.node, r, lstm)
+                .unwrap_or_else(|| "recurrent layer not unrolled".into()))
+        }
+        Op::Einsum(e) => {
+            let shapes: Vec<_> = cx.node.inputs.iter().map(|&v| &cx.g.ty(v).shape).collect();
+            Err(crate::passes::einsum::check(&e.equation, &shapes)
+                .err()
+                .unwrap_or_else(|| {
+                    format!("einsum '{}' was not lowered to BATCH_MATMUL", e.equation)
+                }))
+        }
         Op::Hardmax(_) => Err("no TFLite builtin (one-hot of ARG_MAX is not lowered)".into()),
         Op::GridSample(_) => Err("no TFLite builtin for grid sampling".into()),
-        Op::GatherElements(_) => Err("no TFLite builtin for GatherElements".into()),
-        Op::ScatterNd(_) | Op::ScatterElements(_) => {
-            Err("TFLite SCATTER_ND builds a new tensor instead of updating one; not lowered".into())
-        }
+        Op::ScatterNd(s) => scatter::scatter_nd(cx, s),
+        Op::GatherElements(g) => Err(element_refusal(cx, g.axis, None)),
+        Op::ScatterElements(s) => Err(element_refusal(cx, s.axis, Some(s.reduction))),
         Op::NonZero => Err("data-dependent output size (TFLite WHERE) is not supported".into()),
         Op::OneHot(_) => Err("ONE_HOT with these parameters is not mapped".into()),
         Op::Trilu(_) => Err("no TFLite builtin for Trilu".into()),
@@ -80,6 +84,17 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
                 .into(),
         ),
     }
+}
+
+/// Why a GatherElements/ScatterElements node was not rewritten to GATHER_ND/SCATTER_ND.
+fn element_refusal(
+    cx: &Cx,
+    axis: usize,
+    scatter: Option<crate::ir::ops::ScatterReduction>,
+) -> String {
+    let (data, idx) = (cx.node.inputs[0], cx.node.inputs[1]);
+    super::indexing::why_not(cx.g, data, idx, axis, scatter)
+        .unwrap_or_else(|| "not rewritten to GATHER_ND/SCATTER_ND".into())
 }
 
 /// `v` as i32 if it fits.

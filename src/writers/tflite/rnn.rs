@@ -1,0 +1,634 @@
+//! LSTM and GRU (the IR's ONNX LSTM-14/GRU-14 semantics) unrolled over a fixed sequence length
+//! into ops TFLite has builtins for: one FULLY_CONNECTED for the input projection of every time
+//! step at once (biases folded in), then per step a FULLY_CONNECTED of the previous state, ADD,
+//! SPLIT into gates, LOGISTIC/TANH and MUL/ADD/SUB for the state update; CONCATENATION stacks the
+//! steps into Y. Unrolling (rather than UNIDIRECTIONAL_SEQUENCE_LSTM) covers GRU, both
+//! `linear_before_reset` forms, reverse and bidirectional runs, peepholes, `clip` and
+//! `input_forget` with exact ONNX semantics.
+//!
+//! Refused (the node stays and the writer lists the reason from [`why_not`]): a sequence length
+//! known only at run time, non-constant weights, `sequence_lens` other than the full length,
+//! non-f32 types, activations other than Sigmoid/Tanh/Relu.
+
+use crate::ir::ops::{
+    Activation, BinaryOp, Concat, MatMul, Reshape, Rnn, RnnDirection, RnnInput, Slice, SliceAxis,
+    Split, UnaryOp,
+};
+use crate::ir::{DType, Dim, Graph, Node, Op, Shape, Tensor, ValueId};
+use crate::passes::rewrite::Rewriter;
+
+/// The optional input `which`, if the node has it.
+fn optional(r: &Rnn, n: &Node, which: RnnInput) -> Option<ValueId> {
+    let k = r.optional.iter().position(|&o| o == which)?;
+    n.inputs.get(3 + k).copied()
+}
+
+fn activation_names(r: &Rnn, lstm: bool) -> Vec<String> {
+    let per_dir: &[&str] = if lstm {
+        &["Sigmoid", "Tanh", "Tanh"]
+    } else {
+        &["Sigmoid", "Tanh"]
+    };
+    if r.activations.is_empty() {
+        let dirs = r.direction.count() as usize;
+        return (0..dirs)
+            .flat_map(|_| per_dir.iter().map(|s| s.to_string()))
+            .collect();
+    }
+    r.activations.clone()
+}
+
+/// Why this recurrent node cannot be unrolled, if it cannot.
+pub fn why_not(g: &Graph, n: &Node, r: &Rnn, lstm: bool) -> Option<String> {
+    let x = g.ty(n.inputs[0]);
+    if x.dtype != DType::F32 {
+        return Some(format!("input type {} (only f32 is unrolled)", x.dtype));
+    }
+    let seq = &x.shape[if r.batch_major { 1 } else { 0 }];
+    if seq.fixed() == Some(0) {
+        return Some("an empty sequence".into());
+    }
+    if !seq.is_fixed() {
+        return Some(format!(
+            "the sequence length '{seq}' is known only at run time; TFLite has no loop builtin \
+             mdeploy emits, so the layer is unrolled, which needs a fixed length (set it with an \
+             input shape override)"
+        ));
+    }
+    let mut consts = vec![n.inputs[1], n.inputs[2]];
+    consts.extend(optional(r, n, RnnInput::Bias));
+    consts.extend(optional(r, n, RnnInput::Peepholes));
+    if consts.iter().any(|&v| g.constant(v).is_none()) {
+        return Some("weights, biases and peepholes must be constants".into());
+    }
+    if let Some(sl) = optional(r, n, RnnInput::SequenceLens) {
+        let full = seq.fixed().unwrap_or(0) as i64;
+        let all_full = g
+            .constant(sl)
+            .and_then(Tensor::to_i64s)
+            .is_some_and(|v| v.iter().all(|&l| l == full));
+        if !all_full {
+            return Some(
+                "sequence_lens shorter than the sequence (per-example lengths) are not unrolled"
+                    .into(),
+            );
+        }
+    }
+    let acts = activation_names(r, lstm);
+    if let Some(a) = acts
+        .iter()
+        .find(|a| !matches!(a.as_str(), "Sigmoid" | "Tanh" | "Relu"))
+    {
+        return Some(format!(
+            "activation '{a}' (Sigmoid, Tanh and Relu are unrolled)"
+        ));
+    }
+    None
+}
+
+/// Unrolls every LSTM/GRU that can be; returns whether any changed.
+pub fn unroll_rnns(g: &mut Graph) -> Result<bool, String> {
+    let (mut rw, old) = Rewriter::begin(g);
+    let mut changed = false;
+    for n in old {
+        let (r, lstm) = match &n.op {
+            Op::Lstm(r) => (r.clone(), true),
+            Op::Gru(r) => (r.clone(), false),
+            _ => {
+                rw.keep(n);
+                continue;
+            }
+        };
+        if why_not(rw.g, &n, &r, lstm).is_some() {
+            rw.keep(n);
+            continue;
+        }
+        let mut u = Unroll {
+            rw: &mut rw,
+            base: n.name.clone(),
+        };
+        u.node(&n, &r, lstm)
+            .map_err(|e| format!("unrolling '{}': {e}", n.name))?;
+        changed = true;
+    }
+    rw.finish();
+    Ok(changed)
+}
+
+struct Unroll<'r, 'g> {
+    rw: &'r mut Rewriter<'g>,
+    base: String,
+}
+
+/// Rows `[from, to)` of direction `d` of a `[dirs, rows, ...]` f32 constant, as f32 values.
+fn rows(t: &Tensor, d: usize, from: usize, to: usize) -> Vec<f32> {
+    let per_dir = t.len() / t.shape[0].max(1);
+    let inner: usize = t.shape[2..].iter().product();
+    let v = t.to_f64s();
+    v[d * per_dir + from * inner..d * per_dir + to * inner]
+        .iter()
+        .map(|&x| x as f32)
+        .collect()
+}
+
+impl Unroll<'_, '_> {
+    fn op(&mut self, tag: &str, op: Op, ins: Vec<ValueId>) -> Result<ValueId, String> {
+        self.rw.op(&format!("{}/{tag}", self.base), op, ins)
+    }
+    fn b(&mut self, tag: &str, op: BinaryOp, a: ValueId, b: ValueId) -> Result<ValueId, String> {
+        self.op(tag, Op::Binary(op), vec![a, b])
+    }
+    fn konst(&mut self, tag: &str, shape: Vec<usize>, v: &[f32]) -> ValueId {
+        let name = format!("{}/{tag}", self.base);
+        self.rw.konst(&name, Tensor::from_f32(shape, v))
+    }
+    fn reshape(&mut self, tag: &str, v: ValueId, shape: Shape) -> Result<ValueId, String> {
+        if self.rw.g.ty(v).shape == shape {
+            return Ok(v);
+        }
+        self.op(tag, Op::Reshape(Reshape { shape }), vec![v])
+    }
+    fn split(
+        &mut self,
+        tag: &str,
+        v: ValueId,
+        axis: usize,
+        sizes: Vec<usize>,
+    ) -> Result<Vec<ValueId>, String> {
+        let name = format!("{}/{tag}", self.base);
+        self.rw
+            .op_multi(&name, Op::Split(Split { axis, sizes }), vec![v])
+    }
+    /// `x @ w^T (+ bias)` with `w` a `[out, in]` constant: FULLY_CONNECTED in TFLite.
+    fn dense(
+        &mut self,
+        tag: &str,
+        x: ValueId,
+        w: (Vec<f32>, usize, usize),
+        bias: Option<Vec<f32>>,
+    ) -> Result<ValueId, String> {
+        let (wv, out, inp) = w;
+        let wc = self.konst(&format!("{tag}_w"), vec![out, inp], &wv);
+        let mm = Op::MatMul(MatMul {
+            transpose_a: false,
+            transpose_b: true,
+        });
+        let y = self.op(tag, mm, vec![x, wc])?;
+        match bias {
+            Some(b) if b.iter().any(|&v| v != 0.0) => {
+                let bc = self.konst(&format!("{tag}_b"), vec![out], &b);
+                self.b(tag, BinaryOp::Add, y, bc)
+            }
+            _ => Ok(y),
+        }
+    }
+    fn act(
+        &mut self,
+        tag: &str,
+        name: &str,
+        x: ValueId,
+        clip: Option<f32>,
+    ) -> Result<ValueId, String> {
+        let x = match clip {
+            Some(c) => self.op(
+                &format!("{tag}_clip"),
+                Op::Activation(Activation::Clip {
+                    min: Some(-c),
+                    max: Some(c),
+                }),
+                vec![x],
+            )?,
+            None => x,
+        };
+        let u = match name {
+            "Sigmoid" => UnaryOp::Sigmoid,
+            "Tanh" => UnaryOp::Tanh,
+            "Relu" => UnaryOp::Relu,
+            other => return Err(format!("activation {other}")),
+        };
+        self.op(tag, Op::Unary(u), vec![x])
+    }
+    /// Direction `d`'s `[batch, hidden]` slice of an initial state, or `None` when it is
+    /// absent or constant zeros (the first step then skips the recurrent terms exactly).
+    fn initial(
+        &mut self,
+        v: Option<ValueId>,
+        d: usize,
+        r: &Rnn,
+        bh: &Shape,
+    ) -> Result<Option<ValueId>, String> {
+        let Some(v) = v else { return Ok(None) };
+        if let Some(t) = self.rw.g.constant(v) {
+            if t.to_f64s().iter().all(|&x| x == 0.0) {
+                return Ok(None);
+            }
+        }
+        let axis = if r.batch_major { 1 } else { 0 };
+        let s = Op::Slice(Slice {
+            axes: vec![SliceAxis {
+                axis,
+                start: d as i64,
+                end: d as i64 + 1,
+                step: 1,
+            }],
+        });
+        let part = self.op(&format!("init{d}"), s, vec![v])?;
+        Ok(Some(self.reshape(&format!("init{d}"), part, bh.clone())?))
+    }
+
+    fn node(&mut self, n: &Node, r: &Rnn, lstm: bool) -> Result<(), String> {
+        let x = n.inputs[0];
+        let xs = self.rw.g.ty(x).shape.clone();
+        let (seq_axis, batch) = if r.batch_major {
+            (1, xs[0].clone())
+        } else {
+            (0, xs[1].clone())
+        };
+        let seq = xs[seq_axis].fixed().ok_or("sequence length")? as usize;
+        let input = xs[2].fixed().ok_or("input size must be fixed")? as usize;
+        let h = r.hidden_size;
+        let gates = if lstm { 4 } else { 3 };
+        let w = self.rw.g.constant(n.inputs[1]).cloned().ok_or("W")?;
+        let rr = self.rw.g.constant(n.inputs[2]).cloned().ok_or("R")?;
+        let bias = optional(r, n, RnnInput::Bias).and_then(|b| self.rw.g.constant(b).cloned());
+        let peep = optional(r, n, RnnInput::Peepholes).and_then(|p| self.rw.g.constant(p).cloned());
+        let acts = activation_names(r, lstm);
+        let per = if lstm { 3 } else { 2 };
+        let bh: Shape = vec![batch.clone(), Dim::Fixed(h as u64)];
+        // Time steps as `[batch, input]` values, from one SPLIT along the sequence axis.
+        let steps = self.split("steps", x, seq_axis, vec![1; seq])?;
+        let mut step_x = Vec::with_capacity(seq);
+        for (t, &s) in steps.iter().enumerate() {
+            step_x.push(self.reshape(
+                &format!("x{t}"),
+                s,
+                vec![batch.clone(), Dim::Fixed(input as u64)],
+            )?);
+        }
+        let dirs: Vec<bool> = match r.direction {
+            RnnDirection::Forward => vec![false],
+            RnnDirection::Reverse => vec![true],
+            RnnDirection::Bidirectional => vec![false, true],
+        };
+        let mut ys = Vec::new();
+        let (mut hs, mut cs) = (Vec::new(), Vec::new());
+        for (d, &reverse) in dirs.iter().enumerate() {
+            let bv = |from: usize, to: usize| -> Vec<f32> {
+                match &bias {
+                    Some(b) => {
+                        let v = b.to_f64s();
+                        let per_dir = b.len() / b.shape[0].max(1);
+                        v[d * per_dir + from..d * per_dir + to]
+                            .iter()
+                            .map(|&x| x as f32)
+                            .collect()
+                    }
+                    None => vec![0.0; to - from],
+                }
+            };
+            let f = acts[d * per].clone();
+            let g_act = acts[d * per + 1].clone();
+            let wd = (rows(&w, d, 0, gates * h), gates * h, input);
+            // Input projection biases: W's and, where they simply add, R's.
+            let mut xb: Vec<f32> = bv(0, gates * h);
+            let rb = bv(gates * h, 2 * gates * h);
+            // GRU with linear_before_reset: R's h bias sits inside the reset product.
+            let add_rb_upto = if !lstm && r.linear_before_reset {
+                2 * h
+            } else {
+                gates * h
+            };
+            for (xv, rv) in xb.iter_mut().zip(&rb).take(add_rb_upto) {
+                *xv += rv;
+            }
+            let mut h_prev = self.initial(optional(r, n, RnnInput::InitialH), d, r, &bh)?;
+            let mut c_prev = if lstm {
+                self.initial(optional(r, n, RnnInput::InitialC), d, r, &bh)?
+            } else {
+                None
+            };
+            let mut outs = vec![None; seq];
+            let order: Vec<usize> = if reverse {
+                (0..seq).rev().collect()
+            } else {
+                (0..seq).collect()
+            };
+            for t in order {
+                let tag = format!("d{d}t{t}");
+                let xp =
+                    self.dense(&format!("{tag}/x"), step_x[t], wd.clone(), Some(xb.clone()))?;
+                let (hn, cn) = if lstm {
+                    let gsum = match h_prev {
+                        Some(hp) => {
+                            let rw_ = (rows(&rr, d, 0, 4 * h), 4 * h, h);
+                            let hr = self.dense(&format!("{tag}/h"), hp, rw_, None)?;
+                            self.b(&tag, BinaryOp::Add, xp, hr)?
+                        }
+                        None => xp,
+                    };
+                    let parts = self.split(&format!("{tag}/gates"), gsum, 1, vec![h; 4])?;
+                    let (mut i, mut o, mut fg, c) = (parts[0], parts[1], parts[2], parts[3]);
+                    let pv = |k: usize| peep.as_ref().map(|p| rows(p, d, k * h, (k + 1) * h));
+                    if let (Some(cp), Some(pi)) = (c_prev, pv(0)) {
+                        let pc = self.konst(&format!("{tag}/pi"), vec![h], &pi);
+                        let m = self.b(&tag, BinaryOp::Mul, cp, pc)?;
+                        i = self.b(&tag, BinaryOp::Add, i, m)?;
+                    }
+                    if let (Some(cp), Some(pf)) = (c_prev, pv(2)) {
+                        let pc = self.konst(&format!("{tag}/pf"), vec![h], &pf);
+                        let m = self.b(&tag, BinaryOp::Mul, cp, pc)?;
+                        fg = self.b(&tag, BinaryOp::Add, fg, m)?;
+                    }
+                    let i = self.act(&format!("{tag}/i"), &f, i, r.clip)?;
+                    let cc = self.act(&format!("{tag}/c"), &g_act, c, r.clip)?;
+                    let ic = self.b(&tag, BinaryOp::Mul, i, cc)?;
+                    let c_new = match c_prev {
+                        Some(cp) => {
+                            let fa = if r.input_forget {
+                                let one = self.konst(&format!("{tag}/one"), vec![], &[1.0]);
+                                self.b(&tag, BinaryOp::Sub, one, i)?
+                            } else {
+                                self.act(&format!("{tag}/f"), &f, fg, r.clip)?
+                            };
+                            let fc = self.b(&tag, BinaryOp::Mul, fa, cp)?;
+                            self.b(&tag, BinaryOp::Add, fc, ic)?
+                        }
+                        None => ic,
+                    };
+                    if let Some(po) = pv(1) {
+                        let pc = self.konst(&format!("{tag}/po"), vec![h], &po);
+                        let m = self.b(&tag, BinaryOp::Mul, c_new, pc)?;
+                        o = self.b(&tag, BinaryOp::Add, o, m)?;
+                    }
+                    let o = self.act(&format!("{tag}/o"), &f, o, r.clip)?;
+                    let hact = acts[d * per + 2].clone();
+                    let ch = self.act(&format!("{tag}/ch"), &hact, c_new, None)?;
+                    (self.b(&tag, BinaryOp::Mul, o, ch)?, Some(c_new))
+                } else {
+                    let xparts = self.split(&format!("{tag}/xg"), xp, 1, vec![2 * h, h])?;
+                    let (xzr, xh) = (xparts[0], xparts[1]);
+                    let (zr_pre, hh_pre) = match h_prev {
+                        None => {
+                            // h_prev = 0: the recurrent terms are the recurrent biases alone.
+                            let hb = if r.linear_before_reset {
+                                rb[2 * h..].to_vec()
+                            } else {
+                                vec![0.0; h]
+                            };
+                            let zr = xzr;
+                            // r (.) (0 @ Rh + Rbh) = r (.) Rbh; (r (.) 0) @ Rh = 0.
+                            (zr, Some(hb))
+                        }
+                        Some(_) => (xzr, None),
+                    };
+                    let (zr, hh) = match (h_prev, hh_pre) {
+                        (Some(hp), _) => {
+                            if r.linear_before_reset {
+                                let rw_ = (rows(&rr, d, 0, 3 * h), 3 * h, h);
+                                let mut hb = vec![0.0; 3 * h];
+                                hb[2 * h..].copy_from_slice(&rb[2 * h..]);
+                                let hr = self.dense(&format!("{tag}/h"), hp, rw_, Some(hb))?;
+                                let hp_parts =
+                                    self.split(&format!("{tag}/hg"), hr, 1, vec![2 * h, h])?;
+                                let zr = self.b(&tag, BinaryOp::Add, zr_pre, hp_parts[0])?;
+                                let zr = self.act(&format!("{tag}/zr"), &f, zr, r.clip)?;
+                                let zr_parts =
+                                    self.split(&format!("{tag}/zr"), zr, 1, vec![h, h])?;
+                                let rh = self.b(&tag, BinaryOp::Mul, zr_parts[1], hp_parts[1])?;
+                                let hh = self.b(&tag, BinaryOp::Add, xh, rh)?;
+                                (zr_parts[0], hh)
+                            } else {
+                                let rw_ = (rows(&rr, d, 0, 2 * h), 2 * h, h);
+                                let hr = self.dense(&format!("{tag}/h"), hp, rw_, None)?;
+                                let zr = self.b(&tag, BinaryOp::Add, zr_pre, hr)?;
+                                let zr = self.act(&format!("{tag}/zr"), &f, zr, r.clip)?;
+                                let zr_parts =
+                                    self.split(&format!("{tag}/zr"), zr, 1, vec![h, h])?;
+                                let rhp = self.b(&tag, BinaryOp::Mul, zr_parts[1], hp)?;
+                                let rh_w = (rows(&rr, d, 2 * h, 3 * h), h, h);
+                                let rh = self.dense(&format!("{tag}/rh"), rhp, rh_w, None)?;
+                                let hh = self.b(&tag, BinaryOp::Add, xh, rh)?;
+                                (zr_parts[0], hh)
+                            }
+                        }
+                        (None, Some(hb)) => {
+                            let zr = self.act(&format!("{tag}/zr"), &f, zr_pre, r.clip)?;
+                            let zr_parts = self.split(&format!("{tag}/zr"), zr, 1, vec![h, h])?;
+                            let hh = if hb.iter().any(|&v| v != 0.0) {
+                                let bc = self.konst(&format!("{tag}/rbh"), vec![h], &hb);
+                                let rh = self.b(&tag, BinaryOp::Mul, zr_parts[1], bc)?;
+                                self.b(&tag, BinaryOp::Add, xh, rh)?
+                            } else {
+                                xh
+                            };
+                            (zr_parts[0], hh)
+                        }
+                        (None, None) => return Err("unreachable GRU state".into()),
+                    };
+                    let hh = self.act(&format!("{tag}/hh"), &g_act, hh, r.clip)?;
+                    // H = (1 - z) (.) hh + z (.) H_prev = hh - z (.) hh + z (.) H_prev.
+                    let h_new = match h_prev {
+                        Some(hp) => {
+                            let diff = self.b(&tag, BinaryOp::Sub, hp, hh)?;
+                            let zd = self.b(&tag, BinaryOp::Mul, zr, diff)?;
+                            self.b(&tag, BinaryOp::Add, hh, zd)?
+                        }
+                        None => {
+                            let zh = self.b(&tag, BinaryOp::Mul, zr, hh)?;
+                            self.b(&tag, BinaryOp::Sub, hh, zh)?
+                        }
+                    };
+                    (h_new, None)
+                };
+                outs[t] = Some(hn);
+                h_prev = Some(hn);
+                c_prev = cn;
+            }
+            let outs: Vec<ValueId> = outs.into_iter().collect::<Option<_>>().ok_or("step")?;
+            ys.push(self.stack_y(&outs, r, &batch, d)?);
+            hs.push(self.state(h_prev.ok_or("no steps")?, r, &batch, d)?);
+            if let Some(c) = c_prev {
+                cs.push(self.state(c, r, &batch, d)?);
+            }
+        }
+        let dir_axis_y = if r.batch_major { 2 } else { 1 };
+        let state_axis = if r.batch_major { 1 } else { 0 };
+        self.finish(&ys, dir_axis_y, n.outputs[0]);
+        if let Some(&o) = n.outputs.get(1) {
+            self.finish(&hs, state_axis, o);
+        }
+        if let Some(&o) = n.outputs.get(2) {
+            self.finish(&cs, state_axis, o);
+        }
+        Ok(())
+    }
+
+    /// One direction's steps stacked as `[seq, 1, batch, h]` (or `[batch, seq, 1, h]`).
+    fn stack_y(
+        &mut self,
+        outs: &[ValueId],
+        r: &Rnn,
+        batch: &Dim,
+        d: usize,
+    ) -> Result<ValueId, String> {
+        let h = Dim::Fixed(r.hidden_size as u64);
+        let one = Dim::Fixed(1);
+        let (shape, axis) = if r.batch_major {
+            (vec![batch.clone(), one.clone(), one, h], 1)
+        } else {
+            (vec![one.clone(), one, batch.clone(), h], 0)
+        };
+        let mut parts = Vec::with_capacity(outs.len());
+        for (t, &o) in outs.iter().enumerate() {
+            parts.push(self.reshape(&format!("d{d}t{t}/y"), o, shape.clone())?);
+        }
+        if parts.len() == 1 {
+            return Ok(parts[0]);
+        }
+        self.op(&format!("d{d}/y"), Op::Concat(Concat { axis }), parts)
+    }
+
+    /// A final state as `[1, batch, h]` (or `[batch, 1, h]`).
+    fn state(&mut self, v: ValueId, r: &Rnn, batch: &Dim, d: usize) -> Result<ValueId, String> {
+        let h = Dim::Fixed(r.hidden_size as u64);
+        let shape = if r.batch_major {
+            vec![batch.clone(), Dim::Fixed(1), h]
+        } else {
+            vec![Dim::Fixed(1), batch.clone(), h]
+        };
+        self.op(
+            &format!("d{d}/state"),
+            Op::Reshape(Reshape { shape }),
+            vec![v],
+        )
+    }
+
+    /// Writes the per-direction parts into the node's output `out` (concatenated on `axis`).
+    fn finish(&mut self, parts: &[ValueId], axis: usize, out: ValueId) {
+        let shape = self.rw.g.ty(out).shape.clone();
+        let name = self.rw.names.fresh(&format!("{}/out", self.base));
+        if parts.len() == 1 {
+            self.rw
+                .op_into(&name, Op::Reshape(Reshape { shape }), parts.to_vec(), out);
+        } else {
+            self.rw
+                .op_into(&name, Op::Concat(Concat { axis }), parts.to_vec(), out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{fixed_shape, TensorType};
+
+    fn seeded(shape: Vec<usize>, seed: usize) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|k| (((k * 37 + seed * 11) % 23) as f32 / 23.0 - 0.5) * 0.8)
+            .collect();
+        Tensor::from_f32(shape, &v)
+    }
+
+    /// An LSTM/GRU with every optional input given as a graph input or constant, unrolled and
+    /// compared with tract's LSTM/GRU on all outputs. Batch 1 and no stand-alone `reverse`
+    /// direction: tract 0.23 fails on a batch-2 LSTM without initial state and disagrees with
+    /// onnxruntime on a lone reverse direction (its reverse half of a bidirectional run agrees;
+    /// a reverse LSTM/GRU unrolled here matched onnxruntime through LiteRT, batch 2). `clip` is
+    /// not compared here either: tract's clipped LSTM disagrees with onnxruntime, which the
+    /// unrolled form matched (with peepholes, through LiteRT).
+    fn check(lstm: bool, r: Rnn, with_initial: bool) {
+        let (seq, batch, input, h) = (4usize, 1usize, 3usize, 5usize);
+        let dirs = r.direction.count() as usize;
+        let gates = if lstm { 4 } else { 3 };
+        let mut g = Graph::new();
+        let xs = if r.batch_major {
+            vec![batch, seq, input]
+        } else {
+            vec![seq, batch, input]
+        };
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&xs)));
+        let w = g.add_const("w", seeded(vec![dirs, gates * h, input], 1));
+        let rr = g.add_const("r", seeded(vec![dirs, gates * h, h], 2));
+        let mut ins = vec![x, w, rr];
+        let mut optional = vec![RnnInput::Bias];
+        ins.push(g.add_const("b", seeded(vec![dirs, 2 * gates * h], 3)));
+        let state = if r.batch_major {
+            vec![batch, dirs, h]
+        } else {
+            vec![dirs, batch, h]
+        };
+        if with_initial {
+            optional.push(RnnInput::InitialH);
+            ins.push(g.add_input("h0", TensorType::new(DType::F32, fixed_shape(&state))));
+            if lstm {
+                optional.push(RnnInput::InitialC);
+                ins.push(g.add_input("c0", TensorType::new(DType::F32, fixed_shape(&state))));
+                optional.push(RnnInput::Peepholes);
+                ins.push(g.add_const("p", seeded(vec![dirs, 3 * h], 4)));
+            }
+        }
+        let r = Rnn { optional, ..r };
+        let op = if lstm { Op::Lstm(r) } else { Op::Gru(r) };
+        g.outputs = g.add_node("rnn", op, ins, &[]).unwrap();
+        let inputs = crate::eval::random_inputs(&g, 9, 1);
+        let want = crate::eval::run(&g, &inputs).unwrap();
+        assert!(unroll_rnns(&mut g).unwrap());
+        g.remove_dead();
+        g.verify().unwrap();
+        assert!(!g
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::Lstm(_) | Op::Gru(_))));
+        let got = crate::eval::run(&g, &inputs).unwrap();
+        for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+            let c = crate::eval::compare("out", a, b);
+            assert!(c.shape_matches && c.max_rel < 1e-5, "output {k}: {c:?}");
+        }
+    }
+
+    fn rnn(direction: RnnDirection, lbr: bool, batch_major: bool) -> Rnn {
+        Rnn {
+            direction,
+            hidden_size: 5,
+            activations: vec![],
+            clip: None,
+            linear_before_reset: lbr,
+            input_forget: false,
+            batch_major,
+            optional: vec![],
+        }
+    }
+
+    #[test]
+    fn lstm_forms_match_onnx_semantics() {
+        check(true, rnn(RnnDirection::Forward, false, false), false);
+        check(true, rnn(RnnDirection::Bidirectional, false, false), true);
+        check(true, rnn(RnnDirection::Forward, false, true), true);
+    }
+
+    #[test]
+    fn gru_forms_match_onnx_semantics() {
+        for lbr in [false, true] {
+            check(false, rnn(RnnDirection::Forward, lbr, false), false);
+            check(false, rnn(RnnDirection::Bidirectional, lbr, false), true);
+            check(false, rnn(RnnDirection::Forward, lbr, true), true);
+        }
+    }
+
+    #[test]
+    fn dynamic_sequence_length_is_refused_with_the_reason() {
+        let mut g = Graph::new();
+        let xs = vec![Dim::Sym("seq".into()), Dim::Fixed(2), Dim::Fixed(3)];
+        let x = g.add_input("x", TensorType::new(DType::F32, xs));
+        let w = g.add_const("w", seeded(vec![1, 15, 3], 1));
+        let rr = g.add_const("r", seeded(vec![1, 15, 5], 2));
+        let r = rnn(RnnDirection::Forward, true, false);
+        g.outputs = g
+            .add_node("gru", Op::Gru(r.clone()), vec![x, w, rr], &[])
+            .unwrap();
+        assert!(!unroll_rnns(&mut g).unwrap());
+        let why = why_not(&g, &g.nodes[0], &r, false).unwrap();
+        assert!(why.contains("sequence length 'seq'"), "{why}");
+    }
+}
