@@ -4,12 +4,10 @@
 //! cannot be; `write` builds the file (serialize.rs) and writes it atomically.
 
 mod legalize;
-mod lower;
 pub mod ops;
 mod options;
 pub mod plan;
 pub mod serialize;
-mod spatial1d;
 pub mod versions;
 
 use super::{AtomicFile, WriteReport, Writer};
