@@ -9,6 +9,7 @@
 //!   here with one `pub mod layers;` line and writes through [`write_folder`] with
 //!   `format: "layers-model"` and its `modelTopology`.
 
+pub mod layers;
 pub mod weights;
 
 pub use weights::{write_folder, FolderOptions, NamedWeight, WeightQuant, DEFAULT_SHARD_SIZE};
