@@ -9,6 +9,7 @@
 //!   here with one `pub mod layers;` line and writes through [`write_folder`] with
 //!   `format: "layers-model"` and its `modelTopology`.
 
+pub mod graph;
 pub mod layers;
 pub mod weights;
 
