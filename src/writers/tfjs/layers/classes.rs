@@ -9,7 +9,10 @@
 //! global pooling `keepdims=True` (no such arg), bilinear `UpSampling2D` (tfjs resizes with
 //! the legacy asymmetric sampling, Keras with half-pixel centers).
 
-use super::common::{activation, constraint, dtype, initializer, regularizer};
+use super::common::{
+    activation, activation_name, activation_steps, constraint, dtype, initializer, regularizer,
+    From, Step,
+};
 use serde_json::{json, Map, Value};
 
 /// Layer classes tfjs-layers 4.22 registers and this translation covers (models —
@@ -138,7 +141,39 @@ fn all_ones(v: Option<&Value>) -> bool {
 /// The tfjs config of one (non-model) layer, with its values rewritten. `keras3` picks the
 /// dialect where names or semantics differ.
 pub fn config(class: &str, cfg: &Value, keras3: bool) -> Result<Map<String, Value>, Reason> {
+    match config_with_steps(class, cfg, keras3)? {
+        (c, steps) if steps.is_empty() => Ok(c),
+        _ => Err(format!(
+            "tfjs needs layers after it (activation '{}' or keepdims), which cannot go \
+             inside a wrapper",
+            cfg.get("activation").map_or("", activation_name)
+        )),
+    }
+}
+
+/// Classes whose `activation` is applied to their output (an RNN's is applied inside the
+/// cell), so that layers written after them can compute one tfjs lacks.
+const OUTPUT_ACTIVATION: &[&str] = &[
+    "Activation",
+    "Dense",
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "Conv2DTranspose",
+    "Conv3DTranspose",
+    "DepthwiseConv2D",
+    "SeparableConv2D",
+];
+
+/// The tfjs config of one layer and the layers to write after it (`common::Step`) for what
+/// tfjs's class lacks.
+pub fn config_with_steps(
+    class: &str,
+    cfg: &Value,
+    keras3: bool,
+) -> Result<(Map<String, Value>, Vec<Step>), Reason> {
     known(class)?;
+    let mut steps = Vec::new();
     let src = cfg
         .as_object()
         .ok_or_else(|| format!("config is not an object: {cfg}"))?;
@@ -149,6 +184,13 @@ pub fn config(class: &str, cfg: &Value, keras3: bool) -> Result<Map<String, Valu
         }
         let v = match k.as_str() {
             "dtype" => dtype(v),
+            "activation" if OUTPUT_ACTIVATION.contains(&class) => match activation(v, keras3) {
+                Ok(a) => a,
+                Err(why) => {
+                    steps = activation_steps(activation_name(v), keras3).ok_or(why)?;
+                    json!("linear")
+                }
+            },
             "activation" | "recurrent_activation" => activation(v, keras3)?,
             "batch_shape" => {
                 c.insert("batch_input_shape".into(), v.clone());
@@ -162,7 +204,26 @@ pub fn config(class: &str, cfg: &Value, keras3: bool) -> Result<Map<String, Valu
         c.insert(k.clone(), v);
     }
     check_class(class, &mut c)?;
-    Ok(c)
+    if class.starts_with("Global") && flag(&c, "keepdims") {
+        // tfjs's global pooling has no keepdims: reshape to size-1 spatial axes after it.
+        let rank = if class.ends_with("1D") { 1 } else { 2 };
+        let mut target = vec![json!(1); rank];
+        if c.get("data_format").and_then(Value::as_str) == Some("channels_first") {
+            target.insert(0, json!(-1));
+        } else {
+            target.push(json!(-1));
+        }
+        let mut reshape = Step::new(
+            "Reshape",
+            json!({"target_shape": target}),
+            vec![From::Layer],
+            "_keepdims",
+        );
+        reshape.fill_unknown = true;
+        steps.push(reshape);
+    }
+    c.remove("keepdims");
+    Ok((c, steps))
 }
 
 /// Per-class rewrites and the semantics tfjs does not share with Keras.
@@ -212,15 +273,6 @@ fn check_class(class: &str, c: &mut Map<String, Value>) -> Result<(), Reason> {
                 return Err("grouped convolution (groups > 1)".into());
             }
             c.remove("groups");
-        }
-        "GlobalAveragePooling1D"
-        | "GlobalAveragePooling2D"
-        | "GlobalMaxPooling1D"
-        | "GlobalMaxPooling2D" => {
-            if flag(c, "keepdims") {
-                return Err("keepdims=True: tfjs's global pooling always drops the axes".into());
-            }
-            c.remove("keepdims");
         }
         "BatchNormalization" => {
             single_axis(c, "axis")?;

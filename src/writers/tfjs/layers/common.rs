@@ -137,6 +137,103 @@ pub fn constraint(v: &Value) -> Value {
     }
 }
 
+/// Where a step added after a layer takes an input from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum From {
+    /// The layer's own (first) output.
+    Layer,
+    /// An earlier step's output.
+    Step(usize),
+}
+
+/// A layer written after a translated layer to compute what tfjs's version of it lacks
+/// (an activation tfjs has no name for, `keepdims`). Its name is the layer's plus `suffix`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub class: &'static str,
+    pub config: Map<String, Value>,
+    pub inputs: Vec<From>,
+    pub suffix: &'static str,
+    /// The `-1` in this Reshape's `target_shape` is to be the size of the layer's output on
+    /// that axis: tfjs's Reshape infers no dimension while the batch size is unknown.
+    pub fill_unknown: bool,
+}
+
+impl Step {
+    pub fn new(
+        class: &'static str,
+        config: Value,
+        inputs: Vec<From>,
+        suffix: &'static str,
+    ) -> Step {
+        Step {
+            class,
+            config: config.as_object().cloned().unwrap_or_default(),
+            inputs,
+            suffix,
+            fill_unknown: false,
+        }
+    }
+}
+
+/// An activation tfjs has no name for, as layers tfjs has (the layer itself then computes
+/// `linear`): `leaky_relu` (slope 0.2, the function's default in both Keras versions),
+/// Keras 3's `hard_sigmoid` = relu6(x + 3) / 6 = min(max(x / 6 + 0.5, 0), 1) as Rescaling +
+/// ReLU(max_value=1), and `hard_silu` / `hard_swish` = x · hard_sigmoid(x) with a Multiply.
+pub fn activation_steps(name: &str, keras3: bool) -> Option<Vec<Step>> {
+    let hard_sigmoid = |from: From| {
+        vec![
+            Step::new(
+                "Rescaling",
+                json!({"scale": 1.0 / 6.0, "offset": 0.5}),
+                vec![from],
+                "_hs_scale",
+            ),
+            Step::new(
+                "ReLU",
+                json!({"max_value": 1.0}),
+                vec![From::Step(0)],
+                "_hs_clip",
+            ),
+        ]
+    };
+    Some(match name {
+        "leaky_relu" => vec![Step::new(
+            "LeakyReLU",
+            json!({"alpha": 0.2}),
+            vec![From::Layer],
+            "_leaky_relu",
+        )],
+        "hard_sigmoid" if keras3 => hard_sigmoid(From::Layer),
+        "hard_silu" | "hard_swish" => {
+            let mut s = hard_sigmoid(From::Layer);
+            s.push(Step::new(
+                "Multiply",
+                json!({}),
+                vec![From::Layer, From::Step(1)],
+                "_hard_silu",
+            ));
+            s
+        }
+        _ => return None,
+    })
+}
+
+/// The activation's name in a config value (a string, or a serialized function object).
+pub fn activation_name(v: &Value) -> &str {
+    match v {
+        Value::Null => "linear",
+        Value::String(s) => s.as_str(),
+        Value::Object(o) => o
+            .get("config")
+            .and_then(|c| c.get("name"))
+            .or(o.get("class_name"))
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+        _ => "",
+    }
+}
+
 /// A Keras activation name as the snake-case name tfjs camel-cases into one of its own, or why
 /// tfjs cannot compute it.
 pub fn activation(v: &Value, keras3: bool) -> Result<Value, String> {

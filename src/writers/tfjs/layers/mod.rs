@@ -22,16 +22,20 @@
 mod classes;
 mod common;
 
+use common::{From, Step};
+
 use super::{write_folder, FolderOptions, NamedWeight};
 use crate::error::{failed, Error, Result, Unsupported};
-use crate::ir::Tensor;
+use crate::ir::{Dim, Graph, Tensor};
 use crate::readers::keras::build::node_offsets;
 use crate::readers::keras::config::{parse_call, parse_refs, LayerSpec, ModelConfig, TensorRef};
 use crate::readers::keras::weights::Weights;
+use crate::readers::keras::KerasReader;
 use crate::readers::keras::{read_source, KerasSource};
+use crate::readers::{ReadOptions, Reader};
 use crate::writers::WriteReport;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// A translated model: `modelTopology` and the weights in manifest order.
@@ -44,7 +48,7 @@ pub struct LayersModel {
 
 /// Everything tfjs-layers cannot hold in a Keras file (empty: a layers model can be written).
 pub fn check(path: &Path) -> Result<Vec<Unsupported>> {
-    match translate(&read_source(path)?, &path.display().to_string()) {
+    match translate(&read_source(path)?, path) {
         Ok(_) => Ok(vec![]),
         Err(Error::Unsupported { items, .. }) => Ok(items),
         Err(e) => Err(e),
@@ -54,7 +58,7 @@ pub fn check(path: &Path) -> Result<Vec<Unsupported>> {
 /// Reads the Keras file `input` and writes its layers model into the folder `out`.
 pub fn write(input: &Path, out: &Path, opts: &FolderOptions) -> Result<WriteReport> {
     let src = read_source(input)?;
-    let m = translate(&src, &input.display().to_string())?;
+    let m = translate(&src, input)?;
     let mut model = Map::new();
     model.insert("format".into(), json!("layers-model"));
     model.insert(
@@ -69,19 +73,24 @@ pub fn write(input: &Path, out: &Path, opts: &FolderOptions) -> Result<WriteRepo
 
 /// The layers model of a Keras source; `Error::Unsupported` lists every layer tfjs-layers
 /// cannot hold.
-pub fn translate(src: &KerasSource, file: &str) -> Result<LayersModel> {
+/// `input` is the file `src` was read from (for messages, and read as IR when a layer's output
+/// shape is needed).
+pub fn translate(src: &KerasSource, input: &Path) -> Result<LayersModel> {
+    let file = input.display().to_string();
     let mut t = Translator {
         keras3: src.keras3,
         unsupported: Vec::new(),
         weights: Vec::new(),
         layers: 0,
+        input,
+        graph: None,
     };
     let model = t
         .model(&src.model, &src.weights, "")
         .map_err(|e| failed(format!("{file}: {e}")))?;
     if !t.unsupported.is_empty() {
         return Err(Error::Unsupported {
-            file: file.to_string(),
+            file,
             items: t.unsupported,
         });
     }
@@ -100,17 +109,77 @@ pub fn translate(src: &KerasSource, file: &str) -> Result<LayersModel> {
     })
 }
 
+/// The names of a model's layers (step names must not take one).
+fn layer_names(cfg: &ModelConfig) -> HashSet<String> {
+    cfg.layers.iter().map(LayerSpec::layer_name).collect()
+}
+
+/// `{base}{suffix}`, numbered if a layer already has that name.
+fn unique(names: &mut HashSet<String>, base: &str, suffix: &str) -> String {
+    let mut name = format!("{base}{suffix}");
+    let mut k = 1;
+    while !names.insert(name.clone()) {
+        name = format!("{base}{suffix}_{k}");
+        k += 1;
+    }
+    name
+}
+
 /// The tfjs-layers version whose dialect is written (what its own `toJSON` would say).
 const TFJS_LAYERS_VERSION: &str = "4.22.0";
 
-struct Translator {
+struct Translator<'a> {
+    input: &'a Path,
+    /// The source read as IR, once a layer's output shape is needed.
+    graph: Option<Result<Graph, String>>,
     keras3: bool,
     unsupported: Vec<Unsupported>,
     weights: Vec<NamedWeight>,
     layers: usize,
 }
 
-impl Translator {
+impl Translator<'_> {
+    /// The static shape of layer `node`'s first output (its IR value has the layer's name).
+    fn output_shape(&mut self, node: &str) -> Result<Vec<Dim>, String> {
+        let input = self.input;
+        let g = self.graph.get_or_insert_with(|| {
+            KerasReader
+                .read(input, &ReadOptions::default())
+                .map_err(|e| e.to_string())
+        });
+        let g = g
+            .as_ref()
+            .map_err(|e| format!("its output shape is unknown ({e})"))?;
+        g.values
+            .iter()
+            .find(|v| v.name == node)
+            .map(|v| v.ty.shape.clone())
+            .ok_or_else(|| format!("its output shape is unknown (no value '{node}')"))
+    }
+
+    /// Fills a step's `-1` (see `Step::fill_unknown`) from the layer's output shape.
+    fn fill_unknown(&mut self, step: &mut Step, node: &str) -> Result<(), String> {
+        let shape = self.output_shape(node)?;
+        let Some(Value::Array(target)) = step.config.get_mut("target_shape") else {
+            return Ok(());
+        };
+        if shape.len() != target.len() + 1 {
+            return Err(format!(
+                "output rank {} for a {}-d reshape",
+                shape.len(),
+                target.len()
+            ));
+        }
+        for (t, d) in target.iter_mut().zip(&shape[1..]) {
+            if t.as_i64() == Some(-1) {
+                *t = json!(d
+                    .fixed()
+                    .ok_or_else(|| format!("output dimension {d:?} is not fixed"))?);
+            }
+        }
+        Ok(())
+    }
+
     fn refuse(&mut self, class: &str, node: &str, reason: String) {
         self.unsupported.push(Unsupported {
             op: class.to_string(),
@@ -126,10 +195,37 @@ impl Translator {
             .map_err(|e| format!("model '{path}': unexpected model config ({e})"))?;
         let name = spec.layer_name();
         if spec.class_name == "Sequential" {
+            let mut names = layer_names(&cfg);
             let mut layers = Vec::with_capacity(cfg.layers.len());
             for l in &cfg.layers {
-                let (class, config) = self.layer(l, weights, path)?;
+                let (class, config, steps) = self.layer(l, weights, path)?;
                 layers.push(json!({"class_name": class, "config": config}));
+                let chain = steps.iter().enumerate().all(|(i, s)| {
+                    s.inputs
+                        == [if i == 0 {
+                            From::Layer
+                        } else {
+                            From::Step(i - 1)
+                        }]
+                });
+                if !chain {
+                    self.refuse(
+                        &l.class_name,
+                        &format!("{path}{}", l.layer_name()),
+                        "its activation needs a Multiply layer, which a Sequential model \
+                         cannot hold"
+                            .into(),
+                    );
+                    continue;
+                }
+                for s in steps {
+                    let mut c = s.config;
+                    c.insert(
+                        "name".into(),
+                        json!(unique(&mut names, &l.layer_name(), s.suffix)),
+                    );
+                    layers.push(json!({"class_name": s.class, "config": c}));
+                }
             }
             return Ok(json!({"class_name": "Sequential",
                 "config": {"name": name, "layers": layers}}));
@@ -172,6 +268,22 @@ impl Translator {
             .iter()
             .map(|l| (l.layer_name(), l.is_model()))
             .collect();
+        // Each layer's entry and the layers written after it; references to a layer with
+        // steps then name its last step.
+        let mut names = layer_names(&cfg);
+        let mut translated = Vec::with_capacity(call_refs.len());
+        let mut redirect: HashMap<String, String> = HashMap::new();
+        for (l, _) in &call_refs {
+            let (class, config, steps) = self.layer(l, weights, path)?;
+            let step_names: Vec<String> = steps
+                .iter()
+                .map(|s| unique(&mut names, &l.layer_name(), s.suffix))
+                .collect();
+            if let Some(last) = step_names.last() {
+                redirect.insert(l.layer_name(), last.clone());
+            }
+            translated.push((class, config, steps, step_names));
+        }
         // tfjs numbers a nested model's calls from 1 (its construction is node 0).
         let tfjs_ref = |r: &TensorRef, offsets: &HashMap<String, usize>| -> Value {
             let node = if models.get(&r.layer).copied().unwrap_or(false) {
@@ -179,12 +291,15 @@ impl Translator {
             } else {
                 r.node
             };
-            json!([r.layer, node, r.tensor])
+            let layer = match redirect.get(&r.layer) {
+                Some(last) if r.tensor == 0 => last,
+                _ => &r.layer,
+            };
+            json!([layer, node, r.tensor])
         };
         let mut layers = Vec::with_capacity(cfg.layers.len());
-        for (l, calls) in &call_refs {
+        for ((l, calls), (class, config, steps, step_names)) in call_refs.iter().zip(translated) {
             let lname = l.layer_name();
-            let (class, config) = self.layer(l, weights, path)?;
             let mut nodes = Vec::with_capacity(calls.len());
             for call in calls {
                 if !call.kw_tensors.is_empty() && classes::known(&l.class_name).is_ok() {
@@ -217,6 +332,19 @@ impl Translator {
             }
             layers.push(json!({"class_name": class, "config": config, "name": lname,
                 "inbound_nodes": nodes}));
+            for (s, sname) in steps.into_iter().zip(&step_names) {
+                let from = |f: &From, k: usize| match f {
+                    From::Layer => json!([lname, k, 0, {}]),
+                    From::Step(i) => json!([step_names[*i], k, 0, {}]),
+                };
+                let nodes: Vec<Value> = (0..calls.len())
+                    .map(|k| Value::Array(s.inputs.iter().map(|f| from(f, k)).collect()))
+                    .collect();
+                let mut c = s.config;
+                c.insert("name".into(), json!(sname));
+                layers.push(json!({"class_name": s.class, "config": c, "name": sname,
+                    "inbound_nodes": nodes}));
+            }
         }
         let no_offsets = HashMap::new();
         let input_layers: Vec<Value> = inputs.iter().map(|r| tfjs_ref(r, &no_offsets)).collect();
@@ -234,7 +362,7 @@ impl Translator {
         l: &LayerSpec,
         weights: &Weights,
         path: &str,
-    ) -> Result<(String, Value), String> {
+    ) -> Result<(String, Value, Vec<Step>), String> {
         let name = l.layer_name();
         let node = format!("{path}{name}");
         if l.is_model() {
@@ -243,14 +371,22 @@ impl Translator {
             return Ok((
                 m["class_name"].as_str().unwrap_or("Model").to_string(),
                 m["config"].clone(),
+                vec![],
             ));
         }
         self.layers += 1;
         match self.layer_config(&l.class_name, &l.config, &name, weights) {
-            Ok(Ok(config)) => Ok((l.class_name.clone(), Value::Object(config))),
+            Ok(Ok((config, mut steps))) => {
+                for s in steps.iter_mut().filter(|s| s.fill_unknown) {
+                    if let Err(why) = self.fill_unknown(s, &node) {
+                        self.refuse(&l.class_name, &node, format!("keepdims=True: {why}"));
+                    }
+                }
+                Ok((l.class_name.clone(), Value::Object(config), steps))
+            }
             Ok(Err(reason)) => {
                 self.refuse(&l.class_name, &node, reason);
-                Ok((l.class_name.clone(), l.config.clone()))
+                Ok((l.class_name.clone(), l.config.clone(), vec![]))
             }
             Err(e) => Err(format!("layer '{node}' ({}): {e}", l.class_name)),
         }
@@ -265,8 +401,8 @@ impl Translator {
         cfg: &Value,
         name: &str,
         weights: &Weights,
-    ) -> Result<Result<Map<String, Value>, String>, String> {
-        let mut config = match classes::config(class, cfg, self.keras3) {
+    ) -> Result<Result<(Map<String, Value>, Vec<Step>), String>, String> {
+        let (mut config, steps) = match classes::config_with_steps(class, cfg, self.keras3) {
             Ok(c) => c,
             Err(why) => return Ok(Err(why)),
         };
@@ -293,7 +429,7 @@ impl Translator {
             ));
         }
         self.push_weights(names, tensors);
-        Ok(Ok(config))
+        Ok(Ok((config, steps)))
     }
 
     fn push_weights(&mut self, names: Vec<String>, tensors: Vec<Tensor>) {
