@@ -26,7 +26,13 @@ from common import (
     shorten,
     table,
 )
-from targets import Target, tflite_op_counts
+from targets import (
+    TFJS_FLOAT16_TOL,
+    TFJS_INT8_TOL,
+    Target,
+    tfjs_weight_ratio,
+    tflite_op_counts,
+)
 
 MODEL_NAMES = ("model.onnx", "model.h5", "model.keras", "model")
 CONVERT_TIMEOUT = 600.0
@@ -97,7 +103,7 @@ def run(
 
 def case_ids(fx: Fixture, targets: list[Target], only: str | None) -> list[str]:
     """The fixture's case ids (one per target, then verify) that `--only` selects."""
-    ids = [f"{fx.id}:{t.name}" for t in targets]
+    ids = [f"{fx.id}:{t.name}" for t in targets if t.applies_to(fx.id)]
     if fx.id in DYNAMIC_BATCH and any(t.name == "tflite" for t in targets):
         ids.append(f"{fx.id}:tflite@batch{RESIZED_BATCH}")
     ids.append(f"{fx.id}:verify")
@@ -163,7 +169,8 @@ def run_target(fx, target, inputs, expected, mdeploy, known, out: Path) -> Case:
     out.parent.mkdir(parents=True, exist_ok=True)
     converted = run_mdeploy(
         mdeploy,
-        ["convert", str(fx.model), "--to", target.name, "-o", str(out), "--quiet"],
+        ["convert", str(fx.model), "--to", target.to_format, "-o", str(out), "--quiet"]
+        + list(target.convert_args),
         CONVERT_TIMEOUT,
     )
     converted.stderr = shorten(converted.stderr, fx.dir, out.parent)
@@ -176,6 +183,10 @@ def run_target(fx, target, inputs, expected, mdeploy, known, out: Path) -> Case:
             case.extra["transposes"] = tflite_op_counts(out).get("TRANSPOSE", 0)
         except Exception as err:  # the run below reports the same problem
             case.extra["transposes_error"] = error_line(err)
+    if target.size_ratio:
+        ratio = tfjs_weight_ratio(out)
+        if ratio is not None:
+            case.extra["size_ratio"] = round(ratio, 4)
     try:
         got = target.run(out, inputs)
         case.max_abs, case.rel, worst = compare_outputs_rel(got, expected)
@@ -184,8 +195,9 @@ def run_target(fx, target, inputs, expected, mdeploy, known, out: Path) -> Case:
     except Exception as err:  # the runtime refused the file: that is the finding
         problem = shorten(f"{target.name} runtime: {error_line(err)}", out.parent)
         return known.settle(case, False, problem)
-    ok = case.rel <= REL_TOL
-    return known.settle(case, ok, "" if ok else f"output {worst}: rel {case.rel:.2e} > {REL_TOL:g}")
+    tol = target.tolerance or REL_TOL
+    ok = case.rel <= tol
+    return known.settle(case, ok, "" if ok else f"output {worst}: rel {case.rel:.2e} > {tol:g}")
 
 
 def run_verify(fx, mdeploy, known, out: Path) -> Case:
@@ -248,21 +260,36 @@ def report(results: list[FixtureResult]) -> None:
                 transposes = str(case.extra["transposes"])
             elif case and target != "onnx":
                 transposes = "-"
-            rows.append([r.fixture.id, target, result_text(case), rel, transposes, verify_text])
+            size = "-"
+            if case and "size_ratio" in case.extra:
+                size = f"{case.extra['size_ratio']:.3f}"
+            rows.append(
+                [r.fixture.id, target, result_text(case), rel, transposes, size, verify_text]
+            )
         if verify is not None and verify.status in (FAIL, KNOWN, FIXED):
-            rows.append([r.fixture.id, "verify", result_text(verify), "-", "", ""])
+            rows.append([r.fixture.id, "verify", result_text(verify), "-", "", "", ""])
     print("\n== Part A: fixtures × targets ==")
     if not rows:
         print("(no fixtures)")
         return
     print(
         table(
-            ["fixture", "target", "result", f"rel (pass <= {REL_TOL:g})", "transposes", "verify"],
+            [
+                "fixture",
+                "target",
+                "result",
+                f"rel (pass <= {REL_TOL:g})",
+                "transposes",
+                "weights/f32",
+                "verify",
+            ],
             rows,
         )
     )
     print(
         "rel = max|got - expected| / max(max|expected|, 1e-6) over all outputs; "
         "transposes = Transpose nodes in the produced ONNX (TRANSPOSE ops in the .tflite on tflite "
-        "rows); @batch4 = the .tflite resized to batch 4; verify = `convert --to onnx --verify`"
+        "rows); @batch4 = the .tflite resized to batch 4; verify = `convert --to onnx --verify`; "
+        "weights/f32 = shard bytes of a quantized TF.js output over its weights in float32 "
+        f"(tfjs-int8 rows pass at rel <= {TFJS_INT8_TOL:g}, tfjs-float16 at <= {TFJS_FLOAT16_TOL:g})"
     )

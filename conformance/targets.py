@@ -8,6 +8,8 @@ line in TARGETS; it is exercised once it is named in `--targets`.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +26,20 @@ class Target:
     name: str
     out_name: str  # what `-o` is given, inside a fresh directory
     run: Runner
+    to: str = ""  # `--to` (default: the name)
+    convert_args: tuple[str, ...] = ()  # more `convert` flags (e.g. --int8)
+    tolerance: float | None = None  # rel tolerance (default common.REL_TOL)
+    # Fixture ids this target runs on (None: all); quantized variants run on a few.
+    fixtures: tuple[str, ...] | None = None
+    # Report the size of the weights against float32 (quantized variants).
+    size_ratio: bool = False
+
+    @property
+    def to_format(self) -> str:
+        return self.to or self.name
+
+    def applies_to(self, fixture_id: str) -> bool:
+        return self.fixtures is None or fixture_id in self.fixtures
 
 
 # `<repo>/.cache/conformance/node/node_modules`, set by run.py; for the TF.js runner.
@@ -95,14 +111,106 @@ def _cast_input(x: np.ndarray, detail: dict) -> np.ndarray:
     raise CaseError(f"input '{detail['name']}' is {want} in the model, {x.dtype} in the case")
 
 
-# tflite and tfjs join `--targets`' default when their writers land. A TF.js runner will be a
-# small Node script next to this file that loads `out_tfjs/model.json` with the @tensorflow/tfjs
-# in NODE_MODULES (reading the shards through tf.io.fromMemory) and prints outputs as .npy files:
-#     Target("tfjs", "out_tfjs", run_tfjs),
+TFJS_RUNNER = Path(__file__).resolve().parent / "tfjs_run.js"
+TFJS_TIMEOUT = 300.0
+
+
+def run_tfjs(path: Path, inputs: list) -> list:
+    """@tensorflow/tfjs 4.22 in Node (pure-JS CPU backend) through tfjs_run.js: the folder is
+    loaded with tf.loadLayersModel or tf.loadGraphModel (by model.json's `format`) via an IO
+    handler reading the shards; inputs and outputs go through .npy files."""
+    import subprocess
+    import tempfile
+
+    if NODE_MODULES is None or not (NODE_MODULES / "@tensorflow" / "tfjs").is_dir():
+        raise CaseError(f"@tensorflow/tfjs is not installed in {NODE_MODULES}")
+    with tempfile.TemporaryDirectory(prefix="tfjs-io-", dir=path.parent) as tmp:
+        io = Path(tmp)
+        files = []
+        for i, x in enumerate(inputs):
+            files.append(io / f"input_{i}.npy")
+            np.save(files[-1], np.ascontiguousarray(x))
+        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+        try:
+            proc = subprocess.run(
+                ["node", str(TFJS_RUNNER), str(path), str(io), *map(str, files)],
+                capture_output=True,
+                text=True,
+                timeout=TFJS_TIMEOUT,
+                env=env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise CaseError(f"tfjs runner timed out after {TFJS_TIMEOUT:.0f} s") from None
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("tfjs:")]
+            raise CaseError((lines[-1] if lines else proc.stderr.strip()[-300:]) or "node failed")
+        described = json.loads(proc.stdout.strip().splitlines()[-1])["outputs"]
+        return [np.load(io / f"output_{i}.npy") for i in range(len(described))]
+
+
+def tfjs_weight_ratio(folder: Path) -> float | None:
+    """Bytes of the shards over what the same weights take unquantized (float32/int32: 4
+    bytes an element, bool: 1), from model.json's manifest."""
+    try:
+        manifest = json.loads((folder / "model.json").read_text())["weightsManifest"]
+    except (OSError, ValueError, KeyError):
+        return None
+    unquantized = 0
+    stored = 0
+    for group in manifest:
+        for w in group["weights"]:
+            n = int(np.prod(w["shape"], dtype=np.int64))
+            unquantized += n * (1 if w["dtype"] == "bool" else 4)
+        stored += sum((folder / p).stat().st_size for p in group["paths"])
+    return stored / unquantized if unquantized else None
+
+
+# Fixtures the quantized TF.js variants run on: convolutional, dense and attention models from
+# each reader.
+TFJS_QUANT_FIXTURES = (
+    "onnx/cnn_bn",
+    "onnx/mlp",
+    "onnx/tf2onnx_mobilenetv2",
+    "saved_model/keras_cnn_export",
+    "saved_model/tfkeras_mlp_save",
+    "keras/resnet_block/model.keras",
+    "keras/dense_mlp/model.h5",
+    "tf_keras/conv2d",
+)
+# Tolerances of the quantized variants, from the storage error of each weight: uint8 affine
+# rounds to within half a step, range/510 ≈ 2e-3 of a tensor's range; float16 to within 2^-11
+# ≈ 4.9e-4 relative. Errors of many weights add up through a layer (partly cancelling) and
+# through the layers; 25× the per-weight bound leaves room for that and still fails a loader
+# that dequantizes wrongly (which is off by whole ranges).
+TFJS_INT8_TOL = 5e-2
+TFJS_FLOAT16_TOL = 1.2e-2
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in [
         Target("onnx", "out.onnx", run_onnx),
         Target("tflite", "out.tflite", run_tflite),
+        Target("tfjs", "out_tfjs", run_tfjs),
+        Target(
+            "tfjs-int8",
+            "out_tfjs",
+            run_tfjs,
+            to="tfjs",
+            convert_args=("--int8",),
+            tolerance=TFJS_INT8_TOL,
+            fixtures=TFJS_QUANT_FIXTURES,
+            size_ratio=True,
+        ),
+        Target(
+            "tfjs-float16",
+            "out_tfjs",
+            run_tfjs,
+            to="tfjs",
+            convert_args=("--float16",),
+            tolerance=TFJS_FLOAT16_TOL,
+            fixtures=TFJS_QUANT_FIXTURES,
+            size_ratio=True,
+        ),
     ]
 }

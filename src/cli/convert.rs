@@ -8,6 +8,7 @@ use crate::ir::Shape;
 use crate::passes::{self, PassContext};
 use crate::readers::{self, ReadOptions};
 use crate::writers::onnx::{ExternalData, OnnxWriter, OPSETS};
+use crate::writers::tfjs::{self, FolderOptions, TfjsFormat, WeightQuant};
 use crate::writers::tflite::TfliteWriter;
 use crate::writers::Writer;
 use clap::{Args, ValueEnum};
@@ -17,6 +18,34 @@ use std::path::{Path, PathBuf};
 pub enum Target {
     Onnx,
     Tflite,
+    /// A TF.js folder (model.json + weight shards).
+    Tfjs,
+}
+
+/// Which TF.js model kind to write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum TfjsFormatArg {
+    /// A layers model for Keras sources, a graph model otherwise.
+    #[default]
+    Auto,
+    /// A layers model (Keras sources only; fails naming what tfjs-layers lacks).
+    Layers,
+    /// A graph model (a TF GraphDef in JSON).
+    Graph,
+}
+
+/// `--shard-size`: bytes per weight shard, or `none` for one shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardSize(pub Option<u64>);
+
+fn parse_shard_size(s: &str) -> std::result::Result<ShardSize, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(ShardSize(None));
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(ShardSize(Some(n))),
+        _ => Err(format!("'{s}' is not a positive number of bytes or 'none'")),
+    }
 }
 
 /// Layout of a TFLite model's 4-D inputs and outputs.
@@ -53,6 +82,21 @@ pub struct ConvertArgs {
     /// TFLite: layout of 4-D channels-first inputs and outputs (nchw keeps the source's).
     #[arg(long, value_enum, default_value_t = IoLayout::Nchw)]
     pub io_layout: IoLayout,
+    /// TF.js: layers model (Keras sources), graph model, or auto (layers for Keras).
+    #[arg(long, value_enum, default_value_t = TfjsFormatArg::Auto)]
+    pub tfjs_format: TfjsFormatArg,
+    /// TF.js: bytes per weight shard (default 4194304), or `none` for a single shard.
+    #[arg(long, value_parser = parse_shard_size)]
+    pub shard_size: Option<ShardSize>,
+    /// TF.js: store float weights as uint8 (affine per tensor), dequantized when loaded.
+    #[arg(long, conflicts_with_all = ["float16", "quantize_uint16"])]
+    pub int8: bool,
+    /// TF.js: store float weights as float16, widened when loaded.
+    #[arg(long, conflicts_with = "quantize_uint16")]
+    pub float16: bool,
+    /// TF.js: store float weights as uint16 (affine per tensor), dequantized when loaded.
+    #[arg(long)]
+    pub quantize_uint16: bool,
     /// Run source and output on the same inputs and compare them.
     #[arg(long)]
     pub verify: bool,
@@ -117,6 +161,8 @@ pub fn default_output(input: &Path, target: Target) -> PathBuf {
     let ext = match target {
         Target::Onnx => "onnx",
         Target::Tflite => "tflite",
+        // A folder: `net.onnx` → `net_tfjs/`, `saved_model/` → `saved_model_tfjs/`.
+        Target::Tfjs => return input.with_file_name(format!("{stem}_tfjs")),
     };
     let candidate = input.with_file_name(format!("{stem}.{ext}"));
     if candidate == input {
@@ -150,8 +196,41 @@ fn tflite_outputs(
     Ok(Some(eval::run(g, inputs)?))
 }
 
+/// The TF.js folder options from the flags; the TF.js-only flags are refused elsewhere.
+fn tfjs_options(a: &ConvertArgs) -> Result<FolderOptions> {
+    let tfjs_only = [
+        (a.int8, "--int8"),
+        (a.float16, "--float16"),
+        (a.quantize_uint16, "--quantize-uint16"),
+        (a.shard_size.is_some(), "--shard-size"),
+        (a.tfjs_format != TfjsFormatArg::Auto, "--tfjs-format"),
+    ];
+    if a.target != Target::Tfjs {
+        if let Some((_, flag)) = tfjs_only.iter().find(|(set, _)| *set) {
+            return Err(Error::Usage(format!(
+                "{flag} applies to --to tfjs only (not yet to {:?} outputs)",
+                a.target
+            )));
+        }
+    }
+    let quant = if a.int8 {
+        WeightQuant::Uint8
+    } else if a.float16 {
+        WeightQuant::Float16
+    } else if a.quantize_uint16 {
+        WeightQuant::Uint16
+    } else {
+        WeightQuant::None
+    };
+    Ok(FolderOptions {
+        shard_size: a.shard_size.map_or(Some(tfjs::DEFAULT_SHARD_SIZE), |s| s.0),
+        quant,
+    })
+}
+
 pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     let progress = Progress::new(quiet);
+    let folder = tfjs_options(&a)?;
     let out = a
         .output
         .clone()
@@ -193,6 +272,36 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         Target::Tflite => Box::new(TfliteWriter {
             nhwc_io: a.io_layout == IoLayout::Nhwc,
         }),
+        Target::Tfjs => {
+            let format = match a.tfjs_format {
+                TfjsFormatArg::Auto => TfjsFormat::Auto,
+                TfjsFormatArg::Layers => TfjsFormat::Layers,
+                TfjsFormatArg::Graph => TfjsFormat::Graph,
+            };
+            if format == TfjsFormat::Layers && reader.name() != "keras" {
+                return Err(Error::Usage(format!(
+                    "--tfjs-format layers needs a Keras source; {} is {}",
+                    a.input.display(),
+                    reader.name()
+                )));
+            }
+            if format == TfjsFormat::Layers {
+                return Err(Error::Unsupported {
+                    file: a.input.display().to_string(),
+                    items: vec![crate::error::Unsupported {
+                        op: "layers-model".into(),
+                        node: a.input.display().to_string(),
+                        reason: "the TF.js layers writer is not part of this build yet; use \
+                                 --tfjs-format graph"
+                            .into(),
+                    }],
+                });
+            }
+            Box::new(tfjs::graph::GraphWriter {
+                folder,
+                generated_by: Some(reader.name().to_string()),
+            })
+        }
     };
     writer.legalize(&mut g)?;
     g.verify().map_err(|e| {
@@ -228,6 +337,9 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         let got = match a.target {
             Target::Onnx => Some(eval::run_onnx_file(&out, &inputs)?),
             Target::Tflite => tflite_outputs(&progress, &out, &inputs, a.io_layout, &g)?,
+            // The graph exactly as written (after the NHWC rewrites), run by tract: TF.js
+            // itself runs in the conformance tier (Node).
+            Target::Tfjs => Some(eval::run(&g, &inputs)?),
         };
         let skipped = got.is_none();
         let got = got.unwrap_or_default();

@@ -33,6 +33,13 @@ pub struct Names {
 }
 
 impl Names {
+    /// A generator with no name taken yet (for a writer's own namespace).
+    pub fn empty() -> Names {
+        Names {
+            used: std::collections::HashSet::new(),
+        }
+    }
+
     pub fn fresh(&mut self, base: &str) -> String {
         let mut name = base.to_string();
         let mut k = 1;

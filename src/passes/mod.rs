@@ -5,7 +5,10 @@ pub mod einsum;
 pub mod fuse;
 pub mod io_layout;
 pub mod layout;
+pub mod lower;
+pub mod nhwc;
 pub mod rewrite;
+pub mod spatial1d;
 pub mod transpose;
 
 use crate::error::{Error, Result};

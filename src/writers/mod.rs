@@ -2,6 +2,7 @@
 //! atomically (temp file next to the target, then rename), so nothing half-written is left.
 
 pub mod onnx;
+pub mod tfjs;
 pub mod tflite;
 
 use crate::error::{failed, Result, Unsupported};

@@ -443,7 +443,7 @@ fn build_functional(
 /// reference by one, Keras 3 only `output_layers` (a nested Functional's; a Sequential's
 /// depends on how it was built). What the references show wins (node 0 used: no shift; an
 /// index past the calls: shifted); otherwise the dialect decides.
-fn node_offsets<'r>(
+pub fn node_offsets<'r>(
     keras3: bool,
     cfg: &ModelConfig,
     refs: impl Iterator<Item = &'r TensorRef>,

@@ -7,11 +7,11 @@
 //! Keras is channels-last: spatial ops carry `Layout::Nhwc` and `KernelLayout::Hwio` and no
 //! transposes are inserted (the writers' layout pass moves them to the boundaries).
 
-mod build;
-mod config;
+pub(crate) mod build;
+pub mod config;
 mod h5;
 mod layers;
-mod weights;
+pub mod weights;
 
 use super::{map_file, ReadOptions, Reader};
 use crate::error::{failed, Error, Result};
@@ -50,28 +50,17 @@ impl Reader for KerasReader {
 
     fn read(&self, path: &Path, opts: &ReadOptions) -> Result<Graph> {
         let file = path.display().to_string();
-        let bytes = map_file(path).map_err(failed)?;
         let in_file = |e: String| failed(format!("{file}: {e}"));
-        let source = if bytes.starts_with(HDF5_SIGNATURE) {
-            open_h5(bytes).map_err(in_file)?
-        } else if bytes.starts_with(ZIP_SIGNATURE) {
-            open_archive(bytes).map_err(in_file)?
-        } else {
-            return Err(failed(format!("{file}: not a Keras .h5 or .keras file")));
-        };
-        let spec: LayerSpec = serde_json::from_str(&source.config)
-            .map_err(|e| failed(format!("{file}: the model config is not valid JSON ({e})")))?;
+        let KerasSource {
+            model: spec,
+            weights,
+            keras3,
+        } = read_source(path)?;
         let model: config::ModelConfig = serde_json::from_value(spec.config.clone())
             .map_err(|e| failed(format!("{file}: unexpected model config ({e})")))?;
-        if !spec.is_model() {
-            return Err(failed(format!(
-                "{file}: the file holds a {} layer, not a model",
-                spec.class_name
-            )));
-        }
-        let mut b = Builder::new(source.keras3);
+        let mut b = Builder::new(keras3);
         b.input_shapes = opts.input_shapes.clone();
-        let outs = build::build_model(&mut b, &spec.class_name, &model, &source.weights, "", None)
+        let outs = build::build_model(&mut b, &spec.class_name, &model, &weights, "", None)
             .map_err(|e| {
                 if e.starts_with("input '") && e.contains("override") {
                     Error::Usage(e)
@@ -91,6 +80,44 @@ impl Reader for KerasReader {
         g.remove_dead();
         Ok(g)
     }
+}
+
+/// A Keras file as its model config (either dialect, as written) and its weights, for
+/// writers that keep the Keras model structure (the TF.js layers format).
+pub struct KerasSource {
+    /// The top-level `{"class_name": "Functional"|"Sequential"|..., "config": {...}}`.
+    pub model: LayerSpec,
+    /// Each layer's weights in `layer.weights` order, slices of the mapped file.
+    pub weights: Weights,
+    /// Keras 3 (vs Keras 2 / tf_keras): the dialect the config is written in.
+    pub keras3: bool,
+}
+
+/// Opens a Keras `.h5` or `.keras` file: its model config and weights.
+pub fn read_source(path: &Path) -> Result<KerasSource> {
+    let file = path.display().to_string();
+    let bytes = map_file(path).map_err(failed)?;
+    let in_file = |e: String| failed(format!("{file}: {e}"));
+    let source = if bytes.starts_with(HDF5_SIGNATURE) {
+        open_h5(bytes).map_err(in_file)?
+    } else if bytes.starts_with(ZIP_SIGNATURE) {
+        open_archive(bytes).map_err(in_file)?
+    } else {
+        return Err(failed(format!("{file}: not a Keras .h5 or .keras file")));
+    };
+    let spec: LayerSpec = serde_json::from_str(&source.config)
+        .map_err(|e| failed(format!("{file}: the model config is not valid JSON ({e})")))?;
+    if !spec.is_model() {
+        return Err(failed(format!(
+            "{file}: the file holds a {} layer, not a model",
+            spec.class_name
+        )));
+    }
+    Ok(KerasSource {
+        model: spec,
+        weights: source.weights,
+        keras3: source.keras3,
+    })
 }
 
 /// What a Keras file holds: the model config, its weights, and the Keras major version.

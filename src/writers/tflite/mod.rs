@@ -5,13 +5,11 @@
 
 mod indexing;
 mod legalize;
-mod lower;
 pub mod ops;
 mod options;
 pub mod plan;
 mod rnn;
 pub mod serialize;
-mod spatial1d;
 pub mod versions;
 
 use super::{AtomicFile, WriteReport, Writer};

@@ -15,6 +15,7 @@ use crate::ir::ops::{
     Padding, Pool, PoolKind, Resize, ResizeMode, Softmax, SpaceToDepth,
 };
 use crate::ir::{DType, Dim, Graph, KernelLayout, Layout, Node, Op, TensorType, ValueId};
+use crate::passes::nhwc::{probe_conv, same_or_valid};
 use tract_tflite::tflite::BuiltinOperator as B;
 
 /// A MatMul that FULLY_CONNECTED can run: constant 2-D f32 weights, no transposed `a`.
@@ -68,40 +69,6 @@ pub fn matmul(cx: &mut Cx, m: &MatMul) -> Result<(), String> {
 }
 
 /// SAME (true) or VALID (false) for this padding on an input with `spatial` sizes.
-pub fn same_or_valid(
-    padding: &Padding,
-    spatial: &[Dim],
-    kernel: &[usize],
-    strides: &[usize],
-    dilations: &[usize],
-) -> Option<bool> {
-    match padding {
-        Padding::SameUpper => Some(true),
-        Padding::SameLower => {
-            let c = probe_conv(Padding::SameLower, strides, dilations);
-            let pads = c.explicit_pads(spatial, kernel)?;
-            pads.iter().all(|&(b, e)| b == e).then_some(true)
-        }
-        Padding::Explicit(p) if p.iter().all(|&(b, e)| b == 0 && e == 0) => Some(false),
-        Padding::Explicit(p) => {
-            let c = probe_conv(Padding::SameUpper, strides, dilations);
-            (c.explicit_pads(spatial, kernel)? == *p).then_some(true)
-        }
-    }
-}
-
-fn probe_conv(padding: Padding, strides: &[usize], dilations: &[usize]) -> Conv {
-    Conv {
-        layout: Layout::Nhwc,
-        kernel_layout: KernelLayout::Ohwi,
-        strides: strides.to_vec(),
-        dilations: dilations.to_vec(),
-        padding,
-        group: 1,
-        output_padding: vec![],
-    }
-}
-
 fn pair(v: &[usize]) -> [i32; 2] {
     [
         v.first().copied().unwrap_or(1) as i32,

@@ -1,4 +1,5 @@
-//! Lowering of f32 ops TFLite has no builtin for, into ops that have one (IR rewrites):
+//! Lowering of f32 ops that TFLite builtins and TF.js kernels lack, into ops both have (IR
+//! rewrites; shared by the NHWC writers through `passes::nhwc`):
 //! LayerNorm / InstanceNorm → MEAN, SUB, MUL, RSQRT…; Erf → the Abramowitz–Stegun 7.1.26
 //! polynomial (|error| ≤ 1.5e-7); Reciprocal, Softplus (stable form), Softsign, Tan, Elu (alpha ≠
 //! 1), Selu, Celu, HardSigmoid (MUL/ADD/RELU_0_TO_1), ThresholdedRelu, Mish, Clip with other
@@ -11,6 +12,8 @@ use crate::passes::rewrite::Rewriter;
 struct L<'r, 'g> {
     rw: &'r mut Rewriter<'g>,
     base: String,
+    /// Whether the target runs this Clip as one op (else it becomes MAXIMUM/MINIMUM).
+    native_clip: &'r dyn Fn(&Activation) -> bool,
 }
 
 impl L<'_, '_> {
@@ -207,9 +210,7 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
                 let t = l.u(UnaryOp::Tanh, sp)?;
                 l.b(BinaryOp::Mul, x, t)?
             }
-            Activation::Clip { min, max }
-                if super::ops::elementwise::activation_builtin(a).is_none() =>
-            {
+            Activation::Clip { min, max } if !(l.native_clip)(a) => {
                 let mut v = x;
                 if let Some(lo) = min {
                     let c = l.c(lo);
@@ -279,8 +280,9 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
     }))
 }
 
-/// Lowers every f32 node TFLite has no builtin for; returns whether anything changed.
-pub fn lower(g: &mut Graph) -> Result<bool, String> {
+/// Lowers every f32 node listed in the header; Clips that `native_clip` accepts stay. Returns
+/// whether anything changed.
+pub fn lower(g: &mut Graph, native_clip: &dyn Fn(&Activation) -> bool) -> Result<bool, String> {
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
     for n in old {
@@ -295,6 +297,7 @@ pub fn lower(g: &mut Graph) -> Result<bool, String> {
         let mut l = L {
             rw: &mut rw,
             base: n.name.clone(),
+            native_clip,
         };
         match lower_node(&mut l, &n)? {
             Some(v) => {

@@ -1,5 +1,6 @@
 //! 1-D convolutions and pools as their 2-D forms: TFLite has only CONV_2D, TRANSPOSE_CONV and
-//! *_POOL_2D. An NHWC `[N, W, C]` input is reshaped to `[N, 1, W, C]`, the kernel gains a unit
+//! *_POOL_2D, and TF graphs (so TF.js graph models) only Conv2D, Conv2DBackpropInput and the 2-D
+//! pools. An NHWC `[N, W, C]` input is reshaped to `[N, 1, W, C]`, the kernel gains a unit
 //! height (a reshape of the same bytes, no copy), the window a unit height, and the result is
 //! reshaped back into the original output value.
 

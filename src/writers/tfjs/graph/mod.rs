@@ -1,0 +1,170 @@
+//! TF.js graph model (`"format": "graph-model"`): the IR legalized to NHWC (the shared
+//! `passes::nhwc` rewrites), written as a TF GraphDef in JSON that `tf.loadGraphModel` runs.
+//!
+//! - `Placeholder` per graph input (source order, `-1` for symbolic dims), `Const` per constant
+//!   (values in the weights manifest under the node's name: that is where tfjs-converter looks
+//!   them up), one node or a few per IR node (ops.rs, nn.rs), an `Identity` per output named
+//!   after the source's output.
+//! - `signature`: `inputs`/`outputs` keyed by the source's names, each `{name: "node:0", dtype,
+//!   tensorShape}`, so `model.execute({source_name: x})` works and outputs come back by name.
+//!   `model.inputs` lists them in the JSON object's key order (sorted); the Placeholders and
+//!   Identities stand in the source's order in `modelTopology.node`.
+//! - Integers are int32 and floats float32 (TF.js has no other numeric dtypes): int64 constants
+//!   outside int32 are refused, f16/f64 values are computed in float32.
+
+mod emit;
+mod nn;
+mod ops;
+
+use super::{write_folder, FolderOptions};
+use crate::error::{Error, Result, Unsupported};
+use crate::ir::ops::Activation;
+use crate::ir::Graph;
+use crate::passes::nhwc;
+use crate::writers::{WriteReport, Writer};
+use emit::{a_type, shape_json, tf_dtype, Gx};
+use serde_json::{json, Map, Value};
+use std::path::Path;
+
+/// The GraphDef `versions.producer` written: TF 2.x's graph version (informational; TF.js reads
+/// only that `versions` exists).
+const PRODUCER: i64 = 1882;
+
+#[derive(Clone, Debug, Default)]
+pub struct GraphWriter {
+    pub folder: FolderOptions,
+    /// `generatedBy` in model.json: what made the source model (e.g. `onnx`, `keras 3.15`).
+    pub generated_by: Option<String>,
+}
+
+/// Clips TF.js runs as one op (Relu, Relu6, ClipByValue); others become Maximum/Minimum.
+fn native_clip(a: &Activation) -> bool {
+    matches!(a, Activation::Clip { min: Some(_), .. })
+}
+
+/// A graph model's nodes, constants and signature.
+pub struct Built {
+    pub topology: Value,
+    pub signature: Value,
+    pub weights: Vec<super::NamedWeight>,
+    pub nodes: usize,
+}
+
+/// Builds the GraphDef of a legalized graph, or lists every node it cannot express.
+pub fn build(g: &Graph) -> Result<Built, Vec<Unsupported>> {
+    let mut gx = Gx::new(g);
+    let mut problems = Vec::new();
+    let mut sig_in = Map::new();
+    for &v in &g.inputs {
+        let value = g.value(v);
+        let name = gx.fresh(&value.name);
+        gx.named_node(
+            name.clone(),
+            "Placeholder",
+            vec![],
+            vec![
+                ("dtype", a_type(value.ty.dtype)),
+                ("shape", json!({ "shape": shape_json(&value.ty.shape) })),
+            ],
+        );
+        gx.bind(v, name.clone());
+        sig_in.insert(value.name.clone(), tensor_info(&name, g, v));
+    }
+    // Output names are taken before any op node can take them.
+    let out_names: Vec<String> = g
+        .outputs
+        .iter()
+        .map(|&v| gx.fresh(&g.value(v).name))
+        .collect();
+    let (plan, absorbed) = nn::fuse_plan(g);
+    for (i, n) in g.nodes.iter().enumerate() {
+        if absorbed.contains(&i) {
+            continue;
+        }
+        gx.base = emit::sanitize(&n.name);
+        if let Err(reason) = ops::emit(&mut gx, n, plan.get(&i)) {
+            problems.push(Unsupported {
+                op: n.op.name(),
+                node: n.name.clone(),
+                reason,
+            });
+            // Later users of these values report their own problems, not this one.
+            for &o in &n.outputs {
+                if !gx.is_bound(o) {
+                    gx.bind(o, format!("{}/unsupported", gx.base));
+                }
+            }
+        }
+    }
+    let mut sig_out = Map::new();
+    for (&v, name) in g.outputs.iter().zip(out_names) {
+        gx.base = name.clone();
+        match gx.r(v) {
+            Ok(x) => {
+                let dt = g.ty(v).dtype;
+                gx.named_node(name.clone(), "Identity", vec![x], vec![("T", a_type(dt))]);
+                sig_out.insert(g.value(v).name.clone(), tensor_info(&name, g, v));
+            }
+            Err(reason) => problems.push(Unsupported {
+                op: "Output".into(),
+                node: g.value(v).name.clone(),
+                reason,
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let nodes = gx.nodes.len();
+    Ok(Built {
+        topology: json!({
+            "node": gx.nodes,
+            "library": {},
+            "versions": { "producer": PRODUCER },
+        }),
+        signature: json!({ "inputs": sig_in, "outputs": sig_out }),
+        weights: gx.weights,
+        nodes,
+    })
+}
+
+fn tensor_info(node: &str, g: &Graph, v: crate::ir::ValueId) -> Value {
+    let ty = g.ty(v);
+    json!({
+        "name": format!("{node}:0"),
+        "dtype": tf_dtype(ty.dtype),
+        "tensorShape": shape_json(&ty.shape),
+    })
+}
+
+impl Writer for GraphWriter {
+    fn name(&self) -> &'static str {
+        "tfjs"
+    }
+
+    fn legalize(&self, g: &mut Graph) -> Result<()> {
+        nhwc::legalize(g, false, &native_clip)
+            .map_err(|e| crate::error::failed(format!("TF.js legalization: {e}")))
+    }
+
+    fn check(&self, g: &Graph) -> Vec<Unsupported> {
+        build(g).err().unwrap_or_default()
+    }
+
+    fn write(&self, g: &Graph, out: &Path) -> Result<WriteReport> {
+        let built = build(g).map_err(|items| Error::Unsupported {
+            file: out.display().to_string(),
+            items,
+        })?;
+        let mut model = Map::new();
+        model.insert("format".into(), json!("graph-model"));
+        if let Some(by) = &self.generated_by {
+            model.insert("generatedBy".into(), json!(by));
+        }
+        model.insert("modelTopology".into(), built.topology);
+        model.insert("signature".into(), built.signature);
+        let mut report = write_folder(out, model, &built.weights, &self.folder)?;
+        report.nodes = built.nodes;
+        Ok(report)
+    }
+}

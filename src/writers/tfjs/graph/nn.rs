@@ -1,0 +1,585 @@
+//! Convolutions, pooling, matrix products and resizing as TF ops (NHWC, after
+//! `passes::nhwc::legalize`: OHWI kernels, IHWO depthwise kernels, groups split, padding SAME
+//! or VALID). TF wants HWIO filters (`[H, W, C, multiplier]` depthwise, `[H, W, out, in]` for
+//! Conv2DBackpropInput): constant kernels are rearranged once here, others get a Transpose.
+//!
+//! Fused forms (tfjs-converter `_FusedConv2D`, `FusedDepthwiseConv2dNative`, `_FusedMatMul`):
+//! a bias and one following activation (Relu, Relu6, Elu, LeakyRelu, Sigmoid) join the
+//! convolution or rank-2 MatMul when nothing else reads the intermediate values
+//! (`fuse_plan`). The executors require exactly one extra argument (the bias) for BiasAdd.
+
+use super::emit::{a_bool, a_float, a_int, a_ints, a_str, a_strs, a_type, Gx};
+use crate::ir::ops::Padding;
+use crate::ir::ops::{
+    Activation, BinaryOp, Conv, CoordTransform, NearestRounding, Pool, PoolKind, Resize,
+    ResizeMode, UnaryOp,
+};
+use crate::ir::{DType, Dim, Graph, KernelLayout, Layout, Node, Op, TensorType, ValueId};
+use crate::passes::nhwc::{probe_conv, same_or_valid};
+use std::collections::{HashMap, HashSet};
+
+/// What joins a convolution or MatMul node.
+#[derive(Clone, Debug, Default)]
+pub struct Fused {
+    /// A bias from a following Add (1-D constant over the last axis).
+    pub bias_add: Option<ValueId>,
+    /// The activation's TF name and LeakyRelu alpha.
+    pub act: Option<(&'static str, f32)>,
+    /// The value the fused node produces.
+    pub out: Option<ValueId>,
+}
+
+fn fusable_act(op: &Op) -> Option<(&'static str, f32)> {
+    match op {
+        Op::Unary(UnaryOp::Relu) => Some(("Relu", 0.2)),
+        Op::Unary(UnaryOp::Sigmoid) => Some(("Sigmoid", 0.2)),
+        Op::Activation(Activation::Clip {
+            min: Some(lo),
+            max: Some(hi),
+        }) if *lo == 0.0 && *hi == 6.0 => Some(("Relu6", 0.2)),
+        Op::Activation(Activation::Clip {
+            min: Some(lo),
+            max: None,
+        }) if *lo == 0.0 => Some(("Relu", 0.2)),
+        Op::Activation(Activation::Elu { alpha }) if *alpha == 1.0 => Some(("Elu", 0.2)),
+        Op::Activation(Activation::LeakyRelu { alpha }) => Some(("LeakyRelu", *alpha)),
+        _ => None,
+    }
+}
+
+/// A 1-D constant of `n` elements (or `[1, .., 1, n]`): a bias over the last axis.
+fn bias_of(g: &Graph, v: ValueId, n: Option<u64>) -> bool {
+    let Some(t) = g.constant(v) else { return false };
+    let Some(n) = n else { return false };
+    t.dtype == DType::F32
+        && t.len() as u64 == n
+        && t.shape.last().copied() == Some(n as usize)
+        && t.shape.iter().rev().skip(1).all(|&d| d == 1)
+}
+
+/// Which nodes fuse into which: node index → what joins it, and the nodes absorbed.
+pub fn fuse_plan(g: &Graph) -> (HashMap<usize, Fused>, HashSet<usize>) {
+    let uses = g.use_counts();
+    let mut consumer: HashMap<ValueId, usize> = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        for &x in &n.inputs {
+            consumer.insert(x, i);
+        }
+    }
+    let sole = |v: ValueId| -> Option<usize> {
+        if uses[v.0] == 1 && !g.outputs.contains(&v) {
+            consumer.get(&v).copied()
+        } else {
+            None
+        }
+    };
+    let mut plan = HashMap::new();
+    let mut absorbed = HashSet::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        let has_bias = match &n.op {
+            Op::Conv(c) if conv_kind(g, n, c).is_some() => n.inputs.len() == 3,
+            Op::MatMul(_)
+                if n.inputs.len() == 2
+                    && g.ty(n.inputs[0]).rank() == 2
+                    && g.ty(n.inputs[1]).rank() == 2
+                    && g.ty(n.outputs[0]).dtype == DType::F32 =>
+            {
+                false
+            }
+            _ => continue,
+        };
+        let mut f = Fused::default();
+        let mut last = n.outputs[0];
+        let channels = g.ty(last).shape.last().and_then(Dim::fixed);
+        if !has_bias {
+            let Some(j) = sole(last) else { continue };
+            let add = &g.nodes[j];
+            if add.op != Op::Binary(BinaryOp::Add) {
+                continue;
+            }
+            let other = if add.inputs[0] == last {
+                add.inputs[1]
+            } else {
+                add.inputs[0]
+            };
+            if add.inputs[0] == add.inputs[1] || !bias_of(g, other, channels) {
+                continue;
+            }
+            if g.ty(add.outputs[0]).shape != g.ty(last).shape {
+                continue;
+            }
+            f.bias_add = Some(other);
+            absorbed.insert(j);
+            last = add.outputs[0];
+        }
+        if let Some(j) = sole(last) {
+            if let Some(a) = fusable_act(&g.nodes[j].op) {
+                f.act = Some(a);
+                absorbed.insert(j);
+                last = g.nodes[j].outputs[0];
+            }
+        }
+        f.out = Some(last);
+        plan.insert(i, f);
+    }
+    (plan, absorbed)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ConvKind {
+    Plain,
+    Depthwise,
+}
+
+fn conv_kind(g: &Graph, n: &Node, c: &Conv) -> Option<ConvKind> {
+    let x = g.ty(n.inputs[0]);
+    if c.layout != Layout::Nhwc || x.rank() != 4 {
+        return None;
+    }
+    let in_c = x.shape[3].fixed()? as usize;
+    match c.kernel_layout {
+        KernelLayout::Ohwi if c.group == 1 => Some(ConvKind::Plain),
+        KernelLayout::Ihwo if c.group == in_c && in_c > 0 => Some(ConvKind::Depthwise),
+        _ => None,
+    }
+}
+
+fn nhwc4(v: &[usize]) -> Vec<i64> {
+    vec![1, v[0] as i64, v[1] as i64, 1]
+}
+
+fn pad_name(same: bool) -> &'static str {
+    if same {
+        "SAME"
+    } else {
+        "VALID"
+    }
+}
+
+fn spatial_kernel(g: &Graph, k: ValueId) -> Result<Vec<usize>, String> {
+    let s = &g.ty(k).shape;
+    s[1..3]
+        .iter()
+        .map(|d| {
+            d.fixed()
+                .map(|n| n as usize)
+                .ok_or("kernel sizes must be fixed".to_string())
+        })
+        .collect()
+}
+
+/// The kernel in TF's layout: a constant rearranged once, else a Transpose/Reshape node.
+fn tf_filter(
+    gx: &mut Gx,
+    k: ValueId,
+    kind: ConvKind,
+    out_c: usize,
+    in_c: usize,
+) -> Result<String, String> {
+    let g = gx.g;
+    let kt = g.ty(k).clone();
+    let dims: Vec<usize> = crate::ir::shape_fixed(&kt.shape).ok_or("kernel shape must be fixed")?;
+    match (kind, g.constant(k)) {
+        (ConvKind::Plain, Some(t)) => {
+            gx.konst(&format!("{}/filter", gx.base), t.transposed(&[1, 2, 3, 0]))
+        }
+        (ConvKind::Depthwise, Some(t)) => {
+            let m = out_c / in_c;
+            gx.konst(
+                &format!("{}/filter", gx.base),
+                t.reshaped(vec![dims[1], dims[2], in_c, m]),
+            )
+        }
+        (ConvKind::Plain, None) => {
+            let x = gx.r(k)?;
+            let perm = gx.ints("perm", &[1, 2, 3, 0])?;
+            Ok(gx.node(
+                "filter",
+                "Transpose",
+                vec![x, perm],
+                vec![("T", a_type(kt.dtype))],
+            ))
+        }
+        (ConvKind::Depthwise, None) => {
+            let x = gx.r(k)?;
+            let shape = gx.ints(
+                "filter_shape",
+                &[
+                    dims[1] as i64,
+                    dims[2] as i64,
+                    in_c as i64,
+                    (out_c / in_c) as i64,
+                ],
+            )?;
+            Ok(gx.node(
+                "filter",
+                "Reshape",
+                vec![x, shape],
+                vec![("T", a_type(kt.dtype))],
+            ))
+        }
+    }
+}
+
+/// Appends the fused activation (or the BiasAdd and activation) of a node emitted unfused.
+fn finish(
+    gx: &mut Gx,
+    mut y: String,
+    bias: Option<String>,
+    act: Option<(&'static str, f32)>,
+    dtype: DType,
+) -> String {
+    if let Some(b) = bias {
+        y = gx.node(
+            "bias",
+            "BiasAdd",
+            vec![y, b],
+            vec![("T", a_type(dtype)), ("data_format", a_str("NHWC"))],
+        );
+    }
+    if let Some((name, alpha)) = act {
+        let mut attrs = vec![("T", a_type(dtype))];
+        if name == "LeakyRelu" {
+            attrs.push(("alpha", a_float(alpha)));
+        }
+        y = gx.node("act", name, vec![y], attrs);
+    }
+    y
+}
+
+pub fn conv(gx: &mut Gx, n: &Node, c: &Conv, fused: Option<&Fused>) -> Result<(), String> {
+    let g = gx.g;
+    let kind = conv_kind(g, n, c).ok_or_else(|| {
+        if c.group > 1 {
+            "grouped convolution that is not depthwise (legalization splits these)".to_string()
+        } else {
+            format!("only NHWC 2-D convolutions with OHWI/IHWO kernels are written (got {:?} data, {} kernel)", c.layout, c.kernel_layout)
+        }
+    })?;
+    if c.strides.iter().any(|&s| s > 1) && c.dilations.iter().any(|&d| d > 1) {
+        return Err("TF.js convolutions take strides > 1 or dilations > 1, not both".into());
+    }
+    let x_ty = g.ty(n.inputs[0]).clone();
+    let ks = spatial_kernel(g, n.inputs[1])?;
+    let same = same_or_valid(&c.padding, &x_ty.shape[1..3], &ks, &c.strides, &c.dilations)
+        .ok_or("padding other than SAME or VALID (legalization pads explicitly first)")?;
+    let out_ty = g.ty(n.outputs[0]).clone();
+    let in_c = x_ty.shape[3].fixed().unwrap_or(1) as usize;
+    let out_c = out_ty.shape[3]
+        .fixed()
+        .ok_or("output channels must be fixed")? as usize;
+    let x = gx.r(n.inputs[0])?;
+    let filter = tf_filter(gx, n.inputs[1], kind, out_c, in_c)?;
+    let bias = match (n.inputs.get(2), fused.and_then(|f| f.bias_add)) {
+        (Some(&b), _) | (None, Some(b)) => Some(gx.r(b)?),
+        (None, None) => None,
+    };
+    let act = fused.and_then(|f| f.act);
+    let mut attrs = vec![
+        ("T", a_type(out_ty.dtype)),
+        ("strides", a_ints(&nhwc4(&c.strides))),
+        ("padding", a_str(pad_name(same))),
+        ("data_format", a_str("NHWC")),
+        ("dilations", a_ints(&nhwc4(&c.dilations))),
+        ("explicit_paddings", a_ints(&[])),
+    ];
+    let plain = if kind == ConvKind::Plain {
+        "Conv2D"
+    } else {
+        "DepthwiseConv2dNative"
+    };
+    let y = match bias {
+        Some(b) if fused.is_some() && out_ty.dtype == DType::F32 => {
+            let op = if kind == ConvKind::Plain {
+                "_FusedConv2D"
+            } else {
+                "FusedDepthwiseConv2dNative"
+            };
+            let ops: Vec<&str> = match act {
+                Some((a, _)) => vec!["BiasAdd", a],
+                None => vec!["BiasAdd"],
+            };
+            attrs.push(("num_args", a_int(1)));
+            attrs.push(("fused_ops", a_strs(&ops)));
+            attrs.push(("epsilon", a_float(0.0)));
+            attrs.push(("leakyrelu_alpha", a_float(act.map_or(0.2, |a| a.1))));
+            if kind == ConvKind::Plain {
+                attrs.push(("use_cudnn_on_gpu", a_bool(true)));
+            }
+            gx.node("", op, vec![x, filter, b], attrs)
+        }
+        b => {
+            let y = gx.node("conv", plain, vec![x, filter], attrs);
+            finish(gx, y, b, act, out_ty.dtype)
+        }
+    };
+    let out = fused.and_then(|f| f.out).unwrap_or(n.outputs[0]);
+    gx.bind(out, y);
+    Ok(())
+}
+
+pub fn conv_transpose(gx: &mut Gx, n: &Node, c: &Conv) -> Result<(), String> {
+    let g = gx.g;
+    let x_ty = g.ty(n.inputs[0]).clone();
+    if c.layout != Layout::Nhwc
+        || x_ty.rank() != 4
+        || c.kernel_layout != KernelLayout::Ohwi
+        || c.group != 1
+    {
+        return Err(
+            "only ungrouped NHWC 2-D transposed convolutions with OHWI kernels are written".into(),
+        );
+    }
+    if c.dilations.iter().any(|&d| d != 1) {
+        return Err("TF.js Conv2DBackpropInput has no dilation".into());
+    }
+    let k_ty = g.ty(n.inputs[1]).clone();
+    let out_ty = g.ty(n.outputs[0]).clone();
+    let mut full = out_ty.shape.clone();
+    let mut crop = [0usize; 2];
+    let mut same = true;
+    for i in 0..2 {
+        let n_in = x_ty.shape[1 + i]
+            .fixed()
+            .ok_or("spatial sizes must be fixed")? as usize;
+        let k = k_ty.shape[1 + i].fixed().unwrap_or(1) as usize;
+        let s = c.strides[i];
+        let out = out_ty.shape[1 + i]
+            .fixed()
+            .ok_or("spatial sizes must be fixed")? as usize;
+        let begin = match &c.padding {
+            Padding::Explicit(p) => p[i].0,
+            Padding::SameUpper => k.saturating_sub(s) / 2,
+            Padding::SameLower => k.saturating_sub(s).div_ceil(2),
+        };
+        if !(out == n_in * s && begin == k.saturating_sub(s) / 2) {
+            same = false;
+        }
+        crop[i] = begin;
+        full[1 + i] = Dim::Fixed((((n_in - 1) * s + k).max(begin + out)) as u64);
+    }
+    let target = if same {
+        out_ty.shape.clone()
+    } else {
+        full.clone()
+    };
+    let direct = same || (crop == [0, 0] && full == out_ty.shape);
+    let x = gx.r(n.inputs[0])?;
+    let filter = match g.constant(n.inputs[1]) {
+        Some(t) => gx.konst(&format!("{}/filter", gx.base), t.transposed(&[1, 2, 0, 3]))?,
+        None => {
+            let k = gx.r(n.inputs[1])?;
+            let perm = gx.ints("perm", &[1, 2, 0, 3])?;
+            gx.node("filter", "Transpose", vec![k, perm], vec![])
+        }
+    };
+    let sizes = gx.dims("output_shape", &target, &[n.inputs[0]], false)?;
+    let mut y = gx.node(
+        if direct { "" } else { "full" },
+        "Conv2DBackpropInput",
+        vec![sizes, filter, x],
+        vec![
+            ("T", a_type(out_ty.dtype)),
+            ("strides", a_ints(&nhwc4(&c.strides))),
+            ("padding", a_str(pad_name(same))),
+            ("data_format", a_str("NHWC")),
+            ("dilations", a_ints(&[1, 1, 1, 1])),
+            ("explicit_paddings", a_ints(&[])),
+        ],
+    );
+    if !direct {
+        let begin = gx.ints("crop_begin", &[0, crop[0] as i64, crop[1] as i64, 0])?;
+        let size: Vec<i64> = out_ty
+            .shape
+            .iter()
+            .map(|d| d.fixed().map_or(-1, |n| n as i64))
+            .collect();
+        let size = gx.ints("crop_size", &size)?;
+        y = gx.node(
+            "crop",
+            "Slice",
+            vec![y, begin, size],
+            vec![("T", a_type(out_ty.dtype))],
+        );
+    }
+    if let Some(&b) = n.inputs.get(2) {
+        let b = gx.r(b)?;
+        y = finish(gx, y, Some(b), None, out_ty.dtype);
+    }
+    gx.bind(n.outputs[0], y);
+    Ok(())
+}
+
+pub fn pool(gx: &mut Gx, n: &Node, p: &Pool) -> Result<(), String> {
+    let g = gx.g;
+    let x_ty = g.ty(n.inputs[0]).clone();
+    if p.layout != Layout::Nhwc || x_ty.rank() != 4 {
+        return Err("only NHWC 2-D pooling is written".into());
+    }
+    if p.dilations.iter().any(|&d| d != 1) {
+        return Err("TF pooling has no dilation".into());
+    }
+    let same = same_or_valid(
+        &p.padding,
+        &x_ty.shape[1..3],
+        &p.kernel,
+        &p.strides,
+        &[1, 1],
+    )
+    .ok_or("padding other than SAME or VALID (legalization pads explicitly first)")?;
+    if p.ceil_mode {
+        let floor = crate::ir::ops::infer_pool(
+            &Pool {
+                ceil_mode: false,
+                ..p.clone()
+            },
+            &crate::ir::ops::Inputs::of_types(std::slice::from_ref(&x_ty)),
+        )?;
+        if floor[0].shape != g.ty(n.outputs[0]).shape {
+            return Err("ceil_mode adds a window (legalization pads it first)".into());
+        }
+    }
+    let op = match p.kind {
+        PoolKind::Max => "MaxPool",
+        PoolKind::Avg if same && p.count_include_pad && has_padding(p, &x_ty.shape) => {
+            return Err(
+                "average pooling that counts SAME padding cells (TF's excludes them)".into(),
+            )
+        }
+        PoolKind::Avg => "AvgPool",
+        PoolKind::L2 => return Err("L2 pooling has no TF op".into()),
+    };
+    let x = gx.r(n.inputs[0])?;
+    let y = gx.node(
+        "",
+        op,
+        vec![x],
+        vec![
+            ("T", a_type(x_ty.dtype)),
+            ("ksize", a_ints(&nhwc4(&p.kernel))),
+            ("strides", a_ints(&nhwc4(&p.strides))),
+            ("padding", a_str(pad_name(same))),
+            ("data_format", a_str("NHWC")),
+        ],
+    );
+    gx.bind(n.outputs[0], y);
+    Ok(())
+}
+
+fn has_padding(p: &Pool, shape: &[Dim]) -> bool {
+    let c = probe_conv(Padding::SameUpper, &p.strides, &[1, 1]);
+    c.explicit_pads(&shape[1..3], &p.kernel)
+        .is_none_or(|pads| pads.iter().any(|&(b, e)| b + e > 0))
+}
+
+pub fn matmul(
+    gx: &mut Gx,
+    n: &Node,
+    ta: bool,
+    tb: bool,
+    fused: Option<&Fused>,
+) -> Result<(), String> {
+    let g = gx.g;
+    let (ra, rb) = (g.ty(n.inputs[0]).rank(), g.ty(n.inputs[1]).rank());
+    if ra < 2 || rb < 2 {
+        return Err("MatMul of a vector (rank 1) operand is not written".into());
+    }
+    let dtype = g.ty(n.outputs[0]).dtype;
+    let a = gx.r(n.inputs[0])?;
+    let b = gx.r(n.inputs[1])?;
+    let y = if ra == 2 && rb == 2 {
+        let base = vec![
+            ("T", a_type(dtype)),
+            ("transpose_a", a_bool(ta)),
+            ("transpose_b", a_bool(tb)),
+        ];
+        match fused.and_then(|f| f.bias_add.map(|b| (b, f.act))) {
+            Some((bias, act)) => {
+                let bias_t = g.constant(bias).ok_or("bias must be constant")?;
+                let c = bias_t.reshaped(vec![bias_t.len()]);
+                let bias = gx.konst(&g.value(bias).name, c)?;
+                let ops: Vec<&str> = match act {
+                    Some((a, _)) => vec!["BiasAdd", a],
+                    None => vec!["BiasAdd"],
+                };
+                let mut attrs = base;
+                attrs.push(("num_args", a_int(1)));
+                attrs.push(("fused_ops", a_strs(&ops)));
+                attrs.push(("epsilon", a_float(0.0)));
+                attrs.push(("leakyrelu_alpha", a_float(act.map_or(0.2, |a| a.1))));
+                gx.node("", "_FusedMatMul", vec![a, b, bias], attrs)
+            }
+            None => {
+                let y = gx.node("", "MatMul", vec![a, b], base);
+                finish(gx, y, None, fused.and_then(|f| f.act), dtype)
+            }
+        }
+    } else {
+        gx.node(
+            "",
+            "BatchMatMulV2",
+            vec![a, b],
+            vec![
+                ("T", a_type(dtype)),
+                ("adj_x", a_bool(ta)),
+                ("adj_y", a_bool(tb)),
+            ],
+        )
+    };
+    let out = fused.and_then(|f| f.out).unwrap_or(n.outputs[0]);
+    gx.bind(out, y);
+    Ok(())
+}
+
+pub fn resize(gx: &mut Gx, n: &Node, r: &Resize) -> Result<(), String> {
+    let g = gx.g;
+    let x_ty = g.ty(n.inputs[0]).clone();
+    let out_ty: TensorType = g.ty(n.outputs[0]).clone();
+    if r.layout != Layout::Nhwc || x_ty.rank() != 4 {
+        return Err("only NHWC 4-D resizing is written".into());
+    }
+    if x_ty.shape[0] != out_ty.shape[0] || x_ty.shape[3] != out_ty.shape[3] {
+        return Err("resizing along the batch or channel axis".into());
+    }
+    let (h, w) = match (out_ty.shape[1].fixed(), out_ty.shape[2].fixed()) {
+        (Some(h), Some(w)) => (h as i64, w as i64),
+        _ => return Err("the output height and width must be fixed".into()),
+    };
+    let grows = |i: usize| out_ty.shape[i].fixed().unwrap_or(1) > 1;
+    let (op, align, half) = match (r.mode, r.coord, r.nearest) {
+        (ResizeMode::Linear, CoordTransform::HalfPixel, _) => ("ResizeBilinear", false, true),
+        (ResizeMode::Linear, CoordTransform::PytorchHalfPixel, _) if grows(1) && grows(2) => {
+            ("ResizeBilinear", false, true)
+        }
+        (ResizeMode::Linear, CoordTransform::AlignCorners, _) => ("ResizeBilinear", true, false),
+        (ResizeMode::Linear, CoordTransform::Asymmetric, _) => ("ResizeBilinear", false, false),
+        (ResizeMode::Nearest, CoordTransform::Asymmetric, NearestRounding::Floor) => {
+            ("ResizeNearestNeighbor", false, false)
+        }
+        (ResizeMode::Nearest, CoordTransform::HalfPixel, NearestRounding::RoundPreferCeil) => {
+            ("ResizeNearestNeighbor", false, true)
+        }
+        (ResizeMode::Nearest, CoordTransform::AlignCorners, NearestRounding::RoundPreferCeil) => {
+            ("ResizeNearestNeighbor", true, false)
+        }
+        (mode, coord, nearest) => {
+            return Err(format!(
+            "{mode:?} resizing with {coord:?} coordinates ({nearest:?} rounding) has no TF.js form"
+        ))
+        }
+    };
+    let x = gx.r(n.inputs[0])?;
+    let size = gx.ints("size", &[h, w])?;
+    let y = gx.node(
+        "",
+        op,
+        vec![x, size],
+        vec![
+            ("T", a_type(x_ty.dtype)),
+            ("align_corners", a_bool(align)),
+            ("half_pixel_centers", a_bool(half)),
+        ],
+    );
+    gx.bind(n.outputs[0], y);
+    Ok(())
+}

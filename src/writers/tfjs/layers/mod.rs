@@ -1,0 +1,509 @@
+//! TF.js layers model (`"format": "layers-model"`) from a Keras source: the Keras model config
+//! rewritten into the dialect tfjs-layers 4.22 reads (`tf.loadLayersModel`), and the layers'
+//! weights named as tfjs names them. Works on the Keras file directly (not the IR): a layers
+//! model *is* the Keras topology, so it keeps layer names, shared layers and nested models.
+//!
+//! The dialect (tfjs-layers `engine/container.ts` `fromConfig`, `models.ts`):
+//! - Functional: `{"class_name": "Model", "config": {"name", "layers": [{"class_name",
+//!   "config", "name", "inbound_nodes": [[[layer, node, tensor, {kwargs}], ...], ...]}],
+//!   "input_layers": [[layer, node, tensor], ...], "output_layers": [...]}}`. Keras 3's
+//!   `{"args": [{"class_name": "__keras_tensor__", ...}], "kwargs"}` nodes become the nested
+//!   lists; `input_layers` is always a list of triplets.
+//! - A nested model's construction is its node 0 in tfjs (as in tf_keras), so call `k` of a
+//!   nested model is node `k + 1`; Keras 3 numbers calls from 0 (see the reader's
+//!   `node_offsets`).
+//! - Sequential: `{"class_name": "Sequential", "config": {"name", "layers": [{"class_name",
+//!   "config"}]}}`.
+//! - Weights are matched by name (`LayersModel.loadWeights`): `layer/kernel`; nested models'
+//!   layers keep their own names (no prefix); `TimeDistributed` builds its layer in its own
+//!   scope (`td/kernel`); `Bidirectional` names its two RNNs `forward_<rnn>` and
+//!   `backward_<rnn>` (`bi/forward_lstm/kernel`).
+
+mod classes;
+mod common;
+
+use common::{From, Step};
+
+use super::{write_folder, FolderOptions, NamedWeight};
+use crate::error::{failed, Error, Result, Unsupported};
+use crate::ir::{Dim, Graph, Tensor};
+use crate::readers::keras::build::node_offsets;
+use crate::readers::keras::config::{parse_call, parse_refs, LayerSpec, ModelConfig, TensorRef};
+use crate::readers::keras::weights::Weights;
+use crate::readers::keras::KerasReader;
+use crate::readers::keras::{read_source, KerasSource};
+use crate::readers::{ReadOptions, Reader};
+use crate::writers::WriteReport;
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// A translated model: `modelTopology` and the weights in manifest order.
+pub struct LayersModel {
+    pub topology: Value,
+    pub weights: Vec<NamedWeight>,
+    /// Layers written (nested models' layers included).
+    pub layers: usize,
+}
+
+/// Everything tfjs-layers cannot hold in a Keras file (empty: a layers model can be written).
+pub fn check(path: &Path) -> Result<Vec<Unsupported>> {
+    match translate(&read_source(path)?, path) {
+        Ok(_) => Ok(vec![]),
+        Err(Error::Unsupported { items, .. }) => Ok(items),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the Keras file `input` and writes its layers model into the folder `out`.
+pub fn write(input: &Path, out: &Path, opts: &FolderOptions) -> Result<WriteReport> {
+    let src = read_source(input)?;
+    let m = translate(&src, input)?;
+    let mut model = Map::new();
+    model.insert("format".into(), json!("layers-model"));
+    model.insert(
+        "generatedBy".into(),
+        json!(format!("keras {}", if src.keras3 { "3" } else { "2" })),
+    );
+    model.insert("modelTopology".into(), m.topology);
+    let mut report = write_folder(out, model, &m.weights, opts)?;
+    report.nodes = m.layers;
+    Ok(report)
+}
+
+/// The layers model of a Keras source; `Error::Unsupported` lists every layer tfjs-layers
+/// cannot hold.
+/// `input` is the file `src` was read from (for messages, and read as IR when a layer's output
+/// shape is needed).
+pub fn translate(src: &KerasSource, input: &Path) -> Result<LayersModel> {
+    let file = input.display().to_string();
+    let mut t = Translator {
+        keras3: src.keras3,
+        unsupported: Vec::new(),
+        weights: Vec::new(),
+        layers: 0,
+        input,
+        graph: None,
+    };
+    let model = t
+        .model(&src.model, &src.weights, "")
+        .map_err(|e| failed(format!("{file}: {e}")))?;
+    if !t.unsupported.is_empty() {
+        return Err(Error::Unsupported {
+            file,
+            items: t.unsupported,
+        });
+    }
+    let mut topology = model;
+    if let Value::Object(o) = &mut topology {
+        o.insert(
+            "keras_version".into(),
+            json!(format!("tfjs-layers {}", TFJS_LAYERS_VERSION)),
+        );
+        o.insert("backend".into(), json!("tensor_flow.js"));
+    }
+    Ok(LayersModel {
+        topology,
+        weights: t.weights,
+        layers: t.layers,
+    })
+}
+
+/// The names of a model's layers (step names must not take one).
+fn layer_names(cfg: &ModelConfig) -> HashSet<String> {
+    cfg.layers.iter().map(LayerSpec::layer_name).collect()
+}
+
+/// `{base}{suffix}`, numbered if a layer already has that name.
+fn unique(names: &mut HashSet<String>, base: &str, suffix: &str) -> String {
+    let mut name = format!("{base}{suffix}");
+    let mut k = 1;
+    while !names.insert(name.clone()) {
+        name = format!("{base}{suffix}_{k}");
+        k += 1;
+    }
+    name
+}
+
+/// The tfjs-layers version whose dialect is written (what its own `toJSON` would say).
+const TFJS_LAYERS_VERSION: &str = "4.22.0";
+
+struct Translator<'a> {
+    input: &'a Path,
+    /// The source read as IR, once a layer's output shape is needed.
+    graph: Option<Result<Graph, String>>,
+    keras3: bool,
+    unsupported: Vec<Unsupported>,
+    weights: Vec<NamedWeight>,
+    layers: usize,
+}
+
+impl Translator<'_> {
+    /// The static shape of layer `node`'s first output (its IR value has the layer's name).
+    fn output_shape(&mut self, node: &str) -> Result<Vec<Dim>, String> {
+        let input = self.input;
+        let g = self.graph.get_or_insert_with(|| {
+            KerasReader
+                .read(input, &ReadOptions::default())
+                .map_err(|e| e.to_string())
+        });
+        let g = g
+            .as_ref()
+            .map_err(|e| format!("its output shape is unknown ({e})"))?;
+        g.values
+            .iter()
+            .find(|v| v.name == node)
+            .map(|v| v.ty.shape.clone())
+            .ok_or_else(|| format!("its output shape is unknown (no value '{node}')"))
+    }
+
+    /// Fills a step's `-1` (see `Step::fill_unknown`) from the layer's output shape.
+    fn fill_unknown(&mut self, step: &mut Step, node: &str) -> Result<(), String> {
+        let shape = self.output_shape(node)?;
+        let Some(Value::Array(target)) = step.config.get_mut("target_shape") else {
+            return Ok(());
+        };
+        if shape.len() != target.len() + 1 {
+            return Err(format!(
+                "output rank {} for a {}-d reshape",
+                shape.len(),
+                target.len()
+            ));
+        }
+        for (t, d) in target.iter_mut().zip(&shape[1..]) {
+            if t.as_i64() == Some(-1) {
+                *t = json!(d
+                    .fixed()
+                    .ok_or_else(|| format!("output dimension {d:?} is not fixed"))?);
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse(&mut self, class: &str, node: &str, reason: String) {
+        self.unsupported.push(Unsupported {
+            op: class.to_string(),
+            node: node.to_string(),
+            reason,
+        });
+    }
+
+    /// A Functional or Sequential model (top level or nested) as `{"class_name", "config"}`.
+    /// `path` names where it is for messages (`outer/inner/`).
+    fn model(&mut self, spec: &LayerSpec, weights: &Weights, path: &str) -> Result<Value, String> {
+        let cfg: ModelConfig = serde_json::from_value(spec.config.clone())
+            .map_err(|e| format!("model '{path}': unexpected model config ({e})"))?;
+        let name = spec.layer_name();
+        if spec.class_name == "Sequential" {
+            let mut names = layer_names(&cfg);
+            let mut layers = Vec::with_capacity(cfg.layers.len());
+            for l in &cfg.layers {
+                let (class, config, steps) = self.layer(l, weights, path)?;
+                layers.push(json!({"class_name": class, "config": config}));
+                let chain = steps.iter().enumerate().all(|(i, s)| {
+                    s.inputs
+                        == [if i == 0 {
+                            From::Layer
+                        } else {
+                            From::Step(i - 1)
+                        }]
+                });
+                if !chain {
+                    self.refuse(
+                        &l.class_name,
+                        &format!("{path}{}", l.layer_name()),
+                        "its activation needs a Multiply layer, which a Sequential model \
+                         cannot hold"
+                            .into(),
+                    );
+                    continue;
+                }
+                for s in steps {
+                    let mut c = s.config;
+                    c.insert(
+                        "name".into(),
+                        json!(unique(&mut names, &l.layer_name(), s.suffix)),
+                    );
+                    layers.push(json!({"class_name": s.class, "config": c}));
+                }
+            }
+            return Ok(json!({"class_name": "Sequential",
+                "config": {"name": name, "layers": layers}}));
+        }
+        let call_refs: Vec<(&LayerSpec, Vec<crate::readers::keras::config::CallSpec>)> = cfg
+            .layers
+            .iter()
+            .map(|l| {
+                let calls = l
+                    .inbound_nodes
+                    .iter()
+                    .map(parse_call)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("layer '{path}{}': {e}", l.layer_name()))?;
+                Ok((l, calls))
+            })
+            .collect::<Result<_, String>>()?;
+        let offsets = node_offsets(
+            self.keras3,
+            &cfg,
+            call_refs
+                .iter()
+                .flat_map(|(_, cs)| cs.iter())
+                .flat_map(|c| c.inputs.iter().chain(c.kw_tensors.iter().map(|(_, r)| r))),
+            false,
+        );
+        let inputs = parse_refs(
+            cfg.input_layers
+                .as_ref()
+                .ok_or("model without input_layers")?,
+        )?;
+        let outputs = parse_refs(
+            cfg.output_layers
+                .as_ref()
+                .ok_or("model without output_layers")?,
+        )?;
+        let out_offsets = node_offsets(self.keras3, &cfg, outputs.iter(), true);
+        let models: HashMap<String, bool> = cfg
+            .layers
+            .iter()
+            .map(|l| (l.layer_name(), l.is_model()))
+            .collect();
+        // Each layer's entry and the layers written after it; references to a layer with
+        // steps then name its last step.
+        let mut names = layer_names(&cfg);
+        let mut translated = Vec::with_capacity(call_refs.len());
+        let mut redirect: HashMap<String, String> = HashMap::new();
+        for (l, _) in &call_refs {
+            let (class, config, steps) = self.layer(l, weights, path)?;
+            let step_names: Vec<String> = steps
+                .iter()
+                .map(|s| unique(&mut names, &l.layer_name(), s.suffix))
+                .collect();
+            if let Some(last) = step_names.last() {
+                redirect.insert(l.layer_name(), last.clone());
+            }
+            translated.push((class, config, steps, step_names));
+        }
+        // tfjs numbers a nested model's calls from 1 (its construction is node 0).
+        let tfjs_ref = |r: &TensorRef, offsets: &HashMap<String, usize>| -> Value {
+            let node = if models.get(&r.layer).copied().unwrap_or(false) {
+                (r.node + 1).saturating_sub(offsets.get(&r.layer).copied().unwrap_or(0))
+            } else {
+                r.node
+            };
+            let layer = match redirect.get(&r.layer) {
+                Some(last) if r.tensor == 0 => last,
+                _ => &r.layer,
+            };
+            json!([layer, node, r.tensor])
+        };
+        let mut layers = Vec::with_capacity(cfg.layers.len());
+        for ((l, calls), (class, config, steps, step_names)) in call_refs.iter().zip(translated) {
+            let lname = l.layer_name();
+            let mut nodes = Vec::with_capacity(calls.len());
+            for call in calls {
+                if !call.kw_tensors.is_empty() && classes::known(&l.class_name).is_ok() {
+                    self.refuse(
+                        &l.class_name,
+                        &format!("{path}{lname}"),
+                        "tensors passed as keyword arguments (tfjs-layers passes positional \
+                         inputs only)"
+                            .into(),
+                    );
+                }
+                let kwargs: Map<String, Value> = call
+                    .kwargs
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let entries: Vec<Value> = call
+                    .inputs
+                    .iter()
+                    .map(|r| {
+                        let mut e = tfjs_ref(r, &offsets);
+                        if let Value::Array(a) = &mut e {
+                            a.push(Value::Object(kwargs.clone()));
+                        }
+                        e
+                    })
+                    .collect();
+                nodes.push(Value::Array(entries));
+            }
+            layers.push(json!({"class_name": class, "config": config, "name": lname,
+                "inbound_nodes": nodes}));
+            for (s, sname) in steps.into_iter().zip(&step_names) {
+                let from = |f: &From, k: usize| match f {
+                    From::Layer => json!([lname, k, 0, {}]),
+                    From::Step(i) => json!([step_names[*i], k, 0, {}]),
+                };
+                let nodes: Vec<Value> = (0..calls.len())
+                    .map(|k| Value::Array(s.inputs.iter().map(|f| from(f, k)).collect()))
+                    .collect();
+                let mut c = s.config;
+                c.insert("name".into(), json!(sname));
+                layers.push(json!({"class_name": s.class, "config": c, "name": sname,
+                    "inbound_nodes": nodes}));
+            }
+        }
+        let no_offsets = HashMap::new();
+        let input_layers: Vec<Value> = inputs.iter().map(|r| tfjs_ref(r, &no_offsets)).collect();
+        let output_layers: Vec<Value> = outputs.iter().map(|r| tfjs_ref(r, &out_offsets)).collect();
+        Ok(
+            json!({"class_name": "Model", "config": {"name": name, "layers": layers,
+            "input_layers": input_layers, "output_layers": output_layers}}),
+        )
+    }
+
+    /// One entry of a model's `layers`: its class and tfjs config, its weights recorded. An
+    /// unsupported layer is recorded and written as it was (nothing is written then).
+    fn layer(
+        &mut self,
+        l: &LayerSpec,
+        weights: &Weights,
+        path: &str,
+    ) -> Result<(String, Value, Vec<Step>), String> {
+        let name = l.layer_name();
+        let node = format!("{path}{name}");
+        if l.is_model() {
+            let inner = weights.nested(&name)?;
+            let m = self.model(l, &inner, &format!("{node}/"))?;
+            return Ok((
+                m["class_name"].as_str().unwrap_or("Model").to_string(),
+                m["config"].clone(),
+                vec![],
+            ));
+        }
+        self.layers += 1;
+        match self.layer_config(&l.class_name, &l.config, &name, weights) {
+            Ok(Ok((config, mut steps))) => {
+                for s in steps.iter_mut().filter(|s| s.fill_unknown) {
+                    if let Err(why) = self.fill_unknown(s, &node) {
+                        self.refuse(&l.class_name, &node, format!("keepdims=True: {why}"));
+                    }
+                }
+                Ok((l.class_name.clone(), Value::Object(config), steps))
+            }
+            Ok(Err(reason)) => {
+                self.refuse(&l.class_name, &node, reason);
+                Ok((l.class_name.clone(), l.config.clone(), vec![]))
+            }
+            Err(e) => Err(format!("layer '{node}' ({}): {e}", l.class_name)),
+        }
+    }
+
+    /// The tfjs config of a layer (`Ok(Err(reason))`: tfjs cannot hold it), its weights
+    /// appended in tfjs's names.
+    #[allow(clippy::type_complexity)]
+    fn layer_config(
+        &mut self,
+        class: &str,
+        cfg: &Value,
+        name: &str,
+        weights: &Weights,
+    ) -> Result<Result<(Map<String, Value>, Vec<Step>), String>, String> {
+        let (mut config, steps) = match classes::config_with_steps(class, cfg, self.keras3) {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(why)),
+        };
+        let tensors = weights.layer(name)?;
+        let names: Vec<String> = match class {
+            "TimeDistributed" | "Bidirectional" => {
+                let inner = match self.wrapped(class, cfg, &mut config)? {
+                    Ok(inner) => inner,
+                    Err(why) => return Ok(Err(why)),
+                };
+                inner.into_iter().map(|n| format!("{name}/{n}")).collect()
+            }
+            _ => classes::weight_names(class, &config)
+                .into_iter()
+                .map(|n| format!("{name}/{n}"))
+                .collect(),
+        };
+        if names.len() != tensors.len() {
+            return Err(format!(
+                "the file holds {} weights, tfjs-layers expects {} ({})",
+                tensors.len(),
+                names.len(),
+                names.join(", ")
+            ));
+        }
+        self.push_weights(names, tensors);
+        Ok(Ok((config, steps)))
+    }
+
+    fn push_weights(&mut self, names: Vec<String>, tensors: Vec<Tensor>) {
+        self.weights.extend(
+            names
+                .into_iter()
+                .zip(tensors)
+                .map(|(name, tensor)| NamedWeight { name, tensor }),
+        );
+    }
+
+    /// A wrapper's inner layer: its config rewritten in place, and its weight names relative
+    /// to the wrapper's scope.
+    fn wrapped(
+        &mut self,
+        class: &str,
+        source: &Value,
+        config: &mut Map<String, Value>,
+    ) -> Result<Result<Vec<String>, String>, String> {
+        let inner: LayerSpec = serde_json::from_value(
+            config
+                .get("layer")
+                .cloned()
+                .ok_or("a wrapper without its `layer`")?,
+        )
+        .map_err(|e| format!("wrapped layer: {e}"))?;
+        if inner.is_model() {
+            return Ok(Err(format!(
+                "a model inside {class} (tfjs-layers names its weights differently)"
+            )));
+        }
+        if class == "Bidirectional"
+            && !matches!(inner.class_name.as_str(), "LSTM" | "GRU" | "SimpleRNN")
+        {
+            return Ok(Err(format!("Bidirectional around a {}", inner.class_name)));
+        }
+        let inner_cfg = match classes::config(&inner.class_name, &inner.config, self.keras3) {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(format!("its {} layer: {why}", inner.class_name))),
+        };
+        let names = classes::weight_names(&inner.class_name, &inner_cfg);
+        let inner_name = inner.layer_name();
+        config.insert(
+            "layer".into(),
+            json!({"class_name": inner.class_name, "config": inner_cfg}),
+        );
+        if class == "TimeDistributed" {
+            return Ok(Ok(names.into_iter().map(String::from).collect()));
+        }
+        // tfjs clones the forward layer into the backward one (go_backwards flipped); Keras
+        // may describe a backward layer of its own.
+        if let Some(b) = source.get("backward_layer").and_then(|b| b.get("config")) {
+            let fwd = &inner.config;
+            for k in [
+                "units",
+                "activation",
+                "recurrent_activation",
+                "use_bias",
+                "return_sequences",
+            ] {
+                if b.get(k) != fwd.get(k) {
+                    return Ok(Err(format!(
+                        "a backward layer whose `{k}` differs from the forward layer's"
+                    )));
+                }
+            }
+        }
+        let both = ["forward", "backward"]
+            .iter()
+            .flat_map(|dir| {
+                let inner_name = &inner_name;
+                names.iter().map(move |n| format!("{dir}_{inner_name}/{n}"))
+            })
+            .collect();
+        Ok(Ok(both))
+    }
+}
