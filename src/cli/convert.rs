@@ -1,6 +1,7 @@
 //! `mdeploy convert`: read → passes → legalize → check → write → (verify).
 
 use super::progress::Progress;
+use super::quantize::{self as quant, QuantIo};
 use super::{load_inputs, parse_input_file, parse_input_shape};
 use crate::error::{Error, Result};
 use crate::eval::{self, Comparison};
@@ -30,6 +31,7 @@ pub enum IoLayout {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("quantized").args(["int8", "float16"]).multiple(false)))]
 #[command(
     about = "Convert a model to another format",
     after_help = "Examples:\n  mdeploy convert net.onnx --to onnx -o out.onnx --verify\n  mdeploy convert net.onnx --to onnx --opset 13 --input-shape input:1x3x224x224\n  mdeploy convert net.onnx --to onnx --verify --input input=sample.npy --tolerance 1e-5 --report r.json\n\n\
@@ -56,9 +58,10 @@ pub struct ConvertArgs {
     /// Run source and output on the same inputs and compare them.
     #[arg(long)]
     pub verify: bool,
-    /// Largest max-relative error (max|a-b| / max|ref|) --verify accepts.
-    #[arg(long, default_value_t = 1e-4, value_parser = parse_tolerance)]
-    pub tolerance: f64,
+    /// Largest max-relative error (max|a-b| / max|ref|) accepted: by --verify (default 1e-4),
+    /// and by the accuracy report of --int8/--float16 when given (past it: exit 3).
+    #[arg(long, value_parser = parse_tolerance)]
+    pub tolerance: Option<f64>,
     /// Input data for --verify, as NAME=FILE.npy (repeatable); others get seeded random data.
     #[arg(long = "input", value_parser = parse_input_file)]
     pub inputs: Vec<(String, PathBuf)>,
@@ -74,6 +77,58 @@ pub struct ConvertArgs {
     /// Write a JSON report of the conversion here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Quantize weights to int8 (see `mdeploy quantize --help`).
+    #[arg(long, conflicts_with = "float16")]
+    pub int8: bool,
+    /// Store weights as float16 (float32 inputs, outputs and arithmetic).
+    #[arg(long)]
+    pub float16: bool,
+    /// With --int8: calibration samples for a fully integer model (FILE.npy, folder, .npz).
+    #[arg(long, requires = "int8")]
+    pub calibration: Option<PathBuf>,
+    /// With --calibration: element type of the model's inputs and outputs.
+    #[arg(long, value_enum, default_value_t = QuantIo::Float, requires = "calibration")]
+    pub io: QuantIo,
+    /// With --int8/--float16: keep nodes whose name or op matches in float (repeatable).
+    #[arg(long, requires = "quantized")]
+    pub exclude: Vec<String>,
+    /// With --int8/--float16: compare every intermediate value in the accuracy report.
+    #[arg(long, requires = "quantized")]
+    pub per_layer: bool,
+}
+
+impl ConvertArgs {
+    /// Arguments with every option at its default.
+    pub fn new(input: PathBuf, target: Target, output: Option<PathBuf>) -> ConvertArgs {
+        ConvertArgs {
+            input,
+            target,
+            output,
+            opset: None,
+            external_data: false,
+            io_layout: IoLayout::Nchw,
+            verify: false,
+            tolerance: None,
+            inputs: vec![],
+            input_shapes: vec![],
+            signature: None,
+            seed: 0,
+            report: None,
+            int8: false,
+            float16: false,
+            calibration: None,
+            io: QuantIo::Float,
+            exclude: vec![],
+            per_layer: false,
+        }
+    }
+}
+
+pub fn target_name(t: Target) -> &'static str {
+    match t {
+        Target::Onnx => "onnx",
+        Target::Tflite => "tflite",
+    }
 }
 
 fn parse_tolerance(s: &str) -> std::result::Result<f64, String> {
@@ -106,6 +161,8 @@ struct Report {
     nodes_out: usize,
     passes: Vec<passes::PassStats>,
     verify: Vec<Comparison>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quantization: Option<quant::QuantReport>,
 }
 
 /// Where the output goes without `-o`.
@@ -201,6 +258,11 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
             writer.name()
         ))
     })?;
+    let quant_opts = quant::options(&a);
+    let quantized = match &quant_opts {
+        Some(q) => Some(quant::apply(&mut g, q, &progress)?),
+        None => None,
+    };
     let problems = writer.check(&g);
     if !problems.is_empty() {
         return Err(Error::Unsupported {
@@ -221,7 +283,14 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
 
     let mut comparisons = Vec::new();
     let mut failed = Vec::new();
-    if a.verify {
+    // Quantized outputs are always compared (the accuracy report); --tolerance applies to them
+    // only when given. Float conversions are compared with --verify, 1e-4 by default.
+    let tolerance = match (&quantized, a.tolerance) {
+        (_, Some(t)) => t,
+        (Some(_), None) => f64::INFINITY,
+        (None, None) => 1e-4,
+    };
+    if a.verify || quantized.is_some() {
         progress.step("verifying");
         let inputs = load_inputs(&source, &a.inputs, a.seed)?;
         let expected = eval::run(&source, &inputs)?;
@@ -241,12 +310,24 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         for (i, (g_out, e_out)) in got.iter().zip(&expected).enumerate() {
             let name = &source.value(source.outputs[i]).name;
             let c = eval::compare(name, g_out, e_out);
-            let ok = c.shape_matches && c.max_rel <= a.tolerance;
+            let ok = c.shape_matches && c.max_rel <= tolerance;
+            let top1 = (quantized.is_some() && e_out.shape.len() >= 2)
+                .then(|| quant::top1_agreement(g_out, e_out))
+                .flatten();
             progress.line(&format!(
-                "verify {name}: max_abs {:.3e}  max_rel {:.3e}  cosine {:.6}  {}",
+                "{} {name}: max_abs {:.3e}  max_rel {:.3e}  cosine {:.6}{}  {}",
+                if quantized.is_some() {
+                    "accuracy"
+                } else {
+                    "verify"
+                },
                 c.max_abs,
                 c.max_rel,
                 c.cosine,
+                top1.map_or(String::new(), |t| format!(
+                    "  top-1 agreement {:.2}%",
+                    t * 100.0
+                )),
                 if ok { "ok" } else { "FAIL" }
             ));
             if !ok {
@@ -271,6 +352,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
             nodes_out: written.nodes,
             passes: ctx.stats,
             verify: comparisons,
+            quantization: quantized,
         };
         let json = serde_json::to_vec_pretty(&r).map_err(|e| Error::Failed(e.to_string()))?;
         let mut f = crate::writers::AtomicFile::create(path)?;
@@ -281,7 +363,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         return Err(Error::Verification(format!(
             "verification failed for {} (tolerance {:e}); the output was written to {}",
             failed.join(", "),
-            a.tolerance,
+            tolerance,
             out.display()
         )));
     }

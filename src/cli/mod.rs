@@ -4,6 +4,7 @@
 mod convert;
 mod inspect;
 mod progress;
+mod quantize;
 
 use crate::error::{Error, Result};
 use crate::ir::{Dim, Shape, Tensor};
@@ -30,12 +31,14 @@ pub struct Cli {
 pub enum Command {
     Convert(convert::ConvertArgs),
     Inspect(inspect::InspectArgs),
+    Quantize(quantize::QuantizeArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Convert(a) => convert::run(a, cli.quiet),
         Command::Inspect(a) => inspect::run(a),
+        Command::Quantize(a) => quantize::run(a, cli.quiet),
     }
 }
 

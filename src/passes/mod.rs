@@ -4,6 +4,7 @@
 pub mod fuse;
 pub mod io_layout;
 pub mod layout;
+pub mod quantize;
 pub mod rewrite;
 pub mod transpose;
 

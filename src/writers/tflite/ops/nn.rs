@@ -172,14 +172,15 @@ pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
             c.group
         ));
     }
-    let Some(k) = cx.konst_in(1) else {
-        return Err("depthwise kernel must be a constant".into());
-    };
     // The layout pass gives depthwise kernels as IHWO = 1HWO already (one copy of the weights);
-    // an OHWI kernel (a depthwise conv the pass did not recognise) is moved here.
+    // an OHWI kernel (a depthwise conv the pass did not recognise) is moved here. An IHWO
+    // kernel may be computed (a DEQUANTIZE of float16 or int8 weights).
     let k = if c.kernel_layout == KernelLayout::Ihwo {
         cx.x(1)?
     } else {
+        let Some(k) = cx.konst_in(1) else {
+            return Err("depthwise kernel must be a constant".into());
+        };
         let (o, h, w) = (k.shape[0], k.shape[1], k.shape[2]);
         let moved = k
             .reshaped(vec![o, h, w])
