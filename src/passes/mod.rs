@@ -1,9 +1,12 @@
 //! Passes transform a graph in place. The manager runs a list to a fixed point (with a step
 //! cap), verifies the graph after every pass, and records what each pass did.
 
+pub mod cluster;
 pub mod fuse;
 pub mod io_layout;
 pub mod layout;
+pub mod parallel;
+pub mod prune;
 pub mod quantize;
 pub mod rewrite;
 pub mod transpose;
