@@ -95,6 +95,9 @@ pub struct ConvertArgs {
     /// With --int8/--float16: compare every intermediate value in the accuracy report.
     #[arg(long, requires = "quantized")]
     pub per_layer: bool,
+    /// With --calibration: class labels (.npy, one per sample) for top-1 accuracy.
+    #[arg(long, requires = "calibration")]
+    pub labels: Option<PathBuf>,
 }
 
 impl ConvertArgs {
@@ -120,6 +123,7 @@ impl ConvertArgs {
             io: QuantIo::Float,
             exclude: vec![],
             per_layer: false,
+            labels: None,
         }
     }
 }
@@ -163,6 +167,8 @@ struct Report {
     verify: Vec<Comparison>,
     #[serde(skip_serializing_if = "Option::is_none")]
     quantization: Option<quant::QuantReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<crate::accuracy::Report>,
 }
 
 /// Where the output goes without `-o`.
@@ -260,9 +266,31 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     })?;
     let quant_opts = quant::options(&a);
     let quantized = match &quant_opts {
-        Some(q) => Some(quant::apply(&mut g, q, &progress)?),
+        Some(q) => Some(quant::apply(
+            &mut g,
+            q,
+            a.calibration.as_deref(),
+            a.io,
+            &progress,
+        )?),
         None => None,
     };
+    // A quantized output always gets the accuracy report (the quantized graph exactly as
+    // written, against the source); --tolerance bounds it only when given.
+    let accuracy = match &quantized {
+        Some(_) => {
+            progress.step("comparing accuracy");
+            let r = quant::accuracy(&a, &source, &g)?;
+            for line in r.lines() {
+                progress.line(&line);
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    if let Some(q) = &quantized {
+        quant::finish_io(&mut g, q)?;
+    }
     let problems = writer.check(&g);
     if !problems.is_empty() {
         return Err(Error::Unsupported {
@@ -283,14 +311,15 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
 
     let mut comparisons = Vec::new();
     let mut failed = Vec::new();
-    // Quantized outputs are always compared (the accuracy report); --tolerance applies to them
-    // only when given. Float conversions are compared with --verify, 1e-4 by default.
-    let tolerance = match (&quantized, a.tolerance) {
-        (_, Some(t)) => t,
-        (Some(_), None) => f64::INFINITY,
-        (None, None) => 1e-4,
-    };
-    if a.verify || quantized.is_some() {
+    let tolerance = a.tolerance.unwrap_or(1e-4);
+    if let (Some(t), Some(r)) = (a.tolerance, &accuracy) {
+        for o in &r.outputs {
+            if !o.error.shape_matches || o.error.max_rel > t {
+                failed.push(o.error.name.clone());
+            }
+        }
+    }
+    if a.verify && quantized.is_none() {
         progress.step("verifying");
         let inputs = load_inputs(&source, &a.inputs, a.seed)?;
         let expected = eval::run(&source, &inputs)?;
@@ -311,23 +340,11 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
             let name = &source.value(source.outputs[i]).name;
             let c = eval::compare(name, g_out, e_out);
             let ok = c.shape_matches && c.max_rel <= tolerance;
-            let top1 = (quantized.is_some() && e_out.shape.len() >= 2)
-                .then(|| quant::top1_agreement(g_out, e_out))
-                .flatten();
             progress.line(&format!(
-                "{} {name}: max_abs {:.3e}  max_rel {:.3e}  cosine {:.6}{}  {}",
-                if quantized.is_some() {
-                    "accuracy"
-                } else {
-                    "verify"
-                },
+                "verify {name}: max_abs {:.3e}  max_rel {:.3e}  cosine {:.6}  {}",
                 c.max_abs,
                 c.max_rel,
                 c.cosine,
-                top1.map_or(String::new(), |t| format!(
-                    "  top-1 agreement {:.2}%",
-                    t * 100.0
-                )),
                 if ok { "ok" } else { "FAIL" }
             ));
             if !ok {
@@ -353,6 +370,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
             passes: ctx.stats,
             verify: comparisons,
             quantization: quantized,
+            accuracy,
         };
         let json = serde_json::to_vec_pretty(&r).map_err(|e| Error::Failed(e.to_string()))?;
         let mut f = crate::writers::AtomicFile::create(path)?;

@@ -2,10 +2,11 @@
 //! `convert --int8/--float16` shares with it (same pass, same accuracy report).
 
 use super::convert::{self, ConvertArgs, Target};
+use super::parse_input_shape;
 use super::progress::Progress;
-use super::{parse_input_file, parse_input_shape};
 use crate::error::{Error, Result};
-use crate::ir::{Graph, Shape, Tensor};
+use crate::ir::{Graph, Shape};
+use crate::passes::quantize::activations::ActivationStats;
 use crate::passes::quantize::{self, Mode, QuantizeOptions, WeightStats};
 use crate::readers;
 use clap::{Args, ValueEnum};
@@ -56,6 +57,9 @@ pub struct QuantizeArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// With --calibration: class labels (.npy, one per sample) for top-1 accuracy.
+    #[arg(long, requires = "calibration")]
+    pub labels: Option<PathBuf>,
     /// Largest max-relative output error (max|a-b| / max|ref|) accepted; past it, exit 3.
     #[arg(long, value_parser = parse_tolerance)]
     pub tolerance: Option<f64>,
@@ -65,10 +69,6 @@ pub struct QuantizeArgs {
     /// Output format (default: the input's, when mdeploy writes it; ONNX otherwise).
     #[arg(long = "to", value_enum)]
     pub target: Option<Target>,
-    /// Inputs for the accuracy report, as NAME=FILE.npy (repeatable); default: the calibration
-    /// samples, or seeded random data.
-    #[arg(long = "input", value_parser = parse_input_file)]
-    pub inputs: Vec<(String, PathBuf)>,
     /// Override an input's shape, as NAME:1x224x224x3 (repeatable).
     #[arg(long = "input-shape", value_parser = parse_input_shape)]
     pub input_shapes: Vec<(String, Shape)>,
@@ -111,9 +111,9 @@ pub fn run(a: QuantizeArgs, quiet: bool) -> Result<()> {
         io: a.io,
         exclude: a.exclude,
         per_layer: a.per_layer,
+        labels: a.labels,
         tolerance: a.tolerance,
         report: a.report,
-        inputs: a.inputs,
         input_shapes: a.input_shapes,
         ..ConvertArgs::new(a.input, target, a.output)
     };
@@ -130,6 +130,7 @@ pub fn options(a: &ConvertArgs) -> Option<QuantizeOptions> {
     Some(QuantizeOptions {
         mode,
         exclude: a.exclude.clone(),
+        dense_out_in: a.target == Target::Tflite,
     })
 }
 
@@ -138,15 +139,49 @@ pub fn options(a: &ConvertArgs) -> Option<QuantizeOptions> {
 pub struct QuantReport {
     pub mode: Mode,
     pub full_integer: bool,
+    pub io: QuantIo,
     pub weights: WeightStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activations: Option<ActivationStats>,
 }
 
-/// Quantizes a graph legalized for its writer.
-pub fn apply(g: &mut Graph, opts: &QuantizeOptions, progress: &Progress) -> Result<QuantReport> {
+/// Quantizes a graph legalized for its writer: weights, then (with calibration samples)
+/// activations. `--io int8` is applied later by [`finish_io`], after the accuracy report (which
+/// feeds the source's float inputs to both models).
+pub fn apply(
+    g: &mut Graph,
+    opts: &QuantizeOptions,
+    calibration: Option<&std::path::Path>,
+    io: QuantIo,
+    progress: &Progress,
+) -> Result<QuantReport> {
+    // Batch norms after convolutions fold into their weights before those are quantized (the
+    // TFLite legalization did this already; ONNX keeps them otherwise).
+    crate::passes::fuse::fold_batch_norms(g);
     let weights = quantize::quantize_weights(g, opts)
         .map_err(|e| Error::Failed(format!("quantization: {e}")))?;
     g.verify()
         .map_err(|e| Error::Failed(format!("quantization broke the graph: {e}")))?;
+    let activations = match calibration {
+        Some(path) if opts.mode == Mode::Int8 => {
+            progress.step("calibrating");
+            let batches = crate::accuracy::batches_of(g, crate::accuracy::load_samples(g, path)?)?;
+            let s = quantize::activations::quantize_activations(g, opts, &batches)?;
+            g.verify().map_err(|e| {
+                Error::Failed(format!("activation quantization broke the graph: {e}"))
+            })?;
+            progress.line(&format!(
+                "full integer: {} activations int8 from {} calibration batches, {} int8 ops, {} int32 biases, {} ops kept float",
+                s.activations,
+                s.calibration_batches,
+                s.int8_nodes,
+                s.int32_biases,
+                s.float_nodes.len()
+            ));
+            Some(s)
+        }
+        _ => None,
+    };
     progress.line(&format!(
         "quantized {} weight tensors to {} ({} per channel): {} → {} bytes{}",
         weights.tensors,
@@ -165,37 +200,35 @@ pub fn apply(g: &mut Graph, opts: &QuantizeOptions, progress: &Progress) -> Resu
     ));
     Ok(QuantReport {
         mode: opts.mode,
-        full_integer: false,
+        full_integer: activations.is_some(),
+        io,
         weights,
+        activations,
     })
 }
 
-/// Index of the largest element of each row (last axis) of a float tensor.
-pub fn top1(t: &Tensor) -> Vec<usize> {
-    let v = t.to_f64s();
-    let n = t.shape.last().copied().unwrap_or(1).max(1);
-    v.chunks(n)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &x)| {
-                    if x > bv {
-                        (i, x)
-                    } else {
-                        (bi, bv)
-                    }
-                })
-                .0
-        })
-        .collect()
+/// `--io int8` on a fully integer graph: int8 inputs and outputs.
+pub fn finish_io(g: &mut Graph, report: &QuantReport) -> Result<()> {
+    if report.full_integer && report.io == QuantIo::Int8 {
+        quantize::activations::int8_io(g)?;
+        g.verify()
+            .map_err(|e| Error::Failed(format!("--io int8 broke the graph: {e}")))?;
+    }
+    Ok(())
 }
 
-/// The share of rows whose top-1 class agrees (classifier outputs: last axis > 1).
-pub fn top1_agreement(got: &Tensor, reference: &Tensor) -> Option<f64> {
-    if got.shape != reference.shape || reference.shape.last().is_none_or(|&n| n < 2) {
-        return None;
-    }
-    let (a, b) = (top1(got), top1(reference));
-    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
-    Some(same as f64 / b.len().max(1) as f64)
+/// The accuracy report of a quantized graph against its source: on the calibration samples
+/// when given, seeded random inputs otherwise (crate::accuracy).
+pub fn accuracy(
+    a: &ConvertArgs,
+    source: &Graph,
+    result: &Graph,
+) -> Result<crate::accuracy::Report> {
+    let opts = crate::accuracy::Options {
+        calibration: a.calibration.clone(),
+        labels: a.labels.clone(),
+        per_layer: a.per_layer,
+        seed: a.seed,
+    };
+    crate::accuracy::compare(source, result, &opts)
 }

@@ -13,6 +13,7 @@
 //! Writers express these in their runtime's form: ONNX keeps QDQ as is; TFLite folds DQ'd
 //! weights into hybrid/int8 builtins or DEQUANTIZE ops (writers/tflite/quant.rs).
 
+pub mod activations;
 pub mod math;
 mod weights;
 
@@ -34,6 +35,9 @@ pub struct QuantizeOptions {
     /// Nodes whose name or op name matches one of these (`*` wildcards; without one, a
     /// substring) keep their weights and activations in float.
     pub exclude: Vec<String>,
+    /// Store dense (MatMul) kernels as `[out, in]` with `transpose_b` (TFLite FULLY_CONNECTED's
+    /// layout), so a quantized kernel needs no transpose in the writer.
+    pub dense_out_in: bool,
 }
 
 /// What the weight pass did, for reports.

@@ -78,6 +78,8 @@ struct Job {
     value: ValueId,
     axis: Option<usize>,
     f16: bool,
+    /// Transpose the 2-D tensor (dense kernel `[in, out]` → `[out, in]`) while quantizing.
+    transpose: bool,
 }
 
 enum Done {
@@ -127,30 +129,47 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
                 value: v,
                 axis: None,
                 f16: true,
+                transpose: false,
             },
             (Mode::Int8, Some(WeightSlot::Float16Only)) => continue,
             (Mode::Int8, Some(WeightSlot::PerChannel(a))) => Job {
                 value: v,
                 axis: Some(*a),
                 f16: false,
+                transpose: false,
             },
             (Mode::Int8, Some(WeightSlot::PerTensor)) => Job {
                 value: v,
                 axis: None,
                 f16: false,
+                transpose: false,
             },
         };
         jobs.push(job);
     }
     // Deterministic order (value ids), whatever the hash map's.
     jobs.sort_by_key(|j| j.value);
+    if opts.dense_out_in {
+        let dense = dense_kernels(g);
+        for j in &mut jobs {
+            if dense.contains(&j.value) {
+                j.transpose = true;
+                if j.axis == Some(1) {
+                    j.axis = Some(0);
+                }
+            }
+        }
+    }
     let results = run_jobs(g, &jobs)?;
     let mut new_nodes: Vec<Node> = Vec::with_capacity(jobs.len());
     let mut names = g.names();
     let mut replace: HashMap<ValueId, ValueId> = HashMap::new();
     for (job, done) in jobs.iter().zip(results) {
         let base = g.value(job.value).name.clone();
-        let ty = g.ty(job.value).clone();
+        let mut ty = g.ty(job.value).clone();
+        if job.transpose {
+            ty.shape.swap(0, 1);
+        }
         stats.tensors += 1;
         stats.bytes_before += g.constant(job.value).map_or(0, |t| t.data.len());
         let out = match done {
@@ -205,7 +224,17 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
         };
         replace.insert(job.value, out);
     }
+    let transposed: std::collections::HashSet<ValueId> = jobs
+        .iter()
+        .filter(|j| j.transpose)
+        .map(|j| j.value)
+        .collect();
     for n in &mut g.nodes {
+        if let (Op::MatMul(m), Some(&b)) = (&mut n.op, n.inputs.get(1)) {
+            if transposed.contains(&b) {
+                m.transpose_b = true;
+            }
+        }
         for i in &mut n.inputs {
             if let Some(&r) = replace.get(i) {
                 *i = r;
@@ -219,6 +248,25 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
     Ok(stats)
 }
 
+/// Dense kernels `[in, out]` that only MatMuls without `transpose_b` read (as input 1).
+fn dense_kernels(g: &Graph) -> std::collections::HashSet<ValueId> {
+    let mut ok: HashMap<ValueId, bool> = HashMap::new();
+    for n in &g.nodes {
+        for (i, &v) in n.inputs.iter().enumerate() {
+            if g.constant(v).is_none_or(|t| t.shape.len() != 2) {
+                continue;
+            }
+            let dense =
+                matches!(&n.op, Op::MatMul(m) if i == 1 && !m.transpose_b && !m.transpose_a);
+            *ok.entry(v).or_insert(true) &= dense;
+        }
+    }
+    for &o in &g.outputs {
+        ok.insert(o, false);
+    }
+    ok.into_iter().filter(|&(_, d)| d).map(|(v, _)| v).collect()
+}
+
 /// Runs the jobs on up to `available_parallelism` threads; results in job order.
 fn run_jobs(g: &Graph, jobs: &[Job]) -> Result<Vec<Done>, String> {
     let threads = std::thread::available_parallelism()
@@ -228,10 +276,18 @@ fn run_jobs(g: &Graph, jobs: &[Job]) -> Result<Vec<Done>, String> {
     let one = |j: &Job| -> Result<Done, String> {
         let v = g.value(j.value);
         let t = v.constant.as_ref().ok_or("not a constant")?;
-        let r = if j.f16 {
-            math::to_f16(t).map(Done::F16)
-        } else {
-            math::quantize_symmetric(t, j.axis).map(Done::Int8)
+        let r = match (j.f16, j.transpose) {
+            (true, false) => math::to_f16(t).map(Done::F16),
+            (true, true) => math::to_f16(t).map(|h| Done::F16(h.transposed(&[1, 0]))),
+            // Quantized along the output axis (1 of [in, out]), then transposed as int8 (a
+            // quarter of the float bytes), the channel axis becoming 0.
+            (false, true) => math::quantize_symmetric(t, j.axis.map(|_| 1)).map(|q| {
+                Done::Int8(math::Quantized {
+                    data: q.data.transposed(&[1, 0]),
+                    scales: q.scales,
+                })
+            }),
+            (false, false) => math::quantize_symmetric(t, j.axis).map(Done::Int8),
         };
         r.map_err(|e| format!("constant '{}': {e}", v.name))
     };

@@ -8,6 +8,7 @@ mod lower;
 pub mod ops;
 mod options;
 pub mod plan;
+pub mod quant;
 pub mod serialize;
 mod spatial1d;
 pub mod versions;
