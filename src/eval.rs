@@ -2,7 +2,7 @@
 //! calibration. mdeploy has no kernels of its own.
 
 use crate::error::{failed, Result};
-use crate::ir::{DType, Dim, Graph, Tensor};
+use crate::ir::{DType, Dim, Graph, Tensor, ValueId};
 use crate::writers::onnx::OnnxWriter;
 use bytes::Bytes;
 use tract_onnx::prelude::{self as tp, Framework, InferenceFact, InferenceModelExt, IntoTValue};
@@ -52,23 +52,38 @@ pub fn run_onnx_bytes(model: &[u8], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     run_model(m, inputs)
 }
 
-fn run_model(mut m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-    let err = |e: tp::TractError| failed(format!("evaluation failed: {e:#}"));
-    let mut values = tp::TVec::new();
+fn run_model(m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let plan = plan_for(m, inputs)?;
+    run_plan(&plan, inputs)
+}
+
+type Plan = std::sync::Arc<tp::TypedRunnableModel>;
+
+fn tract_err(e: tp::TractError) -> crate::error::Error {
+    failed(format!("evaluation failed: {e:#}"))
+}
+
+/// An optimized, runnable form of `m` for inputs of exactly the types of `inputs`.
+fn plan_for(mut m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Plan> {
     for (i, t) in inputs.iter().enumerate() {
-        // SAFETY-free path: from_raw_dt copies and checks the byte count against the shape.
-        let tt =
-            unsafe { tp::Tensor::from_raw_dt(datum(t.dtype), &t.shape, &t.data) }.map_err(err)?;
         m.set_input_fact(i, InferenceFact::dt_shape(datum(t.dtype), t.shape.clone()))
-            .map_err(err)?;
+            .map_err(tract_err)?;
+    }
+    m.into_optimized()
+        .map_err(tract_err)?
+        .into_runnable()
+        .map_err(tract_err)
+}
+
+fn run_plan(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let mut values = tp::TVec::new();
+    for t in inputs {
+        // SAFETY-free path: from_raw_dt copies and checks the byte count against the shape.
+        let tt = unsafe { tp::Tensor::from_raw_dt(datum(t.dtype), &t.shape, &t.data) }
+            .map_err(tract_err)?;
         values.push(tt.into_tvalue());
     }
-    let plan = m
-        .into_optimized()
-        .map_err(err)?
-        .into_runnable()
-        .map_err(err)?;
-    let outs = plan.run(values).map_err(err)?;
+    let outs = plan.run(values).map_err(tract_err)?;
     outs.iter()
         .map(|o| {
             let dt = from_datum(o.datum_type())
@@ -85,6 +100,50 @@ pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     crate::writers::onnx::legalize(&mut g)?;
     let bytes = OnnxWriter::default().to_bytes(&g)?;
     run_onnx_bytes(&bytes, inputs)
+}
+
+/// Runs `g` on several batches (each one tensor per graph input), with the values `extra` also
+/// returned after the graph's outputs (intermediate values, for per-layer comparisons). The
+/// model is built once and planned once per distinct input shape, so a calibration set split
+/// into equal batches costs one optimization. Results are handed to `each(batch index, values)`
+/// as they come, so only one batch's values are alive at a time.
+pub fn run_batches(
+    g: &Graph,
+    extra: &[ValueId],
+    batches: &[Vec<Tensor>],
+    mut each: impl FnMut(usize, Vec<Tensor>) -> Result<()>,
+) -> Result<()> {
+    let mut g = g.clone();
+    for &v in extra {
+        if g.outputs.contains(&v) || g.inputs.contains(&v) || g.constant(v).is_some() {
+            return Err(failed(format!(
+                "'{}' is a graph input, output or constant; only intermediate values can be exposed",
+                g.value(v).name
+            )));
+        }
+        g.outputs.push(v);
+    }
+    crate::writers::onnx::legalize(&mut g)?;
+    let bytes = OnnxWriter::default().to_bytes(&g)?;
+    drop(g);
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .map_err(|e| failed(format!("evaluation failed: {e:#}")))?;
+    drop(bytes);
+    let mut planned: Option<(Vec<Vec<usize>>, Plan)> = None;
+    for (i, batch) in batches.iter().enumerate() {
+        let shapes: Vec<Vec<usize>> = batch.iter().map(|t| t.shape.clone()).collect();
+        if planned.as_ref().is_none_or(|(s, _)| *s != shapes) {
+            // The previous plan's memory goes before the next one is built.
+            drop(planned.take());
+            planned = Some((shapes, plan_for(model.clone(), batch)?));
+        }
+        let Some((_, plan)) = &planned else {
+            continue;
+        };
+        each(i, run_plan(plan, batch)?)?;
+    }
+    Ok(())
 }
 
 /// Seeded pseudo-random inputs for every graph input; symbolic dims take `sym_size`.

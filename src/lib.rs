@@ -3,6 +3,7 @@
 //! Pipeline: a reader makes a [`ir::Graph`]; passes transform it (each verified); a writer
 //! legalizes and writes it; [`eval`] runs graphs through tract to check results numerically.
 
+pub mod accuracy;
 pub mod cli;
 pub mod error;
 pub mod eval;

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod accuracy;
 mod cli;
 mod corrupt;
 mod keras;

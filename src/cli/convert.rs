@@ -1,6 +1,7 @@
 //! `mdeploy convert`: read → passes → legalize → check → write → (verify).
 
 use super::progress::Progress;
+use super::quantize::{self as quant, QuantIo};
 use super::{load_inputs, parse_input_file, parse_input_shape};
 use crate::error::{Error, Result};
 use crate::eval::{self, Comparison};
@@ -59,6 +60,7 @@ pub enum IoLayout {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("quantized").args(["int8", "float16"]).multiple(false)))]
 #[command(
     about = "Convert a model to another format",
     after_help = "Examples:\n  mdeploy convert net.onnx --to onnx -o out.onnx --verify\n  mdeploy convert net.onnx --to onnx --opset 13 --input-shape input:1x3x224x224\n  mdeploy convert net.onnx --to onnx --verify --input input=sample.npy --tolerance 1e-5 --report r.json\n\n\
@@ -88,21 +90,16 @@ pub struct ConvertArgs {
     /// TF.js: bytes per weight shard (default 4194304), or `none` for a single shard.
     #[arg(long, value_parser = parse_shard_size)]
     pub shard_size: Option<ShardSize>,
-    /// TF.js: store float weights as uint8 (affine per tensor), dequantized when loaded.
-    #[arg(long, conflicts_with_all = ["float16", "quantize_uint16"])]
-    pub int8: bool,
-    /// TF.js: store float weights as float16, widened when loaded.
-    #[arg(long, conflicts_with = "quantize_uint16")]
-    pub float16: bool,
     /// TF.js: store float weights as uint16 (affine per tensor), dequantized when loaded.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["int8", "float16"])]
     pub quantize_uint16: bool,
     /// Run source and output on the same inputs and compare them.
     #[arg(long)]
     pub verify: bool,
-    /// Largest max-relative error (max|a-b| / max|ref|) --verify accepts.
-    #[arg(long, default_value_t = 1e-4, value_parser = parse_tolerance)]
-    pub tolerance: f64,
+    /// Largest max-relative error (max|a-b| / max|ref|) accepted: by --verify (default 1e-4),
+    /// and by the accuracy report of --int8/--float16 when given (past it: exit 3).
+    #[arg(long, value_parser = parse_tolerance)]
+    pub tolerance: Option<f64>,
     /// Input data for --verify, as NAME=FILE.npy (repeatable); others get seeded random data.
     #[arg(long = "input", value_parser = parse_input_file)]
     pub inputs: Vec<(String, PathBuf)>,
@@ -118,6 +115,67 @@ pub struct ConvertArgs {
     /// Write a JSON report of the conversion here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Quantize weights to int8 (see `mdeploy quantize --help`); TF.js stores them as uint8
+    /// affine per tensor, dequantized by the loader.
+    #[arg(long, conflicts_with = "float16")]
+    pub int8: bool,
+    /// Store weights as float16 (float32 inputs, outputs and arithmetic).
+    #[arg(long)]
+    pub float16: bool,
+    /// With --int8: calibration samples for a fully integer model (FILE.npy, folder, .npz).
+    #[arg(long, requires = "int8")]
+    pub calibration: Option<PathBuf>,
+    /// With --calibration: element type of the model's inputs and outputs.
+    #[arg(long, value_enum, default_value_t = QuantIo::Float, requires = "calibration")]
+    pub io: QuantIo,
+    /// With --int8/--float16: keep nodes whose name or op matches in float (repeatable).
+    #[arg(long, requires = "quantized")]
+    pub exclude: Vec<String>,
+    /// With --int8/--float16: compare every intermediate value in the accuracy report.
+    #[arg(long, requires = "quantized")]
+    pub per_layer: bool,
+    /// With --calibration: class labels (.npy, one per sample) for top-1 accuracy.
+    #[arg(long, requires = "calibration")]
+    pub labels: Option<PathBuf>,
+}
+
+impl ConvertArgs {
+    /// Arguments with every option at its default.
+    pub fn new(input: PathBuf, target: Target, output: Option<PathBuf>) -> ConvertArgs {
+        ConvertArgs {
+            input,
+            target,
+            output,
+            opset: None,
+            external_data: false,
+            io_layout: IoLayout::Nchw,
+            tfjs_format: TfjsFormatArg::Auto,
+            shard_size: None,
+            quantize_uint16: false,
+            verify: false,
+            tolerance: None,
+            inputs: vec![],
+            input_shapes: vec![],
+            signature: None,
+            seed: 0,
+            report: None,
+            int8: false,
+            float16: false,
+            calibration: None,
+            io: QuantIo::Float,
+            exclude: vec![],
+            per_layer: false,
+            labels: None,
+        }
+    }
+}
+
+pub fn target_name(t: Target) -> &'static str {
+    match t {
+        Target::Onnx => "onnx",
+        Target::Tflite => "tflite",
+        Target::Tfjs => "tfjs",
+    }
 }
 
 fn parse_tolerance(s: &str) -> std::result::Result<f64, String> {
@@ -150,6 +208,10 @@ struct Report {
     nodes_out: usize,
     passes: Vec<passes::PassStats>,
     verify: Vec<Comparison>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quantization: Option<quant::QuantReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<crate::accuracy::Report>,
 }
 
 /// Where the output goes without `-o`.
@@ -199,12 +261,17 @@ fn tflite_outputs(
 /// The TF.js folder options from the flags; the TF.js-only flags are refused elsewhere.
 fn tfjs_options(a: &ConvertArgs) -> Result<FolderOptions> {
     let tfjs_only = [
-        (a.int8, "--int8"),
-        (a.float16, "--float16"),
         (a.quantize_uint16, "--quantize-uint16"),
         (a.shard_size.is_some(), "--shard-size"),
         (a.tfjs_format != TfjsFormatArg::Auto, "--tfjs-format"),
     ];
+    if a.target == Target::Tfjs && a.calibration.is_some() {
+        return Err(Error::Usage(
+            "--calibration: TF.js models keep float activations (their weights are quantized in \
+             the manifest); full-integer int8 is for --to onnx and --to tflite"
+                .into(),
+        ));
+    }
     if a.target != Target::Tfjs {
         if let Some((_, flag)) = tfjs_only.iter().find(|(set, _)| *set) {
             return Err(Error::Usage(format!(
@@ -310,6 +377,34 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
             writer.name()
         ))
     })?;
+    // TF.js quantizes weights in its manifest (the loader dequantizes them): no IR pass.
+    let quant_opts = quant::options(&a).filter(|_| a.target != Target::Tfjs);
+    let quantized = match &quant_opts {
+        Some(q) => Some(quant::apply(
+            &mut g,
+            q,
+            a.calibration.as_deref(),
+            a.io,
+            &progress,
+        )?),
+        None => None,
+    };
+    // A quantized output always gets the accuracy report (the quantized graph exactly as
+    // written, against the source); --tolerance bounds it only when given.
+    let accuracy = match &quantized {
+        Some(_) => {
+            progress.step("comparing accuracy");
+            let r = quant::accuracy(&a, &source, &g)?;
+            for line in r.lines() {
+                progress.line(&line);
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    if let Some(q) = &quantized {
+        quant::finish_io(&mut g, q)?;
+    }
     let problems = writer.check(&g);
     if !problems.is_empty() {
         return Err(Error::Unsupported {
@@ -330,7 +425,15 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
 
     let mut comparisons = Vec::new();
     let mut failed = Vec::new();
-    if a.verify {
+    let tolerance = a.tolerance.unwrap_or(1e-4);
+    if let (Some(t), Some(r)) = (a.tolerance, &accuracy) {
+        for o in &r.outputs {
+            if !o.error.shape_matches || o.error.max_rel > t {
+                failed.push(o.error.name.clone());
+            }
+        }
+    }
+    if a.verify && quantized.is_none() {
         progress.step("verifying");
         let inputs = load_inputs(&source, &a.inputs, a.seed)?;
         let expected = eval::run(&source, &inputs)?;
@@ -353,7 +456,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         for (i, (g_out, e_out)) in got.iter().zip(&expected).enumerate() {
             let name = &source.value(source.outputs[i]).name;
             let c = eval::compare(name, g_out, e_out);
-            let ok = c.shape_matches && c.max_rel <= a.tolerance;
+            let ok = c.shape_matches && c.max_rel <= tolerance;
             progress.line(&format!(
                 "verify {name}: max_abs {:.3e}  max_rel {:.3e}  cosine {:.6}  {}",
                 c.max_abs,
@@ -383,6 +486,8 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
             nodes_out: written.nodes,
             passes: ctx.stats,
             verify: comparisons,
+            quantization: quantized,
+            accuracy,
         };
         let json = serde_json::to_vec_pretty(&r).map_err(|e| Error::Failed(e.to_string()))?;
         let mut f = crate::writers::AtomicFile::create(path)?;
@@ -393,7 +498,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         return Err(Error::Verification(format!(
             "verification failed for {} (tolerance {:e}); the output was written to {}",
             failed.join(", "),
-            a.tolerance,
+            tolerance,
             out.display()
         )));
     }

@@ -1,9 +1,12 @@
 //! Command-line interface: one file per subcommand. Exit codes: 0 success, 1 failure,
 //! 2 usage error, 3 verification past tolerance, 4 unsupported model.
 
+mod accuracy;
 mod convert;
 mod inspect;
+mod optimize;
 mod progress;
+mod quantize;
 
 use crate::error::{Error, Result};
 use crate::ir::{Dim, Shape, Tensor};
@@ -30,12 +33,24 @@ pub struct Cli {
 pub enum Command {
     Convert(convert::ConvertArgs),
     Inspect(inspect::InspectArgs),
+    Optimize(optimize::OptimizeArgs),
+    Quantize(quantize::QuantizeArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Convert(a) => convert::run(a, cli.quiet),
         Command::Inspect(a) => inspect::run(a),
+        Command::Optimize(a) => optimize::run(a, cli.quiet),
+        Command::Quantize(a) => quantize::run(a, cli.quiet),
+    }
+}
+
+/// Parses a `--tolerance`: a non-negative number.
+pub fn parse_tolerance(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a non-negative number")),
     }
 }
 

@@ -1,12 +1,17 @@
 //! Passes transform a graph in place. The manager runs a list to a fixed point (with a step
 //! cap), verifies the graph after every pass, and records what each pass did.
 
+pub mod cleanup;
+pub mod cluster;
 pub mod einsum;
 pub mod fuse;
 pub mod io_layout;
 pub mod layout;
 pub mod lower;
 pub mod nhwc;
+pub mod parallel;
+pub mod prune;
+pub mod quantize;
 pub mod rewrite;
 pub mod spatial1d;
 pub mod transpose;
@@ -77,4 +82,102 @@ pub fn run_to_fixed_point(
         }
     }
     Ok(())
+}
+
+fn pass_err(pass: &str) -> impl Fn(String) -> Error + '_ {
+    move |e| Error::Failed(format!("pass '{pass}': {e}"))
+}
+
+/// Ops whose inputs are all constants become constants (cleanup.rs).
+pub struct FoldConstants;
+/// Nodes that pass their input through unchanged are removed (cleanup.rs).
+pub struct RemoveIdentities;
+/// Batch norms folded into the convolution or dense layer before them (fuse.rs).
+pub struct FoldBatchNorms;
+/// `conv(x) + per-channel constant` becomes the convolution's bias (cleanup.rs).
+pub struct FuseConvBias;
+/// Constant Pad ops folded into the padding of the convolution or pool after them (cleanup.rs).
+pub struct FusePads;
+/// Transposes sunk through elementwise ops, composed and cancelled (transpose.rs).
+pub struct CleanTransposes;
+
+impl Pass for FoldConstants {
+    fn name(&self) -> &'static str {
+        "fold-constants"
+    }
+    fn run(&self, g: &mut Graph, _ctx: &mut PassContext) -> Result<bool> {
+        Ok(cleanup::fold_constants(g))
+    }
+}
+
+impl Pass for RemoveIdentities {
+    fn name(&self) -> &'static str {
+        "remove-identities"
+    }
+    fn run(&self, g: &mut Graph, _ctx: &mut PassContext) -> Result<bool> {
+        Ok(cleanup::remove_identities(g))
+    }
+}
+
+impl Pass for FoldBatchNorms {
+    fn name(&self) -> &'static str {
+        "fold-batch-norms"
+    }
+    fn run(&self, g: &mut Graph, _ctx: &mut PassContext) -> Result<bool> {
+        Ok(fuse::fold_batch_norms(g))
+    }
+}
+
+impl Pass for FuseConvBias {
+    fn name(&self) -> &'static str {
+        "fuse-conv-bias"
+    }
+    fn run(&self, g: &mut Graph, _ctx: &mut PassContext) -> Result<bool> {
+        Ok(cleanup::fuse_conv_bias(g))
+    }
+}
+
+impl Pass for FusePads {
+    fn name(&self) -> &'static str {
+        "fuse-pads"
+    }
+    fn run(&self, g: &mut Graph, _ctx: &mut PassContext) -> Result<bool> {
+        Ok(cleanup::fuse_pads(g))
+    }
+}
+
+impl Pass for CleanTransposes {
+    fn name(&self) -> &'static str {
+        "clean-transposes"
+    }
+    fn run(&self, g: &mut Graph, _ctx: &mut PassContext) -> Result<bool> {
+        transpose::clean_transposes(g).map_err(pass_err(self.name()))
+    }
+}
+
+/// The clean-up and fusion passes, in the order `mdeploy optimize` runs them to a fixed point.
+/// (Activation fusion is the writers' business: the IR has no fused activations; the TFLite
+/// writer fuses them into the builtin options.)
+pub const CLEANUP: &[&dyn Pass] = &[
+    &FoldConstants,
+    &RemoveIdentities,
+    &FoldBatchNorms,
+    &FuseConvBias,
+    &FusePads,
+    &CleanTransposes,
+    &DeadCode,
+];
+
+/// Runs [`CLEANUP`] to a fixed point (at most 8 rounds).
+pub fn cleanup(g: &mut Graph, ctx: &mut PassContext) -> Result<()> {
+    run_to_fixed_point(g, CLEANUP, ctx, 8)
+}
+
+/// How many nodes of each op a graph has (op names as [`crate::ir::Op::name`]), sorted by name.
+pub fn op_counts(g: &Graph) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for n in &g.nodes {
+        *m.entry(n.op.name()).or_insert(0) += 1;
+    }
+    m
 }

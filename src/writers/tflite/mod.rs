@@ -9,6 +9,7 @@ pub mod ops;
 mod options;
 pub mod plan;
 mod rnn;
+pub mod quant;
 pub mod serialize;
 pub mod versions;
 

@@ -154,7 +154,7 @@ fn fusable_act(op: &Op) -> Option<Act> {
 
 /// Whether node `n`'s TFLite operator takes a fused activation (CONCATENATION does not: its
 /// kernel requires none).
-fn takes_act(g: &Graph, n: &Node) -> bool {
+fn takes_act(g: &Graph, producers: &HashMap<ValueId, usize>, n: &Node) -> bool {
     let float = n
         .outputs
         .first()
@@ -167,13 +167,13 @@ fn takes_act(g: &Graph, n: &Node) -> bool {
                 b,
                 BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
             ),
-            Op::MatMul(_) => ops::nn::fc_weights(g, n).is_some(),
+            Op::MatMul(_) => ops::nn::fc_weights(g, producers, n).is_some(),
             _ => false,
         }
 }
 
 /// Decides fusions: bias Adds into FULLY_CONNECTED, activations into the op before them.
-pub fn fusions(g: &Graph) -> Vec<Fused> {
+pub fn fusions(g: &Graph, producers: &HashMap<ValueId, usize>) -> Vec<Fused> {
     let mut f = vec![Fused::default(); g.nodes.len()];
     let uses = g.use_counts();
     let is_output: Vec<bool> = {
@@ -196,7 +196,7 @@ pub fn fusions(g: &Graph) -> Vec<Fused> {
             .flatten()
     };
     for i in 0..g.nodes.len() {
-        if f[i].skip || !takes_act(g, &g.nodes[i]) || g.nodes[i].outputs.len() != 1 {
+        if f[i].skip || !takes_act(g, producers, &g.nodes[i]) || g.nodes[i].outputs.len() != 1 {
             continue;
         }
         let mut out = g.nodes[i].outputs[0];
@@ -205,12 +205,13 @@ pub fn fusions(g: &Graph) -> Vec<Fused> {
                 let an = &g.nodes[a];
                 let out_c = g.ty(out).shape.last().cloned();
                 if let (Op::Binary(BinaryOp::Add), Some(&b)) = (&an.op, an.inputs.get(1)) {
+                    // A constant bias, or a dequantized one (quantized models).
+                    let bt = g.ty(b);
                     let bias_ok = an.inputs[0] == out
-                        && g.constant(b).is_some_and(|t| {
-                            t.dtype == DType::F32
-                                && t.shape.len() == 1
-                                && out_c == Some(Dim::Fixed(t.shape[0] as u64))
-                        });
+                        && (g.constant(b).is_some() || ops::nn::dequantized_const(g, producers, b))
+                        && bt.dtype == DType::F32
+                        && bt.rank() == 1
+                        && out_c.as_ref() == bt.shape.first();
                     if bias_ok && g.ty(an.outputs[0]) == g.ty(out) {
                         f[i].bias = Some(b);
                         f[a].skip = true;
@@ -235,8 +236,13 @@ pub fn fusions(g: &Graph) -> Vec<Fused> {
 pub struct Cx<'a> {
     pub g: &'a Graph,
     pub node: &'a Node,
+    /// The node's index in the graph.
+    pub index: usize,
     pub fused: &'a Fused,
     pub plan: &'a mut Plan,
+    pub producers: &'a HashMap<ValueId, usize>,
+    /// Quantized forms: what int8 nodes read and write instead of the float values.
+    pub fold: &'a super::quant::Folding,
 }
 
 impl Cx<'_> {
@@ -251,7 +257,15 @@ impl Cx<'_> {
             .ok_or_else(|| format!("missing input #{i}"))
     }
     pub fn x(&self, i: usize) -> Result<TRef, String> {
-        Ok(TRef::Value(self.input(i)?))
+        Ok(TRef::Value(self.fold.read(self.index, self.input(i)?)))
+    }
+    /// Any value this node reads (e.g. a fused bias), in its int8 form when folded.
+    pub fn read(&self, v: ValueId) -> TRef {
+        TRef::Value(self.fold.read(self.index, v))
+    }
+    /// Whether this node is written as an int8 builtin.
+    pub fn is_int8(&self) -> bool {
+        self.fold.int8.get(self.index).copied().unwrap_or(false)
     }
     pub fn ty(&self, i: usize) -> Result<&TensorType, String> {
         Ok(self.g.ty(self.input(i)?))
@@ -267,7 +281,7 @@ impl Cx<'_> {
         }
     }
     pub fn out(&self, i: usize) -> TRef {
-        TRef::Value(self.out_value(i))
+        TRef::Value(self.fold.write(self.out_value(i)))
     }
     pub fn out_ty(&self, i: usize) -> &TensorType {
         self.g.ty(self.out_value(i))
@@ -418,19 +432,24 @@ impl Cx<'_> {
 
 /// Maps every node; returns the plan or every node that cannot be expressed.
 pub fn build(g: &Graph) -> Result<Plan, Vec<Unsupported>> {
-    let fused = fusions(g);
+    let producers = g.producers();
+    let fused = fusions(g, &producers);
+    let fold = super::quant::fold(g, &fused);
     let mut plan = Plan::default();
     let mut problems = Vec::new();
-    for (n, f) in g.nodes.iter().zip(&fused) {
-        if f.skip {
+    for (index, (n, f)) in g.nodes.iter().zip(&fused).enumerate() {
+        if f.skip || fold.skip[index] {
             continue;
         }
         let mark = (plan.ops.len(), plan.extra.len());
         let mut cx = Cx {
             g,
             node: n,
+            index,
             fused: f,
             plan: &mut plan,
+            producers: &producers,
+            fold: &fold,
         };
         if let Err(reason) = ops::map(&mut cx) {
             plan.ops.truncate(mark.0);

@@ -182,7 +182,12 @@ pub fn version(op: &TOp, sig: &Sig) -> i32 {
             Some(DType::I8) => 2,
             _ => 1,
         },
-        B::QUANTIZE => 1,
+        // int8 output: 2; int16: 3 (op_version.cc).
+        B::QUANTIZE => match sig.outputs.first().map(|t| t.dtype) {
+            Some(DType::I16) => 3,
+            Some(DType::I8) => 2,
+            _ => 1,
+        },
         B::AVERAGE_POOL_2D
         | B::MAX_POOL_2D
         | B::SOFTMAX
@@ -309,6 +314,7 @@ pub fn runtime(code: B, v: i32) -> Option<&'static str> {
         (B::DEQUANTIZE, 1) => "1.13.1",
         (B::DEQUANTIZE, 2) => "1.14.0",
         (B::QUANTIZE, 1) => "1.14.0",
+        (B::QUANTIZE, 2) => "1.15.0",
         (
             B::EQUAL
             | B::NOT_EQUAL

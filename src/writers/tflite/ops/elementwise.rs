@@ -144,6 +144,12 @@ pub fn select(cx: &mut Cx) -> Result<(), String> {
 pub fn cast(cx: &mut Cx, to: DType) -> Result<(), String> {
     let from = cx.ty(0)?.dtype;
     let (x, y) = (cx.x(0)?, cx.out(0));
+    if from == DType::F16 && to == DType::F32 {
+        // float16 weights: DEQUANTIZE is TFLite's form (what its converter writes; delegates
+        // fold it into the consumer), where CAST from float16 has no kernel.
+        cx.emit(B::DEQUANTIZE, Opts::None, vec![Some(x)], vec![y]);
+        return Ok(());
+    }
     cx.emit(B::CAST, Opts::Cast { from, to }, vec![Some(x)], vec![y]);
     Ok(())
 }

@@ -16,31 +16,58 @@ use crate::ir::ops::{
 };
 use crate::ir::{DType, Dim, Graph, KernelLayout, Layout, Node, Op, TensorType, ValueId};
 use crate::passes::nhwc::{probe_conv, same_or_valid};
+use std::collections::HashMap;
 use tract_tflite::tflite::BuiltinOperator as B;
 
 /// A MatMul that FULLY_CONNECTED can run: constant 2-D f32 weights, no transposed `a`.
 /// Returns the weights and whether they must be transposed to `[out, in]`.
-pub fn fc_weights(g: &Graph, n: &Node) -> Option<(ValueId, bool)> {
+pub fn fc_weights(
+    g: &Graph,
+    producers: &HashMap<ValueId, usize>,
+    n: &Node,
+) -> Option<(ValueId, bool)> {
     let Op::MatMul(m) = &n.op else { return None };
     let (&a, &b) = (n.inputs.first()?, n.inputs.get(1)?);
-    let w = g.constant(b)?;
-    let ok = !m.transpose_a
-        && w.shape.len() == 2
+    let w = g.ty(b);
+    // Constant weights, or quantized ones already stored [out, in] (the quantization pass
+    // lays them out so; a computed tensor cannot be transposed here).
+    let weights = match g.constant(b) {
+        Some(_) => true,
+        None => m.transpose_b && dequantized_const(g, producers, b),
+    };
+    let ok = weights
+        && !m.transpose_a
+        && w.rank() == 2
         && w.dtype == DType::F32
         && g.ty(a).dtype == DType::F32
         && g.ty(a).rank() >= 2;
     ok.then_some((b, !m.transpose_b))
 }
 
+/// Whether `v` is a DequantizeLinear of a constant, or a Cast of a float16 constant: quantized
+/// weights, which TFLite kernels take in place of float constants.
+pub fn dequantized_const(g: &Graph, producers: &HashMap<ValueId, usize>, v: ValueId) -> bool {
+    producers.get(&v).is_some_and(|&p| {
+        let n = &g.nodes[p];
+        match n.op {
+            Op::DequantizeLinear(_) => g.constant(n.inputs[0]).is_some(),
+            Op::Cast(_) => g
+                .constant(n.inputs[0])
+                .is_some_and(|t| t.dtype == DType::F16),
+            _ => false,
+        }
+    })
+}
+
 pub fn matmul(cx: &mut Cx, m: &MatMul) -> Result<(), String> {
-    if let Some((w, transpose)) = fc_weights(cx.g, cx.node) {
+    if let Some((w, transpose)) = fc_weights(cx.g, cx.producers, cx.node) {
         let weights = match cx.g.constant(w) {
             Some(t) if transpose => cx.konst("weights", t.transposed(&[1, 0])),
-            _ => TRef::Value(w),
+            _ => cx.read(w),
         };
         let keep = cx.ty(0)?.rank() > 2;
         let (x, y, act) = (cx.x(0)?, cx.out(0), cx.act());
-        let bias = cx.fused.bias.map(TRef::Value);
+        let bias = cx.fused.bias.map(|b| cx.read(b));
         cx.emit(
             B::FULLY_CONNECTED,
             Opts::FullyConnected {
@@ -108,7 +135,9 @@ pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
         .fixed()
         .ok_or("output channels must be fixed")? as usize;
     let bias = match cx.node.inputs.get(2) {
-        Some(&b) => TRef::Value(b),
+        Some(&b) => cx.read(b),
+        // int8 kernels take int32 biases.
+        None if cx.is_int8() => cx.i32s("bias", vec![out_c], &vec![0; out_c]),
         None => cx.f32s("bias", vec![out_c], &vec![0.0; out_c]),
     };
     let (stride, dilation, act) = (pair(&c.strides), pair(&c.dilations), cx.act());
@@ -139,14 +168,15 @@ pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
             c.group
         ));
     }
-    let Some(k) = cx.konst_in(1) else {
-        return Err("depthwise kernel must be a constant".into());
-    };
     // The layout pass gives depthwise kernels as IHWO = 1HWO already (one copy of the weights);
-    // an OHWI kernel (a depthwise conv the pass did not recognise) is moved here.
+    // an OHWI kernel (a depthwise conv the pass did not recognise) is moved here. An IHWO
+    // kernel may be computed (a DEQUANTIZE of float16 or int8 weights).
     let k = if c.kernel_layout == KernelLayout::Ihwo {
         cx.x(1)?
     } else {
+        let Some(k) = cx.konst_in(1) else {
+            return Err("depthwise kernel must be a constant".into());
+        };
         let (o, h, w) = (k.shape[0], k.shape[1], k.shape[2]);
         let moved = k
             .reshaped(vec![o, h, w])

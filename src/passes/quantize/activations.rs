@@ -1,0 +1,517 @@
+//! Full-integer quantization: `QuantizeLinear → DequantizeLinear` pairs on the activations
+//! around every op with an int8 kernel (TFLite's list, which onnxruntime's QDQ fusion also
+//! covers), asymmetric int8 parameters from ranges measured by running the graph on the
+//! calibration samples (through tract), and int32 biases (`scale = s_input · s_weight[c]`).
+//!
+//! Parameters follow TFLite's int8 specification: ops that only move data (reshape, transpose,
+//! max/avg pooling, zero padding) keep their input's parameters; softmax and logistic outputs
+//! are `1/256, -128`, tanh `1/128, 0`. An activation fused into the op before it (Relu, Relu6)
+//! and a dense layer's bias Add get no pair in between, so runtimes fuse them.
+
+use super::math;
+use super::{excluded, QuantizeOptions};
+use crate::error::{failed, Result};
+use crate::eval;
+use crate::ir::ops::{Activation, BinaryOp, PadMode, PoolKind, QuantAxis, ReduceKind, UnaryOp};
+use crate::ir::{DType, Graph, Node, Op, Tensor, ValueId};
+use std::collections::{HashMap, HashSet};
+
+/// How an int8 op's output parameters are chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// From the calibrated range of the output.
+    Calibrated,
+    /// Equal to input 0's (the op moves or selects values).
+    SameAsInput,
+    /// Fixed by the int8 kernel.
+    Fixed(f32, i64),
+}
+
+/// The producer of `v` when it is a DequantizeLinear of a constant (a quantized weight).
+pub fn weight_dq(g: &Graph, producers: &HashMap<ValueId, usize>, v: ValueId) -> Option<usize> {
+    let &p = producers.get(&v)?;
+    let n = &g.nodes[p];
+    (matches!(n.op, Op::DequantizeLinear(_)) && g.constant(n.inputs[0]).is_some()).then_some(p)
+}
+
+fn is_weight(g: &Graph, producers: &HashMap<ValueId, usize>, v: ValueId) -> bool {
+    g.constant(v).is_some() || weight_dq(g, producers, v).is_some()
+}
+
+/// Whether `n` has an int8 kernel, and how its output parameters are chosen.
+pub fn int8_kind(g: &Graph, producers: &HashMap<ValueId, usize>, n: &Node) -> Option<Kind> {
+    let w = |i: usize| n.inputs.get(i).is_some_and(|&v| is_weight(g, producers, v));
+    let act = |i: usize| {
+        n.inputs
+            .get(i)
+            .is_some_and(|&v| !is_weight(g, producers, v))
+    };
+    let float_in = n
+        .inputs
+        .first()
+        .is_some_and(|&v| g.ty(v).dtype == DType::F32);
+    if !float_in || n.outputs.len() != 1 {
+        return None;
+    }
+    Some(match &n.op {
+        Op::Conv(_) if act(0) && w(1) && g.ty(n.inputs[0]).rank() == 4 => Kind::Calibrated,
+        Op::MatMul(m) if act(0) && w(1) && !m.transpose_a && g.ty(n.inputs[1]).rank() == 2 => {
+            Kind::Calibrated
+        }
+        Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) if act(0) && act(1) => {
+            Kind::Calibrated
+        }
+        Op::Pool(p) if matches!(p.kind, PoolKind::Max | PoolKind::Avg) => Kind::SameAsInput,
+        Op::GlobalPool(p) if p.kind == PoolKind::Max => Kind::SameAsInput,
+        Op::GlobalPool(p) if p.kind == PoolKind::Avg => Kind::Calibrated,
+        Op::Reduce(r) if r.kind == ReduceKind::Mean => Kind::Calibrated,
+        Op::Reshape(_) | Op::Transpose(_) => Kind::SameAsInput,
+        Op::Pad(p) if p.mode == PadMode::Constant && p.value == 0.0 => Kind::SameAsInput,
+        Op::Concat(_) if (0..n.inputs.len()).all(act) => Kind::Calibrated,
+        Op::Unary(UnaryOp::Sigmoid) => Kind::Fixed(1.0 / 256.0, -128),
+        Op::Unary(UnaryOp::Tanh) => Kind::Fixed(1.0 / 128.0, 0),
+        Op::Unary(UnaryOp::Relu) => Kind::Calibrated,
+        Op::Activation(Activation::Clip { .. }) => Kind::Calibrated,
+        _ => return None,
+    })
+}
+
+/// Activations TFLite fuses into the op before them (no pair in between).
+fn fusable(op: &Op) -> bool {
+    matches!(op, Op::Unary(UnaryOp::Relu))
+        || matches!(op, Op::Activation(Activation::Clip { min: Some(a), max }) if *a == 0.0 && matches!(max, None | Some(6.0)))
+}
+
+/// What the pass did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ActivationStats {
+    pub activations: usize,
+    pub int8_nodes: usize,
+    pub float_nodes: Vec<String>,
+    pub int32_biases: usize,
+    pub calibration_batches: usize,
+}
+
+/// Quantizes the activations of `g` (whose weights are already int8 + DequantizeLinear).
+pub fn quantize_activations(
+    g: &mut Graph,
+    opts: &QuantizeOptions,
+    batches: &[Vec<Tensor>],
+) -> Result<ActivationStats> {
+    let producers = g.producers();
+    let uses = g.use_counts();
+    let mut consumers: HashMap<ValueId, Vec<usize>> = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        for &v in &n.inputs {
+            consumers.entry(v).or_default().push(i);
+        }
+    }
+    let outputs: HashSet<ValueId> = g.outputs.iter().copied().collect();
+    let mut kinds: Vec<Option<Kind>> = Vec::with_capacity(g.nodes.len());
+    let mut stats = ActivationStats {
+        calibration_batches: batches.len(),
+        ..Default::default()
+    };
+    for n in &g.nodes {
+        let k = if excluded(opts, n) {
+            None
+        } else {
+            int8_kind(g, &producers, n)
+        };
+        if k.is_none() && !matches!(n.op, Op::DequantizeLinear(_) | Op::QuantizeLinear(_)) {
+            stats.float_nodes.push(n.name.clone());
+        }
+        kinds.push(k);
+    }
+    // A dense layer's bias Add joins the MatMul (treated as one int8 op).
+    let sole = |v: ValueId| -> Option<usize> {
+        (uses[v.0] == 1 && !outputs.contains(&v))
+            .then(|| consumers.get(&v).and_then(|c| c.first().copied()))
+            .flatten()
+    };
+    let mut bias_add: HashMap<usize, usize> = HashMap::new(); // add node -> matmul node
+    for (i, n) in g.nodes.iter().enumerate() {
+        if kinds[i].is_none() || !matches!(n.op, Op::MatMul(_)) {
+            continue;
+        }
+        if let Some(a) = sole(n.outputs[0]) {
+            let an = &g.nodes[a];
+            let bias_ok = matches!(an.op, Op::Binary(BinaryOp::Add))
+                && an.inputs[0] == n.outputs[0]
+                && an
+                    .inputs
+                    .get(1)
+                    .and_then(|&b| g.constant(b))
+                    .is_some_and(|t| t.dtype == DType::F32 && t.shape.len() == 1);
+            if bias_ok && !excluded(opts, an) {
+                kinds[a] = Some(Kind::Calibrated);
+                stats.float_nodes.retain(|x| *x != an.name);
+                bias_add.insert(a, i);
+            }
+        }
+    }
+    // Values between an int8 op and what it fuses with get no pair.
+    let mut inner: HashSet<ValueId> = HashSet::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if kinds[i].is_none() {
+            continue;
+        }
+        let fuses_into = |c: usize| {
+            kinds[c].is_some()
+                && (fusable(&g.nodes[c].op) || bias_add.get(&c) == Some(&i))
+                && matches!(n.op, Op::Conv(_) | Op::MatMul(_) | Op::Binary(_))
+        };
+        if let Some(c) = sole(n.outputs[0]) {
+            if fuses_into(c) {
+                inner.insert(n.outputs[0]);
+            }
+        }
+    }
+    // The values that get a pair: activation inputs and outputs of int8 ops.
+    let mut quantize: Vec<ValueId> = Vec::new();
+    let mut seen: HashSet<ValueId> = HashSet::new();
+    let add = |v: ValueId, seen: &mut HashSet<ValueId>, q: &mut Vec<ValueId>| {
+        if g.ty(v).dtype == DType::F32 && !inner.contains(&v) && seen.insert(v) {
+            q.push(v);
+        }
+    };
+    for (i, n) in g.nodes.iter().enumerate() {
+        if kinds[i].is_none() {
+            continue;
+        }
+        stats.int8_nodes += 1;
+        for &v in &n.inputs {
+            if !is_weight(g, &producers, v) && !inner.contains(&v) {
+                add(v, &mut seen, &mut quantize);
+            }
+        }
+        add(n.outputs[0], &mut seen, &mut quantize);
+    }
+    let ranges = calibrate(g, &quantize, batches)?;
+    // Parameters in topological order (pass-through ops take their input's).
+    let mut params: HashMap<ValueId, (f32, i64)> = HashMap::new();
+    for &v in &g.inputs {
+        if let Some(&(lo, hi)) = ranges.get(&v) {
+            params.insert(v, math::activation_params(lo, hi));
+        }
+    }
+    for (i, n) in g.nodes.iter().enumerate() {
+        let out = n.outputs[0];
+        if !seen.contains(&out) {
+            continue;
+        }
+        let p = match kinds[i] {
+            Some(Kind::SameAsInput) => params.get(&n.inputs[0]).copied(),
+            Some(Kind::Fixed(s, z)) => Some((s, z)),
+            _ => None,
+        };
+        let p = match p {
+            Some(p) => p,
+            None => {
+                let (lo, hi) = ranges.get(&out).copied().unwrap_or((0.0, 0.0));
+                math::activation_params(lo, hi)
+            }
+        };
+        params.insert(out, p);
+    }
+    for &v in &quantize {
+        params.entry(v).or_insert_with(|| {
+            let (lo, hi) = ranges.get(&v).copied().unwrap_or((0.0, 0.0));
+            math::activation_params(lo, hi)
+        });
+    }
+    stats.int32_biases = quantize_biases(g, &producers, &kinds, &bias_add, &params)?;
+    insert_pairs(g, &quantize, &params)?;
+    g.remove_dead();
+    stats.activations = quantize.len();
+    Ok(stats)
+}
+
+/// min/max of every value in `values` over the calibration batches.
+fn calibrate(
+    g: &Graph,
+    values: &[ValueId],
+    batches: &[Vec<Tensor>],
+) -> Result<HashMap<ValueId, (f32, f32)>> {
+    let inputs: HashMap<ValueId, usize> =
+        g.inputs.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+    let outputs: HashMap<ValueId, usize> =
+        g.outputs.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+    let extra: Vec<ValueId> = values
+        .iter()
+        .copied()
+        .filter(|v| !inputs.contains_key(v) && !outputs.contains_key(v))
+        .collect();
+    let mut ranges: HashMap<ValueId, (f32, f32)> = HashMap::new();
+    let mut widen = |v: ValueId, t: &Tensor| {
+        let e = ranges
+            .entry(v)
+            .or_insert((f32::INFINITY, f32::NEG_INFINITY));
+        for x in t.to_f64s() {
+            if x.is_finite() {
+                e.0 = e.0.min(x as f32);
+                e.1 = e.1.max(x as f32);
+            }
+        }
+    };
+    let n_out = g.outputs.len();
+    eval::run_batches(g, &extra, batches, |b, vals| {
+        for &v in values {
+            let t = if let Some(&i) = inputs.get(&v) {
+                batches[b].get(i)
+            } else if let Some(&o) = outputs.get(&v) {
+                vals.get(o)
+            } else {
+                extra
+                    .iter()
+                    .position(|&e| e == v)
+                    .and_then(|k| vals.get(n_out + k))
+            };
+            if let Some(t) = t {
+                widen(v, t);
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| failed(format!("calibration: {e}")))?;
+    Ok(ranges
+        .into_iter()
+        .map(|(v, (lo, hi))| {
+            if lo > hi {
+                (v, (0.0, 0.0))
+            } else {
+                (v, (lo, hi))
+            }
+        })
+        .collect())
+}
+
+/// Float biases of int8 convolutions and dense layers become int32 + DequantizeLinear with
+/// `scale = s_input · s_weight[c]`.
+fn quantize_biases(
+    g: &mut Graph,
+    producers: &HashMap<ValueId, usize>,
+    kinds: &[Option<Kind>],
+    bias_add: &HashMap<usize, usize>,
+    params: &HashMap<ValueId, (f32, i64)>,
+) -> Result<usize> {
+    // (node, bias input index, activation input, weight DQ node)
+    let mut jobs: Vec<(usize, usize, ValueId, usize)> = Vec::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        match (&n.op, kinds[i]) {
+            (Op::Conv(_), Some(_)) if n.inputs.len() > 2 => {
+                if let Some(d) = weight_dq(g, producers, n.inputs[1]) {
+                    jobs.push((i, 2, n.inputs[0], d));
+                }
+            }
+            (Op::Binary(BinaryOp::Add), Some(_)) => {
+                if let Some(&m) = bias_add.get(&i) {
+                    let mm = &g.nodes[m];
+                    if let Some(d) = weight_dq(g, producers, mm.inputs[1]) {
+                        jobs.push((i, 1, mm.inputs[0], d));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut names = g.names();
+    let mut count = 0;
+    let mut new_nodes = Vec::new();
+    for (i, k, x, d) in jobs {
+        let b = g.nodes[i].inputs[k];
+        let (Some(bias), Some(&(s_x, _))) = (g.constant(b).cloned(), params.get(&x)) else {
+            continue;
+        };
+        let dq = &g.nodes[d];
+        let Some(s_w) = g.constant(dq.inputs[1]).map(|t| t.to_f64s()) else {
+            continue;
+        };
+        let s_w: Vec<f32> = s_w.iter().map(|&s| s as f32).collect();
+        if bias.dtype != DType::F32
+            || bias.shape.len() != 1
+            || (s_w.len() != 1 && s_w.len() != bias.len())
+        {
+            continue;
+        }
+        let q = math::quantize_bias(&bias, s_x, &s_w).map_err(failed)?;
+        let scales: Vec<f32> = (0..bias.len())
+            .map(|c| s_x * s_w[if s_w.len() == 1 { 0 } else { c }])
+            .collect();
+        let base = g.value(b).name.clone();
+        let qv = g.add_const(&names.fresh(&format!("{base}_int32")), q);
+        g.value_mut(qv).quant = Some(crate::ir::QuantParams {
+            scale: scales.clone(),
+            zero_point: vec![0; scales.len()],
+            axis: Some(0),
+        });
+        let sv = g.add_const(
+            &names.fresh(&format!("{base}_scale")),
+            Tensor::from_f32(vec![scales.len()], &scales),
+        );
+        let out = g.add_value(
+            &names.fresh(&format!("{base}_dequantized")),
+            g.ty(b).clone(),
+        );
+        new_nodes.push(Node {
+            name: names.fresh(&format!("{base}/dequantize")),
+            op: Op::DequantizeLinear(QuantAxis {
+                axis: 0,
+                dtype: DType::I32,
+            }),
+            inputs: vec![qv, sv],
+            outputs: vec![out],
+        });
+        g.nodes[i].inputs[k] = out;
+        count += 1;
+    }
+    // The new nodes read constants only: first keeps the topological order. (No dead-code
+    // removal here: it would renumber the values the caller still holds.)
+    new_nodes.append(&mut g.nodes);
+    g.nodes = new_nodes;
+    Ok(count)
+}
+
+/// Inserts `v → QuantizeLinear → DequantizeLinear` after every value in `values`; every use
+/// of `v` reads the dequantized value. A graph output keeps its name on the dequantized value.
+fn insert_pairs(
+    g: &mut Graph,
+    values: &[ValueId],
+    params: &HashMap<ValueId, (f32, i64)>,
+) -> Result<()> {
+    let mut names = g.names();
+    let mut pairs: HashMap<ValueId, (Node, Node, ValueId)> = HashMap::new();
+    for &v in values {
+        let Some(&(scale, zp)) = params.get(&v) else {
+            continue;
+        };
+        let base = g.value(v).name.clone();
+        let ty = g.ty(v).clone();
+        let s = g.add_const(
+            &names.fresh(&format!("{base}_scale")),
+            Tensor::scalar_f32(scale),
+        );
+        let z = g.add_const(
+            &names.fresh(&format!("{base}_zero_point")),
+            Tensor::from_i64s(DType::I8, vec![], &[zp]),
+        );
+        let mut qty = ty.clone();
+        qty.dtype = DType::I8;
+        let q = g.add_value(&names.fresh(&format!("{base}_quantized")), qty);
+        g.value_mut(q).quant = Some(crate::ir::QuantParams::per_tensor(scale, zp));
+        let d = g.add_value(&names.fresh(&format!("{base}_dequantized")), ty);
+        let axis = QuantAxis {
+            axis: 0,
+            dtype: DType::I8,
+        };
+        let qn = Node {
+            name: names.fresh(&format!("{base}/quantize")),
+            op: Op::QuantizeLinear(axis),
+            inputs: vec![v, s, z],
+            outputs: vec![q],
+        };
+        let dn = Node {
+            name: names.fresh(&format!("{base}/dequantize")),
+            op: Op::DequantizeLinear(axis),
+            inputs: vec![q, s, z],
+            outputs: vec![d],
+        };
+        pairs.insert(v, (qn, dn, d));
+    }
+    let replace: HashMap<ValueId, ValueId> = pairs.iter().map(|(&v, p)| (v, p.2)).collect();
+    let old = std::mem::take(&mut g.nodes);
+    let mut out = Vec::with_capacity(old.len() + 2 * pairs.len());
+    let emit =
+        |v: ValueId, out: &mut Vec<Node>, pairs: &mut HashMap<ValueId, (Node, Node, ValueId)>| {
+            if let Some((qn, dn, _)) = pairs.remove(&v) {
+                out.push(qn);
+                out.push(dn);
+            }
+        };
+    for &v in &g.inputs.clone() {
+        emit(v, &mut out, &mut pairs);
+    }
+    for mut n in old {
+        for i in &mut n.inputs {
+            if let Some(&r) = replace.get(i) {
+                *i = r;
+            }
+        }
+        let outs = n.outputs.clone();
+        out.push(n);
+        for v in outs {
+            emit(v, &mut out, &mut pairs);
+        }
+    }
+    g.nodes = out;
+    // Graph outputs: the dequantized value takes the output's place and name.
+    for k in 0..g.outputs.len() {
+        let v = g.outputs[k];
+        if let Some(&d) = replace.get(&v) {
+            let name = g.value(v).name.clone();
+            let float_name = names.fresh(&format!("{name}_float"));
+            g.value_mut(v).name = float_name;
+            g.value_mut(d).name = name;
+            g.outputs[k] = d;
+        }
+    }
+    Ok(())
+}
+
+/// `--io int8`: graph inputs and outputs that have a quantize/dequantize pair become the int8
+/// values themselves (names kept), so the model takes and returns int8.
+pub fn int8_io(g: &mut Graph) -> Result<usize> {
+    let producers = g.producers();
+    let mut consumers: HashMap<ValueId, Vec<usize>> = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        for &v in &n.inputs {
+            consumers.entry(v).or_default().push(i);
+        }
+    }
+    let mut changed = 0;
+    for k in 0..g.inputs.len() {
+        let x = g.inputs[k];
+        let users = consumers.get(&x).cloned().unwrap_or_default();
+        // Only an input read by nothing but its QuantizeLinear.
+        let [qi] = users[..] else { continue };
+        if !matches!(g.nodes[qi].op, Op::QuantizeLinear(_)) || g.outputs.contains(&x) {
+            continue;
+        }
+        let q = g.nodes[qi].outputs[0];
+        let name = g.value(x).name.clone();
+        g.value_mut(x).name = format!("{name}_float");
+        g.value_mut(q).name = name;
+        g.inputs[k] = q;
+        g.nodes.remove(qi);
+        changed += 1;
+        // Indices after qi shifted; rebuild the maps (inputs are few).
+        consumers.clear();
+        for (i, n) in g.nodes.iter().enumerate() {
+            for &v in &n.inputs {
+                consumers.entry(v).or_default().push(i);
+            }
+        }
+    }
+    let producers_now = g.producers();
+    let _ = producers;
+    for k in 0..g.outputs.len() {
+        let d = g.outputs[k];
+        let Some(&di) = producers_now.get(&d) else {
+            continue;
+        };
+        if !matches!(g.nodes[di].op, Op::DequantizeLinear(_)) {
+            continue;
+        }
+        let q = g.nodes[di].inputs[0];
+        if g.constant(q).is_some() {
+            continue;
+        }
+        let name = g.value(d).name.clone();
+        g.value_mut(d).name = format!("{name}_dequantized");
+        g.value_mut(q).name = name;
+        g.outputs[k] = q;
+        changed += 1;
+    }
+    g.remove_dead();
+    Ok(changed)
+}

@@ -1,0 +1,323 @@
+//! Weight quantization: every float32 constant in a weight slot (convolution and dense kernels,
+//! embedding tables, large elementwise operands, recurrent weights) becomes int8 + DequantizeLinear
+//! or float16 + Cast. Quantization of the tensors runs in parallel (one job per tensor, spread
+//! over the available cores); each float tensor is read once and its replacement written once.
+
+use super::math;
+use super::{excluded, Mode, QuantizeOptions, WeightStats};
+use crate::ir::ops::{BinaryOp, Cast, QuantAxis};
+use crate::ir::{DType, Graph, KernelLayout, Node, Op, QuantParams, Tensor, ValueId};
+use std::collections::HashMap;
+
+/// Elementwise operands smaller than this stay float under int8 (TFLite's converter uses the
+/// same threshold: small constants cost nothing and are often scales that need precision).
+const INT8_MIN_ELEMENTS: usize = 1024;
+/// float16 leaves scalars and tiny constants alone (no size gain, one more op each).
+const F16_MIN_ELEMENTS: usize = 16;
+
+/// How a constant used at one node input may be quantized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightSlot {
+    /// A kernel quantized per channel along this axis (the output channels).
+    PerChannel(usize),
+    /// Quantized with one scale.
+    PerTensor,
+    /// Only float16 (biases, small operands: int8 would cost accuracy for no size).
+    Float16Only,
+    /// Must stay as it is (parameters writers need as constants, integer data…).
+    No,
+}
+
+/// Output-channel axis of a convolution kernel in `layout` (rank `rank`).
+fn out_axis(layout: KernelLayout, rank: usize) -> usize {
+    match layout {
+        KernelLayout::Oihw | KernelLayout::Ohwi => 0,
+        KernelLayout::Iohw => 1,
+        KernelLayout::Hwio | KernelLayout::Ihwo => rank - 1,
+        KernelLayout::Hwoi => rank - 2,
+    }
+}
+
+/// The slot of input `i` of node `n` holding a constant of `len` elements and rank `rank`.
+pub fn slot(n: &Node, i: usize, len: usize, rank: usize) -> WeightSlot {
+    use WeightSlot::*;
+    let big = |s| {
+        if len >= INT8_MIN_ELEMENTS {
+            s
+        } else {
+            Float16Only
+        }
+    };
+    match (&n.op, i) {
+        (Op::Conv(c) | Op::ConvTranspose(c), 1) => PerChannel(out_axis(c.kernel_layout, rank)),
+        (Op::Conv(_) | Op::ConvTranspose(_), 2) => Float16Only,
+        (Op::MatMul(m), 1) if rank == 2 => PerChannel(if m.transpose_b { 0 } else { 1 }),
+        (Op::MatMul(_), 0 | 1) => PerTensor,
+        (Op::Einsum(_), _) => PerTensor,
+        (Op::Gather(_), 0) => PerTensor,
+        (Op::Binary(b), 0 | 1) if arithmetic(*b) => big(PerTensor),
+        (Op::Lstm(_) | Op::Gru(_), 1 | 2) => PerTensor,
+        (Op::Lstm(_) | Op::Gru(_), 3) => Float16Only,
+        _ => No,
+    }
+}
+
+fn arithmetic(b: BinaryOp) -> bool {
+    matches!(
+        b,
+        BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Min
+            | BinaryOp::Max
+    )
+}
+
+struct Job {
+    value: ValueId,
+    axis: Option<usize>,
+    f16: bool,
+    /// Transpose the 2-D tensor (dense kernel `[in, out]` → `[out, in]`) while quantizing.
+    transpose: bool,
+}
+
+enum Done {
+    Int8(math::Quantized),
+    F16(Tensor),
+}
+
+/// Quantizes the weights of `g` (a graph already legalized for its writer).
+pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightStats, String> {
+    let mut stats = WeightStats::default();
+    let mut decision: HashMap<ValueId, Option<WeightSlot>> = HashMap::new();
+    let outputs: std::collections::HashSet<ValueId> = g.outputs.iter().copied().collect();
+    for n in &g.nodes {
+        let skip = excluded(opts, n);
+        if skip {
+            stats.excluded_nodes.push(n.name.clone());
+        }
+        for (i, &v) in n.inputs.iter().enumerate() {
+            let Some(t) = g.constant(v) else { continue };
+            if t.dtype != DType::F32 {
+                continue;
+            }
+            let s = if skip || outputs.contains(&v) {
+                WeightSlot::No
+            } else {
+                slot(n, i, t.len(), t.shape.len())
+            };
+            let entry = decision.entry(v).or_insert(Some(s));
+            *entry = match (*entry, s) {
+                (Some(a), b) if a == b => Some(a),
+                // Disagreeing uses: the weakest form every use accepts.
+                (Some(WeightSlot::No), _) | (_, WeightSlot::No) | (None, _) => Some(WeightSlot::No),
+                (Some(WeightSlot::Float16Only), _) | (_, WeightSlot::Float16Only) => {
+                    Some(WeightSlot::Float16Only)
+                }
+                _ => Some(WeightSlot::PerTensor),
+            };
+        }
+    }
+    let mut jobs: Vec<Job> = Vec::new();
+    for (&v, s) in &decision {
+        let len = g.constant(v).map_or(0, Tensor::len);
+        let job = match (opts.mode, s) {
+            (_, None | Some(WeightSlot::No)) => continue,
+            (Mode::Float16, _) if len < F16_MIN_ELEMENTS => continue,
+            (Mode::Float16, _) => Job {
+                value: v,
+                axis: None,
+                f16: true,
+                transpose: false,
+            },
+            (Mode::Int8, Some(WeightSlot::Float16Only)) => continue,
+            (Mode::Int8, Some(WeightSlot::PerChannel(a))) => Job {
+                value: v,
+                axis: Some(*a),
+                f16: false,
+                transpose: false,
+            },
+            (Mode::Int8, Some(WeightSlot::PerTensor)) => Job {
+                value: v,
+                axis: None,
+                f16: false,
+                transpose: false,
+            },
+        };
+        jobs.push(job);
+    }
+    // Deterministic order (value ids), whatever the hash map's.
+    jobs.sort_by_key(|j| j.value);
+    if opts.dense_out_in {
+        let dense = dense_kernels(g);
+        for j in &mut jobs {
+            if dense.contains(&j.value) {
+                j.transpose = true;
+                if j.axis == Some(1) {
+                    j.axis = Some(0);
+                }
+            }
+        }
+    }
+    let results = run_jobs(g, &jobs)?;
+    let mut new_nodes: Vec<Node> = Vec::with_capacity(jobs.len());
+    let mut names = g.names();
+    let mut replace: HashMap<ValueId, ValueId> = HashMap::new();
+    for (job, done) in jobs.iter().zip(results) {
+        let base = g.value(job.value).name.clone();
+        let mut ty = g.ty(job.value).clone();
+        if job.transpose {
+            ty.shape.swap(0, 1);
+        }
+        stats.tensors += 1;
+        stats.bytes_before += g.constant(job.value).map_or(0, |t| t.data.len());
+        let out = match done {
+            Done::F16(t) => {
+                stats.bytes_after += t.data.len();
+                let h = g.add_const(&names.fresh(&format!("{base}_f16")), t);
+                let out = g.add_value(&names.fresh(&format!("{base}_f32")), ty);
+                new_nodes.push(Node {
+                    name: names.fresh(&format!("{base}/cast")),
+                    op: Op::Cast(Cast { to: DType::F32 }),
+                    inputs: vec![h],
+                    outputs: vec![out],
+                });
+                out
+            }
+            Done::Int8(q) => {
+                stats.bytes_after += q.data.data.len() + q.scales.len() * 5;
+                if job.axis.is_some() {
+                    stats.per_channel += 1;
+                }
+                let (scale_t, zp_t) = match job.axis {
+                    Some(_) => (
+                        Tensor::from_f32(vec![q.scales.len()], &q.scales),
+                        Tensor::filled(DType::I8, vec![q.scales.len()], &[0]),
+                    ),
+                    None => (
+                        Tensor::scalar_f32(q.scales[0]),
+                        Tensor::filled(DType::I8, vec![], &[0]),
+                    ),
+                };
+                let qp = QuantParams {
+                    scale: q.scales.clone(),
+                    zero_point: vec![0; q.scales.len()],
+                    axis: job.axis,
+                };
+                let w = g.add_const(&names.fresh(&format!("{base}_quantized")), q.data);
+                g.value_mut(w).quant = Some(qp);
+                let s = g.add_const(&names.fresh(&format!("{base}_scale")), scale_t);
+                let z = g.add_const(&names.fresh(&format!("{base}_zero_point")), zp_t);
+                let out = g.add_value(&names.fresh(&format!("{base}_dequantized")), ty);
+                new_nodes.push(Node {
+                    name: names.fresh(&format!("{base}/dequantize")),
+                    op: Op::DequantizeLinear(QuantAxis {
+                        axis: job.axis.unwrap_or(0),
+                        dtype: DType::I8,
+                    }),
+                    inputs: vec![w, s, z],
+                    outputs: vec![out],
+                });
+                out
+            }
+        };
+        replace.insert(job.value, out);
+    }
+    let transposed: std::collections::HashSet<ValueId> = jobs
+        .iter()
+        .filter(|j| j.transpose)
+        .map(|j| j.value)
+        .collect();
+    for n in &mut g.nodes {
+        if let (Op::MatMul(m), Some(&b)) = (&mut n.op, n.inputs.get(1)) {
+            if transposed.contains(&b) {
+                m.transpose_b = true;
+            }
+        }
+        for i in &mut n.inputs {
+            if let Some(&r) = replace.get(i) {
+                *i = r;
+            }
+        }
+    }
+    // The new nodes read constants only: placing them first keeps the topological order.
+    new_nodes.append(&mut g.nodes);
+    g.nodes = new_nodes;
+    g.remove_dead();
+    Ok(stats)
+}
+
+/// Dense kernels `[in, out]` that only MatMuls without `transpose_b` read (as input 1).
+fn dense_kernels(g: &Graph) -> std::collections::HashSet<ValueId> {
+    let mut ok: HashMap<ValueId, bool> = HashMap::new();
+    for n in &g.nodes {
+        for (i, &v) in n.inputs.iter().enumerate() {
+            if g.constant(v).is_none_or(|t| t.shape.len() != 2) {
+                continue;
+            }
+            let dense =
+                matches!(&n.op, Op::MatMul(m) if i == 1 && !m.transpose_b && !m.transpose_a);
+            *ok.entry(v).or_insert(true) &= dense;
+        }
+    }
+    for &o in &g.outputs {
+        ok.insert(o, false);
+    }
+    ok.into_iter().filter(|&(_, d)| d).map(|(v, _)| v).collect()
+}
+
+/// Runs the jobs on up to `available_parallelism` threads; results in job order.
+fn run_jobs(g: &Graph, jobs: &[Job]) -> Result<Vec<Done>, String> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(jobs.len().max(1));
+    let one = |j: &Job| -> Result<Done, String> {
+        let v = g.value(j.value);
+        let t = v.constant.as_ref().ok_or("not a constant")?;
+        let r = match (j.f16, j.transpose) {
+            (true, false) => math::to_f16(t).map(Done::F16),
+            (true, true) => math::to_f16(t).map(|h| Done::F16(h.transposed(&[1, 0]))),
+            // Quantized along the output axis (1 of [in, out]), then transposed as int8 (a
+            // quarter of the float bytes), the channel axis becoming 0.
+            (false, true) => math::quantize_symmetric(t, j.axis.map(|_| 1)).map(|q| {
+                Done::Int8(math::Quantized {
+                    data: q.data.transposed(&[1, 0]),
+                    scales: q.scales,
+                })
+            }),
+            (false, false) => math::quantize_symmetric(t, j.axis).map(Done::Int8),
+        };
+        r.map_err(|e| format!("constant '{}': {e}", v.name))
+    };
+    // Largest tensors first, dealt round-robin, so the threads finish together.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order
+        .sort_by_key(|&i| std::cmp::Reverse(g.constant(jobs[i].value).map_or(0, |t| t.data.len())));
+    let mut slots: Vec<Option<Result<Done, String>>> = (0..jobs.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                let mine: Vec<usize> = order.iter().copied().skip(k).step_by(threads).collect();
+                let one = &one;
+                s.spawn(move || {
+                    mine.into_iter()
+                        .map(|i| (i, one(&jobs[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Ok(done) = h.join() {
+                for (i, r) in done {
+                    slots[i] = Some(r);
+                }
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err("a quantization thread panicked".into())))
+        .collect()
+}

@@ -1,0 +1,147 @@
+//! Quantized forms in TFLite (the IR's QDQ representation → what LiteRT's kernels run).
+//!
+//! - An op with an int8 kernel whose activation inputs all come from DequantizeLinear of int8
+//!   values, whose weights are DequantizeLinear of int8 constants (biases: int32), and whose
+//!   (fused) output goes only to a QuantizeLinear, is written as the int8 builtin: it reads the
+//!   int8 tensors and writes the QuantizeLinear's int8 output. The Q/DQ nodes it absorbed are
+//!   not written.
+//! - A float op reading a DequantizeLinear of an int8 constant (dynamic range) keeps a
+//!   DEQUANTIZE op (computed once by LiteRT, since its input is constant); float16 constants
+//!   cast to float32 are DEQUANTIZE as well (TFLiteConverter's float16 form).
+//! - Remaining QuantizeLinear/DequantizeLinear are QUANTIZE/DEQUANTIZE ops (model boundaries
+//!   with `--io float`, ops without an int8 kernel).
+
+use super::plan::Fused;
+use crate::ir::{DType, Graph, Op, ValueId};
+use crate::passes::quantize::activations::int8_kind;
+use std::collections::HashMap;
+
+#[derive(Default)]
+pub struct Folding {
+    /// `(node index, value)` → the value the node reads instead (its int8 form).
+    pub reads: HashMap<(usize, ValueId), ValueId>,
+    /// A node's (fused) output → the int8 value it writes instead.
+    pub writes: HashMap<ValueId, ValueId>,
+    /// Q/DQ nodes whose every use was absorbed.
+    pub skip: Vec<bool>,
+    /// Nodes written as int8 builtins.
+    pub int8: Vec<bool>,
+}
+
+impl Folding {
+    pub fn read(&self, node: usize, v: ValueId) -> ValueId {
+        self.reads.get(&(node, v)).copied().unwrap_or(v)
+    }
+    pub fn write(&self, v: ValueId) -> ValueId {
+        self.writes.get(&v).copied().unwrap_or(v)
+    }
+}
+
+/// The DequantizeLinear input behind `v`, if `v` is a DequantizeLinear output.
+fn dq_source(g: &Graph, producers: &HashMap<ValueId, usize>, v: ValueId) -> Option<ValueId> {
+    let &p = producers.get(&v)?;
+    matches!(g.nodes[p].op, Op::DequantizeLinear(_)).then(|| g.nodes[p].inputs[0])
+}
+
+pub fn fold(g: &Graph, fused: &[Fused]) -> Folding {
+    let n = g.nodes.len();
+    let mut f = Folding {
+        skip: vec![false; n],
+        int8: vec![false; n],
+        ..Default::default()
+    };
+    if !g
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, Op::QuantizeLinear(_)))
+    {
+        return f;
+    }
+    let producers = g.producers();
+    let mut consumers: HashMap<ValueId, Vec<usize>> = HashMap::new();
+    for (i, node) in g.nodes.iter().enumerate() {
+        for &v in &node.inputs {
+            consumers.entry(v).or_default().push(i);
+        }
+    }
+    let is_output = |v: ValueId| g.outputs.contains(&v);
+    // Nodes folded into another (bias Add, activation) → the node they joined.
+    let mut owner: HashMap<usize, usize> = HashMap::new();
+    for (i, fu) in fused.iter().enumerate() {
+        if fu.skip || fu.out.is_none() {
+            continue;
+        }
+        let mut v = g.nodes[i].outputs[0];
+        for _ in 0..2 {
+            let Some(&[c]) = consumers.get(&v).map(|c| &c[..]) else {
+                break;
+            };
+            if !fused[c].skip {
+                break;
+            }
+            owner.insert(c, i);
+            v = g.nodes[c].outputs[0];
+        }
+    }
+    for (i, node) in g.nodes.iter().enumerate() {
+        if fused[i].skip || int8_kind(g, &producers, node).is_none() {
+            continue;
+        }
+        let out = fused[i].out.unwrap_or(node.outputs[0]);
+        let q_out = match consumers.get(&out).map(|c| &c[..]) {
+            Some(&[c]) if !is_output(out) => match &g.nodes[c].op {
+                Op::QuantizeLinear(q) if q.dtype == DType::I8 => g.nodes[c].outputs[0],
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let mut reads = Vec::new();
+        let mut ok = true;
+        let ins = node.inputs.iter().chain(fused[i].bias.iter());
+        for &v in ins {
+            let Some(src) = dq_source(g, &producers, v) else {
+                ok = false;
+                break;
+            };
+            let want = match g.constant(src) {
+                Some(t) if t.dtype == DType::I32 => true,
+                _ => g.ty(src).dtype == DType::I8,
+            };
+            if !want {
+                ok = false;
+                break;
+            }
+            reads.push((v, src));
+        }
+        if !ok {
+            continue;
+        }
+        f.int8[i] = true;
+        for (v, src) in reads {
+            f.reads.insert((i, v), src);
+        }
+        f.writes.insert(out, q_out);
+    }
+    // Q/DQ nodes left with nothing to do.
+    for (i, node) in g.nodes.iter().enumerate() {
+        match node.op {
+            Op::QuantizeLinear(_) => {
+                let x = node.inputs[0];
+                f.skip[i] = f.writes.get(&x) == Some(&node.outputs[0]);
+            }
+            Op::DequantizeLinear(_) => {
+                let y = node.outputs[0];
+                let absorbed = |c: usize| {
+                    let o = owner.get(&c).copied().unwrap_or(c);
+                    f.int8[o] && f.reads.contains_key(&(o, y))
+                };
+                f.skip[i] = !is_output(y)
+                    && consumers
+                        .get(&y)
+                        .is_some_and(|cs| cs.iter().all(|&c| absorbed(c)));
+            }
+            _ => {}
+        }
+    }
+    f
+}
