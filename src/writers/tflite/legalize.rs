@@ -24,6 +24,8 @@ pub const TFLITE_KERNELS: KernelTargets = KernelTargets {
 pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     let fail = |e: String| failed(format!("TFLite legalization: {e}"));
     g.remove_dead();
+    // Before the layout pass: the float Conv it makes is laid out like any other.
+    super::integer::lower_integer_ops(g).map_err(fail)?;
     layout::to_layout(g, Layout::Nhwc, TFLITE_KERNELS).map_err(fail)?;
     transpose::clean_transposes(g).map_err(fail)?;
     if nhwc_io {
