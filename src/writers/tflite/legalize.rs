@@ -13,7 +13,7 @@ use crate::ir::ops::{
 use crate::ir::{Dim, Graph, KernelLayout, Layout, Op};
 use crate::passes::layout::{inverse, KernelTargets};
 use crate::passes::rewrite::Rewriter;
-use crate::passes::{fuse, io_layout, layout, transpose};
+use crate::passes::{conv_fold, fuse, io_layout, layout, transpose};
 
 pub const TFLITE_KERNELS: KernelTargets = KernelTargets {
     conv: KernelLayout::Ohwi,
@@ -33,6 +33,8 @@ pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     }
     fuse::fold_batch_norms(g);
     fuse::lower_batch_norms(g).map_err(fail)?;
+    conv_fold::fold_affine_into_convs(g);
+    conv_fold::fold_pads_into_convs(g);
     crate::passes::einsum::lower_einsums(g).map_err(fail)?;
     super::indexing::lower_element_indexing(g).map_err(fail)?;
     super::rnn::unroll_rnns(g).map_err(fail)?;
