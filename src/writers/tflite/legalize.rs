@@ -7,8 +7,8 @@ use super::lower;
 use super::ops::nn::same_or_valid;
 use crate::error::{failed, Result};
 use crate::ir::ops::{
-    Concat, Conv, DepthToSpaceMode, Pad, PadMode, Padding, PoolKind, Reshape, Softmax, Split,
-    Transpose,
+    Concat, Conv, DepthToSpaceMode, Pad, PadMode, Padding, PoolKind, Reduce, ReduceKind, Reshape,
+    Softmax, Split, Transpose,
 };
 use crate::ir::{Dim, Graph, KernelLayout, Layout, Op};
 use crate::passes::layout::{inverse, KernelTargets};
@@ -44,6 +44,7 @@ pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     split_groups(g).map_err(fail)?;
     crd_depth_to_space(g).map_err(fail)?;
     transpose::clean_transposes(g).map_err(fail)?;
+    squeeze_global_pools(g);
     // Last: the cleanup would sink these transposes back through the softmax.
     softmax_last(g).map_err(fail)?;
     g.remove_dead();
@@ -327,4 +328,54 @@ fn crd_depth_to_space(g: &mut Graph) -> Result<bool, String> {
     }
     rw.finish();
     Ok(changed)
+}
+
+/// A global average/max pool whose only use is a reshape dropping its `1×1` spatial axes (Keras
+/// `GlobalAveragePooling2D`, `Flatten` after a pool) becomes one MEAN / REDUCE_MAX without
+/// kept dims, writing the reshape's output: TFLiteConverter's form, one operator less.
+fn squeeze_global_pools(g: &mut Graph) -> bool {
+    let uses = g.use_counts();
+    let producers = g.producers();
+    let mut plans = Vec::new();
+    for (ri, r) in g.nodes.iter().enumerate() {
+        let Op::Reshape(_) = &r.op else { continue };
+        let x = r.inputs[0];
+        let Some(&pi) = producers.get(&x) else {
+            continue;
+        };
+        let Op::GlobalPool(p) = g.nodes[pi].op else {
+            continue;
+        };
+        let kind = match p.kind {
+            PoolKind::Avg => ReduceKind::Mean,
+            PoolKind::Max => ReduceKind::Max,
+            PoolKind::L2 => continue,
+        };
+        let rank = g.ty(x).rank();
+        let axes: Vec<usize> = p.layout.spatial_axes(rank).collect();
+        let squeezed: Vec<Dim> = (0..rank)
+            .filter(|a| !axes.contains(a))
+            .map(|a| g.ty(x).shape[a].clone())
+            .collect();
+        if uses[x.0] == 1 && !g.outputs.contains(&x) && g.ty(r.outputs[0]).shape == squeezed {
+            plans.push((pi, ri, kind, axes));
+        }
+    }
+    if plans.is_empty() {
+        return false;
+    }
+    let mut dead = vec![false; g.nodes.len()];
+    for (pi, ri, kind, axes) in plans {
+        g.nodes[pi].op = Op::Reduce(Reduce {
+            kind,
+            axes,
+            keep_dims: false,
+        });
+        g.nodes[pi].outputs[0] = g.nodes[ri].outputs[0];
+        dead[ri] = true;
+    }
+    let mut k = dead.iter();
+    g.nodes.retain(|_| !*k.next().unwrap_or(&false));
+    g.remove_dead();
+    true
 }
