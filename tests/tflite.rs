@@ -12,8 +12,8 @@ use std::process::Command;
 use tract_tflite::prelude::Framework;
 use tract_tflite::tflite::{self, BuiltinOperator};
 
-/// Fixtures the writer refuses today (conformance/known-failures.txt says why).
-const REFUSED: &[&str] = &["lstm_gru", "qlinear", "where_compare"];
+/// Fixtures the writer refuses today (conformance/known-failures.txt says why): none.
+const REFUSED: &[&str] = &[];
 /// CNNs: at most one TRANSPOSE in and one out.
 const CNNS: &[&str] = &[
     "cnn_bn",
@@ -146,27 +146,156 @@ fn nhwc_io_drops_the_boundary_transposes() {
     assert_eq!(input.shape().unwrap().get(3), 8);
 }
 
+/// A graph of ops the writer cannot express, written as ONNX for the CLI to read.
+fn unsupported_onnx(path: &std::path::Path) {
+    use mdeploy::ir::ops::{Einsum, Rnn, RnnDirection, ScatterElements, ScatterReduction};
+    use mdeploy::ir::{DType, Dim, Graph, Op, Tensor, TensorType};
+    let mut g = Graph::new();
+    let seq = vec![Dim::Sym("seq".into()), Dim::Fixed(1), Dim::Fixed(3)];
+    let x = g.add_input("x", TensorType::new(DType::F32, seq));
+    let w = g.add_const("w", Tensor::from_f32(vec![1, 6, 3], &[0.1; 18]));
+    let r = g.add_const("r", Tensor::from_f32(vec![1, 6, 2], &[0.1; 12]));
+    let gru = Rnn {
+        direction: RnnDirection::Forward,
+        hidden_size: 2,
+        activations: vec![],
+        clip: None,
+        linear_before_reset: true,
+        input_forget: false,
+        batch_major: false,
+        optional: vec![],
+    };
+    let y = g.add_node("gru", Op::Gru(gru), vec![x, w, r], &[]).unwrap();
+    let m = g.add_input(
+        "m",
+        TensorType::new(DType::F32, vec![Dim::Fixed(3), Dim::Fixed(3)]),
+    );
+    let diag = Op::Einsum(Einsum {
+        equation: "ii->i".into(),
+    });
+    let d = g
+        .add_node("diagonal", diag, vec![m], &["d".into()])
+        .unwrap();
+    let idx = g.add_const("idx", Tensor::from_i64(vec![1, 3], &[0, 1, 2]));
+    let upd = g.add_const("upd", Tensor::from_f32(vec![1, 3], &[2.0; 3]));
+    let mul = Op::ScatterElements(ScatterElements {
+        axis: 0,
+        reduction: ScatterReduction::Mul,
+    });
+    let s = g.add_node("scatter_mul", mul, vec![m, idx, upd], &["s".into()]);
+    g.outputs = vec![y[0], d[0], s.unwrap()[0]];
+    let bytes = mdeploy::writers::onnx::OnnxWriter::default()
+        .to_bytes(&g)
+        .unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
 #[test]
 fn unsupported_models_are_refused_listing_every_node() {
     let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.onnx");
+    unsupported_onnx(&model);
     let out = dir.path().join("out.tflite");
     let o = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
         .args(["convert"])
-        .arg(repo().join("fixtures/onnx/qlinear/model.onnx"))
+        .arg(&model)
         .args(["--to", "tflite", "-o"])
         .arg(&out)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(4), "{err}");
-    assert!(err.contains("6 unsupported op(s)"), "{err}");
-    for op in [
-        "QLinearConv",
-        "QLinearMatMul",
-        "ConvInteger",
-        "MatMulInteger",
+    assert!(err.contains("3 unsupported op(s)"), "{err}");
+    for needle in [
+        "Gru at node 'gru",
+        "sequence length 'seq' is known only at run time",
+        "Einsum at node 'diagonal",
+        "repeats index 'i' within one operand",
+        "ScatterElements at node 'scatter_mul",
+        "reduction Mul",
     ] {
-        assert!(err.contains(op), "{op} not listed: {err}");
+        assert!(err.contains(needle), "{needle} not listed: {err}");
     }
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert!(!out.exists(), "nothing is written");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+/// The builtin operators of a written file, in order.
+fn op_list(bytes: &[u8]) -> Vec<BuiltinOperator> {
+    let m = tflite::root_as_model(bytes).unwrap();
+    let codes = m.operator_codes().unwrap();
+    let sg = m.subgraphs().unwrap().get(0);
+    sg.operators()
+        .unwrap()
+        .iter()
+        .map(|o| codes.get(o.opcode_index() as usize).builtin_code())
+        .collect()
+}
+
+#[test]
+fn einsums_become_matmuls_and_projections() {
+    use mdeploy::ir::ops::Einsum;
+    use mdeploy::ir::{DType, Dim, Graph, Op, Tensor, TensorType};
+    let mut g = Graph::new();
+    let b = Dim::Sym("batch".into());
+    let ty = |s: &[Dim]| TensorType::new(DType::F32, s.to_vec());
+    let q = g.add_input(
+        "q",
+        ty(&[b.clone(), Dim::Fixed(6), Dim::Fixed(2), Dim::Fixed(4)]),
+    );
+    let k = g.add_input(
+        "k",
+        ty(&[b.clone(), Dim::Fixed(5), Dim::Fixed(2), Dim::Fixed(4)]),
+    );
+    let w = g.add_const("w", Tensor::from_f32(vec![2, 4, 3], &[0.5; 24]));
+    let e = |eq: &str| {
+        Op::Einsum(Einsum {
+            equation: eq.into(),
+        })
+    };
+    // Attention scores (BATCH_MATMUL) and an EinsumDense projection (FULLY_CONNECTED).
+    let s = g
+        .add_node("scores", e("BTNH,BSNH->BNTS"), vec![q, k], &[])
+        .unwrap();
+    let p = g
+        .add_node("proj", e("abcd,cde->abe"), vec![q, w], &[])
+        .unwrap();
+    g.outputs = vec![s[0], p[0]];
+    let w = TfliteWriter::default();
+    w.legalize(&mut g).unwrap();
+    let ops = op_list(&w.to_bytes(&g).unwrap());
+    let count = |b: BuiltinOperator| ops.iter().filter(|&&o| o == b).count();
+    assert_eq!(count(BuiltinOperator::BATCH_MATMUL), 1, "{ops:?}");
+    assert_eq!(count(BuiltinOperator::FULLY_CONNECTED), 1, "{ops:?}");
+    assert!(ops.iter().all(|&o| o != BuiltinOperator::CUSTOM), "{ops:?}");
+}
+
+#[test]
+fn recurrent_and_integer_fixtures_use_only_float_builtins() {
+    for name in ["lstm_gru", "qlinear", "where_compare"] {
+        let bytes = write(
+            &repo().join(format!("fixtures/onnx/{name}/model.onnx")),
+            false,
+        )
+        .unwrap();
+        let ops = op_list(&bytes);
+        assert!(!ops.is_empty());
+        for o in &ops {
+            let banned = [
+                BuiltinOperator::CUSTOM,
+                BuiltinOperator::WHILE,
+                BuiltinOperator::UNIDIRECTIONAL_SEQUENCE_LSTM,
+            ];
+            assert!(!banned.contains(o), "{name}: {o:?}");
+        }
+        if name == "lstm_gru" {
+            // Unrolled: 7 steps of a bidirectional LSTM and a GRU, one FULLY_CONNECTED per
+            // step's input projection and one per recurrent product after the first step.
+            let fc = ops
+                .iter()
+                .filter(|&&o| o == BuiltinOperator::FULLY_CONNECTED)
+                .count();
+            assert_eq!(fc, 3 * 7 + 3 * 6, "{ops:?}");
+        }
+    }
 }

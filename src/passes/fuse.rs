@@ -32,7 +32,7 @@ fn bn_affine(g: &Graph, n: &Node, eps: f32) -> Option<(Vec<f64>, Vec<f64>)> {
 }
 
 /// `t` with every element along `axis` multiplied by `s[index on axis]`.
-fn scale_along(t: &Tensor, axis: usize, s: &[f64]) -> Option<Tensor> {
+pub(crate) fn scale_along(t: &Tensor, axis: usize, s: &[f64]) -> Option<Tensor> {
     if t.dtype != DType::F32 || t.shape.get(axis) != Some(&s.len()) {
         return None;
     }
@@ -46,7 +46,7 @@ fn scale_along(t: &Tensor, axis: usize, s: &[f64]) -> Option<Tensor> {
     Some(Tensor::from_f64s(DType::F32, t.shape.clone(), &scaled))
 }
 
-fn folded_bias(old: Option<&Tensor>, s: &[f64], shift: &[f64]) -> Option<Tensor> {
+pub(crate) fn folded_bias(old: Option<&Tensor>, s: &[f64], shift: &[f64]) -> Option<Tensor> {
     let b = match old {
         Some(t) if t.dtype == DType::F32 && t.len() == s.len() => t.to_f64s(),
         Some(_) => return None,
@@ -54,6 +54,16 @@ fn folded_bias(old: Option<&Tensor>, s: &[f64], shift: &[f64]) -> Option<Tensor>
     };
     let v: Vec<f64> = (0..s.len()).map(|i| b[i] * s[i] + shift[i]).collect();
     Some(Tensor::from_f64s(DType::F32, vec![s.len()], &v))
+}
+
+/// The output-channel axis of a convolution kernel in `layout` (of rank `rank`), for the
+/// layouts whose output channels are one axis of a plain convolution.
+pub(crate) fn out_channel_axis(layout: KernelLayout, rank: usize) -> Option<usize> {
+    match layout {
+        KernelLayout::Oihw | KernelLayout::Ohwi => Some(0),
+        KernelLayout::Hwio | KernelLayout::Ihwo => Some(rank.saturating_sub(1)),
+        KernelLayout::Iohw | KernelLayout::Hwoi => None,
+    }
 }
 
 /// Folds batch norms into the convolutions and dense layers before them. Returns whether
@@ -85,10 +95,8 @@ pub fn fold_batch_norms(g: &mut Graph) -> bool {
                 let Some(k) = g.constant(p.inputs[1]) else {
                     continue;
                 };
-                let o_axis = match c.kernel_layout {
-                    KernelLayout::Oihw | KernelLayout::Ohwi => 0,
-                    KernelLayout::Hwio | KernelLayout::Ihwo => k.shape.len().saturating_sub(1),
-                    KernelLayout::Iohw | KernelLayout::Hwoi => continue,
+                let Some(o_axis) = out_channel_axis(c.kernel_layout, k.shape.len()) else {
+                    continue;
                 };
                 let bias = p.inputs.get(2).and_then(|&b| g.constant(b));
                 if p.inputs.len() > 2 && bias.is_none() {

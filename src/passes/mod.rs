@@ -3,6 +3,7 @@
 
 pub mod cleanup;
 pub mod cluster;
+pub mod conv_fold;
 pub mod einsum;
 pub mod fuse;
 pub mod io_layout;

@@ -10,13 +10,13 @@
 
 use super::lower;
 use crate::ir::ops::{
-    Activation, Concat, Conv, DepthToSpaceMode, Pad, PadMode, Padding, PoolKind, Reshape, Softmax,
-    Split, Transpose,
+    Activation, Concat, Conv, DepthToSpaceMode, Pad, PadMode, Padding, PoolKind, Reduce,
+    ReduceKind, Reshape, Softmax, Split, Transpose,
 };
 use crate::ir::{Dim, Graph, KernelLayout, Layout, Op};
 use crate::passes::layout::{inverse, KernelTargets};
 use crate::passes::rewrite::Rewriter;
-use crate::passes::{fuse, io_layout, layout, transpose};
+use crate::passes::{conv_fold, fuse, io_layout, layout, transpose};
 
 /// The kernels the channels-last writers expect after [`legalize`].
 pub const NHWC_KERNELS: KernelTargets = KernelTargets {
@@ -31,6 +31,13 @@ pub fn legalize(
     nhwc_io: bool,
     native_clip: &dyn Fn(&Activation) -> bool,
 ) -> Result<(), String> {
+    prepare(g, nhwc_io)?;
+    finish(g, native_clip)
+}
+
+/// The first half: layout, boundary transposes, batch norms and affine/pad folds into
+/// convolutions. A writer lowers its own extra ops between [`prepare`] and [`finish`].
+pub fn prepare(g: &mut Graph, nhwc_io: bool) -> Result<(), String> {
     g.remove_dead();
     layout::to_layout(g, Layout::Nhwc, NHWC_KERNELS)?;
     transpose::clean_transposes(g)?;
@@ -39,12 +46,20 @@ pub fn legalize(
     }
     fuse::fold_batch_norms(g);
     fuse::lower_batch_norms(g)?;
+    conv_fold::fold_affine_into_convs(g);
+    conv_fold::fold_pads_into_convs(g);
+    Ok(())
+}
+
+/// The second half: lowering, 1-D lifting, padding, groups, and the final clean-up.
+pub fn finish(g: &mut Graph, native_clip: &dyn Fn(&Activation) -> bool) -> Result<(), String> {
     lower::lower(g, native_clip)?;
     super::spatial1d::lift_1d(g)?;
     explicit_padding(g)?;
     split_groups(g)?;
     crd_depth_to_space(g)?;
     transpose::clean_transposes(g)?;
+    squeeze_global_pools(g);
     // Last: the cleanup would sink these transposes back through the softmax.
     softmax_last(g)?;
     g.remove_dead();
@@ -364,4 +379,54 @@ fn crd_depth_to_space(g: &mut Graph) -> Result<bool, String> {
     }
     rw.finish();
     Ok(changed)
+}
+
+/// A global average/max pool whose only use is a reshape dropping its `1×1` spatial axes (Keras
+/// `GlobalAveragePooling2D`, `Flatten` after a pool) becomes one MEAN / REDUCE_MAX without
+/// kept dims, writing the reshape's output: TFLiteConverter's form, one operator less.
+fn squeeze_global_pools(g: &mut Graph) -> bool {
+    let uses = g.use_counts();
+    let producers = g.producers();
+    let mut plans = Vec::new();
+    for (ri, r) in g.nodes.iter().enumerate() {
+        let Op::Reshape(_) = &r.op else { continue };
+        let x = r.inputs[0];
+        let Some(&pi) = producers.get(&x) else {
+            continue;
+        };
+        let Op::GlobalPool(p) = g.nodes[pi].op else {
+            continue;
+        };
+        let kind = match p.kind {
+            PoolKind::Avg => ReduceKind::Mean,
+            PoolKind::Max => ReduceKind::Max,
+            PoolKind::L2 => continue,
+        };
+        let rank = g.ty(x).rank();
+        let axes: Vec<usize> = p.layout.spatial_axes(rank).collect();
+        let squeezed: Vec<Dim> = (0..rank)
+            .filter(|a| !axes.contains(a))
+            .map(|a| g.ty(x).shape[a].clone())
+            .collect();
+        if uses[x.0] == 1 && !g.outputs.contains(&x) && g.ty(r.outputs[0]).shape == squeezed {
+            plans.push((pi, ri, kind, axes));
+        }
+    }
+    if plans.is_empty() {
+        return false;
+    }
+    let mut dead = vec![false; g.nodes.len()];
+    for (pi, ri, kind, axes) in plans {
+        g.nodes[pi].op = Op::Reduce(Reduce {
+            kind,
+            axes,
+            keep_dims: false,
+        });
+        g.nodes[pi].outputs[0] = g.nodes[ri].outputs[0];
+        dead[ri] = true;
+    }
+    let mut k = dead.iter();
+    g.nodes.retain(|_| !*k.next().unwrap_or(&false));
+    g.remove_dead();
+    true
 }

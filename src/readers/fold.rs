@@ -228,6 +228,7 @@ fn unary(u: UnaryOp, t: &Tensor) -> Option<Tensor> {
             UnaryOp::Neg => -x,
             UnaryOp::Abs => x.abs(),
             UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Rsqrt => 1.0 / x.sqrt(),
             UnaryOp::Exp => x.exp(),
             UnaryOp::Log => x.ln(),
             UnaryOp::Reciprocal => 1.0 / x,

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: wall time and peak RSS of conversions with the release binary, per model
 //! and target, with ratios against a reference tool where one is installed. Figures only: no
-//! timed assertions. Results also go to `.cache/bench/bench.json`.
+//! timed assertions. Results also go to `.cache/bench/bench.json`. The TFLite section
+//! (MobileNetV2 against TFLiteConverter, conversion and LiteRT latency) is `bench_tflite.rs`.
 
 use crate::util;
 use anyhow::{bail, Context, Result};
@@ -9,17 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const RUNS: usize = 3;
+pub const RUNS: usize = 3;
 
 /// Wall seconds and peak resident set size of one child process.
 #[derive(Clone, Copy)]
-struct Measure {
-    secs: f64,
-    rss_mb: f64,
+pub struct Measure {
+    pub secs: f64,
+    pub rss_mb: f64,
 }
 
 /// Runs `cmd` and reads its peak RSS from `wait4` (what `/usr/bin/time` reports, without needing it).
-fn measure(cmd: &mut Command) -> Result<Measure> {
+pub fn measure(cmd: &mut Command) -> Result<Measure> {
     let start = Instant::now();
     let child = cmd
         .stdout(std::process::Stdio::null())
@@ -46,7 +47,7 @@ fn measure(cmd: &mut Command) -> Result<Measure> {
 }
 
 /// Best wall time and highest peak RSS over `RUNS` runs.
-fn repeat(mut make: impl FnMut() -> Command) -> Result<Measure> {
+pub fn repeat(mut make: impl FnMut() -> Command) -> Result<Measure> {
     let mut best = Measure {
         secs: f64::MAX,
         rss_mb: 0.0,
@@ -152,6 +153,9 @@ pub fn run(_args: &[String]) -> Result<()> {
     println!("\n{table}");
     println!("reference = the `onnx` Python package's load + save of the same model (best of {RUNS} runs each)");
     println!("release build (incremental if already built): {build_secs:.1} s");
+    json.extend(crate::bench_tflite::run(
+        &repo, &mdeploy, &python, &out_dir,
+    )?);
     std::fs::write(
         out_dir.join("bench.json"),
         format!("[{}]\n", json.join(",\n")),

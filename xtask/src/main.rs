@@ -4,6 +4,7 @@
 //! Adding a task is one entry in [`TASKS`] (plus its `mod` line).
 
 mod bench;
+mod bench_tflite;
 mod ci;
 mod codegen;
 mod conformance;

@@ -4,6 +4,7 @@
 //! cannot be; `write` builds the file (serialize.rs) and writes it atomically.
 
 mod indexing;
+mod integer;
 mod legalize;
 pub mod ops;
 mod options;

@@ -78,11 +78,8 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => Err(
-            "integer-arithmetic ONNX ops (QLinear*/…Integer/DynamicQuantizeLinear) have no \
-             TFLite builtin form"
-                .into(),
-        ),
+        | Op::QLinearMatMul => Err(super::integer::why_not(cx.g, cx.node)
+            .unwrap_or_else(|| "integer op not lowered to float builtins".into())),
     }
 }
 

@@ -1,0 +1,275 @@
+//! Folds into a convolution what a converter would otherwise run as separate ops:
+//! - a per-channel `Mul` / `Add` by a constant right after it (a batch norm exported as
+//!   arithmetic, as Keras 3 `model.export()` writes it: `x * (gamma / sqrt(var + eps)) + (beta -
+//!   mean * ...)`), into its kernel and bias;
+//! - a zero constant `Pad` of the spatial axes right before it (Keras `ZeroPadding2D` + a
+//!   "valid" convolution, as MobileNet's stride-2 blocks), into its explicit padding, which the
+//!   TFLite writer then writes as SAME when it equals SAME's.
+//!
+//! Applies only when the intermediate value has no other use and is no graph output, the kernel
+//! (and bias, if any) are f32 constants, and the constant varies along the channel axis alone.
+
+use super::fuse::{folded_bias, out_channel_axis, scale_along};
+use crate::ir::ops::{BinaryOp, PadMode, Padding};
+use crate::ir::{DType, Graph, Op, Tensor, ValueId};
+
+/// The per-channel values of constant `c` broadcast against a `rank`-D value whose channel
+/// axis is `axis` with `channels` entries (a scalar repeats).
+fn per_channel(c: &Tensor, rank: usize, axis: usize, channels: usize) -> Option<Vec<f64>> {
+    if c.dtype != DType::F32 || c.shape.len() > rank {
+        return None;
+    }
+    let v = c.to_f64s();
+    if v.len() == 1 {
+        return Some(vec![v[0]; channels]);
+    }
+    let offset = rank - c.shape.len();
+    let ok = c.shape.iter().enumerate().all(|(i, &d)| {
+        if i + offset == axis {
+            d == channels
+        } else {
+            d == 1
+        }
+    });
+    ok.then_some(v)
+}
+
+/// One sweep of affine folding; returns whether anything changed.
+fn fold_affine_once(g: &mut Graph) -> bool {
+    let producers = g.producers();
+    let uses = g.use_counts();
+    let mut dead = vec![false; g.nodes.len()];
+    let mut changed = false;
+    for bi in 0..g.nodes.len() {
+        let Op::Binary(op @ (BinaryOp::Mul | BinaryOp::Add)) = g.nodes[bi].op else {
+            continue;
+        };
+        let ins = &g.nodes[bi].inputs;
+        if ins.len() != 2 {
+            continue;
+        }
+        let (x, c) = match (g.constant(ins[0]), g.constant(ins[1])) {
+            (None, Some(c)) => (ins[0], c),
+            (Some(c), None) => (ins[1], c),
+            _ => continue,
+        };
+        if uses[x.0] != 1 || g.outputs.contains(&x) {
+            continue;
+        }
+        let Some(&pi) = producers.get(&x) else {
+            continue;
+        };
+        if dead[pi] {
+            continue;
+        }
+        let p = &g.nodes[pi];
+        let Op::Conv(conv) = &p.op else { continue };
+        let rank = g.ty(x).rank();
+        let axis = conv.layout.channel_axis(rank);
+        let Some(k) = g.constant(p.inputs[1]) else {
+            continue;
+        };
+        let Some(o_axis) = out_channel_axis(conv.kernel_layout, k.shape.len()) else {
+            continue;
+        };
+        let channels = k.shape[o_axis];
+        let bias = p.inputs.get(2).map(|&b| g.constant(b));
+        if matches!(bias, Some(None)) || g.ty(g.nodes[bi].outputs[0]) != g.ty(x) {
+            continue;
+        }
+        let Some(v) = per_channel(c, rank, axis, channels) else {
+            continue;
+        };
+        let (w, b) = if op == BinaryOp::Mul {
+            let zeros = vec![0.0; channels];
+            match (
+                scale_along(k, o_axis, &v),
+                folded_bias(bias.flatten(), &v, &zeros),
+            ) {
+                (Some(w), Some(b)) => (Some(w), b),
+                _ => continue,
+            }
+        } else {
+            let ones = vec![1.0; channels];
+            match folded_bias(bias.flatten(), &ones, &v) {
+                Some(b) => (None, b),
+                None => continue,
+            }
+        };
+        let mut names = g.names();
+        let base = g.nodes[pi].name.clone();
+        if let Some(w) = w {
+            let id = g.add_const(&names.fresh(&format!("{base}/folded_w")), w);
+            g.nodes[pi].inputs[1] = id;
+        }
+        let bid = g.add_const(&names.fresh(&format!("{base}/folded_b")), b);
+        g.nodes[pi].inputs.truncate(2);
+        g.nodes[pi].inputs.push(bid);
+        g.nodes[pi].outputs[0] = g.nodes[bi].outputs[0];
+        dead[bi] = true;
+        changed = true;
+    }
+    if changed {
+        let mut k = dead.iter();
+        g.nodes.retain(|_| !*k.next().unwrap_or(&false));
+    }
+    changed
+}
+
+/// Folds per-channel constant multiplies and adds after convolutions into them.
+pub fn fold_affine_into_convs(g: &mut Graph) -> bool {
+    let mut any = false;
+    // A Mul then an Add fold in two sweeps; each sweep is linear.
+    while fold_affine_once(g) {
+        any = true;
+    }
+    if any {
+        g.remove_dead();
+    }
+    any
+}
+
+/// Folds zero padding of the spatial axes into the convolution after it.
+pub fn fold_pads_into_convs(g: &mut Graph) -> bool {
+    let producers = g.producers();
+    let uses = g.use_counts();
+    let mut changed = false;
+    for ci in 0..g.nodes.len() {
+        let Op::Conv(conv) = &g.nodes[ci].op else {
+            continue;
+        };
+        let x: ValueId = g.nodes[ci].inputs[0];
+        let Padding::Explicit(old) = &conv.padding else {
+            continue;
+        };
+        if uses[x.0] != 1 || g.outputs.contains(&x) {
+            continue;
+        }
+        let Some(&pi) = producers.get(&x) else {
+            continue;
+        };
+        let Op::Pad(pad) = &g.nodes[pi].op else {
+            continue;
+        };
+        let rank = pad.pads.len();
+        let spatial: Vec<usize> = conv.layout.spatial_axes(rank).collect();
+        let only_spatial =
+            pad.pads.iter().enumerate().all(|(a, &(b, e))| {
+                b >= 0 && e >= 0 && (spatial.contains(&a) || (b == 0 && e == 0))
+            });
+        if pad.mode != PadMode::Constant
+            || pad.value != 0.0
+            || !only_spatial
+            || g.nodes[pi].inputs.len() != 1
+        {
+            continue;
+        }
+        let merged: Vec<(usize, usize)> = spatial
+            .iter()
+            .zip(old)
+            .map(|(&a, &(b, e))| (b + pad.pads[a].0 as usize, e + pad.pads[a].1 as usize))
+            .collect();
+        let src = g.nodes[pi].inputs[0];
+        let Op::Conv(conv) = &mut g.nodes[ci].op else {
+            continue;
+        };
+        conv.padding = Padding::Explicit(merged);
+        g.nodes[ci].inputs[0] = src;
+        changed = true;
+    }
+    if changed {
+        g.remove_dead();
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::ops::{Conv, Pad};
+    use crate::ir::{fixed_shape, KernelLayout, Layout, TensorType};
+
+    fn seeded(shape: Vec<usize>, seed: usize) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|k| ((k * 13 + seed * 7) % 17) as f32 / 17.0 - 0.4)
+            .collect();
+        Tensor::from_f32(shape, &v)
+    }
+
+    #[test]
+    fn pad_conv_mul_add_become_one_conv() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[1, 8, 8, 3])));
+        let pad = Op::Pad(Pad {
+            mode: PadMode::Constant,
+            pads: vec![(0, 0), (0, 1), (1, 1), (0, 0)],
+            value: 0.0,
+        });
+        let p = g.add_node("pad", pad, vec![x], &["p".into()]).unwrap();
+        let k = g.add_const("k", seeded(vec![4, 3, 3, 3], 1));
+        let conv = Op::Conv(Conv {
+            layout: Layout::Nhwc,
+            kernel_layout: KernelLayout::Ohwi,
+            strides: vec![2, 2],
+            dilations: vec![1, 1],
+            padding: Padding::Explicit(vec![(1, 0), (0, 0)]),
+            group: 1,
+            output_padding: vec![],
+        });
+        let c = g
+            .add_node("conv", conv, vec![p[0], k], &["c".into()])
+            .unwrap();
+        let s = g.add_const("s", seeded(vec![4], 2));
+        let m = g.add_node(
+            "mul",
+            Op::Binary(BinaryOp::Mul),
+            vec![s, c[0]],
+            &["m".into()],
+        );
+        let t = g.add_const("t", seeded(vec![1, 1, 1, 4], 3));
+        let y = g.add_node(
+            "add",
+            Op::Binary(BinaryOp::Add),
+            vec![m.unwrap()[0], t],
+            &["y".into()],
+        );
+        g.outputs = y.unwrap();
+        let inputs = crate::eval::random_inputs(&g, 4, 1);
+        let want = crate::eval::run(&g, &inputs).unwrap();
+        assert!(fold_affine_into_convs(&mut g));
+        assert!(fold_pads_into_convs(&mut g));
+        g.verify().unwrap();
+        assert_eq!(g.nodes.len(), 1, "{:?}", g.nodes);
+        let Op::Conv(c) = &g.nodes[0].op else {
+            panic!("not a conv")
+        };
+        assert_eq!(c.padding, Padding::Explicit(vec![(1, 1), (1, 1)]));
+        let got = crate::eval::run(&g, &inputs).unwrap();
+        let cmp = crate::eval::compare("y", &got[0], &want[0]);
+        assert!(cmp.shape_matches && cmp.max_rel < 1e-6, "{cmp:?}");
+    }
+
+    #[test]
+    fn other_uses_and_non_channel_constants_block_the_fold() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[1, 4, 4, 2])));
+        let k = g.add_const("k", seeded(vec![2, 1, 1, 2], 1));
+        let conv = Op::Conv(Conv {
+            layout: Layout::Nhwc,
+            kernel_layout: KernelLayout::Ohwi,
+            strides: vec![1, 1],
+            dilations: vec![1, 1],
+            padding: Padding::Explicit(vec![(0, 0), (0, 0)]),
+            group: 1,
+            output_padding: vec![],
+        });
+        let c = g.add_node("conv", conv, vec![x, k], &["c".into()]).unwrap();
+        // Varies along W, not the channels.
+        let s = g.add_const("s", seeded(vec![1, 1, 4, 1], 2));
+        let m = g.add_node("mul", Op::Binary(BinaryOp::Mul), vec![c[0], s], &[]);
+        g.outputs = vec![m.unwrap()[0], c[0]];
+        assert!(!fold_affine_into_convs(&mut g));
+        assert_eq!(g.nodes.len(), 2);
+    }
+}
