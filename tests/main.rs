@@ -10,3 +10,4 @@ mod readers;
 mod roundtrip;
 mod saved_model;
 mod tflite;
+mod tfjs_layers;
