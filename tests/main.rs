@@ -9,5 +9,6 @@ mod passes;
 mod readers;
 mod roundtrip;
 mod saved_model;
-mod tflite;
+mod tfjs;
 mod tfjs_layers;
+mod tflite;

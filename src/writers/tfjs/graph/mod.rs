@@ -15,6 +15,7 @@
 mod emit;
 mod nn;
 mod ops;
+mod quant;
 
 use super::{write_folder, FolderOptions};
 use crate::error::{Error, Result, Unsupported};
