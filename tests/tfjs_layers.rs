@@ -6,7 +6,7 @@ use crate::common::repo;
 use mdeploy::error::Error;
 use mdeploy::readers::keras::read_source;
 use mdeploy::writers::tfjs::layers::{translate, LayersModel};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 fn fixture(rel: &str) -> PathBuf {
@@ -255,11 +255,40 @@ fn layers_tfjs_lacks_are_each_named() {
         .iter()
         .all(|u| u.op == "GRU" && u.reason.contains("reset_after")));
     let pad = refusal("keras/pad_crop_upsample/model.h5");
+    // The 1-D pad/crop/upsample layers are rewritten; bilinear upsampling is not.
     let ops: Vec<&str> = pad.iter().map(|u| u.op.as_str()).collect();
-    assert!(
-        ops.contains(&"ZeroPadding1D") && ops.contains(&"UpSampling2D"),
-        "{ops:?}"
+    assert_eq!(ops, ["UpSampling2D"]);
+}
+
+#[test]
+fn layers_tfjs_lacks_are_rewritten_exactly() {
+    // Subtract: the second input negated by a Rescaling, then Add.
+    let m = layers_model("keras/merges/model.keras");
+    let neg = layer(&m.topology, "sub_negate");
+    assert_eq!(neg["class_name"], "Rescaling");
+    assert_eq!(neg["config"]["scale"], -1.0);
+    assert_eq!(neg["inbound_nodes"], json!([[["b", 0, 0, {}]]]));
+    let sub = layer(&m.topology, "sub");
+    assert_eq!(sub["class_name"], "Add");
+    assert_eq!(
+        sub["inbound_nodes"],
+        json!([[["a", 0, 0, {}], ["sub_negate", 0, 0, {}]]])
     );
+
+    // Causal Conv1D: padded by (kernel - 1) · dilation in 2-D, then a valid convolution that
+    // keeps its name (and so its weights' names).
+    let m = layers_model("tf_keras/conv1d/model.h5");
+    assert_eq!(
+        layer(&m.topology, "causal_2d")["config"]["target_shape"],
+        json!([12, 1, 5])
+    );
+    let pad = layer(&m.topology, "causal_causal_pad");
+    assert_eq!(pad["class_name"], "ZeroPadding2D");
+    assert_eq!(pad["config"]["padding"], json!([[2, 0], [0, 0]]));
+    let conv = layer(&m.topology, "causal");
+    assert_eq!(conv["config"]["padding"], "valid");
+    assert_eq!(conv["inbound_nodes"], json!([[["causal_1d", 0, 0, {}]]]));
+    assert!(m.weights.iter().any(|w| w.name == "causal/kernel"));
 }
 
 #[test]

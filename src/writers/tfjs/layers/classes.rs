@@ -11,8 +11,9 @@
 
 use super::common::{
     activation, activation_name, activation_steps, constraint, dtype, initializer, regularizer,
-    From, Step,
+    From, Plan, Step,
 };
+use super::rewrites::{self, Facts};
 use serde_json::{json, Map, Value};
 
 /// Layer classes tfjs-layers 4.22 registers and this translation covers (models —
@@ -27,7 +28,6 @@ const KNOWN: &[&str] = &[
     "AveragePooling3D",
     "BatchNormalization",
     "Bidirectional",
-    "CenterCrop",
     "Concatenate",
     "Conv1D",
     "Conv2D",
@@ -66,7 +66,6 @@ const KNOWN: &[&str] = &[
     "RepeatVector",
     "Rescaling",
     "Reshape",
-    "Resizing",
     "SeparableConv2D",
     "SimpleRNN",
     "Softmax",
@@ -105,6 +104,12 @@ pub fn known(class: &str) -> Result<(), Reason> {
         "Lambda" | "TFOpLambda" | "SlicingOpLambda" => {
             format!("tfjs-layers cannot run a {class} layer (Python code)")
         }
+        // tfjs has both, but resizes with align_corners (Keras: half-pixel centers).
+        "Resizing" | "CenterCrop" => {
+            format!(
+                "tfjs-layers' {class} samples with aligned corners, Keras with half-pixel centers"
+            )
+        }
         _ => format!("tfjs-layers 4.22 has no {class} layer"),
     })
 }
@@ -140,13 +145,18 @@ fn all_ones(v: Option<&Value>) -> bool {
 
 /// The tfjs config of one (non-model) layer, with its values rewritten. `keras3` picks the
 /// dialect where names or semantics differ.
+/// (Inside wrappers, where no layers can be added around it.)
 pub fn config(class: &str, cfg: &Value, keras3: bool) -> Result<Map<String, Value>, Reason> {
-    match config_with_steps(class, cfg, keras3)? {
-        (c, steps) if steps.is_empty() => Ok(c),
-        _ => Err(format!(
-            "tfjs needs layers after it (activation '{}' or keepdims), which cannot go \
-             inside a wrapper",
-            cfg.get("activation").map_or("", activation_name)
+    let mut no_shape = || Err("unknown inside a wrapper".to_string());
+    let mut facts = Facts {
+        output_shape: &mut no_shape,
+        weight_shapes: vec![],
+    };
+    match translate(class, cfg, keras3, &mut facts)? {
+        (c, plan) if plan.is_plain() && plan.class == class => Ok(c),
+        (_, plan) => Err(format!(
+            "tfjs writes it as {} with layers around it, which cannot go inside a wrapper",
+            plan.class
         )),
     }
 }
@@ -165,14 +175,17 @@ const OUTPUT_ACTIVATION: &[&str] = &[
     "SeparableConv2D",
 ];
 
-/// The tfjs config of one layer and the layers to write after it (`common::Step`) for what
-/// tfjs's class lacks.
-pub fn config_with_steps(
+/// The tfjs config of one layer and how it is written (`Plan`: the tfjs class, layers added
+/// before or after it for what tfjs's class lacks).
+pub fn translate(
     class: &str,
     cfg: &Value,
     keras3: bool,
-) -> Result<(Map<String, Value>, Vec<Step>), Reason> {
-    known(class)?;
+    facts: &mut Facts,
+) -> Result<(Map<String, Value>, Plan), Reason> {
+    if !rewrites::REWRITTEN.contains(&class) {
+        known(class)?;
+    }
     let mut steps = Vec::new();
     let src = cfg
         .as_object()
@@ -203,27 +216,35 @@ pub fn config_with_steps(
         };
         c.insert(k.clone(), v);
     }
-    check_class(class, &mut c)?;
+    let mut plan = match rewrites::plan(class, &mut c, facts)? {
+        Some(p) => p,
+        None => Plan::of(class),
+    };
+    check_class(&plan.class, &mut c)?;
     if class.starts_with("Global") && flag(&c, "keepdims") {
-        // tfjs's global pooling has no keepdims: reshape to size-1 spatial axes after it.
-        let rank = if class.ends_with("1D") { 1 } else { 2 };
-        let mut target = vec![json!(1); rank];
-        if c.get("data_format").and_then(Value::as_str) == Some("channels_first") {
-            target.insert(0, json!(-1));
-        } else {
-            target.push(json!(-1));
-        }
-        let mut reshape = Step::new(
+        // tfjs's global pooling has no keepdims: reshape to the pooled output's shape (the
+        // target given in full: tfjs's Reshape infers nothing while the batch is unknown).
+        let shape = (facts.output_shape)().map_err(|e| format!("keepdims=True: {e}"))?;
+        let target = shape[1..]
+            .iter()
+            .map(|d| d.fixed().map(|d| json!(d)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("keepdims=True on an output of unknown size")?;
+        steps.push(Step::new(
             "Reshape",
-            json!({"target_shape": target}),
+            json!({ "target_shape": target }),
             vec![From::Layer],
             "_keepdims",
-        );
-        reshape.fill_unknown = true;
-        steps.push(reshape);
+        ));
     }
     c.remove("keepdims");
-    Ok((c, steps))
+    if !steps.is_empty() {
+        if !plan.after.is_empty() {
+            return Err("needs two sets of added layers".into());
+        }
+        plan.after = steps;
+    }
+    Ok((c, plan))
 }
 
 /// Per-class rewrites and the semantics tfjs does not share with Keras.
