@@ -536,7 +536,7 @@ fn unsupported_ops_are_refused_and_nothing_is_left() {
     let out = tmp.path().join("out_tfjs");
     let o = mdeploy(&[
         "convert",
-        fixture("onnx/lstm_gru/model.onnx").to_str().unwrap(),
+        fixture("onnx/qlinear/model.onnx").to_str().unwrap(),
         "--to",
         "tfjs",
         "-o",
@@ -544,10 +544,9 @@ fn unsupported_ops_are_refused_and_nothing_is_left() {
     ]);
     assert_eq!(o.status.code(), Some(4));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("unsupported op Lstm") && err.contains("unsupported op Gru"),
-        "{err}"
-    );
+    for op in ["QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"] {
+        assert!(err.contains(&format!("unsupported op {op}")), "{op} not listed: {err}");
+    }
     assert!(!out.exists());
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),
@@ -635,4 +634,35 @@ fn default_output_is_a_tfjs_folder_beside_the_input() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(tmp.path().join("net_tfjs/model.json").is_file());
+}
+
+#[test]
+fn recurrent_layers_unroll_to_the_frameworks_results() {
+    use crate::common::assert_matches;
+    let cases = [
+        ("onnx/lstm_gru", "model.onnx"),
+        ("keras/recurrent", "model.keras"),
+        ("tf_keras/text_classifier", "model.h5"),
+    ];
+    for (dir, file) in cases {
+        let path = fixture(dir).join(file);
+        let mut g = mdeploy::readers::read(&path, &Default::default()).unwrap();
+        let rnns = |g: &mdeploy::ir::Graph| {
+            g.nodes
+                .iter()
+                .filter(|n| matches!(n.op, mdeploy::ir::Op::Lstm(_) | mdeploy::ir::Op::Gru(_)))
+                .count()
+        };
+        assert!(rnns(&g) > 0, "{dir}");
+        assert!(mdeploy::passes::unroll::unroll_rnns(&mut g).unwrap());
+        g.verify().unwrap_or_else(|e| panic!("{dir}: {e}"));
+        assert_eq!(rnns(&g), 0, "{dir}: every recurrent node is unrolled");
+        let f = crate::common::Fixture {
+            name: dir.into(),
+            dir: fixture(dir),
+            model: path.clone(),
+        };
+        let got = mdeploy::eval::run(&g, &f.inputs()).unwrap();
+        assert_matches(dir, &got, &f.expected());
+    }
 }

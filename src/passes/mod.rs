@@ -9,6 +9,7 @@ pub mod nhwc;
 pub mod rewrite;
 pub mod spatial1d;
 pub mod transpose;
+pub mod unroll;
 
 use crate::error::{Error, Result};
 use crate::ir::Graph;

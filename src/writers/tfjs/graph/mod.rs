@@ -144,8 +144,9 @@ impl Writer for GraphWriter {
     }
 
     fn legalize(&self, g: &mut Graph) -> Result<()> {
-        nhwc::legalize(g, false, &native_clip)
-            .map_err(|e| crate::error::failed(format!("TF.js legalization: {e}")))
+        let fail = |e: String| crate::error::failed(format!("TF.js legalization: {e}"));
+        crate::passes::unroll::unroll_rnns(g).map_err(fail)?;
+        nhwc::legalize(g, false, &native_clip).map_err(fail)
     }
 
     fn check(&self, g: &Graph) -> Vec<Unsupported> {
