@@ -117,6 +117,7 @@ const TFJS_OPS: &[&str] = &[
     "Fill",
     "Range",
     "ClipByValue",
+    "Pack",
 ];
 
 fn mdeploy(args: &[&str]) -> Output {
@@ -544,8 +545,16 @@ fn unsupported_ops_are_refused_and_nothing_is_left() {
     ]);
     assert_eq!(o.status.code(), Some(4));
     let err = String::from_utf8_lossy(&o.stderr);
-    for op in ["QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"] {
-        assert!(err.contains(&format!("unsupported op {op}")), "{op} not listed: {err}");
+    for op in [
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    ] {
+        assert!(
+            err.contains(&format!("unsupported op {op}")),
+            "{op} not listed: {err}"
+        );
     }
     assert!(!out.exists());
     assert_eq!(

@@ -271,7 +271,7 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 vec![("batch_dims", a_int(0)), ("Tparams", a_type(dt))],
             )
         }
-        Op::GatherElements(_) => return Err("GatherElements has no TF.js op".into()),
+        Op::GatherElements(ga) => super::index::gather_elements(gx, n, ga.axis)?,
         Op::GatherNd(gn) => {
             if gn.batch_dims != 0 {
                 return Err("GatherNd with batch dimensions has no TF.js form".into());
@@ -283,10 +283,14 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             if s.reduction != ScatterReduction::None {
                 return Err("ScatterND with a reduction has no TF.js op".into());
             }
-            let ins = inputs(gx, n)?;
-            gx.node("", "TensorScatterUpdate", ins, vec![t(dt)])
+            super::index::scatter_nd(gx, n)?
         }
-        Op::ScatterElements(_) => return Err("ScatterElements has no TF.js op".into()),
+        Op::ScatterElements(se) => {
+            if se.reduction != ScatterReduction::None {
+                return Err("ScatterElements with a reduction has no TF.js form".into());
+            }
+            super::index::scatter_elements(gx, n, se.axis)?
+        }
         Op::TopK(k) => {
             let rank = g.ty(n.inputs[0]).rank();
             if k.axis + 1 != rank || !k.largest {
