@@ -114,10 +114,6 @@ pub fn known(class: &str) -> Result<(), Reason> {
     })
 }
 
-fn num(c: &Map<String, Value>, k: &str) -> Option<f64> {
-    c.get(k).and_then(Value::as_f64)
-}
-
 fn flag(c: &Map<String, Value>, k: &str) -> bool {
     c.get(k).and_then(Value::as_bool).unwrap_or(false)
 }
@@ -210,6 +206,9 @@ pub fn translate(
                 continue;
             }
             k if k.ends_with("_initializer") => initializer(v),
+            // tfjs-layers throws when it calls a layer that has an activity regularizer; it
+            // only adds a training loss, so it is left out (docs/formats.md).
+            "activity_regularizer" => Value::Null,
             k if k.ends_with("_regularizer") => regularizer(v),
             k if k.ends_with("_constraint") => constraint(v),
             _ => v.clone(),
@@ -312,11 +311,6 @@ fn check_class(class: &str, c: &mut Map<String, Value>) -> Result<(), Reason> {
         }
         "Softmax" => single_axis(c, "axis")?,
         "ReLU" => {
-            if num(c, "negative_slope").unwrap_or(0.0) != 0.0
-                || num(c, "threshold").unwrap_or(0.0) != 0.0
-            {
-                return Err("negative_slope or threshold: tfjs's ReLU has max_value only".into());
-            }
             c.remove("negative_slope");
             c.remove("threshold");
         }

@@ -4,7 +4,12 @@
 //!   definition; tfjs fills the `null`s from the input).
 //! - `Normalization` → `BatchNormalization` (no scale/center, epsilon 0) whose variance is
 //!   `max(sqrt(variance), 1e-7)²`: Keras divides by `max(sqrt(variance), epsilon())`.
+//! - `ReLU` with `negative_slope` (no `max_value`) → `LeakyReLU`; with `threshold` t ≥ 0 →
+//!   `ThresholdedReLU` (x · [x > t], as Keras computes it), then `ReLU(max_value)` if capped.
 //! - `Subtract` → `Rescaling(scale=-1)` on the second input, then `Add`.
+//! - `ActivityRegularization` → `Activation("linear")`: the identity it computes; its training
+//!   loss is left out, as every activity regularizer is (tfjs-layers throws on calling a layer
+//!   that has one).
 //! - `ZeroPadding1D`, `Cropping1D`, `UpSampling1D` and causal `Conv1D` (tfjs throws on
 //!   causal padding) → their 2-D forms between `Reshape`s to `[steps, 1, channels]` and back.
 //!   tfjs's Reshape infers no dimension while the batch is unknown, so the steps come from
@@ -22,6 +27,7 @@ pub const REWRITTEN: &[&str] = &[
     "SpatialDropout3D",
     "Normalization",
     "Subtract",
+    "ActivityRegularization",
     "ZeroPadding1D",
     "Cropping1D",
     "UpSampling1D",
@@ -153,6 +159,48 @@ pub fn plan(
             n.insert("scale".into(), json!(false));
             *c = n;
             Plan::of("BatchNormalization")
+        }
+        "ReLU" => {
+            let num = |k: &str| c.get(k).and_then(Value::as_f64);
+            let (slope, threshold) = (
+                num("negative_slope").unwrap_or(0.0),
+                num("threshold").unwrap_or(0.0),
+            );
+            let max = c.get("max_value").filter(|v| !v.is_null()).cloned();
+            if slope == 0.0 && threshold == 0.0 {
+                return Ok(None);
+            }
+            let mut n = base(c);
+            if threshold == 0.0 && max.is_none() {
+                n.insert("alpha".into(), json!(slope));
+                *c = n;
+                Plan::of("LeakyReLU")
+            } else if slope == 0.0 && threshold >= 0.0 {
+                n.insert("theta".into(), json!(threshold));
+                *c = n;
+                let mut p = Plan::of("ThresholdedReLU");
+                if let Some(m) = max {
+                    p.after.push(Step::new(
+                        "ReLU",
+                        json!({ "max_value": m }),
+                        vec![From::Layer],
+                        "_max",
+                    ));
+                }
+                p
+            } else {
+                return Err(
+                    "negative_slope with max_value or threshold, or a negative threshold: \
+                     tfjs's ReLU has max_value only"
+                        .into(),
+                );
+            }
+        }
+        "ActivityRegularization" => {
+            let mut n = base(c);
+            n.insert("activation".into(), json!("linear"));
+            *c = n;
+            Plan::of("Activation")
         }
         "Subtract" => Plan {
             class: "Add".into(),
@@ -306,6 +354,29 @@ mod tests {
         assert_eq!(p.after[0].config["target_shape"], json!([13, 4]));
         assert_eq!(c["padding"], json!([[1, 2], [0, 0]]));
         assert!(p.is_chain());
+    }
+
+    #[test]
+    fn relu_variants_become_tfjs_activations() {
+        let mut f = no_shape;
+        let mut facts = Facts {
+            output_shape: &mut f,
+            weight_shapes: vec![],
+        };
+        let obj = |v: Value| v.as_object().cloned().unwrap();
+        let mut c = obj(json!({"name": "r", "negative_slope": 0.1, "threshold": 0.0,
+            "max_value": null}));
+        let p = plan("ReLU", &mut c, &mut facts).unwrap().unwrap();
+        assert_eq!((p.class.as_str(), &c["alpha"]), ("LeakyReLU", &json!(0.1)));
+        let mut c = obj(json!({"name": "r", "negative_slope": 0.0, "threshold": 0.2,
+            "max_value": 6.0}));
+        let p = plan("ReLU", &mut c, &mut facts).unwrap().unwrap();
+        assert_eq!(p.class, "ThresholdedReLU");
+        assert_eq!(p.after[0].config["max_value"], json!(6.0));
+        let mut c = obj(json!({"negative_slope": 0.1, "max_value": 6.0}));
+        assert!(plan("ReLU", &mut c, &mut facts).is_err());
+        let mut c = obj(json!({"max_value": 6.0}));
+        assert!(plan("ReLU", &mut c, &mut facts).unwrap().is_none());
     }
 
     #[test]
