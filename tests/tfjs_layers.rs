@@ -328,3 +328,59 @@ fn written_folder_is_deterministic() {
     assert_eq!(json["modelTopology"]["backend"], "tensor_flow.js");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+fn mdeploy(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .args(args)
+        .output()
+        .expect("mdeploy runs")
+}
+
+#[test]
+fn cli_writes_layers_by_default_and_refuses_naming_each_layer() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // A Keras 3 archive: a layers model by default (the format tensorflowjs_converter 4.22
+    // gets wrong for Keras 3 files).
+    let out = tmp.path().join("mlp");
+    let input = fixture("keras/dense_mlp/model.keras");
+    let o = mdeploy(&[
+        "convert",
+        input.to_str().expect("utf-8 path"),
+        "--to",
+        "tfjs",
+        "-o",
+        out.to_str().expect("utf-8 path"),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(out.join("model.json")).expect("model.json"))
+            .expect("json");
+    assert_eq!(json["format"], "layers-model");
+    assert_eq!(
+        json["modelTopology"]["config"]["layers"][0]["config"]["batch_input_shape"],
+        json!([null, 12])
+    );
+
+    // --tfjs-format layers on a model with layers tfjs-layers lacks: exit 4, each one named,
+    // nothing written.
+    let out = tmp.path().join("attn");
+    let input = fixture("keras/attention/model.keras");
+    let o = mdeploy(&[
+        "convert",
+        input.to_str().expect("utf-8 path"),
+        "--to",
+        "tfjs",
+        "--tfjs-format",
+        "layers",
+        "-o",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    for layer in ["'self_attn'", "'cross_attn'"] {
+        assert!(err.contains(layer), "{err}");
+    }
+    assert!(err.contains("MultiHeadAttention"), "{err}");
+    assert!(!out.exists());
+}
