@@ -224,7 +224,9 @@ pub fn translate(
         // tfjs's global pooling has no keepdims: reshape to the pooled output's shape (the
         // target given in full: tfjs's Reshape infers nothing while the batch is unknown).
         let shape = (facts.output_shape)().map_err(|e| format!("keepdims=True: {e}"))?;
-        let target = shape[1..]
+        let target = shape
+            .get(1..)
+            .unwrap_or_default()
             .iter()
             .map(|d| d.fixed().map(|d| json!(d)))
             .collect::<Option<Vec<_>>>()

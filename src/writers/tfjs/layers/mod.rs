@@ -28,7 +28,7 @@ use rewrites::Facts;
 
 use super::{write_folder, FolderOptions, NamedWeight};
 use crate::error::{failed, Error, Result, Unsupported};
-use crate::ir::{Dim, Graph, Tensor};
+use crate::ir::{Dim, Tensor};
 use crate::readers::keras::build::node_offsets;
 use crate::readers::keras::config::{
     parse_call, parse_refs, CallSpec, LayerSpec, ModelConfig, TensorRef,
@@ -87,7 +87,7 @@ pub fn translate(src: &KerasSource, input: &Path) -> Result<LayersModel> {
         weights: Vec::new(),
         layers: 0,
         input,
-        graph: None,
+        shapes: None,
     };
     let model = t
         .model(&src.model, &src.weights, "")
@@ -134,8 +134,9 @@ const TFJS_LAYERS_VERSION: &str = "4.22.0";
 
 struct Translator<'a> {
     input: &'a Path,
-    /// The source read as IR, once a layer's output shape is needed.
-    graph: Option<Result<Graph, String>>,
+    /// The shapes of the source read as IR (values by name; a layer's output value has the
+    /// layer's name), read once a layer's output shape is needed.
+    shapes: Option<Result<HashMap<String, Vec<Dim>>, String>>,
     keras3: bool,
     unsupported: Vec<Unsupported>,
     weights: Vec<NamedWeight>,
@@ -146,18 +147,19 @@ impl Translator<'_> {
     /// The static shape of layer `node`'s first output (its IR value has the layer's name).
     fn output_shape(&mut self, node: &str) -> Result<Vec<Dim>, String> {
         let input = self.input;
-        let g = self.graph.get_or_insert_with(|| {
-            KerasReader
+        let shapes = self.shapes.get_or_insert_with(|| {
+            // The file's own shapes (no input overrides: the topology keeps the config's).
+            let g = KerasReader
                 .read(input, &ReadOptions::default())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok(g.values.into_iter().map(|v| (v.name, v.ty.shape)).collect())
         });
-        let g = g
+        let shapes = shapes
             .as_ref()
             .map_err(|e| format!("its output shape is unknown ({e})"))?;
-        g.values
-            .iter()
-            .find(|v| v.name == node)
-            .map(|v| v.ty.shape.clone())
+        shapes
+            .get(node)
+            .cloned()
             .ok_or_else(|| format!("its output shape is unknown (no value '{node}')"))
     }
 
@@ -379,7 +381,7 @@ impl Translator<'_> {
             return Ok((m["config"].clone(), Plan::of(class)));
         }
         self.layers += 1;
-        match self.layer_config(&l.class_name, &l.config, &node, weights) {
+        match self.layer_config(&l.class_name, &l.config, (&name, &node), weights) {
             Ok(Ok((config, plan))) => Ok((Value::Object(config), plan)),
             Ok(Err(reason)) => {
                 self.refuse(&l.class_name, &node, reason);
@@ -390,16 +392,15 @@ impl Translator<'_> {
     }
 
     /// The tfjs config and plan of a layer (`Ok(Err(reason))`: tfjs cannot hold it), its
-    /// weights appended in tfjs's names. `node` is the layer's name with its models' prefix.
+    /// weights appended in tfjs's names. `node` is `name` with its models' prefix.
     #[allow(clippy::type_complexity)]
     fn layer_config(
         &mut self,
         class: &str,
         cfg: &Value,
-        node: &str,
+        (name, node): (&str, &str),
         weights: &Weights,
     ) -> Result<Result<(Map<String, Value>, Plan), String>, String> {
-        let name = node.rsplit('/').next().unwrap_or(node);
         let mut tensors = weights.layer(name)?;
         let keras3 = self.keras3;
         let translated = {

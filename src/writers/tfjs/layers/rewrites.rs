@@ -141,10 +141,10 @@ pub fn plan(
             }
             let axis = match c.get("axis") {
                 Some(Value::Number(n)) => n.clone(),
-                Some(Value::Array(a)) if a.len() == 1 && a[0].is_number() => match &a[0] {
-                    Value::Number(n) => n.clone(),
-                    _ => unreachable!("checked is_number"),
-                },
+                Some(Value::Array(a)) if a.len() == 1 && a[0].is_number() => a[0]
+                    .as_number()
+                    .cloned()
+                    .unwrap_or(serde_json::Number::from(-1)),
                 other => {
                     return Err(format!(
                         "normalization over axes {} (one axis only)",
@@ -220,12 +220,18 @@ pub fn plan(
                 "ZeroPadding1D" => {
                     let (a, b) = pair(c, "padding", 1)?;
                     n.insert("padding".into(), json!([[a, b], [0, 0]]));
-                    ("ZeroPadding2D", t_out.checked_sub(a + b))
+                    (
+                        "ZeroPadding2D",
+                        a.checked_add(b).and_then(|p| t_out.checked_sub(p)),
+                    )
                 }
                 "Cropping1D" => {
                     let (a, b) = pair(c, "cropping", 1)?;
                     n.insert("cropping".into(), json!([[a, b], [0, 0]]));
-                    ("Cropping2D", Some(t_out + a + b))
+                    (
+                        "Cropping2D",
+                        t_out.checked_add(a).and_then(|t| t.checked_add(b)),
+                    )
                 }
                 _ => {
                     let (s, _) = pair(c, "size", 2)?;
@@ -250,7 +256,10 @@ pub fn plan(
                 _ => return Err("causal padding without a rank-3 kernel".into()),
             };
             let d = pair(c, "dilation_rate", 1)?.0;
-            let pad = (k - 1) * d;
+            let pad = k
+                .checked_sub(1)
+                .and_then(|k| k.checked_mul(d))
+                .ok_or("causal padding with an empty or huge kernel")?;
             c.insert("padding".into(), json!("valid"));
             Plan {
                 class: "Conv1D".into(),
@@ -262,7 +271,7 @@ pub fn plan(
                         vec![From::Before(0)],
                         "_causal_pad",
                     ),
-                    reshape(json!([t + pad, c_in]), From::Before(1), "_1d"),
+                    reshape(json!([t.saturating_add(pad), c_in]), From::Before(1), "_1d"),
                 ],
                 inputs: Some(vec![From::Before(2)]),
                 after: vec![],
