@@ -675,3 +675,52 @@ fn recurrent_layers_unroll_to_the_frameworks_results() {
         assert_matches(dir, &got, &f.expected());
     }
 }
+
+#[test]
+fn keras_gives_a_layers_model_or_a_graph_model_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |n: &str| tmp.path().join(n);
+    let run = |model: &str, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "convert".to_string(),
+            fixture(model).display().to_string(),
+            "--to".into(),
+            "tfjs".into(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        mdeploy(&args)
+    };
+    // tfjs-layers has every layer of this one.
+    let o = run("keras/dense_mlp/model.keras", &path("mlp"), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(model_json(&path("mlp"))["format"], "layers-model");
+    // It has no MultiHeadAttention: a graph model, and a warning naming the layers.
+    let o = run("keras/attention/model.keras", &path("att"), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning") && err.contains("MultiHeadAttention"),
+        "{err}"
+    );
+    assert_eq!(model_json(&path("att"))["format"], "graph-model");
+    // --tfjs-format layers fails naming them, and writes nothing.
+    let o = run(
+        "keras/attention/model.keras",
+        &path("att_l"),
+        &["--tfjs-format", "layers"],
+    );
+    assert_eq!(o.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("MultiHeadAttention"));
+    assert!(!path("att_l").exists());
+    // --tfjs-format graph on a Keras source.
+    let o = run(
+        "keras/dense_mlp/model.keras",
+        &path("mlp_g"),
+        &["--tfjs-format", "graph", "--quiet"],
+    );
+    assert!(o.status.success());
+    assert_eq!(model_json(&path("mlp_g"))["format"], "graph-model");
+}
