@@ -289,6 +289,25 @@ fn layers_tfjs_lacks_are_rewritten_exactly() {
     assert_eq!(conv["config"]["padding"], "valid");
     assert_eq!(conv["inbound_nodes"], json!([[["causal_1d", 0, 0, {}]]]));
     assert!(m.weights.iter().any(|w| w.name == "causal/kernel"));
+
+    // Grouped Conv2D (2 groups): one convolution whose kernel is block-diagonal.
+    let m = layers_model("keras/conv2d/model.keras");
+    assert!(layer(&m.topology, "grouped")["config"]
+        .get("groups")
+        .is_none());
+    let k = &m
+        .weights
+        .iter()
+        .find(|w| w.name == "grouped/kernel")
+        .expect("grouped/kernel")
+        .tensor;
+    assert_eq!(k.shape, vec![3, 3, 8, 8]);
+    let v = k.to_f64s();
+    // Input channel 0 (group 0) feeds no filter of group 1 (filters 4..8), and does feed
+    // group 0's.
+    let at = |y: usize, x: usize, c: usize, o: usize| v[((y * 3 + x) * 8 + c) * 8 + o];
+    assert!((4..8).all(|o| at(1, 1, 0, o) == 0.0));
+    assert!((0..4).any(|o| at(1, 1, 0, o) != 0.0));
 }
 
 #[test]

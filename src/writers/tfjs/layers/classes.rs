@@ -5,7 +5,7 @@
 //! A config is passed through key by key with values rewritten (`common.rs`); tfjs ignores
 //! keys it does not read. What tfjs would read differently from Keras is refused with the
 //! reason (the writer then falls back to a graph model, or fails with `--tfjs-format layers`):
-//! e.g. GRU `reset_after=True` (tfjs's GRUCell throws), Conv `groups > 1` (ignored by tfjs),
+//! e.g. GRU `reset_after=True` (tfjs's GRUCell throws), transposed convolutions' `groups`,
 //! global pooling `keepdims=True` (no such arg), bilinear `UpSampling2D` (tfjs resizes with
 //! the legacy asymmetric sampling, Keras with half-pixel centers).
 
@@ -266,9 +266,6 @@ fn check_class(class: &str, c: &mut Map<String, Value>) -> Result<(), Reason> {
             });
         }
         "Conv1D" | "Conv2D" | "Conv3D" | "SeparableConv2D" | "DepthwiseConv2D" => {
-            if c.get("groups").and_then(Value::as_u64).unwrap_or(1) != 1 {
-                return Err("grouped convolution (groups > 1): tfjs ignores `groups`".into());
-            }
             if c.get("padding").and_then(Value::as_str) == Some("causal") {
                 return Err("causal padding: tfjs's convolutions do not implement it".into());
             }
@@ -407,6 +404,7 @@ mod tests {
     fn refuses_what_tfjs_computes_differently() {
         assert!(config("GRU", &json!({"units": 2, "reset_after": true}), true).is_err());
         assert!(config("Conv2D", &json!({"groups": 2}), true).is_err());
+        assert!(config("Conv2DTranspose", &json!({"groups": 2}), true).is_err());
         assert!(config("GlobalAveragePooling2D", &json!({"keepdims": true}), true).is_err());
         assert!(config("MultiHeadAttention", &json!({}), true)
             .unwrap_err()

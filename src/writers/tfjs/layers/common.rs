@@ -170,6 +170,8 @@ pub struct Plan {
     pub before: Vec<Step>,
     pub inputs: Option<Vec<From>>,
     pub after: Vec<Step>,
+    /// A grouped convolution's group count (> 1): its kernel is written block-diagonal.
+    pub ungroup: usize,
 }
 
 impl Plan {
@@ -181,7 +183,10 @@ impl Plan {
     }
 
     pub fn is_plain(&self) -> bool {
-        self.before.is_empty() && self.after.is_empty() && self.inputs.is_none()
+        self.before.is_empty()
+            && self.after.is_empty()
+            && self.inputs.is_none()
+            && self.ungroup <= 1
     }
 
     /// Whether the layers form one chain (what a Sequential model can hold).

@@ -415,6 +415,15 @@ impl Translator<'_> {
             Ok(c) => c,
             Err(why) => return Ok(Err(why)),
         };
+        if plan.ungroup > 1 {
+            let kernel = tensors
+                .first_mut()
+                .ok_or("a grouped convolution without a kernel")?;
+            *kernel = match rewrites::ungrouped_kernel(kernel, plan.ungroup) {
+                Ok(k) => k,
+                Err(why) => return Ok(Err(why)),
+            };
+        }
         if class == "Normalization" {
             tensors = match rewrites::normalization_weights(&tensors) {
                 Ok(t) => t,

@@ -6,6 +6,8 @@
 //!   `max(sqrt(variance), 1e-7)²`: Keras divides by `max(sqrt(variance), epsilon())`.
 //! - `ReLU` with `negative_slope` (no `max_value`) → `LeakyReLU`; with `threshold` t ≥ 0 →
 //!   `ThresholdedReLU` (x · [x > t], as Keras computes it), then `ReLU(max_value)` if capped.
+//! - Grouped `Conv1D/2D/3D` (tfjs ignores `groups`) → the same convolution with a
+//!   block-diagonal kernel (zeros between groups; `groups` times the kernel's size).
 //! - `Subtract` → `Rescaling(scale=-1)` on the second input, then `Add`.
 //! - `ActivityRegularization` → `Activation("linear")`: the identity it computes; its training
 //!   loss is left out, as every activity regularizer is (tfjs-layers throws on calling a layer
@@ -107,6 +109,7 @@ fn as_2d(class: &str, t_in: u64, t_out: u64, ch: u64) -> Plan {
         before: vec![reshape(json!([t_in, 1, ch]), From::Input(0), "_2d")],
         inputs: Some(vec![From::Before(0)]),
         after: vec![reshape(json!([t_out, ch]), From::Layer, "_1d")],
+        ungroup: 0,
     }
 }
 
@@ -196,6 +199,18 @@ pub fn plan(
                 );
             }
         }
+        "Conv1D" | "Conv2D" | "Conv3D"
+            if c.get("groups").and_then(Value::as_u64).unwrap_or(1) > 1 =>
+        {
+            let groups = c.get("groups").and_then(Value::as_u64).unwrap_or(1);
+            if c.get("padding").and_then(Value::as_str) == Some("causal") {
+                return Err("a grouped causal convolution".into());
+            }
+            c.remove("groups");
+            let mut p = Plan::of(class);
+            p.ungroup = usize::try_from(groups).map_err(|_| "groups too large")?;
+            p
+        }
         "ActivityRegularization" => {
             let mut n = base(c);
             n.insert("activation".into(), json!("linear"));
@@ -212,6 +227,7 @@ pub fn plan(
             )],
             inputs: Some(vec![From::Input(0), From::Before(0)]),
             after: vec![],
+            ungroup: 0,
         },
         "ZeroPadding1D" | "Cropping1D" | "UpSampling1D" => {
             let (t_out, ch) = steps_and_channels(facts)?;
@@ -275,11 +291,47 @@ pub fn plan(
                 ],
                 inputs: Some(vec![From::Before(2)]),
                 after: vec![],
+                ungroup: 0,
             }
         }
         _ => return Ok(None),
     };
     Ok(Some(plan))
+}
+
+/// A grouped convolution's kernel `[..spatial, cin / groups, cout]` as the equivalent ungrouped
+/// one `[..spatial, cin, cout]`: output channel `o` (group `o / (cout / groups)`) reads only its
+/// group's input channels, zeros elsewhere.
+pub fn ungrouped_kernel(k: &crate::ir::Tensor, groups: usize) -> Result<crate::ir::Tensor, Reason> {
+    let rank = k.shape.len();
+    if rank < 3 || groups == 0 {
+        return Err(format!("grouped kernel of shape {:?}", k.shape));
+    }
+    let (cin_g, cout) = (k.shape[rank - 2], k.shape[rank - 1]);
+    if cout % groups != 0 {
+        return Err(format!("{cout} filters in {groups} groups"));
+    }
+    let spatial: usize = k.shape[..rank - 2].iter().product();
+    let cin = cin_g
+        .checked_mul(groups)
+        .ok_or("grouped kernel too large")?;
+    let esz = k.dtype.size();
+    let cout_g = cout / groups;
+    let mut out = vec![0u8; spatial * cin * cout * esz];
+    for s in 0..spatial {
+        for c in 0..cin {
+            let (g, cg) = (c / cin_g, c % cin_g);
+            // The filters of group g, contiguous in the last axis.
+            let o0 = g * cout_g;
+            let src = ((s * cin_g + cg) * cout + o0) * esz;
+            let dst = ((s * cin + c) * cout + o0) * esz;
+            let n = cout_g * esz;
+            out[dst..dst + n].copy_from_slice(&k.data[src..src + n]);
+        }
+    }
+    let mut shape = k.shape.clone();
+    shape[rank - 2] = cin;
+    crate::ir::Tensor::new(k.dtype, shape, bytes::Bytes::from(out))
 }
 
 /// Keras's `backend.epsilon()`, the floor of Normalization's standard deviation.
@@ -386,6 +438,20 @@ mod tests {
         assert!(plan("ReLU", &mut c, &mut facts).is_err());
         let mut c = obj(json!({"max_value": 6.0}));
         assert!(plan("ReLU", &mut c, &mut facts).unwrap().is_none());
+    }
+
+    #[test]
+    fn grouped_kernel_becomes_block_diagonal() {
+        // 1x1 kernel, 2 groups of 1 input channel, 4 filters (2 per group).
+        let k = crate::ir::Tensor::from_f32(vec![1, 1, 1, 4], &[1., 2., 3., 4.]);
+        let u = ungrouped_kernel(&k, 2).unwrap();
+        assert_eq!(u.shape, vec![1, 1, 2, 4]);
+        assert_eq!(u.to_f64s(), vec![1., 2., 0., 0., 0., 0., 3., 4.]);
+        assert!(ungrouped_kernel(
+            &crate::ir::Tensor::from_f32(vec![1, 1, 1, 3], &[1., 2., 3.]),
+            2
+        )
+        .is_err());
     }
 
     #[test]
