@@ -533,35 +533,69 @@ fn two_runs_give_byte_identical_folders() {
 
 #[test]
 fn unsupported_ops_are_refused_and_nothing_is_left() {
+    use mdeploy::ir::ops::{BinaryOp, Hardmax, UnaryOp};
+    use mdeploy::ir::{fixed_shape, DType, Graph, Op, TensorType};
+    use mdeploy::writers::Writer;
+    // A graph the readers could produce with three ops TF.js cannot run.
+    let mut g = Graph::new();
+    let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 5])));
+    let i = g.add_input("i", TensorType::new(DType::U32, fixed_shape(&[2, 5])));
+    let h = g
+        .add_node(
+            "hard",
+            Op::Hardmax(Hardmax { axis: 1 }),
+            vec![x],
+            &["h".into()],
+        )
+        .unwrap();
+    let s = g
+        .add_node(
+            "shift",
+            Op::Binary(BinaryOp::BitShiftLeft),
+            vec![i, i],
+            &["s".into()],
+        )
+        .unwrap();
+    let n = g
+        .add_node(
+            "bnot",
+            Op::Unary(UnaryOp::BitwiseNot),
+            vec![s[0]],
+            &["n".into()],
+        )
+        .unwrap();
+    let r = g
+        .add_node("relu", Op::Unary(UnaryOp::Relu), vec![h[0]], &["r".into()])
+        .unwrap();
+    g.outputs = vec![r[0], n[0]];
+    g.verify().unwrap();
+    let w = mdeploy::writers::tfjs::graph::GraphWriter::default();
+    w.legalize(&mut g).unwrap();
+    let problems = w.check(&g);
+    let nodes: Vec<&str> = problems.iter().map(|u| u.node.as_str()).collect();
+    assert_eq!(nodes, ["hard", "shift", "bnot"], "{problems:?}");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out_tfjs");
-    let o = mdeploy(&[
-        "convert",
-        fixture("onnx/qlinear/model.onnx").to_str().unwrap(),
-        "--to",
-        "tfjs",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(4));
-    let err = String::from_utf8_lossy(&o.stderr);
-    for op in [
-        "QLinearConv",
-        "QLinearMatMul",
-        "ConvInteger",
-        "MatMulInteger",
-    ] {
-        assert!(
-            err.contains(&format!("unsupported op {op}")),
-            "{op} not listed: {err}"
-        );
-    }
+    let err = w.write(&g, &out).unwrap_err();
+    assert_eq!(err.exit_code(), 4);
     assert!(!out.exists());
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),
         0,
         "no temporary folder is left"
     );
+
+    // Through the CLI: a model the reader refuses leaves nothing either.
+    let o = mdeploy(&[
+        "convert",
+        fixture("bad/unsupported_op.onnx").to_str().unwrap(),
+        "--to",
+        "tfjs",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -723,4 +757,42 @@ fn keras_gives_a_layers_model_or_a_graph_model_with_a_warning() {
     );
     assert!(o.status.success());
     assert_eq!(model_json(&path("mlp_g"))["format"], "graph-model");
+}
+
+#[test]
+fn integer_ops_lowered_to_float_give_the_same_results() {
+    use crate::common::assert_matches;
+    use mdeploy::ir::Op;
+    let dir = fixture("onnx/qlinear");
+    let path = dir.join("model.onnx");
+    let mut g = mdeploy::readers::read(&path, &Default::default()).unwrap();
+    let integer = |g: &mdeploy::ir::Graph| {
+        g.nodes
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n.op,
+                    Op::QLinearConv(_)
+                        | Op::QLinearMatMul
+                        | Op::ConvInteger(_)
+                        | Op::MatMulInteger
+                        | Op::DynamicQuantizeLinear
+                )
+            })
+            .count()
+    };
+    assert_eq!(integer(&g), 6);
+    assert!(mdeploy::passes::integer::lower_integer_ops(&mut g).unwrap());
+    g.verify().unwrap();
+    assert_eq!(integer(&g), 0);
+    let f = crate::common::Fixture {
+        name: "qlinear".into(),
+        dir: dir.clone(),
+        model: path,
+    };
+    assert_matches(
+        "qlinear",
+        &mdeploy::eval::run(&g, &f.inputs()).unwrap(),
+        &f.expected(),
+    );
 }

@@ -2,6 +2,7 @@
 //! cap), verifies the graph after every pass, and records what each pass did.
 
 pub mod fuse;
+pub mod integer;
 pub mod io_layout;
 pub mod layout;
 pub mod lower;

@@ -146,6 +146,7 @@ impl Writer for GraphWriter {
 
     fn legalize(&self, g: &mut Graph) -> Result<()> {
         let fail = |e: String| crate::error::failed(format!("TF.js legalization: {e}"));
+        crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
         crate::passes::unroll::unroll_rnns(g).map_err(fail)?;
         nhwc::legalize(g, false, &native_clip).map_err(fail)
     }
