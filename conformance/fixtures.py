@@ -36,7 +36,8 @@ from targets import (
 
 MODEL_NAMES = ("model.onnx", "model.h5", "model.keras", "model")
 CONVERT_TIMEOUT = 600.0
-# Fixtures with a dynamic batch: their .tflite is also run at batch 4 (case `<id>:tflite@batch4`),
+# Fixtures with a dynamic batch: their .tflite and TF.js outputs are also run at batch 4 (cases
+# `<id>:tflite@batch4`, `<id>:tfjs@batch4`),
 # the inputs' first row repeated to fill it; rows are independent, so the expected outputs are
 # the framework's rows repeated the same way.
 DYNAMIC_BATCH = ("onnx/dynamic_batch", "onnx/dynamo_cnn")
@@ -104,8 +105,9 @@ def run(
 def case_ids(fx: Fixture, targets: list[Target], only: str | None) -> list[str]:
     """The fixture's case ids (one per target, then verify) that `--only` selects."""
     ids = [f"{fx.id}:{t.name}" for t in targets if t.applies_to(fx.id)]
-    if fx.id in DYNAMIC_BATCH and any(t.name == "tflite" for t in targets):
-        ids.append(f"{fx.id}:tflite@batch{RESIZED_BATCH}")
+    for resizable in ("tflite", "tfjs"):
+        if fx.id in DYNAMIC_BATCH and any(t.name == resizable for t in targets):
+            ids.append(f"{fx.id}:{resizable}@batch{RESIZED_BATCH}")
     ids.append(f"{fx.id}:verify")
     return [i for i in ids if only is None or only in i]
 
@@ -150,7 +152,7 @@ def repeat_rows(a: np.ndarray, n: int) -> np.ndarray:
 def run_resized(fx, target, inputs, expected, known, out: Path, case_id: str) -> Case:
     """The file converted for `target`, run again with the batch resized to RESIZED_BATCH."""
     case = Case(case_id, extra={"fixture": fx.id, "target": f"{target.name}@batch"})
-    if not out.is_file():
+    if not out.exists():
         return known.settle(case, False, "no converted file (the conversion failed)")
     try:
         got = target.run(out, [repeat_rows(x, RESIZED_BATCH) for x in inputs])
@@ -289,7 +291,7 @@ def report(results: list[FixtureResult]) -> None:
     print(
         "rel = max|got - expected| / max(max|expected|, 1e-6) over all outputs; "
         "transposes = Transpose nodes in the produced ONNX (TRANSPOSE ops in the .tflite on tflite "
-        "rows); @batch4 = the .tflite resized to batch 4; verify = `convert --to onnx --verify`; "
+        "rows); @batch4 = the .tflite (or TF.js model) run at batch 4; verify = `convert --to onnx --verify`; "
         "weights/f32 = shard bytes of a quantized TF.js output over its weights in float32 "
         f"(tfjs-int8 rows pass at rel <= {TFJS_INT8_TOL:g}, tfjs-float16 at <= {TFJS_FLOAT16_TOL:g})"
     )

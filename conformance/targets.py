@@ -179,12 +179,13 @@ TFJS_QUANT_FIXTURES = (
     "tf_keras/conv2d",
 )
 # Tolerances of the quantized variants, from the storage error of each weight: uint8 affine
-# rounds to within half a step, range/510 ≈ 2e-3 of a tensor's range; float16 to within 2^-11
-# ≈ 4.9e-4 relative. Errors of many weights add up through a layer (partly cancelling) and
-# through the layers; 25× the per-weight bound leaves room for that and still fails a loader
-# that dequantizes wrongly (which is off by whole ranges).
-TFJS_INT8_TOL = 5e-2
-TFJS_FLOAT16_TOL = 1.2e-2
+# rounds to within half a step, range/510 ≈ 2.0e-3 of a tensor's range; float16 to within 2^-11
+# ≈ 4.9e-4 relative. The errors of many weights add up through a layer (partly cancelling) and
+# through the layers: 10× the per-weight bound leaves room for that (the fixtures stay within
+# 4.5× for uint8, 0.6× for float16) and still fails a loader that dequantizes wrongly, which
+# is off by whole ranges.
+TFJS_INT8_TOL = 2e-2
+TFJS_FLOAT16_TOL = 5e-3
 
 TARGETS: dict[str, Target] = {
     t.name: t

@@ -10,4 +10,6 @@ mod passes;
 mod readers;
 mod roundtrip;
 mod saved_model;
+mod tfjs;
+mod tfjs_layers;
 mod tflite;

@@ -327,6 +327,8 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     let mut g = source.clone();
     let mut ctx = PassContext::default();
     passes::run_to_fixed_point(&mut g, &[&passes::DeadCode], &mut ctx, 4)?;
+    // A TF.js layers model is written from the Keras file (nothing to verify through tract).
+    let mut layers = false;
     let writer: Box<dyn Writer> = match a.target {
         Target::Onnx => Box::new(OnnxWriter {
             opset: a.opset,
@@ -352,22 +354,38 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
                     reader.name()
                 )));
             }
-            if format == TfjsFormat::Layers {
+            let keras = reader.name() == "keras";
+            let lacking = if keras && format != TfjsFormat::Graph {
+                tfjs::layers::check(&a.input)?
+            } else {
+                vec![]
+            };
+            if format == TfjsFormat::Layers && !lacking.is_empty() {
                 return Err(Error::Unsupported {
                     file: a.input.display().to_string(),
-                    items: vec![crate::error::Unsupported {
-                        op: "layers-model".into(),
-                        node: a.input.display().to_string(),
-                        reason: "the TF.js layers writer is not part of this build yet; use \
-                                 --tfjs-format graph"
-                            .into(),
-                    }],
+                    items: lacking,
                 });
             }
-            Box::new(tfjs::graph::GraphWriter {
-                folder,
-                generated_by: Some(reader.name().to_string()),
-            })
+            if keras && format != TfjsFormat::Graph && !lacking.is_empty() && !quiet {
+                eprintln!(
+                    "warning: tfjs-layers cannot hold this model, writing a graph model instead:"
+                );
+                for u in &lacking {
+                    eprintln!("  {u}");
+                }
+            }
+            layers = keras && format != TfjsFormat::Graph && lacking.is_empty();
+            if layers {
+                Box::new(tfjs::LayersWriter {
+                    input: a.input.clone(),
+                    folder,
+                })
+            } else {
+                Box::new(tfjs::graph::GraphWriter {
+                    folder,
+                    generated_by: Some(reader.name().to_string()),
+                })
+            }
         }
     };
     writer.legalize(&mut g)?;
@@ -442,6 +460,10 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
             Target::Tflite => tflite_outputs(&progress, &out, &inputs, a.io_layout, &g)?,
             // The graph exactly as written (after the NHWC rewrites), run by tract: TF.js
             // itself runs in the conformance tier (Node).
+            Target::Tfjs if layers => {
+                progress.line("verification is not available for TF.js layers models; skipped");
+                None
+            }
             Target::Tfjs => Some(eval::run(&g, &inputs)?),
         };
         let skipped = got.is_none();

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod conv_fold;
 pub mod einsum;
 pub mod fuse;
+pub mod integer;
 pub mod io_layout;
 pub mod layout;
 pub mod lower;
@@ -16,6 +17,7 @@ pub mod quantize;
 pub mod rewrite;
 pub mod spatial1d;
 pub mod transpose;
+pub mod unroll;
 
 use crate::error::{Error, Result};
 use crate::ir::Graph;

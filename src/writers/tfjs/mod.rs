@@ -15,6 +15,40 @@ pub mod weights;
 
 pub use weights::{write_folder, FolderOptions, NamedWeight, WeightQuant, DEFAULT_SHARD_SIZE};
 
+use crate::error::{Result, Unsupported};
+use crate::ir::Graph;
+use crate::writers::{WriteReport, Writer};
+use std::path::{Path, PathBuf};
+
+/// The layers writer behind the [`Writer`] trait. A layers model is the Keras topology, so it
+/// is written from the Keras file itself; the IR is not used (no legalization).
+pub struct LayersWriter {
+    pub input: PathBuf,
+    pub folder: FolderOptions,
+}
+
+impl Writer for LayersWriter {
+    fn name(&self) -> &'static str {
+        "tfjs"
+    }
+    fn legalize(&self, _g: &mut Graph) -> Result<()> {
+        Ok(())
+    }
+    fn check(&self, _g: &Graph) -> Vec<Unsupported> {
+        match layers::check(&self.input) {
+            Ok(items) => items,
+            Err(e) => vec![Unsupported {
+                op: "layers-model".into(),
+                node: self.input.display().to_string(),
+                reason: e.to_string(),
+            }],
+        }
+    }
+    fn write(&self, _g: &Graph, out: &Path) -> Result<WriteReport> {
+        layers::write(&self.input, out, &self.folder)
+    }
+}
+
 /// Which kind of TF.js model to write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TfjsFormat {

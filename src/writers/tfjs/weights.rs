@@ -260,6 +260,24 @@ pub fn shard_sizes(total: u64, limit: Option<u64>) -> Vec<u64> {
     (0..n).map(|i| limit.min(total - i * limit)).collect()
 }
 
+/// `group{g}-shard{i}of{n}.bin`, as the Python converter and this writer name shards.
+fn is_shard_name(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let Some(rest) = name
+        .strip_prefix("group")
+        .and_then(|r| r.strip_suffix(".bin"))
+    else {
+        return false;
+    };
+    let Some((g, rest)) = rest.split_once("-shard") else {
+        return false;
+    };
+    let Some((i, n)) = rest.split_once("of") else {
+        return false;
+    };
+    digits(g) && digits(i) && digits(n)
+}
+
 /// Writes a byte stream into consecutive shard files of the given sizes.
 struct ShardWriter<'a> {
     dir: &'a Path,
@@ -329,10 +347,26 @@ impl AtomicDir {
                 target.display()
             )));
         }
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "tfjs".into());
+        // Only a folder holding nothing but a TF.js output (or nothing) is ever replaced.
+        if target.is_dir() {
+            for e in std::fs::read_dir(target).map_err(super::super::io_err(target))? {
+                let e = e.map_err(super::super::io_err(target))?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !(name == "model.json" || is_shard_name(&name)) {
+                    return Err(failed(format!(
+                        "{}: the folder exists and holds {name}, which no TF.js output has; \
+                         not replacing it",
+                        target.display()
+                    )));
+                }
+            }
+        }
+        let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            return Err(failed(format!(
+                "{}: name the output folder itself",
+                target.display()
+            )));
+        };
         let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(super::super::io_err(&tmp))?;
@@ -443,8 +477,16 @@ pub fn write_folder(
     };
     let mut buf = Vec::new();
     for p in &planned {
-        encode(p, &mut buf);
-        shards.write(&buf)?;
+        let t = &p.weight.tensor;
+        match p.stored {
+            // Stored as they are: straight from the (shared, often mapped) tensor bytes.
+            Stored::F32 if t.dtype == DType::F32 => shards.write(&t.data)?,
+            Stored::I32 if t.dtype == DType::I32 => shards.write(&t.data)?,
+            _ => {
+                encode(p, &mut buf);
+                shards.write(&buf)?;
+            }
+        }
     }
     shards.finish_file()?;
     let json_path = dir.path().join("model.json");
@@ -472,6 +514,20 @@ mod tests {
         assert_eq!(shard_sizes(2000, Some(1000)), vec![1000, 1000]);
         assert_eq!(shard_sizes(2500, None), vec![2500]);
         assert!(shard_sizes(0, Some(1000)).is_empty());
+    }
+
+    #[test]
+    fn only_tfjs_files_count_as_a_previous_output() {
+        assert!(is_shard_name("group1-shard1of1.bin"));
+        assert!(is_shard_name("group12-shard3of40.bin"));
+        assert!(!is_shard_name("group1-shard1of.bin"));
+        assert!(!is_shard_name("index.html"));
+        let dir = std::env::temp_dir().join(format!("mdeploy-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), "keep").unwrap();
+        assert!(AtomicDir::create(&dir).is_err());
+        assert!(dir.join("index.html").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

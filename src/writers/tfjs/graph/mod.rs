@@ -13,8 +13,10 @@
 //!   outside int32 are refused, f16/f64 values are computed in float32.
 
 mod emit;
+mod index;
 mod nn;
 mod ops;
+mod quant;
 
 use super::{write_folder, FolderOptions};
 use crate::error::{Error, Result, Unsupported};
@@ -143,8 +145,10 @@ impl Writer for GraphWriter {
     }
 
     fn legalize(&self, g: &mut Graph) -> Result<()> {
-        nhwc::legalize(g, false, &native_clip)
-            .map_err(|e| crate::error::failed(format!("TF.js legalization: {e}")))
+        let fail = |e: String| crate::error::failed(format!("TF.js legalization: {e}"));
+        crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
+        crate::passes::unroll::unroll_rnns(g).map_err(fail)?;
+        nhwc::legalize(g, false, &native_clip).map_err(fail)
     }
 
     fn check(&self, g: &Graph) -> Vec<Unsupported> {

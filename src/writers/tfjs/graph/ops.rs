@@ -109,7 +109,11 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 "",
                 "Cast",
                 vec![x],
-                vec![("SrcT", a_type(in_dt)), ("DstT", a_type(c.to)), ("Truncate", a_bool(false))],
+                vec![
+                    ("SrcT", a_type(in_dt)),
+                    ("DstT", a_type(c.to)),
+                    ("Truncate", a_bool(false)),
+                ],
             )
         }
         Op::MatMul(m) => return nn::matmul(gx, n, m.transpose_a, m.transpose_b, fused),
@@ -122,7 +126,11 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 "",
                 "Einsum",
                 ins,
-                vec![("equation", a_str(&e.equation)), ("N", a_int(n.inputs.len() as i64)), t(dt)],
+                vec![
+                    ("equation", a_str(&e.equation)),
+                    ("N", a_int(n.inputs.len() as i64)),
+                    t(dt),
+                ],
             )
         }
         Op::Conv(c) => return nn::conv(gx, n, c, fused),
@@ -138,7 +146,9 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             let axes: Vec<i64> = p.layout.spatial_axes(rank).map(|a| a as i64).collect();
             reduce(gx, n, op, &axes, true)?
         }
-        Op::BatchNorm(_) => return Err("batch norm not folded into a convolution or lowered".into()),
+        Op::BatchNorm(_) => {
+            return Err("batch norm not folded into a convolution or lowered".into())
+        }
         Op::LayerNorm(_) | Op::InstanceNorm(_) | Op::LpNorm(_) => {
             return Err("normalization not lowered by legalization".into())
         }
@@ -147,25 +157,45 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 return Err("softmax over an inner axis (legalization moves it last)".into());
             }
             let x = gx.r(n.inputs[0])?;
-            gx.node("", if s.log { "LogSoftmax" } else { "Softmax" }, vec![x], vec![t(dt)])
+            gx.node(
+                "",
+                if s.log { "LogSoftmax" } else { "Softmax" },
+                vec![x],
+                vec![t(dt)],
+            )
         }
         Op::Hardmax(_) => return Err("Hardmax has no TF.js op".into()),
         Op::Reshape(r) => {
             let x = gx.r(n.inputs[0])?;
             let shape = gx.dims("shape", &r.shape, &[n.inputs[0]], true)?;
-            gx.node("", "Reshape", vec![x, shape], vec![t(dt), ("Tshape", a_type(DType::I32))])
+            gx.node(
+                "",
+                "Reshape",
+                vec![x, shape],
+                vec![t(dt), ("Tshape", a_type(DType::I32))],
+            )
         }
         Op::Transpose(p) => {
             let x = gx.r(n.inputs[0])?;
             let perm: Vec<i64> = p.perm.iter().map(|&a| a as i64).collect();
             let perm = gx.ints("perm", &perm)?;
-            gx.node("", "Transpose", vec![x, perm], vec![t(dt), ("Tperm", a_type(DType::I32))])
+            gx.node(
+                "",
+                "Transpose",
+                vec![x, perm],
+                vec![t(dt), ("Tperm", a_type(DType::I32))],
+            )
         }
         Op::Concat(c) => {
             let mut ins = inputs(gx, n)?;
             let count = ins.len() as i64;
             ins.push(gx.int("axis", c.axis as i64)?);
-            gx.node("", "ConcatV2", ins, vec![t(dt), ("N", a_int(count)), ("Tidx", a_type(DType::I32))])
+            gx.node(
+                "",
+                "ConcatV2",
+                ins,
+                vec![t(dt), ("N", a_int(count)), ("Tidx", a_type(DType::I32))],
+            )
         }
         Op::Split(s) => {
             let x = gx.r(n.inputs[0])?;
@@ -176,10 +206,21 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 "",
                 "SplitV",
                 vec![x, sizes, axis],
-                vec![t(dt), ("num_split", a_int(s.sizes.len() as i64)), ("Tlen", a_type(DType::I32))],
+                vec![
+                    t(dt),
+                    ("num_split", a_int(s.sizes.len() as i64)),
+                    ("Tlen", a_type(DType::I32)),
+                ],
             );
             for (i, &o) in n.outputs.iter().enumerate() {
-                gx.bind(o, if i == 0 { y.clone() } else { format!("{y}:{i}") });
+                gx.bind(
+                    o,
+                    if i == 0 {
+                        y.clone()
+                    } else {
+                        format!("{y}:{i}")
+                    },
+                );
             }
             return Ok(());
         }
@@ -200,14 +241,20 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             if d.mode != crate::ir::ops::DepthToSpaceMode::Dcr
                 || d.layout != crate::ir::Layout::Nhwc
             {
-                return Err("only NHWC DCR depth-to-space is a TF op (legalization spells out CRD)".into());
+                return Err(
+                    "only NHWC DCR depth-to-space is a TF op (legalization spells out CRD)".into(),
+                );
             }
             let x = gx.r(n.inputs[0])?;
             gx.node(
                 "",
                 "DepthToSpace",
                 vec![x],
-                vec![t(dt), ("block_size", a_int(d.block as i64)), ("data_format", a_str("NHWC"))],
+                vec![
+                    t(dt),
+                    ("block_size", a_int(d.block as i64)),
+                    ("data_format", a_str("NHWC")),
+                ],
             )
         }
         Op::SpaceToDepth(s) => space_to_depth(gx, n, s.block, s.layout)?,
@@ -224,7 +271,7 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 vec![("batch_dims", a_int(0)), ("Tparams", a_type(dt))],
             )
         }
-        Op::GatherElements(_) => return Err("GatherElements has no TF.js op".into()),
+        Op::GatherElements(ga) => super::index::gather_elements(gx, n, ga.axis)?,
         Op::GatherNd(gn) => {
             if gn.batch_dims != 0 {
                 return Err("GatherNd with batch dimensions has no TF.js form".into());
@@ -236,18 +283,29 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             if s.reduction != ScatterReduction::None {
                 return Err("ScatterND with a reduction has no TF.js op".into());
             }
-            let ins = inputs(gx, n)?;
-            gx.node("", "TensorScatterUpdate", ins, vec![t(dt)])
+            super::index::scatter_nd(gx, n)?
         }
-        Op::ScatterElements(_) => return Err("ScatterElements has no TF.js op".into()),
+        Op::ScatterElements(se) => {
+            if se.reduction != ScatterReduction::None {
+                return Err("ScatterElements with a reduction has no TF.js form".into());
+            }
+            super::index::scatter_elements(gx, n, se.axis)?
+        }
         Op::TopK(k) => {
             let rank = g.ty(n.inputs[0]).rank();
             if k.axis + 1 != rank || !k.largest {
-                return Err("TF.js TopKV2 takes the largest values along the last axis only".into());
+                return Err(
+                    "TF.js TopKV2 takes the largest values along the last axis only".into(),
+                );
             }
             let x = gx.r(n.inputs[0])?;
             let kk = gx.int("k", k.k as i64)?;
-            let y = gx.node("", "TopKV2", vec![x, kk], vec![t(in_dt), ("sorted", a_bool(true))]);
+            let y = gx.node(
+                "",
+                "TopKV2",
+                vec![x, kk],
+                vec![t(in_dt), ("sorted", a_bool(true))],
+            );
             gx.bind(n.outputs[0], y.clone());
             if let Some(&i) = n.outputs.get(1) {
                 gx.bind(i, format!("{y}:1"));
@@ -280,7 +338,11 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 "",
                 "Cumsum",
                 vec![x, axis],
-                vec![t(dt), ("exclusive", a_bool(c.exclusive)), ("reverse", a_bool(c.reverse))],
+                vec![
+                    t(dt),
+                    ("exclusive", a_bool(c.exclusive)),
+                    ("reverse", a_bool(c.reverse)),
+                ],
             )
         }
         Op::NonZero => {
@@ -290,16 +352,29 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             gx.node("", "Transpose", vec![w, perm], vec![t(DType::I32)])
         }
         Op::OneHot(o) => {
-            let values = g.constant(n.inputs[1]).ok_or("OneHot values must be constant")?;
+            let values = g
+                .constant(n.inputs[1])
+                .ok_or("OneHot values must be constant")?;
             let v = values.to_f64s();
             if v.len() != 2 {
                 return Err("OneHot values must hold [off, on]".into());
             }
             let idx = gx.r(n.inputs[0])?;
             let depth = gx.int("depth", o.depth as i64)?;
-            let on = gx.konst(&format!("{}/on", gx.base), crate::ir::Tensor::from_f64s(values.dtype, vec![], &v[1..]))?;
-            let off = gx.konst(&format!("{}/off", gx.base), crate::ir::Tensor::from_f64s(values.dtype, vec![], &v[..1]))?;
-            gx.node("", "OneHot", vec![idx, depth, on, off], vec![("axis", a_int(o.axis)), t(dt)])
+            let on = gx.konst(
+                &format!("{}/on", gx.base),
+                crate::ir::Tensor::from_f64s(values.dtype, vec![], &v[1..]),
+            )?;
+            let off = gx.konst(
+                &format!("{}/off", gx.base),
+                crate::ir::Tensor::from_f64s(values.dtype, vec![], &v[..1]),
+            )?;
+            gx.node(
+                "",
+                "OneHot",
+                vec![idx, depth, on, off],
+                vec![("axis", a_int(o.axis)), t(dt)],
+            )
         }
         Op::Trilu(tr) => {
             if tr.k != 0 {
@@ -361,17 +436,20 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             reduce(gx, n, op, &axes, r.keep_dims)?
         }
         Op::Lstm(_) | Op::Gru(_) => {
-            return Err("recurrent layers are TF While loops in a graph model; not unrolled yet".into())
+            return Err(
+                "recurrent layers are TF While loops in a graph model; not unrolled yet".into(),
+            )
         }
-        Op::QuantizeLinear(_)
-        | Op::DequantizeLinear(_)
-        | Op::DynamicQuantizeLinear
+        Op::QuantizeLinear(q) => super::quant::quantize(gx, n, q)?,
+        Op::DequantizeLinear(q) => super::quant::dequantize(gx, n, q)?,
+        Op::DynamicQuantizeLinear
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => {
-            return Err("integer (quantized) ops have no TF.js graph form; TF.js quantizes weights only (--int8)".into())
-        }
+        | Op::QLinearMatMul => return Err(
+            "integer-arithmetic ops have no TF.js kernels (TF.js quantizes weights only: --int8)"
+                .into(),
+        ),
     };
     gx.bind(n.outputs[0], y);
     Ok(())

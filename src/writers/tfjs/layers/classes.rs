@@ -5,14 +5,15 @@
 //! A config is passed through key by key with values rewritten (`common.rs`); tfjs ignores
 //! keys it does not read. What tfjs would read differently from Keras is refused with the
 //! reason (the writer then falls back to a graph model, or fails with `--tfjs-format layers`):
-//! e.g. GRU `reset_after=True` (tfjs's GRUCell throws), Conv `groups > 1` (ignored by tfjs),
+//! e.g. GRU `reset_after=True` (tfjs's GRUCell throws), transposed convolutions' `groups`,
 //! global pooling `keepdims=True` (no such arg), bilinear `UpSampling2D` (tfjs resizes with
 //! the legacy asymmetric sampling, Keras with half-pixel centers).
 
 use super::common::{
     activation, activation_name, activation_steps, constraint, dtype, initializer, regularizer,
-    From, Step,
+    From, Plan, Step,
 };
+use super::rewrites::{self, Facts};
 use serde_json::{json, Map, Value};
 
 /// Layer classes tfjs-layers 4.22 registers and this translation covers (models —
@@ -27,7 +28,6 @@ const KNOWN: &[&str] = &[
     "AveragePooling3D",
     "BatchNormalization",
     "Bidirectional",
-    "CenterCrop",
     "Concatenate",
     "Conv1D",
     "Conv2D",
@@ -66,7 +66,6 @@ const KNOWN: &[&str] = &[
     "RepeatVector",
     "Rescaling",
     "Reshape",
-    "Resizing",
     "SeparableConv2D",
     "SimpleRNN",
     "Softmax",
@@ -105,12 +104,14 @@ pub fn known(class: &str) -> Result<(), Reason> {
         "Lambda" | "TFOpLambda" | "SlicingOpLambda" => {
             format!("tfjs-layers cannot run a {class} layer (Python code)")
         }
+        // tfjs has both, but resizes with align_corners (Keras: half-pixel centers).
+        "Resizing" | "CenterCrop" => {
+            format!(
+                "tfjs-layers' {class} samples with aligned corners, Keras with half-pixel centers"
+            )
+        }
         _ => format!("tfjs-layers 4.22 has no {class} layer"),
     })
-}
-
-fn num(c: &Map<String, Value>, k: &str) -> Option<f64> {
-    c.get(k).and_then(Value::as_f64)
 }
 
 fn flag(c: &Map<String, Value>, k: &str) -> bool {
@@ -140,13 +141,18 @@ fn all_ones(v: Option<&Value>) -> bool {
 
 /// The tfjs config of one (non-model) layer, with its values rewritten. `keras3` picks the
 /// dialect where names or semantics differ.
+/// (Inside wrappers, where no layers can be added around it.)
 pub fn config(class: &str, cfg: &Value, keras3: bool) -> Result<Map<String, Value>, Reason> {
-    match config_with_steps(class, cfg, keras3)? {
-        (c, steps) if steps.is_empty() => Ok(c),
-        _ => Err(format!(
-            "tfjs needs layers after it (activation '{}' or keepdims), which cannot go \
-             inside a wrapper",
-            cfg.get("activation").map_or("", activation_name)
+    let mut no_shape = || Err("unknown inside a wrapper".to_string());
+    let mut facts = Facts {
+        output_shape: &mut no_shape,
+        weight_shapes: vec![],
+    };
+    match translate(class, cfg, keras3, &mut facts)? {
+        (c, plan) if plan.is_plain() && plan.class == class => Ok(c),
+        (_, plan) => Err(format!(
+            "tfjs writes it as {} with layers around it, which cannot go inside a wrapper",
+            plan.class
         )),
     }
 }
@@ -165,14 +171,17 @@ const OUTPUT_ACTIVATION: &[&str] = &[
     "SeparableConv2D",
 ];
 
-/// The tfjs config of one layer and the layers to write after it (`common::Step`) for what
-/// tfjs's class lacks.
-pub fn config_with_steps(
+/// The tfjs config of one layer and how it is written (`Plan`: the tfjs class, layers added
+/// before or after it for what tfjs's class lacks).
+pub fn translate(
     class: &str,
     cfg: &Value,
     keras3: bool,
-) -> Result<(Map<String, Value>, Vec<Step>), Reason> {
-    known(class)?;
+    facts: &mut Facts,
+) -> Result<(Map<String, Value>, Plan), Reason> {
+    if !rewrites::REWRITTEN.contains(&class) {
+        known(class)?;
+    }
     let mut steps = Vec::new();
     let src = cfg
         .as_object()
@@ -197,33 +206,46 @@ pub fn config_with_steps(
                 continue;
             }
             k if k.ends_with("_initializer") => initializer(v),
+            // tfjs-layers throws when it calls a layer that has an activity regularizer; it
+            // only adds a training loss, so it is left out (docs/formats.md).
+            "activity_regularizer" => Value::Null,
             k if k.ends_with("_regularizer") => regularizer(v),
             k if k.ends_with("_constraint") => constraint(v),
             _ => v.clone(),
         };
         c.insert(k.clone(), v);
     }
-    check_class(class, &mut c)?;
+    let mut plan = match rewrites::plan(class, &mut c, facts)? {
+        Some(p) => p,
+        None => Plan::of(class),
+    };
+    check_class(&plan.class, &mut c)?;
     if class.starts_with("Global") && flag(&c, "keepdims") {
-        // tfjs's global pooling has no keepdims: reshape to size-1 spatial axes after it.
-        let rank = if class.ends_with("1D") { 1 } else { 2 };
-        let mut target = vec![json!(1); rank];
-        if c.get("data_format").and_then(Value::as_str) == Some("channels_first") {
-            target.insert(0, json!(-1));
-        } else {
-            target.push(json!(-1));
-        }
-        let mut reshape = Step::new(
+        // tfjs's global pooling has no keepdims: reshape to the pooled output's shape (the
+        // target given in full: tfjs's Reshape infers nothing while the batch is unknown).
+        let shape = (facts.output_shape)().map_err(|e| format!("keepdims=True: {e}"))?;
+        let target = shape
+            .get(1..)
+            .unwrap_or_default()
+            .iter()
+            .map(|d| d.fixed().map(|d| json!(d)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("keepdims=True on an output of unknown size")?;
+        steps.push(Step::new(
             "Reshape",
-            json!({"target_shape": target}),
+            json!({ "target_shape": target }),
             vec![From::Layer],
             "_keepdims",
-        );
-        reshape.fill_unknown = true;
-        steps.push(reshape);
+        ));
     }
     c.remove("keepdims");
-    Ok((c, steps))
+    if !steps.is_empty() {
+        if !plan.after.is_empty() {
+            return Err("needs two sets of added layers".into());
+        }
+        plan.after = steps;
+    }
+    Ok((c, plan))
 }
 
 /// Per-class rewrites and the semantics tfjs does not share with Keras.
@@ -244,9 +266,6 @@ fn check_class(class: &str, c: &mut Map<String, Value>) -> Result<(), Reason> {
             });
         }
         "Conv1D" | "Conv2D" | "Conv3D" | "SeparableConv2D" | "DepthwiseConv2D" => {
-            if c.get("groups").and_then(Value::as_u64).unwrap_or(1) != 1 {
-                return Err("grouped convolution (groups > 1): tfjs ignores `groups`".into());
-            }
             if c.get("padding").and_then(Value::as_str) == Some("causal") {
                 return Err("causal padding: tfjs's convolutions do not implement it".into());
             }
@@ -291,11 +310,6 @@ fn check_class(class: &str, c: &mut Map<String, Value>) -> Result<(), Reason> {
         }
         "Softmax" => single_axis(c, "axis")?,
         "ReLU" => {
-            if num(c, "negative_slope").unwrap_or(0.0) != 0.0
-                || num(c, "threshold").unwrap_or(0.0) != 0.0
-            {
-                return Err("negative_slope or threshold: tfjs's ReLU has max_value only".into());
-            }
             c.remove("negative_slope");
             c.remove("threshold");
         }
@@ -390,6 +404,7 @@ mod tests {
     fn refuses_what_tfjs_computes_differently() {
         assert!(config("GRU", &json!({"units": 2, "reset_after": true}), true).is_err());
         assert!(config("Conv2D", &json!({"groups": 2}), true).is_err());
+        assert!(config("Conv2DTranspose", &json!({"groups": 2}), true).is_err());
         assert!(config("GlobalAveragePooling2D", &json!({"keepdims": true}), true).is_err());
         assert!(config("MultiHeadAttention", &json!({}), true)
             .unwrap_err()

@@ -137,26 +137,74 @@ pub fn constraint(v: &Value) -> Value {
     }
 }
 
-/// Where a step added after a layer takes an input from.
+/// Where a layer added around a translated layer takes an input from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum From {
+    /// The Keras layer's `i`-th input (of the call being written).
+    Input(usize),
     /// The layer's own (first) output.
     Layer,
-    /// An earlier step's output.
-    Step(usize),
+    /// A step of `Plan::before`.
+    Before(usize),
+    /// A step of `Plan::after`.
+    After(usize),
 }
 
-/// A layer written after a translated layer to compute what tfjs's version of it lacks
-/// (an activation tfjs has no name for, `keepdims`). Its name is the layer's plus `suffix`.
+/// A layer written before or after a translated layer to compute what tfjs's version of it
+/// lacks (an activation tfjs has no name for, `keepdims`, a 1-D op done in 2-D). Its name is
+/// the Keras layer's plus `suffix`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     pub class: &'static str,
     pub config: Map<String, Value>,
     pub inputs: Vec<From>,
     pub suffix: &'static str,
-    /// The `-1` in this Reshape's `target_shape` is to be the size of the layer's output on
-    /// that axis: tfjs's Reshape infers no dimension while the batch size is unknown.
-    pub fill_unknown: bool,
+}
+
+/// How one Keras layer is written: as tfjs class `class` under the Keras layer's name, fed by
+/// `inputs` (`None`: the Keras layer's own inputs), with `before` and `after` around it.
+/// References to the Keras layer's output name the last `after` step if there is one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub class: String,
+    pub before: Vec<Step>,
+    pub inputs: Option<Vec<From>>,
+    pub after: Vec<Step>,
+    /// A grouped convolution's group count (> 1): its kernel is written block-diagonal.
+    pub ungroup: usize,
+}
+
+impl Plan {
+    pub fn of(class: &str) -> Plan {
+        Plan {
+            class: class.to_string(),
+            ..Plan::default()
+        }
+    }
+
+    pub fn is_plain(&self) -> bool {
+        self.before.is_empty()
+            && self.after.is_empty()
+            && self.inputs.is_none()
+            && self.ungroup <= 1
+    }
+
+    /// Whether the layers form one chain (what a Sequential model can hold).
+    pub fn is_chain(&self) -> bool {
+        let chain = |steps: &[Step], first: From, at: fn(usize) -> From| {
+            steps
+                .iter()
+                .enumerate()
+                .all(|(i, s)| s.inputs == [if i == 0 { first } else { at(i - 1) }])
+        };
+        let main_in = match self.before.len() {
+            0 => None,
+            n => Some(vec![From::Before(n - 1)]),
+        };
+        chain(&self.before, From::Input(0), From::Before)
+            && self.inputs == main_in
+            && chain(&self.after, From::Layer, From::After)
+    }
 }
 
 impl Step {
@@ -171,7 +219,6 @@ impl Step {
             config: config.as_object().cloned().unwrap_or_default(),
             inputs,
             suffix,
-            fill_unknown: false,
         }
     }
 }
@@ -192,7 +239,7 @@ pub fn activation_steps(name: &str, keras3: bool) -> Option<Vec<Step>> {
             Step::new(
                 "ReLU",
                 json!({"max_value": 1.0}),
-                vec![From::Step(0)],
+                vec![From::After(0)],
                 "_hs_clip",
             ),
         ]
@@ -210,7 +257,7 @@ pub fn activation_steps(name: &str, keras3: bool) -> Option<Vec<Step>> {
             s.push(Step::new(
                 "Multiply",
                 json!({}),
-                vec![From::Layer, From::Step(1)],
+                vec![From::Layer, From::After(1)],
                 "_hard_silu",
             ));
             s

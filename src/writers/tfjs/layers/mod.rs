@@ -21,14 +21,18 @@
 
 mod classes;
 mod common;
+mod rewrites;
 
-use common::{From, Step};
+use common::{From, Plan, Step};
+use rewrites::Facts;
 
 use super::{write_folder, FolderOptions, NamedWeight};
 use crate::error::{failed, Error, Result, Unsupported};
-use crate::ir::{Dim, Graph, Tensor};
+use crate::ir::{Dim, Tensor};
 use crate::readers::keras::build::node_offsets;
-use crate::readers::keras::config::{parse_call, parse_refs, LayerSpec, ModelConfig, TensorRef};
+use crate::readers::keras::config::{
+    parse_call, parse_refs, CallSpec, LayerSpec, ModelConfig, TensorRef,
+};
 use crate::readers::keras::weights::Weights;
 use crate::readers::keras::KerasReader;
 use crate::readers::keras::{read_source, KerasSource};
@@ -83,7 +87,7 @@ pub fn translate(src: &KerasSource, input: &Path) -> Result<LayersModel> {
         weights: Vec::new(),
         layers: 0,
         input,
-        graph: None,
+        shapes: None,
     };
     let model = t
         .model(&src.model, &src.weights, "")
@@ -130,8 +134,9 @@ const TFJS_LAYERS_VERSION: &str = "4.22.0";
 
 struct Translator<'a> {
     input: &'a Path,
-    /// The source read as IR, once a layer's output shape is needed.
-    graph: Option<Result<Graph, String>>,
+    /// The shapes of the source read as IR (values by name; a layer's output value has the
+    /// layer's name), read once a layer's output shape is needed.
+    shapes: Option<Result<HashMap<String, Vec<Dim>>, String>>,
     keras3: bool,
     unsupported: Vec<Unsupported>,
     weights: Vec<NamedWeight>,
@@ -142,42 +147,20 @@ impl Translator<'_> {
     /// The static shape of layer `node`'s first output (its IR value has the layer's name).
     fn output_shape(&mut self, node: &str) -> Result<Vec<Dim>, String> {
         let input = self.input;
-        let g = self.graph.get_or_insert_with(|| {
-            KerasReader
+        let shapes = self.shapes.get_or_insert_with(|| {
+            // The file's own shapes (no input overrides: the topology keeps the config's).
+            let g = KerasReader
                 .read(input, &ReadOptions::default())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok(g.values.into_iter().map(|v| (v.name, v.ty.shape)).collect())
         });
-        let g = g
+        let shapes = shapes
             .as_ref()
             .map_err(|e| format!("its output shape is unknown ({e})"))?;
-        g.values
-            .iter()
-            .find(|v| v.name == node)
-            .map(|v| v.ty.shape.clone())
+        shapes
+            .get(node)
+            .cloned()
             .ok_or_else(|| format!("its output shape is unknown (no value '{node}')"))
-    }
-
-    /// Fills a step's `-1` (see `Step::fill_unknown`) from the layer's output shape.
-    fn fill_unknown(&mut self, step: &mut Step, node: &str) -> Result<(), String> {
-        let shape = self.output_shape(node)?;
-        let Some(Value::Array(target)) = step.config.get_mut("target_shape") else {
-            return Ok(());
-        };
-        if shape.len() != target.len() + 1 {
-            return Err(format!(
-                "output rank {} for a {}-d reshape",
-                shape.len(),
-                target.len()
-            ));
-        }
-        for (t, d) in target.iter_mut().zip(&shape[1..]) {
-            if t.as_i64() == Some(-1) {
-                *t = json!(d
-                    .fixed()
-                    .ok_or_else(|| format!("output dimension {d:?} is not fixed"))?);
-            }
-        }
-        Ok(())
     }
 
     fn refuse(&mut self, class: &str, node: &str, reason: String) {
@@ -195,42 +178,11 @@ impl Translator<'_> {
             .map_err(|e| format!("model '{path}': unexpected model config ({e})"))?;
         let name = spec.layer_name();
         if spec.class_name == "Sequential" {
-            let mut names = layer_names(&cfg);
-            let mut layers = Vec::with_capacity(cfg.layers.len());
-            for l in &cfg.layers {
-                let (class, config, steps) = self.layer(l, weights, path)?;
-                layers.push(json!({"class_name": class, "config": config}));
-                let chain = steps.iter().enumerate().all(|(i, s)| {
-                    s.inputs
-                        == [if i == 0 {
-                            From::Layer
-                        } else {
-                            From::Step(i - 1)
-                        }]
-                });
-                if !chain {
-                    self.refuse(
-                        &l.class_name,
-                        &format!("{path}{}", l.layer_name()),
-                        "its activation needs a Multiply layer, which a Sequential model \
-                         cannot hold"
-                            .into(),
-                    );
-                    continue;
-                }
-                for s in steps {
-                    let mut c = s.config;
-                    c.insert(
-                        "name".into(),
-                        json!(unique(&mut names, &l.layer_name(), s.suffix)),
-                    );
-                    layers.push(json!({"class_name": s.class, "config": c}));
-                }
-            }
+            let layers = self.sequential_layers(&cfg, weights, path)?;
             return Ok(json!({"class_name": "Sequential",
                 "config": {"name": name, "layers": layers}}));
         }
-        let call_refs: Vec<(&LayerSpec, Vec<crate::readers::keras::config::CallSpec>)> = cfg
+        let call_refs: Vec<(&LayerSpec, Vec<CallSpec>)> = cfg
             .layers
             .iter()
             .map(|l| {
@@ -268,21 +220,27 @@ impl Translator<'_> {
             .iter()
             .map(|l| (l.layer_name(), l.is_model()))
             .collect();
-        // Each layer's entry and the layers written after it; references to a layer with
-        // steps then name its last step.
+        // Each layer's plan; references to a layer with layers after it name the last one.
         let mut names = layer_names(&cfg);
         let mut translated = Vec::with_capacity(call_refs.len());
         let mut redirect: HashMap<String, String> = HashMap::new();
         for (l, _) in &call_refs {
-            let (class, config, steps) = self.layer(l, weights, path)?;
-            let step_names: Vec<String> = steps
+            let (config, plan) = self.layer(l, weights, path)?;
+            let lname = l.layer_name();
+            let before: Vec<String> = plan
+                .before
                 .iter()
-                .map(|s| unique(&mut names, &l.layer_name(), s.suffix))
+                .map(|s| unique(&mut names, &lname, s.suffix))
                 .collect();
-            if let Some(last) = step_names.last() {
-                redirect.insert(l.layer_name(), last.clone());
+            let after: Vec<String> = plan
+                .after
+                .iter()
+                .map(|s| unique(&mut names, &lname, s.suffix))
+                .collect();
+            if let Some(last) = after.last() {
+                redirect.insert(lname, last.clone());
             }
-            translated.push((class, config, steps, step_names));
+            translated.push((config, plan, before, after));
         }
         // tfjs numbers a nested model's calls from 1 (its construction is node 0).
         let tfjs_ref = |r: &TensorRef, offsets: &HashMap<String, usize>| -> Value {
@@ -298,9 +256,10 @@ impl Translator<'_> {
             json!([layer, node, r.tensor])
         };
         let mut layers = Vec::with_capacity(cfg.layers.len());
-        for ((l, calls), (class, config, steps, step_names)) in call_refs.iter().zip(translated) {
+        for ((l, calls), (config, plan, before, after)) in call_refs.iter().zip(translated) {
             let lname = l.layer_name();
-            let mut nodes = Vec::with_capacity(calls.len());
+            // Per call: the inbound entries of the Keras layer's inputs.
+            let mut call_inputs = Vec::with_capacity(calls.len());
             for call in calls {
                 if !call.kw_tensors.is_empty() && classes::known(&l.class_name).is_ok() {
                     self.refuse(
@@ -328,23 +287,38 @@ impl Translator<'_> {
                         e
                     })
                     .collect();
-                nodes.push(Value::Array(entries));
+                call_inputs.push(entries);
             }
-            layers.push(json!({"class_name": class, "config": config, "name": lname,
-                "inbound_nodes": nodes}));
-            for (s, sname) in steps.into_iter().zip(&step_names) {
-                let from = |f: &From, k: usize| match f {
-                    From::Layer => json!([lname, k, 0, {}]),
-                    From::Step(i) => json!([step_names[*i], k, 0, {}]),
-                };
-                let nodes: Vec<Value> = (0..calls.len())
-                    .map(|k| Value::Array(s.inputs.iter().map(|f| from(f, k)).collect()))
-                    .collect();
-                let mut c = s.config;
+            let entry = |f: &From, k: usize| -> Value {
+                let named = |n: &str| json!([n, k, 0, {}]);
+                match f {
+                    From::Input(i) => call_inputs[k].get(*i).cloned().unwrap_or(Value::Null),
+                    From::Layer => named(&lname),
+                    From::Before(j) => named(&before[*j]),
+                    From::After(j) => named(&after[*j]),
+                }
+            };
+            let nodes_of = |ins: &[From]| -> Vec<Value> {
+                (0..calls.len())
+                    .map(|k| Value::Array(ins.iter().map(|f| entry(f, k)).collect()))
+                    .collect()
+            };
+            let step = |s: &Step, sname: &str| {
+                let mut c = s.config.clone();
                 c.insert("name".into(), json!(sname));
-                layers.push(json!({"class_name": s.class, "config": c, "name": sname,
-                    "inbound_nodes": nodes}));
-            }
+                json!({"class_name": s.class, "config": c, "name": sname,
+                    "inbound_nodes": nodes_of(&s.inputs)})
+            };
+            layers.extend(plan.before.iter().zip(&before).map(|(s, n)| step(s, n)));
+            let nodes: Vec<Value> = match &plan.inputs {
+                Some(ins) => nodes_of(ins),
+                None => call_inputs.iter().cloned().map(Value::Array).collect(),
+            };
+            layers.push(
+                json!({"class_name": plan.class, "config": config, "name": lname,
+                "inbound_nodes": nodes}),
+            );
+            layers.extend(plan.after.iter().zip(&after).map(|(s, n)| step(s, n)));
         }
         let no_offsets = HashMap::new();
         let input_layers: Vec<Value> = inputs.iter().map(|r| tfjs_ref(r, &no_offsets)).collect();
@@ -355,59 +329,108 @@ impl Translator<'_> {
         )
     }
 
-    /// One entry of a model's `layers`: its class and tfjs config, its weights recorded. An
+    /// A Sequential model's layers; layers added around a layer must form a chain.
+    fn sequential_layers(
+        &mut self,
+        cfg: &ModelConfig,
+        weights: &Weights,
+        path: &str,
+    ) -> Result<Vec<Value>, String> {
+        let mut names = layer_names(cfg);
+        let mut layers = Vec::with_capacity(cfg.layers.len());
+        for l in &cfg.layers {
+            let lname = l.layer_name();
+            let (config, plan) = self.layer(l, weights, path)?;
+            if !plan.is_chain() {
+                self.refuse(
+                    &l.class_name,
+                    &format!("{path}{lname}"),
+                    "tfjs needs a branch of layers for it, which a Sequential model cannot hold"
+                        .into(),
+                );
+                continue;
+            }
+            let mut step = |s: &Step| {
+                let mut c = s.config.clone();
+                c.insert("name".into(), json!(unique(&mut names, &lname, s.suffix)));
+                json!({"class_name": s.class, "config": c})
+            };
+            let before: Vec<Value> = plan.before.iter().map(&mut step).collect();
+            let after: Vec<Value> = plan.after.iter().map(&mut step).collect();
+            layers.extend(before);
+            layers.push(json!({"class_name": plan.class, "config": config}));
+            layers.extend(after);
+        }
+        Ok(layers)
+    }
+
+    /// One entry of a model's `layers`: its tfjs config and plan, its weights recorded. An
     /// unsupported layer is recorded and written as it was (nothing is written then).
     fn layer(
         &mut self,
         l: &LayerSpec,
         weights: &Weights,
         path: &str,
-    ) -> Result<(String, Value, Vec<Step>), String> {
+    ) -> Result<(Value, Plan), String> {
         let name = l.layer_name();
         let node = format!("{path}{name}");
         if l.is_model() {
             let inner = weights.nested(&name)?;
             let m = self.model(l, &inner, &format!("{node}/"))?;
-            return Ok((
-                m["class_name"].as_str().unwrap_or("Model").to_string(),
-                m["config"].clone(),
-                vec![],
-            ));
+            let class = m["class_name"].as_str().unwrap_or("Model");
+            return Ok((m["config"].clone(), Plan::of(class)));
         }
         self.layers += 1;
-        match self.layer_config(&l.class_name, &l.config, &name, weights) {
-            Ok(Ok((config, mut steps))) => {
-                for s in steps.iter_mut().filter(|s| s.fill_unknown) {
-                    if let Err(why) = self.fill_unknown(s, &node) {
-                        self.refuse(&l.class_name, &node, format!("keepdims=True: {why}"));
-                    }
-                }
-                Ok((l.class_name.clone(), Value::Object(config), steps))
-            }
+        match self.layer_config(&l.class_name, &l.config, (&name, &node), weights) {
+            Ok(Ok((config, plan))) => Ok((Value::Object(config), plan)),
             Ok(Err(reason)) => {
                 self.refuse(&l.class_name, &node, reason);
-                Ok((l.class_name.clone(), l.config.clone(), vec![]))
+                Ok((l.config.clone(), Plan::of(&l.class_name)))
             }
             Err(e) => Err(format!("layer '{node}' ({}): {e}", l.class_name)),
         }
     }
 
-    /// The tfjs config of a layer (`Ok(Err(reason))`: tfjs cannot hold it), its weights
-    /// appended in tfjs's names.
+    /// The tfjs config and plan of a layer (`Ok(Err(reason))`: tfjs cannot hold it), its
+    /// weights appended in tfjs's names. `node` is `name` with its models' prefix.
     #[allow(clippy::type_complexity)]
     fn layer_config(
         &mut self,
         class: &str,
         cfg: &Value,
-        name: &str,
+        (name, node): (&str, &str),
         weights: &Weights,
-    ) -> Result<Result<(Map<String, Value>, Vec<Step>), String>, String> {
-        let (mut config, steps) = match classes::config_with_steps(class, cfg, self.keras3) {
+    ) -> Result<Result<(Map<String, Value>, Plan), String>, String> {
+        let mut tensors = weights.layer(name)?;
+        let keras3 = self.keras3;
+        let translated = {
+            let mut shape = || self.output_shape(node);
+            let mut facts = Facts {
+                output_shape: &mut shape,
+                weight_shapes: tensors.iter().map(|t| t.shape.clone()).collect(),
+            };
+            classes::translate(class, cfg, keras3, &mut facts)
+        };
+        let (mut config, plan) = match translated {
             Ok(c) => c,
             Err(why) => return Ok(Err(why)),
         };
-        let tensors = weights.layer(name)?;
-        let names: Vec<String> = match class {
+        if plan.ungroup > 1 {
+            let kernel = tensors
+                .first_mut()
+                .ok_or("a grouped convolution without a kernel")?;
+            *kernel = match rewrites::ungrouped_kernel(kernel, plan.ungroup) {
+                Ok(k) => k,
+                Err(why) => return Ok(Err(why)),
+            };
+        }
+        if class == "Normalization" {
+            tensors = match rewrites::normalization_weights(&tensors) {
+                Ok(t) => t,
+                Err(why) => return Ok(Err(why)),
+            };
+        }
+        let names: Vec<String> = match plan.class.as_str() {
             "TimeDistributed" | "Bidirectional" => {
                 let inner = match self.wrapped(class, cfg, &mut config)? {
                     Ok(inner) => inner,
@@ -415,7 +438,7 @@ impl Translator<'_> {
                 };
                 inner.into_iter().map(|n| format!("{name}/{n}")).collect()
             }
-            _ => classes::weight_names(class, &config)
+            c => classes::weight_names(c, &config)
                 .into_iter()
                 .map(|n| format!("{name}/{n}"))
                 .collect(),
@@ -429,7 +452,7 @@ impl Translator<'_> {
             ));
         }
         self.push_weights(names, tensors);
-        Ok(Ok((config, steps)))
+        Ok(Ok((config, plan)))
     }
 
     fn push_weights(&mut self, names: Vec<String>, tensors: Vec<Tensor>) {
