@@ -9,8 +9,8 @@ mod legalize;
 pub mod ops;
 mod options;
 pub mod plan;
-mod rnn;
 pub mod quant;
+mod rnn;
 pub mod serialize;
 pub mod versions;
 
