@@ -60,6 +60,9 @@ pub struct QuantizeArgs {
     /// With --calibration: class labels (.npy, one per sample) for top-1 accuracy.
     #[arg(long, requires = "calibration")]
     pub labels: Option<PathBuf>,
+    /// Skip the accuracy report (it runs both models through tract).
+    #[arg(long, conflicts_with_all = ["per_layer", "labels", "tolerance"])]
+    pub no_accuracy: bool,
     /// Largest max-relative output error (max|a-b| / max|ref|) accepted; past it, exit 3.
     #[arg(long, value_parser = parse_tolerance)]
     pub tolerance: Option<f64>,
@@ -112,6 +115,7 @@ pub fn run(a: QuantizeArgs, quiet: bool) -> Result<()> {
         exclude: a.exclude,
         per_layer: a.per_layer,
         labels: a.labels,
+        no_accuracy: a.no_accuracy,
         tolerance: a.tolerance,
         report: a.report,
         input_shapes: a.input_shapes,
@@ -131,6 +135,7 @@ pub fn options(a: &ConvertArgs) -> Option<QuantizeOptions> {
         mode,
         exclude: a.exclude.clone(),
         dense_out_in: a.target == Target::Tflite,
+        int8_data_movement: a.target == Target::Tflite,
     })
 }
 

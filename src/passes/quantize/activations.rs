@@ -180,6 +180,9 @@ pub fn quantize_activations(
             continue;
         }
         stats.int8_nodes += 1;
+        if kinds[i] == Some(Kind::SameAsInput) && !opts.int8_data_movement {
+            continue;
+        }
         for &v in &n.inputs {
             if !is_weight(g, &producers, v) && !inner.contains(&v) {
                 add(v, &mut seen, &mut quantize);
@@ -339,22 +342,19 @@ fn quantize_biases(
             .map(|c| s_x * s_w[if s_w.len() == 1 { 0 } else { c }])
             .collect();
         let base = g.value(b).name.clone();
-        let qv = g.add_const(&names.fresh(&format!("{base}_int32")), q);
+        let qv = g.add_const(&names.fresh(&format!("{base}_i32")), q);
         g.value_mut(qv).quant = Some(crate::ir::QuantParams {
             scale: scales.clone(),
             zero_point: vec![0; scales.len()],
             axis: Some(0),
         });
         let sv = g.add_const(
-            &names.fresh(&format!("{base}_scale")),
+            &names.fresh(&format!("{base}_s")),
             Tensor::from_f32(vec![scales.len()], &scales),
         );
-        let out = g.add_value(
-            &names.fresh(&format!("{base}_dequantized")),
-            g.ty(b).clone(),
-        );
+        let out = g.add_value(&names.fresh(&format!("{base}_dq")), g.ty(b).clone());
         new_nodes.push(Node {
-            name: names.fresh(&format!("{base}/dequantize")),
+            name: names.fresh(&format!("{base}/DQ")),
             op: Op::DequantizeLinear(QuantAxis {
                 axis: 0,
                 dtype: DType::I32,
@@ -388,30 +388,30 @@ fn insert_pairs(
         let base = g.value(v).name.clone();
         let ty = g.ty(v).clone();
         let s = g.add_const(
-            &names.fresh(&format!("{base}_scale")),
+            &names.fresh(&format!("{base}_s")),
             Tensor::scalar_f32(scale),
         );
         let z = g.add_const(
-            &names.fresh(&format!("{base}_zero_point")),
+            &names.fresh(&format!("{base}_zp")),
             Tensor::from_i64s(DType::I8, vec![], &[zp]),
         );
         let mut qty = ty.clone();
         qty.dtype = DType::I8;
-        let q = g.add_value(&names.fresh(&format!("{base}_quantized")), qty);
+        let q = g.add_value(&names.fresh(&format!("{base}_q")), qty);
         g.value_mut(q).quant = Some(crate::ir::QuantParams::per_tensor(scale, zp));
-        let d = g.add_value(&names.fresh(&format!("{base}_dequantized")), ty);
+        let d = g.add_value(&names.fresh(&format!("{base}_dq")), ty);
         let axis = QuantAxis {
             axis: 0,
             dtype: DType::I8,
         };
         let qn = Node {
-            name: names.fresh(&format!("{base}/quantize")),
+            name: names.fresh(&format!("{base}/Q")),
             op: Op::QuantizeLinear(axis),
             inputs: vec![v, s, z],
             outputs: vec![q],
         };
         let dn = Node {
-            name: names.fresh(&format!("{base}/dequantize")),
+            name: names.fresh(&format!("{base}/DQ")),
             op: Op::DequantizeLinear(axis),
             inputs: vec![q, s, z],
             outputs: vec![d],
