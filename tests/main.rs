@@ -8,6 +8,7 @@ mod corrupt;
 mod keras;
 mod optimize;
 mod passes;
+mod quantize;
 mod readers;
 mod roundtrip;
 mod saved_model;
