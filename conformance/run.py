@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fixtures  # noqa: E402
 import node_tests  # noqa: E402
+import quantized  # noqa: E402
 import targets as targets_mod  # noqa: E402
 import variants  # noqa: E402
 from common import FAIL, FIXED, KNOWN, PASS, KnownFailures  # noqa: E402
@@ -40,6 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", help="run only cases whose id contains this (e.g. onnx/, :tflite, node:test_conv)"
     )
     p.add_argument("--skip-node-tests", action="store_true", help="skip Part B")
+    p.add_argument(
+        "--skip-quantized",
+        action="store_true",
+        help="skip the quantized variants (int8, float16) of Part A",
+    )
     p.add_argument(
         "--targets",
         default=DEFAULT_TARGETS,
@@ -170,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
             args.fixtures or repo / "fixtures", mdeploy, chosen, known, args.only, work, JOBS
         )
         variants.report(variant_rows)
+        quant_cases = (
+            []
+            if args.skip_quantized
+            else quantized.run(
+                args.fixtures or repo / "fixtures", mdeploy, chosen, known, args.only, work, JOBS
+            )
+        )
         node_cases = (
             [] if args.skip_node_tests else node_tests.run(mdeploy, known, args.only, work, JOBS)
         )
@@ -179,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     node_summary = node_tests.summarize(node_cases) if not args.skip_node_tests else None
     if node_summary:
         node_tests.report(node_summary)
-    fixture_cases = [c for r in fixture_results for c in r.cases] + [
+    fixture_cases = [c for r in fixture_results for c in r.cases] + quant_cases + [
         r.case for r in variant_rows
     ]
     stale = [i for i in known.unused() if should_have_run(i, args, chosen)]
