@@ -40,6 +40,7 @@ VARIANTS = [
     Variant("prune50", ["optimize", "--prune", "0.5"], 0.03),
     Variant("prune50-layer", ["optimize", "--prune", "0.5", "--prune-scope", "layer"], 0.03),
     Variant("cluster16", ["optimize", "--cluster", "16"], 0.03),
+    Variant("cluster16-int8", ["optimize", "--cluster", "16", "--int8"], 0.03),
 ]
 
 
