@@ -163,6 +163,10 @@ pub fn apply(
     // Batch norms after convolutions fold into their weights before those are quantized (the
     // TFLite legalization did this already; ONNX keeps them otherwise).
     crate::passes::fuse::fold_batch_norms(g);
+    // Constant subgraphs (e.g. a transpose the layout pass put after a source model's own
+    // dequantized weights) become constants, so they are quantized as weights.
+    crate::passes::cleanup::fold_constants(g);
+    g.remove_dead();
     let weights = quantize::quantize_weights(g, opts)
         .map_err(|e| Error::Failed(format!("quantization: {e}")))?;
     g.verify()

@@ -34,18 +34,31 @@ pub fn weight_dq(g: &Graph, producers: &HashMap<ValueId, usize>, v: ValueId) -> 
     (matches!(n.op, Op::DequantizeLinear(_)) && g.constant(n.inputs[0]).is_some()).then_some(p)
 }
 
-fn is_weight(g: &Graph, producers: &HashMap<ValueId, usize>, v: ValueId) -> bool {
-    g.constant(v).is_some() || weight_dq(g, producers, v).is_some()
+/// Values computed from constants only (weights, possibly dequantized or moved by the layout
+/// pass): never activations.
+pub fn weight_values(g: &Graph) -> HashSet<ValueId> {
+    let mut w: HashSet<ValueId> = g
+        .values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.constant.is_some())
+        .map(|(i, _)| ValueId(i))
+        .collect();
+    for n in &g.nodes {
+        if !n.inputs.is_empty() && n.inputs.iter().all(|v| w.contains(v)) {
+            w.extend(n.outputs.iter().copied());
+        }
+    }
+    w
 }
 
 /// Whether `n` has an int8 kernel, and how its output parameters are chosen.
-pub fn int8_kind(g: &Graph, producers: &HashMap<ValueId, usize>, n: &Node) -> Option<Kind> {
-    let w = |i: usize| n.inputs.get(i).is_some_and(|&v| is_weight(g, producers, v));
-    let act = |i: usize| {
-        n.inputs
-            .get(i)
-            .is_some_and(|&v| !is_weight(g, producers, v))
-    };
+pub fn int8_kind(g: &Graph, weights: &HashSet<ValueId>, n: &Node) -> Option<Kind> {
+    let w = |i: usize| n.inputs.get(i).is_some_and(|v| weights.contains(v));
+    let act = |i: usize| n.inputs.get(i).is_some_and(|v| !weights.contains(v));
+    if !act(0) {
+        return None;
+    }
     let float_in = n
         .inputs
         .first()
@@ -99,6 +112,7 @@ pub fn quantize_activations(
     batches: &[Vec<Tensor>],
 ) -> Result<ActivationStats> {
     let producers = g.producers();
+    let weights = weight_values(g);
     let uses = g.use_counts();
     let mut consumers: HashMap<ValueId, Vec<usize>> = HashMap::new();
     for (i, n) in g.nodes.iter().enumerate() {
@@ -116,7 +130,7 @@ pub fn quantize_activations(
         let k = if excluded(opts, n) {
             None
         } else {
-            int8_kind(g, &producers, n)
+            int8_kind(g, &weights, n)
         };
         if k.is_none() && !matches!(n.op, Op::DequantizeLinear(_) | Op::QuantizeLinear(_)) {
             stats.float_nodes.push(n.name.clone());
@@ -184,7 +198,7 @@ pub fn quantize_activations(
             continue;
         }
         for &v in &n.inputs {
-            if !is_weight(g, &producers, v) && !inner.contains(&v) {
+            if !weights.contains(&v) && !inner.contains(&v) {
                 add(v, &mut seen, &mut quantize);
             }
         }

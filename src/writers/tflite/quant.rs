@@ -13,7 +13,7 @@
 
 use super::plan::Fused;
 use crate::ir::{DType, Graph, Op, ValueId};
-use crate::passes::quantize::activations::int8_kind;
+use crate::passes::quantize::activations::{int8_kind, weight_values};
 use std::collections::HashMap;
 
 #[derive(Default)]
@@ -58,6 +58,7 @@ pub fn fold(g: &Graph, fused: &[Fused]) -> Folding {
         return f;
     }
     let producers = g.producers();
+    let weights = weight_values(g);
     let mut consumers: HashMap<ValueId, Vec<usize>> = HashMap::new();
     for (i, node) in g.nodes.iter().enumerate() {
         for &v in &node.inputs {
@@ -84,7 +85,7 @@ pub fn fold(g: &Graph, fused: &[Fused]) -> Folding {
         }
     }
     for (i, node) in g.nodes.iter().enumerate() {
-        if fused[i].skip || int8_kind(g, &producers, node).is_none() {
+        if fused[i].skip || int8_kind(g, &weights, node).is_none() {
             continue;
         }
         let out = fused[i].out.unwrap_or(node.outputs[0]);

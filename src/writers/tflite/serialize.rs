@@ -90,7 +90,7 @@ impl<'p> Tensors<'p> {
                     name: &e.name,
                     ty: &e.ty,
                     data: e.data.as_ref(),
-                    quant: None,
+                    quant: e.quant.as_ref(),
                 }
             }
         };
