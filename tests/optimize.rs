@@ -244,6 +244,29 @@ fn optimize_reports_counts_sparsity_sizes_and_accuracy() {
     assert!(acc["labels"]["result_top1"].as_f64().unwrap() > 0.9);
     assert!(acc["outputs"][0]["top1_agreement"].as_f64().unwrap() > 0.9);
     assert!(!acc["per_layer"].as_array().unwrap().is_empty());
+    // Every member the schemas require is there.
+    let schema = |f: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(repo().join("schemas").join(f)).unwrap()).unwrap()
+    };
+    let (opt, accs) = (
+        schema("optimize-report.schema.json"),
+        schema("accuracy-report.schema.json"),
+    );
+    let required = |s: &serde_json::Value, v: &serde_json::Value, what: &str| {
+        for k in s["required"].as_array().unwrap() {
+            assert!(v.get(k.as_str().unwrap()).is_some(), "{what}: no {k}");
+        }
+    };
+    required(&opt, &r, "report");
+    for part in ["prune", "cluster", "weights_gzip"] {
+        required(&opt["properties"][part], &r[part], part);
+    }
+    required(&accs, acc, "accuracy");
+    required(
+        &accs["properties"]["labels"]["oneOf"][1],
+        &acc["labels"],
+        "labels",
+    );
     // The written model runs and agrees with the report's figures (via tract).
     let x = mdeploy::npy::read(&d.join("input.npy")).unwrap();
     let got = mdeploy::eval::run_onnx_file(&out, &[x]).unwrap();

@@ -247,7 +247,8 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     progress.step("transforming");
     let mut g = source.clone();
     let mut ctx = PassContext::default();
-    passes::run_to_fixed_point(&mut g, &[&passes::DeadCode], &mut ctx, 4)?;
+    // The clean-up and fusion passes run before every writer (what `mdeploy optimize` reports).
+    passes::cleanup(&mut g, &mut ctx)?;
     let writer: Box<dyn Writer> = match a.target {
         Target::Onnx => Box::new(OnnxWriter {
             opset: a.opset,
