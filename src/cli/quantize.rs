@@ -187,6 +187,13 @@ pub fn apply(
                 s.int32_biases,
                 s.float_nodes.len()
             ));
+            if !s.unmeasured.is_empty() {
+                progress.line(&format!(
+                    "note: {} activations stay float: the evaluator could not measure their range ({})",
+                    s.unmeasured.len(),
+                    s.unmeasured.join(", ")
+                ));
+            }
             Some(s)
         }
         _ => None,

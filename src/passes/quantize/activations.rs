@@ -103,6 +103,8 @@ pub struct ActivationStats {
     pub float_nodes: Vec<String>,
     pub int32_biases: usize,
     pub calibration_batches: usize,
+    /// Activations left float because the evaluator could not measure their range.
+    pub unmeasured: Vec<String>,
 }
 
 /// Quantizes the activations of `g` (whose weights are already int8 + DequantizeLinear).
@@ -204,7 +206,12 @@ pub fn quantize_activations(
         }
         add(n.outputs[0], &mut seen, &mut quantize);
     }
-    let ranges = calibrate(g, &quantize, batches)?;
+    let (ranges, unmeasured) = calibrate(g, &quantize, batches)?;
+    for v in &unmeasured {
+        seen.remove(v);
+        stats.unmeasured.push(g.value(*v).name.clone());
+    }
+    quantize.retain(|v| seen.contains(v));
     // Parameters in topological order (pass-through ops take their input's).
     let mut params: HashMap<ValueId, (f32, i64)> = HashMap::new();
     for &v in &g.inputs {
@@ -244,23 +251,19 @@ pub fn quantize_activations(
     Ok(stats)
 }
 
-/// min/max of every value in `values` over the calibration batches.
+/// min/max of every value in `values` over the calibration batches, and the values whose
+/// range could not be measured (tract fails to evaluate some graphs with that intermediate
+/// value exposed: those stay float).
 fn calibrate(
     g: &Graph,
     values: &[ValueId],
     batches: &[Vec<Tensor>],
-) -> Result<HashMap<ValueId, (f32, f32)>> {
+) -> Result<(HashMap<ValueId, (f32, f32)>, Vec<ValueId>)> {
     let inputs: HashMap<ValueId, usize> =
         g.inputs.iter().enumerate().map(|(i, &v)| (v, i)).collect();
-    let outputs: HashMap<ValueId, usize> =
-        g.outputs.iter().enumerate().map(|(i, &v)| (v, i)).collect();
-    let extra: Vec<ValueId> = values
-        .iter()
-        .copied()
-        .filter(|v| !inputs.contains_key(v) && !outputs.contains_key(v))
-        .collect();
+    let outputs: HashSet<ValueId> = g.outputs.iter().copied().collect();
     let mut ranges: HashMap<ValueId, (f32, f32)> = HashMap::new();
-    let mut widen = |v: ValueId, t: &Tensor| {
+    let widen = |ranges: &mut HashMap<ValueId, (f32, f32)>, v: ValueId, t: &Tensor| {
         let e = ranges
             .entry(v)
             .or_insert((f32::INFINITY, f32::NEG_INFINITY));
@@ -271,27 +274,69 @@ fn calibrate(
             }
         }
     };
-    let n_out = g.outputs.len();
-    eval::run_batches(g, &extra, batches, |b, vals| {
-        for &v in values {
-            let t = if let Some(&i) = inputs.get(&v) {
-                batches[b].get(i)
-            } else if let Some(&o) = outputs.get(&v) {
-                vals.get(o)
-            } else {
-                extra
-                    .iter()
-                    .position(|&e| e == v)
-                    .and_then(|k| vals.get(n_out + k))
-            };
-            if let Some(t) = t {
-                widen(v, t);
+    for &v in values {
+        if let Some(&i) = inputs.get(&v) {
+            for b in batches {
+                if let Some(t) = b.get(i) {
+                    widen(&mut ranges, v, t);
+                }
             }
         }
-        Ok(())
-    })
-    .map_err(|e| failed(format!("calibration: {e}")))?;
-    Ok(ranges
+    }
+    let extra: Vec<ValueId> = values
+        .iter()
+        .copied()
+        .filter(|v| !inputs.contains_key(v) && !outputs.contains(v))
+        .collect();
+    let wanted_outputs: Vec<(usize, ValueId)> = g
+        .outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| values.contains(v))
+        .map(|(i, &v)| (i, v))
+        .collect();
+    let n_out = g.outputs.len();
+    // All exposed at once; a group tract cannot evaluate is halved until the culprits are found.
+    let mut groups: Vec<Vec<ValueId>> = vec![extra];
+    let mut unmeasured = Vec::new();
+    let mut base_checked = false;
+    while let Some(group) = groups.pop() {
+        let mut got: HashMap<ValueId, (f32, f32)> = HashMap::new();
+        let r = eval::run_batches(g, &group, batches, |_, vals| {
+            for &(i, v) in &wanted_outputs {
+                if let Some(t) = vals.get(i) {
+                    widen(&mut got, v, t);
+                }
+            }
+            for (k, &v) in group.iter().enumerate() {
+                if let Some(t) = vals.get(n_out + k) {
+                    widen(&mut got, v, t);
+                }
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => {
+                for (v, (lo, hi)) in got {
+                    let e = ranges.entry(v).or_insert((lo, hi));
+                    *e = (e.0.min(lo), e.1.max(hi));
+                }
+            }
+            Err(e) if group.is_empty() => return Err(failed(format!("calibration: {e}"))),
+            Err(_) if group.len() == 1 => unmeasured.extend(group),
+            Err(_) => {
+                let (a, b) = group.split_at(group.len() / 2);
+                groups.push(b.to_vec());
+                groups.push(a.to_vec());
+                if !base_checked {
+                    // First make sure the graph itself evaluates (next to run).
+                    base_checked = true;
+                    groups.push(vec![]);
+                }
+            }
+        }
+    }
+    let ranges = ranges
         .into_iter()
         .map(|(v, (lo, hi))| {
             if lo > hi {
@@ -300,7 +345,8 @@ fn calibrate(
                 (v, (lo, hi))
             }
         })
-        .collect())
+        .collect();
+    Ok((ranges, unmeasured))
 }
 
 /// Float biases of int8 convolutions and dense layers become int32 + DequantizeLinear with
