@@ -251,6 +251,9 @@ pub fn quantize_activations(
     Ok(stats)
 }
 
+/// Calibrated `(min, max)` per value.
+type Ranges = HashMap<ValueId, (f32, f32)>;
+
 /// min/max of every value in `values` over the calibration batches, and the values whose
 /// range could not be measured (tract fails to evaluate some graphs with that intermediate
 /// value exposed: those stay float).
@@ -258,7 +261,7 @@ fn calibrate(
     g: &Graph,
     values: &[ValueId],
     batches: &[Vec<Tensor>],
-) -> Result<(HashMap<ValueId, (f32, f32)>, Vec<ValueId>)> {
+) -> Result<(Ranges, Vec<ValueId>)> {
     let inputs: HashMap<ValueId, usize> =
         g.inputs.iter().enumerate().map(|(i, &v)| (v, i)).collect();
     let outputs: HashSet<ValueId> = g.outputs.iter().copied().collect();
