@@ -318,3 +318,36 @@ fn tolerance_past_the_bound_exits_3_with_the_output_written() {
     let o = mdeploy(&["optimize", model.to_str().unwrap(), "--cluster", "1"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn optimize_output_is_byte_identical_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = repo().join("fixtures/digits/cnn/model.keras");
+    for target in ["onnx", "tflite"] {
+        let mut files = Vec::new();
+        for run in 0..2 {
+            let out = dir.path().join(format!("{run}.{target}"));
+            let o = mdeploy(&[
+                "optimize",
+                model.to_str().unwrap(),
+                "--to",
+                target,
+                "-o",
+                out.to_str().unwrap(),
+                "--prune",
+                "0.5",
+                "--cluster",
+                "16",
+                "--no-accuracy",
+            ]);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            files.push(std::fs::read(&out).unwrap());
+        }
+        assert!(files[0] == files[1], "{target}: outputs differ");
+    }
+}

@@ -451,6 +451,50 @@ mod tests {
     }
 
     #[test]
+    fn pads_fuse_into_pools_only_when_the_fill_matches() {
+        let build = |kind: PoolKind, value: f64, own: Vec<(usize, usize)>| {
+            let mut g = Graph::new();
+            let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[1, 2, 6, 6])));
+            let pad = Op::Pad(Pad {
+                mode: PadMode::Constant,
+                pads: vec![(0, 0), (0, 0), (1, 1), (0, 2)],
+                value,
+            });
+            let p = g.add_node("pad", pad, vec![x], &[]).unwrap()[0];
+            let pool = Op::Pool(Pool {
+                kind,
+                layout: Layout::Nchw,
+                kernel: vec![3, 3],
+                strides: vec![2, 2],
+                dilations: vec![1, 1],
+                padding: Padding::Explicit(own),
+                ceil_mode: false,
+                count_include_pad: false,
+            });
+            let y = g.add_node("pool", pool, vec![p], &["y".into()]).unwrap()[0];
+            g.outputs.push(y);
+            g
+        };
+        for (kind, value, fuses) in [
+            (PoolKind::Max, f32::MIN as f64, true),
+            (PoolKind::Max, 0.0, false),
+            (PoolKind::Avg, 0.0, false), // the pool's own pads are not counted: differs
+            (PoolKind::Avg, 1.0, false),
+        ] {
+            let src = build(kind, value, vec![(0, 0), (1, 0)]);
+            let mut g = src.clone();
+            assert_eq!(fuse_pads(&mut g), fuses, "{kind:?} {value}");
+            g.verify().unwrap();
+            same_results(&src, &g);
+        }
+        // Average pooling without pads of its own counts the Pad's zeros once fused.
+        let src = build(PoolKind::Avg, 0.0, vec![(0, 0), (0, 0)]);
+        let mut g = src.clone();
+        assert!(fuse_pads(&mut g));
+        same_results(&src, &g);
+    }
+
+    #[test]
     fn values_with_other_users_are_not_rewritten() {
         let src = pad_conv_add(true);
         let mut g = src.clone();
