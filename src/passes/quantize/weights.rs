@@ -274,9 +274,12 @@ fn run_jobs(g: &Graph, jobs: &[Job]) -> Result<Vec<Done>, String> {
         let r = match (j.f16, j.transpose) {
             (true, false) => math::to_f16(t).map(Done::F16),
             (true, true) => math::to_f16(t).map(|h| Done::F16(h.transposed(&[1, 0]))),
-            // Quantized along the output axis (1 of [in, out]), then transposed as int8 (a
-            // quarter of the float bytes), the channel axis becoming 0.
-            (false, true) => math::quantize_symmetric(t, j.axis.map(|_| 1)).map(|q| {
+            // Dense kernels for TFLite: quantized per output column and written [out, in]
+            // in one pass (the channel axis becomes 0).
+            (false, true) if j.axis.is_some() => {
+                math::quantize_columns_transposed(t).map(Done::Int8)
+            }
+            (false, true) => math::quantize_symmetric(t, None).map(|q| {
                 Done::Int8(math::Quantized {
                     data: q.data.transposed(&[1, 0]),
                     scales: q.scales,

@@ -308,7 +308,11 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
         },
     );
     fbb.finish(model, Some("TFL3"));
-    Ok(fbb.finished_data().to_vec())
+    // The finished bytes are the builder's buffer from `head` on: move them down in place
+    // instead of copying the weights into a second buffer.
+    let (mut buf, head) = fbb.collapse();
+    buf.drain(..head);
+    Ok(buf)
 }
 
 /// A byte vector whose first byte sits on a 16-byte boundary of the finished file.
