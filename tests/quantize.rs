@@ -284,7 +284,7 @@ fn tflite_full_integer_has_int8_activations_and_int32_biases() {
 }
 
 #[test]
-fn tflite_dynamic_range_and_float16_use_dequantize() {
+fn tflite_dynamic_range_is_hybrid_and_float16_uses_dequantize() {
     let int8 = tflite_of(&["quantize", CNN, "--int8", "--to", "tflite"]);
     let f16 = tflite_of(&["quantize", CNN, "--float16", "--to", "tflite"]);
     let float = {
@@ -313,14 +313,46 @@ fn tflite_dynamic_range_and_float16_use_dequantize() {
         f16.len(),
         float.len()
     );
+    // int8: hybrid CONV_2D / FULLY_CONNECTED (float activations, int8 per-channel kernels).
+    let m = tflite::root_as_model(&int8).unwrap();
+    let ops = ops_of(&m);
+    assert!(!ops.contains(&BuiltinOperator::DEQUANTIZE), "{ops:?}");
+    let sg = m.subgraphs().unwrap().get(0);
+    let tensors = sg.tensors().unwrap();
+    let mut hybrid = 0;
+    for (k, op) in sg.operators().unwrap().iter().enumerate() {
+        if !matches!(
+            ops[k],
+            BuiltinOperator::CONV_2D | BuiltinOperator::FULLY_CONNECTED
+        ) {
+            continue;
+        }
+        let ins = op.inputs().unwrap();
+        let (x, w) = (
+            tensors.get(ins.get(0) as usize),
+            tensors.get(ins.get(1) as usize),
+        );
+        assert_eq!(x.type_(), tflite::TensorType::FLOAT32);
+        assert_eq!(w.type_(), tflite::TensorType::INT8);
+        let out_c = w.shape().unwrap().get(0) as usize;
+        assert_eq!(w.quantization().unwrap().scale().unwrap().len(), out_c);
+        if ops[k] == BuiltinOperator::FULLY_CONNECTED {
+            let o = op.builtin_options_as_fully_connected_options().unwrap();
+            assert!(o.asymmetric_quantize_inputs());
+        }
+        hybrid += 1;
+    }
+    assert_eq!(hybrid, 4, "{ops:?}");
+    // float16: FLOAT16 constants through DEQUANTIZE, never CAST.
+    let m = tflite::root_as_model(&f16).unwrap();
+    let ops = ops_of(&m);
+    assert!(ops.contains(&BuiltinOperator::DEQUANTIZE), "{ops:?}");
+    assert!(!ops.contains(&BuiltinOperator::CAST), "{ops:?}");
     for bytes in [&int8, &f16] {
         let m = tflite::root_as_model(bytes).unwrap();
-        let ops = ops_of(&m);
-        assert!(ops.contains(&BuiltinOperator::DEQUANTIZE), "{ops:?}");
-        assert!(!ops.contains(&BuiltinOperator::CAST), "{ops:?}");
         let sg = m.subgraphs().unwrap().get(0);
         let tensors = sg.tensors().unwrap();
-        for &io in sg.inputs().unwrap().iter().collect::<Vec<_>>().iter() {
+        for io in sg.inputs().unwrap().iter() {
             assert_eq!(
                 tensors.get(io as usize).type_(),
                 tflite::TensorType::FLOAT32

@@ -60,6 +60,8 @@ pub enum Opts {
     FullyConnected {
         act: Act,
         keep_num_dims: bool,
+        /// Hybrid (float input, int8 weights): quantize the input with a zero point.
+        asymmetric: bool,
     },
     /// ADD, SUB, MUL, DIV.
     Arith(Act),
@@ -289,6 +291,11 @@ impl Cx<'_> {
         }
         self.emit(B::QUANTIZE, Opts::None, vec![Some(x)], vec![t]);
         t
+    }
+
+    /// Whether this node is written as a hybrid builtin (float activations, int8 weights).
+    pub fn is_hybrid(&self) -> bool {
+        self.fold.hybrid.get(self.index).copied().unwrap_or(false)
     }
 
     /// Whether this node is written as an int8 builtin.

@@ -159,6 +159,11 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
                 .filter(|&&i| i >= 0)
                 .and_then(|&i| ts.slots[i as usize].quant)
                 .is_some_and(|q| q.axis.is_some()),
+            per_axis_weights: ins
+                .get(1)
+                .filter(|&&i| i >= 0)
+                .and_then(|&i| ts.slots[i as usize].quant)
+                .is_some_and(|q| q.axis.is_some() && q.scale.len() > 1),
         };
         let v = versions::version(op, &sig);
         if let Some(rt) = versions::runtime(op.code, v) {
