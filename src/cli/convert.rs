@@ -283,6 +283,22 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     // A quantized output always gets the accuracy report (the quantized graph exactly as
     // written, against the source); --tolerance bounds it only when given.
     let accuracy = match &quantized {
+        // The source's samples do not fit a model whose 4-D inputs were made NHWC.
+        Some(_)
+            if a.io_layout == IoLayout::Nhwc
+                && g.inputs.iter().any(|&i| g.ty(i).rank() == 4)
+                && !a.no_accuracy =>
+        {
+            if a.tolerance.is_some() {
+                return Err(Error::Usage(
+                    "--tolerance needs the accuracy report, which --io-layout nhwc outputs do not \
+                     have (the source's inputs are channels-first)"
+                        .into(),
+                ));
+            }
+            progress.line("note: no accuracy report for --io-layout nhwc outputs");
+            None
+        }
         Some(_) if !a.no_accuracy => {
             progress.step("comparing accuracy");
             match quant::accuracy(&a, &source, &g) {
