@@ -239,6 +239,18 @@ fn tflite_full_integer_has_int8_activations_and_int32_biases() {
             "--to",
             "tflite",
         ]);
+        let again = tflite_of(&[
+            "quantize",
+            CNN,
+            "--int8",
+            "--calibration",
+            CALIB,
+            "--io",
+            io,
+            "--to",
+            "tflite",
+        ]);
+        assert_eq!(bytes, again, "same input and flags give the same bytes");
         let m = tflite::root_as_model(&bytes).unwrap();
         let sg = m.subgraphs().unwrap().get(0);
         let tensors = sg.tensors().unwrap();
