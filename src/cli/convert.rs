@@ -319,7 +319,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         _ => None,
     };
     if let Some(q) = &quantized {
-        quant::finish_io(&mut g, q)?;
+        quant::finish_io(&mut g, q, &progress)?;
     }
     let problems = writer.check(&g);
     if !problems.is_empty() {

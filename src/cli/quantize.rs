@@ -224,11 +224,25 @@ pub fn apply(
 }
 
 /// `--io int8` on a fully integer graph: int8 inputs and outputs.
-pub fn finish_io(g: &mut Graph, report: &QuantReport) -> Result<()> {
+pub fn finish_io(g: &mut Graph, report: &QuantReport, progress: &Progress) -> Result<()> {
     if report.full_integer && report.io == QuantIo::Int8 {
-        quantize::activations::int8_io(g)?;
+        let changed = quantize::activations::int8_io(g)?;
         g.verify()
             .map_err(|e| Error::Failed(format!("--io int8 broke the graph: {e}")))?;
+        let all = g.inputs.len() + g.outputs.len();
+        if changed < all {
+            let float: Vec<&str> = g
+                .inputs
+                .iter()
+                .chain(&g.outputs)
+                .filter(|&&v| g.ty(v).dtype != crate::ir::DType::I8)
+                .map(|&v| g.value(v).name.as_str())
+                .collect();
+            progress.line(&format!(
+                "note: --io int8: {} stay float (the op next to them has no int8 form here)",
+                float.join(", ")
+            ));
+        }
     }
     Ok(())
 }

@@ -197,6 +197,12 @@ pub fn quantize_activations(
         }
         stats.int8_nodes += 1;
         if kinds[i] == Some(Kind::SameAsInput) && !opts.int8_data_movement {
+            // Still a pair on a graph input (what `--io int8` makes the model's input).
+            for &v in &n.inputs {
+                if g.inputs.contains(&v) {
+                    add(v, &mut seen, &mut quantize);
+                }
+            }
             continue;
         }
         for &v in &n.inputs {
