@@ -448,3 +448,45 @@ fn usage_errors() {
         assert!(!out.exists(), "{args:?}: nothing written");
     }
 }
+
+#[test]
+fn tflite_int8_concatenation_inputs_share_the_output_parameters() {
+    // Inception: branches with their own calibrated ranges meet in a CONCATENATION, whose int8
+    // kernel copies bytes; inputs with other parameters must be requantized first.
+    let model = "fixtures/keras/inception_block/model.keras";
+    let calib = "fixtures/keras/inception_block/input.npy";
+    let bytes = tflite_of(&[
+        "quantize",
+        model,
+        "--int8",
+        "--calibration",
+        calib,
+        "--to",
+        "tflite",
+    ]);
+    let m = tflite::root_as_model(&bytes).unwrap();
+    let sg = m.subgraphs().unwrap().get(0);
+    let tensors = sg.tensors().unwrap();
+    let ops = ops_of(&m);
+    let params = |i: i32| {
+        let t = tensors.get(i as usize);
+        let q = t.quantization().and_then(|q| q.scale().zip(q.zero_point()));
+        (t.type_(), q.map(|(s, z)| (s.get(0), z.get(0))))
+    };
+    let mut checked = 0;
+    for (k, op) in sg.operators().unwrap().iter().enumerate() {
+        if ops[k] != BuiltinOperator::CONCATENATION {
+            continue;
+        }
+        let out = params(op.outputs().unwrap().get(0));
+        if out.0 != tflite::TensorType::INT8 {
+            continue;
+        }
+        for i in op.inputs().unwrap().iter() {
+            assert_eq!(params(i), out, "CONCATENATION input {i}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 1, "no int8 CONCATENATION: {ops:?}");
+    assert!(ops.contains(&BuiltinOperator::QUANTIZE));
+}
