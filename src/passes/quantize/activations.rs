@@ -1,6 +1,8 @@
 //! Full-integer quantization: `QuantizeLinear → DequantizeLinear` pairs on the activations
 //! around every op with an int8 kernel (TFLite's list, which onnxruntime's QDQ fusion also
-//! covers), asymmetric int8 parameters from ranges measured by running the graph on the
+//! covers: conv, dense, add/sub/mul, pools, mean, relu/relu6, hard-swish, leaky relu, logistic,
+//! tanh, concat, and the data-movement ops reshape, transpose, slice, gather, zero pad, resize,
+//! depth/space rearrangements), asymmetric int8 parameters from ranges measured by running the graph on the
 //! calibration samples (through tract), and int32 biases (`scale = s_input · s_weight[c]`).
 //!
 //! Parameters follow TFLite's int8 specification: ops that only move data (reshape, transpose,
@@ -84,6 +86,12 @@ pub fn int8_kind(g: &Graph, weights: &HashSet<ValueId>, n: &Node) -> Option<Kind
         Op::Unary(UnaryOp::Sigmoid) => Kind::Fixed(1.0 / 256.0, -128),
         Op::Unary(UnaryOp::Tanh) => Kind::Fixed(1.0 / 128.0, 0),
         Op::Unary(UnaryOp::Relu) => Kind::Calibrated,
+        Op::Activation(Activation::HardSwish | Activation::LeakyRelu { .. }) => Kind::Calibrated,
+        Op::Slice(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::Gather(_) => Kind::SameAsInput,
         Op::Activation(Activation::Clip { .. }) => Kind::Calibrated,
         _ => return None,
     })
