@@ -1,11 +1,12 @@
 """Quantized variants of Part A: every fixture converted with `--int8` (dynamic range: int8
-weights, float activations) and `--float16`, run in each target's real runtime, compared with
+weights, float activations), `--float16` and `--int8 --calibration` (full integer, calibrated on
+the fixture's own input), run in each target's real runtime, compared with
 the source framework's outputs under a tolerance derived from the quantization; and, for the
 trained fixtures (a folder with `x_test.npy`, `y_test.npy`, `calibration.npy`), top-1 accuracy on
 the test set and file sizes against the float conversion, with full-integer int8 too.
 
-Case ids: `<fixture>:<target>+int8`, `<fixture>:<target>+float16`, and for trained fixtures
-`<fixture>:<target>+int8full` and `<fixture>:<target>+accuracy` (the Done-when figures).
+Case ids: `<fixture>:<target>+int8`, `+float16`, `+int8full`, and for trained fixtures
+`<fixture>:<target>+accuracy` (the Done-when figures).
 
 Tolerances (pass iff rel <= REL and every output's cosine >= COS):
 - float16: every weight is rounded to 11 significant bits (relative error <= 2^-11 = 4.9e-4);
@@ -43,6 +44,10 @@ from targets import Target
 VARIANTS = {
     "int8": (["--int8"], 5e-2, 0.999),
     "float16": (["--float16"], 5e-3, 0.9999),
+    # Full integer, calibrated on the fixture's own input (so ranges fit the compared data):
+    # every activation is rounded to 8 bits (relative error <= 1/255 of its range, ~0.1% rms)
+    # on top of the int8 weights, through every layer: rel <= 1e-1, cosine >= 0.999.
+    "int8full": (["--int8", "--calibration", "{calibration}"], 1e-1, 0.999),
 }
 # Done-when bounds on the trained fixtures (top-1 points vs float, size ratio vs float).
 ACCURACY_DROP = {"int8": 0.5, "int8full": 1.0, "float16": 0.0}
@@ -80,8 +85,22 @@ def convert(mdeploy, model: Path, target: Target, out: Path, flags: list[str]):
     return run_mdeploy(mdeploy, args, CONVERT_TIMEOUT)
 
 
+def calibration_file(fx, inputs: list, out_dir: Path) -> Path:
+    """The fixture's inputs as a calibration set: input.npy itself for one input, else an .npz
+    with `arr_0`, `arr_1`… in input order."""
+    if len(inputs) == 1:
+        return fx.dir / "input.npy"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "calibration.npz"
+    np.savez(path, *inputs)
+    return path
+
+
 def run_variant(fx, target, variant, inputs, expected, mdeploy, known, out: Path) -> Case:
     flags, rel_tol, cos_floor = VARIANTS[variant]
+    if "{calibration}" in flags:
+        calib = str(calibration_file(fx, inputs, out.parent))
+        flags = [calib if f == "{calibration}" else f for f in flags]
     case = Case(f"{fx.id}:{target.name}+{variant}", extra={"fixture": fx.id, "target": target.name})
     converted = convert(mdeploy, fx.model, target, out, flags)
     if converted.code != 0:
@@ -199,7 +218,7 @@ def report(cases: list[Case], accuracy_rows: list) -> None:
         status = c.status if not c.detail else f"{c.status}: {c.detail}"
         rows.append([fixture, variant, status[:110], fmt_num(c.rel),
                      "-" if "cosine" not in c.extra else f"{c.extra['cosine']:.6f}"])
-    print("\n== Quantized variants (int8 dynamic range, float16) ==")
+    print("\n== Quantized variants (int8 dynamic range, float16, full integer int8) ==")
     if rows:
         print(table(["fixture", "target+variant", "result", "rel", "cosine"], rows))
     if accuracy_rows:
