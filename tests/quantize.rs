@@ -490,3 +490,42 @@ fn tflite_int8_concatenation_inputs_share_the_output_parameters() {
     assert!(checked >= 1, "no int8 CONCATENATION: {ops:?}");
     assert!(ops.contains(&BuiltinOperator::QUANTIZE));
 }
+
+#[test]
+fn exclude_keeps_a_node_float_in_a_full_integer_tflite_model() {
+    let bytes = tflite_of(&[
+        "quantize",
+        CNN,
+        "--int8",
+        "--calibration",
+        CALIB,
+        "--exclude",
+        "conv2*",
+        "--to",
+        "tflite",
+    ]);
+    let m = tflite::root_as_model(&bytes).unwrap();
+    let sg = m.subgraphs().unwrap().get(0);
+    let tensors = sg.tensors().unwrap();
+    let ops = ops_of(&m);
+    let mut kinds = Vec::new();
+    for (k, op) in sg.operators().unwrap().iter().enumerate() {
+        if ops[k] != BuiltinOperator::CONV_2D {
+            continue;
+        }
+        let ins = op.inputs().unwrap();
+        let (x, w) = (
+            tensors.get(ins.get(0) as usize),
+            tensors.get(ins.get(1) as usize),
+        );
+        kinds.push((x.type_(), w.type_()));
+    }
+    // conv1 int8; conv2 float throughout (float input, float kernel).
+    assert_eq!(
+        kinds,
+        vec![
+            (tflite::TensorType::INT8, tflite::TensorType::INT8),
+            (tflite::TensorType::FLOAT32, tflite::TensorType::FLOAT32),
+        ]
+    );
+}
