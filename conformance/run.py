@@ -2,9 +2,10 @@
 """mdeploy conformance: converted models run in the real runtimes.
 
 Part A converts every fixture to every enabled target and compares the runtime's outputs with
-the source framework's; Part B runs the ONNX backend node tests through mdeploy. Normally started
-by `cargo xtask conformance`, which installs the pinned runtimes; see README.md beside this file.
-Exit status: 0 when every failure is listed in known-failures.txt, 1 otherwise.
+the source framework's; Part B runs the ONNX backend node tests through mdeploy; Part C scores
+optimized variants (pruned, clustered) of the trained fixtures by top-1 accuracy (variants.py).
+Normally started by `cargo xtask conformance`, which installs the pinned runtimes; see README.md
+beside this file. Exit status: 0 when every failure is listed in known-failures.txt, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fixtures  # noqa: E402
 import node_tests  # noqa: E402
+import quantized  # noqa: E402
 import targets as targets_mod  # noqa: E402
+import variants  # noqa: E402
 from common import FAIL, FIXED, KNOWN, PASS, KnownFailures  # noqa: E402
 
 # Enabled targets (runners in targets.py); tfjs-int8/tfjs-float16 run on a few fixtures
@@ -40,6 +43,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", help="run only cases whose id contains this (e.g. onnx/, :tflite, node:test_conv)"
     )
     p.add_argument("--skip-node-tests", action="store_true", help="skip Part B")
+    p.add_argument(
+        "--skip-quantized",
+        action="store_true",
+        help="skip the quantized variants (int8, float16) of Part A",
+    )
     p.add_argument(
         "--targets",
         default=DEFAULT_TARGETS,
@@ -118,7 +126,7 @@ def should_have_run(case_id: str, args, chosen) -> bool:
         return False
     if case_id.startswith("node:"):
         return not args.skip_node_tests
-    target = case_id.rsplit(":", 1)[-1].split("@", 1)[0]
+    target = case_id.rsplit(":", 1)[-1].split("@", 1)[0].split("+", 1)[0]
     return target in {t.name for t in chosen} | {"verify"}
 
 
@@ -126,7 +134,9 @@ def _line(t: dict) -> str:
     return f"{t['passed']} passed, {t['failed']} failed, {t['known']} known"
 
 
-def write_summary(path: Path, args, fixture_results, node_summary, t: dict) -> None:
+def write_summary(
+    path: Path, args, fixture_results, node_summary, t: dict, variant_rows: list
+) -> None:
     summary = {
         "mdeploy": str(args.mdeploy),
         "totals": t,
@@ -142,6 +152,7 @@ def write_summary(path: Path, args, fixture_results, node_summary, t: dict) -> N
             for r in fixture_results
         ],
         "node_tests": node_summary,
+        "variants": [r.case.to_json() for r in variant_rows],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=1) + "\n")
@@ -163,6 +174,17 @@ def main(argv: list[str] | None = None) -> int:
             args.fixtures or repo / "fixtures", mdeploy, chosen, known, args.only, work, JOBS
         )
         fixtures.report(fixture_results)
+        variant_rows = variants.run(
+            args.fixtures or repo / "fixtures", mdeploy, chosen, known, args.only, work, JOBS
+        )
+        variants.report(variant_rows)
+        quant_cases = (
+            []
+            if args.skip_quantized
+            else quantized.run(
+                args.fixtures or repo / "fixtures", mdeploy, chosen, known, args.only, work, JOBS
+            )
+        )
         node_cases = (
             [] if args.skip_node_tests else node_tests.run(mdeploy, known, args.only, work, JOBS)
         )
@@ -172,10 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     node_summary = node_tests.summarize(node_cases) if not args.skip_node_tests else None
     if node_summary:
         node_tests.report(node_summary)
-    fixture_cases = [c for r in fixture_results for c in r.cases]
+    fixture_cases = [c for r in fixture_results for c in r.cases] + quant_cases + [
+        r.case for r in variant_rows
+    ]
     stale = [i for i in known.unused() if should_have_run(i, args, chosen)]
     t = print_totals(fixture_cases, node_cases, known, stale)
-    write_summary(cache / "summary.json", args, fixture_results, node_summary, t)
+    write_summary(cache / "summary.json", args, fixture_results, node_summary, t, variant_rows)
     if args.list_failures:
         print_failure_lines(fixture_cases + node_cases)
     if args.only and not fixture_cases and not node_cases:

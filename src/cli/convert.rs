@@ -137,6 +137,9 @@ pub struct ConvertArgs {
     /// With --calibration: class labels (.npy, one per sample) for top-1 accuracy.
     #[arg(long, requires = "calibration")]
     pub labels: Option<PathBuf>,
+    /// With --int8/--float16: skip the accuracy report (it runs both models through tract).
+    #[arg(long, requires = "quantized", conflicts_with_all = ["per_layer", "labels", "tolerance"])]
+    pub no_accuracy: bool,
 }
 
 impl ConvertArgs {
@@ -166,6 +169,7 @@ impl ConvertArgs {
             exclude: vec![],
             per_layer: false,
             labels: None,
+            no_accuracy: false,
         }
     }
 }
@@ -326,7 +330,8 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     progress.step("transforming");
     let mut g = source.clone();
     let mut ctx = PassContext::default();
-    passes::run_to_fixed_point(&mut g, &[&passes::DeadCode], &mut ctx, 4)?;
+    // The clean-up and fusion passes run before every writer (what `mdeploy optimize` reports).
+    passes::cleanup(&mut g, &mut ctx)?;
     // A TF.js layers model is written from the Keras file (nothing to verify through tract).
     let mut layers = false;
     let writer: Box<dyn Writer> = match a.target {
@@ -410,18 +415,43 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     // A quantized output always gets the accuracy report (the quantized graph exactly as
     // written, against the source); --tolerance bounds it only when given.
     let accuracy = match &quantized {
-        Some(_) => {
-            progress.step("comparing accuracy");
-            let r = quant::accuracy(&a, &source, &g)?;
-            for line in r.lines() {
-                progress.line(&line);
+        // The source's samples do not fit a model whose 4-D inputs were made NHWC.
+        Some(_)
+            if a.io_layout == IoLayout::Nhwc
+                && g.inputs.iter().any(|&i| g.ty(i).rank() == 4)
+                && !a.no_accuracy =>
+        {
+            if a.tolerance.is_some() {
+                return Err(Error::Usage(
+                    "--tolerance needs the accuracy report, which --io-layout nhwc outputs do not \
+                     have (the source's inputs are channels-first)"
+                        .into(),
+                ));
             }
-            Some(r)
+            progress.line("note: no accuracy report for --io-layout nhwc outputs");
+            None
         }
-        None => None,
+        Some(_) if !a.no_accuracy => {
+            progress.step("comparing accuracy");
+            match quant::accuracy(&a, &source, &g) {
+                Ok(r) => {
+                    for line in r.lines() {
+                        progress.line(&line);
+                    }
+                    Some(r)
+                }
+                // Without --tolerance the report is information: the output is still written.
+                Err(e) if a.tolerance.is_none() => {
+                    progress.line(&format!("note: no accuracy report: {e}"));
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        _ => None,
     };
     if let Some(q) = &quantized {
-        quant::finish_io(&mut g, q)?;
+        quant::finish_io(&mut g, q, &progress)?;
     }
     let problems = writer.check(&g);
     if !problems.is_empty() {

@@ -3,9 +3,10 @@
 //! distinct values and gzip sizes.
 
 use super::accuracy::{write_json, AccuracyArgs};
-use super::convert::Target;
+use super::convert::{ConvertArgs, Target};
 use super::parse_input_shape;
 use super::progress::Progress;
+use super::quantize::{self as quant, QuantIo, QuantReport};
 use crate::accuracy::Report as AccuracyReport;
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Shape};
@@ -32,11 +33,12 @@ pub enum PruneScope {
 #[derive(Args, Debug)]
 #[command(
     about = "Fuse and clean up a model, optionally prune and cluster its weights, and report what changed",
-    after_help = "Examples:\n  mdeploy optimize net.onnx --fuse\n  mdeploy optimize model.keras --prune 0.5 --to tflite --calibration x.npy --labels y.npy\n  mdeploy optimize net.onnx --cluster 16 --report r.json --tolerance 0.05\n\n\
+    after_help = "Examples:\n  mdeploy optimize net.onnx --fuse\n  mdeploy optimize model.keras --prune 0.5 --to tflite --calibration x.npy --labels y.npy\n  mdeploy optimize net.onnx --cluster 16 --report r.json --tolerance 0.05\n  mdeploy optimize net.onnx --cluster 16 --int8 --to tflite\n\n\
 The clean-up and fusion passes (constant folding, identity and dead-code removal, batch-norm\n\
 folding, conv bias and pad fusion, transpose sinking) always run; --fuse asks for only them.\n\
 Pruning and clustering change kernels of at least 1024 elements (convolution, dense, embedding,\n\
 recurrent); biases and small tensors are left alone. With both, clustering keeps pruned zeros.\n\
+--int8/--float16 then quantize as `mdeploy quantize` does (weights only).\n\
 Without -o the output goes next to the input as NAME_optimized.EXT; without --to it keeps the\n\
 input's format when mdeploy writes it, ONNX otherwise.\n\n\
 Exit codes: 0 success, 1 failure, 2 usage error, 3 accuracy past --tolerance, 4 unsupported model."
@@ -51,7 +53,7 @@ pub struct OptimizeArgs {
     #[arg(long = "to", value_enum)]
     pub target: Option<Target>,
     /// Only the fusion and clean-up passes (they always run).
-    #[arg(long, conflicts_with_all = ["prune", "cluster"])]
+    #[arg(long, conflicts_with_all = ["prune", "cluster", "int8", "float16"])]
     pub fuse: bool,
     /// Magnitude-prune kernels to this sparsity (fraction of zeros, 0 ≤ F < 1).
     #[arg(long, value_name = "F", value_parser = parse_sparsity)]
@@ -65,6 +67,13 @@ pub struct OptimizeArgs {
     /// Seed of the k-means++ initialization.
     #[arg(long, default_value_t = 0, requires = "cluster")]
     pub cluster_seed: u64,
+    /// Then quantize the weights to int8 (as `mdeploy quantize --int8`; clustered kernels keep
+    /// at most K levels).
+    #[arg(long, conflicts_with = "float16")]
+    pub int8: bool,
+    /// Then store the weights as float16.
+    #[arg(long)]
+    pub float16: bool,
     #[command(flatten)]
     pub accuracy: AccuracyArgs,
     /// Write a JSON report here (schemas/optimize-report.schema.json).
@@ -118,6 +127,8 @@ struct Report {
     cluster: Option<ClusterReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     weights_gzip: Option<WeightsGzip>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quantization: Option<QuantReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     accuracy: Option<AccuracyReport>,
 }
@@ -290,7 +301,6 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
     for line in op_lines(&ops, source.nodes.len(), g.nodes.len()) {
         progress.line(&line);
     }
-    let accuracy = a.accuracy.compare(&progress, &source, &g)?;
 
     let writer: Box<dyn Writer> = match target {
         Target::Onnx => Box::new(OnnxWriter::default()),
@@ -311,6 +321,18 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
             writer.name()
         ))
     })?;
+    // The quantization `mdeploy quantize` does, on the legalized graph (its contract).
+    let quant_args = ConvertArgs {
+        int8: a.int8,
+        float16: a.float16,
+        ..ConvertArgs::new(a.input.clone(), target, Some(out.clone()))
+    };
+    let quantization = match quant::options(&quant_args) {
+        Some(q) => Some(quant::apply(&mut g, &q, None, QuantIo::Float, &progress)?),
+        None => None,
+    };
+    // The graph exactly as it is written, against the source.
+    let accuracy = a.accuracy.compare(&progress, &source, &g)?;
     let problems = writer.check(&g);
     if !problems.is_empty() {
         return Err(Error::Unsupported {
@@ -353,6 +375,7 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
             prune: pruned,
             cluster: clustered,
             weights_gzip,
+            quantization,
             accuracy: accuracy.clone(),
         };
         write_json(path, &r)?;

@@ -60,6 +60,9 @@ pub struct QuantizeArgs {
     /// With --calibration: class labels (.npy, one per sample) for top-1 accuracy.
     #[arg(long, requires = "calibration")]
     pub labels: Option<PathBuf>,
+    /// Skip the accuracy report (it runs both models through tract).
+    #[arg(long, conflicts_with_all = ["per_layer", "labels", "tolerance"])]
+    pub no_accuracy: bool,
     /// Largest max-relative output error (max|a-b| / max|ref|) accepted; past it, exit 3.
     #[arg(long, value_parser = parse_tolerance)]
     pub tolerance: Option<f64>,
@@ -112,6 +115,7 @@ pub fn run(a: QuantizeArgs, quiet: bool) -> Result<()> {
         exclude: a.exclude,
         per_layer: a.per_layer,
         labels: a.labels,
+        no_accuracy: a.no_accuracy,
         tolerance: a.tolerance,
         report: a.report,
         input_shapes: a.input_shapes,
@@ -131,6 +135,7 @@ pub fn options(a: &ConvertArgs) -> Option<QuantizeOptions> {
         mode,
         exclude: a.exclude.clone(),
         dense_out_in: a.target == Target::Tflite,
+        int8_data_movement: a.target == Target::Tflite,
     })
 }
 
@@ -158,6 +163,10 @@ pub fn apply(
     // Batch norms after convolutions fold into their weights before those are quantized (the
     // TFLite legalization did this already; ONNX keeps them otherwise).
     crate::passes::fuse::fold_batch_norms(g);
+    // Constant subgraphs (e.g. a transpose the layout pass put after a source model's own
+    // dequantized weights) become constants, so they are quantized as weights.
+    crate::passes::cleanup::fold_constants(g);
+    g.remove_dead();
     let weights = quantize::quantize_weights(g, opts)
         .map_err(|e| Error::Failed(format!("quantization: {e}")))?;
     g.verify()
@@ -178,6 +187,13 @@ pub fn apply(
                 s.int32_biases,
                 s.float_nodes.len()
             ));
+            if !s.unmeasured.is_empty() {
+                progress.line(&format!(
+                    "note: {} activations stay float: the evaluator could not measure their range ({})",
+                    s.unmeasured.len(),
+                    s.unmeasured.join(", ")
+                ));
+            }
             Some(s)
         }
         _ => None,
@@ -208,11 +224,25 @@ pub fn apply(
 }
 
 /// `--io int8` on a fully integer graph: int8 inputs and outputs.
-pub fn finish_io(g: &mut Graph, report: &QuantReport) -> Result<()> {
+pub fn finish_io(g: &mut Graph, report: &QuantReport, progress: &Progress) -> Result<()> {
     if report.full_integer && report.io == QuantIo::Int8 {
-        quantize::activations::int8_io(g)?;
+        let changed = quantize::activations::int8_io(g)?;
         g.verify()
             .map_err(|e| Error::Failed(format!("--io int8 broke the graph: {e}")))?;
+        let all = g.inputs.len() + g.outputs.len();
+        if changed < all {
+            let float: Vec<&str> = g
+                .inputs
+                .iter()
+                .chain(&g.outputs)
+                .filter(|&&v| g.ty(v).dtype != crate::ir::DType::I8)
+                .map(|&v| g.value(v).name.as_str())
+                .collect();
+            progress.line(&format!(
+                "note: --io int8: {} stay float (the op next to them has no int8 form here)",
+                float.join(", ")
+            ));
+        }
     }
     Ok(())
 }

@@ -81,35 +81,33 @@ pub fn fold_constants(g: &mut Graph) -> bool {
 }
 
 fn is_scalar_like(t: &Tensor, v: f64) -> bool {
-    t.dtype.is_float() && t.to_f64s().iter().all(|&x| x == v)
+    t.dtype.is_float() && t.len() <= 1 << 16 && t.to_f64s().iter().all(|&x| x == v)
 }
 
 /// The input a node passes through unchanged, if it is an identity.
 fn identity_input(g: &Graph, op: &Op, inputs: &[ValueId], out: ValueId) -> Option<ValueId> {
     let x = *inputs.first()?;
-    if g.ty(x) != g.ty(out) {
-        return None;
-    }
     let konst = |i: usize| inputs.get(i).and_then(|&v| g.constant(v));
-    let yes = match op {
-        Op::Reshape(_) | Op::Expand(_) | Op::Cast(_) => true,
-        Op::Transpose(t) => t.perm.iter().enumerate().all(|(k, &p)| k == p),
-        Op::Tile(t) => t.repeats.iter().all(|&r| r == 1),
-        Op::Pad(p) => p.pads.iter().all(|&(a, b)| a == 0 && b == 0),
-        Op::Concat(_) => inputs.len() == 1,
-        Op::Slice(s) => s.axes.iter().all(|a| whole_axis(a, &g.ty(x).shape)),
-        Op::Activation(crate::ir::ops::Activation::Clip {
-            min: None,
-            max: None,
-        }) => true,
-        Op::Binary(BinaryOp::Add | BinaryOp::Sub) => {
-            konst(1).is_some_and(|t| is_scalar_like(t, 0.0))
-        }
-        Op::Binary(BinaryOp::Mul | BinaryOp::Div) => {
-            konst(1).is_some_and(|t| is_scalar_like(t, 1.0))
-        }
-        _ => false,
-    };
+    let yes = g.ty(x) == g.ty(out)
+        && match op {
+            Op::Reshape(_) | Op::Expand(_) | Op::Cast(_) => true,
+            Op::Transpose(t) => t.perm.iter().enumerate().all(|(k, &p)| k == p),
+            Op::Tile(t) => t.repeats.iter().all(|&r| r == 1),
+            Op::Pad(p) => p.pads.iter().all(|&(a, b)| a == 0 && b == 0),
+            Op::Concat(_) => inputs.len() == 1,
+            Op::Slice(s) => s.axes.iter().all(|a| whole_axis(a, &g.ty(x).shape)),
+            Op::Activation(crate::ir::ops::Activation::Clip {
+                min: None,
+                max: None,
+            }) => true,
+            Op::Binary(BinaryOp::Add | BinaryOp::Sub) => {
+                konst(1).is_some_and(|t| is_scalar_like(t, 0.0))
+            }
+            Op::Binary(BinaryOp::Mul | BinaryOp::Div) => {
+                konst(1).is_some_and(|t| is_scalar_like(t, 1.0))
+            }
+            _ => false,
+        };
     if yes {
         return Some(x);
     }
@@ -367,4 +365,218 @@ pub fn fuse_pads(g: &mut Graph) -> bool {
     retain_nodes(g, &dead);
     g.remove_dead();
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::ops::{Pad, Reshape};
+    use crate::ir::{fixed_shape, DType, KernelLayout, TensorType};
+
+    fn f32s(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 37 + seed * 11) % 23) as f32 - 11.0) / 7.0)
+            .collect()
+    }
+
+    fn conv(padding: Padding) -> Op {
+        Op::Conv(Conv {
+            layout: Layout::Nchw,
+            kernel_layout: KernelLayout::Oihw,
+            strides: vec![1, 1],
+            dilations: vec![1, 1],
+            padding,
+            group: 1,
+            output_padding: vec![],
+        })
+    }
+
+    /// x → Pad(1 on H and W) → Conv(3x3, own pads 1) → + per-channel constant → output.
+    fn pad_conv_add(extra_use: bool) -> Graph {
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[1, 2, 5, 5])));
+        let pad = Op::Pad(Pad {
+            mode: PadMode::Constant,
+            pads: vec![(0, 0), (0, 0), (1, 0), (2, 1)],
+            value: 0.0,
+        });
+        let p = g.add_node("pad", pad, vec![x], &[]).unwrap()[0];
+        let w = g.add_const("w", Tensor::from_f32(vec![3, 2, 3, 3], &f32s(54, 1)));
+        let y = g
+            .add_node(
+                "conv",
+                conv(Padding::Explicit(vec![(1, 1), (0, 1)])),
+                vec![p, w],
+                &[],
+            )
+            .unwrap()[0];
+        let c = g.add_const("c", Tensor::from_f32(vec![1, 3, 1, 1], &[0.5, -1.0, 2.0]));
+        let z = g
+            .add_node("add", Op::Binary(BinaryOp::Add), vec![y, c], &["z".into()])
+            .unwrap()[0];
+        g.outputs.push(z);
+        if extra_use {
+            g.outputs.push(p);
+        }
+        g
+    }
+
+    fn same_results(a: &Graph, b: &Graph) {
+        let inputs = crate::eval::random_inputs(a, 3, 1);
+        let (ra, rb) = (
+            crate::eval::run(a, &inputs).unwrap(),
+            crate::eval::run(b, &inputs).unwrap(),
+        );
+        for (x, y) in ra.iter().zip(&rb) {
+            let c = crate::eval::compare("out", x, y);
+            assert!(c.shape_matches && c.max_rel < 1e-6, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn pad_and_bias_fuse_into_the_convolution() {
+        let src = pad_conv_add(false);
+        let mut g = src.clone();
+        assert!(fuse_pads(&mut g));
+        assert!(fuse_conv_bias(&mut g));
+        g.verify().unwrap();
+        assert_eq!(g.nodes.len(), 1);
+        let Op::Conv(c) = &g.nodes[0].op else {
+            panic!("{:?}", g.nodes[0].op)
+        };
+        assert_eq!(c.padding, Padding::Explicit(vec![(2, 1), (2, 2)]));
+        assert_eq!(g.nodes[0].inputs.len(), 3);
+        assert_eq!(g.value(g.outputs[0]).name, "z");
+        same_results(&src, &g);
+    }
+
+    #[test]
+    fn pads_fuse_into_pools_only_when_the_fill_matches() {
+        let build = |kind: PoolKind, value: f64, own: Vec<(usize, usize)>| {
+            let mut g = Graph::new();
+            let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[1, 2, 6, 6])));
+            let pad = Op::Pad(Pad {
+                mode: PadMode::Constant,
+                pads: vec![(0, 0), (0, 0), (1, 1), (0, 2)],
+                value,
+            });
+            let p = g.add_node("pad", pad, vec![x], &[]).unwrap()[0];
+            let pool = Op::Pool(Pool {
+                kind,
+                layout: Layout::Nchw,
+                kernel: vec![3, 3],
+                strides: vec![2, 2],
+                dilations: vec![1, 1],
+                padding: Padding::Explicit(own),
+                ceil_mode: false,
+                count_include_pad: false,
+            });
+            let y = g.add_node("pool", pool, vec![p], &["y".into()]).unwrap()[0];
+            g.outputs.push(y);
+            g
+        };
+        for (kind, value, fuses) in [
+            (PoolKind::Max, f32::MIN as f64, true),
+            (PoolKind::Max, 0.0, false),
+            (PoolKind::Avg, 0.0, false), // the pool's own pads are not counted: differs
+            (PoolKind::Avg, 1.0, false),
+        ] {
+            let src = build(kind, value, vec![(0, 0), (1, 0)]);
+            let mut g = src.clone();
+            assert_eq!(fuse_pads(&mut g), fuses, "{kind:?} {value}");
+            g.verify().unwrap();
+            same_results(&src, &g);
+        }
+        // Average pooling without pads of its own counts the Pad's zeros once fused.
+        let src = build(PoolKind::Avg, 0.0, vec![(0, 0), (0, 0)]);
+        let mut g = src.clone();
+        assert!(fuse_pads(&mut g));
+        same_results(&src, &g);
+    }
+
+    #[test]
+    fn values_with_other_users_are_not_rewritten() {
+        let src = pad_conv_add(true);
+        let mut g = src.clone();
+        assert!(
+            !fuse_pads(&mut g),
+            "the padded value is also a graph output"
+        );
+        assert!(fuse_conv_bias(&mut g));
+        same_results(&src, &g);
+        // A conv output read twice keeps its Add.
+        let mut h = pad_conv_add(false);
+        let y = h.nodes[1].outputs[0];
+        h.outputs.push(y);
+        assert!(!fuse_conv_bias(&mut h));
+    }
+
+    #[test]
+    fn identities_go_and_chains_resolve() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 3])));
+        let zero = g.add_const("zero", Tensor::scalar_f32(0.0));
+        let one = g.add_const("one", Tensor::from_f32(vec![1, 3], &[1.0; 3]));
+        let a = g
+            .add_node("add0", Op::Binary(BinaryOp::Add), vec![x, zero], &[])
+            .unwrap()[0];
+        let r = g
+            .add_node(
+                "reshape",
+                Op::Reshape(Reshape {
+                    shape: fixed_shape(&[2, 3]),
+                }),
+                vec![a],
+                &[],
+            )
+            .unwrap()[0];
+        let m = g
+            .add_node("mul1", Op::Binary(BinaryOp::Mul), vec![one, r], &[])
+            .unwrap()[0];
+        let t = g
+            .add_node(
+                "tanh",
+                Op::Unary(crate::ir::ops::UnaryOp::Tanh),
+                vec![m],
+                &[],
+            )
+            .unwrap()[0];
+        g.outputs.push(t);
+        let src = g.clone();
+        assert!(remove_identities(&mut g));
+        g.remove_dead();
+        g.verify().unwrap();
+        assert_eq!(g.nodes.len(), 1);
+        assert_eq!(g.nodes[0].inputs[0], g.inputs[0]);
+        same_results(&src, &g);
+        // `x * 2` is no identity.
+        let mut h = src.clone();
+        let two = h.add_const("two", Tensor::scalar_f32(2.0));
+        h.nodes[2].inputs[0] = two;
+        let before = h.nodes.len();
+        remove_identities(&mut h);
+        assert_eq!(h.nodes.len(), before - 2);
+    }
+
+    #[test]
+    fn constant_subgraphs_fold() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 3])));
+        let a = g.add_const("a", Tensor::from_f32(vec![3], &[1.0, 2.0, 3.0]));
+        let b = g.add_const("b", Tensor::from_f32(vec![3], &[4.0, 5.0, 6.0]));
+        let s = g
+            .add_node("sum", Op::Binary(BinaryOp::Mul), vec![a, b], &[])
+            .unwrap()[0];
+        let y = g
+            .add_node("add", Op::Binary(BinaryOp::Add), vec![x, s], &[])
+            .unwrap()[0];
+        g.outputs.push(y);
+        let src = g.clone();
+        assert!(fold_constants(&mut g));
+        g.verify().unwrap();
+        assert_eq!(g.nodes.len(), 1);
+        assert_eq!(g.constant(s).unwrap().to_f64s(), vec![4.0, 10.0, 18.0]);
+        same_results(&src, &g);
+        assert!(!fold_constants(&mut g));
+    }
 }

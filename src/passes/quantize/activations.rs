@@ -1,6 +1,8 @@
 //! Full-integer quantization: `QuantizeLinear → DequantizeLinear` pairs on the activations
 //! around every op with an int8 kernel (TFLite's list, which onnxruntime's QDQ fusion also
-//! covers), asymmetric int8 parameters from ranges measured by running the graph on the
+//! covers: conv, dense, add/sub/mul, pools, mean, relu/relu6, hard-swish, leaky relu, logistic,
+//! tanh, concat, and the data-movement ops reshape, transpose, slice, gather, zero pad, resize,
+//! depth/space rearrangements), asymmetric int8 parameters from ranges measured by running the graph on the
 //! calibration samples (through tract), and int32 biases (`scale = s_input · s_weight[c]`).
 //!
 //! Parameters follow TFLite's int8 specification: ops that only move data (reshape, transpose,
@@ -34,18 +36,31 @@ pub fn weight_dq(g: &Graph, producers: &HashMap<ValueId, usize>, v: ValueId) -> 
     (matches!(n.op, Op::DequantizeLinear(_)) && g.constant(n.inputs[0]).is_some()).then_some(p)
 }
 
-fn is_weight(g: &Graph, producers: &HashMap<ValueId, usize>, v: ValueId) -> bool {
-    g.constant(v).is_some() || weight_dq(g, producers, v).is_some()
+/// Values computed from constants only (weights, possibly dequantized or moved by the layout
+/// pass): never activations.
+pub fn weight_values(g: &Graph) -> HashSet<ValueId> {
+    let mut w: HashSet<ValueId> = g
+        .values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.constant.is_some())
+        .map(|(i, _)| ValueId(i))
+        .collect();
+    for n in &g.nodes {
+        if !n.inputs.is_empty() && n.inputs.iter().all(|v| w.contains(v)) {
+            w.extend(n.outputs.iter().copied());
+        }
+    }
+    w
 }
 
 /// Whether `n` has an int8 kernel, and how its output parameters are chosen.
-pub fn int8_kind(g: &Graph, producers: &HashMap<ValueId, usize>, n: &Node) -> Option<Kind> {
-    let w = |i: usize| n.inputs.get(i).is_some_and(|&v| is_weight(g, producers, v));
-    let act = |i: usize| {
-        n.inputs
-            .get(i)
-            .is_some_and(|&v| !is_weight(g, producers, v))
-    };
+pub fn int8_kind(g: &Graph, weights: &HashSet<ValueId>, n: &Node) -> Option<Kind> {
+    let w = |i: usize| n.inputs.get(i).is_some_and(|v| weights.contains(v));
+    let act = |i: usize| n.inputs.get(i).is_some_and(|v| !weights.contains(v));
+    if !act(0) {
+        return None;
+    }
     let float_in = n
         .inputs
         .first()
@@ -71,6 +86,12 @@ pub fn int8_kind(g: &Graph, producers: &HashMap<ValueId, usize>, n: &Node) -> Op
         Op::Unary(UnaryOp::Sigmoid) => Kind::Fixed(1.0 / 256.0, -128),
         Op::Unary(UnaryOp::Tanh) => Kind::Fixed(1.0 / 128.0, 0),
         Op::Unary(UnaryOp::Relu) => Kind::Calibrated,
+        Op::Activation(Activation::HardSwish | Activation::LeakyRelu { .. }) => Kind::Calibrated,
+        Op::Slice(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::Gather(_) => Kind::SameAsInput,
         Op::Activation(Activation::Clip { .. }) => Kind::Calibrated,
         _ => return None,
     })
@@ -90,6 +111,8 @@ pub struct ActivationStats {
     pub float_nodes: Vec<String>,
     pub int32_biases: usize,
     pub calibration_batches: usize,
+    /// Activations left float because the evaluator could not measure their range.
+    pub unmeasured: Vec<String>,
 }
 
 /// Quantizes the activations of `g` (whose weights are already int8 + DequantizeLinear).
@@ -99,6 +122,7 @@ pub fn quantize_activations(
     batches: &[Vec<Tensor>],
 ) -> Result<ActivationStats> {
     let producers = g.producers();
+    let weights = weight_values(g);
     let uses = g.use_counts();
     let mut consumers: HashMap<ValueId, Vec<usize>> = HashMap::new();
     for (i, n) in g.nodes.iter().enumerate() {
@@ -116,7 +140,7 @@ pub fn quantize_activations(
         let k = if excluded(opts, n) {
             None
         } else {
-            int8_kind(g, &producers, n)
+            int8_kind(g, &weights, n)
         };
         if k.is_none() && !matches!(n.op, Op::DequantizeLinear(_) | Op::QuantizeLinear(_)) {
             stats.float_nodes.push(n.name.clone());
@@ -180,14 +204,28 @@ pub fn quantize_activations(
             continue;
         }
         stats.int8_nodes += 1;
+        if kinds[i] == Some(Kind::SameAsInput) && !opts.int8_data_movement {
+            // Still a pair on a graph input (what `--io int8` makes the model's input).
+            for &v in &n.inputs {
+                if g.inputs.contains(&v) {
+                    add(v, &mut seen, &mut quantize);
+                }
+            }
+            continue;
+        }
         for &v in &n.inputs {
-            if !is_weight(g, &producers, v) && !inner.contains(&v) {
+            if !weights.contains(&v) && !inner.contains(&v) {
                 add(v, &mut seen, &mut quantize);
             }
         }
         add(n.outputs[0], &mut seen, &mut quantize);
     }
-    let ranges = calibrate(g, &quantize, batches)?;
+    let (ranges, unmeasured) = calibrate(g, &quantize, batches)?;
+    for v in &unmeasured {
+        seen.remove(v);
+        stats.unmeasured.push(g.value(*v).name.clone());
+    }
+    quantize.retain(|v| seen.contains(v));
     // Parameters in topological order (pass-through ops take their input's).
     let mut params: HashMap<ValueId, (f32, i64)> = HashMap::new();
     for &v in &g.inputs {
@@ -227,23 +265,22 @@ pub fn quantize_activations(
     Ok(stats)
 }
 
-/// min/max of every value in `values` over the calibration batches.
+/// Calibrated `(min, max)` per value.
+type Ranges = HashMap<ValueId, (f32, f32)>;
+
+/// min/max of every value in `values` over the calibration batches, and the values whose
+/// range could not be measured (tract fails to evaluate some graphs with that intermediate
+/// value exposed: those stay float).
 fn calibrate(
     g: &Graph,
     values: &[ValueId],
     batches: &[Vec<Tensor>],
-) -> Result<HashMap<ValueId, (f32, f32)>> {
+) -> Result<(Ranges, Vec<ValueId>)> {
     let inputs: HashMap<ValueId, usize> =
         g.inputs.iter().enumerate().map(|(i, &v)| (v, i)).collect();
-    let outputs: HashMap<ValueId, usize> =
-        g.outputs.iter().enumerate().map(|(i, &v)| (v, i)).collect();
-    let extra: Vec<ValueId> = values
-        .iter()
-        .copied()
-        .filter(|v| !inputs.contains_key(v) && !outputs.contains_key(v))
-        .collect();
+    let outputs: HashSet<ValueId> = g.outputs.iter().copied().collect();
     let mut ranges: HashMap<ValueId, (f32, f32)> = HashMap::new();
-    let mut widen = |v: ValueId, t: &Tensor| {
+    let widen = |ranges: &mut HashMap<ValueId, (f32, f32)>, v: ValueId, t: &Tensor| {
         let e = ranges
             .entry(v)
             .or_insert((f32::INFINITY, f32::NEG_INFINITY));
@@ -254,27 +291,69 @@ fn calibrate(
             }
         }
     };
-    let n_out = g.outputs.len();
-    eval::run_batches(g, &extra, batches, |b, vals| {
-        for &v in values {
-            let t = if let Some(&i) = inputs.get(&v) {
-                batches[b].get(i)
-            } else if let Some(&o) = outputs.get(&v) {
-                vals.get(o)
-            } else {
-                extra
-                    .iter()
-                    .position(|&e| e == v)
-                    .and_then(|k| vals.get(n_out + k))
-            };
-            if let Some(t) = t {
-                widen(v, t);
+    for &v in values {
+        if let Some(&i) = inputs.get(&v) {
+            for b in batches {
+                if let Some(t) = b.get(i) {
+                    widen(&mut ranges, v, t);
+                }
             }
         }
-        Ok(())
-    })
-    .map_err(|e| failed(format!("calibration: {e}")))?;
-    Ok(ranges
+    }
+    let extra: Vec<ValueId> = values
+        .iter()
+        .copied()
+        .filter(|v| !inputs.contains_key(v) && !outputs.contains(v))
+        .collect();
+    let wanted_outputs: Vec<(usize, ValueId)> = g
+        .outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| values.contains(v))
+        .map(|(i, &v)| (i, v))
+        .collect();
+    let n_out = g.outputs.len();
+    // All exposed at once; a group tract cannot evaluate is halved until the culprits are found.
+    let mut groups: Vec<Vec<ValueId>> = vec![extra];
+    let mut unmeasured = Vec::new();
+    let mut base_checked = false;
+    while let Some(group) = groups.pop() {
+        let mut got: HashMap<ValueId, (f32, f32)> = HashMap::new();
+        let r = eval::run_batches(g, &group, batches, |_, vals| {
+            for &(i, v) in &wanted_outputs {
+                if let Some(t) = vals.get(i) {
+                    widen(&mut got, v, t);
+                }
+            }
+            for (k, &v) in group.iter().enumerate() {
+                if let Some(t) = vals.get(n_out + k) {
+                    widen(&mut got, v, t);
+                }
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => {
+                for (v, (lo, hi)) in got {
+                    let e = ranges.entry(v).or_insert((lo, hi));
+                    *e = (e.0.min(lo), e.1.max(hi));
+                }
+            }
+            Err(e) if group.is_empty() => return Err(failed(format!("calibration: {e}"))),
+            Err(_) if group.len() == 1 => unmeasured.extend(group),
+            Err(_) => {
+                let (a, b) = group.split_at(group.len() / 2);
+                groups.push(b.to_vec());
+                groups.push(a.to_vec());
+                if !base_checked {
+                    // First make sure the graph itself evaluates (next to run).
+                    base_checked = true;
+                    groups.push(vec![]);
+                }
+            }
+        }
+    }
+    let ranges = ranges
         .into_iter()
         .map(|(v, (lo, hi))| {
             if lo > hi {
@@ -283,7 +362,8 @@ fn calibrate(
                 (v, (lo, hi))
             }
         })
-        .collect())
+        .collect();
+    Ok((ranges, unmeasured))
 }
 
 /// Float biases of int8 convolutions and dense layers become int32 + DequantizeLinear with
@@ -339,22 +419,19 @@ fn quantize_biases(
             .map(|c| s_x * s_w[if s_w.len() == 1 { 0 } else { c }])
             .collect();
         let base = g.value(b).name.clone();
-        let qv = g.add_const(&names.fresh(&format!("{base}_int32")), q);
+        let qv = g.add_const(&names.fresh(&format!("{base}_i32")), q);
         g.value_mut(qv).quant = Some(crate::ir::QuantParams {
             scale: scales.clone(),
             zero_point: vec![0; scales.len()],
             axis: Some(0),
         });
         let sv = g.add_const(
-            &names.fresh(&format!("{base}_scale")),
+            &names.fresh(&format!("{base}_s")),
             Tensor::from_f32(vec![scales.len()], &scales),
         );
-        let out = g.add_value(
-            &names.fresh(&format!("{base}_dequantized")),
-            g.ty(b).clone(),
-        );
+        let out = g.add_value(&names.fresh(&format!("{base}_dq")), g.ty(b).clone());
         new_nodes.push(Node {
-            name: names.fresh(&format!("{base}/dequantize")),
+            name: names.fresh(&format!("{base}/DQ")),
             op: Op::DequantizeLinear(QuantAxis {
                 axis: 0,
                 dtype: DType::I32,
@@ -388,30 +465,30 @@ fn insert_pairs(
         let base = g.value(v).name.clone();
         let ty = g.ty(v).clone();
         let s = g.add_const(
-            &names.fresh(&format!("{base}_scale")),
+            &names.fresh(&format!("{base}_s")),
             Tensor::scalar_f32(scale),
         );
         let z = g.add_const(
-            &names.fresh(&format!("{base}_zero_point")),
+            &names.fresh(&format!("{base}_zp")),
             Tensor::from_i64s(DType::I8, vec![], &[zp]),
         );
         let mut qty = ty.clone();
         qty.dtype = DType::I8;
-        let q = g.add_value(&names.fresh(&format!("{base}_quantized")), qty);
+        let q = g.add_value(&names.fresh(&format!("{base}_q")), qty);
         g.value_mut(q).quant = Some(crate::ir::QuantParams::per_tensor(scale, zp));
-        let d = g.add_value(&names.fresh(&format!("{base}_dequantized")), ty);
+        let d = g.add_value(&names.fresh(&format!("{base}_dq")), ty);
         let axis = QuantAxis {
             axis: 0,
             dtype: DType::I8,
         };
         let qn = Node {
-            name: names.fresh(&format!("{base}/quantize")),
+            name: names.fresh(&format!("{base}/Q")),
             op: Op::QuantizeLinear(axis),
             inputs: vec![v, s, z],
             outputs: vec![q],
         };
         let dn = Node {
-            name: names.fresh(&format!("{base}/dequantize")),
+            name: names.fresh(&format!("{base}/DQ")),
             op: Op::DequantizeLinear(axis),
             inputs: vec![q, s, z],
             outputs: vec![d],

@@ -25,39 +25,65 @@ pub fn quantize_symmetric(t: &Tensor, axis: Option<usize>) -> Result<Quantized, 
     if t.dtype != DType::F32 {
         return Err(format!("weights are {}, not f32", t.dtype));
     }
-    let (outer, channels, inner) = match axis {
-        Some(a) if a < t.shape.len() => (
-            t.shape[..a].iter().product::<usize>(),
-            t.shape[a],
-            t.shape[a + 1..].iter().product::<usize>(),
-        ),
+    let (channels, inner) = match axis {
+        Some(a) if a < t.shape.len() => (t.shape[a], t.shape[a + 1..].iter().product::<usize>()),
         Some(a) => return Err(format!("axis {a} out of rank {}", t.shape.len())),
-        None => (1, 1, t.len()),
+        None => (1, t.len()),
     };
-    let channel = |i: usize| (i / inner) % channels.max(1);
-    let mut max_abs = vec![0f32; channels];
-    for (i, x) in f32s(t).enumerate() {
-        if !x.is_finite() {
-            return Err(format!("a weight is {x}; it cannot be quantized"));
-        }
-        let c = channel(i);
-        max_abs[c] = max_abs[c].max(x.abs());
-    }
-    let scales: Vec<f32> = max_abs
-        .iter()
-        .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
-        .collect();
+    let channels = channels.max(1);
+    let inner = inner.max(1);
+    let channel = |i: usize| (i / inner) % channels;
+    let scales = quantize_symmetric_scales(t, inner, channels)?;
     let inv: Vec<f32> = scales.iter().map(|s| 1.0 / s).collect();
     let mut out = Vec::with_capacity(t.len());
     for (i, x) in f32s(t).enumerate() {
         let q = (x * inv[channel(i)]).round().clamp(-127.0, 127.0);
         out.push(q as i8 as u8);
     }
-    let _ = outer;
     Ok(Quantized {
         data: Tensor::new(DType::I8, t.shape.clone(), Bytes::from(out))?,
         scales,
     })
+}
+
+/// A 2-D `[rows, cols]` f32 tensor quantized per column (symmetric) and written transposed,
+/// `[cols, rows]` with one scale per row of the result: a dense kernel `[in, out]` stored as
+/// TFLite's `[out, in]` in one pass over the float bytes and one int8 buffer.
+pub fn quantize_columns_transposed(t: &Tensor) -> Result<Quantized, String> {
+    let [rows, cols] = t.shape[..] else {
+        return Err(format!("{} dimensions, expected 2", t.shape.len()));
+    };
+    let q = quantize_symmetric_scales(t, 1, cols)?;
+    let inv: Vec<f32> = q.iter().map(|s| 1.0 / s).collect();
+    let mut out = vec![0u8; rows * cols];
+    for (i, x) in f32s(t).enumerate() {
+        let (r, c) = (i / cols, i % cols);
+        out[c * rows + r] = (x * inv[c]).round().clamp(-127.0, 127.0) as i8 as u8;
+    }
+    Ok(Quantized {
+        data: Tensor::new(DType::I8, vec![cols, rows], Bytes::from(out))?,
+        scales: q,
+    })
+}
+
+/// Per-channel symmetric scales (`inner` elements per channel step, `channels` channels).
+fn quantize_symmetric_scales(
+    t: &Tensor,
+    inner: usize,
+    channels: usize,
+) -> Result<Vec<f32>, String> {
+    let mut max_abs = vec![0f32; channels];
+    for (i, x) in f32s(t).enumerate() {
+        if !x.is_finite() {
+            return Err(format!("a weight is {x}; it cannot be quantized"));
+        }
+        let c = (i / inner) % channels;
+        max_abs[c] = max_abs[c].max(x.abs());
+    }
+    Ok(max_abs
+        .iter()
+        .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
+        .collect())
 }
 
 /// `scale · q` for every element (per channel along `axis`), for tests and error estimates.
@@ -147,6 +173,19 @@ mod tests {
             // The largest magnitude of each channel maps to ±127.
             assert!(q.data.data.iter().any(|&b| (b as i8).abs() == 127));
         }
+    }
+
+    #[test]
+    fn transposed_columns_match_per_channel_then_transpose() {
+        let w: Vec<f32> = (0..12)
+            .map(|i| (i as f32 - 5.5) * (1 + i % 4) as f32)
+            .collect();
+        let t = Tensor::from_f32(vec![3, 4], &w);
+        let a = quantize_columns_transposed(&t).unwrap();
+        let b = quantize_symmetric(&t, Some(1)).unwrap();
+        assert_eq!(a.scales, b.scales);
+        assert_eq!(a.data, b.data.transposed(&[1, 0]));
+        assert_eq!(a.data.shape, vec![4, 3]);
     }
 
     #[test]

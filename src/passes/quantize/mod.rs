@@ -10,6 +10,9 @@
 //! - full integer (with calibration): additionally `QuantizeLinear → DequantizeLinear` pairs on
 //!   activations with calibrated asymmetric int8 parameters, and int32 biases (`activations.rs`).
 //!
+//! New values are named after the value they stand for: `x_q` (int8), `x_dq` (dequantized),
+//! `x_s`/`x_zp` (parameters), `w_h` (float16), `b_i32` (int32 bias); nodes `x/Q`, `x/DQ`.
+//!
 //! Writers express these in their runtime's form: ONNX keeps QDQ as is; TFLite folds DQ'd
 //! weights into hybrid/int8 builtins or DEQUANTIZE ops (writers/tflite/quant.rs).
 
@@ -38,6 +41,10 @@ pub struct QuantizeOptions {
     /// Store dense (MatMul) kernels as `[out, in]` with `transpose_b` (TFLite FULLY_CONNECTED's
     /// layout), so a quantized kernel needs no transpose in the writer.
     pub dense_out_in: bool,
+    /// Quantize around data-movement ops (reshape, transpose, pooling, padding) too. TFLite
+    /// needs it (its int8 RESHAPE reads and writes int8 tensors); onnxruntime propagates QDQ
+    /// through such ops itself, so ONNX output skips those pairs.
+    pub int8_data_movement: bool,
 }
 
 /// What the weight pass did, for reports.

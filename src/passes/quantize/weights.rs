@@ -175,8 +175,8 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
         let out = match done {
             Done::F16(t) => {
                 stats.bytes_after += t.data.len();
-                let h = g.add_const(&names.fresh(&format!("{base}_f16")), t);
-                let out = g.add_value(&names.fresh(&format!("{base}_f32")), ty);
+                let h = g.add_const(&names.fresh(&format!("{base}_h")), t);
+                let out = g.add_value(&names.fresh(&format!("{base}_f")), ty);
                 new_nodes.push(Node {
                     name: names.fresh(&format!("{base}/cast")),
                     op: Op::Cast(Cast { to: DType::F32 }),
@@ -190,33 +190,28 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
                 if job.axis.is_some() {
                     stats.per_channel += 1;
                 }
-                let (scale_t, zp_t) = match job.axis {
-                    Some(_) => (
-                        Tensor::from_f32(vec![q.scales.len()], &q.scales),
-                        Tensor::filled(DType::I8, vec![q.scales.len()], &[0]),
-                    ),
-                    None => (
-                        Tensor::scalar_f32(q.scales[0]),
-                        Tensor::filled(DType::I8, vec![], &[0]),
-                    ),
+                // Symmetric: the zero point is 0, DequantizeLinear's default, so it is omitted
+                // (the element type comes from the int8 data).
+                let scale_t = match job.axis {
+                    Some(_) => Tensor::from_f32(vec![q.scales.len()], &q.scales),
+                    None => Tensor::scalar_f32(q.scales[0]),
                 };
                 let qp = QuantParams {
                     scale: q.scales.clone(),
                     zero_point: vec![0; q.scales.len()],
                     axis: job.axis,
                 };
-                let w = g.add_const(&names.fresh(&format!("{base}_quantized")), q.data);
+                let w = g.add_const(&names.fresh(&format!("{base}_q")), q.data);
                 g.value_mut(w).quant = Some(qp);
-                let s = g.add_const(&names.fresh(&format!("{base}_scale")), scale_t);
-                let z = g.add_const(&names.fresh(&format!("{base}_zero_point")), zp_t);
-                let out = g.add_value(&names.fresh(&format!("{base}_dequantized")), ty);
+                let s = g.add_const(&names.fresh(&format!("{base}_s")), scale_t);
+                let out = g.add_value(&names.fresh(&format!("{base}_dq")), ty);
                 new_nodes.push(Node {
-                    name: names.fresh(&format!("{base}/dequantize")),
+                    name: names.fresh(&format!("{base}/DQ")),
                     op: Op::DequantizeLinear(QuantAxis {
                         axis: job.axis.unwrap_or(0),
                         dtype: DType::I8,
                     }),
-                    inputs: vec![w, s, z],
+                    inputs: vec![w, s],
                     outputs: vec![out],
                 });
                 out
@@ -279,9 +274,12 @@ fn run_jobs(g: &Graph, jobs: &[Job]) -> Result<Vec<Done>, String> {
         let r = match (j.f16, j.transpose) {
             (true, false) => math::to_f16(t).map(Done::F16),
             (true, true) => math::to_f16(t).map(|h| Done::F16(h.transposed(&[1, 0]))),
-            // Quantized along the output axis (1 of [in, out]), then transposed as int8 (a
-            // quarter of the float bytes), the channel axis becoming 0.
-            (false, true) => math::quantize_symmetric(t, j.axis.map(|_| 1)).map(|q| {
+            // Dense kernels for TFLite: quantized per output column and written [out, in]
+            // in one pass (the channel axis becomes 0).
+            (false, true) if j.axis.is_some() => {
+                math::quantize_columns_transposed(t).map(Done::Int8)
+            }
+            (false, true) => math::quantize_symmetric(t, None).map(|q| {
                 Done::Int8(math::Quantized {
                     data: q.data.transposed(&[1, 0]),
                     scales: q.scales,

@@ -97,14 +97,18 @@ pub fn build(
             );
             (O::Pool2DOptions, o.as_union_value())
         }
-        Opts::FullyConnected { act, keep_num_dims } => {
+        Opts::FullyConnected {
+            act,
+            keep_num_dims,
+            asymmetric,
+        } => {
             let o = t::FullyConnectedOptions::create(
                 fbb,
                 &t::FullyConnectedOptionsArgs {
                     fused_activation_function: *act,
                     weights_format: t::FullyConnectedOptionsWeightsFormat::DEFAULT,
                     keep_num_dims: *keep_num_dims,
-                    asymmetric_quantize_inputs: false,
+                    asymmetric_quantize_inputs: *asymmetric,
                 },
             );
             (O::FullyConnectedOptions, o.as_union_value())

@@ -25,6 +25,8 @@ pub struct Extra {
     pub name: String,
     pub ty: TensorType,
     pub data: Option<Tensor>,
+    /// Quantization parameters of an int8 intermediate (a requantized operand).
+    pub quant: Option<QuantParams>,
 }
 
 /// Builtin options, as plain data (turned into flatbuffer tables when the file is built).
@@ -58,6 +60,8 @@ pub enum Opts {
     FullyConnected {
         act: Act,
         keep_num_dims: bool,
+        /// Hybrid (float input, int8 weights): quantize the input with a zero point.
+        asymmetric: bool,
     },
     /// ADD, SUB, MUL, DIV.
     Arith(Act),
@@ -263,6 +267,37 @@ impl Cx<'_> {
     pub fn read(&self, v: ValueId) -> TRef {
         TRef::Value(self.fold.read(self.index, v))
     }
+    /// The quantization parameters of a tensor this node reads or writes.
+    pub fn quant_of(&self, r: TRef) -> Option<&QuantParams> {
+        match r {
+            TRef::Value(v) => self.plan.quant.get(&v).or(self.g.value(v).quant.as_ref()),
+            TRef::Extra(k) => self.plan.extra[k].quant.as_ref(),
+        }
+    }
+
+    /// `x` requantized (int8 QUANTIZE, int8 → int8) to `want` when its parameters differ: for
+    /// int8 kernels that need equal input and output parameters (CONCATENATION).
+    pub fn requantized(&mut self, x: TRef, want: &QuantParams, tag: &str) -> TRef {
+        if self.quant_of(x) == Some(want) {
+            return x;
+        }
+        let ty = match x {
+            TRef::Value(v) => self.g.ty(v).clone(),
+            TRef::Extra(k) => self.plan.extra[k].ty.clone(),
+        };
+        let t = self.temp(tag, ty);
+        if let TRef::Extra(k) = t {
+            self.plan.extra[k].quant = Some(want.clone());
+        }
+        self.emit(B::QUANTIZE, Opts::None, vec![Some(x)], vec![t]);
+        t
+    }
+
+    /// Whether this node is written as a hybrid builtin (float activations, int8 weights).
+    pub fn is_hybrid(&self) -> bool {
+        self.fold.hybrid.get(self.index).copied().unwrap_or(false)
+    }
+
     /// Whether this node is written as an int8 builtin.
     pub fn is_int8(&self) -> bool {
         self.fold.int8.get(self.index).copied().unwrap_or(false)
@@ -296,6 +331,7 @@ impl Cx<'_> {
             name,
             ty: t.ty(),
             data: Some(t),
+            quant: None,
         });
         TRef::Extra(self.plan.extra.len() - 1)
     }
@@ -319,6 +355,7 @@ impl Cx<'_> {
             name,
             ty,
             data: None,
+            quant: None,
         });
         TRef::Extra(self.plan.extra.len() - 1)
     }

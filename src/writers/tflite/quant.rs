@@ -12,8 +12,8 @@
 //!   with `--io float`, ops without an int8 kernel).
 
 use super::plan::Fused;
-use crate::ir::{DType, Graph, Op, ValueId};
-use crate::passes::quantize::activations::int8_kind;
+use crate::ir::{DType, Graph, KernelLayout, Layout, Op, ValueId};
+use crate::passes::quantize::activations::{int8_kind, weight_values};
 use std::collections::HashMap;
 
 #[derive(Default)]
@@ -26,6 +26,8 @@ pub struct Folding {
     pub skip: Vec<bool>,
     /// Nodes written as int8 builtins.
     pub int8: Vec<bool>,
+    /// Nodes written as hybrid builtins: float activations, int8 kernel (dynamic range).
+    pub hybrid: Vec<bool>,
 }
 
 impl Folding {
@@ -43,21 +45,37 @@ fn dq_source(g: &Graph, producers: &HashMap<ValueId, usize>, v: ValueId) -> Opti
     matches!(g.nodes[p].op, Op::DequantizeLinear(_)).then(|| g.nodes[p].inputs[0])
 }
 
+/// Ops LiteRT has hybrid kernels for, in the form the plan writes them.
+fn hybrid_op(g: &Graph, producers: &HashMap<ValueId, usize>, n: &crate::ir::Node) -> bool {
+    match &n.op {
+        Op::Conv(c) => {
+            let in_c = g.ty(n.inputs[0]).shape.last().and_then(|d| d.fixed());
+            let plain = c.group == 1 && c.kernel_layout == KernelLayout::Ohwi;
+            let depthwise = c.kernel_layout == KernelLayout::Ihwo && in_c == Some(c.group as u64);
+            c.layout == Layout::Nhwc && g.ty(n.inputs[0]).rank() == 4 && (plain || depthwise)
+        }
+        Op::MatMul(_) => super::ops::nn::fc_weights(g, producers, n).is_some(),
+        _ => false,
+    }
+}
+
 pub fn fold(g: &Graph, fused: &[Fused]) -> Folding {
     let n = g.nodes.len();
     let mut f = Folding {
         skip: vec![false; n],
         int8: vec![false; n],
+        hybrid: vec![false; n],
         ..Default::default()
     };
     if !g
         .nodes
         .iter()
-        .any(|n| matches!(n.op, Op::QuantizeLinear(_)))
+        .any(|n| matches!(n.op, Op::QuantizeLinear(_) | Op::DequantizeLinear(_)))
     {
         return f;
     }
     let producers = g.producers();
+    let weights = weight_values(g);
     let mut consumers: HashMap<ValueId, Vec<usize>> = HashMap::new();
     for (i, node) in g.nodes.iter().enumerate() {
         for &v in &node.inputs {
@@ -84,7 +102,7 @@ pub fn fold(g: &Graph, fused: &[Fused]) -> Folding {
         }
     }
     for (i, node) in g.nodes.iter().enumerate() {
-        if fused[i].skip || int8_kind(g, &producers, node).is_none() {
+        if fused[i].skip || int8_kind(g, &weights, node).is_none() {
             continue;
         }
         let out = fused[i].out.unwrap_or(node.outputs[0]);
@@ -122,6 +140,25 @@ pub fn fold(g: &Graph, fused: &[Fused]) -> Folding {
         }
         f.writes.insert(out, q_out);
     }
+    // Dynamic range: a float CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED whose kernel is a
+    // DequantizeLinear of an int8 constant reads the int8 kernel itself (LiteRT's hybrid kernels
+    // quantize the input on the fly, asymmetrically, and keep no float copy of the weights).
+    for (i, node) in g.nodes.iter().enumerate() {
+        if f.int8[i] || fused[i].skip || !hybrid_op(g, &producers, node) {
+            continue;
+        }
+        let Some(&w) = node.inputs.get(1) else {
+            continue;
+        };
+        let Some(src) = dq_source(g, &producers, w) else {
+            continue;
+        };
+        let int8_const = g.constant(src).is_some_and(|t| t.dtype == DType::I8);
+        if int8_const && g.ty(node.inputs[0]).dtype == DType::F32 {
+            f.hybrid[i] = true;
+            f.reads.insert((i, w), src);
+        }
+    }
     // Q/DQ nodes left with nothing to do.
     for (i, node) in g.nodes.iter().enumerate() {
         match node.op {
@@ -133,7 +170,7 @@ pub fn fold(g: &Graph, fused: &[Fused]) -> Folding {
                 let y = node.outputs[0];
                 let absorbed = |c: usize| {
                     let o = owner.get(&c).copied().unwrap_or(c);
-                    f.int8[o] && f.reads.contains_key(&(o, y))
+                    (f.int8[o] || f.hybrid[o]) && f.reads.contains_key(&(o, y))
                 };
                 f.skip[i] = !is_output(y)
                     && consumers

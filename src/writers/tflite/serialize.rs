@@ -90,7 +90,7 @@ impl<'p> Tensors<'p> {
                     name: &e.name,
                     ty: &e.ty,
                     data: e.data.as_ref(),
-                    quant: None,
+                    quant: e.quant.as_ref(),
                 }
             }
         };
@@ -159,6 +159,11 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
                 .filter(|&&i| i >= 0)
                 .and_then(|&i| ts.slots[i as usize].quant)
                 .is_some_and(|q| q.axis.is_some()),
+            per_axis_weights: ins
+                .get(1)
+                .filter(|&&i| i >= 0)
+                .and_then(|&i| ts.slots[i as usize].quant)
+                .is_some_and(|q| q.axis.is_some() && q.scale.len() > 1),
         };
         let v = versions::version(op, &sig);
         if let Some(rt) = versions::runtime(op.code, v) {
@@ -308,7 +313,11 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
         },
     );
     fbb.finish(model, Some("TFL3"));
-    Ok(fbb.finished_data().to_vec())
+    // The finished bytes are the builder's buffer from `head` on: move them down in place
+    // instead of copying the weights into a second buffer.
+    let (mut buf, head) = fbb.collapse();
+    buf.drain(..head);
+    Ok(buf)
 }
 
 /// A byte vector whose first byte sits on a 16-byte boundary of the finished file.

@@ -16,6 +16,8 @@ pub struct Sig<'a> {
     pub outputs: Vec<&'a TensorType>,
     /// Input 0 is quantized per axis.
     pub per_axis_input: bool,
+    /// Input 1 (a kernel) is quantized per axis.
+    pub per_axis_weights: bool,
 }
 
 impl Sig<'_> {
@@ -51,9 +53,14 @@ pub fn version(op: &TOp, sig: &Sig) -> i32 {
     let by_int8 = |base: i32| if int8 { 2 } else { base };
     match op.code {
         B::CONV_2D if sig.in_dtype(1) == Some(DType::I8) && t0 == Some(DType::I8) => 3,
+        // Hybrid: float input, int8 filter.
+        B::CONV_2D if sig.in_dtype(1) == Some(DType::I8) && sig.per_axis_weights => 5,
+        B::CONV_2D if sig.in_dtype(1) == Some(DType::I8) => 2,
         B::CONV_2D => 1,
         B::DEPTHWISE_CONV_2D => match &op.opts {
             _ if int8 && sig.in_dtype(1) == Some(DType::I8) => 3,
+            _ if sig.in_dtype(1) == Some(DType::I8) && sig.per_axis_weights => 6,
+            _ if sig.in_dtype(1) == Some(DType::I8) => 4,
             Opts::Depthwise { dilation, .. } if *dilation != [1, 1] => 2,
             _ => 1,
         },
@@ -63,12 +70,17 @@ pub fn version(op: &TOp, sig: &Sig) -> i32 {
             _ => by_int8(1),
         },
         B::FULLY_CONNECTED => match &op.opts {
+            _ if !int8 && sig.in_dtype(1) == Some(DType::I8) && sig.per_axis_weights => 12,
             _ if sig.inputs.len() == 2 => 6,
             Opts::FullyConnected {
                 keep_num_dims: true,
                 ..
             } => 5,
             _ if int8 => 4,
+            Opts::FullyConnected {
+                asymmetric: true, ..
+            } if sig.in_dtype(1) == Some(DType::I8) => 9,
+            _ if sig.in_dtype(1) == Some(DType::I8) => 3,
             _ => 1,
         },
         B::GATHER => match sig.in_dtype(0) {
@@ -182,7 +194,11 @@ pub fn version(op: &TOp, sig: &Sig) -> i32 {
             Some(DType::I8) => 2,
             _ => 1,
         },
-        B::QUANTIZE => 1,
+        // op_version.cc: int16 output 2, per-channel 3, else (int8, uint8, requantize) 1.
+        B::QUANTIZE => match sig.outputs.first().map(|t| t.dtype) {
+            Some(DType::I16) => 2,
+            _ => 1,
+        },
         B::AVERAGE_POOL_2D
         | B::MAX_POOL_2D
         | B::SOFTMAX

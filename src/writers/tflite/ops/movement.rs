@@ -44,10 +44,18 @@ pub fn transpose(cx: &mut Cx, t: &Transpose) -> Result<(), String> {
 }
 
 pub fn concat(cx: &mut Cx, c: &Concat) -> Result<(), String> {
-    let inputs = (0..cx.node.inputs.len())
+    let mut inputs = (0..cx.node.inputs.len())
         .map(|i| cx.x(i).map(Some))
         .collect::<Result<Vec<_>, _>>()?;
     let (y, act) = (cx.out(0), cx.act());
+    // int8 CONCATENATION copies bytes: every input must have the output's parameters.
+    if let Some(want) = cx.is_int8().then(|| cx.quant_of(y).cloned()).flatten() {
+        for (i, x) in inputs.iter_mut().enumerate() {
+            if let Some(r) = *x {
+                *x = Some(cx.requantized(r, &want, &format!("requantized_{i}")));
+            }
+        }
+    }
     cx.emit(
         B::CONCATENATION,
         Opts::Concat {

@@ -66,6 +66,7 @@ pub fn matmul(cx: &mut Cx, m: &MatMul) -> Result<(), String> {
             _ => cx.read(w),
         };
         let keep = cx.ty(0)?.rank() > 2;
+        let hybrid = cx.is_hybrid();
         let (x, y, act) = (cx.x(0)?, cx.out(0), cx.act());
         let bias = cx.fused.bias.map(|b| cx.read(b));
         cx.emit(
@@ -73,6 +74,7 @@ pub fn matmul(cx: &mut Cx, m: &MatMul) -> Result<(), String> {
             Opts::FullyConnected {
                 act,
                 keep_num_dims: keep,
+                asymmetric: hybrid,
             },
             vec![Some(x), Some(weights), bias],
             vec![y],

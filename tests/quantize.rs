@@ -1,0 +1,531 @@
+//! Quantization (issue 7): the pass on the IR, the ONNX and TFLite forms it writes, the CLI.
+//! The runtimes themselves run these outputs in the conformance tier (conformance/quantized.py).
+
+use crate::common::repo;
+use mdeploy::ir::{DType, Graph, Op};
+use mdeploy::passes::quantize::{quantize_weights, Mode, QuantizeOptions};
+use mdeploy::readers::{self, ReadOptions};
+use std::process::{Command, Output};
+use tract_tflite::tflite::{self, BuiltinOperator};
+
+fn mdeploy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const CNN: &str = "fixtures/digits/cnn/model.keras";
+const CALIB: &str = "fixtures/digits/cnn/calibration.npy";
+
+fn path(p: &str) -> String {
+    repo().join(p).display().to_string()
+}
+
+fn read(p: &str) -> Graph {
+    let p = repo().join(p);
+    let g = readers::detect(&p)
+        .unwrap()
+        .read(&p, &ReadOptions::default())
+        .unwrap();
+    g.verify().unwrap();
+    g
+}
+
+fn opts(mode: Mode) -> QuantizeOptions {
+    QuantizeOptions {
+        mode,
+        exclude: vec![],
+        dense_out_in: false,
+        int8_data_movement: false,
+    }
+}
+
+/// Runs mdeploy, expecting success; returns the output file's bytes.
+fn quantize(args: &[&str], out_name: &str) -> (Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(out_name);
+    let mut all: Vec<&str> = args.to_vec();
+    let o_str = out.display().to_string();
+    all.extend(["-o", &o_str]);
+    let o = mdeploy(&all);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+    (std::fs::read(&out).unwrap(), stderr(&o))
+}
+
+#[test]
+fn int8_weights_are_per_channel_with_one_scale_per_output_channel() {
+    let mut g = read(CNN);
+    mdeploy::writers::onnx::legalize(&mut g).unwrap();
+    let floats_before = g.parameter_stats().1;
+    let stats = quantize_weights(&mut g, &opts(Mode::Int8)).unwrap();
+    g.verify().unwrap();
+    assert!(stats.tensors >= 4 && stats.per_channel >= 4, "{stats:?}");
+    let mut kernels = 0;
+    for n in &g.nodes {
+        let (Op::Conv(_) | Op::MatMul(_)) = &n.op else {
+            continue;
+        };
+        let w = n.inputs[1];
+        let dq = g
+            .nodes
+            .iter()
+            .find(|d| d.outputs[0] == w)
+            .expect("weights come from a node");
+        let Op::DequantizeLinear(q) = &dq.op else {
+            panic!("{}: weights from {}", n.name, dq.op.name())
+        };
+        let data = g.constant(dq.inputs[0]).expect("int8 constant");
+        assert_eq!(data.dtype, DType::I8);
+        let scales = g.constant(dq.inputs[1]).unwrap();
+        // One scale per output channel: axis 0 of OIHW, axis 1 of a [in, out] dense kernel.
+        let want = match n.op {
+            Op::Conv(_) => data.shape[0],
+            _ => data.shape[1],
+        };
+        assert_eq!(q.axis, if matches!(n.op, Op::Conv(_)) { 0 } else { 1 });
+        assert_eq!(scales.len(), want, "{}", n.name);
+        let quant = g.value(dq.inputs[0]).quant.as_ref().unwrap();
+        assert_eq!(quant.scale.len(), want);
+        kernels += 1;
+    }
+    assert_eq!(kernels, 4);
+    // No float kernel is left behind: the weight bytes shrink about fourfold.
+    let after = g.parameter_stats().1;
+    assert!(after * 10 < floats_before * 3, "{after} vs {floats_before}");
+}
+
+#[test]
+fn float16_weights_are_half_the_bytes_and_cast_back() {
+    let mut g = read(CNN);
+    mdeploy::writers::onnx::legalize(&mut g).unwrap();
+    let before = g.parameter_stats().1;
+    let stats = quantize_weights(&mut g, &opts(Mode::Float16)).unwrap();
+    g.verify().unwrap();
+    assert!(stats.tensors >= 4);
+    let casts: Vec<_> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Cast(_)))
+        .collect();
+    assert_eq!(casts.len(), stats.tensors);
+    for c in casts {
+        assert_eq!(g.constant(c.inputs[0]).unwrap().dtype, DType::F16);
+        assert_eq!(g.ty(c.outputs[0]).dtype, DType::F32);
+    }
+    let after = g.parameter_stats().1;
+    assert!(after * 100 < before * 52, "{after} vs {before}");
+    // The graph's I/O stays float32.
+    for &v in g.inputs.iter().chain(&g.outputs) {
+        assert_eq!(g.ty(v).dtype, DType::F32);
+    }
+}
+
+#[test]
+fn exclude_keeps_matching_nodes_float() {
+    let mut g = read(CNN);
+    mdeploy::writers::onnx::legalize(&mut g).unwrap();
+    let mut o = opts(Mode::Int8);
+    o.exclude = vec!["conv1*".into()];
+    let stats = quantize_weights(&mut g, &o).unwrap();
+    assert!(!stats.excluded_nodes.is_empty());
+    let conv1 = g
+        .nodes
+        .iter()
+        .find(|n| n.name.starts_with("conv1") && matches!(n.op, Op::Conv(_)))
+        .expect("conv1");
+    let k = g
+        .constant(conv1.inputs[1])
+        .expect("conv1's kernel stays a constant");
+    assert_eq!(k.dtype, DType::F32);
+    let conv2 = g
+        .nodes
+        .iter()
+        .find(|n| n.name.starts_with("conv2") && matches!(n.op, Op::Conv(_)))
+        .expect("conv2");
+    assert!(g.constant(conv2.inputs[1]).is_none(), "conv2 is quantized");
+}
+
+#[test]
+fn onnx_output_is_qdq_never_integer_ops_and_deterministic() {
+    for args in [
+        vec!["quantize", CNN, "--int8", "--to", "onnx"],
+        vec![
+            "quantize",
+            CNN,
+            "--int8",
+            "--calibration",
+            CALIB,
+            "--to",
+            "onnx",
+        ],
+    ] {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.starts_with("fixtures/") {
+                    path(a)
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (a, _) = quantize(&args, "q.onnx");
+        let (b, _) = quantize(&args, "q.onnx");
+        assert_eq!(a, b, "same input and flags give the same bytes");
+        let text = String::from_utf8_lossy(&a);
+        for forbidden in [
+            "ConvInteger",
+            "MatMulInteger",
+            "QLinearConv",
+            "QLinearMatMul",
+        ] {
+            assert!(!text.contains(forbidden), "{forbidden} in {args:?}");
+        }
+        assert!(text.contains("DequantizeLinear"));
+        // Evaluates (tract) and keeps the source's I/O.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("q.onnx");
+        std::fs::write(&p, &a).unwrap();
+        let input = mdeploy::npy::read(&repo().join("fixtures/digits/cnn/input.npy")).unwrap();
+        let out = mdeploy::eval::run_onnx_file(&p, &[input]).unwrap();
+        let want = mdeploy::npy::read(&repo().join("fixtures/digits/cnn/expected.npy")).unwrap();
+        let c = mdeploy::eval::compare("probs", &out[0], &want);
+        assert!(c.cosine > 0.999 && c.max_abs < 0.05, "{args:?}: {c:?}");
+    }
+}
+
+fn tflite_of(args: &[&str]) -> Vec<u8> {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.starts_with("fixtures/") {
+                path(a)
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    quantize(&args, "q.tflite").0
+}
+
+fn ops_of(m: &tflite::Model) -> Vec<BuiltinOperator> {
+    let codes = m.operator_codes().unwrap();
+    let sg = m.subgraphs().unwrap().get(0);
+    sg.operators()
+        .unwrap()
+        .iter()
+        .map(|o| codes.get(o.opcode_index() as usize).builtin_code())
+        .collect()
+}
+
+#[test]
+fn tflite_full_integer_has_int8_activations_and_int32_biases() {
+    for io in ["float", "int8"] {
+        let bytes = tflite_of(&[
+            "quantize",
+            CNN,
+            "--int8",
+            "--calibration",
+            CALIB,
+            "--io",
+            io,
+            "--to",
+            "tflite",
+        ]);
+        let again = tflite_of(&[
+            "quantize",
+            CNN,
+            "--int8",
+            "--calibration",
+            CALIB,
+            "--io",
+            io,
+            "--to",
+            "tflite",
+        ]);
+        assert_eq!(bytes, again, "same input and flags give the same bytes");
+        let m = tflite::root_as_model(&bytes).unwrap();
+        let sg = m.subgraphs().unwrap().get(0);
+        let tensors = sg.tensors().unwrap();
+        let ops = ops_of(&m);
+        let sgo = sg.operators().unwrap();
+        let mut int8_convs = 0;
+        for (k, op) in sgo.iter().enumerate() {
+            let ins = op.inputs().unwrap();
+            let t = |i: usize| tensors.get(ins.get(i) as usize);
+            match ops[k] {
+                BuiltinOperator::CONV_2D | BuiltinOperator::FULLY_CONNECTED => {
+                    assert_eq!(t(0).type_(), tflite::TensorType::INT8, "activation in");
+                    assert_eq!(t(1).type_(), tflite::TensorType::INT8, "weights");
+                    assert_eq!(t(2).type_(), tflite::TensorType::INT32, "bias");
+                    let out = tensors.get(op.outputs().unwrap().get(0) as usize);
+                    assert_eq!(out.type_(), tflite::TensorType::INT8);
+                    let q = out.quantization().unwrap();
+                    assert_eq!(q.scale().unwrap().len(), 1);
+                    // Per-channel weight scales, one per output channel (axis 0 of OHWI / [out, in]).
+                    let wq = t(1).quantization().unwrap();
+                    let out_c = t(1).shape().unwrap().get(0) as usize;
+                    assert_eq!(wq.scale().unwrap().len(), out_c);
+                    assert_eq!(wq.quantized_dimension(), 0);
+                    int8_convs += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(int8_convs, 4, "{ops:?}");
+        let input = tensors.get(sg.inputs().unwrap().get(0) as usize);
+        let want = if io == "int8" {
+            tflite::TensorType::INT8
+        } else {
+            tflite::TensorType::FLOAT32
+        };
+        assert_eq!(input.type_(), want, "--io {io}");
+        if io == "float" {
+            assert!(ops.contains(&BuiltinOperator::QUANTIZE));
+        } else {
+            assert!(input.quantization().and_then(|q| q.scale()).is_some());
+        }
+    }
+}
+
+#[test]
+fn tflite_dynamic_range_is_hybrid_and_float16_uses_dequantize() {
+    let int8 = tflite_of(&["quantize", CNN, "--int8", "--to", "tflite"]);
+    let f16 = tflite_of(&["quantize", CNN, "--float16", "--to", "tflite"]);
+    let float = {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("f.tflite");
+        let o = mdeploy(&[
+            "convert",
+            &path(CNN),
+            "--to",
+            "tflite",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        std::fs::read(out).unwrap()
+    };
+    assert!(
+        int8.len() * 10 <= float.len() * 3,
+        "{} vs {}",
+        int8.len(),
+        float.len()
+    );
+    assert!(
+        f16.len() * 100 <= float.len() * 55,
+        "{} vs {}",
+        f16.len(),
+        float.len()
+    );
+    // int8: hybrid CONV_2D / FULLY_CONNECTED (float activations, int8 per-channel kernels).
+    let m = tflite::root_as_model(&int8).unwrap();
+    let ops = ops_of(&m);
+    assert!(!ops.contains(&BuiltinOperator::DEQUANTIZE), "{ops:?}");
+    let sg = m.subgraphs().unwrap().get(0);
+    let tensors = sg.tensors().unwrap();
+    let mut hybrid = 0;
+    for (k, op) in sg.operators().unwrap().iter().enumerate() {
+        if !matches!(
+            ops[k],
+            BuiltinOperator::CONV_2D | BuiltinOperator::FULLY_CONNECTED
+        ) {
+            continue;
+        }
+        let ins = op.inputs().unwrap();
+        let (x, w) = (
+            tensors.get(ins.get(0) as usize),
+            tensors.get(ins.get(1) as usize),
+        );
+        assert_eq!(x.type_(), tflite::TensorType::FLOAT32);
+        assert_eq!(w.type_(), tflite::TensorType::INT8);
+        let out_c = w.shape().unwrap().get(0) as usize;
+        assert_eq!(w.quantization().unwrap().scale().unwrap().len(), out_c);
+        if ops[k] == BuiltinOperator::FULLY_CONNECTED {
+            let o = op.builtin_options_as_fully_connected_options().unwrap();
+            assert!(o.asymmetric_quantize_inputs());
+        }
+        hybrid += 1;
+    }
+    assert_eq!(hybrid, 4, "{ops:?}");
+    // float16: FLOAT16 constants through DEQUANTIZE, never CAST.
+    let m = tflite::root_as_model(&f16).unwrap();
+    let ops = ops_of(&m);
+    assert!(ops.contains(&BuiltinOperator::DEQUANTIZE), "{ops:?}");
+    assert!(!ops.contains(&BuiltinOperator::CAST), "{ops:?}");
+    for bytes in [&int8, &f16] {
+        let m = tflite::root_as_model(bytes).unwrap();
+        let sg = m.subgraphs().unwrap().get(0);
+        let tensors = sg.tensors().unwrap();
+        for io in sg.inputs().unwrap().iter() {
+            assert_eq!(
+                tensors.get(io as usize).type_(),
+                tflite::TensorType::FLOAT32
+            );
+        }
+    }
+}
+
+#[test]
+fn tolerance_past_the_error_exits_3_and_still_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.onnx");
+    let report = dir.path().join("r.json");
+    let o = mdeploy(&[
+        "quantize",
+        &path(CNN),
+        "--int8",
+        "--to",
+        "onnx",
+        "--tolerance",
+        "1e-9",
+        "--report",
+        report.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(out.exists(), "the output is written");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(r["accuracy"]["outputs"][0]["max_abs"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["quantization"]["mode"], "int8");
+    // A loose tolerance passes.
+    let o = mdeploy(&[
+        "quantize",
+        &path(CNN),
+        "--float16",
+        "--to",
+        "onnx",
+        "--tolerance",
+        "1e-2",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cosine"), "{}", stderr(&o));
+}
+
+#[test]
+fn usage_errors() {
+    // Neither --int8 nor --float16; both; --io without calibration; calibration for the wrong model.
+    for (args, code) in [
+        (vec!["quantize", CNN], 2),
+        (vec!["quantize", CNN, "--int8", "--float16"], 2),
+        (vec!["quantize", CNN, "--int8", "--io", "int8"], 2),
+        (
+            vec![
+                "quantize",
+                CNN,
+                "--int8",
+                "--calibration",
+                "fixtures/digits/cnn/y_test.npy",
+            ],
+            2,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("q.onnx");
+        let mut all: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.starts_with("fixtures/") {
+                    path(a)
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        all.extend(["-o".into(), out.display().to_string()]);
+        let o = mdeploy(&all.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(!out.exists(), "{args:?}: nothing written");
+    }
+}
+
+#[test]
+fn tflite_int8_concatenation_inputs_share_the_output_parameters() {
+    // Inception: branches with their own calibrated ranges meet in a CONCATENATION, whose int8
+    // kernel copies bytes; inputs with other parameters must be requantized first.
+    let model = "fixtures/keras/inception_block/model.keras";
+    let calib = "fixtures/keras/inception_block/input.npy";
+    let bytes = tflite_of(&[
+        "quantize",
+        model,
+        "--int8",
+        "--calibration",
+        calib,
+        "--to",
+        "tflite",
+    ]);
+    let m = tflite::root_as_model(&bytes).unwrap();
+    let sg = m.subgraphs().unwrap().get(0);
+    let tensors = sg.tensors().unwrap();
+    let ops = ops_of(&m);
+    let params = |i: i32| {
+        let t = tensors.get(i as usize);
+        let q = t.quantization().and_then(|q| q.scale().zip(q.zero_point()));
+        (t.type_(), q.map(|(s, z)| (s.get(0), z.get(0))))
+    };
+    let mut checked = 0;
+    for (k, op) in sg.operators().unwrap().iter().enumerate() {
+        if ops[k] != BuiltinOperator::CONCATENATION {
+            continue;
+        }
+        let out = params(op.outputs().unwrap().get(0));
+        if out.0 != tflite::TensorType::INT8 {
+            continue;
+        }
+        for i in op.inputs().unwrap().iter() {
+            assert_eq!(params(i), out, "CONCATENATION input {i}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 1, "no int8 CONCATENATION: {ops:?}");
+    assert!(ops.contains(&BuiltinOperator::QUANTIZE));
+}
+
+#[test]
+fn exclude_keeps_a_node_float_in_a_full_integer_tflite_model() {
+    let bytes = tflite_of(&[
+        "quantize",
+        CNN,
+        "--int8",
+        "--calibration",
+        CALIB,
+        "--exclude",
+        "conv2*",
+        "--to",
+        "tflite",
+    ]);
+    let m = tflite::root_as_model(&bytes).unwrap();
+    let sg = m.subgraphs().unwrap().get(0);
+    let tensors = sg.tensors().unwrap();
+    let ops = ops_of(&m);
+    let mut kinds = Vec::new();
+    for (k, op) in sg.operators().unwrap().iter().enumerate() {
+        if ops[k] != BuiltinOperator::CONV_2D {
+            continue;
+        }
+        let ins = op.inputs().unwrap();
+        let (x, w) = (
+            tensors.get(ins.get(0) as usize),
+            tensors.get(ins.get(1) as usize),
+        );
+        kinds.push((x.type_(), w.type_()));
+    }
+    // conv1 int8; conv2 float throughout (float input, float kernel).
+    assert_eq!(
+        kinds,
+        vec![
+            (tflite::TensorType::INT8, tflite::TensorType::INT8),
+            (tflite::TensorType::FLOAT32, tflite::TensorType::FLOAT32),
+        ]
+    );
+}
