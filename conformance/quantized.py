@@ -38,7 +38,7 @@ from common import (
     table,
 )
 from fixtures import CONVERT_TIMEOUT, discover, numbered
-from targets import Target
+from targets import Target, base_targets, output_size
 
 # variant -> (mdeploy flags, rel tolerance, cosine floor)
 VARIANTS = {
@@ -62,8 +62,16 @@ def trained(fx) -> bool:
     return all((fx.dir / f).is_file() for f in ("x_test.npy", "y_test.npy", "calibration.npy"))
 
 
+# TF.js keeps float activations (its loader dequantizes stored weights): no full integer.
+NOT_FOR = {"tfjs": ("int8full",)}
+
+
+def variants_for(target: Target) -> list[str]:
+    return [v for v in VARIANTS if v not in NOT_FOR.get(target.to_format, ())]
+
+
 def case_ids(fx, targets: list[Target], only: str | None) -> list[str]:
-    ids = [f"{fx.id}:{t.name}+{v}" for t in targets for v in VARIANTS]
+    ids = [f"{fx.id}:{t.name}+{v}" for t in targets for v in variants_for(t)]
     if trained(fx):
         ids += [f"{fx.id}:{t.name}+accuracy" for t in targets]
     return [i for i in ids if only is None or only in i]
@@ -79,7 +87,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def convert(mdeploy, model: Path, target: Target, out: Path, flags: list[str]):
     out.parent.mkdir(parents=True, exist_ok=True)
-    args = ["convert", str(model), "--to", target.name, "-o", str(out), "--quiet", *flags]
+    args = ["convert", str(model), "--to", target.to_format, "-o", str(out), "--quiet", *flags]
     if "--int8" in flags or "--float16" in flags:
         args.append("--no-accuracy")  # the runtime comparison below is the check
     return run_mdeploy(mdeploy, args, CONVERT_TIMEOUT)
@@ -149,6 +157,7 @@ def run_accuracy(fx, target, mdeploy, known, out_dir: Path) -> tuple[Case, list]
         "int8full": ["--int8", "--calibration", str(calib)],
         "float16": ["--float16"],
     }
+    forms = {k: v for k, v in forms.items() if k not in NOT_FOR.get(target.to_format, ())}
     rows, problems, figures = [], [], {}
     for form, flags in forms.items():
         out = out_dir / f"{form}{ext}"
@@ -161,7 +170,7 @@ def run_accuracy(fx, target, mdeploy, known, out_dir: Path) -> tuple[Case, list]
         except Exception as err:
             problems.append(f"{form}: {target.name} runtime: {error_line(err)}")
             continue
-        figures[form] = (acc, out.stat().st_size)
+        figures[form] = (acc, output_size(out))
     base = figures.get("float")
     for form, (acc, size) in figures.items():
         ratio = size / base[1] if base else None
@@ -180,6 +189,7 @@ def run_accuracy(fx, target, mdeploy, known, out_dir: Path) -> tuple[Case, list]
 
 def run(root: Path, mdeploy: Path, targets: list[Target], known: KnownFailures, only, work: Path,
         jobs: int) -> list[Case]:
+    targets = base_targets(targets)
     chosen = [fx for fx in discover(root) if fx.model is not None and case_ids(fx, targets, only)]
     print(f"quantized variants: {len(chosen)} fixtures", flush=True)
     accuracy_rows: list = []
@@ -193,7 +203,7 @@ def run(root: Path, mdeploy: Path, targets: list[Target], known: KnownFailures, 
         cases = []
         base = work / "quantized" / fx.id.replace("/", "__")
         for t in targets:
-            for v in VARIANTS:
+            for v in variants_for(t):
                 if f"{fx.id}:{t.name}+{v}" in wanted:
                     out = base / f"{t.name}_{v}" / t.out_name
                     cases.append(run_variant(fx, t, v, inputs, expected, mdeploy, known, out))

@@ -149,6 +149,26 @@ def run_tfjs(path: Path, inputs: list) -> list:
         return [np.load(io / f"output_{i}.npy") for i in range(len(described))]
 
 
+def output_size(path: Path) -> int:
+    """Bytes of an output: the file, or every file of a folder (TF.js: model.json + shards)."""
+    if path.is_dir():
+        return sum(f.stat().st_size for f in sorted(path.rglob("*")) if f.is_file())
+    return path.stat().st_size
+
+
+def output_bytes(path: Path) -> bytes:
+    """An output's content for compressing: the file, or a folder's files in name order."""
+    if path.is_dir():
+        return b"".join(f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file())
+    return path.read_bytes()
+
+
+def base_targets(targets: list[Target]) -> list[Target]:
+    """The targets without flags of their own (tfjs-int8 and tfjs-float16 are quantized forms
+    already): the ones quantized and optimized variants add their flags to."""
+    return [t for t in targets if not t.convert_args]
+
+
 def tfjs_weight_ratio(folder: Path) -> float | None:
     """Bytes of the shards over what the same weights take unquantized (float32/int32: 4
     bytes an element, bool: 1), from model.json's manifest."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from common import FAIL, FIXED, KNOWN, PASS, Case, CaseError, error_line, run_mdeploy, shorten, table
 from fixtures import Fixture, discover
-from targets import Target
+from targets import Target, base_targets, output_bytes, output_size
 
 CONVERT_TIMEOUT = 600.0
 
@@ -70,7 +70,7 @@ def run(root, mdeploy, targets, known, only, work: Path, jobs: int) -> list[Row]
     jobs_list = [
         (fx, t, v)
         for fx in scored(root)
-        for t in targets
+        for t in base_targets(targets)
         for v in VARIANTS
         if only is None or only in case_id(fx, t, v)
     ]
@@ -93,14 +93,14 @@ def run_case(fx: Fixture, target: Target, v: Variant, mdeploy, known, work: Path
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         row.reference = reference_accuracy(fx)
-        args = [v.args[0], str(fx.model), *v.args[1:], "--to", target.name, "-o", str(out)]
+        args = [v.args[0], str(fx.model), *v.args[1:], "--to", target.to_format, "-o", str(out)]
         done = run_mdeploy(mdeploy, [*args, "--quiet"], CONVERT_TIMEOUT)
         if done.code != 0:
             raise CaseError(
                 f"{v.args[0]} exit {done.code}: {shorten(done.first_lines(), fx.dir, out.parent)}"
             )
-        row.bytes = out.stat().st_size
-        row.gzip_bytes = len(gzip.compress(out.read_bytes(), compresslevel=6, mtime=0))
+        row.bytes = output_size(out)
+        row.gzip_bytes = len(gzip.compress(output_bytes(out), compresslevel=6, mtime=0))
         x = np.load(fx.dir / "x_test.npy", allow_pickle=False)
         y = np.load(fx.dir / "y_test.npy", allow_pickle=False)
         try:
