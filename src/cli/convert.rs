@@ -270,6 +270,16 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         ))
     })?;
     let quant_opts = quant::options(&a);
+    if quant_opts.is_some() {
+        // A model the writer refuses is refused before calibration and evaluation run.
+        let problems = writer.check(&g);
+        if !problems.is_empty() {
+            return Err(Error::Unsupported {
+                file: a.input.display().to_string(),
+                items: problems,
+            });
+        }
+    }
     let quantized = match &quant_opts {
         Some(q) => Some(quant::apply(
             &mut g,
