@@ -529,3 +529,18 @@ fn exclude_keeps_a_node_float_in_a_full_integer_tflite_model() {
         ]
     );
 }
+
+#[test]
+fn default_output_sits_beside_the_input_named_by_the_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("net.onnx");
+    std::fs::copy(repo().join("fixtures/onnx/mlp/model.onnx"), &model).unwrap();
+    for (flag, name) in [
+        ("--float16", "net_float16.onnx"),
+        ("--int8", "net_int8.onnx"),
+    ] {
+        let o = mdeploy(&["quantize", model.to_str().unwrap(), flag, "--no-accuracy"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(dir.path().join(name).is_file(), "{name}: {}", stderr(&o));
+    }
+}

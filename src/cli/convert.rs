@@ -402,6 +402,16 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     })?;
     // TF.js quantizes weights in its manifest (the loader dequantizes them): no IR pass.
     let quant_opts = quant::options(&a).filter(|_| a.target != Target::Tfjs);
+    if quant_opts.is_some() {
+        // A model the writer refuses is refused before calibration and evaluation run.
+        let problems = writer.check(&g);
+        if !problems.is_empty() {
+            return Err(Error::Unsupported {
+                file: a.input.display().to_string(),
+                items: problems,
+            });
+        }
+    }
     let quantized = match &quant_opts {
         Some(q) => Some(quant::apply(
             &mut g,
@@ -412,6 +422,14 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         )?),
         None => None,
     };
+    // Everything the writer cannot express is listed before any evaluation or writing.
+    let problems = writer.check(&g);
+    if !problems.is_empty() {
+        return Err(Error::Unsupported {
+            file: a.input.display().to_string(),
+            items: problems,
+        });
+    }
     // A quantized output always gets the accuracy report (the quantized graph exactly as
     // written, against the source); --tolerance bounds it only when given.
     let accuracy = match &quantized {
@@ -452,13 +470,15 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     };
     if let Some(q) = &quantized {
         quant::finish_io(&mut g, q, &progress)?;
-    }
-    let problems = writer.check(&g);
-    if !problems.is_empty() {
-        return Err(Error::Unsupported {
-            file: a.input.display().to_string(),
-            items: problems,
-        });
+        if q.full_integer {
+            let problems = writer.check(&g);
+            if !problems.is_empty() {
+                return Err(Error::Unsupported {
+                    file: a.input.display().to_string(),
+                    items: problems,
+                });
+            }
+        }
     }
     progress.step("writing");
     let written = writer.write(&g, &out)?;

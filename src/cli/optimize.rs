@@ -169,16 +169,14 @@ fn op_lines(ops: &[OpCount], before: usize, after: usize) -> Vec<String> {
     v
 }
 
-/// gzip size of every constant's bytes (summed per tensor, in parallel).
+/// gzip size of every constant's bytes (prune::gzip_len: parallel members).
 fn constants_gzip(g: &Graph) -> u64 {
-    let ts: Vec<&crate::ir::Tensor> = g
+    let parts: Vec<&[u8]> = g
         .values
         .iter()
-        .filter_map(|v| v.constant.as_ref())
+        .filter_map(|v| v.constant.as_ref().map(|t| &t.data[..]))
         .collect();
-    passes::parallel::map(&ts, |t| t.data.len(), |t| prune::gzip_len(&t.data))
-        .into_iter()
-        .sum()
+    prune::gzip_len(&parts)
 }
 
 fn target_for(input_format: &str, asked: Option<Target>) -> Target {
@@ -342,12 +340,15 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
     }
     progress.step("writing");
     let written = writer.write(&g, &out)?;
+    let nodes_before = source.nodes.len();
+    // The graphs (and the input's mapping) go before the written files are mapped to be sized.
+    drop((g, source));
     let gzip_bytes = written
         .files
         .iter()
         .map(|f| prune::gzip_len_path(f))
-        .sum::<std::io::Result<u64>>()
-        .map_err(crate::writers::io_err(&out))?;
+        .sum::<std::result::Result<u64, String>>()
+        .map_err(Error::Failed)?;
     progress.line(&format!(
         "wrote {} ({} bytes, {} gzip-compressed, {} nodes)",
         out.display(),
@@ -368,7 +369,7 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
                 .collect(),
             bytes: written.bytes,
             gzip_bytes,
-            nodes_before: source.nodes.len(),
+            nodes_before,
             nodes_after: ops.iter().map(|o| o.after).sum(),
             ops,
             passes: ctx.stats,

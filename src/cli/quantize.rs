@@ -27,6 +27,7 @@ pub enum QuantIo {
 #[command(
     about = "Quantize a model (int8 or float16) and report the accuracy change",
     after_help = "Examples:\n  mdeploy quantize net.onnx --int8 -o net_int8.onnx\n  mdeploy quantize model.keras --int8 --calibration samples.npy --to tflite --io int8\n  mdeploy quantize net.onnx --float16 --report r.json --tolerance 1e-2\n  mdeploy quantize net.onnx --int8 --exclude 'head/*' --per-layer\n\n\
+Without -o the output goes beside the input: net.onnx → net_int8.onnx (net_float16.onnx).\n\
 Without --calibration, --int8 quantizes weights only (dynamic range: int8 weights, float\n\
 activations). With it, the model is fully integer: activation ranges come from running the\n\
 float model on the samples. Without --to the output keeps the input's format when mdeploy\n\
@@ -107,6 +108,13 @@ pub fn run(a: QuantizeArgs, quiet: bool) -> Result<()> {
         }
     };
     progress.finish();
+    // Without -o: `net.onnx` → `net_int8.onnx` / `net_float16.onnx` (or .tflite) beside it.
+    let output = a.output.or_else(|| {
+        let stem = a.input.file_stem()?.to_string_lossy().into_owned();
+        let tag = if a.int8 { "int8" } else { "float16" };
+        let ext = convert::target_name(target);
+        Some(a.input.with_file_name(format!("{stem}_{tag}.{ext}")))
+    });
     let args = ConvertArgs {
         int8: a.int8,
         float16: a.float16,
@@ -119,7 +127,7 @@ pub fn run(a: QuantizeArgs, quiet: bool) -> Result<()> {
         tolerance: a.tolerance,
         report: a.report,
         input_shapes: a.input_shapes,
-        ..ConvertArgs::new(a.input, target, a.output)
+        ..ConvertArgs::new(a.input, target, output)
     };
     convert::run(args, quiet)
 }
