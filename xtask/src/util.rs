@@ -34,9 +34,16 @@ impl fmt::Display for Exit {
 impl std::error::Error for Exit {}
 
 /// The workspace root (the parent of `xtask/`).
+///
+/// `cargo run` sets CARGO_MANIFEST_DIR for the program too; that run-time value wins over the
+/// compiled-in one, because cargo hashes workspace members by relative path and so reuses an
+/// xtask binary built in another checkout (a copied `target/`), whose compiled-in path points
+/// at that other checkout.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent()
         .expect("xtask/ has a parent")
         .to_path_buf()
 }
