@@ -1,5 +1,6 @@
 //! Merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum (broadcasting binary ops,
-//! chained over the inputs) and Concatenate (axis).
+//! chained over the inputs) and Concatenate (axis). Keras 3 serializes `x + 3.0` (an operation
+//! on a tensor and a number) as an `Add` called with `[x, 3.0]`: one input and a constant.
 
 use super::super::build::{Builder, Call, LResult};
 use super::axis;
@@ -23,6 +24,16 @@ fn binary(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         "Minimum" => BinaryOp::Min,
         _ => BinaryOp::Add,
     };
+    if let ([x], [(pos, k)]) = (c.inputs.as_slice(), c.constants) {
+        // A Keras 3 operation on a tensor and a number (`x + 3.0`, `3.0 - x`).
+        if matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) && c.class != "Average" {
+            let dtype = b.g.ty(*x).dtype;
+            let t = crate::ir::Tensor::from_f64s(dtype, vec![], &[*k]);
+            let k = b.constant(&format!("{}/constant", c.name), t);
+            let ins = if *pos == 0 { vec![k, *x] } else { vec![*x, k] };
+            return Ok(vec![b.emit1(&c.name, Op::Binary(op), ins)?]);
+        }
+    }
     if c.inputs.len() < 2 || (c.class == "Subtract" && c.inputs.len() != 2) {
         return Err(format!("{} of {} inputs", c.class, c.inputs.len()).into());
     }

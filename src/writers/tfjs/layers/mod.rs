@@ -224,8 +224,14 @@ impl Translator<'_> {
         let mut names = layer_names(&cfg);
         let mut translated = Vec::with_capacity(call_refs.len());
         let mut redirect: HashMap<String, String> = HashMap::new();
-        for (l, _) in &call_refs {
-            let (config, plan) = self.layer(l, weights, path)?;
+        for (l, calls) in &call_refs {
+            // Every call with the same positional numbers, or none (for `Facts::constants`).
+            let call = calls.first().filter(|c| {
+                calls
+                    .iter()
+                    .all(|o| o.constants == c.constants && o.inputs.len() == c.inputs.len())
+            });
+            let (config, plan) = self.layer(l, weights, path, call)?;
             let lname = l.layer_name();
             let before: Vec<String> = plan
                 .before
@@ -340,7 +346,7 @@ impl Translator<'_> {
         let mut layers = Vec::with_capacity(cfg.layers.len());
         for l in &cfg.layers {
             let lname = l.layer_name();
-            let (config, plan) = self.layer(l, weights, path)?;
+            let (config, plan) = self.layer(l, weights, path, None)?;
             if !plan.is_chain() {
                 self.refuse(
                     &l.class_name,
@@ -371,6 +377,7 @@ impl Translator<'_> {
         l: &LayerSpec,
         weights: &Weights,
         path: &str,
+        call: Option<&CallSpec>,
     ) -> Result<(Value, Plan), String> {
         let name = l.layer_name();
         let node = format!("{path}{name}");
@@ -381,7 +388,7 @@ impl Translator<'_> {
             return Ok((m["config"].clone(), Plan::of(class)));
         }
         self.layers += 1;
-        match self.layer_config(&l.class_name, &l.config, (&name, &node), weights) {
+        match self.layer_config(&l.class_name, &l.config, (&name, &node), weights, call) {
             Ok(Ok((config, plan))) => Ok((Value::Object(config), plan)),
             Ok(Err(reason)) => {
                 self.refuse(&l.class_name, &node, reason);
@@ -400,6 +407,7 @@ impl Translator<'_> {
         cfg: &Value,
         (name, node): (&str, &str),
         weights: &Weights,
+        call: Option<&CallSpec>,
     ) -> Result<Result<(Map<String, Value>, Plan), String>, String> {
         let mut tensors = weights.layer(name)?;
         let keras3 = self.keras3;
@@ -408,6 +416,8 @@ impl Translator<'_> {
             let mut facts = Facts {
                 output_shape: &mut shape,
                 weight_shapes: tensors.iter().map(|t| t.shape.clone()).collect(),
+                constants: call.map(|c| c.constants.clone()).unwrap_or_default(),
+                tensor_inputs: call.map_or(0, |c| c.inputs.len()),
             };
             classes::translate(class, cfg, keras3, &mut facts)
         };

@@ -9,6 +9,8 @@
 //! - Grouped `Conv1D/2D/3D` (tfjs ignores `groups`) → the same convolution with a
 //!   block-diagonal kernel (zeros between groups; `groups` times the kernel's size).
 //! - `Subtract` → `Rescaling(scale=-1)` on the second input, then `Add`.
+//! - Keras 3 operations on a tensor and a number (`x + 3.0`, `x * c`, `c - x`: an
+//!   `Add`/`Multiply`/`Subtract` called with one tensor and a constant) → `Rescaling`.
 //! - `ActivityRegularization` → `Activation("linear")`: the identity it computes; its training
 //!   loss is left out, as every activity regularizer is (tfjs-layers throws on calling a layer
 //!   that has one).
@@ -41,6 +43,10 @@ pub struct Facts<'a> {
     pub output_shape: &'a mut dyn FnMut() -> Result<Vec<Dim>, String>,
     /// The shapes of the layer's weights, in Keras order.
     pub weight_shapes: Vec<Vec<usize>>,
+    /// Its calls' numbers among the positional arguments (`CallSpec::constants`) and tensor
+    /// input count, when every call has the same.
+    pub constants: Vec<(usize, f64)>,
+    pub tensor_inputs: usize,
 }
 
 fn flag(c: &Map<String, Value>, k: &str) -> bool {
@@ -217,6 +223,24 @@ pub fn plan(
             *c = n;
             Plan::of("Activation")
         }
+        // A Keras 3 operation on a tensor and a number (`x + 3.0` is an `Add` called with
+        // `[x, 3.0]`): x · scale + offset.
+        "Add" | "Subtract" | "Multiply"
+            if facts.tensor_inputs == 1 && facts.constants.len() == 1 =>
+        {
+            let (pos, k) = facts.constants[0];
+            let (scale, offset) = match (class, pos) {
+                ("Add", _) => (1.0, k),
+                ("Multiply", _) => (k, 0.0),
+                (_, 0) => (-1.0, k),
+                _ => (1.0, -k),
+            };
+            let mut n = base(c);
+            n.insert("scale".into(), json!(scale));
+            n.insert("offset".into(), json!(offset));
+            *c = n;
+            Plan::of("Rescaling")
+        }
         "Subtract" => Plan {
             class: "Add".into(),
             before: vec![Step::new(
@@ -384,6 +408,8 @@ mod tests {
         let mut facts = Facts {
             output_shape: &mut f,
             weight_shapes: vec![],
+            constants: vec![],
+            tensor_inputs: 0,
         };
         let p = plan("SpatialDropout2D", &mut c, &mut facts)
             .unwrap()
@@ -408,6 +434,8 @@ mod tests {
         let mut facts = Facts {
             output_shape: &mut f,
             weight_shapes: vec![],
+            constants: vec![],
+            tensor_inputs: 0,
         };
         let p = plan("ZeroPadding1D", &mut c, &mut facts).unwrap().unwrap();
         assert_eq!(p.class, "ZeroPadding2D");
@@ -423,6 +451,8 @@ mod tests {
         let mut facts = Facts {
             output_shape: &mut f,
             weight_shapes: vec![],
+            constants: vec![],
+            tensor_inputs: 0,
         };
         let obj = |v: Value| v.as_object().cloned().unwrap();
         let mut c = obj(json!({"name": "r", "negative_slope": 0.1, "threshold": 0.0,
