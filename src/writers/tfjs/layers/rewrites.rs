@@ -471,6 +471,42 @@ mod tests {
     }
 
     #[test]
+    fn operations_with_a_number_become_rescaling() {
+        let mut f = no_shape;
+        let cases = [
+            ("Add", (1, 3.0), (1.0, 3.0)),
+            ("Multiply", (1, 0.5), (0.5, 0.0)),
+            ("Subtract", (1, 2.0), (1.0, -2.0)),
+            ("Subtract", (0, 3.0), (-1.0, 3.0)),
+        ];
+        for (class, constant, (scale, offset)) in cases {
+            let mut facts = Facts {
+                output_shape: &mut f,
+                weight_shapes: vec![],
+                constants: vec![constant],
+                tensor_inputs: 1,
+            };
+            let mut c = json!({"name": "op"}).as_object().cloned().unwrap();
+            let p = plan(class, &mut c, &mut facts).unwrap().unwrap();
+            assert_eq!(p.class, "Rescaling", "{class}");
+            assert_eq!(
+                (&c["scale"], &c["offset"]),
+                (&json!(scale), &json!(offset)),
+                "{class} {constant:?}"
+            );
+        }
+        // Two tensors: the merge layer itself.
+        let mut facts = Facts {
+            output_shape: &mut f,
+            weight_shapes: vec![],
+            constants: vec![],
+            tensor_inputs: 2,
+        };
+        let mut c = json!({"name": "op"}).as_object().cloned().unwrap();
+        assert!(plan("Add", &mut c, &mut facts).unwrap().is_none());
+    }
+
+    #[test]
     fn grouped_kernel_becomes_block_diagonal() {
         // 1x1 kernel, 2 groups of 1 input channel, 4 filters (2 per group).
         let k = crate::ir::Tensor::from_f32(vec![1, 1, 1, 4], &[1., 2., 3., 4.]);
