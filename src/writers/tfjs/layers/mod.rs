@@ -113,6 +113,16 @@ pub fn translate(src: &KerasSource, input: &Path) -> Result<LayersModel> {
     })
 }
 
+/// A call's numbers among its arguments: the positional ones (Keras 3), or tf_keras
+/// TFOpLambda's `y` keyword (its second argument).
+fn call_constants(call: &CallSpec) -> Vec<(usize, f64)> {
+    let mut c = call.constants.clone();
+    if let Some(y) = call.kwargs.get("y").and_then(Value::as_f64) {
+        c.push((1, y));
+    }
+    c
+}
+
 /// The names of a model's layers (step names must not take one).
 fn layer_names(cfg: &ModelConfig) -> HashSet<String> {
     cfg.layers.iter().map(LayerSpec::layer_name).collect()
@@ -416,7 +426,7 @@ impl Translator<'_> {
             let mut facts = Facts {
                 output_shape: &mut shape,
                 weight_shapes: tensors.iter().map(|t| t.shape.clone()).collect(),
-                constants: call.map(|c| c.constants.clone()).unwrap_or_default(),
+                constants: call.map(call_constants).unwrap_or_default(),
                 tensor_inputs: call.map_or(0, |c| c.inputs.len()),
             };
             classes::translate(class, cfg, keras3, &mut facts)

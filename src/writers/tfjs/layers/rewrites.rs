@@ -10,7 +10,8 @@
 //!   block-diagonal kernel (zeros between groups; `groups` times the kernel's size).
 //! - `Subtract` → `Rescaling(scale=-1)` on the second input, then `Add`.
 //! - Keras 3 operations on a tensor and a number (`x + 3.0`, `x * c`, `c - x`: an
-//!   `Add`/`Multiply`/`Subtract` called with one tensor and a constant) → `Rescaling`.
+//!   `Add`/`Multiply`/`Subtract` called with one tensor and a constant; tf_keras's `TFOpLambda`
+//!   add/subtract/multiply with `y` a number) → `Rescaling`.
 //! - `ActivityRegularization` → `Activation("linear")`: the identity it computes; its training
 //!   loss is left out, as every activity regularizer is (tfjs-layers throws on calling a layer
 //!   that has one).
@@ -20,7 +21,9 @@
 //!   the layer's output shape (fixed lengths only).
 
 use super::common::{From, Plan, Step};
+use crate::ir::ops::BinaryOp;
 use crate::ir::Dim;
+use crate::readers::keras::layers::merge::tf_op_lambda_op;
 use serde_json::{json, Map, Value};
 
 type Reason = String;
@@ -32,6 +35,7 @@ pub const REWRITTEN: &[&str] = &[
     "Normalization",
     "Subtract",
     "ActivityRegularization",
+    "TFOpLambda",
     "ZeroPadding1D",
     "Cropping1D",
     "UpSampling1D",
@@ -225,11 +229,24 @@ pub fn plan(
         }
         // A Keras 3 operation on a tensor and a number (`x + 3.0` is an `Add` called with
         // `[x, 3.0]`): x · scale + offset.
-        "Add" | "Subtract" | "Multiply"
+        "Add" | "Subtract" | "Multiply" | "TFOpLambda"
             if facts.tensor_inputs == 1 && facts.constants.len() == 1 =>
         {
             let (pos, k) = facts.constants[0];
-            let (scale, offset) = match (class, pos) {
+            // tf_keras's TFOpLambda names the function it calls with `y` = the number.
+            let op = match class {
+                "TFOpLambda" => {
+                    let f = c.get("function").and_then(Value::as_str).unwrap_or("");
+                    match tf_op_lambda_op(f) {
+                        Some(BinaryOp::Add) => "Add",
+                        Some(BinaryOp::Sub) => "Subtract",
+                        Some(BinaryOp::Mul) => "Multiply",
+                        _ => return Err(format!("tfjs-layers cannot run tf.{f} (TFOpLambda)")),
+                    }
+                }
+                other => other,
+            };
+            let (scale, offset) = match (op, pos) {
                 ("Add", _) => (1.0, k),
                 ("Multiply", _) => (k, 0.0),
                 (_, 0) => (-1.0, k),
@@ -495,6 +512,27 @@ mod tests {
                 "{class} {constant:?}"
             );
         }
+        // tf_keras: `tf.math.subtract(x, 2.0)` as a TFOpLambda with `y` = 2.0.
+        let mut facts = Facts {
+            output_shape: &mut f,
+            weight_shapes: vec![],
+            constants: vec![(1, 2.0)],
+            tensor_inputs: 1,
+        };
+        let mut c = json!({"name": "op", "function": "math.subtract"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let p = plan("TFOpLambda", &mut c, &mut facts).unwrap().unwrap();
+        assert_eq!(
+            (p.class.as_str(), &c["offset"]),
+            ("Rescaling", &json!(-2.0))
+        );
+        let mut c = json!({"function": "math.sin"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert!(plan("TFOpLambda", &mut c, &mut facts).is_err());
         // Two tensors: the merge layer itself.
         let mut facts = Facts {
             output_shape: &mut f,
