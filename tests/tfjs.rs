@@ -796,3 +796,29 @@ fn integer_ops_lowered_to_float_give_the_same_results() {
         &f.expected(),
     );
 }
+
+#[test]
+fn batch_norm_arithmetic_folds_into_the_convolutions() {
+    // Keras 3's export writes each batch norm as Rsqrt/Mul/Sub/Add after the convolution.
+    let model = fixture("saved_model/keras_cnn_export/model");
+    let g = mdeploy::readers::read(&model, &Default::default()).unwrap();
+    let rsqrt = g.nodes.iter().filter(|n| n.op.name() == "Rsqrt").count();
+    assert!(
+        rsqrt >= 2,
+        "the fixture still has its batch-norm arithmetic"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m");
+    convert(&model, &out, &["--verify"]);
+    let m = model_json(&out);
+    let ops: Vec<&str> = m["modelTopology"]["node"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["op"].as_str().unwrap())
+        .collect();
+    for gone in ["Rsqrt", "Mul", "Sub", "AddV2", "BiasAdd"] {
+        assert!(!ops.contains(&gone), "{gone} left in {ops:?}");
+    }
+    assert!(ops.contains(&"_FusedConv2D") && ops.contains(&"FusedDepthwiseConv2dNative"));
+}
