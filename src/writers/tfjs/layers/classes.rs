@@ -149,6 +149,8 @@ pub fn config(class: &str, cfg: &Value, keras3: bool) -> Result<Map<String, Valu
         weight_shapes: vec![],
         constants: vec![],
         tensor_inputs: 0,
+        kw_inputs: vec![],
+        masked: false,
     };
     match translate(class, cfg, keras3, &mut facts)? {
         (c, plan) if plan.is_plain() && plan.class == class => Ok(c),

@@ -19,6 +19,7 @@
 //!   scope (`td/kernel`); `Bidirectional` names its two RNNs `forward_<rnn>` and
 //!   `backward_<rnn>` (`bi/forward_lstm/kernel`).
 
+mod attention;
 mod classes;
 mod common;
 mod rewrites;
@@ -121,6 +122,17 @@ fn call_constants(call: &CallSpec) -> Vec<(usize, f64)> {
         c.push((1, y));
     }
     c
+}
+
+/// Whether a call passes a mask (attention layers): a mask tensor or `use_causal_mask=True`.
+fn masked(call: &CallSpec) -> bool {
+    call.kw_tensors
+        .iter()
+        .any(|(k, _)| !matches!(k.as_str(), "query" | "value" | "key"))
+        || call
+            .kwargs
+            .iter()
+            .any(|(k, v)| k.ends_with("mask") && !v.is_null() && *v != Value::Bool(false))
 }
 
 /// The names of a model's layers (step names must not take one).
@@ -246,16 +258,17 @@ impl Translator<'_> {
             let before: Vec<String> = plan
                 .before
                 .iter()
-                .map(|s| unique(&mut names, &lname, s.suffix))
+                .map(|s| unique(&mut names, &lname, &s.suffix))
                 .collect();
             let after: Vec<String> = plan
                 .after
                 .iter()
-                .map(|s| unique(&mut names, &lname, s.suffix))
+                .map(|s| unique(&mut names, &lname, &s.suffix))
                 .collect();
             if let Some(last) = after.last() {
                 redirect.insert(lname, last.clone());
             }
+            self.push_step_weights(&plan, &before, &after);
             translated.push((config, plan, before, after));
         }
         // tfjs numbers a nested model's calls from 1 (its construction is node 0).
@@ -292,9 +305,11 @@ impl Translator<'_> {
                     .filter(|(_, v)| !v.is_null())
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
+                // Positional inputs, then tensors passed by keyword (`Facts::kw_inputs`).
                 let entries: Vec<Value> = call
                     .inputs
                     .iter()
+                    .chain(call.kw_tensors.iter().map(|(_, r)| r))
                     .map(|r| {
                         let mut e = tfjs_ref(r, &offsets);
                         if let Value::Array(a) = &mut e {
@@ -368,11 +383,17 @@ impl Translator<'_> {
             }
             let mut step = |s: &Step| {
                 let mut c = s.config.clone();
-                c.insert("name".into(), json!(unique(&mut names, &lname, s.suffix)));
+                c.insert("name".into(), json!(unique(&mut names, &lname, &s.suffix)));
                 json!({"class_name": s.class, "config": c})
             };
             let before: Vec<Value> = plan.before.iter().map(&mut step).collect();
             let after: Vec<Value> = plan.after.iter().map(&mut step).collect();
+            let name_of = |v: &Value| v["config"]["name"].as_str().unwrap_or("").to_string();
+            let (bn, an): (Vec<String>, Vec<String>) = (
+                before.iter().map(name_of).collect(),
+                after.iter().map(name_of).collect(),
+            );
+            self.push_step_weights(&plan, &bn, &an);
             layers.extend(before);
             layers.push(json!({"class_name": plan.class, "config": config}));
             layers.extend(after);
@@ -428,13 +449,28 @@ impl Translator<'_> {
                 weight_shapes: tensors.iter().map(|t| t.shape.clone()).collect(),
                 constants: call.map(call_constants).unwrap_or_default(),
                 tensor_inputs: call.map_or(0, |c| c.inputs.len()),
+                kw_inputs: call
+                    .map(|c| c.kw_tensors.iter().map(|(k, _)| k.clone()).collect())
+                    .unwrap_or_default(),
+                masked: call.is_some_and(masked),
             };
-            classes::translate(class, cfg, keras3, &mut facts)
+            if class == "MultiHeadAttention" {
+                let mut c = cfg.as_object().cloned().unwrap_or_default();
+                match attention::plan(&mut c, &facts, &tensors) {
+                    Ok((plan, main)) => Ok((c, plan, Some(main))),
+                    Err(why) => Err(why),
+                }
+            } else {
+                classes::translate(class, cfg, keras3, &mut facts).map(|(c, p)| (c, p, None))
+            }
         };
-        let (mut config, plan) = match translated {
+        let (mut config, plan, replaced) = match translated {
             Ok(c) => c,
             Err(why) => return Ok(Err(why)),
         };
+        if let Some(main) = replaced {
+            tensors = main;
+        }
         if plan.ungroup > 1 {
             let kernel = tensors
                 .first_mut()
@@ -473,6 +509,23 @@ impl Translator<'_> {
         }
         self.push_weights(names, tensors);
         Ok(Ok((config, plan)))
+    }
+
+    /// The weights of the layers a plan adds, named after them.
+    fn push_step_weights(&mut self, plan: &Plan, before: &[String], after: &[String]) {
+        let steps = plan
+            .before
+            .iter()
+            .zip(before)
+            .chain(plan.after.iter().zip(after));
+        for (s, name) in steps {
+            for (w, t) in &s.weights {
+                self.weights.push(NamedWeight {
+                    name: format!("{name}/{w}"),
+                    tensor: t.clone(),
+                });
+            }
+        }
     }
 
     fn push_weights(&mut self, names: Vec<String>, tensors: Vec<Tensor>) {

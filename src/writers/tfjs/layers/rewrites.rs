@@ -51,6 +51,10 @@ pub struct Facts<'a> {
     /// input count, when every call has the same.
     pub constants: Vec<(usize, f64)>,
     pub tensor_inputs: usize,
+    /// Tensors passed by keyword, by name (`From::Input(tensor_inputs + i)`).
+    pub kw_inputs: Vec<String>,
+    /// A mask is passed (`attention_mask`, `use_causal_mask=True`, …).
+    pub masked: bool,
 }
 
 fn flag(c: &Map<String, Value>, k: &str) -> bool {
@@ -427,6 +431,8 @@ mod tests {
             weight_shapes: vec![],
             constants: vec![],
             tensor_inputs: 0,
+            kw_inputs: vec![],
+            masked: false,
         };
         let p = plan("SpatialDropout2D", &mut c, &mut facts)
             .unwrap()
@@ -453,6 +459,8 @@ mod tests {
             weight_shapes: vec![],
             constants: vec![],
             tensor_inputs: 0,
+            kw_inputs: vec![],
+            masked: false,
         };
         let p = plan("ZeroPadding1D", &mut c, &mut facts).unwrap().unwrap();
         assert_eq!(p.class, "ZeroPadding2D");
@@ -470,6 +478,8 @@ mod tests {
             weight_shapes: vec![],
             constants: vec![],
             tensor_inputs: 0,
+            kw_inputs: vec![],
+            masked: false,
         };
         let obj = |v: Value| v.as_object().cloned().unwrap();
         let mut c = obj(json!({"name": "r", "negative_slope": 0.1, "threshold": 0.0,
@@ -502,6 +512,8 @@ mod tests {
                 weight_shapes: vec![],
                 constants: vec![constant],
                 tensor_inputs: 1,
+                kw_inputs: vec![],
+                masked: false,
             };
             let mut c = json!({"name": "op"}).as_object().cloned().unwrap();
             let p = plan(class, &mut c, &mut facts).unwrap().unwrap();
@@ -518,6 +530,8 @@ mod tests {
             weight_shapes: vec![],
             constants: vec![(1, 2.0)],
             tensor_inputs: 1,
+            kw_inputs: vec![],
+            masked: false,
         };
         let mut c = json!({"name": "op", "function": "math.subtract"})
             .as_object()
@@ -539,6 +553,8 @@ mod tests {
             weight_shapes: vec![],
             constants: vec![],
             tensor_inputs: 2,
+            kw_inputs: vec![],
+            masked: false,
         };
         let mut c = json!({"name": "op"}).as_object().cloned().unwrap();
         assert!(plan("Add", &mut c, &mut facts).unwrap().is_none());
