@@ -18,6 +18,12 @@
 //!   layers keep their own names (no prefix); `TimeDistributed` builds its layer in its own
 //!   scope (`td/kernel`); `Bidirectional` names its two RNNs `forward_<rnn>` and
 //!   `backward_<rnn>` (`bi/forward_lstm/kernel`).
+//!
+//! Files: `classes.rs` (which classes tfjs has, their configs and weight names), `common.rs`
+//! (dtypes, initializers, activations; `Plan`: layers added around a layer), `rewrites.rs`
+//! (layers tfjs lacks or computes differently, written exactly as ones it has),
+//! `attention.rs` (MultiHeadAttention head by head). The caller (`convert --to tfjs`) uses
+//! [`check`] to choose between this and the graph model, then [`write`].
 
 mod attention;
 mod classes;
