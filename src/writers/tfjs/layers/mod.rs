@@ -58,11 +58,17 @@ pub struct LayersModel {
 }
 
 /// Everything tfjs-layers cannot hold in a Keras file (empty: a layers model can be written).
+/// A file that reads but whose config the translation cannot follow (an unexpected weight
+/// count, a malformed node) is one item too, so that the caller can fall back to a graph model.
 pub fn check(path: &Path) -> Result<Vec<Unsupported>> {
     match translate(&read_source(path)?, path) {
         Ok(_) => Ok(vec![]),
         Err(Error::Unsupported { items, .. }) => Ok(items),
-        Err(e) => Err(e),
+        Err(e) => Ok(vec![Unsupported {
+            op: "layers-model".into(),
+            node: path.display().to_string(),
+            reason: e.to_string(),
+        }]),
     }
 }
 
