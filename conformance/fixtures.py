@@ -29,6 +29,7 @@ from common import (
 from targets import (
     TFJS_FLOAT16_TOL,
     TFJS_INT8_TOL,
+    TFJS_UINT16_TOL,
     Target,
     tfjs_weight_ratio,
     tflite_op_counts,
@@ -293,5 +294,6 @@ def report(results: list[FixtureResult]) -> None:
         "transposes = Transpose nodes in the produced ONNX (TRANSPOSE ops in the .tflite on tflite "
         "rows); @batch4 = the .tflite (or TF.js model) run at batch 4; verify = `convert --to onnx --verify`; "
         "weights/f32 = shard bytes of a quantized TF.js output over its weights in float32 "
-        f"(tfjs-int8 rows pass at rel <= {TFJS_INT8_TOL:g}, tfjs-float16 at <= {TFJS_FLOAT16_TOL:g})"
+        f"(tfjs-int8 rows pass at rel <= {TFJS_INT8_TOL:g}, tfjs-uint16 at <= {TFJS_UINT16_TOL:g}, "
+        f"tfjs-float16 at <= {TFJS_FLOAT16_TOL:g})"
     )

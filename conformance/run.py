@@ -27,10 +27,10 @@ import targets as targets_mod  # noqa: E402
 import variants  # noqa: E402
 from common import FAIL, FIXED, KNOWN, PASS, KnownFailures  # noqa: E402
 
-# Enabled targets (runners in targets.py); tfjs-int8/tfjs-float16 run on a few fixtures
+# Enabled targets (runners in targets.py); the quantized TF.js variants run on a few fixtures
 # (targets.TFJS_QUANT_FIXTURES). Override with --targets or MDEPLOY_CONFORMANCE_TARGETS.
 DEFAULT_TARGETS = os.environ.get(
-    "MDEPLOY_CONFORMANCE_TARGETS", "onnx,tflite,tfjs,tfjs-int8,tfjs-float16"
+    "MDEPLOY_CONFORMANCE_TARGETS", "onnx,tflite,tfjs,tfjs-int8,tfjs-uint16,tfjs-float16"
 )
 JOBS = 2  # conversions are subprocesses; the machines have two cores
 

@@ -206,6 +206,8 @@ TFJS_QUANT_FIXTURES = (
 # is off by whole ranges.
 TFJS_INT8_TOL = 2e-2
 TFJS_FLOAT16_TOL = 5e-3
+# uint16: half a step is range/131070 ≈ 7.6e-6; 10× that, rounded up.
+TFJS_UINT16_TOL = 1e-4
 
 TARGETS: dict[str, Target] = {
     t.name: t
@@ -220,6 +222,16 @@ TARGETS: dict[str, Target] = {
             to="tfjs",
             convert_args=("--int8",),
             tolerance=TFJS_INT8_TOL,
+            fixtures=TFJS_QUANT_FIXTURES,
+            size_ratio=True,
+        ),
+        Target(
+            "tfjs-uint16",
+            "out_tfjs",
+            run_tfjs,
+            to="tfjs",
+            convert_args=("--quantize-uint16",),
+            tolerance=TFJS_UINT16_TOL,
             fixtures=TFJS_QUANT_FIXTURES,
             size_ratio=True,
         ),

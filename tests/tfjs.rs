@@ -727,23 +727,21 @@ fn keras_gives_a_layers_model_or_a_graph_model_with_a_warning() {
     let o = run("keras/dense_mlp/model.keras", &path("mlp"), &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(model_json(&path("mlp"))["format"], "layers-model");
-    // It has no MultiHeadAttention: a graph model, and a warning naming the layers.
-    let o = run("keras/attention/model.keras", &path("att"), &[]);
+    // Its GRU (reset_after=True, which tfjs's GRUCell refuses) cannot be a tfjs-layers GRU: a
+    // graph model, and a warning naming the layers.
+    let o = run("keras/recurrent/model.keras", &path("att"), &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("warning") && err.contains("MultiHeadAttention"),
-        "{err}"
-    );
+    assert!(err.contains("warning") && err.contains("GRU"), "{err}");
     assert_eq!(model_json(&path("att"))["format"], "graph-model");
     // --tfjs-format layers fails naming them, and writes nothing.
     let o = run(
-        "keras/attention/model.keras",
+        "keras/recurrent/model.keras",
         &path("att_l"),
         &["--tfjs-format", "layers"],
     );
     assert_eq!(o.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("MultiHeadAttention"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("GRU"));
     assert!(!path("att_l").exists());
     // --tfjs-format graph on a Keras source.
     let o = run(
@@ -791,4 +789,35 @@ fn integer_ops_lowered_to_float_give_the_same_results() {
         &mdeploy::eval::run(&g, &f.inputs()).unwrap(),
         &f.expected(),
     );
+}
+
+#[test]
+fn batch_norm_arithmetic_folds_into_the_convolutions() {
+    // Keras 3's export writes each batch norm as Rsqrt/Mul/Sub/Add after the convolution.
+    let model = fixture("saved_model/keras_cnn_export/model");
+    let g = mdeploy::readers::read(&model, &Default::default()).unwrap();
+    // The reader folds the Rsqrt of constants; a per-channel Mul and Add stay after the convs.
+    let arithmetic = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op.name().as_str(), "Mul" | "Add"))
+        .count();
+    assert!(
+        arithmetic >= 2,
+        "the fixture still has its batch-norm arithmetic"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m");
+    convert(&model, &out, &["--verify"]);
+    let m = model_json(&out);
+    let ops: Vec<&str> = m["modelTopology"]["node"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["op"].as_str().unwrap())
+        .collect();
+    for gone in ["Rsqrt", "Mul", "Sub", "AddV2", "BiasAdd"] {
+        assert!(!ops.contains(&gone), "{gone} left in {ops:?}");
+    }
+    assert!(ops.contains(&"_FusedConv2D") && ops.contains(&"FusedDepthwiseConv2dNative"));
 }

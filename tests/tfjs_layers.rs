@@ -244,12 +244,14 @@ fn refusal(rel: &str) -> Vec<mdeploy::error::Unsupported> {
 
 #[test]
 fn layers_tfjs_lacks_are_each_named() {
-    let items = refusal("keras/attention/model.keras");
+    // tfjs's GRUCell refuses reset_after=True (Keras's default): one item per layer.
+    let items = refusal("keras/recurrent/model.keras");
     let nodes: Vec<&str> = items.iter().map(|u| u.node.as_str()).collect();
-    assert_eq!(nodes, ["self_attn", "cross_attn"]);
-    assert!(items.iter().all(|u| u.op == "MultiHeadAttention"));
-    // tf_keras passes attention's `value` as a keyword tensor: still one item per layer.
-    assert_eq!(refusal("tf_keras/attention/model.h5").len(), 2);
+    assert_eq!(nodes, ["gru_seq", "gru_back"]);
+    // Inside a wrapper too.
+    let bi = refusal("tf_keras/text_classifier/model.h5");
+    assert_eq!(bi.len(), 1);
+    assert!(bi[0].op == "Bidirectional" && bi[0].reason.contains("reset_after"));
     let gru = refusal("tf_keras/recurrent/model.h5");
     assert!(gru
         .iter()
@@ -383,8 +385,8 @@ fn cli_writes_layers_by_default_and_refuses_naming_each_layer() {
 
     // --tfjs-format layers on a model with layers tfjs-layers lacks: exit 4, each one named,
     // nothing written.
-    let out = tmp.path().join("attn");
-    let input = fixture("keras/attention/model.keras");
+    let out = tmp.path().join("rnn");
+    let input = fixture("keras/recurrent/model.keras");
     let o = mdeploy(&[
         "convert",
         input.to_str().expect("utf-8 path"),
@@ -397,9 +399,50 @@ fn cli_writes_layers_by_default_and_refuses_naming_each_layer() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(4), "{err}");
-    for layer in ["'self_attn'", "'cross_attn'"] {
+    for layer in ["'gru_seq'", "'gru_back'"] {
         assert!(err.contains(layer), "{err}");
     }
-    assert!(err.contains("MultiHeadAttention"), "{err}");
+    assert!(err.contains("GRU") && err.contains("reset_after"), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn multi_head_attention_is_written_head_by_head() {
+    for rel in ["keras/attention/model.keras", "tf_keras/attention/model.h5"] {
+        let m = layers_model(rel);
+        // cross_attn: 2 heads, key_dim 3, value_dim 5, query from `query`, key/value from
+        // `context` (tf_keras passes it as `value=`).
+        let q0 = layer(&m.topology, "cross_attn_query0");
+        assert_eq!(q0["class_name"], "Dense");
+        assert_eq!(q0["inbound_nodes"][0][0][0], "query", "{rel}");
+        assert_eq!(
+            layer(&m.topology, "cross_attn_value1")["inbound_nodes"][0][0][0],
+            "context",
+            "{rel}"
+        );
+        assert_eq!(
+            layer(&m.topology, "cross_attn_key1")["inbound_nodes"][0][0][0],
+            "context",
+            "{rel}"
+        );
+        let scaled = layer(&m.topology, "cross_attn_scaled0");
+        assert!(
+            (scaled["config"]["scale"].as_f64().expect("scale") - 1.0 / 3f64.sqrt()).abs() < 1e-12
+        );
+        let out = layer(&m.topology, "cross_attn");
+        assert_eq!(out["class_name"], "Dense");
+        assert_eq!(out["inbound_nodes"][0][0][0], "cross_attn_heads");
+        let shape = |n: &str| {
+            m.weights
+                .iter()
+                .find(|w| w.name == n)
+                .unwrap_or_else(|| panic!("{rel}: no weight {n}"))
+                .tensor
+                .shape
+                .clone()
+        };
+        assert_eq!(shape("cross_attn_query1/kernel"), vec![8, 3]);
+        assert_eq!(shape("cross_attn_value0/bias"), vec![5]);
+        assert_eq!(shape("cross_attn/kernel"), vec![10, 8]);
+    }
 }

@@ -63,8 +63,8 @@ pub enum IoLayout {
 #[command(group(clap::ArgGroup::new("quantized").args(["int8", "float16"]).multiple(false)))]
 #[command(
     about = "Convert a model to another format",
-    after_help = "Examples:\n  mdeploy convert net.onnx --to onnx -o out.onnx --verify\n  mdeploy convert net.onnx --to onnx --opset 13 --input-shape input:1x3x224x224\n  mdeploy convert net.onnx --to onnx --verify --input input=sample.npy --tolerance 1e-5 --report r.json\n\n\
-Without -o the output goes next to the input (net.onnx → net_converted.onnx for ONNX → ONNX)."
+    after_help = "Examples:\n  mdeploy convert net.onnx --to onnx -o out.onnx --verify\n  mdeploy convert net.onnx --to onnx --opset 13 --input-shape input:1x3x224x224\n  mdeploy convert net.onnx --to onnx --verify --input input=sample.npy --tolerance 1e-5 --report r.json\n  mdeploy convert model.keras --to tfjs --int8\n  mdeploy convert saved_model/ --to tfjs -o web_model --shard-size none\n\n\
+Without -o the output goes next to the input (net.onnx → net_converted.onnx for ONNX → ONNX, net.onnx → net_tfjs/ for TF.js)."
 )]
 pub struct ConvertArgs {
     /// Model file or folder (format detected from content).

@@ -1,6 +1,7 @@
 //! Passes transform a graph in place. The manager runs a list to a fixed point (with a step
 //! cap), verifies the graph after every pass, and records what each pass did.
 
+pub mod affine;
 pub mod cleanup;
 pub mod cluster;
 pub mod conv_fold;

@@ -50,6 +50,8 @@ pub struct Call<'a> {
     /// Tensor keyword arguments (`value`, `key` of attention), resolved.
     pub kw_inputs: Vec<(String, ValueId)>,
     pub weights: Vec<Tensor>,
+    /// Numbers among the positional arguments (`CallSpec::constants`).
+    pub constants: &'a [(usize, f64)],
 }
 
 impl Call<'_> {
@@ -526,6 +528,7 @@ fn run_layer(
         kwargs: &call.kwargs,
         kw_inputs,
         weights: w,
+        constants: &call.constants,
     };
     let first_new = b.g.values.len();
     match layers::run(b, &c) {

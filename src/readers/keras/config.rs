@@ -67,6 +67,9 @@ pub struct CallSpec {
     pub inputs: Vec<TensorRef>,
     pub kwargs: Map<String, Value>,
     pub kw_tensors: Vec<(String, TensorRef)>,
+    /// Numbers among the positional arguments, by position: a Keras 3 operation applied to a
+    /// tensor and a constant (`x + 3.0` is an `Add` "layer" called with `[x, 3.0]`).
+    pub constants: Vec<(usize, f64)>,
 }
 
 fn as_ref_triplet(v: &Value) -> Option<TensorRef> {
@@ -126,6 +129,13 @@ pub fn parse_call(node: &Value) -> Result<CallSpec, String> {
             let mut call = CallSpec::default();
             if let Some(args) = o.get("args") {
                 keras_tensors(args, &mut call.inputs);
+                if let Value::Array(a) = args {
+                    call.constants = a
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, v)| Some((i, v.as_f64()?)))
+                        .collect();
+                }
             }
             if let Some(Value::Object(kw)) = o.get("kwargs") {
                 for (k, v) in kw {
@@ -140,6 +150,10 @@ pub fn parse_call(node: &Value) -> Result<CallSpec, String> {
                 }
             }
             Ok(call)
+        }
+        // tf_keras TFOpLambda: one entry, not wrapped in a list: [layer, node, tensor, {kwargs}].
+        Value::Array(entry) if entry.first().is_some_and(Value::is_string) => {
+            parse_call(&Value::Array(vec![node.clone()]))
         }
         // Keras 2: [[layer, node, tensor, {kwargs}], ...]
         Value::Array(entries) => {
@@ -204,6 +218,15 @@ mod tests {
                 tensor: 2
             }
         );
+        let k3_op = json!({"args": [
+            {"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}}, 3.0],
+            "kwargs": {}});
+        let c = parse_call(&k3_op).unwrap();
+        assert_eq!((c.inputs.len(), c.constants.clone()), (1, vec![(1, 3.0)]));
+        let flat = json!(["conv", 0, 0, {"y": 3.0, "name": null}]);
+        let c = parse_call(&flat).unwrap();
+        assert_eq!(c.inputs[0].layer, "conv");
+        assert_eq!(c.kwargs["y"], json!(3.0));
         let k2 = json!([["td", 0, 0, {"value": ["td", 0, 0]}]]);
         let c = parse_call(&k2).unwrap();
         assert_eq!(c.inputs.len(), 1);

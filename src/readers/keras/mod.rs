@@ -10,7 +10,7 @@
 pub(crate) mod build;
 pub mod config;
 mod h5;
-mod layers;
+pub(crate) mod layers;
 pub mod weights;
 
 use super::{map_file, ReadOptions, Reader};

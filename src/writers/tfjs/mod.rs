@@ -5,9 +5,10 @@
 //! - `weights.rs`: the weights manifest, shards, quantization and the atomic folder write;
 //!   [`write_folder`] is the one entry both model kinds use.
 //! - `graph/`: the graph model (NHWC, TF op names the tfjs-converter executors run).
-//! - `layers/` (Keras sources; owned by the Keras side): the layers model. It declares itself
-//!   here with one `pub mod layers;` line and writes through [`write_folder`] with
-//!   `format: "layers-model"` and its `modelTopology`.
+//! - `layers/`: the layers model, translated from the Keras file itself; it writes through
+//!   [`write_folder`] with `format: "layers-model"` and its `modelTopology`. [`LayersWriter`]
+//!   puts it behind the [`Writer`] trait for `convert`, which picks it for Keras sources unless
+//!   `layers::check` lists layers tfjs-layers lacks (then a graph model, with a warning).
 
 pub mod graph;
 pub mod layers;

@@ -1,5 +1,8 @@
 //! Merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum (broadcasting binary ops,
-//! chained over the inputs) and Concatenate (axis).
+//! chained over the inputs) and Concatenate (axis). Keras 3 serializes `x + 3.0` (an operation
+//! on a tensor and a number) as an `Add` called with `[x, 3.0]`: one input and a constant;
+//! tf_keras as a `TFOpLambda` layer (`function: "__operators__.add"`, `y: 3.0` in the call's
+//! keyword arguments), read here for add, subtract and multiply by a number.
 
 use super::super::build::{Builder, Call, LResult};
 use super::axis;
@@ -11,6 +14,7 @@ pub fn handler(class: &str) -> Option<super::Handler> {
     Some(match class {
         "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" => binary,
         "Concatenate" => concat,
+        "TFOpLambda" => tf_op_lambda,
         _ => return None,
     })
 }
@@ -23,6 +27,16 @@ fn binary(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         "Minimum" => BinaryOp::Min,
         _ => BinaryOp::Add,
     };
+    if let ([x], [(pos, k)]) = (c.inputs.as_slice(), c.constants) {
+        // A Keras 3 operation on a tensor and a number (`x + 3.0`, `3.0 - x`).
+        if matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) && c.class != "Average" {
+            let dtype = b.g.ty(*x).dtype;
+            let t = crate::ir::Tensor::from_f64s(dtype, vec![], &[*k]);
+            let k = b.constant(&format!("{}/constant", c.name), t);
+            let ins = if *pos == 0 { vec![k, *x] } else { vec![*x, k] };
+            return Ok(vec![b.emit1(&c.name, Op::Binary(op), ins)?]);
+        }
+    }
     if c.inputs.len() < 2 || (c.class == "Subtract" && c.inputs.len() != 2) {
         return Err(format!("{} of {} inputs", c.class, c.inputs.len()).into());
     }
@@ -58,4 +72,35 @@ fn concat(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         Op::Concat(Concat { axis }),
         c.inputs.clone(),
     )?])
+}
+
+/// The binary op of a tf_keras `TFOpLambda` function applied to a tensor and a number `y`.
+pub fn tf_op_lambda_op(function: &str) -> Option<BinaryOp> {
+    Some(match function {
+        "__operators__.add" | "math.add" => BinaryOp::Add,
+        "__operators__.sub" | "math.subtract" => BinaryOp::Sub,
+        "__operators__.mul" | "math.multiply" => BinaryOp::Mul,
+        _ => return None,
+    })
+}
+
+fn tf_op_lambda(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let function = c
+        .config
+        .get("function")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let y = c.kwargs.get("y").and_then(Value::as_f64);
+    let (Some(op), Some(y), [x]) = (tf_op_lambda_op(function), y, c.inputs.as_slice()) else {
+        return super::super::build::unsupported(format!(
+            "tf.{function} called on a Keras tensor (tf_keras TFOpLambda): only add, subtract \
+             and multiply by a number are read"
+        ));
+    };
+    let dtype = b.g.ty(*x).dtype;
+    let k = b.constant(
+        &format!("{}/constant", c.name),
+        crate::ir::Tensor::from_f64s(dtype, vec![], &[y]),
+    );
+    Ok(vec![b.emit1(&c.name, Op::Binary(op), vec![*x, k])?])
 }

@@ -5,7 +5,7 @@ mod activation;
 mod attention;
 mod conv;
 mod core;
-mod merge;
+pub(crate) mod merge;
 mod norm;
 mod pool;
 mod rnn;

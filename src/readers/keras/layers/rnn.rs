@@ -458,6 +458,7 @@ fn time_distributed(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         kwargs: c.kwargs,
         kw_inputs: vec![],
         weights: c.weights.clone(),
+        constants: &[],
     };
     let outs = super::run(b, &call)?;
     let y = *outs.first().ok_or("TimeDistributed layer gave no output")?;

@@ -22,7 +22,7 @@ use super::{write_folder, FolderOptions};
 use crate::error::{Error, Result, Unsupported};
 use crate::ir::ops::Activation;
 use crate::ir::Graph;
-use crate::passes::nhwc;
+use crate::passes::{affine, nhwc};
 use crate::writers::{WriteReport, Writer};
 use emit::{a_type, shape_json, tf_dtype, Gx};
 use serde_json::{json, Map, Value};
@@ -148,7 +148,15 @@ impl Writer for GraphWriter {
         let fail = |e: String| crate::error::failed(format!("TF.js legalization: {e}"));
         crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
         crate::passes::unroll::unroll_rnns(g).map_err(fail)?;
-        nhwc::legalize(g, false, &native_clip).map_err(fail)
+        affine::fold_constants(g);
+        nhwc::legalize(g, false, &native_clip).map_err(fail)?;
+        // Batch norms that arrive as arithmetic join their convolution (and so let the
+        // activation after it fuse).
+        if affine::fold_affine_into_conv(g).map_err(fail)? {
+            g.verify()
+                .map_err(|e| fail(format!("folding into convolutions: {e}")))?;
+        }
+        Ok(())
     }
 
     fn check(&self, g: &Graph) -> Vec<Unsupported> {

@@ -481,12 +481,44 @@ pub fn matmul(
 ) -> Result<(), String> {
     let g = gx.g;
     let (ra, rb) = (g.ty(n.inputs[0]).rank(), g.ty(n.inputs[1]).rank());
-    if ra < 2 || rb < 2 {
-        return Err("MatMul of a vector (rank 1) operand is not written".into());
-    }
     let dtype = g.ty(n.outputs[0]).dtype;
-    let a = gx.r(n.inputs[0])?;
-    let b = gx.r(n.inputs[1])?;
+    let mut a = gx.r(n.inputs[0])?;
+    let mut b = gx.r(n.inputs[1])?;
+    if ra < 2 || rb < 2 {
+        // numpy's vector cases: a [K] is [1, K], b [K] is [K, 1], and the unit axis goes away.
+        if ra == 0 || rb == 0 || (ra == 1 && ta) || (rb == 1 && tb) {
+            return Err("MatMul of a scalar or a transposed vector".into());
+        }
+        let t = ("T", a_type(dtype));
+        if ra == 1 {
+            let axis = gx.int("axis0", 0)?;
+            a = gx.node("a_row", "ExpandDims", vec![a, axis], vec![t.clone()]);
+        }
+        if rb == 1 {
+            let axis = gx.int("axis_last", -1)?;
+            b = gx.node("b_col", "ExpandDims", vec![b, axis], vec![t.clone()]);
+        }
+        let op = if ra.max(2) == 2 && rb.max(2) == 2 {
+            "MatMul"
+        } else {
+            "BatchMatMulV2"
+        };
+        let attrs = if op == "MatMul" {
+            vec![
+                t.clone(),
+                ("transpose_a", a_bool(ta)),
+                ("transpose_b", a_bool(tb)),
+            ]
+        } else {
+            vec![t.clone(), ("adj_x", a_bool(ta)), ("adj_y", a_bool(tb))]
+        };
+        let y = gx.node("product", op, vec![a, b], attrs);
+        let out_shape = g.ty(n.outputs[0]).shape.clone();
+        let shape = gx.dims("shape", &out_shape, &[n.inputs[0], n.inputs[1]], true)?;
+        let y = gx.node("", "Reshape", vec![y, shape], vec![t]);
+        gx.bind(n.outputs[0], y);
+        return Ok(());
+    }
     let y = if ra == 2 && rb == 2 {
         let base = vec![
             ("T", a_type(dtype)),

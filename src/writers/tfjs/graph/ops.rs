@@ -118,8 +118,17 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
         }
         Op::MatMul(m) => return nn::matmul(gx, n, m.transpose_a, m.transpose_b, fused),
         Op::Einsum(e) => {
-            if n.inputs.len() > 2 || e.equation.contains("...") {
-                return Err("TF.js Einsum takes one or two operands and no ellipsis".into());
+            let lhs = e.equation.split("->").next().unwrap_or("");
+            let repeated = lhs.split(',').any(|term| {
+                let letters: Vec<char> = term.chars().filter(|c| c.is_alphabetic()).collect();
+                (1..letters.len()).any(|i| letters[..i].contains(&letters[i]))
+            });
+            if n.inputs.len() > 2 || e.equation.contains("...") || repeated {
+                return Err(
+                    "TF.js Einsum takes one or two operands, no ellipsis and no index repeated \
+                     within an operand"
+                        .into(),
+                );
             }
             let ins = inputs(gx, n)?;
             gx.node(
@@ -360,6 +369,7 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 return Err("OneHot values must hold [off, on]".into());
             }
             let idx = gx.r(n.inputs[0])?;
+            let idx = wrap_negative(gx, idx, o.depth as i64)?;
             let depth = gx.int("depth", o.depth as i64)?;
             let on = gx.konst(
                 &format!("{}/on", gx.base),
@@ -554,7 +564,13 @@ fn activation(gx: &mut Gx, n: &Node, a: &Activation) -> Result<String, String> {
 fn gather_indices(gx: &mut Gx, n: &Node, axis: usize) -> Result<String, String> {
     let g = gx.g;
     let Some(t) = g.constant(n.inputs[1]) else {
-        return gx.r(n.inputs[1]);
+        // Run-time indices: ONNX counts negative ones from the end, TF does not.
+        let dim = g.ty(n.inputs[0]).shape[axis].fixed();
+        let idx = gx.r(n.inputs[1])?;
+        return match dim {
+            Some(d) if g.ty(n.inputs[1]).dtype.is_int() => wrap_negative(gx, idx, d as i64),
+            _ => Ok(idx),
+        };
     };
     let v = t.to_i64s().ok_or("indices must be integers")?;
     if v.iter().all(|&i| i >= 0) {
@@ -565,6 +581,17 @@ fn gather_indices(gx: &mut Gx, n: &Node, axis: usize) -> Result<String, String> 
         .ok_or("negative indices into a dimension of unknown size")? as i64;
     let fixed: Vec<i64> = v.iter().map(|&i| if i < 0 { i + dim } else { i }).collect();
     gx.ints_shaped("indices", &fixed, t.shape.clone())
+}
+
+/// `i < 0 ? i + size : i` on int32 indices (values below `-size` stay negative, out of range,
+/// as ONNX leaves them).
+fn wrap_negative(gx: &mut Gx, idx: String, size: i64) -> Result<String, String> {
+    let t = ("T", a_type(DType::I32));
+    let zero = gx.int("zero", 0)?;
+    let size = gx.int("size", size)?;
+    let neg = gx.node("negative", "Less", vec![idx.clone(), zero], vec![t.clone()]);
+    let wrapped = gx.node("wrapped", "AddV2", vec![idx.clone(), size], vec![t.clone()]);
+    Ok(gx.node("indices", "SelectV2", vec![neg, wrapped, idx], vec![t]))
 }
 
 fn strided_slice(gx: &mut Gx, n: &Node, s: &Slice) -> Result<String, String> {

@@ -147,6 +147,10 @@ pub fn config(class: &str, cfg: &Value, keras3: bool) -> Result<Map<String, Valu
     let mut facts = Facts {
         output_shape: &mut no_shape,
         weight_shapes: vec![],
+        constants: vec![],
+        tensor_inputs: 0,
+        kw_inputs: vec![],
+        masked: false,
     };
     match translate(class, cfg, keras3, &mut facts)? {
         (c, plan) if plan.is_plain() && plan.class == class => Ok(c),

@@ -158,7 +158,9 @@ pub struct Step {
     pub class: &'static str,
     pub config: Map<String, Value>,
     pub inputs: Vec<From>,
-    pub suffix: &'static str,
+    pub suffix: String,
+    /// Its weights: `(name, tensor)`, written as `<step name>/<name>`.
+    pub weights: Vec<(&'static str, crate::ir::Tensor)>,
 }
 
 /// How one Keras layer is written: as tfjs class `class` under the Keras layer's name, fed by
@@ -212,13 +214,14 @@ impl Step {
         class: &'static str,
         config: Value,
         inputs: Vec<From>,
-        suffix: &'static str,
+        suffix: impl Into<String>,
     ) -> Step {
         Step {
             class,
             config: config.as_object().cloned().unwrap_or_default(),
             inputs,
-            suffix,
+            suffix: suffix.into(),
+            weights: vec![],
         }
     }
 }

@@ -18,7 +18,14 @@
 //!   layers keep their own names (no prefix); `TimeDistributed` builds its layer in its own
 //!   scope (`td/kernel`); `Bidirectional` names its two RNNs `forward_<rnn>` and
 //!   `backward_<rnn>` (`bi/forward_lstm/kernel`).
+//!
+//! Files: `classes.rs` (which classes tfjs has, their configs and weight names), `common.rs`
+//! (dtypes, initializers, activations; `Plan`: layers added around a layer), `rewrites.rs`
+//! (layers tfjs lacks or computes differently, written exactly as ones it has),
+//! `attention.rs` (MultiHeadAttention head by head). The caller (`convert --to tfjs`) uses
+//! [`check`] to choose between this and the graph model, then [`write`].
 
+mod attention;
 mod classes;
 mod common;
 mod rewrites;
@@ -51,11 +58,17 @@ pub struct LayersModel {
 }
 
 /// Everything tfjs-layers cannot hold in a Keras file (empty: a layers model can be written).
+/// A file that reads but whose config the translation cannot follow (an unexpected weight
+/// count, a malformed node) is one item too, so that the caller can fall back to a graph model.
 pub fn check(path: &Path) -> Result<Vec<Unsupported>> {
     match translate(&read_source(path)?, path) {
         Ok(_) => Ok(vec![]),
         Err(Error::Unsupported { items, .. }) => Ok(items),
-        Err(e) => Err(e),
+        Err(e) => Ok(vec![Unsupported {
+            op: "layers-model".into(),
+            node: path.display().to_string(),
+            reason: e.to_string(),
+        }]),
     }
 }
 
@@ -111,6 +124,27 @@ pub fn translate(src: &KerasSource, input: &Path) -> Result<LayersModel> {
         weights: t.weights,
         layers: t.layers,
     })
+}
+
+/// A call's numbers among its arguments: the positional ones (Keras 3), or tf_keras
+/// TFOpLambda's `y` keyword (its second argument).
+fn call_constants(call: &CallSpec) -> Vec<(usize, f64)> {
+    let mut c = call.constants.clone();
+    if let Some(y) = call.kwargs.get("y").and_then(Value::as_f64) {
+        c.push((1, y));
+    }
+    c
+}
+
+/// Whether a call passes a mask (attention layers): a mask tensor or `use_causal_mask=True`.
+fn masked(call: &CallSpec) -> bool {
+    call.kw_tensors
+        .iter()
+        .any(|(k, _)| !matches!(k.as_str(), "query" | "value" | "key"))
+        || call
+            .kwargs
+            .iter()
+            .any(|(k, v)| k.ends_with("mask") && !v.is_null() && *v != Value::Bool(false))
 }
 
 /// The names of a model's layers (step names must not take one).
@@ -224,22 +258,29 @@ impl Translator<'_> {
         let mut names = layer_names(&cfg);
         let mut translated = Vec::with_capacity(call_refs.len());
         let mut redirect: HashMap<String, String> = HashMap::new();
-        for (l, _) in &call_refs {
-            let (config, plan) = self.layer(l, weights, path)?;
+        for (l, calls) in &call_refs {
+            // Every call with the same positional numbers, or none (for `Facts::constants`).
+            let call = calls.first().filter(|c| {
+                calls
+                    .iter()
+                    .all(|o| o.constants == c.constants && o.inputs.len() == c.inputs.len())
+            });
+            let (config, plan) = self.layer(l, weights, path, call)?;
             let lname = l.layer_name();
             let before: Vec<String> = plan
                 .before
                 .iter()
-                .map(|s| unique(&mut names, &lname, s.suffix))
+                .map(|s| unique(&mut names, &lname, &s.suffix))
                 .collect();
             let after: Vec<String> = plan
                 .after
                 .iter()
-                .map(|s| unique(&mut names, &lname, s.suffix))
+                .map(|s| unique(&mut names, &lname, &s.suffix))
                 .collect();
             if let Some(last) = after.last() {
                 redirect.insert(lname, last.clone());
             }
+            self.push_step_weights(&plan, &before, &after);
             translated.push((config, plan, before, after));
         }
         // tfjs numbers a nested model's calls from 1 (its construction is node 0).
@@ -276,9 +317,11 @@ impl Translator<'_> {
                     .filter(|(_, v)| !v.is_null())
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
+                // Positional inputs, then tensors passed by keyword (`Facts::kw_inputs`).
                 let entries: Vec<Value> = call
                     .inputs
                     .iter()
+                    .chain(call.kw_tensors.iter().map(|(_, r)| r))
                     .map(|r| {
                         let mut e = tfjs_ref(r, &offsets);
                         if let Value::Array(a) = &mut e {
@@ -340,7 +383,7 @@ impl Translator<'_> {
         let mut layers = Vec::with_capacity(cfg.layers.len());
         for l in &cfg.layers {
             let lname = l.layer_name();
-            let (config, plan) = self.layer(l, weights, path)?;
+            let (config, plan) = self.layer(l, weights, path, None)?;
             if !plan.is_chain() {
                 self.refuse(
                     &l.class_name,
@@ -352,11 +395,17 @@ impl Translator<'_> {
             }
             let mut step = |s: &Step| {
                 let mut c = s.config.clone();
-                c.insert("name".into(), json!(unique(&mut names, &lname, s.suffix)));
+                c.insert("name".into(), json!(unique(&mut names, &lname, &s.suffix)));
                 json!({"class_name": s.class, "config": c})
             };
             let before: Vec<Value> = plan.before.iter().map(&mut step).collect();
             let after: Vec<Value> = plan.after.iter().map(&mut step).collect();
+            let name_of = |v: &Value| v["config"]["name"].as_str().unwrap_or("").to_string();
+            let (bn, an): (Vec<String>, Vec<String>) = (
+                before.iter().map(name_of).collect(),
+                after.iter().map(name_of).collect(),
+            );
+            self.push_step_weights(&plan, &bn, &an);
             layers.extend(before);
             layers.push(json!({"class_name": plan.class, "config": config}));
             layers.extend(after);
@@ -371,6 +420,7 @@ impl Translator<'_> {
         l: &LayerSpec,
         weights: &Weights,
         path: &str,
+        call: Option<&CallSpec>,
     ) -> Result<(Value, Plan), String> {
         let name = l.layer_name();
         let node = format!("{path}{name}");
@@ -381,7 +431,7 @@ impl Translator<'_> {
             return Ok((m["config"].clone(), Plan::of(class)));
         }
         self.layers += 1;
-        match self.layer_config(&l.class_name, &l.config, (&name, &node), weights) {
+        match self.layer_config(&l.class_name, &l.config, (&name, &node), weights, call) {
             Ok(Ok((config, plan))) => Ok((Value::Object(config), plan)),
             Ok(Err(reason)) => {
                 self.refuse(&l.class_name, &node, reason);
@@ -400,6 +450,7 @@ impl Translator<'_> {
         cfg: &Value,
         (name, node): (&str, &str),
         weights: &Weights,
+        call: Option<&CallSpec>,
     ) -> Result<Result<(Map<String, Value>, Plan), String>, String> {
         let mut tensors = weights.layer(name)?;
         let keras3 = self.keras3;
@@ -408,13 +459,30 @@ impl Translator<'_> {
             let mut facts = Facts {
                 output_shape: &mut shape,
                 weight_shapes: tensors.iter().map(|t| t.shape.clone()).collect(),
+                constants: call.map(call_constants).unwrap_or_default(),
+                tensor_inputs: call.map_or(0, |c| c.inputs.len()),
+                kw_inputs: call
+                    .map(|c| c.kw_tensors.iter().map(|(k, _)| k.clone()).collect())
+                    .unwrap_or_default(),
+                masked: call.is_some_and(masked),
             };
-            classes::translate(class, cfg, keras3, &mut facts)
+            if class == "MultiHeadAttention" {
+                let mut c = cfg.as_object().cloned().unwrap_or_default();
+                match attention::plan(&mut c, &facts, &tensors) {
+                    Ok((plan, main)) => Ok((c, plan, Some(main))),
+                    Err(why) => Err(why),
+                }
+            } else {
+                classes::translate(class, cfg, keras3, &mut facts).map(|(c, p)| (c, p, None))
+            }
         };
-        let (mut config, plan) = match translated {
+        let (mut config, plan, replaced) = match translated {
             Ok(c) => c,
             Err(why) => return Ok(Err(why)),
         };
+        if let Some(main) = replaced {
+            tensors = main;
+        }
         if plan.ungroup > 1 {
             let kernel = tensors
                 .first_mut()
@@ -453,6 +521,23 @@ impl Translator<'_> {
         }
         self.push_weights(names, tensors);
         Ok(Ok((config, plan)))
+    }
+
+    /// The weights of the layers a plan adds, named after them.
+    fn push_step_weights(&mut self, plan: &Plan, before: &[String], after: &[String]) {
+        let steps = plan
+            .before
+            .iter()
+            .zip(before)
+            .chain(plan.after.iter().zip(after));
+        for (s, name) in steps {
+            for (w, t) in &s.weights {
+                self.weights.push(NamedWeight {
+                    name: format!("{name}/{w}"),
+                    tensor: t.clone(),
+                });
+            }
+        }
     }
 
     fn push_weights(&mut self, names: Vec<String>, tensors: Vec<Tensor>) {

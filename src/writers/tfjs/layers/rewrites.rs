@@ -9,6 +9,9 @@
 //! - Grouped `Conv1D/2D/3D` (tfjs ignores `groups`) → the same convolution with a
 //!   block-diagonal kernel (zeros between groups; `groups` times the kernel's size).
 //! - `Subtract` → `Rescaling(scale=-1)` on the second input, then `Add`.
+//! - Keras 3 operations on a tensor and a number (`x + 3.0`, `x * c`, `c - x`: an
+//!   `Add`/`Multiply`/`Subtract` called with one tensor and a constant; tf_keras's `TFOpLambda`
+//!   add/subtract/multiply with `y` a number) → `Rescaling`.
 //! - `ActivityRegularization` → `Activation("linear")`: the identity it computes; its training
 //!   loss is left out, as every activity regularizer is (tfjs-layers throws on calling a layer
 //!   that has one).
@@ -18,7 +21,9 @@
 //!   the layer's output shape (fixed lengths only).
 
 use super::common::{From, Plan, Step};
+use crate::ir::ops::BinaryOp;
 use crate::ir::Dim;
+use crate::readers::keras::layers::merge::tf_op_lambda_op;
 use serde_json::{json, Map, Value};
 
 type Reason = String;
@@ -30,6 +35,7 @@ pub const REWRITTEN: &[&str] = &[
     "Normalization",
     "Subtract",
     "ActivityRegularization",
+    "TFOpLambda",
     "ZeroPadding1D",
     "Cropping1D",
     "UpSampling1D",
@@ -41,6 +47,14 @@ pub struct Facts<'a> {
     pub output_shape: &'a mut dyn FnMut() -> Result<Vec<Dim>, String>,
     /// The shapes of the layer's weights, in Keras order.
     pub weight_shapes: Vec<Vec<usize>>,
+    /// Its calls' numbers among the positional arguments (`CallSpec::constants`) and tensor
+    /// input count, when every call has the same.
+    pub constants: Vec<(usize, f64)>,
+    pub tensor_inputs: usize,
+    /// Tensors passed by keyword, by name (`From::Input(tensor_inputs + i)`).
+    pub kw_inputs: Vec<String>,
+    /// A mask is passed (`attention_mask`, `use_causal_mask=True`, …).
+    pub masked: bool,
 }
 
 fn flag(c: &Map<String, Value>, k: &str) -> bool {
@@ -217,6 +231,37 @@ pub fn plan(
             *c = n;
             Plan::of("Activation")
         }
+        // A Keras 3 operation on a tensor and a number (`x + 3.0` is an `Add` called with
+        // `[x, 3.0]`): x · scale + offset.
+        "Add" | "Subtract" | "Multiply" | "TFOpLambda"
+            if facts.tensor_inputs == 1 && facts.constants.len() == 1 =>
+        {
+            let (pos, k) = facts.constants[0];
+            // tf_keras's TFOpLambda names the function it calls with `y` = the number.
+            let op = match class {
+                "TFOpLambda" => {
+                    let f = c.get("function").and_then(Value::as_str).unwrap_or("");
+                    match tf_op_lambda_op(f) {
+                        Some(BinaryOp::Add) => "Add",
+                        Some(BinaryOp::Sub) => "Subtract",
+                        Some(BinaryOp::Mul) => "Multiply",
+                        _ => return Err(format!("tfjs-layers cannot run tf.{f} (TFOpLambda)")),
+                    }
+                }
+                other => other,
+            };
+            let (scale, offset) = match (op, pos) {
+                ("Add", _) => (1.0, k),
+                ("Multiply", _) => (k, 0.0),
+                (_, 0) => (-1.0, k),
+                _ => (1.0, -k),
+            };
+            let mut n = base(c);
+            n.insert("scale".into(), json!(scale));
+            n.insert("offset".into(), json!(offset));
+            *c = n;
+            Plan::of("Rescaling")
+        }
         "Subtract" => Plan {
             class: "Add".into(),
             before: vec![Step::new(
@@ -384,6 +429,10 @@ mod tests {
         let mut facts = Facts {
             output_shape: &mut f,
             weight_shapes: vec![],
+            constants: vec![],
+            tensor_inputs: 0,
+            kw_inputs: vec![],
+            masked: false,
         };
         let p = plan("SpatialDropout2D", &mut c, &mut facts)
             .unwrap()
@@ -408,6 +457,10 @@ mod tests {
         let mut facts = Facts {
             output_shape: &mut f,
             weight_shapes: vec![],
+            constants: vec![],
+            tensor_inputs: 0,
+            kw_inputs: vec![],
+            masked: false,
         };
         let p = plan("ZeroPadding1D", &mut c, &mut facts).unwrap().unwrap();
         assert_eq!(p.class, "ZeroPadding2D");
@@ -423,6 +476,10 @@ mod tests {
         let mut facts = Facts {
             output_shape: &mut f,
             weight_shapes: vec![],
+            constants: vec![],
+            tensor_inputs: 0,
+            kw_inputs: vec![],
+            masked: false,
         };
         let obj = |v: Value| v.as_object().cloned().unwrap();
         let mut c = obj(json!({"name": "r", "negative_slope": 0.1, "threshold": 0.0,
@@ -438,6 +495,69 @@ mod tests {
         assert!(plan("ReLU", &mut c, &mut facts).is_err());
         let mut c = obj(json!({"max_value": 6.0}));
         assert!(plan("ReLU", &mut c, &mut facts).unwrap().is_none());
+    }
+
+    #[test]
+    fn operations_with_a_number_become_rescaling() {
+        let mut f = no_shape;
+        let cases = [
+            ("Add", (1, 3.0), (1.0, 3.0)),
+            ("Multiply", (1, 0.5), (0.5, 0.0)),
+            ("Subtract", (1, 2.0), (1.0, -2.0)),
+            ("Subtract", (0, 3.0), (-1.0, 3.0)),
+        ];
+        for (class, constant, (scale, offset)) in cases {
+            let mut facts = Facts {
+                output_shape: &mut f,
+                weight_shapes: vec![],
+                constants: vec![constant],
+                tensor_inputs: 1,
+                kw_inputs: vec![],
+                masked: false,
+            };
+            let mut c = json!({"name": "op"}).as_object().cloned().unwrap();
+            let p = plan(class, &mut c, &mut facts).unwrap().unwrap();
+            assert_eq!(p.class, "Rescaling", "{class}");
+            assert_eq!(
+                (&c["scale"], &c["offset"]),
+                (&json!(scale), &json!(offset)),
+                "{class} {constant:?}"
+            );
+        }
+        // tf_keras: `tf.math.subtract(x, 2.0)` as a TFOpLambda with `y` = 2.0.
+        let mut facts = Facts {
+            output_shape: &mut f,
+            weight_shapes: vec![],
+            constants: vec![(1, 2.0)],
+            tensor_inputs: 1,
+            kw_inputs: vec![],
+            masked: false,
+        };
+        let mut c = json!({"name": "op", "function": "math.subtract"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let p = plan("TFOpLambda", &mut c, &mut facts).unwrap().unwrap();
+        assert_eq!(
+            (p.class.as_str(), &c["offset"]),
+            ("Rescaling", &json!(-2.0))
+        );
+        let mut c = json!({"function": "math.sin"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert!(plan("TFOpLambda", &mut c, &mut facts).is_err());
+        // Two tensors: the merge layer itself.
+        let mut facts = Facts {
+            output_shape: &mut f,
+            weight_shapes: vec![],
+            constants: vec![],
+            tensor_inputs: 2,
+            kw_inputs: vec![],
+            masked: false,
+        };
+        let mut c = json!({"name": "op"}).as_object().cloned().unwrap();
+        assert!(plan("Add", &mut c, &mut facts).unwrap().is_none());
     }
 
     #[test]
