@@ -1,6 +1,6 @@
 //! LSTM and GRU (the IR's ONNX LSTM-14/GRU-14 semantics) unrolled over a fixed sequence length
-//! into ops TFLite has builtins for: one FULLY_CONNECTED for the input projection of every time
-//! step at once (biases folded in), then per step a FULLY_CONNECTED of the previous state, ADD,
+//! into ops TFLite has builtins for: one FULLY_CONNECTED per direction for the input projection
+//! of every time step at once (biases folded in), SPLIT into steps, then per step a FULLY_CONNECTED of the previous state, ADD,
 //! SPLIT into gates, LOGISTIC/TANH and MUL/ADD/SUB for the state update; CONCATENATION stacks the
 //! steps into Y. Unrolling (rather than UNIDIRECTIONAL_SEQUENCE_LSTM) covers GRU, both
 //! `linear_before_reset` forms, reverse and bidirectional runs, peepholes, `clip` and
@@ -255,16 +255,9 @@ impl Unroll<'_, '_> {
         let acts = activation_names(r, lstm);
         let per = if lstm { 3 } else { 2 };
         let bh: Shape = vec![batch.clone(), Dim::Fixed(h as u64)];
-        // Time steps as `[batch, input]` values, from one SPLIT along the sequence axis.
-        let steps = self.split("steps", x, seq_axis, vec![1; seq])?;
-        let mut step_x = Vec::with_capacity(seq);
-        for (t, &s) in steps.iter().enumerate() {
-            step_x.push(self.reshape(
-                &format!("x{t}"),
-                s,
-                vec![batch.clone(), Dim::Fixed(input as u64)],
-            )?);
-        }
+        // Every step's input as one `[seq·batch, input]` matrix, projected once per direction.
+        let rows_dim = Dim::product(&[xs[0].clone(), xs[1].clone()]);
+        let flat = self.reshape("x", x, vec![rows_dim, Dim::Fixed(input as u64)])?;
         let dirs: Vec<bool> = match r.direction {
             RnnDirection::Forward => vec![false],
             RnnDirection::Reverse => vec![true],
@@ -307,6 +300,18 @@ impl Unroll<'_, '_> {
             } else {
                 None
             };
+            // The projection, back to `[seq, batch, G·h]` (or batch-major) and split per step.
+            let gh = Dim::Fixed((gates * h) as u64);
+            let all = self.dense(&format!("d{d}/x"), flat, wd, Some(xb))?;
+            let mut shaped = xs.clone();
+            shaped[2] = gh.clone();
+            let all = self.reshape(&format!("d{d}/x"), all, shaped)?;
+            let parts = self.split(&format!("d{d}/steps"), all, seq_axis, vec![1; seq])?;
+            let mut step_xp = Vec::with_capacity(seq);
+            for (t, &p) in parts.iter().enumerate() {
+                let s = vec![batch.clone(), gh.clone()];
+                step_xp.push(self.reshape(&format!("d{d}t{t}/x"), p, s)?);
+            }
             let mut outs = vec![None; seq];
             let order: Vec<usize> = if reverse {
                 (0..seq).rev().collect()
@@ -315,8 +320,7 @@ impl Unroll<'_, '_> {
             };
             for t in order {
                 let tag = format!("d{d}t{t}");
-                let xp =
-                    self.dense(&format!("{tag}/x"), step_x[t], wd.clone(), Some(xb.clone()))?;
+                let xp = step_xp[t];
                 let (hn, cn) = if lstm {
                     let gsum = match h_prev {
                         Some(hp) => {
