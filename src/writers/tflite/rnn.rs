@@ -88,9 +88,18 @@ pub fn why_not(g: &Graph, n: &Node, r: &Rnn, lstm: bool) -> Option<String> {
 
 /// Unrolls every LSTM/GRU that can be; returns whether any changed.
 pub fn unroll_rnns(g: &mut Graph) -> Result<bool, String> {
+    let io = boundary_transposes(g);
+    let absorbed: std::collections::HashSet<usize> = io
+        .values()
+        .filter_map(|b| b.y_transpose.map(|t| t.0))
+        .collect();
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
-    for n in old {
+    for (i, n) in old.into_iter().enumerate() {
+        if absorbed.contains(&i) {
+            // A Transpose to batch-major whose Y the unrolled layer now writes directly.
+            continue;
+        }
         let (r, lstm) = match &n.op {
             Op::Lstm(r) => (r.clone(), true),
             Op::Gru(r) => (r.clone(), false),
@@ -103,16 +112,70 @@ pub fn unroll_rnns(g: &mut Graph) -> Result<bool, String> {
             rw.keep(n);
             continue;
         }
+        let b = io.get(&i).cloned().unwrap_or_default();
         let mut u = Unroll {
             rw: &mut rw,
             base: n.name.clone(),
         };
-        u.node(&n, &r, lstm)
+        u.node(&n, &r, lstm, &b)
             .map_err(|e| format!("unrolling '{}': {e}", n.name))?;
         changed = true;
     }
     rw.finish();
+    if changed {
+        g.remove_dead();
+    }
     Ok(changed)
+}
+
+/// Transposes between batch-major data and a time-major layer (Keras and PyTorch exports wrap
+/// every recurrent layer in them) that the unrolled form can do without.
+#[derive(Clone, Debug, Default)]
+struct Boundary {
+    /// X is `Transpose(src, [1, 0, 2])`: project `src` (batch-major) instead.
+    x_source: Option<ValueId>,
+    /// Y's only use is this node, `Transpose(Y, [2, 0, 1, 3])` (index, output): write its
+    /// output batch-major.
+    y_transpose: Option<(usize, ValueId)>,
+}
+
+fn boundary_transposes(g: &Graph) -> std::collections::HashMap<usize, Boundary> {
+    let producers = g.producers();
+    let uses = g.use_counts();
+    let mut consumer = std::collections::HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        for &v in &n.inputs {
+            consumer.insert(v, i);
+        }
+    }
+    let transpose = |i: usize, perm: &[usize]| -> bool {
+        matches!(&g.nodes[i].op, Op::Transpose(t) if t.perm == perm)
+    };
+    let mut out = std::collections::HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        let (Op::Lstm(r) | Op::Gru(r)) = &n.op else {
+            continue;
+        };
+        if r.batch_major || why_not(g, n, r, matches!(n.op, Op::Lstm(_))).is_some() {
+            continue;
+        }
+        let mut b = Boundary::default();
+        if let Some(&p) = producers.get(&n.inputs[0]) {
+            if transpose(p, &[1, 0, 2]) {
+                b.x_source = Some(g.nodes[p].inputs[0]);
+            }
+        }
+        let y = n.outputs[0];
+        if uses[y.0] == 1 && !g.outputs.contains(&y) {
+            if let Some(&c) = consumer.get(&y) {
+                if transpose(c, &[2, 0, 1, 3]) {
+                    b.y_transpose = Some((c, g.nodes[c].outputs[0]));
+                }
+            }
+        }
+        out.insert(i, b);
+    }
+    out
 }
 
 struct Unroll<'r, 'g> {
@@ -236,10 +299,12 @@ impl Unroll<'_, '_> {
         Ok(Some(self.reshape(&format!("init{d}"), part, bh.clone())?))
     }
 
-    fn node(&mut self, n: &Node, r: &Rnn, lstm: bool) -> Result<(), String> {
-        let x = n.inputs[0];
+    fn node(&mut self, n: &Node, r: &Rnn, lstm: bool, io: &Boundary) -> Result<(), String> {
+        let x = io.x_source.unwrap_or(n.inputs[0]);
+        let x_batch_major = r.batch_major || io.x_source.is_some();
+        let y_batch_major = r.batch_major || io.y_transpose.is_some();
         let xs = self.rw.g.ty(x).shape.clone();
-        let (seq_axis, batch) = if r.batch_major {
+        let (seq_axis, batch) = if x_batch_major {
             (1, xs[0].clone())
         } else {
             (0, xs[1].clone())
@@ -449,15 +514,16 @@ impl Unroll<'_, '_> {
                 c_prev = cn;
             }
             let outs: Vec<ValueId> = outs.into_iter().collect::<Option<_>>().ok_or("step")?;
-            ys.push(self.stack_y(&outs, r, &batch, d)?);
+            ys.push(self.stack_y(&outs, r, y_batch_major, &batch, d)?);
             hs.push(self.state(h_prev.ok_or("no steps")?, r, &batch, d)?);
             if let Some(c) = c_prev {
                 cs.push(self.state(c, r, &batch, d)?);
             }
         }
-        let dir_axis_y = if r.batch_major { 2 } else { 1 };
+        let dir_axis_y = if y_batch_major { 2 } else { 1 };
         let state_axis = if r.batch_major { 1 } else { 0 };
-        self.finish(&ys, dir_axis_y, n.outputs[0]);
+        let y_out = io.y_transpose.map_or(n.outputs[0], |t| t.1);
+        self.finish(&ys, dir_axis_y, y_out);
         if let Some(&o) = n.outputs.get(1) {
             self.finish(&hs, state_axis, o);
         }
@@ -472,12 +538,13 @@ impl Unroll<'_, '_> {
         &mut self,
         outs: &[ValueId],
         r: &Rnn,
+        batch_major: bool,
         batch: &Dim,
         d: usize,
     ) -> Result<ValueId, String> {
         let h = Dim::Fixed(r.hidden_size as u64);
         let one = Dim::Fixed(1);
-        let (shape, axis) = if r.batch_major {
+        let (shape, axis) = if batch_major {
             (vec![batch.clone(), one.clone(), one, h], 1)
         } else {
             (vec![one.clone(), one, batch.clone(), h], 0)
@@ -618,6 +685,39 @@ mod tests {
             check(false, rnn(RnnDirection::Bidirectional, lbr, false), true);
             check(false, rnn(RnnDirection::Forward, lbr, true), true);
         }
+    }
+
+    #[test]
+    fn batch_major_boundary_transposes_are_absorbed() {
+        // Keras' form: batch-major data transposed into a time-major layer and back.
+        let mut g = Graph::new();
+        let ty = TensorType::new(DType::F32, fixed_shape(&[1, 4, 3]));
+        let x = g.add_input("x", ty);
+        let t = Op::Transpose(crate::ir::ops::Transpose {
+            perm: vec![1, 0, 2],
+        });
+        let tm = g.add_node("to_time", t, vec![x], &["tm".into()]).unwrap();
+        let w = g.add_const("w", seeded(vec![2, 20, 3], 1));
+        let rr = g.add_const("r", seeded(vec![2, 20, 5], 2));
+        let b = g.add_const("b", seeded(vec![2, 40], 3));
+        let r = Rnn {
+            optional: vec![RnnInput::Bias],
+            ..rnn(RnnDirection::Bidirectional, false, false)
+        };
+        let outs = g.add_node("lstm", Op::Lstm(r), vec![tm[0], w, rr, b], &[]);
+        let t = Op::Transpose(crate::ir::ops::Transpose {
+            perm: vec![2, 0, 1, 3],
+        });
+        let y = g.add_node("to_batch", t, vec![outs.unwrap()[0]], &["y".into()]);
+        g.outputs = y.unwrap();
+        let inputs = crate::eval::random_inputs(&g, 2, 1);
+        let want = crate::eval::run(&g, &inputs).unwrap();
+        assert!(unroll_rnns(&mut g).unwrap());
+        g.verify().unwrap();
+        assert!(!g.nodes.iter().any(|n| matches!(n.op, Op::Transpose(_))));
+        let got = crate::eval::run(&g, &inputs).unwrap();
+        let c = crate::eval::compare("y", &got[0], &want[0]);
+        assert!(c.shape_matches && c.max_rel < 1e-5, "{c:?}");
     }
 
     #[test]
