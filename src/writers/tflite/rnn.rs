@@ -116,6 +116,7 @@ pub fn unroll_rnns(g: &mut Graph) -> Result<bool, String> {
         let mut u = Unroll {
             rw: &mut rw,
             base: n.name.clone(),
+            consts: Default::default(),
         };
         u.node(&n, &r, lstm, &b)
             .map_err(|e| format!("unrolling '{}': {e}", n.name))?;
@@ -181,6 +182,9 @@ fn boundary_transposes(g: &Graph) -> std::collections::HashMap<usize, Boundary> 
 struct Unroll<'r, 'g> {
     rw: &'r mut Rewriter<'g>,
     base: String,
+    /// Constants shared by every step (weights, peepholes), made once: the unrolled graph
+    /// holds one copy of each, not one per step.
+    consts: std::collections::HashMap<String, ValueId>,
 }
 
 /// Rows `[from, to)` of direction `d` of a `[dirs, rows, ...]` f32 constant, as f32 values.
@@ -222,25 +226,39 @@ impl Unroll<'_, '_> {
         self.rw
             .op_multi(&name, Op::Split(Split { axis, sizes }), vec![v])
     }
-    /// `x @ w^T (+ bias)` with `w` a `[out, in]` constant: FULLY_CONNECTED in TFLite.
+    /// The constant `key` (computed by `v` the first time it is asked for).
+    fn konst_once(
+        &mut self,
+        key: &str,
+        shape: Vec<usize>,
+        v: impl FnOnce() -> Vec<f32>,
+    ) -> ValueId {
+        if let Some(&id) = self.consts.get(key) {
+            return id;
+        }
+        let id = self.konst(key, shape, &v());
+        self.consts.insert(key.to_string(), id);
+        id
+    }
+    /// `x @ w^T (+ bias)` with `w` the `[out, in]` constant `key` (made once): FULLY_CONNECTED.
     fn dense(
         &mut self,
-        tag: &str,
+        key: &str,
         x: ValueId,
-        w: (Vec<f32>, usize, usize),
-        bias: Option<Vec<f32>>,
+        (out, inp): (usize, usize),
+        w: impl FnOnce() -> Vec<f32>,
+        bias: Option<&[f32]>,
     ) -> Result<ValueId, String> {
-        let (wv, out, inp) = w;
-        let wc = self.konst(&format!("{tag}_w"), vec![out, inp], &wv);
+        let wc = self.konst_once(&format!("{key}_w"), vec![out, inp], w);
         let mm = Op::MatMul(MatMul {
             transpose_a: false,
             transpose_b: true,
         });
-        let y = self.op(tag, mm, vec![x, wc])?;
+        let y = self.op(key, mm, vec![x, wc])?;
         match bias {
             Some(b) if b.iter().any(|&v| v != 0.0) => {
-                let bc = self.konst(&format!("{tag}_b"), vec![out], &b);
-                self.b(tag, BinaryOp::Add, y, bc)
+                let bc = self.konst_once(&format!("{key}_b"), vec![out], || b.to_vec());
+                self.b(key, BinaryOp::Add, y, bc)
             }
             _ => Ok(y),
         }
@@ -346,7 +364,7 @@ impl Unroll<'_, '_> {
             };
             let f = acts[d * per].clone();
             let g_act = acts[d * per + 1].clone();
-            let wd = (rows(&w, d, 0, gates * h), gates * h, input);
+
             // Input projection biases: W's and, where they simply add, R's.
             let mut xb: Vec<f32> = bv(0, gates * h);
             let rb = bv(gates * h, 2 * gates * h);
@@ -367,7 +385,13 @@ impl Unroll<'_, '_> {
             };
             // The projection, back to `[seq, batch, G·h]` (or batch-major) and split per step.
             let gh = Dim::Fixed((gates * h) as u64);
-            let all = self.dense(&format!("d{d}/x"), flat, wd, Some(xb))?;
+            let all = self.dense(
+                &format!("d{d}/x"),
+                flat,
+                (gates * h, input),
+                || rows(&w, d, 0, gates * h),
+                Some(&xb),
+            )?;
             let mut shaped = xs.clone();
             shaped[2] = gh.clone();
             let all = self.reshape(&format!("d{d}/x"), all, shaped)?;
@@ -389,8 +413,9 @@ impl Unroll<'_, '_> {
                 let (hn, cn) = if lstm {
                     let gsum = match h_prev {
                         Some(hp) => {
-                            let rw_ = (rows(&rr, d, 0, 4 * h), 4 * h, h);
-                            let hr = self.dense(&format!("{tag}/h"), hp, rw_, None)?;
+                            let key = format!("d{d}/h");
+                            let hr =
+                                self.dense(&key, hp, (4 * h, h), || rows(&rr, d, 0, 4 * h), None)?;
                             self.b(&tag, BinaryOp::Add, xp, hr)?
                         }
                         None => xp,
@@ -399,12 +424,12 @@ impl Unroll<'_, '_> {
                     let (mut i, mut o, mut fg, c) = (parts[0], parts[1], parts[2], parts[3]);
                     let pv = |k: usize| peep.as_ref().map(|p| rows(p, d, k * h, (k + 1) * h));
                     if let (Some(cp), Some(pi)) = (c_prev, pv(0)) {
-                        let pc = self.konst(&format!("{tag}/pi"), vec![h], &pi);
+                        let pc = self.konst_once(&format!("d{d}/pi"), vec![h], || pi);
                         let m = self.b(&tag, BinaryOp::Mul, cp, pc)?;
                         i = self.b(&tag, BinaryOp::Add, i, m)?;
                     }
                     if let (Some(cp), Some(pf)) = (c_prev, pv(2)) {
-                        let pc = self.konst(&format!("{tag}/pf"), vec![h], &pf);
+                        let pc = self.konst_once(&format!("d{d}/pf"), vec![h], || pf);
                         let m = self.b(&tag, BinaryOp::Mul, cp, pc)?;
                         fg = self.b(&tag, BinaryOp::Add, fg, m)?;
                     }
@@ -414,7 +439,7 @@ impl Unroll<'_, '_> {
                     let c_new = match c_prev {
                         Some(cp) => {
                             let fa = if r.input_forget {
-                                let one = self.konst(&format!("{tag}/one"), vec![], &[1.0]);
+                                let one = self.konst_once("one", vec![], || vec![1.0]);
                                 self.b(&tag, BinaryOp::Sub, one, i)?
                             } else {
                                 self.act(&format!("{tag}/f"), &f, fg, r.clip)?
@@ -425,7 +450,7 @@ impl Unroll<'_, '_> {
                         None => ic,
                     };
                     if let Some(po) = pv(1) {
-                        let pc = self.konst(&format!("{tag}/po"), vec![h], &po);
+                        let pc = self.konst_once(&format!("d{d}/po"), vec![h], || po);
                         let m = self.b(&tag, BinaryOp::Mul, c_new, pc)?;
                         o = self.b(&tag, BinaryOp::Add, o, m)?;
                     }
@@ -453,10 +478,11 @@ impl Unroll<'_, '_> {
                     let (zr, hh) = match (h_prev, hh_pre) {
                         (Some(hp), _) => {
                             if r.linear_before_reset {
-                                let rw_ = (rows(&rr, d, 0, 3 * h), 3 * h, h);
                                 let mut hb = vec![0.0; 3 * h];
                                 hb[2 * h..].copy_from_slice(&rb[2 * h..]);
-                                let hr = self.dense(&format!("{tag}/h"), hp, rw_, Some(hb))?;
+                                let w = || rows(&rr, d, 0, 3 * h);
+                                let key = format!("d{d}/h");
+                                let hr = self.dense(&key, hp, (3 * h, h), w, Some(&hb))?;
                                 let hp_parts =
                                     self.split(&format!("{tag}/hg"), hr, 1, vec![2 * h, h])?;
                                 let zr = self.b(&tag, BinaryOp::Add, zr_pre, hp_parts[0])?;
@@ -467,15 +493,15 @@ impl Unroll<'_, '_> {
                                 let hh = self.b(&tag, BinaryOp::Add, xh, rh)?;
                                 (zr_parts[0], hh)
                             } else {
-                                let rw_ = (rows(&rr, d, 0, 2 * h), 2 * h, h);
-                                let hr = self.dense(&format!("{tag}/h"), hp, rw_, None)?;
+                                let w = || rows(&rr, d, 0, 2 * h);
+                                let hr = self.dense(&format!("d{d}/h"), hp, (2 * h, h), w, None)?;
                                 let zr = self.b(&tag, BinaryOp::Add, zr_pre, hr)?;
                                 let zr = self.act(&format!("{tag}/zr"), &f, zr, r.clip)?;
                                 let zr_parts =
                                     self.split(&format!("{tag}/zr"), zr, 1, vec![h, h])?;
                                 let rhp = self.b(&tag, BinaryOp::Mul, zr_parts[1], hp)?;
-                                let rh_w = (rows(&rr, d, 2 * h, 3 * h), h, h);
-                                let rh = self.dense(&format!("{tag}/rh"), rhp, rh_w, None)?;
+                                let w = || rows(&rr, d, 2 * h, 3 * h);
+                                let rh = self.dense(&format!("d{d}/rh"), rhp, (h, h), w, None)?;
                                 let hh = self.b(&tag, BinaryOp::Add, xh, rh)?;
                                 (zr_parts[0], hh)
                             }
@@ -484,7 +510,7 @@ impl Unroll<'_, '_> {
                             let zr = self.act(&format!("{tag}/zr"), &f, zr_pre, r.clip)?;
                             let zr_parts = self.split(&format!("{tag}/zr"), zr, 1, vec![h, h])?;
                             let hh = if hb.iter().any(|&v| v != 0.0) {
-                                let bc = self.konst(&format!("{tag}/rbh"), vec![h], &hb);
+                                let bc = self.konst_once(&format!("d{d}/rbh"), vec![h], || hb);
                                 let rh = self.b(&tag, BinaryOp::Mul, zr_parts[1], bc)?;
                                 self.b(&tag, BinaryOp::Add, xh, rh)?
                             } else {
@@ -651,6 +677,18 @@ mod tests {
             .nodes
             .iter()
             .any(|n| matches!(n.op, Op::Lstm(_) | Op::Gru(_))));
+        // The recurrent weights exist once per direction (two pieces for GRU without
+        // linear_before_reset), not once per step.
+        let recurrent = g
+            .values
+            .iter()
+            .filter(|v| v.constant.is_some() && v.ty.rank() == 2)
+            .filter(|v| v.ty.shape[1] == Dim::Fixed(h as u64))
+            .count();
+        assert!(
+            recurrent <= 2 * dirs,
+            "{recurrent} recurrent weight constants"
+        );
         let got = crate::eval::run(&g, &inputs).unwrap();
         for (k, (a, b)) in got.iter().zip(&want).enumerate() {
             let c = crate::eval::compare("out", a, b);
