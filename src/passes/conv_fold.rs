@@ -40,6 +40,8 @@ fn fold_affine_once(g: &mut Graph) -> bool {
     let uses = g.use_counts();
     let mut dead = vec![false; g.nodes.len()];
     let mut changed = false;
+    // One name generator per sweep: building it per fold would be quadratic.
+    let mut names = g.names();
     for bi in 0..g.nodes.len() {
         let Op::Binary(op @ (BinaryOp::Mul | BinaryOp::Add)) = g.nodes[bi].op else {
             continue;
@@ -96,7 +98,6 @@ fn fold_affine_once(g: &mut Graph) -> bool {
                 None => continue,
             }
         };
-        let mut names = g.names();
         let base = g.nodes[pi].name.clone();
         if let Some(w) = w {
             let id = g.add_const(&names.fresh(&format!("{base}/folded_w")), w);

@@ -5,10 +5,11 @@
                               (Keras 3 `model.export`), plus OUT_DIR/mobilenetv2_input.npy
   convert SRC OUT.tflite      (TensorFlow venv) tf.lite.TFLiteConverter on a .keras file or a
                               SavedModel folder, default options (float32, builtins only)
-  time MODEL.tflite INPUT.npy RUNS OUTPUT.npy
+  time INPUT.npy RUNS MODEL.tflite OUTPUT.npy [MODEL.tflite OUTPUT.npy ...]
                               (LiteRT venv) median and min latency of RUNS invocations on one
-                              thread after two warm-up runs; prints `median_ms`, `min_ms`,
-                              `op_total` and `ops` lines; saves the first output to OUTPUT.npy
+                              thread after two warm-up runs, the models' invocations alternating;
+                              prints `i median_ms`, `i min_ms`, `i op_total` and `i ops` lines
+                              per model i; saves each first output to its OUTPUT.npy
   diff A.npy B.npy            (LiteRT venv) prints the largest absolute difference
 """
 
@@ -24,12 +25,29 @@ def build(out_dir):
 
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(weights=None)
+    # Fresh batch norms (mean 0, variance 1) leave the untrained network's features at zero and
+    # every class at exactly 1/1000, which compares nothing; seeded statistics make the
+    # activations, and so the two files' outputs, informative.
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, c).astype("float32"),
+                    rng.uniform(0.0, 0.5, c).astype("float32"),
+                    rng.uniform(-0.1, 0.1, c).astype("float32"),
+                    rng.uniform(0.5, 2.0, c).astype("float32"),
+                ]
+            )
     keras_path = os.path.join(out_dir, "mobilenetv2.keras")
     saved = os.path.join(out_dir, "mobilenetv2_savedmodel")
     model.save(keras_path)
     model.export(saved, verbose=False)
     x = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
     np.save(os.path.join(out_dir, "mobilenetv2_input.npy"), x)
+    y = model(x).numpy()
+    print(f"MobileNetV2 built: output min {y.min():.3e} max {y.max():.3e}")
 
 
 def convert(src, out):
@@ -47,35 +65,39 @@ def convert(src, out):
         f.write(data)
 
 
-def timing(model, input_path, runs, save):
+def timing(input_path, runs, pairs):
+    """Times several models on one input, alternating invocations so that each sees the same
+    machine load (other processes share the cores); one `key value` block per model, prefixed
+    with its position (`0 median_ms ...`)."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
     x = np.load(input_path)
-    it = Interpreter(model_path=model, num_threads=1)
-    detail = it.get_input_details()[0]
-    if tuple(detail["shape"]) != x.shape:
-        it.resize_tensor_input(detail["index"], list(x.shape), strict=False)
-    it.allocate_tensors()
-    detail = it.get_input_details()[0]
-    out = it.get_output_details()[0]["index"]
-    times = []
+    loaded = []
+    for model, save in pairs:
+        it = Interpreter(model_path=model, num_threads=1)
+        detail = it.get_input_details()[0]
+        if tuple(detail["shape"]) != x.shape:
+            it.resize_tensor_input(detail["index"], list(x.shape), strict=False)
+        it.allocate_tensors()
+        loaded.append((it, it.get_input_details()[0]["index"], save, []))
     for k in range(runs + 2):
-        it.set_tensor(detail["index"], x)
-        t = time.perf_counter()
-        it.invoke()
-        if k >= 2:
-            times.append(time.perf_counter() - t)
-    y = it.get_tensor(out)
-    times.sort()
-    counts = {}
-    for op in it._get_ops_details():
-        counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
-    np.save(save, y)
-    print(f"median_ms {1000 * times[len(times) // 2]:.4f}")
-    print(f"min_ms {1000 * times[0]:.4f}")
-    print(f"op_total {sum(counts.values())}")
-    print("ops " + " ".join(f"{k}x{v}" for k, v in sorted(counts.items())))
+        for it, index, _, times in loaded:
+            it.set_tensor(index, x)
+            t = time.perf_counter()
+            it.invoke()
+            if k >= 2:
+                times.append(time.perf_counter() - t)
+    for i, (it, _, save, times) in enumerate(loaded):
+        np.save(save, it.get_tensor(it.get_output_details()[0]["index"]))
+        times.sort()
+        counts = {}
+        for op in it._get_ops_details():
+            counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+        print(f"{i} median_ms {1000 * times[len(times) // 2]:.4f}")
+        print(f"{i} min_ms {1000 * times[0]:.4f}")
+        print(f"{i} op_total {sum(counts.values())}")
+        print(f"{i} ops " + " ".join(f"{k}x{v}" for k, v in sorted(counts.items())))
 
 
 def diff(a, b):
@@ -91,7 +113,7 @@ if __name__ == "__main__":
     elif cmd == "convert":
         convert(*args)
     elif cmd == "time":
-        timing(args[0], args[1], int(args[2]), args[3])
+        timing(args[0], int(args[1]), list(zip(args[2::2], args[3::2])))
     elif cmd == "diff":
         diff(*args)
     else:

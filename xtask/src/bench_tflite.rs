@@ -71,32 +71,32 @@ fn helper(litert: &Path, script: &Path, args: &[&std::ffi::OsStr]) -> Result<Str
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn latency(
+/// LiteRT latency of `models` (each with the .npy its output is saved to), timed alternately.
+fn latencies(
     litert: &Path,
     script: &Path,
-    model: &Path,
     input: &Path,
-    save: &Path,
-) -> Result<Latency> {
+    models: &[(&Path, &Path)],
+) -> Result<Vec<Latency>> {
     let runs = LATENCY_RUNS.to_string();
-    let text = helper(
-        litert,
-        script,
-        &[
-            "time".as_ref(),
-            model.as_os_str(),
-            input.as_os_str(),
-            runs.as_ref(),
-            save.as_os_str(),
-        ],
-    )?;
-    let num = |k: &str| field(&text, k).parse::<f64>().unwrap_or(f64::NAN);
-    Ok(Latency {
-        median_ms: num("median_ms"),
-        min_ms: num("min_ms"),
-        op_total: field(&text, "op_total").parse().unwrap_or(0),
-        ops: field(&text, "ops").to_string(),
-    })
+    let mut args: Vec<&std::ffi::OsStr> = vec!["time".as_ref(), input.as_os_str(), runs.as_ref()];
+    for (m, save) in models {
+        args.push(m.as_os_str());
+        args.push(save.as_os_str());
+    }
+    let text = helper(litert, script, &args)?;
+    Ok((0..models.len())
+        .map(|i| {
+            let key = |k: &str| format!("{i} {k}");
+            let num = |k: &str| field(&text, &key(k)).parse::<f64>().unwrap_or(f64::NAN);
+            Latency {
+                median_ms: num("median_ms"),
+                min_ms: num("min_ms"),
+                op_total: field(&text, &key("op_total")).parse().unwrap_or(0),
+                ops: field(&text, &key("ops")).to_string(),
+            }
+        })
+        .collect())
 }
 
 /// Runs the TFLite section; returns JSON records for `bench.json`.
@@ -156,8 +156,16 @@ pub fn run(repo: &Path, mdeploy: &Path, litert: &Path, out_dir: &Path) -> Result
             out_dir.join("y_mdeploy.npy"),
             out_dir.join("y_reference.npy"),
         );
-        let a = latency(litert, &script, &ours_out, &input, &ya)?;
-        let b = latency(litert, &script, &ref_out, &input, &yb)?;
+        let mut both = latencies(
+            litert,
+            &script,
+            &input,
+            &[(&ours_out, &ya), (&ref_out, &yb)],
+        )?
+        .into_iter();
+        let (Some(a), Some(b)) = (both.next(), both.next()) else {
+            bail!("LiteRT timed fewer models than asked");
+        };
         let d = helper(
             litert,
             &script,
@@ -195,7 +203,8 @@ pub fn run(repo: &Path, mdeploy: &Path, litert: &Path, out_dir: &Path) -> Result
     println!(
         "mdeploy wall = best of {} runs (release binary); TFLiteConverter wall = one run of a fresh \
          Python process (includes `import tensorflow`, ~5 s); LiteRT ms = median (and min) of \
-         {LATENCY_RUNS} invocations, num_threads=1, after 2 warm-ups; max |Δ| = largest difference \
+         {LATENCY_RUNS} invocations, num_threads=1, after 2 warm-ups, the two files' invocations
+         alternating so both see the same machine load; max |Δ| = largest difference \
          between the two files' outputs on the same input",
         crate::bench::RUNS
     );

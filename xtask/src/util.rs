@@ -43,9 +43,7 @@ pub fn repo_root() -> PathBuf {
     let dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    dir.parent()
-        .expect("xtask/ has a parent")
-        .to_path_buf()
+    dir.parent().expect("xtask/ has a parent").to_path_buf()
 }
 
 /// `.cache/conformance` under the repository (gitignored).

@@ -1,6 +1,6 @@
 //! LSTM and GRU (the IR's ONNX LSTM-14/GRU-14 semantics) unrolled over a fixed sequence length
-//! into ops TFLite has builtins for: one FULLY_CONNECTED for the input projection of every time
-//! step at once (biases folded in), then per step a FULLY_CONNECTED of the previous state, ADD,
+//! into ops TFLite has builtins for: one FULLY_CONNECTED per direction for the input projection
+//! of every time step at once (biases folded in), SPLIT into steps, then per step a FULLY_CONNECTED of the previous state, ADD,
 //! SPLIT into gates, LOGISTIC/TANH and MUL/ADD/SUB for the state update; CONCATENATION stacks the
 //! steps into Y. Unrolling (rather than UNIDIRECTIONAL_SEQUENCE_LSTM) covers GRU, both
 //! `linear_before_reset` forms, reverse and bidirectional runs, peepholes, `clip` and
@@ -88,9 +88,18 @@ pub fn why_not(g: &Graph, n: &Node, r: &Rnn, lstm: bool) -> Option<String> {
 
 /// Unrolls every LSTM/GRU that can be; returns whether any changed.
 pub fn unroll_rnns(g: &mut Graph) -> Result<bool, String> {
+    let io = boundary_transposes(g);
+    let absorbed: std::collections::HashSet<usize> = io
+        .values()
+        .filter_map(|b| b.y_transpose.map(|t| t.0))
+        .collect();
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
-    for n in old {
+    for (i, n) in old.into_iter().enumerate() {
+        if absorbed.contains(&i) {
+            // A Transpose to batch-major whose Y the unrolled layer now writes directly.
+            continue;
+        }
         let (r, lstm) = match &n.op {
             Op::Lstm(r) => (r.clone(), true),
             Op::Gru(r) => (r.clone(), false),
@@ -103,21 +112,79 @@ pub fn unroll_rnns(g: &mut Graph) -> Result<bool, String> {
             rw.keep(n);
             continue;
         }
+        let b = io.get(&i).cloned().unwrap_or_default();
         let mut u = Unroll {
             rw: &mut rw,
             base: n.name.clone(),
+            consts: Default::default(),
         };
-        u.node(&n, &r, lstm)
+        u.node(&n, &r, lstm, &b)
             .map_err(|e| format!("unrolling '{}': {e}", n.name))?;
         changed = true;
     }
     rw.finish();
+    if changed {
+        g.remove_dead();
+    }
     Ok(changed)
+}
+
+/// Transposes between batch-major data and a time-major layer (Keras and PyTorch exports wrap
+/// every recurrent layer in them) that the unrolled form can do without.
+#[derive(Clone, Debug, Default)]
+struct Boundary {
+    /// X is `Transpose(src, [1, 0, 2])`: project `src` (batch-major) instead.
+    x_source: Option<ValueId>,
+    /// Y's only use is this node, `Transpose(Y, [2, 0, 1, 3])` (index, output): write its
+    /// output batch-major.
+    y_transpose: Option<(usize, ValueId)>,
+}
+
+fn boundary_transposes(g: &Graph) -> std::collections::HashMap<usize, Boundary> {
+    let producers = g.producers();
+    let uses = g.use_counts();
+    let mut consumer = std::collections::HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        for &v in &n.inputs {
+            consumer.insert(v, i);
+        }
+    }
+    let transpose = |i: usize, perm: &[usize]| -> bool {
+        matches!(&g.nodes[i].op, Op::Transpose(t) if t.perm == perm)
+    };
+    let mut out = std::collections::HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        let (Op::Lstm(r) | Op::Gru(r)) = &n.op else {
+            continue;
+        };
+        if r.batch_major || why_not(g, n, r, matches!(n.op, Op::Lstm(_))).is_some() {
+            continue;
+        }
+        let mut b = Boundary::default();
+        if let Some(&p) = producers.get(&n.inputs[0]) {
+            if transpose(p, &[1, 0, 2]) {
+                b.x_source = Some(g.nodes[p].inputs[0]);
+            }
+        }
+        let y = n.outputs[0];
+        if uses[y.0] == 1 && !g.outputs.contains(&y) {
+            if let Some(&c) = consumer.get(&y) {
+                if transpose(c, &[2, 0, 1, 3]) {
+                    b.y_transpose = Some((c, g.nodes[c].outputs[0]));
+                }
+            }
+        }
+        out.insert(i, b);
+    }
+    out
 }
 
 struct Unroll<'r, 'g> {
     rw: &'r mut Rewriter<'g>,
     base: String,
+    /// Constants shared by every step (weights, peepholes), made once: the unrolled graph
+    /// holds one copy of each, not one per step.
+    consts: std::collections::HashMap<String, ValueId>,
 }
 
 /// Rows `[from, to)` of direction `d` of a `[dirs, rows, ...]` f32 constant, as f32 values.
@@ -159,25 +226,39 @@ impl Unroll<'_, '_> {
         self.rw
             .op_multi(&name, Op::Split(Split { axis, sizes }), vec![v])
     }
-    /// `x @ w^T (+ bias)` with `w` a `[out, in]` constant: FULLY_CONNECTED in TFLite.
+    /// The constant `key` (computed by `v` the first time it is asked for).
+    fn konst_once(
+        &mut self,
+        key: &str,
+        shape: Vec<usize>,
+        v: impl FnOnce() -> Vec<f32>,
+    ) -> ValueId {
+        if let Some(&id) = self.consts.get(key) {
+            return id;
+        }
+        let id = self.konst(key, shape, &v());
+        self.consts.insert(key.to_string(), id);
+        id
+    }
+    /// `x @ w^T (+ bias)` with `w` the `[out, in]` constant `key` (made once): FULLY_CONNECTED.
     fn dense(
         &mut self,
-        tag: &str,
+        key: &str,
         x: ValueId,
-        w: (Vec<f32>, usize, usize),
-        bias: Option<Vec<f32>>,
+        (out, inp): (usize, usize),
+        w: impl FnOnce() -> Vec<f32>,
+        bias: Option<&[f32]>,
     ) -> Result<ValueId, String> {
-        let (wv, out, inp) = w;
-        let wc = self.konst(&format!("{tag}_w"), vec![out, inp], &wv);
+        let wc = self.konst_once(&format!("{key}_w"), vec![out, inp], w);
         let mm = Op::MatMul(MatMul {
             transpose_a: false,
             transpose_b: true,
         });
-        let y = self.op(tag, mm, vec![x, wc])?;
+        let y = self.op(key, mm, vec![x, wc])?;
         match bias {
             Some(b) if b.iter().any(|&v| v != 0.0) => {
-                let bc = self.konst(&format!("{tag}_b"), vec![out], &b);
-                self.b(tag, BinaryOp::Add, y, bc)
+                let bc = self.konst_once(&format!("{key}_b"), vec![out], || b.to_vec());
+                self.b(key, BinaryOp::Add, y, bc)
             }
             _ => Ok(y),
         }
@@ -236,10 +317,12 @@ impl Unroll<'_, '_> {
         Ok(Some(self.reshape(&format!("init{d}"), part, bh.clone())?))
     }
 
-    fn node(&mut self, n: &Node, r: &Rnn, lstm: bool) -> Result<(), String> {
-        let x = n.inputs[0];
+    fn node(&mut self, n: &Node, r: &Rnn, lstm: bool, io: &Boundary) -> Result<(), String> {
+        let x = io.x_source.unwrap_or(n.inputs[0]);
+        let x_batch_major = r.batch_major || io.x_source.is_some();
+        let y_batch_major = r.batch_major || io.y_transpose.is_some();
         let xs = self.rw.g.ty(x).shape.clone();
-        let (seq_axis, batch) = if r.batch_major {
+        let (seq_axis, batch) = if x_batch_major {
             (1, xs[0].clone())
         } else {
             (0, xs[1].clone())
@@ -255,16 +338,9 @@ impl Unroll<'_, '_> {
         let acts = activation_names(r, lstm);
         let per = if lstm { 3 } else { 2 };
         let bh: Shape = vec![batch.clone(), Dim::Fixed(h as u64)];
-        // Time steps as `[batch, input]` values, from one SPLIT along the sequence axis.
-        let steps = self.split("steps", x, seq_axis, vec![1; seq])?;
-        let mut step_x = Vec::with_capacity(seq);
-        for (t, &s) in steps.iter().enumerate() {
-            step_x.push(self.reshape(
-                &format!("x{t}"),
-                s,
-                vec![batch.clone(), Dim::Fixed(input as u64)],
-            )?);
-        }
+        // Every step's input as one `[seq·batch, input]` matrix, projected once per direction.
+        let rows_dim = Dim::product(&[xs[0].clone(), xs[1].clone()]);
+        let flat = self.reshape("x", x, vec![rows_dim, Dim::Fixed(input as u64)])?;
         let dirs: Vec<bool> = match r.direction {
             RnnDirection::Forward => vec![false],
             RnnDirection::Reverse => vec![true],
@@ -288,7 +364,7 @@ impl Unroll<'_, '_> {
             };
             let f = acts[d * per].clone();
             let g_act = acts[d * per + 1].clone();
-            let wd = (rows(&w, d, 0, gates * h), gates * h, input);
+
             // Input projection biases: W's and, where they simply add, R's.
             let mut xb: Vec<f32> = bv(0, gates * h);
             let rb = bv(gates * h, 2 * gates * h);
@@ -307,6 +383,24 @@ impl Unroll<'_, '_> {
             } else {
                 None
             };
+            // The projection, back to `[seq, batch, G·h]` (or batch-major) and split per step.
+            let gh = Dim::Fixed((gates * h) as u64);
+            let all = self.dense(
+                &format!("d{d}/x"),
+                flat,
+                (gates * h, input),
+                || rows(&w, d, 0, gates * h),
+                Some(&xb),
+            )?;
+            let mut shaped = xs.clone();
+            shaped[2] = gh.clone();
+            let all = self.reshape(&format!("d{d}/x"), all, shaped)?;
+            let parts = self.split(&format!("d{d}/steps"), all, seq_axis, vec![1; seq])?;
+            let mut step_xp = Vec::with_capacity(seq);
+            for (t, &p) in parts.iter().enumerate() {
+                let s = vec![batch.clone(), gh.clone()];
+                step_xp.push(self.reshape(&format!("d{d}t{t}/x"), p, s)?);
+            }
             let mut outs = vec![None; seq];
             let order: Vec<usize> = if reverse {
                 (0..seq).rev().collect()
@@ -315,13 +409,13 @@ impl Unroll<'_, '_> {
             };
             for t in order {
                 let tag = format!("d{d}t{t}");
-                let xp =
-                    self.dense(&format!("{tag}/x"), step_x[t], wd.clone(), Some(xb.clone()))?;
+                let xp = step_xp[t];
                 let (hn, cn) = if lstm {
                     let gsum = match h_prev {
                         Some(hp) => {
-                            let rw_ = (rows(&rr, d, 0, 4 * h), 4 * h, h);
-                            let hr = self.dense(&format!("{tag}/h"), hp, rw_, None)?;
+                            let key = format!("d{d}/h");
+                            let hr =
+                                self.dense(&key, hp, (4 * h, h), || rows(&rr, d, 0, 4 * h), None)?;
                             self.b(&tag, BinaryOp::Add, xp, hr)?
                         }
                         None => xp,
@@ -330,12 +424,12 @@ impl Unroll<'_, '_> {
                     let (mut i, mut o, mut fg, c) = (parts[0], parts[1], parts[2], parts[3]);
                     let pv = |k: usize| peep.as_ref().map(|p| rows(p, d, k * h, (k + 1) * h));
                     if let (Some(cp), Some(pi)) = (c_prev, pv(0)) {
-                        let pc = self.konst(&format!("{tag}/pi"), vec![h], &pi);
+                        let pc = self.konst_once(&format!("d{d}/pi"), vec![h], || pi);
                         let m = self.b(&tag, BinaryOp::Mul, cp, pc)?;
                         i = self.b(&tag, BinaryOp::Add, i, m)?;
                     }
                     if let (Some(cp), Some(pf)) = (c_prev, pv(2)) {
-                        let pc = self.konst(&format!("{tag}/pf"), vec![h], &pf);
+                        let pc = self.konst_once(&format!("d{d}/pf"), vec![h], || pf);
                         let m = self.b(&tag, BinaryOp::Mul, cp, pc)?;
                         fg = self.b(&tag, BinaryOp::Add, fg, m)?;
                     }
@@ -345,7 +439,7 @@ impl Unroll<'_, '_> {
                     let c_new = match c_prev {
                         Some(cp) => {
                             let fa = if r.input_forget {
-                                let one = self.konst(&format!("{tag}/one"), vec![], &[1.0]);
+                                let one = self.konst_once("one", vec![], || vec![1.0]);
                                 self.b(&tag, BinaryOp::Sub, one, i)?
                             } else {
                                 self.act(&format!("{tag}/f"), &f, fg, r.clip)?
@@ -356,7 +450,7 @@ impl Unroll<'_, '_> {
                         None => ic,
                     };
                     if let Some(po) = pv(1) {
-                        let pc = self.konst(&format!("{tag}/po"), vec![h], &po);
+                        let pc = self.konst_once(&format!("d{d}/po"), vec![h], || po);
                         let m = self.b(&tag, BinaryOp::Mul, c_new, pc)?;
                         o = self.b(&tag, BinaryOp::Add, o, m)?;
                     }
@@ -384,10 +478,11 @@ impl Unroll<'_, '_> {
                     let (zr, hh) = match (h_prev, hh_pre) {
                         (Some(hp), _) => {
                             if r.linear_before_reset {
-                                let rw_ = (rows(&rr, d, 0, 3 * h), 3 * h, h);
                                 let mut hb = vec![0.0; 3 * h];
                                 hb[2 * h..].copy_from_slice(&rb[2 * h..]);
-                                let hr = self.dense(&format!("{tag}/h"), hp, rw_, Some(hb))?;
+                                let w = || rows(&rr, d, 0, 3 * h);
+                                let key = format!("d{d}/h");
+                                let hr = self.dense(&key, hp, (3 * h, h), w, Some(&hb))?;
                                 let hp_parts =
                                     self.split(&format!("{tag}/hg"), hr, 1, vec![2 * h, h])?;
                                 let zr = self.b(&tag, BinaryOp::Add, zr_pre, hp_parts[0])?;
@@ -398,15 +493,15 @@ impl Unroll<'_, '_> {
                                 let hh = self.b(&tag, BinaryOp::Add, xh, rh)?;
                                 (zr_parts[0], hh)
                             } else {
-                                let rw_ = (rows(&rr, d, 0, 2 * h), 2 * h, h);
-                                let hr = self.dense(&format!("{tag}/h"), hp, rw_, None)?;
+                                let w = || rows(&rr, d, 0, 2 * h);
+                                let hr = self.dense(&format!("d{d}/h"), hp, (2 * h, h), w, None)?;
                                 let zr = self.b(&tag, BinaryOp::Add, zr_pre, hr)?;
                                 let zr = self.act(&format!("{tag}/zr"), &f, zr, r.clip)?;
                                 let zr_parts =
                                     self.split(&format!("{tag}/zr"), zr, 1, vec![h, h])?;
                                 let rhp = self.b(&tag, BinaryOp::Mul, zr_parts[1], hp)?;
-                                let rh_w = (rows(&rr, d, 2 * h, 3 * h), h, h);
-                                let rh = self.dense(&format!("{tag}/rh"), rhp, rh_w, None)?;
+                                let w = || rows(&rr, d, 2 * h, 3 * h);
+                                let rh = self.dense(&format!("d{d}/rh"), rhp, (h, h), w, None)?;
                                 let hh = self.b(&tag, BinaryOp::Add, xh, rh)?;
                                 (zr_parts[0], hh)
                             }
@@ -415,7 +510,7 @@ impl Unroll<'_, '_> {
                             let zr = self.act(&format!("{tag}/zr"), &f, zr_pre, r.clip)?;
                             let zr_parts = self.split(&format!("{tag}/zr"), zr, 1, vec![h, h])?;
                             let hh = if hb.iter().any(|&v| v != 0.0) {
-                                let bc = self.konst(&format!("{tag}/rbh"), vec![h], &hb);
+                                let bc = self.konst_once(&format!("d{d}/rbh"), vec![h], || hb);
                                 let rh = self.b(&tag, BinaryOp::Mul, zr_parts[1], bc)?;
                                 self.b(&tag, BinaryOp::Add, xh, rh)?
                             } else {
@@ -445,15 +540,16 @@ impl Unroll<'_, '_> {
                 c_prev = cn;
             }
             let outs: Vec<ValueId> = outs.into_iter().collect::<Option<_>>().ok_or("step")?;
-            ys.push(self.stack_y(&outs, r, &batch, d)?);
+            ys.push(self.stack_y(&outs, r, y_batch_major, &batch, d)?);
             hs.push(self.state(h_prev.ok_or("no steps")?, r, &batch, d)?);
             if let Some(c) = c_prev {
                 cs.push(self.state(c, r, &batch, d)?);
             }
         }
-        let dir_axis_y = if r.batch_major { 2 } else { 1 };
+        let dir_axis_y = if y_batch_major { 2 } else { 1 };
         let state_axis = if r.batch_major { 1 } else { 0 };
-        self.finish(&ys, dir_axis_y, n.outputs[0]);
+        let y_out = io.y_transpose.map_or(n.outputs[0], |t| t.1);
+        self.finish(&ys, dir_axis_y, y_out);
         if let Some(&o) = n.outputs.get(1) {
             self.finish(&hs, state_axis, o);
         }
@@ -468,12 +564,13 @@ impl Unroll<'_, '_> {
         &mut self,
         outs: &[ValueId],
         r: &Rnn,
+        batch_major: bool,
         batch: &Dim,
         d: usize,
     ) -> Result<ValueId, String> {
         let h = Dim::Fixed(r.hidden_size as u64);
         let one = Dim::Fixed(1);
-        let (shape, axis) = if r.batch_major {
+        let (shape, axis) = if batch_major {
             (vec![batch.clone(), one.clone(), one, h], 1)
         } else {
             (vec![one.clone(), one, batch.clone(), h], 0)
@@ -580,6 +677,18 @@ mod tests {
             .nodes
             .iter()
             .any(|n| matches!(n.op, Op::Lstm(_) | Op::Gru(_))));
+        // The recurrent weights exist once per direction (two pieces for GRU without
+        // linear_before_reset), not once per step.
+        let recurrent = g
+            .values
+            .iter()
+            .filter(|v| v.constant.is_some() && v.ty.rank() == 2)
+            .filter(|v| v.ty.shape[1] == Dim::Fixed(h as u64))
+            .count();
+        assert!(
+            recurrent <= 2 * dirs,
+            "{recurrent} recurrent weight constants"
+        );
         let got = crate::eval::run(&g, &inputs).unwrap();
         for (k, (a, b)) in got.iter().zip(&want).enumerate() {
             let c = crate::eval::compare("out", a, b);
@@ -614,6 +723,39 @@ mod tests {
             check(false, rnn(RnnDirection::Bidirectional, lbr, false), true);
             check(false, rnn(RnnDirection::Forward, lbr, true), true);
         }
+    }
+
+    #[test]
+    fn batch_major_boundary_transposes_are_absorbed() {
+        // Keras' form: batch-major data transposed into a time-major layer and back.
+        let mut g = Graph::new();
+        let ty = TensorType::new(DType::F32, fixed_shape(&[1, 4, 3]));
+        let x = g.add_input("x", ty);
+        let t = Op::Transpose(crate::ir::ops::Transpose {
+            perm: vec![1, 0, 2],
+        });
+        let tm = g.add_node("to_time", t, vec![x], &["tm".into()]).unwrap();
+        let w = g.add_const("w", seeded(vec![2, 20, 3], 1));
+        let rr = g.add_const("r", seeded(vec![2, 20, 5], 2));
+        let b = g.add_const("b", seeded(vec![2, 40], 3));
+        let r = Rnn {
+            optional: vec![RnnInput::Bias],
+            ..rnn(RnnDirection::Bidirectional, false, false)
+        };
+        let outs = g.add_node("lstm", Op::Lstm(r), vec![tm[0], w, rr, b], &[]);
+        let t = Op::Transpose(crate::ir::ops::Transpose {
+            perm: vec![2, 0, 1, 3],
+        });
+        let y = g.add_node("to_batch", t, vec![outs.unwrap()[0]], &["y".into()]);
+        g.outputs = y.unwrap();
+        let inputs = crate::eval::random_inputs(&g, 2, 1);
+        let want = crate::eval::run(&g, &inputs).unwrap();
+        assert!(unroll_rnns(&mut g).unwrap());
+        g.verify().unwrap();
+        assert!(!g.nodes.iter().any(|n| matches!(n.op, Op::Transpose(_))));
+        let got = crate::eval::run(&g, &inputs).unwrap();
+        let c = crate::eval::compare("y", &got[0], &want[0]);
+        assert!(c.shape_matches && c.max_rel < 1e-5, "{c:?}");
     }
 
     #[test]
