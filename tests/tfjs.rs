@@ -693,7 +693,7 @@ fn recurrent_layers_unroll_to_the_frameworks_results() {
                 .count()
         };
         assert!(rnns(&g) > 0, "{dir}");
-        assert!(mdeploy::passes::unroll::unroll_rnns(&mut g).unwrap());
+        assert!(mdeploy::passes::rnn::unroll_rnns(&mut g).unwrap());
         g.verify().unwrap_or_else(|e| panic!("{dir}: {e}"));
         assert_eq!(rnns(&g), 0, "{dir}: every recurrent node is unrolled");
         let f = crate::common::Fixture {

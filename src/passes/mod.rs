@@ -1,7 +1,6 @@
 //! Passes transform a graph in place. The manager runs a list to a fixed point (with a step
 //! cap), verifies the graph after every pass, and records what each pass did.
 
-pub mod affine;
 pub mod cleanup;
 pub mod cluster;
 pub mod conv_fold;
@@ -16,9 +15,9 @@ pub mod parallel;
 pub mod prune;
 pub mod quantize;
 pub mod rewrite;
+pub mod rnn;
 pub mod spatial1d;
 pub mod transpose;
-pub mod unroll;
 
 use crate::error::{Error, Result};
 use crate::ir::Graph;

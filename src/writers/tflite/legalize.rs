@@ -15,10 +15,10 @@ pub const TFLITE_KERNELS: KernelTargets = nhwc::NHWC_KERNELS;
 pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     let fail = |e: String| failed(format!("TFLite legalization: {e}"));
     g.remove_dead();
-    super::integer::lower_integer_ops(g).map_err(fail)?;
+    crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
     nhwc::prepare(g, nhwc_io).map_err(fail)?;
     crate::passes::einsum::lower_einsums(g).map_err(fail)?;
     super::indexing::lower_element_indexing(g).map_err(fail)?;
-    super::rnn::unroll_rnns(g).map_err(fail)?;
+    crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
     nhwc::finish(g, &|a| activation_builtin(a).is_some()).map_err(fail)
 }

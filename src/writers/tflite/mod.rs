@@ -4,13 +4,11 @@
 //! cannot be; `write` builds the file (serialize.rs) and writes it atomically.
 
 mod indexing;
-mod integer;
 mod legalize;
 pub mod ops;
 mod options;
 pub mod plan;
 pub mod quant;
-mod rnn;
 pub mod serialize;
 pub mod versions;
 

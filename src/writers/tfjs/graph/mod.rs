@@ -22,7 +22,7 @@ use super::{write_folder, FolderOptions};
 use crate::error::{Error, Result, Unsupported};
 use crate::ir::ops::Activation;
 use crate::ir::Graph;
-use crate::passes::{affine, nhwc};
+use crate::passes::nhwc;
 use crate::writers::{WriteReport, Writer};
 use emit::{a_type, shape_json, tf_dtype, Gx};
 use serde_json::{json, Map, Value};
@@ -146,17 +146,15 @@ impl Writer for GraphWriter {
 
     fn legalize(&self, g: &mut Graph) -> Result<()> {
         let fail = |e: String| crate::error::failed(format!("TF.js legalization: {e}"));
+        // The same lowerings as TFLite's, in the same places (see its legalize): integer ops
+        // before the layout pass, recurrent layers (a TF graph runs them as While loops) after
+        // it. Batch norms that arrive as arithmetic fold into their convolutions in `prepare`.
+        g.remove_dead();
         crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
-        crate::passes::unroll::unroll_rnns(g).map_err(fail)?;
-        affine::fold_constants(g);
-        nhwc::legalize(g, false, &native_clip).map_err(fail)?;
-        // Batch norms that arrive as arithmetic join their convolution (and so let the
-        // activation after it fuse).
-        if affine::fold_affine_into_conv(g).map_err(fail)? {
-            g.verify()
-                .map_err(|e| fail(format!("folding into convolutions: {e}")))?;
-        }
-        Ok(())
+        crate::passes::cleanup::fold_constants(g);
+        nhwc::prepare(g, false).map_err(fail)?;
+        crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
+        nhwc::finish(g, &native_clip).map_err(fail)
     }
 
     fn check(&self, g: &Graph) -> Vec<Unsupported> {

@@ -52,7 +52,7 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         }
         Op::Lstm(r) | Op::Gru(r) => {
             let lstm = matches!(op, Op::Lstm(_));
-            Err(super::rnn::why_not(cx.g, cx.node, r, lstm)
+            Err(crate::passes::rnn::why_not(cx.g, cx.node, r, lstm)
                 .unwrap_or_else(|| "recurrent layer not unrolled".into()))
         }
         Op::Einsum(e) => {
@@ -78,7 +78,7 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => Err(super::integer::why_not(cx.g, cx.node)
+        | Op::QLinearMatMul => Err(crate::passes::integer::why_not(cx.g, cx.node)
             .unwrap_or_else(|| "integer op not lowered to float builtins".into())),
     }
 }
