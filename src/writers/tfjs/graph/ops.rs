@@ -3,9 +3,9 @@
 //! here. Ops the channels-last legalization lowers (LayerNorm, Erf's relatives, …) are refused
 //! if they still show up, naming the reason.
 
-use super::emit::{a_bool, a_float, a_int, a_str, a_type, Gx};
+use super::emit::{a_bool, a_int, a_str, a_type, Gx};
 use super::nn::{self, Fused};
-use crate::ir::ops::{Activation, BinaryOp, PadMode, ReduceKind, ScatterReduction, Slice, UnaryOp};
+use crate::ir::ops::{BinaryOp, PadMode, ReduceKind, ScatterReduction, Slice, UnaryOp};
 use crate::ir::{DType, Dim, Node, Op};
 
 fn unary_name(u: UnaryOp) -> Result<&'static str, String> {
@@ -68,7 +68,7 @@ fn binary_name(b: BinaryOp, dtype: DType) -> Result<&'static str, String> {
         BinaryOp::Or => "LogicalOr",
         BinaryOp::Xor => "NotEqual",
         BinaryOp::SquaredDifference => "SquaredDifference",
-        BinaryOp::Fmod => return Err("fmod (sign of the dividend) has no TF.js op".into()),
+        BinaryOp::Fmod => return Err("integer fmod (sign of the dividend) has no TF.js op".into()),
         BinaryOp::BitShiftLeft
         | BinaryOp::BitShiftRight
         | BinaryOp::BitwiseAnd
@@ -92,13 +92,30 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             let x = gx.r(n.inputs[0])?;
             gx.node("", op, vec![x], vec![t(in_dt)])
         }
+        Op::Binary(BinaryOp::Fmod) if in_dt.is_float() => {
+            // a - trunc(a / b) · b, trunc(z) = sign(z) · floor(|z|): the sign of the dividend.
+            let a = gx.r(n.inputs[0])?;
+            let b = gx.r(n.inputs[1])?;
+            let q = gx.node(
+                "quotient",
+                "RealDiv",
+                vec![a.clone(), b.clone()],
+                vec![t(in_dt)],
+            );
+            let mag = gx.node("magnitude", "Abs", vec![q.clone()], vec![t(in_dt)]);
+            let fl = gx.node("floor", "Floor", vec![mag], vec![t(in_dt)]);
+            let sg = gx.node("sign", "Sign", vec![q], vec![t(in_dt)]);
+            let tr = gx.node("trunc", "Mul", vec![sg, fl], vec![t(in_dt)]);
+            let m = gx.node("multiple", "Mul", vec![tr, b], vec![t(in_dt)]);
+            gx.node("", "Sub", vec![a, m], vec![t(in_dt)])
+        }
         Op::Binary(b) => {
             let op = binary_name(*b, in_dt)?;
             let a = gx.r(n.inputs[0])?;
             let c = gx.r(n.inputs[1])?;
             gx.node("", op, vec![a, c], vec![t(in_dt)])
         }
-        Op::Activation(a) => activation(gx, n, a)?,
+        Op::Activation(a) => super::activation::activation(gx, n, a)?,
         Op::Where => {
             let ins = inputs(gx, n)?;
             gx.node("", "SelectV2", ins, vec![t(dt)])
@@ -173,7 +190,36 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 vec![t(dt)],
             )
         }
-        Op::Hardmax(_) => return Err("Hardmax has no TF.js op".into()),
+        Op::Hardmax(h) => {
+            // OneHot(ArgMax(x)) along the axis: both take the first of equal maxima, as ONNX.
+            let shape = &g.ty(n.inputs[0]).shape;
+            let depth = shape[h.axis]
+                .fixed()
+                .ok_or("the Hardmax axis must have a fixed size")?;
+            let x = gx.r(n.inputs[0])?;
+            let axis = gx.int("axis", h.axis as i64)?;
+            let idx = gx.node(
+                "argmax",
+                "ArgMax",
+                vec![x, axis],
+                vec![t(in_dt), ("output_type", a_type(DType::I32))],
+            );
+            let depth = gx.int("depth", depth as i64)?;
+            let on = gx.konst(
+                &format!("{}/on", gx.base),
+                crate::ir::Tensor::from_f64s(dt, vec![], &[1.0]),
+            )?;
+            let off = gx.konst(
+                &format!("{}/off", gx.base),
+                crate::ir::Tensor::from_f64s(dt, vec![], &[0.0]),
+            )?;
+            gx.node(
+                "",
+                "OneHot",
+                vec![idx, depth, on, off],
+                vec![("axis", a_int(h.axis as i64)), t(dt)],
+            )
+        }
         Op::Reshape(r) => {
             let x = gx.r(n.inputs[0])?;
             let shape = gx.dims("shape", &r.shape, &[n.inputs[0]], true)?;
@@ -486,78 +532,6 @@ fn reduce(gx: &mut Gx, n: &Node, op: &str, axes: &[i64], keep: bool) -> Result<S
             ("Tidx", a_type(DType::I32)),
         ],
     ))
-}
-
-fn activation(gx: &mut Gx, n: &Node, a: &Activation) -> Result<String, String> {
-    let x = gx.r(n.inputs[0])?;
-    let dt = gx.g.ty(n.inputs[0]).dtype;
-    let t = || ("T", a_type(dt));
-    Ok(match *a {
-        Activation::LeakyRelu { alpha } => gx.node(
-            "",
-            "LeakyRelu",
-            vec![x],
-            vec![t(), ("alpha", a_float(alpha))],
-        ),
-        Activation::Elu { alpha: 1.0 } => gx.node("", "Elu", vec![x], vec![t()]),
-        Activation::Clip {
-            min: Some(lo),
-            max: Some(hi),
-        } if lo == 0.0 && hi == 6.0 => gx.node("", "Relu6", vec![x], vec![t()]),
-        Activation::Clip {
-            min: Some(0.0),
-            max: None,
-        } => gx.node("", "Relu", vec![x], vec![t()]),
-        Activation::Clip {
-            min: Some(lo),
-            max: Some(hi),
-        } => {
-            let lo = gx.float("min", lo)?;
-            let hi = gx.float("max", hi)?;
-            gx.node("", "ClipByValue", vec![x, lo, hi], vec![t()])
-        }
-        Activation::HardSwish => {
-            // x · relu6(x + 3) / 6
-            let three = gx.float("three", 3.0)?;
-            let s = gx.node("plus3", "AddV2", vec![x.clone(), three], vec![t()]);
-            let r = gx.node("relu6", "Relu6", vec![s], vec![t()]);
-            let m = gx.node("times_x", "Mul", vec![x, r], vec![t()]);
-            let sixth = gx.float("sixth", 1.0 / 6.0)?;
-            gx.node("", "Mul", vec![m, sixth], vec![t()])
-        }
-        Activation::Gelu { tanh_approx } => {
-            // 0.5 · x · (1 + erf(x / √2)), or with tanh(√(2/π) · (x + 0.044715 · x³)).
-            let inner = if tanh_approx {
-                let x2 = gx.node("x2", "Square", vec![x.clone()], vec![t()]);
-                let x3 = gx.node("x3", "Mul", vec![x2, x.clone()], vec![t()]);
-                let c = gx.float("c", 0.044715)?;
-                let cx3 = gx.node("cx3", "Mul", vec![x3, c], vec![t()]);
-                let s = gx.node("sum", "AddV2", vec![x.clone(), cx3], vec![t()]);
-                let k = gx.float("k", (2.0f64 / std::f64::consts::PI).sqrt() as f32)?;
-                let ks = gx.node("scaled", "Mul", vec![s, k], vec![t()]);
-                gx.node("tanh", "Tanh", vec![ks], vec![t()])
-            } else {
-                let k = gx.float("k", std::f32::consts::FRAC_1_SQRT_2)?;
-                let xs = gx.node("scaled", "Mul", vec![x.clone(), k], vec![t()]);
-                gx.node("erf", "Erf", vec![xs], vec![t()])
-            };
-            let one = gx.float("one", 1.0)?;
-            let p = gx.node("one_plus", "AddV2", vec![inner, one], vec![t()]);
-            let half = gx.float("half", 0.5)?;
-            let hx = gx.node("half_x", "Mul", vec![x, half], vec![t()]);
-            gx.node("", "Mul", vec![hx, p], vec![t()])
-        }
-        Activation::Elu { .. }
-        | Activation::Selu { .. }
-        | Activation::Celu { .. }
-        | Activation::HardSigmoid { .. }
-        | Activation::ThresholdedRelu { .. }
-        | Activation::Mish
-        | Activation::Clip { .. } => {
-            return Err(format!("{} not lowered by legalization", a.name()))
-        }
-        Activation::Shrink { .. } => return Err("Shrink has no TF.js op".into()),
-    })
 }
 
 /// Gather indices: constant negative indices are made positive (TF does not wrap them).
