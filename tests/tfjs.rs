@@ -60,6 +60,7 @@ const TFJS_OPS: &[&str] = &[
     "Prelu",
     "Equal",
     "NotEqual",
+    "FloorDiv",
     "Less",
     "Greater",
     "LessEqual",

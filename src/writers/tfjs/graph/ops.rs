@@ -51,9 +51,7 @@ fn binary_name(b: BinaryOp, dtype: DType) -> Result<&'static str, String> {
         BinaryOp::Sub => "Sub",
         BinaryOp::Mul => "Mul",
         BinaryOp::Div if dtype.is_float() => "RealDiv",
-        BinaryOp::Div => {
-            return Err("integer division truncates toward zero; TF.js's floors".into())
-        }
+        BinaryOp::Div => return Err("integer division is written apart".into()),
         BinaryOp::Pow => "Pow",
         BinaryOp::Min => "Minimum",
         BinaryOp::Max => "Maximum",
@@ -108,6 +106,29 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             let tr = gx.node("trunc", "Mul", vec![sg, fl], vec![t(in_dt)]);
             let m = gx.node("multiple", "Mul", vec![tr, b], vec![t(in_dt)]);
             gx.node("", "Sub", vec![a, m], vec![t(in_dt)])
+        }
+        Op::Binary(BinaryOp::Div) if !in_dt.is_float() => {
+            // ONNX integer division truncates; TF.js's FloorDiv floors. They differ by one
+            // when the remainder is non-zero and the signs differ.
+            let a = gx.r(n.inputs[0])?;
+            let b = gx.r(n.inputs[1])?;
+            let ti = || t(DType::I32);
+            let q = gx.node("floor", "FloorDiv", vec![a.clone(), b.clone()], vec![ti()]);
+            let r = gx.node("rem", "FloorMod", vec![a.clone(), b.clone()], vec![ti()]);
+            let zero = gx.int("zero", 0)?;
+            let inexact = gx.node("inexact", "NotEqual", vec![r, zero.clone()], vec![ti()]);
+            let sa = gx.node("sign_a", "Sign", vec![a], vec![ti()]);
+            let sb = gx.node("sign_b", "Sign", vec![b], vec![ti()]);
+            let ss = gx.node("signs", "Mul", vec![sa, sb], vec![ti()]);
+            let neg = gx.node("negative", "Less", vec![ss, zero], vec![ti()]);
+            let fix = gx.node("fix", "LogicalAnd", vec![inexact, neg], vec![]);
+            let one = gx.node(
+                "one",
+                "Cast",
+                vec![fix],
+                vec![("SrcT", a_type(DType::Bool)), ("DstT", a_type(DType::I32))],
+            );
+            gx.node("", "AddV2", vec![q, one], vec![ti()])
         }
         Op::Binary(b) => {
             let op = binary_name(*b, in_dt)?;
