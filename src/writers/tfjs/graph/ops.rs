@@ -185,13 +185,28 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
         Op::Pool(p) => return nn::pool(gx, n, p),
         Op::GlobalPool(p) => {
             let rank = g.ty(n.inputs[0]).rank();
-            let op = match p.kind {
-                crate::ir::ops::PoolKind::Avg => "Mean",
-                crate::ir::ops::PoolKind::Max => "Max",
-                crate::ir::ops::PoolKind::L2 => return Err("global L2 pooling has no TF op".into()),
-            };
             let axes: Vec<i64> = p.layout.spatial_axes(rank).map(|a| a as i64).collect();
-            reduce(gx, n, op, &axes, true)?
+            match p.kind {
+                crate::ir::ops::PoolKind::Avg => reduce(gx, n, "Mean", &axes, true)?,
+                crate::ir::ops::PoolKind::Max => reduce(gx, n, "Max", &axes, true)?,
+                crate::ir::ops::PoolKind::L2 => {
+                    // sqrt(sum of squares) over the spatial axes.
+                    let x = gx.r(n.inputs[0])?;
+                    let sq = gx.node("square", "Square", vec![x], vec![t(in_dt)]);
+                    let ax = gx.ints("axes", &axes)?;
+                    let sum = gx.node(
+                        "sum",
+                        "Sum",
+                        vec![sq, ax],
+                        vec![
+                            t(in_dt),
+                            ("keep_dims", a_bool(true)),
+                            ("Tidx", a_type(DType::I32)),
+                        ],
+                    );
+                    gx.node("", "Sqrt", vec![sum], vec![t(in_dt)])
+                }
+            }
         }
         Op::BatchNorm(_) => {
             return Err("batch norm not folded into a convolution or lowered".into())
