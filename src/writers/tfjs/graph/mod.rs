@@ -12,6 +12,7 @@
 //! - Integers are int32 and floats float32 (TF.js has no other numeric dtypes): int64 constants
 //!   outside int32 are refused, f16/f64 values are computed in float32.
 
+mod activation;
 mod emit;
 mod index;
 mod nn;

@@ -447,11 +447,17 @@ pub fn pool(gx: &mut Gx, n: &Node, p: &Pool) -> Result<(), String> {
             )
         }
         PoolKind::Avg => "AvgPool",
-        PoolKind::L2 => return Err("L2 pooling has no TF op".into()),
+        // sqrt(window sum of squares) = sqrt(AvgPool(x²) · window), when no cell is padding.
+        PoolKind::L2 if !same || !has_padding(p, &x_ty.shape) => "AvgPool",
+        PoolKind::L2 => return Err("L2 pooling over padded windows has no TF form".into()),
     };
-    let x = gx.r(n.inputs[0])?;
+    let t = || ("T", a_type(x_ty.dtype));
+    let mut x = gx.r(n.inputs[0])?;
+    if p.kind == PoolKind::L2 {
+        x = gx.node("square", "Square", vec![x], vec![t()]);
+    }
     let y = gx.node(
-        "",
+        if p.kind == PoolKind::L2 { "mean" } else { "" },
         op,
         vec![x],
         vec![
@@ -462,6 +468,14 @@ pub fn pool(gx: &mut Gx, n: &Node, p: &Pool) -> Result<(), String> {
             ("data_format", a_str("NHWC")),
         ],
     );
+    let y = if p.kind == PoolKind::L2 {
+        let window: usize = p.kernel.iter().product();
+        let k = gx.float("window", window as f32)?;
+        let sum = gx.node("sum", "Mul", vec![y, k], vec![t()]);
+        gx.node("", "Sqrt", vec![sum], vec![t()])
+    } else {
+        y
+    };
     gx.bind(n.outputs[0], y);
     Ok(())
 }

@@ -3,9 +3,9 @@
 //! here. Ops the channels-last legalization lowers (LayerNorm, Erf's relatives, …) are refused
 //! if they still show up, naming the reason.
 
-use super::emit::{a_bool, a_float, a_int, a_str, a_type, Gx};
+use super::emit::{a_bool, a_int, a_str, a_type, Gx};
 use super::nn::{self, Fused};
-use crate::ir::ops::{Activation, BinaryOp, PadMode, ReduceKind, ScatterReduction, Slice, UnaryOp};
+use crate::ir::ops::{BinaryOp, PadMode, ReduceKind, ScatterReduction, Slice, UnaryOp};
 use crate::ir::{DType, Dim, Node, Op};
 
 fn unary_name(u: UnaryOp) -> Result<&'static str, String> {
@@ -51,9 +51,7 @@ fn binary_name(b: BinaryOp, dtype: DType) -> Result<&'static str, String> {
         BinaryOp::Sub => "Sub",
         BinaryOp::Mul => "Mul",
         BinaryOp::Div if dtype.is_float() => "RealDiv",
-        BinaryOp::Div => {
-            return Err("integer division truncates toward zero; TF.js's floors".into())
-        }
+        BinaryOp::Div => return Err("integer division is written apart".into()),
         BinaryOp::Pow => "Pow",
         BinaryOp::Min => "Minimum",
         BinaryOp::Max => "Maximum",
@@ -68,7 +66,7 @@ fn binary_name(b: BinaryOp, dtype: DType) -> Result<&'static str, String> {
         BinaryOp::Or => "LogicalOr",
         BinaryOp::Xor => "NotEqual",
         BinaryOp::SquaredDifference => "SquaredDifference",
-        BinaryOp::Fmod => return Err("fmod (sign of the dividend) has no TF.js op".into()),
+        BinaryOp::Fmod => return Err("integer fmod (sign of the dividend) has no TF.js op".into()),
         BinaryOp::BitShiftLeft
         | BinaryOp::BitShiftRight
         | BinaryOp::BitwiseAnd
@@ -92,13 +90,53 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             let x = gx.r(n.inputs[0])?;
             gx.node("", op, vec![x], vec![t(in_dt)])
         }
+        Op::Binary(BinaryOp::Fmod) if in_dt.is_float() => {
+            // a - trunc(a / b) · b, trunc(z) = sign(z) · floor(|z|): the sign of the dividend.
+            let a = gx.r(n.inputs[0])?;
+            let b = gx.r(n.inputs[1])?;
+            let q = gx.node(
+                "quotient",
+                "RealDiv",
+                vec![a.clone(), b.clone()],
+                vec![t(in_dt)],
+            );
+            let mag = gx.node("magnitude", "Abs", vec![q.clone()], vec![t(in_dt)]);
+            let fl = gx.node("floor", "Floor", vec![mag], vec![t(in_dt)]);
+            let sg = gx.node("sign", "Sign", vec![q], vec![t(in_dt)]);
+            let tr = gx.node("trunc", "Mul", vec![sg, fl], vec![t(in_dt)]);
+            let m = gx.node("multiple", "Mul", vec![tr, b], vec![t(in_dt)]);
+            gx.node("", "Sub", vec![a, m], vec![t(in_dt)])
+        }
+        Op::Binary(BinaryOp::Div) if !in_dt.is_float() => {
+            // ONNX integer division truncates; TF.js's FloorDiv floors. They differ by one
+            // when the remainder is non-zero and the signs differ.
+            let a = gx.r(n.inputs[0])?;
+            let b = gx.r(n.inputs[1])?;
+            let ti = || t(DType::I32);
+            let q = gx.node("floor", "FloorDiv", vec![a.clone(), b.clone()], vec![ti()]);
+            let r = gx.node("rem", "FloorMod", vec![a.clone(), b.clone()], vec![ti()]);
+            let zero = gx.int("zero", 0)?;
+            let inexact = gx.node("inexact", "NotEqual", vec![r, zero.clone()], vec![ti()]);
+            let sa = gx.node("sign_a", "Sign", vec![a], vec![ti()]);
+            let sb = gx.node("sign_b", "Sign", vec![b], vec![ti()]);
+            let ss = gx.node("signs", "Mul", vec![sa, sb], vec![ti()]);
+            let neg = gx.node("negative", "Less", vec![ss, zero], vec![ti()]);
+            let fix = gx.node("fix", "LogicalAnd", vec![inexact, neg], vec![]);
+            let one = gx.node(
+                "one",
+                "Cast",
+                vec![fix],
+                vec![("SrcT", a_type(DType::Bool)), ("DstT", a_type(DType::I32))],
+            );
+            gx.node("", "AddV2", vec![q, one], vec![ti()])
+        }
         Op::Binary(b) => {
             let op = binary_name(*b, in_dt)?;
             let a = gx.r(n.inputs[0])?;
             let c = gx.r(n.inputs[1])?;
             gx.node("", op, vec![a, c], vec![t(in_dt)])
         }
-        Op::Activation(a) => activation(gx, n, a)?,
+        Op::Activation(a) => super::activation::activation(gx, n, a)?,
         Op::Where => {
             let ins = inputs(gx, n)?;
             gx.node("", "SelectV2", ins, vec![t(dt)])
@@ -147,13 +185,28 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
         Op::Pool(p) => return nn::pool(gx, n, p),
         Op::GlobalPool(p) => {
             let rank = g.ty(n.inputs[0]).rank();
-            let op = match p.kind {
-                crate::ir::ops::PoolKind::Avg => "Mean",
-                crate::ir::ops::PoolKind::Max => "Max",
-                crate::ir::ops::PoolKind::L2 => return Err("global L2 pooling has no TF op".into()),
-            };
             let axes: Vec<i64> = p.layout.spatial_axes(rank).map(|a| a as i64).collect();
-            reduce(gx, n, op, &axes, true)?
+            match p.kind {
+                crate::ir::ops::PoolKind::Avg => reduce(gx, n, "Mean", &axes, true)?,
+                crate::ir::ops::PoolKind::Max => reduce(gx, n, "Max", &axes, true)?,
+                crate::ir::ops::PoolKind::L2 => {
+                    // sqrt(sum of squares) over the spatial axes.
+                    let x = gx.r(n.inputs[0])?;
+                    let sq = gx.node("square", "Square", vec![x], vec![t(in_dt)]);
+                    let ax = gx.ints("axes", &axes)?;
+                    let sum = gx.node(
+                        "sum",
+                        "Sum",
+                        vec![sq, ax],
+                        vec![
+                            t(in_dt),
+                            ("keep_dims", a_bool(true)),
+                            ("Tidx", a_type(DType::I32)),
+                        ],
+                    );
+                    gx.node("", "Sqrt", vec![sum], vec![t(in_dt)])
+                }
+            }
         }
         Op::BatchNorm(_) => {
             return Err("batch norm not folded into a convolution or lowered".into())
@@ -173,7 +226,36 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 vec![t(dt)],
             )
         }
-        Op::Hardmax(_) => return Err("Hardmax has no TF.js op".into()),
+        Op::Hardmax(h) => {
+            // OneHot(ArgMax(x)) along the axis: both take the first of equal maxima, as ONNX.
+            let shape = &g.ty(n.inputs[0]).shape;
+            let depth = shape[h.axis]
+                .fixed()
+                .ok_or("the Hardmax axis must have a fixed size")?;
+            let x = gx.r(n.inputs[0])?;
+            let axis = gx.int("axis", h.axis as i64)?;
+            let idx = gx.node(
+                "argmax",
+                "ArgMax",
+                vec![x, axis],
+                vec![t(in_dt), ("output_type", a_type(DType::I32))],
+            );
+            let depth = gx.int("depth", depth as i64)?;
+            let on = gx.konst(
+                &format!("{}/on", gx.base),
+                crate::ir::Tensor::from_f64s(dt, vec![], &[1.0]),
+            )?;
+            let off = gx.konst(
+                &format!("{}/off", gx.base),
+                crate::ir::Tensor::from_f64s(dt, vec![], &[0.0]),
+            )?;
+            gx.node(
+                "",
+                "OneHot",
+                vec![idx, depth, on, off],
+                vec![("axis", a_int(h.axis as i64)), t(dt)],
+            )
+        }
         Op::Reshape(r) => {
             let x = gx.r(n.inputs[0])?;
             let shape = gx.dims("shape", &r.shape, &[n.inputs[0]], true)?;
@@ -486,78 +568,6 @@ fn reduce(gx: &mut Gx, n: &Node, op: &str, axes: &[i64], keep: bool) -> Result<S
             ("Tidx", a_type(DType::I32)),
         ],
     ))
-}
-
-fn activation(gx: &mut Gx, n: &Node, a: &Activation) -> Result<String, String> {
-    let x = gx.r(n.inputs[0])?;
-    let dt = gx.g.ty(n.inputs[0]).dtype;
-    let t = || ("T", a_type(dt));
-    Ok(match *a {
-        Activation::LeakyRelu { alpha } => gx.node(
-            "",
-            "LeakyRelu",
-            vec![x],
-            vec![t(), ("alpha", a_float(alpha))],
-        ),
-        Activation::Elu { alpha: 1.0 } => gx.node("", "Elu", vec![x], vec![t()]),
-        Activation::Clip {
-            min: Some(lo),
-            max: Some(hi),
-        } if lo == 0.0 && hi == 6.0 => gx.node("", "Relu6", vec![x], vec![t()]),
-        Activation::Clip {
-            min: Some(0.0),
-            max: None,
-        } => gx.node("", "Relu", vec![x], vec![t()]),
-        Activation::Clip {
-            min: Some(lo),
-            max: Some(hi),
-        } => {
-            let lo = gx.float("min", lo)?;
-            let hi = gx.float("max", hi)?;
-            gx.node("", "ClipByValue", vec![x, lo, hi], vec![t()])
-        }
-        Activation::HardSwish => {
-            // x · relu6(x + 3) / 6
-            let three = gx.float("three", 3.0)?;
-            let s = gx.node("plus3", "AddV2", vec![x.clone(), three], vec![t()]);
-            let r = gx.node("relu6", "Relu6", vec![s], vec![t()]);
-            let m = gx.node("times_x", "Mul", vec![x, r], vec![t()]);
-            let sixth = gx.float("sixth", 1.0 / 6.0)?;
-            gx.node("", "Mul", vec![m, sixth], vec![t()])
-        }
-        Activation::Gelu { tanh_approx } => {
-            // 0.5 · x · (1 + erf(x / √2)), or with tanh(√(2/π) · (x + 0.044715 · x³)).
-            let inner = if tanh_approx {
-                let x2 = gx.node("x2", "Square", vec![x.clone()], vec![t()]);
-                let x3 = gx.node("x3", "Mul", vec![x2, x.clone()], vec![t()]);
-                let c = gx.float("c", 0.044715)?;
-                let cx3 = gx.node("cx3", "Mul", vec![x3, c], vec![t()]);
-                let s = gx.node("sum", "AddV2", vec![x.clone(), cx3], vec![t()]);
-                let k = gx.float("k", (2.0f64 / std::f64::consts::PI).sqrt() as f32)?;
-                let ks = gx.node("scaled", "Mul", vec![s, k], vec![t()]);
-                gx.node("tanh", "Tanh", vec![ks], vec![t()])
-            } else {
-                let k = gx.float("k", std::f32::consts::FRAC_1_SQRT_2)?;
-                let xs = gx.node("scaled", "Mul", vec![x.clone(), k], vec![t()]);
-                gx.node("erf", "Erf", vec![xs], vec![t()])
-            };
-            let one = gx.float("one", 1.0)?;
-            let p = gx.node("one_plus", "AddV2", vec![inner, one], vec![t()]);
-            let half = gx.float("half", 0.5)?;
-            let hx = gx.node("half_x", "Mul", vec![x, half], vec![t()]);
-            gx.node("", "Mul", vec![hx, p], vec![t()])
-        }
-        Activation::Elu { .. }
-        | Activation::Selu { .. }
-        | Activation::Celu { .. }
-        | Activation::HardSigmoid { .. }
-        | Activation::ThresholdedRelu { .. }
-        | Activation::Mish
-        | Activation::Clip { .. } => {
-            return Err(format!("{} not lowered by legalization", a.name()))
-        }
-        Activation::Shrink { .. } => return Err("Shrink has no TF.js op".into()),
-    })
 }
 
 /// Gather indices: constant negative indices are made positive (TF does not wrap them).
