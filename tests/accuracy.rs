@@ -158,3 +158,26 @@ fn calibration_sets_load_from_npy_folder_and_npz() {
     assert_eq!(e.exit_code(), 2);
     assert!(e.to_string().contains("pixels"), "{e}");
 }
+
+#[test]
+fn a_folder_gives_one_file_per_input_of_a_multi_input_model() {
+    let dir = repo().join("fixtures/onnx/gemm_matmul");
+    let g = readers::read(&dir.join("model.onnx"), &ReadOptions::default()).unwrap();
+    assert_eq!(g.inputs.len(), 2);
+    // The fixture folder holds input.npy and input_1.npy, named after the graph's inputs.
+    let samples = accuracy::load_samples(&g, &dir).unwrap();
+    assert_eq!(samples[0].shape, vec![2, 5, 16]);
+    assert_eq!(samples[1].shape, vec![2, 16, 7]);
+    let opts = Options {
+        calibration: Some(dir.clone()),
+        ..Options::default()
+    };
+    let r = accuracy::compare(&g, &g, &opts).unwrap();
+    assert_eq!(r.samples, 2);
+    assert_eq!(r.outputs.len(), 4);
+    assert!(r.outputs.iter().all(|o| o.error.max_abs == 0.0));
+    // One .npy for two inputs is a usage error naming both.
+    let e = accuracy::load_samples(&g, &dir.join("input.npy")).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("input_1"), "{e}");
+}
