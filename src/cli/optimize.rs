@@ -303,11 +303,18 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
     let writer: Box<dyn Writer> = match target {
         Target::Onnx => Box::new(OnnxWriter::default()),
         Target::Tflite => Box::new(TfliteWriter { nhwc_io: false }),
-        // Pruned or clustered weights live in the IR, so TF.js gets a graph model.
+        // Pruned or clustered weights live in the IR, so TF.js gets a graph model; it stores
+        // --int8/--float16 weights quantized in its manifest (the loader dequantizes them).
         Target::Tfjs => Box::new(crate::writers::tfjs::graph::GraphWriter {
             folder: crate::writers::tfjs::FolderOptions {
                 shard_size: Some(crate::writers::tfjs::DEFAULT_SHARD_SIZE),
-                quant: crate::writers::tfjs::WeightQuant::None,
+                quant: if a.int8 {
+                    crate::writers::tfjs::WeightQuant::Uint8
+                } else if a.float16 {
+                    crate::writers::tfjs::WeightQuant::Float16
+                } else {
+                    crate::writers::tfjs::WeightQuant::None
+                },
             },
             generated_by: None,
         }),
@@ -325,7 +332,7 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
         float16: a.float16,
         ..ConvertArgs::new(a.input.clone(), target, Some(out.clone()))
     };
-    let quantization = match quant::options(&quant_args) {
+    let quantization = match quant::options(&quant_args).filter(|_| target != Target::Tfjs) {
         Some(q) => Some(quant::apply(&mut g, &q, None, QuantIo::Float, &progress)?),
         None => None,
     };
