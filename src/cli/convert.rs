@@ -393,24 +393,12 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
             }
         }
     };
-    writer.legalize(&mut g)?;
-    g.verify().map_err(|e| {
-        Error::Failed(format!(
-            "legalizing for {} broke the graph: {e}",
-            writer.name()
-        ))
-    })?;
+    writer.legalize_verified(&mut g)?;
     // TF.js quantizes weights in its manifest (the loader dequantizes them): no IR pass.
     let quant_opts = quant::options(&a).filter(|_| a.target != Target::Tfjs);
     if quant_opts.is_some() {
         // A model the writer refuses is refused before calibration and evaluation run.
-        let problems = writer.check(&g);
-        if !problems.is_empty() {
-            return Err(Error::Unsupported {
-                file: a.input.display().to_string(),
-                items: problems,
-            });
-        }
+        writer.ensure_writable(&g, &a.input)?;
     }
     let quantized = match &quant_opts {
         Some(q) => Some(quant::apply(
@@ -423,13 +411,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         None => None,
     };
     // Everything the writer cannot express is listed before any evaluation or writing.
-    let problems = writer.check(&g);
-    if !problems.is_empty() {
-        return Err(Error::Unsupported {
-            file: a.input.display().to_string(),
-            items: problems,
-        });
-    }
+    writer.ensure_writable(&g, &a.input)?;
     // A quantized output always gets the accuracy report (the quantized graph exactly as
     // written, against the source); --tolerance bounds it only when given.
     let accuracy = match &quantized {
@@ -471,13 +453,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
     if let Some(q) = &quantized {
         quant::finish_io(&mut g, q, &progress)?;
         if q.full_integer {
-            let problems = writer.check(&g);
-            if !problems.is_empty() {
-                return Err(Error::Unsupported {
-                    file: a.input.display().to_string(),
-                    items: problems,
-                });
-            }
+            writer.ensure_writable(&g, &a.input)?;
         }
     }
     progress.step("writing");
@@ -561,10 +537,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
             quantization: quantized,
             accuracy,
         };
-        let json = serde_json::to_vec_pretty(&r).map_err(|e| Error::Failed(e.to_string()))?;
-        let mut f = crate::writers::AtomicFile::create(path)?;
-        std::io::Write::write_all(f.writer(), &json).map_err(crate::writers::io_err(path))?;
-        f.commit()?;
+        super::accuracy::write_json(path, &r)?;
     }
     if !failed.is_empty() {
         return Err(Error::Verification(format!(

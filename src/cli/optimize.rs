@@ -319,13 +319,7 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
             generated_by: None,
         }),
     };
-    writer.legalize(&mut g)?;
-    g.verify().map_err(|e| {
-        Error::Failed(format!(
-            "legalizing for {} broke the graph: {e}",
-            writer.name()
-        ))
-    })?;
+    writer.legalize_verified(&mut g)?;
     // The quantization `mdeploy quantize` does, on the legalized graph (its contract).
     let quant_args = ConvertArgs {
         int8: a.int8,
@@ -338,13 +332,7 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
     };
     // The graph exactly as it is written, against the source.
     let accuracy = a.accuracy.compare(&progress, &source, &g)?;
-    let problems = writer.check(&g);
-    if !problems.is_empty() {
-        return Err(Error::Unsupported {
-            file: a.input.display().to_string(),
-            items: problems,
-        });
-    }
+    writer.ensure_writable(&g, &a.input)?;
     progress.step("writing");
     let written = writer.write(&g, &out)?;
     let nodes_before = source.nodes.len();

@@ -25,6 +25,29 @@ pub trait Writer {
     /// Everything in the graph this writer cannot express; empty when it can write it all.
     fn check(&self, g: &Graph) -> Vec<Unsupported>;
     fn write(&self, g: &Graph, out: &Path) -> Result<WriteReport>;
+
+    /// [`legalize`](Writer::legalize), then a check that the rewrites left a valid graph.
+    fn legalize_verified(&self, g: &mut Graph) -> Result<()> {
+        self.legalize(g)?;
+        g.verify().map_err(|e| {
+            failed(format!(
+                "legalizing for {} broke the graph: {e}",
+                self.name()
+            ))
+        })
+    }
+
+    /// Everything [`check`](Writer::check) finds, as one error naming the source `file`.
+    fn ensure_writable(&self, g: &Graph, file: &Path) -> Result<()> {
+        let items = self.check(g);
+        if items.is_empty() {
+            return Ok(());
+        }
+        Err(crate::error::Error::Unsupported {
+            file: file.display().to_string(),
+            items,
+        })
+    }
 }
 
 /// A file being written: lives at a temporary path beside its target until `commit`.

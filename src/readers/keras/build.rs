@@ -2,9 +2,7 @@
 //! layers, each call of each layer (shared layers and layers called twice give one node set
 //! per call), nested models inlined with their layer names as prefixes, and the outputs.
 
-use super::config::{
-    dtype_name, parse_call, parse_refs, CallSpec, LayerSpec, ModelConfig, TensorRef,
-};
+use super::config::{dtype_name, parse_call, CallSpec, LayerSpec, ModelConfig, TensorRef};
 use super::layers;
 use super::weights::Weights;
 use crate::error::Unsupported;
@@ -317,16 +315,7 @@ fn build_functional(
     prefix: &str,
     given: Option<&[ValueId]>,
 ) -> Result<Vec<ValueId>, String> {
-    let inputs = parse_refs(
-        cfg.input_layers
-            .as_ref()
-            .ok_or("model without input_layers")?,
-    )?;
-    let outputs = parse_refs(
-        cfg.output_layers
-            .as_ref()
-            .ok_or("model without output_layers")?,
-    )?;
+    let (inputs, outputs) = cfg.io_refs()?;
     let by_name: HashMap<String, &LayerSpec> =
         cfg.layers.iter().map(|l| (l.layer_name(), l)).collect();
     let mut values: HashMap<TensorRef, ValueId> = HashMap::new();

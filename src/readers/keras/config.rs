@@ -52,6 +52,19 @@ pub struct ModelConfig {
     pub output_layers: Option<Value>,
 }
 
+impl ModelConfig {
+    /// The model's `(inputs, outputs)` references, from `input_layers` and `output_layers`.
+    pub fn io_refs(&self) -> Result<(Vec<TensorRef>, Vec<TensorRef>), String> {
+        let refs = |v: &Option<Value>, what: &str| {
+            parse_refs(v.as_ref().ok_or(format!("model without {what}"))?)
+        };
+        Ok((
+            refs(&self.input_layers, "input_layers")?,
+            refs(&self.output_layers, "output_layers")?,
+        ))
+    }
+}
+
 /// `(layer, node index, tensor index)`: one output of one call of a layer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TensorRef {

@@ -226,37 +226,28 @@ struct AlphaConfig {
     theta: Option<f32>,
 }
 
+/// The layers with one scalar parameter: `alpha` (Keras 3 `negative_slope`) or `theta`, with
+/// Keras's default when the config leaves it out.
 fn leaky_relu(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     let a: AlphaConfig = c.parse()?;
     let alpha = a.alpha.unwrap_or(0.3);
-    Ok(vec![act(
-        b,
-        &c.name,
-        Activation::LeakyRelu { alpha },
-        c.input(0)?,
-    )?])
+    scalar_activation(b, c, Activation::LeakyRelu { alpha })
 }
 
 fn elu(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     let a: AlphaConfig = c.parse()?;
     let alpha = a.alpha.unwrap_or(1.0);
-    Ok(vec![act(
-        b,
-        &c.name,
-        Activation::Elu { alpha },
-        c.input(0)?,
-    )?])
+    scalar_activation(b, c, Activation::Elu { alpha })
 }
 
 fn thresholded_relu(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     let a: AlphaConfig = c.parse()?;
     let alpha = a.theta.unwrap_or(1.0);
-    Ok(vec![act(
-        b,
-        &c.name,
-        Activation::ThresholdedRelu { alpha },
-        c.input(0)?,
-    )?])
+    scalar_activation(b, c, Activation::ThresholdedRelu { alpha })
+}
+
+fn scalar_activation(b: &mut Builder, c: &Call, a: Activation) -> LResult<Vec<ValueId>> {
+    Ok(vec![act(b, &c.name, a, c.input(0)?)?])
 }
 
 fn prelu(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {

@@ -37,9 +37,7 @@ use super::{write_folder, FolderOptions, NamedWeight};
 use crate::error::{failed, Error, Result, Unsupported};
 use crate::ir::{Dim, Tensor};
 use crate::readers::keras::build::node_offsets;
-use crate::readers::keras::config::{
-    parse_call, parse_refs, CallSpec, LayerSpec, ModelConfig, TensorRef,
-};
+use crate::readers::keras::config::{parse_call, CallSpec, LayerSpec, ModelConfig, TensorRef};
 use crate::readers::keras::weights::Weights;
 use crate::readers::keras::KerasReader;
 use crate::readers::keras::{read_source, KerasSource};
@@ -238,16 +236,7 @@ impl Translator<'_> {
                 .flat_map(|c| c.inputs.iter().chain(c.kw_tensors.iter().map(|(_, r)| r))),
             false,
         );
-        let inputs = parse_refs(
-            cfg.input_layers
-                .as_ref()
-                .ok_or("model without input_layers")?,
-        )?;
-        let outputs = parse_refs(
-            cfg.output_layers
-                .as_ref()
-                .ok_or("model without output_layers")?,
-        )?;
+        let (inputs, outputs) = cfg.io_refs()?;
         let out_offsets = node_offsets(self.keras3, &cfg, outputs.iter(), true);
         let models: HashMap<String, bool> = cfg
             .layers
