@@ -394,8 +394,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         }
     };
     writer.legalize_verified(&mut g)?;
-    // TF.js quantizes weights in its manifest (the loader dequantizes them): no IR pass.
-    let quant_opts = quant::options(&a).filter(|_| a.target != Target::Tfjs);
+    let quant_opts = quant::options(&a);
     if quant_opts.is_some() {
         // A model the writer refuses is refused before calibration and evaluation run.
         writer.ensure_writable(&g, &a.input)?;

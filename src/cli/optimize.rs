@@ -326,7 +326,7 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
         float16: a.float16,
         ..ConvertArgs::new(a.input.clone(), target, Some(out.clone()))
     };
-    let quantization = match quant::options(&quant_args).filter(|_| target != Target::Tfjs) {
+    let quantization = match quant::options(&quant_args) {
         Some(q) => Some(quant::apply(&mut g, &q, None, QuantIo::Float, &progress)?),
         None => None,
     };

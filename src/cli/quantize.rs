@@ -133,7 +133,12 @@ pub fn run(a: QuantizeArgs, quiet: bool) -> Result<()> {
 }
 
 /// The quantization a convert run asked for, if any.
+/// The IR quantization `--int8`/`--float16` ask for, or `None`. TF.js needs none: its writer
+/// stores the weights quantized in the manifest and the loader dequantizes them.
 pub fn options(a: &ConvertArgs) -> Option<QuantizeOptions> {
+    if a.target == Target::Tfjs {
+        return None;
+    }
     let mode = match (a.int8, a.float16) {
         (true, _) => Mode::Int8,
         (false, true) => Mode::Float16,
