@@ -157,13 +157,6 @@ pub fn compare(source: &Graph, result: &Graph, opts: &Options) -> Result<Report>
         (vec![], vec![], vec![])
     };
 
-    // The source's values, batch by batch, then the result's compared against them.
-    let mut reference: Vec<Vec<Tensor>> = Vec::with_capacity(batches.len());
-    eval::run_batches(source, &src_layers, &batches, |_, v| {
-        reference.push(v);
-        Ok(())
-    })
-    .map_err(|e| failed(format!("running the source model: {e}")))?;
     let n_out = source.outputs.len();
     let names: Vec<String> = source
         .outputs
@@ -175,24 +168,43 @@ pub fn compare(source: &Graph, result: &Graph, opts: &Options) -> Result<Report>
     let mut agree: Vec<(usize, usize)> = vec![(0, 0); n_out];
     let mut argmax_src: Vec<Vec<usize>> = vec![vec![]; n_out];
     let mut argmax_res: Vec<Vec<usize>> = vec![vec![]; n_out];
-    eval::run_batches(result, &res_layers, &batches, |i, got| {
-        let want = &reference[i];
-        for (k, (g, w)) in got.iter().zip(want).enumerate() {
-            stats[k].add(g, w);
-            if k < n_out {
-                if let (Some(a), Some(b)) = (argmax_rows(g), argmax_rows(w)) {
-                    if a.len() == b.len() {
-                        agree[k].0 += a.iter().zip(&b).filter(|(x, y)| x == y).count();
-                        agree[k].1 += a.len();
-                        argmax_res[k].extend(a);
-                        argmax_src[k].extend(b);
+    // The source runs on a second thread while the result runs here, so the two evaluations
+    // share the cores; each batch's result is compared as soon as the source's values for it
+    // are there, and those are dropped once compared.
+    let reference = Reference::new(batches.len());
+    let (source_run, result_run) = std::thread::scope(|s| {
+        let source_thread = s.spawn(|| {
+            let r = eval::run_batches(source, &src_layers, &batches, |i, v| {
+                reference.put(i, v);
+                Ok(())
+            });
+            reference.finish();
+            r
+        });
+        let result_run = eval::run_batches(result, &res_layers, &batches, |i, got| {
+            let want = reference.take(i)?;
+            for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                stats[k].add(g, w);
+                if k < n_out {
+                    if let (Some(a), Some(b)) = (argmax_rows(g), argmax_rows(w)) {
+                        if a.len() == b.len() {
+                            agree[k].0 += a.iter().zip(&b).filter(|(x, y)| x == y).count();
+                            agree[k].1 += a.len();
+                            argmax_res[k].extend(a);
+                            argmax_src[k].extend(b);
+                        }
                     }
                 }
             }
-        }
-        Ok(())
-    })
-    .map_err(|e| failed(format!("running the result model: {e}")))?;
+            Ok(())
+        });
+        let source_run = source_thread
+            .join()
+            .unwrap_or_else(|_| Err(failed("the source model's evaluation crashed")));
+        (source_run, result_run)
+    });
+    source_run.map_err(|e| failed(format!("running the source model: {e}")))?;
+    result_run.map_err(|e| failed(format!("running the result model: {e}")))?;
 
     let outputs = (0..n_out)
         .map(|k| OutputAccuracy {
@@ -217,6 +229,54 @@ pub fn compare(source: &Graph, result: &Graph, opts: &Options) -> Result<Report>
         labels,
         per_layer,
     })
+}
+
+/// The source's values per batch, handed from the thread that computes them to the one that
+/// compares the result against them.
+struct Reference {
+    state: std::sync::Mutex<(Vec<Option<Vec<Tensor>>>, bool)>,
+    ready: std::sync::Condvar,
+}
+
+impl Reference {
+    fn new(batches: usize) -> Reference {
+        Reference {
+            state: std::sync::Mutex::new(((0..batches).map(|_| None).collect(), false)),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+
+    fn put(&self, i: usize, values: Vec<Tensor>) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some(slot) = s.0.get_mut(i) {
+                *slot = Some(values);
+            }
+        }
+        self.ready.notify_all();
+    }
+
+    /// The source has run every batch it will (or failed).
+    fn finish(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.1 = true;
+        }
+        self.ready.notify_all();
+    }
+
+    /// Waits for batch `i`'s values and takes them.
+    fn take(&self, i: usize) -> Result<Vec<Tensor>> {
+        let poisoned = || failed("the source model's evaluation crashed");
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        loop {
+            if let Some(v) = s.0.get_mut(i).and_then(Option::take) {
+                return Ok(v);
+            }
+            if s.1 {
+                return Err(failed("the source model stopped before this batch"));
+            }
+            s = self.ready.wait(s).map_err(|_| poisoned())?;
+        }
+    }
 }
 
 fn label_accuracy(

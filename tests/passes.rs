@@ -69,3 +69,93 @@ fn nhwc_round_trip_keeps_results_and_cancels_inner_transposes() {
         assert_matches(&format!("{} via NHWC", f.name), &got, &f.expected());
     }
 }
+
+/// Evaluation in pieces (what large models get) computes what the whole graph computes, on
+/// every ONNX fixture, float and with int8 weights (whose DequantizeLinear nodes the splitter
+/// moves next to their users). A budget of one byte cuts the graph at nearly every node.
+#[test]
+fn evaluation_in_pieces_matches_the_whole_graph() {
+    use mdeploy::eval::{random_inputs, run_batches_in_pieces};
+    use mdeploy::passes::quantize::{quantize_weights, Mode, QuantizeOptions};
+    let run = |g: &mdeploy::ir::Graph, budget: usize, inputs: &[mdeploy::ir::Tensor]| {
+        let mut out = vec![];
+        run_batches_in_pieces(g, &[], &[inputs.to_vec()], budget, |_, v| {
+            out = v;
+            Ok(())
+        })
+        .map(|_| out)
+    };
+    let fixtures = onnx_fixtures();
+    let mut checked = 0;
+    for f in &fixtures {
+        let float = readers::read(&f.model, &ReadOptions::default()).unwrap();
+        let mut int8 = float.clone();
+        mdeploy::writers::onnx::legalize(&mut int8).unwrap();
+        let opts = QuantizeOptions {
+            mode: Mode::Int8,
+            exclude: vec![],
+            dense_out_in: false,
+            int8_data_movement: false,
+        };
+        quantize_weights(&mut int8, &opts).unwrap();
+        for (what, g) in [("float", float), ("int8", int8)] {
+            let inputs = if what == "float" {
+                f.inputs()
+            } else {
+                random_inputs(&g, 5, 2)
+            };
+            let whole = run(&g, usize::MAX, &inputs)
+                .unwrap_or_else(|e| panic!("{} ({what}) whole: {e}", f.name));
+            let pieces = run(&g, 1, &inputs)
+                .unwrap_or_else(|e| panic!("{} ({what}) in pieces: {e}", f.name));
+            assert_matches(&format!("{} ({what}) in pieces", f.name), &pieces, &whole);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2 * fixtures.len());
+}
+
+/// The same for every Keras and SavedModel fixture (float, on the fixture's own inputs): their
+/// readers make op mixes the ONNX fixtures do not (unrolled recurrences, TF's shape arithmetic).
+#[test]
+fn evaluation_in_pieces_matches_the_whole_graph_for_keras_and_saved_model() {
+    use mdeploy::eval::run_batches_in_pieces;
+    let mut models = Vec::new();
+    for dir in ["keras", "tf_keras", "saved_model"] {
+        let root = crate::common::repo().join("fixtures").join(dir);
+        let mut entries: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            for name in ["model.keras", "model.h5", "model"] {
+                if e.path().join(name).exists() {
+                    models.push((e.path(), e.path().join(name)));
+                }
+            }
+        }
+    }
+    assert!(models.len() >= 60, "found {} models", models.len());
+    for (dir, model) in &models {
+        let g = readers::read(model, &ReadOptions::default()).unwrap();
+        let inputs: Vec<_> = (0..g.inputs.len())
+            .map(|i| {
+                let name = if i == 0 {
+                    "input.npy".to_string()
+                } else {
+                    format!("input_{i}.npy")
+                };
+                mdeploy::npy::read(&dir.join(name)).unwrap()
+            })
+            .collect();
+        let run = |budget: usize| {
+            let mut out = vec![];
+            run_batches_in_pieces(&g, &[], std::slice::from_ref(&inputs), budget, |_, v| {
+                out = v;
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{} (budget {budget}): {e}", model.display()));
+            out
+        };
+        let what = format!("{} in pieces", model.display());
+        assert_matches(&what, &run(1), &run(usize::MAX));
+    }
+}

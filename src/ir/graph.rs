@@ -303,6 +303,46 @@ impl Graph {
         Ok(())
     }
 
+    /// The nodes `nodes` (a stretch of the topological order) as a graph of their own: `inputs`
+    /// become its inputs and `outputs` its outputs. Values keep their names, types and
+    /// quantization; the constants the nodes use are shared, not copied. Evaluation runs a
+    /// large graph in such pieces so that only one piece's weights are in the runtime at once.
+    pub fn subgraph(
+        &self,
+        nodes: std::ops::Range<usize>,
+        inputs: &[ValueId],
+        outputs: &[ValueId],
+    ) -> Graph {
+        let mut sub = Graph {
+            source_parameters: None,
+            next_symbol: self.next_symbol,
+            ..Graph::default()
+        };
+        let mut ids: HashMap<ValueId, ValueId> = HashMap::new();
+        let mut take = |sub: &mut Graph, v: ValueId| -> ValueId {
+            *ids.entry(v).or_insert_with(|| {
+                sub.values.push(self.values[v.0].clone());
+                ValueId(sub.values.len() - 1)
+            })
+        };
+        for &i in inputs {
+            let id = take(&mut sub, i);
+            sub.values[id.0].constant = None;
+            sub.inputs.push(id);
+        }
+        for n in &self.nodes[nodes] {
+            let node = Node {
+                name: n.name.clone(),
+                op: n.op.clone(),
+                inputs: n.inputs.iter().map(|&v| take(&mut sub, v)).collect(),
+                outputs: n.outputs.iter().map(|&v| take(&mut sub, v)).collect(),
+            };
+            sub.nodes.push(node);
+        }
+        sub.outputs = outputs.iter().map(|&o| take(&mut sub, o)).collect();
+        sub
+    }
+
     /// Parameter count and bytes held in constants.
     pub fn parameter_stats(&self) -> (usize, usize) {
         self.values

@@ -277,7 +277,12 @@ pub fn cluster(g: &mut Graph, opts: &ClusterOptions) -> Result<ClusterReport, St
     let done = parallel::map(
         &jobs,
         |j| j.0.len(),
-        |(t, name)| cluster_tensor(t, name, opts),
+        |(t, name)| {
+            let done = cluster_tensor(t, name, opts);
+            // The source is read: its file pages need not stay resident next to the result.
+            crate::readers::release_pages(&t.data);
+            done
+        },
     );
     let mut tensors = Vec::with_capacity(ids.len());
     for (&id, (t, distinct, err)) in ids.iter().zip(done) {

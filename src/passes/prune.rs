@@ -221,7 +221,10 @@ pub fn prune(g: &mut Graph, sparsity: f64, scope: Scope) -> Result<PruneReport, 
                     (k > 0).then(|| kth_key(&[t], k))
                 }
             };
-            zero_below(t, threshold)
+            let done = zero_below(t, threshold);
+            // The source is read: its file pages need not stay resident next to the result.
+            crate::readers::release_pages(&t.data);
+            done
         },
     );
     let mut report = PruneReport {
@@ -278,9 +281,17 @@ fn gzip_member_len(bytes: &[u8]) -> u64 {
 /// members compressed in parallel.
 pub fn gzip_len(parts: &[&[u8]]) -> u64 {
     let members: Vec<&[u8]> = parts.iter().flat_map(|p| p.chunks(GZIP_MEMBER)).collect();
-    parallel::map(&members, |m| m.len(), |m| gzip_member_len(m))
-        .into_iter()
-        .sum()
+    parallel::map(
+        &members,
+        |m| m.len(),
+        |m| {
+            let n = gzip_member_len(m);
+            crate::readers::release_pages(m);
+            n
+        },
+    )
+    .into_iter()
+    .sum()
 }
 
 /// The gzip size (as [`gzip_len`]) of a file, or of every file of a folder.

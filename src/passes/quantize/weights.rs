@@ -262,12 +262,8 @@ fn dense_kernels(g: &Graph) -> std::collections::HashSet<ValueId> {
     ok.into_iter().filter(|&(_, d)| d).map(|(v, _)| v).collect()
 }
 
-/// Runs the jobs on up to `available_parallelism` threads; results in job order.
+/// Quantizes every job's tensor, on every core (largest first); results in job order.
 fn run_jobs(g: &Graph, jobs: &[Job]) -> Result<Vec<Done>, String> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(jobs.len().max(1));
     let one = |j: &Job| -> Result<Done, String> {
         let v = g.value(j.value);
         let t = v.constant.as_ref().ok_or("not a constant")?;
@@ -287,35 +283,12 @@ fn run_jobs(g: &Graph, jobs: &[Job]) -> Result<Vec<Done>, String> {
             }),
             (false, false) => math::quantize_symmetric(t, j.axis).map(Done::Int8),
         };
+        // The float source is read: its file pages need not stay resident next to the result.
+        crate::readers::release_pages(&t.data);
         r.map_err(|e| format!("constant '{}': {e}", v.name))
     };
-    // Largest tensors first, dealt round-robin, so the threads finish together.
-    let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order
-        .sort_by_key(|&i| std::cmp::Reverse(g.constant(jobs[i].value).map_or(0, |t| t.data.len())));
-    let mut slots: Vec<Option<Result<Done, String>>> = (0..jobs.len()).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|k| {
-                let mine: Vec<usize> = order.iter().copied().skip(k).step_by(threads).collect();
-                let one = &one;
-                s.spawn(move || {
-                    mine.into_iter()
-                        .map(|i| (i, one(&jobs[i])))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            if let Ok(done) = h.join() {
-                for (i, r) in done {
-                    slots[i] = Some(r);
-                }
-            }
-        }
-    });
-    slots
+    let size = |j: &Job| g.constant(j.value).map_or(0, |t| t.data.len());
+    crate::passes::parallel::map(jobs, size, one)
         .into_iter()
-        .map(|s| s.unwrap_or_else(|| Err("a quantization thread panicked".into())))
         .collect()
 }

@@ -204,6 +204,32 @@ impl OnnxWriter {
         OnnxWriter::encode(&built, &mut out, None).map_err(|e| failed(e.to_string()))?;
         Ok(out)
     }
+
+    /// The model as one protobuf message, weights inline: what the evaluator hands tract
+    /// without serializing (the weights are copied once, into the message, instead of into
+    /// bytes and then again into the decoded message).
+    pub fn to_proto(&self, g: &Graph) -> Result<pb::ModelProto> {
+        let Built {
+            mut model,
+            mut graph,
+            initializers,
+        } = self.build(g).map_err(|items| Error::Unsupported {
+            file: "graph".into(),
+            items,
+        })?;
+        graph.initializer = initializers
+            .into_iter()
+            .map(|init| pb::TensorProto {
+                dims: init.tensor.shape.iter().map(|&d| d as i64).collect(),
+                data_type: onnx_code(init.tensor.dtype),
+                name: init.name,
+                raw_data: init.tensor.data.to_vec(),
+                ..Default::default()
+            })
+            .collect();
+        model.graph = Some(graph);
+        Ok(model)
+    }
 }
 
 /// NCHW data and OIHW/IOHW kernels everywhere; transposes left only where the source's own

@@ -1,5 +1,9 @@
-//! Evaluation: IR → in-memory ONNX → tract-onnx. Used by `--verify`, tests and (later)
-//! calibration. mdeploy has no kernels of its own.
+//! Evaluation: IR → in-memory ONNX → tract-onnx. Used by `--verify`, the accuracy report,
+//! calibration and tests. mdeploy has no kernels of its own. Graphs with more weights than
+//! [`pieces::PIECE_BYTES`] run in pieces, so tract never holds a copy of all of them at once.
+
+pub mod pieces;
+mod prepare;
 
 use crate::error::{failed, Result};
 use crate::ir::{DType, Dim, Graph, Tensor, ValueId};
@@ -69,6 +73,15 @@ fn plan_for(mut m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Plan> {
         m.set_input_fact(i, InferenceFact::dt_shape(datum(t.dtype), t.shape.clone()))
             .map_err(tract_err)?;
     }
+    if std::env::var_os("DBG_DECLUTTER").is_some() {
+        return m
+            .into_typed()
+            .map_err(tract_err)?
+            .into_decluttered()
+            .map_err(tract_err)?
+            .into_runnable()
+            .map_err(tract_err);
+    }
     m.into_optimized()
         .map_err(tract_err)?
         .into_runnable()
@@ -86,6 +99,15 @@ fn run_plan(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     let outs = plan.run(values).map_err(tract_err)?;
     outs.iter()
         .map(|o| {
+            // tract computes shapes as symbolic dims; a value holding one (a Shape output that a
+            // piece hands to the next) is an i64 tensor in ONNX.
+            let cast;
+            let o = if o.datum_type() == tp::DatumType::TDim {
+                cast = o.cast_to_dt(tp::DatumType::I64).map_err(tract_err)?;
+                &*cast
+            } else {
+                &**o
+            };
             let dt = from_datum(o.datum_type())
                 .ok_or_else(|| failed(format!("unsupported output type {:?}", o.datum_type())))?;
             Tensor::new(dt, o.shape().to_vec(), Bytes::copy_from_slice(o.as_bytes()))
@@ -96,21 +118,57 @@ fn run_plan(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
 
 /// Runs an IR graph on `inputs`.
 pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let mut out = Vec::new();
+    run_batches(g, &[], &[inputs.to_vec()], |_, v| {
+        out = v;
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Gives back the resident pages of `g`'s weights that lie in a mapped input file: tract holds
+/// its own copy of them now (see [`crate::readers::release_pages`]).
+fn release_constants(g: &Graph) {
+    for v in &g.values {
+        if let Some(t) = &v.constant {
+            crate::readers::release_pages(&t.data);
+        }
+    }
+}
+
+/// The graph as a tract model, built from the ONNX message without serializing it.
+fn load(g: &Graph) -> Result<tp::InferenceModel> {
     let mut g = g.clone();
-    crate::writers::onnx::legalize(&mut g)?;
-    let bytes = OnnxWriter::default().to_bytes(&g)?;
-    run_onnx_bytes(&bytes, inputs)
+    prepare::for_tract(&mut g);
+    let proto = OnnxWriter::default().to_proto(&g)?;
+    drop(g);
+    tract_onnx::onnx()
+        .model_for_proto_model(&proto)
+        .map_err(|e| failed(format!("evaluation failed: {e:#}")))
 }
 
 /// Runs `g` on several batches (each one tensor per graph input), with the values `extra` also
-/// returned after the graph's outputs (intermediate values, for per-layer comparisons). The
-/// model is built once and planned once per distinct input shape, so a calibration set split
-/// into equal batches costs one optimization. Results are handed to `each(batch index, values)`
-/// as they come, so only one batch's values are alive at a time.
+/// returned after the graph's outputs (intermediate values, for per-layer comparisons). Results
+/// are handed to `each(batch index, values)` in batch order.
+///
+/// A graph whose weights fit one piece is built once and planned once per distinct input shape,
+/// and each batch's values are handed on as they come. A larger one runs in pieces
+/// ([`pieces`]), one piece in tract at a time.
 pub fn run_batches(
     g: &Graph,
     extra: &[ValueId],
     batches: &[Vec<Tensor>],
+    each: impl FnMut(usize, Vec<Tensor>) -> Result<()>,
+) -> Result<()> {
+    run_batches_in_pieces(g, extra, batches, pieces::PIECE_BYTES, each)
+}
+
+/// [`run_batches`] with pieces of at most `piece_bytes` of weights (counted as float32).
+pub fn run_batches_in_pieces(
+    g: &Graph,
+    extra: &[ValueId],
+    batches: &[Vec<Tensor>],
+    piece_bytes: usize,
     mut each: impl FnMut(usize, Vec<Tensor>) -> Result<()>,
 ) -> Result<()> {
     let mut g = g.clone();
@@ -124,12 +182,16 @@ pub fn run_batches(
         g.outputs.push(v);
     }
     crate::writers::onnx::legalize(&mut g)?;
-    let bytes = OnnxWriter::default().to_bytes(&g)?;
+    let wanted = g.outputs.clone();
+    pieces::place_constant_nodes_late(&mut g);
+    let split = pieces::split(&g, &wanted, piece_bytes);
+    if split.len() > 1 && pieces::run(&g, &split, &wanted, batches, &mut each)? {
+        return Ok(());
+    }
+    drop(split);
+    let model = load(&g)?;
+    release_constants(&g);
     drop(g);
-    let model = tract_onnx::onnx()
-        .model_for_read(&mut &bytes[..])
-        .map_err(|e| failed(format!("evaluation failed: {e:#}")))?;
-    drop(bytes);
     let mut planned: Option<(Vec<Vec<usize>>, Plan)> = None;
     for (i, batch) in batches.iter().enumerate() {
         let shapes: Vec<Vec<usize>> = batch.iter().map(|t| t.shape.clone()).collect();
