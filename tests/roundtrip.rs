@@ -48,6 +48,30 @@ fn every_onnx_fixture_roundtrips_through_the_writer() {
             for (&a, &b) in back.outputs.iter().zip(&g.outputs) {
                 assert_eq!(back.ty(a).dtype, g.ty(b).dtype, "{}", f.name);
             }
+            // Node names survive: each IR node is written under its own name, or as nodes
+            // named below it when one IR op takes several ONNX nodes (Gemm → MatMul + Add).
+            let written = <tract_onnx::pb::ModelProto as prost::Message>::decode(
+                &std::fs::read(&out).unwrap()[..],
+            )
+            .unwrap();
+            let node_names: std::collections::HashSet<&str> = written
+                .graph
+                .as_ref()
+                .unwrap()
+                .node
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect();
+            for n in &g.nodes {
+                let below = format!("{}/", n.name);
+                assert!(
+                    node_names.contains(n.name.as_str())
+                        || node_names.iter().any(|w| w.starts_with(&below)),
+                    "{} opset {opset}: node '{}' was renamed",
+                    f.name,
+                    n.name
+                );
+            }
         }
     }
 }

@@ -112,6 +112,13 @@ impl Graph {
         }
     }
 
+    /// A generator of value names not used in this graph yet (node names may be reused).
+    pub fn value_names(&self) -> Names {
+        Names {
+            used: self.values.iter().map(|v| v.name.clone()).collect(),
+        }
+    }
+
     fn push_value(&mut self, name: &str, ty: TensorType, constant: Option<Tensor>) -> ValueId {
         self.values.push(Value {
             name: name.to_string(),

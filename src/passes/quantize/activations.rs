@@ -458,20 +458,30 @@ fn insert_pairs(
 ) -> Result<()> {
     let mut names = g.names();
     let mut pairs: HashMap<ValueId, (Node, Node, ValueId)> = HashMap::new();
+    // One scale and zero-point constant per distinct parameter pair: the outputs of data
+    // movement share their input's, and fixed-parameter outputs share each other's.
+    let mut constants: HashMap<(u32, i64), (ValueId, ValueId)> = HashMap::new();
     for &v in values {
         let Some(&(scale, zp)) = params.get(&v) else {
             continue;
         };
         let base = g.value(v).name.clone();
         let ty = g.ty(v).clone();
-        let s = g.add_const(
-            &names.fresh(&format!("{base}_s")),
-            Tensor::scalar_f32(scale),
-        );
-        let z = g.add_const(
-            &names.fresh(&format!("{base}_zp")),
-            Tensor::from_i64s(DType::I8, vec![], &[zp]),
-        );
+        let (s, z) = match constants.get(&(scale.to_bits(), zp)) {
+            Some(&sz) => sz,
+            None => {
+                let s = g.add_const(
+                    &names.fresh(&format!("{base}_s")),
+                    Tensor::scalar_f32(scale),
+                );
+                let z = g.add_const(
+                    &names.fresh(&format!("{base}_zp")),
+                    Tensor::from_i64s(DType::I8, vec![], &[zp]),
+                );
+                constants.insert((scale.to_bits(), zp), (s, z));
+                (s, z)
+            }
+        };
         let mut qty = ty.clone();
         qty.dtype = DType::I8;
         let q = g.add_value(&names.fresh(&format!("{base}_q")), qty);

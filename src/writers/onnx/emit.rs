@@ -17,6 +17,9 @@ pub struct Emitter<'g> {
     pub opset: i64,
     pub nodes: Vec<NodeProto>,
     pub initializers: Vec<Initializer>,
+    /// Names in use: the graph's value names, and the node and value names written so far
+    /// (one namespace: tract requires node names distinct from value names). Node names are
+    /// not taken up front, so an IR node keeps its name unless a value already has it.
     names: Names,
     /// IR constants already listed as initializers.
     listed: HashSet<ValueId>,
@@ -29,7 +32,7 @@ impl<'g> Emitter<'g> {
             opset,
             nodes: Vec::new(),
             initializers: Vec::new(),
-            names: g.names(),
+            names: g.value_names(),
             listed: HashSet::new(),
         }
     }
@@ -83,7 +86,7 @@ impl<'g> Emitter<'g> {
         outputs: Vec<String>,
         attribute: Vec<AttributeProto>,
     ) {
-        let name = self.fresh(name);
+        let name = self.names.fresh(name);
         self.nodes.push(NodeProto {
             input: inputs,
             output: outputs,
