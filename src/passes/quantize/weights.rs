@@ -9,9 +9,11 @@ use crate::ir::ops::{BinaryOp, Cast, QuantAxis};
 use crate::ir::{DType, Graph, KernelLayout, Node, Op, QuantParams, Tensor, ValueId};
 use std::collections::HashMap;
 
-/// Elementwise operands smaller than this stay float under int8 (TFLite's converter uses the
-/// same threshold: small constants cost nothing and are often scales that need precision).
-const INT8_MIN_ELEMENTS: usize = 1024;
+/// Elementwise operands and biases smaller than this stay float32 (TFLite's converter uses the
+/// same threshold for int8: small constants cost nothing and are often scales or biases that need
+/// precision: a requantization multiplier or an integer-valued bias stored as float16 moves
+/// outputs by a step).
+const SMALL_OPERAND_ELEMENTS: usize = 1024;
 /// float16 leaves scalars and tiny constants alone (no size gain, one more op each).
 const F16_MIN_ELEMENTS: usize = 16;
 
@@ -22,7 +24,7 @@ pub enum WeightSlot {
     PerChannel(usize),
     /// Quantized with one scale.
     PerTensor,
-    /// Only float16 (biases, small operands: int8 would cost accuracy for no size).
+    /// Only float16 (biases: int8 would cost accuracy for no size).
     Float16Only,
     /// Must stay as it is (parameters writers need as constants, integer data…).
     No,
@@ -42,10 +44,10 @@ fn out_axis(layout: KernelLayout, rank: usize) -> usize {
 pub fn slot(n: &Node, i: usize, len: usize, rank: usize) -> WeightSlot {
     use WeightSlot::*;
     let big = |s| {
-        if len >= INT8_MIN_ELEMENTS {
+        if len >= SMALL_OPERAND_ELEMENTS {
             s
         } else {
-            Float16Only
+            No
         }
     };
     match (&n.op, i) {
@@ -124,6 +126,11 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
         let len = g.constant(v).map_or(0, Tensor::len);
         let job = match (opts.mode, s) {
             (_, None | Some(WeightSlot::No)) => continue,
+            // Small biases keep float32 (little size to gain, and an integer-valued bias past
+            // 2048 is not exact in float16); scalars and tiny constants too.
+            (Mode::Float16, Some(WeightSlot::Float16Only)) if len < SMALL_OPERAND_ELEMENTS => {
+                continue
+            }
             (Mode::Float16, _) if len < F16_MIN_ELEMENTS => continue,
             (Mode::Float16, _) => Job {
                 value: v,

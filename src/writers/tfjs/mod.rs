@@ -14,7 +14,10 @@ pub mod graph;
 pub mod layers;
 pub mod weights;
 
-pub use weights::{write_folder, FolderOptions, NamedWeight, WeightQuant, DEFAULT_SHARD_SIZE};
+pub use weights::{
+    write_folder, FolderOptions, NamedWeight, WeightQuant, DEFAULT_SHARD_SIZE,
+    SMALL_WEIGHT_ELEMENTS,
+};
 
 use crate::error::{Result, Unsupported};
 use crate::ir::Graph;

@@ -15,6 +15,10 @@
 //!   as `_get_affine_quantization_range` does); a constant tensor gets `scale = 1`, `min` = its
 //!   value and all-zero codes. float16 stores IEEE half (round to nearest even). The manifest
 //!   entry keeps `dtype: "float32"` and gets `quantization: {dtype, min, scale, original_dtype}`.
+//! - Unlike the Python converter, weights under [`SMALL_WEIGHT_ELEMENTS`] stay float32 under every
+//!   quantization (biases, per-channel scales: under 4 KB each, and a bias or requantization
+//!   multiplier rounded to uint8 or float16 costs accuracy for no size), as TFLite's converter
+//!   keeps small constants float.
 
 use crate::error::{failed, Result};
 use crate::ir::{DType, Tensor};
@@ -22,6 +26,9 @@ use crate::writers::WriteReport;
 use serde_json::{json, Map, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// Float weights with fewer elements stay float32 when the others are quantized.
+pub const SMALL_WEIGHT_ELEMENTS: usize = 1024;
 
 /// The Python converter's default shard size: the largest file every major browser caches.
 pub const DEFAULT_SHARD_SIZE: u64 = 4 * 1024 * 1024;
@@ -118,6 +125,7 @@ fn plan<'a>(w: &'a NamedWeight, quant: WeightQuant) -> Result<Planned<'a>> {
     let stored = match t.dtype {
         DType::F32 | DType::F16 | DType::BF16 | DType::F64 => match quant {
             WeightQuant::None => Stored::F32,
+            _ if t.len() < SMALL_WEIGHT_ELEMENTS => Stored::F32,
             WeightQuant::Float16 => Stored::Half,
             WeightQuant::Uint8 | WeightQuant::Uint16 => {
                 let bits16 = quant == WeightQuant::Uint16;
