@@ -170,17 +170,24 @@ pub fn compare(source: &Graph, result: &Graph, opts: &Options) -> Result<Report>
     let mut argmax_res: Vec<Vec<usize>> = vec![vec![]; n_out];
     // The source runs on a second thread while the result runs here, so the two evaluations
     // share the cores; each batch's result is compared as soon as the source's values for it
-    // are there, and those are dropped once compared.
+    // are there, and those are dropped once compared. Two evaluations in flight hold two pieces
+    // of weights in tract (`eval::pieces`): a large model whose result is not smaller than its
+    // source (pruned, clustered) runs its source first instead, keeping peak memory near the
+    // weights' own size.
+    let (source_bytes, result_bytes) = (source.parameter_stats().1, result.parameter_stats().1);
+    let together = source_bytes <= eval::pieces::PIECE_BYTES || 2 * result_bytes <= source_bytes;
     let reference = Reference::new(batches.len());
-    let (source_run, result_run) = std::thread::scope(|s| {
-        let source_thread = s.spawn(|| {
-            let r = eval::run_batches(source, &src_layers, &batches, |i, v| {
-                reference.put(i, v);
-                Ok(())
-            });
-            reference.finish();
-            r
+    let run_source = || {
+        let r = eval::run_batches(source, &src_layers, &batches, |i, v| {
+            reference.put(i, v);
+            Ok(())
         });
+        reference.finish();
+        r
+    };
+    let (source_run, result_run) = std::thread::scope(|s| {
+        let source_first = (!together).then(run_source);
+        let source_thread = together.then(|| s.spawn(run_source));
         let result_run = eval::run_batches(result, &res_layers, &batches, |i, got| {
             let want = reference.take(i)?;
             for (k, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -198,9 +205,13 @@ pub fn compare(source: &Graph, result: &Graph, opts: &Options) -> Result<Report>
             }
             Ok(())
         });
-        let source_run = source_thread
-            .join()
-            .unwrap_or_else(|_| Err(failed("the source model's evaluation crashed")));
+        let source_run = match (source_first, source_thread) {
+            (Some(r), _) => r,
+            (None, Some(t)) => t
+                .join()
+                .unwrap_or_else(|_| Err(failed("the source model's evaluation crashed"))),
+            (None, None) => Err(failed("the source model was not run")),
+        };
         (source_run, result_run)
     });
     source_run.map_err(|e| failed(format!("running the source model: {e}")))?;

@@ -552,10 +552,11 @@ mod tests {
 
     #[test]
     fn codes_stay_within_half_a_step() {
-        let v: Vec<f32> = (0..100).map(|i| (i as f32 - 37.0) * 0.013).collect();
+        let n = SMALL_WEIGHT_ELEMENTS + 100;
+        let v: Vec<f32> = (0..n).map(|i| (i as f32 - 370.0) * 0.0013).collect();
         let w = NamedWeight {
             name: "w".into(),
-            tensor: Tensor::from_f32(vec![100], &v),
+            tensor: Tensor::from_f32(vec![n], &v),
         };
         let p = plan(&w, WeightQuant::Uint8).unwrap();
         let Stored::Affine { min, scale, .. } = p.stored else {
@@ -563,7 +564,16 @@ mod tests {
         };
         let mut out = Vec::new();
         encode(&p, &mut out);
-        assert_eq!(out.len(), 100);
+        assert_eq!(out.len(), n);
+        // A small weight (a bias) stays float32.
+        let small = NamedWeight {
+            name: "b".into(),
+            tensor: Tensor::from_f32(vec![100], &v[..100]),
+        };
+        assert!(matches!(
+            plan(&small, WeightQuant::Uint8).unwrap().stored,
+            Stored::F32
+        ));
         for (q, x) in out.iter().zip(&v) {
             let back = *q as f64 * scale + min;
             assert!(
