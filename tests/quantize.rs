@@ -544,3 +544,38 @@ fn default_output_sits_beside_the_input_named_by_the_mode() {
         assert!(dir.path().join(name).is_file(), "{name}: {}", stderr(&o));
     }
 }
+
+/// Full integer: an int8 op's output that only float ops read (the digits CNN's last dense
+/// layer, read by the float Softmax) gets no Quantize/Dequantize round trip in the QDQ form,
+/// while TFLite (whose int8 builtins write int8) keeps it.
+#[test]
+fn qdq_form_has_no_round_trip_before_float_ops() {
+    use mdeploy::passes::quantize::activations::quantize_activations;
+    for data_movement in [false, true] {
+        let mut g = read(CNN);
+        mdeploy::writers::onnx::legalize(&mut g).unwrap();
+        let mut o = opts(Mode::Int8);
+        o.int8_data_movement = data_movement;
+        quantize_weights(&mut g, &o).unwrap();
+        let samples = mdeploy::accuracy::load_samples(&g, &repo().join(CALIB)).unwrap();
+        let batches = mdeploy::accuracy::batches_of(&g, samples).unwrap();
+        quantize_activations(&mut g, &o, &batches).unwrap();
+        g.verify().unwrap();
+        let softmax = g
+            .nodes
+            .iter()
+            .find(|n| matches!(n.op, Op::Softmax(_)))
+            .expect("softmax");
+        let producer = g
+            .nodes
+            .iter()
+            .find(|n| n.outputs.contains(&softmax.inputs[0]))
+            .unwrap();
+        assert_eq!(
+            matches!(producer.op, Op::DequantizeLinear(_)),
+            data_movement,
+            "softmax reads {} (int8 data movement: {data_movement})",
+            producer.op.name()
+        );
+    }
+}

@@ -218,7 +218,16 @@ pub fn quantize_activations(
                 add(v, &mut seen, &mut quantize);
             }
         }
-        add(n.outputs[0], &mut seen, &mut quantize);
+        // In the QDQ form, an output only float ops read needs no pair: it would be a round
+        // trip through int8 (onnxruntime runs DQ → MatMul/Gemm with a float output as one
+        // integer op). TFLite's int8 builtins write int8, so there it keeps its pair.
+        let out = n.outputs[0];
+        let int8_reader = consumers
+            .get(&out)
+            .is_some_and(|c| c.iter().any(|&c| kinds[c].is_some()));
+        if opts.int8_data_movement || int8_reader || outputs.contains(&out) {
+            add(out, &mut seen, &mut quantize);
+        }
     }
     let (ranges, unmeasured) = calibrate(g, &quantize, batches)?;
     for v in &unmeasured {
