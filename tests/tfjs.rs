@@ -153,17 +153,22 @@ fn model_json(dir: &Path) -> Value {
     serde_json::from_slice(&text).expect("model.json is JSON")
 }
 
+/// Elements of one manifest weight.
+fn elements(w: &Value) -> u64 {
+    w["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap())
+        .product()
+}
+
 /// Bytes the manifest says its weights take (what the loader slices from the shards).
 fn manifest_bytes(m: &Value) -> u64 {
     let mut total = 0;
     for group in m["weightsManifest"].as_array().unwrap() {
         for w in group["weights"].as_array().unwrap() {
-            let n: u64 = w["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap())
-                .product();
+            let n = elements(w);
             let size = match (w["quantization"]["dtype"].as_str(), w["dtype"].as_str()) {
                 (Some("uint8"), _) | (None, Some("bool")) => 1,
                 (Some("uint16"), _) | (Some("float16"), _) => 2,
@@ -295,12 +300,7 @@ fn int8_and_uint16_store_affine_codes_the_loader_dequantizes() {
         let mut quantized = 0;
         for (w, fw) in weights.iter().zip(fweights) {
             assert_eq!(w["name"], fw["name"]);
-            let n: usize = w["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap() as usize)
-                .product();
+            let n = elements(w) as usize;
             let q = &w["quantization"];
             if w["dtype"] != "float32" || n < mdeploy::writers::tfjs::SMALL_WEIGHT_ELEMENTS {
                 assert!(
@@ -368,13 +368,7 @@ fn float16_halves_the_weights() {
     let m = model_json(&out);
     let mut halved = 0;
     for w in m["weightsManifest"][0]["weights"].as_array().unwrap() {
-        let n: u64 = w["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .product();
-        let small = (n as usize) < mdeploy::writers::tfjs::SMALL_WEIGHT_ELEMENTS;
+        let small = (elements(w) as usize) < mdeploy::writers::tfjs::SMALL_WEIGHT_ELEMENTS;
         if w["dtype"] == "float32" && !small {
             assert_eq!(w["quantization"]["dtype"], "float16", "{}", w["name"]);
             halved += 1;
