@@ -9,7 +9,7 @@
 //! and statistics accumulate batch by batch, so memory holds one batch of each graph's values.
 
 use crate::error::{failed, Error, Result};
-use crate::eval::{self, Comparison};
+use crate::eval::{self, Comparison, ErrorStats};
 use crate::ir::{Dim, Graph, Op, Tensor, ValueId};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -164,7 +164,7 @@ pub fn compare(source: &Graph, result: &Graph, opts: &Options) -> Result<Report>
         .map(|&o| source.value(o).name.clone())
         .chain(src_layers.iter().map(|&v| source.value(v).name.clone()))
         .collect();
-    let mut stats: Vec<Stats> = names.iter().map(|_| Stats::default()).collect();
+    let mut stats: Vec<ErrorStats> = names.iter().map(|_| ErrorStats::default()).collect();
     let mut agree: Vec<(usize, usize)> = vec![(0, 0); n_out];
     let mut argmax_src: Vec<Vec<usize>> = vec![vec![]; n_out];
     let mut argmax_res: Vec<Vec<usize>> = vec![vec![]; n_out];
@@ -348,57 +348,6 @@ fn argmax_rows(t: &Tensor) -> Option<Vec<usize>> {
     )
 }
 
-/// Running error statistics of one value over batches (the same sums as [`eval::compare`]).
-#[derive(Default)]
-struct Stats {
-    max_abs: f64,
-    max_ref: f64,
-    dot: f64,
-    na: f64,
-    nb: f64,
-    shape_differs: bool,
-}
-
-impl Stats {
-    fn add(&mut self, got: &Tensor, reference: &Tensor) {
-        if got.shape != reference.shape {
-            self.shape_differs = true;
-            return;
-        }
-        for (x, y) in got.to_f64s().iter().zip(reference.to_f64s()) {
-            let d = if x.is_nan() && y.is_nan() {
-                0.0
-            } else {
-                (x - y).abs()
-            };
-            self.max_abs = self.max_abs.max(if d.is_nan() { f64::INFINITY } else { d });
-            self.max_ref = self.max_ref.max(y.abs());
-            self.dot += x * y;
-            self.na += x * x;
-            self.nb += y * y;
-        }
-    }
-
-    fn finish(&self, name: &str) -> Comparison {
-        let cosine = if self.na == 0.0 && self.nb == 0.0 {
-            1.0
-        } else {
-            self.dot / (self.na.sqrt() * self.nb.sqrt()).max(f64::MIN_POSITIVE)
-        };
-        Comparison {
-            name: name.to_string(),
-            max_abs: self.max_abs,
-            max_rel: if self.max_abs == 0.0 {
-                0.0
-            } else {
-                self.max_abs / self.max_ref.max(1e-12)
-            },
-            cosine,
-            shape_matches: !self.shape_differs,
-        }
-    }
-}
-
 /// Whether a node's output is a "layer" output worth reporting: ops with weights and the
 /// quantized forms of them.
 fn is_layer(op: &Op) -> bool {
@@ -495,6 +444,10 @@ pub fn batches_of(g: &Graph, samples: Vec<Tensor>) -> Result<Vec<Vec<Tensor>>> {
 
 /// Rows `start..start + len` of a tensor (along axis 0).
 fn rows(t: &Tensor, start: usize, len: usize) -> Tensor {
+    // A scalar input has no sample axis: every batch gets it whole.
+    if t.shape.is_empty() {
+        return t.clone();
+    }
     let row: usize = t.shape[1..].iter().product::<usize>() * t.dtype.size();
     let mut shape = t.shape.clone();
     shape[0] = len;

@@ -73,15 +73,6 @@ fn plan_for(mut m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Plan> {
         m.set_input_fact(i, InferenceFact::dt_shape(datum(t.dtype), t.shape.clone()))
             .map_err(tract_err)?;
     }
-    if std::env::var_os("DBG_DECLUTTER").is_some() {
-        return m
-            .into_typed()
-            .map_err(tract_err)?
-            .into_decluttered()
-            .map_err(tract_err)?
-            .into_runnable()
-            .map_err(tract_err);
-    }
     m.into_optimized()
         .map_err(tract_err)?
         .into_runnable()
@@ -172,13 +163,19 @@ pub fn run_batches_in_pieces(
     mut each: impl FnMut(usize, Vec<Tensor>) -> Result<()>,
 ) -> Result<()> {
     let mut g = g.clone();
+    // Graph inputs and outputs as a mask: calibration exposes every activation at once.
+    let mut boundary = vec![false; g.values.len()];
+    for &v in g.inputs.iter().chain(&g.outputs) {
+        boundary[v.0] = true;
+    }
     for &v in extra {
-        if g.outputs.contains(&v) || g.inputs.contains(&v) || g.constant(v).is_some() {
+        if boundary.get(v.0).copied().unwrap_or(true) || g.constant(v).is_some() {
             return Err(failed(format!(
                 "'{}' is a graph input, output or constant; only intermediate values can be exposed",
                 g.value(v).name
             )));
         }
+        boundary[v.0] = true;
         g.outputs.push(v);
     }
     crate::writers::onnx::legalize(&mut g)?;
@@ -257,38 +254,59 @@ pub struct Comparison {
 }
 
 pub fn compare(name: &str, got: &Tensor, reference: &Tensor) -> Comparison {
-    let (a, b) = (got.to_f64s(), reference.to_f64s());
-    let shape_matches = got.shape == reference.shape && a.len() == b.len();
-    let mut max_abs: f64 = 0.0;
-    let mut max_ref: f64 = 0.0;
-    let (mut dot, mut na, mut nb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(&b) {
-        let d = if x.is_nan() && y.is_nan() {
-            0.0
-        } else {
-            (x - y).abs()
-        };
-        max_abs = max_abs.max(if d.is_nan() { f64::INFINITY } else { d });
-        max_ref = max_ref.max(y.abs());
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
+    let mut stats = ErrorStats::default();
+    stats.add(got, reference);
+    stats.finish(name)
+}
+
+/// Error statistics of one value accumulated over batches: [`compare`] is one batch of it.
+#[derive(Default)]
+pub struct ErrorStats {
+    max_abs: f64,
+    max_ref: f64,
+    dot: f64,
+    na: f64,
+    nb: f64,
+    shape_differs: bool,
+}
+
+impl ErrorStats {
+    pub fn add(&mut self, got: &Tensor, reference: &Tensor) {
+        if got.shape != reference.shape {
+            self.shape_differs = true;
+            return;
+        }
+        for (x, y) in got.to_f64s().iter().zip(reference.to_f64s()) {
+            let d = if x.is_nan() && y.is_nan() {
+                0.0
+            } else {
+                (x - y).abs()
+            };
+            self.max_abs = self.max_abs.max(if d.is_nan() { f64::INFINITY } else { d });
+            self.max_ref = self.max_ref.max(y.abs());
+            self.dot += x * y;
+            self.na += x * x;
+            self.nb += y * y;
+        }
     }
-    let cosine = if na == 0.0 && nb == 0.0 {
-        1.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt()).max(f64::MIN_POSITIVE)
-    };
-    Comparison {
-        name: name.to_string(),
-        max_abs,
-        max_rel: if max_abs == 0.0 {
-            0.0
+
+    pub fn finish(&self, name: &str) -> Comparison {
+        let cosine = if self.na == 0.0 && self.nb == 0.0 {
+            1.0
         } else {
-            max_abs / max_ref.max(1e-12)
-        },
-        cosine,
-        shape_matches,
+            self.dot / (self.na.sqrt() * self.nb.sqrt()).max(f64::MIN_POSITIVE)
+        };
+        Comparison {
+            name: name.to_string(),
+            max_abs: self.max_abs,
+            max_rel: if self.max_abs == 0.0 {
+                0.0
+            } else {
+                self.max_abs / self.max_ref.max(1e-12)
+            },
+            cosine,
+            shape_matches: !self.shape_differs,
+        }
     }
 }
 

@@ -33,7 +33,7 @@ pub struct Piece {
 }
 
 /// Cuts `g` (topologically ordered) into pieces of at most `budget` constant bytes, counted as
-/// float32. A piece's
+/// float32; none when it is one piece. A piece's
 /// outputs are the values it computes that a later piece reads or that `wanted` lists.
 pub fn split(g: &Graph, wanted: &[ValueId], budget: usize) -> Vec<Piece> {
     let mut ranges = Vec::new();
@@ -73,6 +73,10 @@ pub fn split(g: &Graph, wanted: &[ValueId], budget: usize) -> Vec<Piece> {
     }
     if start < g.nodes.len() {
         ranges.push(start..g.nodes.len());
+    }
+    if ranges.len() <= 1 {
+        // The whole graph is one piece: the caller runs it as it is.
+        return Vec::new();
     }
 
     // Which piece produces each value, and the last piece that reads it.
