@@ -76,7 +76,7 @@ fn nhwc_round_trip_keeps_results_and_cancels_inner_transposes() {
 #[test]
 fn evaluation_in_pieces_matches_the_whole_graph() {
     use mdeploy::eval::{random_inputs, run_batches_in_pieces};
-    use mdeploy::passes::quantize::{quantize_weights, Mode, QuantizeOptions};
+    use mdeploy::passes::quantize::{quantize_weights, Form, Mode, QuantizeOptions};
     let run = |g: &mdeploy::ir::Graph, budget: usize, inputs: &[mdeploy::ir::Tensor]| {
         let mut out = vec![];
         run_batches_in_pieces(g, &[], &[inputs.to_vec()], budget, |_, v| {
@@ -94,8 +94,7 @@ fn evaluation_in_pieces_matches_the_whole_graph() {
         let opts = QuantizeOptions {
             mode: Mode::Int8,
             exclude: vec![],
-            dense_out_in: false,
-            int8_data_movement: false,
+            form: Form::Qdq,
         };
         quantize_weights(&mut int8, &opts).unwrap();
         for (what, g) in [("float", float), ("int8", int8)] {

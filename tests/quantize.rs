@@ -3,7 +3,7 @@
 
 use crate::common::repo;
 use mdeploy::ir::{DType, Graph, Op};
-use mdeploy::passes::quantize::{quantize_weights, Mode, QuantizeOptions};
+use mdeploy::passes::quantize::{quantize_weights, Form, Mode, QuantizeOptions};
 use mdeploy::readers::{self, ReadOptions};
 use std::process::{Command, Output};
 use tract_tflite::tflite::{self, BuiltinOperator};
@@ -40,8 +40,7 @@ fn opts(mode: Mode) -> QuantizeOptions {
     QuantizeOptions {
         mode,
         exclude: vec![],
-        dense_out_in: false,
-        int8_data_movement: false,
+        form: Form::Qdq,
     }
 }
 
@@ -555,7 +554,11 @@ fn qdq_form_has_no_round_trip_before_float_ops() {
         let mut g = read(CNN);
         mdeploy::writers::onnx::legalize(&mut g).unwrap();
         let mut o = opts(Mode::Int8);
-        o.int8_data_movement = data_movement;
+        o.form = if data_movement {
+            Form::Tflite
+        } else {
+            Form::Qdq
+        };
         quantize_weights(&mut g, &o).unwrap();
         let samples = mdeploy::accuracy::load_samples(&g, &repo().join(CALIB)).unwrap();
         let batches = mdeploy::accuracy::batches_of(&g, samples).unwrap();

@@ -7,7 +7,7 @@ use super::progress::Progress;
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Shape};
 use crate::passes::quantize::activations::ActivationStats;
-use crate::passes::quantize::{self, Mode, QuantizeOptions, WeightStats};
+use crate::passes::quantize::{self, Form, Mode, QuantizeOptions, WeightStats};
 use crate::readers;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -147,8 +147,10 @@ pub fn options(a: &ConvertArgs) -> Option<QuantizeOptions> {
     Some(QuantizeOptions {
         mode,
         exclude: a.exclude.clone(),
-        dense_out_in: a.target == Target::Tflite,
-        int8_data_movement: a.target == Target::Tflite,
+        form: match a.target {
+            Target::Tflite => Form::Tflite,
+            _ => Form::Qdq,
+        },
     })
 }
 

@@ -11,7 +11,7 @@
 //! and a dense layer's bias Add get no pair in between, so runtimes fuse them.
 
 use super::math;
-use super::{excluded, QuantizeOptions};
+use super::{excluded, Form, QuantizeOptions};
 use crate::error::{failed, Result};
 use crate::eval;
 use crate::ir::ops::{Activation, BinaryOp, PadMode, PoolKind, QuantAxis, ReduceKind, UnaryOp};
@@ -142,9 +142,6 @@ pub fn quantize_activations(
         } else {
             int8_kind(g, &weights, n)
         };
-        if k.is_none() && !matches!(n.op, Op::DequantizeLinear(_) | Op::QuantizeLinear(_)) {
-            stats.float_nodes.push(n.name.clone());
-        }
         kinds.push(k);
     }
     // A dense layer's bias Add joins the MatMul (treated as one int8 op).
@@ -169,11 +166,19 @@ pub fn quantize_activations(
                     .is_some_and(|t| t.dtype == DType::F32 && t.shape.len() == 1);
             if bias_ok && !excluded(opts, an) {
                 kinds[a] = Some(Kind::Calibrated);
-                stats.float_nodes.retain(|x| *x != an.name);
                 bias_add.insert(a, i);
             }
         }
     }
+    stats.float_nodes = g
+        .nodes
+        .iter()
+        .zip(&kinds)
+        .filter(|(n, k)| {
+            k.is_none() && !matches!(n.op, Op::DequantizeLinear(_) | Op::QuantizeLinear(_))
+        })
+        .map(|(n, _)| n.name.clone())
+        .collect();
     // Values between an int8 op and what it fuses with get no pair.
     let mut inner: HashSet<ValueId> = HashSet::new();
     for (i, n) in g.nodes.iter().enumerate() {
@@ -204,7 +209,7 @@ pub fn quantize_activations(
             continue;
         }
         stats.int8_nodes += 1;
-        if kinds[i] == Some(Kind::SameAsInput) && !opts.int8_data_movement {
+        if kinds[i] == Some(Kind::SameAsInput) && opts.form == Form::Qdq {
             // Still a pair on a graph input (what `--io int8` makes the model's input).
             for &v in &n.inputs {
                 if g.inputs.contains(&v) {
@@ -218,14 +223,13 @@ pub fn quantize_activations(
                 add(v, &mut seen, &mut quantize);
             }
         }
-        // In the QDQ form, an output only float ops read needs no pair: it would be a round
-        // trip through int8 (onnxruntime runs DQ → MatMul/Gemm with a float output as one
-        // integer op). TFLite's int8 builtins write int8, so there it keeps its pair.
+        // In the QDQ form an output only float ops read needs no pair: it would be a round
+        // trip through int8 (see `Form`).
         let out = n.outputs[0];
         let int8_reader = consumers
             .get(&out)
             .is_some_and(|c| c.iter().any(|&c| kinds[c].is_some()));
-        if opts.int8_data_movement || int8_reader || outputs.contains(&out) {
+        if opts.form == Form::Tflite || int8_reader || outputs.contains(&out) {
             add(out, &mut seen, &mut quantize);
         }
     }
@@ -558,41 +562,35 @@ fn insert_pairs(
 /// values themselves (names kept), so the model takes and returns int8.
 pub fn int8_io(g: &mut Graph) -> Result<usize> {
     let producers = g.producers();
-    let mut consumers: HashMap<ValueId, Vec<usize>> = HashMap::new();
+    let mut readers: HashMap<ValueId, Vec<usize>> = HashMap::new();
     for (i, n) in g.nodes.iter().enumerate() {
         for &v in &n.inputs {
-            consumers.entry(v).or_default().push(i);
+            readers.entry(v).or_default().push(i);
         }
     }
+    let mut names = g.names();
+    let mut dead = vec![false; g.nodes.len()];
     let mut changed = 0;
     for k in 0..g.inputs.len() {
         let x = g.inputs[k];
-        let users = consumers.get(&x).cloned().unwrap_or_default();
         // Only an input read by nothing but its QuantizeLinear.
-        let [qi] = users[..] else { continue };
+        let Some(&[qi]) = readers.get(&x).map(Vec::as_slice) else {
+            continue;
+        };
         if !matches!(g.nodes[qi].op, Op::QuantizeLinear(_)) || g.outputs.contains(&x) {
             continue;
         }
         let q = g.nodes[qi].outputs[0];
         let name = g.value(x).name.clone();
-        g.value_mut(x).name = format!("{name}_float");
+        g.value_mut(x).name = names.fresh(&format!("{name}_float"));
         g.value_mut(q).name = name;
         g.inputs[k] = q;
-        g.nodes.remove(qi);
+        dead[qi] = true;
         changed += 1;
-        // Indices after qi shifted; rebuild the maps (inputs are few).
-        consumers.clear();
-        for (i, n) in g.nodes.iter().enumerate() {
-            for &v in &n.inputs {
-                consumers.entry(v).or_default().push(i);
-            }
-        }
     }
-    let producers_now = g.producers();
-    let _ = producers;
     for k in 0..g.outputs.len() {
         let d = g.outputs[k];
-        let Some(&di) = producers_now.get(&d) else {
+        let Some(&di) = producers.get(&d) else {
             continue;
         };
         if !matches!(g.nodes[di].op, Op::DequantizeLinear(_)) {
@@ -603,11 +601,13 @@ pub fn int8_io(g: &mut Graph) -> Result<usize> {
             continue;
         }
         let name = g.value(d).name.clone();
-        g.value_mut(d).name = format!("{name}_dequantized");
+        g.value_mut(d).name = names.fresh(&format!("{name}_dequantized"));
         g.value_mut(q).name = name;
         g.outputs[k] = q;
         changed += 1;
     }
+    let mut k = dead.iter();
+    g.nodes.retain(|_| !*k.next().unwrap_or(&false));
     g.remove_dead();
     Ok(changed)
 }

@@ -38,13 +38,21 @@ pub struct QuantizeOptions {
     /// Nodes whose name or op name matches one of these (`*` wildcards; without one, a
     /// substring) keep their weights and activations in float.
     pub exclude: Vec<String>,
-    /// Store dense (MatMul) kernels as `[out, in]` with `transpose_b` (TFLite FULLY_CONNECTED's
-    /// layout), so a quantized kernel needs no transpose in the writer.
-    pub dense_out_in: bool,
-    /// Quantize around data-movement ops (reshape, transpose, pooling, padding) too. TFLite
-    /// needs it (its int8 RESHAPE reads and writes int8 tensors); onnxruntime propagates QDQ
-    /// through such ops itself, so ONNX output skips those pairs.
-    pub int8_data_movement: bool,
+    /// The form the writer's runtime executes.
+    pub form: Form,
+}
+
+/// How a quantized graph is laid out for its runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// QuantizeLinear/DequantizeLinear pairs the runtime fuses (onnxruntime). It propagates
+    /// QDQ through data movement itself, and runs DQ → MatMul/Gemm with a float output as one
+    /// integer op, so there are no pairs around data movement nor before float-only readers.
+    Qdq,
+    /// TFLite's int8 builtins: dense kernels stored `[out, in]` (FULLY_CONNECTED's layout, so a
+    /// quantized kernel needs no transpose in the writer), and pairs around data movement and
+    /// on every int8 output (its int8 RESHAPE, CONV_2D… read and write int8 tensors).
+    Tflite,
 }
 
 /// What the weight pass did, for reports.

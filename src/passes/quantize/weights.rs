@@ -4,7 +4,7 @@
 //! over the available cores); each float tensor is read once and its replacement written once.
 
 use super::math;
-use super::{excluded, Mode, QuantizeOptions, WeightStats};
+use super::{excluded, Form, Mode, QuantizeOptions, WeightStats};
 use crate::ir::ops::{BinaryOp, Cast, QuantAxis};
 use crate::ir::{DType, Graph, KernelLayout, Node, Op, QuantParams, Tensor, ValueId};
 use std::collections::HashMap;
@@ -156,7 +156,7 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
     }
     // Deterministic order (value ids), whatever the hash map's.
     jobs.sort_by_key(|j| j.value);
-    if opts.dense_out_in {
+    if opts.form == Form::Tflite {
         let dense = dense_kernels(g);
         for j in &mut jobs {
             if dense.contains(&j.value) {
