@@ -14,7 +14,7 @@ use crate::ir::ops::{
     Activation, BinaryOp, Concat, MatMul, Reshape, Rnn, RnnDirection, RnnInput, Slice, SliceAxis,
     Split, UnaryOp,
 };
-use crate::ir::{DType, Dim, Graph, Node, Op, Shape, Tensor, ValueId};
+use crate::ir::{DType, Dim, Graph, Node, Op, Shape, Tensor, TensorType, ValueId};
 use crate::passes::rewrite::Rewriter;
 
 /// The optional input `which`, if the node has it.
@@ -74,6 +74,9 @@ pub fn why_not(g: &Graph, n: &Node, r: &Rnn, lstm: bool) -> Option<String> {
             );
         }
     }
+    if let Some(problem) = shape_problem(g, n, r, lstm, x) {
+        return Some(problem);
+    }
     let acts = activation_names(r, lstm);
     if let Some(a) = acts
         .iter()
@@ -81,6 +84,44 @@ pub fn why_not(g: &Graph, n: &Node, r: &Rnn, lstm: bool) -> Option<String> {
     {
         return Some(format!(
             "activation '{a}' (Sigmoid, Tanh and Relu are unrolled)"
+        ));
+    }
+    None
+}
+
+/// Whether the weights, biases, peepholes and activation list have the sizes ONNX prescribes
+/// for `hidden_size` and the input (the unroller slices them by those sizes).
+fn shape_problem(g: &Graph, n: &Node, r: &Rnn, lstm: bool, x: &TensorType) -> Option<String> {
+    let dirs = r.direction.count() as usize;
+    let gates = if lstm { 4 } else { 3 };
+    let h = r.hidden_size;
+    let Some(input) = x.shape.get(2).and_then(Dim::fixed) else {
+        return Some("the input size is known only at run time".into());
+    };
+    let mut want = vec![
+        (n.inputs[1], "W", vec![dirs, gates * h, input as usize]),
+        (n.inputs[2], "R", vec![dirs, gates * h, h]),
+    ];
+    if let Some(b) = optional(r, n, RnnInput::Bias) {
+        want.push((b, "B", vec![dirs, 2 * gates * h]));
+    }
+    if let Some(p) = optional(r, n, RnnInput::Peepholes) {
+        want.push((p, "P", vec![dirs, 3 * h]));
+    }
+    for (v, what, shape) in want {
+        let got = g.constant(v).map(|t| t.shape.clone()).unwrap_or_default();
+        if got != shape {
+            return Some(format!(
+                "{what} has shape {got:?}, expected {shape:?} for hidden_size {h}"
+            ));
+        }
+    }
+    let per = if lstm { 3 } else { 2 };
+    if !r.activations.is_empty() && r.activations.len() != per * dirs {
+        return Some(format!(
+            "{} activations listed, expected {}",
+            r.activations.len(),
+            per * dirs
         ));
     }
     None
@@ -694,6 +735,40 @@ mod tests {
             let c = crate::eval::compare("out", a, b);
             assert!(c.shape_matches && c.max_rel < 1e-5, "output {k}: {c:?}");
         }
+    }
+
+    /// Weights that do not match hidden_size, or a short activation list, are refused by
+    /// name instead of being sliced out of range.
+    #[test]
+    fn mismatched_shapes_and_activations_are_refused() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[4, 1, 3])));
+        let w = g.add_const("w", seeded(vec![1, 16, 3], 1));
+        let ok_r = g.add_const("r", seeded(vec![1, 16, 4], 2));
+        let bad_r = g.add_const("r_bad", seeded(vec![1, 16, 5], 2));
+        let r = Rnn {
+            hidden_size: 4,
+            ..rnn(RnnDirection::Forward, false, false)
+        };
+        let node = |r_in: ValueId, r: Rnn| Node {
+            name: "lstm".into(),
+            op: Op::Lstm(r),
+            inputs: vec![x, w, r_in],
+            outputs: vec![],
+        };
+        let lstm = |n: &Node| match &n.op {
+            Op::Lstm(r) => why_not(&g, n, r, true),
+            _ => None,
+        };
+        assert_eq!(lstm(&node(ok_r, r.clone())), None);
+        let why = lstm(&node(bad_r, r.clone())).unwrap_or_default();
+        assert!(why.contains("R has shape [1, 16, 5]"), "{why}");
+        let short = Rnn {
+            activations: vec!["Sigmoid".into()],
+            ..r
+        };
+        let why = lstm(&node(ok_r, short)).unwrap_or_default();
+        assert!(why.contains("1 activations listed, expected 3"), "{why}");
     }
 
     fn rnn(direction: RnnDirection, lbr: bool, batch_major: bool) -> Rnn {

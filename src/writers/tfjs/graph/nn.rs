@@ -356,7 +356,7 @@ pub fn conv_transpose(gx: &mut Gx, n: &Node, c: &Conv) -> Result<(), String> {
             same = false;
         }
         crop[i] = begin;
-        full[1 + i] = Dim::Fixed((((n_in - 1) * s + k).max(begin + out)) as u64);
+        full[1 + i] = Dim::Fixed(((n_in.saturating_sub(1) * s + k).max(begin + out)) as u64);
     }
     let target = if same {
         out_ty.shape.clone()

@@ -90,6 +90,23 @@ pub fn plan(
     if k[1] != heads || v[1] != heads || o[0] != heads || k[2] != key_dim || o[1] != value_dim {
         return Err("MultiHeadAttention kernels of inconsistent shapes".into());
     }
+    // Biases: [heads, key_dim] for query and key, [heads, value_dim] for value, [out] after.
+    if use_bias {
+        let want = [
+            vec![heads, key_dim],
+            vec![heads, key_dim],
+            vec![heads, value_dim],
+            vec![out],
+        ];
+        for (i, shape) in want.iter().enumerate() {
+            if w[i * per + 1].shape != *shape {
+                return Err(format!(
+                    "MultiHeadAttention bias {i} of shape {:?}, expected {shape:?}",
+                    w[i * per + 1].shape
+                ));
+            }
+        }
+    }
     // Inputs: query, value (positional or `value=`), key (`key=`, default the value).
     let input = |name: &str, pos: usize| -> Option<From> {
         facts
@@ -102,7 +119,8 @@ pub fn plan(
     let query = input("query", 0).ok_or("MultiHeadAttention without a query")?;
     let value = input("value", 1).ok_or("MultiHeadAttention without a value")?;
     let key = input("key", 2).unwrap_or(value);
-    let dtype = c.get("dtype").cloned().unwrap_or(json!("float32"));
+    // Keras 3 writes a DTypePolicy object; tfjs-layers reads a plain dtype name.
+    let dtype = super::common::dtype(c.get("dtype").unwrap_or(&Value::Null));
     let scale = 1.0 / (key_dim as f64).sqrt();
     let mut before: Vec<Step> = Vec::new();
     let mut heads_out = Vec::with_capacity(heads);
