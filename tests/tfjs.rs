@@ -827,3 +827,28 @@ fn batch_norm_arithmetic_folds_into_the_convolutions() {
     }
     assert!(ops.contains(&"_FusedConv2D") && ops.contains(&"FusedDepthwiseConv2dNative"));
 }
+
+/// Every one-sided or two-sided Clip legalization keeps is one TF.js emits: a lower bound other
+/// than 0 with no upper bound becomes Maximum, not a refusal.
+#[test]
+fn every_clip_form_is_written() {
+    use mdeploy::ir::ops::Activation;
+    use mdeploy::ir::{fixed_shape, DType, Graph, Op, TensorType};
+    use mdeploy::writers::Writer;
+    let w = mdeploy::writers::tfjs::graph::GraphWriter::default();
+    for (min, max) in [
+        (Some(0.0), None),
+        (Some(0.5), None),
+        (None, Some(2.0)),
+        (Some(-1.0), Some(1.0)),
+        (Some(0.0), Some(6.0)),
+    ] {
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 5])));
+        let clip = Op::Activation(Activation::Clip { min, max });
+        g.outputs = g.add_node("clip", clip, vec![x], &[]).unwrap();
+        w.legalize(&mut g).unwrap();
+        let problems = w.check(&g);
+        assert!(problems.is_empty(), "Clip({min:?}, {max:?}): {problems:?}");
+    }
+}

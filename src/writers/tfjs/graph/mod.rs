@@ -40,9 +40,20 @@ pub struct GraphWriter {
     pub generated_by: Option<String>,
 }
 
-/// Clips TF.js runs as one op (Relu, Relu6, ClipByValue); others become Maximum/Minimum.
+/// Clips TF.js runs as one op (`activation::activation`: Relu for `[0, ∞)`, Relu6,
+/// ClipByValue for two bounds); others become Maximum/Minimum.
 fn native_clip(a: &Activation) -> bool {
-    matches!(a, Activation::Clip { min: Some(_), .. })
+    match a {
+        Activation::Clip {
+            min: Some(lo),
+            max: None,
+        } => *lo == 0.0,
+        Activation::Clip {
+            min: Some(_),
+            max: Some(_),
+        } => true,
+        _ => false,
+    }
 }
 
 /// A graph model's nodes, constants and signature.

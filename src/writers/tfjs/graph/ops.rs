@@ -527,10 +527,11 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             let axes: Vec<i64> = r.axes.iter().map(|&a| a as i64).collect();
             reduce(gx, n, op, &axes, r.keep_dims)?
         }
-        Op::Lstm(_) | Op::Gru(_) => {
-            return Err(
-                "recurrent layers are TF While loops in a graph model; not unrolled yet".into(),
-            )
+        Op::Lstm(r) | Op::Gru(r) => {
+            // Legalization unrolled every recurrent layer it could; say why not this one.
+            let lstm = matches!(n.op, Op::Lstm(_));
+            return Err(crate::passes::rnn::why_not(g, n, r, lstm)
+                .unwrap_or_else(|| "recurrent layer not unrolled".into()));
         }
         Op::QuantizeLinear(q) => super::quant::quantize(gx, n, q)?,
         Op::DequantizeLinear(q) => super::quant::dequantize(gx, n, q)?,
@@ -538,10 +539,10 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => return Err(
-            "integer-arithmetic ops have no TF.js kernels (TF.js quantizes weights only: --int8)"
-                .into(),
-        ),
+        | Op::QLinearMatMul => {
+            return Err(crate::passes::integer::why_not(g, n)
+                .unwrap_or_else(|| "integer op not lowered to float ops".into()))
+        }
     };
     gx.bind(n.outputs[0], y);
     Ok(())

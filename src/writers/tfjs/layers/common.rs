@@ -287,17 +287,7 @@ pub fn activation_name(v: &Value) -> &str {
 /// A Keras activation name as the snake-case name tfjs camel-cases into one of its own, or why
 /// tfjs cannot compute it.
 pub fn activation(v: &Value, keras3: bool) -> Result<Value, String> {
-    let name = match v {
-        Value::Null => return Ok(json!("linear")),
-        Value::String(s) => s.as_str(),
-        Value::Object(o) => o
-            .get("config")
-            .and_then(|c| c.get("name"))
-            .or(o.get("class_name"))
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-        _ => "",
-    };
+    let name = activation_name(v);
     let out = match name {
         "linear" | "relu" | "relu6" | "elu" | "selu" | "sigmoid" | "tanh" | "softmax"
         | "softplus" | "softsign" | "swish" | "mish" | "gelu" | "log_softmax" => name,
