@@ -126,6 +126,8 @@ def should_have_run(case_id: str, args, chosen) -> bool:
         return False
     if case_id.startswith("node:"):
         return not args.skip_node_tests
+    if "+" in case_id.rsplit(":", 1)[-1] and args.skip_quantized:
+        return False
     target = case_id.rsplit(":", 1)[-1].split("@", 1)[0].split("+", 1)[0]
     return target in {t.name for t in chosen} | {"verify"}
 
@@ -135,12 +137,14 @@ def _line(t: dict) -> str:
 
 
 def write_summary(
-    path: Path, args, fixture_results, node_summary, t: dict, variant_rows: list
+    path: Path, args, fixture_results, node_summary, t: dict, variant_rows: list, quant_cases: list
 ) -> None:
+    all_cases = [c for r in fixture_results for c in r.cases] + quant_cases
+    all_cases += [r.case for r in variant_rows]
     summary = {
         "mdeploy": str(args.mdeploy),
         "totals": t,
-        "unexpected_failures": [c.id for r in fixture_results for c in r.cases if c.status == FAIL]
+        "unexpected_failures": [c.id for c in all_cases if c.status == FAIL]
         + [f["id"] for f in (node_summary or {}).get("failures", [])],
         "fixtures": [
             {
@@ -153,6 +157,7 @@ def write_summary(
         ],
         "node_tests": node_summary,
         "variants": [r.case.to_json() for r in variant_rows],
+        "quantized": [c.to_json() for c in quant_cases],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=1) + "\n")
@@ -199,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     stale = [i for i in known.unused() if should_have_run(i, args, chosen)]
     t = print_totals(fixture_cases, node_cases, known, stale)
-    write_summary(cache / "summary.json", args, fixture_results, node_summary, t, variant_rows)
+    write_summary(
+        cache / "summary.json", args, fixture_results, node_summary, t, variant_rows, quant_cases
+    )
     if args.list_failures:
         print_failure_lines(fixture_cases + node_cases)
     if args.only and not fixture_cases and not node_cases:

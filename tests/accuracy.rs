@@ -52,7 +52,8 @@ fn digits_against_itself_is_exact_and_matches_keras_accuracy() {
         let l = r.labels.as_ref().unwrap();
         assert_eq!(l.samples, 450);
         assert_eq!(l.source_top1, l.result_top1);
-        // tract and Keras agree on every prediction of the held-out split.
+        // tract and Keras agree on the held-out split's accuracy to within one prediction
+        // (float summation order can flip a near-tie).
         let want = keras_accuracy(&dir);
         assert!(
             (l.source_top1 - want).abs() < 1.5 / 450.0,

@@ -393,22 +393,31 @@ fn tolerance_past_the_error_exits_3_and_still_writes() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(out.exists(), "the output is written");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert!(r["accuracy"]["outputs"][0]["max_abs"].as_f64().unwrap() > 0.0);
+    let rel = r["accuracy"]["outputs"][0]["max_rel"].as_f64().unwrap();
+    assert!(rel > 0.0);
     assert_eq!(r["quantization"]["mode"], "int8");
-    // A loose tolerance passes.
-    let o = mdeploy(&[
-        "quantize",
-        &path(CNN),
-        "--float16",
-        "--to",
-        "onnx",
-        "--tolerance",
-        "1e-2",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("cosine"), "{}", stderr(&o));
+    // The bound is the measured error itself: just above it passes, just below it fails.
+    for (tolerance, code) in [(rel * 1.01, 0), (rel * 0.99, 3)] {
+        let t = format!("{tolerance:e}");
+        let o = mdeploy(&[
+            "quantize",
+            &path(CNN),
+            "--int8",
+            "--to",
+            "onnx",
+            "--tolerance",
+            &t,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "--tolerance {t}: {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains("cosine"), "{}", stderr(&o));
+    }
 }
 
 #[test]

@@ -253,6 +253,7 @@ fn layers_tfjs_lacks_are_each_named() {
     assert_eq!(bi.len(), 1);
     assert!(bi[0].op == "Bidirectional" && bi[0].reason.contains("reset_after"));
     let gru = refusal("tf_keras/recurrent/model.h5");
+    assert!(!gru.is_empty());
     assert!(gru
         .iter()
         .all(|u| u.op == "GRU" && u.reason.contains("reset_after")));
