@@ -1,11 +1,13 @@
 //! The `mdeploy` binary: parse, run, map errors to the documented exit codes.
 
+mod cli;
+
 use clap::Parser;
 
 fn main() {
     return_large_blocks();
-    let cli = mdeploy::cli::Cli::parse();
-    match mdeploy::cli::run(cli) {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
         Ok(()) => {}
         Err(e) => {
             eprintln!("error: {e}");

@@ -46,7 +46,7 @@ fn opts(mode: Mode) -> QuantizeOptions {
 
 /// Runs mdeploy, expecting success; returns the output file's bytes.
 fn quantize(args: &[&str], out_name: &str) -> (Vec<u8>, String) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let out = dir.path().join(out_name);
     let mut all: Vec<&str> = args.to_vec();
     let o_str = out.display().to_string();
@@ -188,7 +188,7 @@ fn onnx_output_is_qdq_never_integer_ops_and_deterministic() {
         }
         assert!(text.contains("DequantizeLinear"));
         // Evaluates (tract) and keeps the source's I/O.
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let p = dir.path().join("q.onnx");
         std::fs::write(&p, &a).unwrap();
         let input = mdeploy::npy::read(&repo().join("fixtures/digits/cnn/input.npy")).unwrap();
@@ -299,7 +299,7 @@ fn tflite_dynamic_range_is_hybrid_and_float16_uses_dequantize() {
     let int8 = tflite_of(&["quantize", CNN, "--int8", "--to", "tflite"]);
     let f16 = tflite_of(&["quantize", CNN, "--float16", "--to", "tflite"]);
     let float = {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let out = dir.path().join("f.tflite");
         let o = mdeploy(&[
             "convert",
@@ -374,7 +374,7 @@ fn tflite_dynamic_range_is_hybrid_and_float16_uses_dequantize() {
 
 #[test]
 fn tolerance_past_the_error_exits_3_and_still_writes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let out = dir.path().join("q.onnx");
     let report = dir.path().join("r.json");
     let o = mdeploy(&[
@@ -438,7 +438,7 @@ fn usage_errors() {
             2,
         ),
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let out = dir.path().join("q.onnx");
         let mut all: Vec<String> = args
             .iter()
@@ -540,7 +540,7 @@ fn exclude_keeps_a_node_float_in_a_full_integer_tflite_model() {
 
 #[test]
 fn default_output_sits_beside_the_input_named_by_the_mode() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let model = dir.path().join("net.onnx");
     std::fs::copy(repo().join("fixtures/onnx/mlp/model.onnx"), &model).unwrap();
     for (flag, name) in [
@@ -558,7 +558,7 @@ fn default_output_sits_beside_the_input_named_by_the_mode() {
 /// while TFLite (whose int8 builtins write int8) keeps it.
 #[test]
 fn qdq_form_has_no_round_trip_before_float_ops() {
-    use mdeploy::passes::quantize::activations::quantize_activations;
+    use mdeploy::passes::quantize::activations::{plan, quantize_activations};
     for data_movement in [false, true] {
         let mut g = read(CNN);
         mdeploy::writers::onnx::legalize(&mut g).unwrap();
@@ -571,7 +571,9 @@ fn qdq_form_has_no_round_trip_before_float_ops() {
         quantize_weights(&mut g, &o).unwrap();
         let samples = mdeploy::accuracy::load_samples(&g, &repo().join(CALIB)).unwrap();
         let batches = mdeploy::accuracy::batches_of(&g, samples).unwrap();
-        quantize_activations(&mut g, &o, &batches).unwrap();
+        let plan = plan(&g, &o);
+        let measured = mdeploy::eval::measure_ranges(&g, plan.values(), &batches).unwrap();
+        quantize_activations(&mut g, plan, &measured).unwrap();
         g.verify().unwrap();
         let softmax = g
             .nodes

@@ -57,7 +57,7 @@ fn ir_text_snapshots_are_stable() {
 #[test]
 fn input_shape_override_fixes_the_batch() {
     let opts = ReadOptions {
-        input_shapes: vec![mdeploy::cli::parse_input_shape("input:4x3x16x16").unwrap()],
+        input_shapes: vec![mdeploy::readers::parse_input_shape("input:4x3x16x16").unwrap()],
         ..Default::default()
     };
     let g = readers::read(

@@ -1,12 +1,9 @@
-//! The accuracy flags shared by `quantize` and `optimize` (`#[command(flatten)]` them), and the
-//! one place that runs the comparison, prints it and applies `--tolerance` (exit 3).
+//! The accuracy flags of `optimize` (`#[command(flatten)]`): the pipeline's accuracy stage.
 
-use super::progress::Progress;
-use crate::accuracy::{self, Report};
-use crate::error::{Error, Result};
-use crate::ir::Graph;
 use clap::Args;
-use std::path::{Path, PathBuf};
+use mdeploy::accuracy;
+use mdeploy::pipeline::Accuracy;
+use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct AccuracyArgs {
@@ -35,60 +32,17 @@ pub struct AccuracyArgs {
 }
 
 impl AccuracyArgs {
-    pub fn options(&self) -> accuracy::Options {
-        accuracy::Options {
-            calibration: self.calibration.clone(),
-            labels: self.labels.clone(),
-            per_layer: self.per_layer,
-            seed: self.seed,
-        }
+    /// The pipeline's accuracy stage (always on unless `--no-accuracy`).
+    pub fn pipeline(&self) -> Option<Accuracy> {
+        (!self.no_accuracy).then(|| Accuracy {
+            options: accuracy::Options {
+                calibration: self.calibration.clone(),
+                labels: self.labels.clone(),
+                per_layer: self.per_layer,
+                seed: self.seed,
+            },
+            tolerance: self.tolerance,
+            only_if_quantized: false,
+        })
     }
-
-    /// Runs the comparison (unless `--no-accuracy`) and prints it.
-    pub fn compare(
-        &self,
-        progress: &Progress,
-        source: &Graph,
-        result: &Graph,
-    ) -> Result<Option<Report>> {
-        if self.no_accuracy {
-            return Ok(None);
-        }
-        progress.step("comparing accuracy");
-        let r = accuracy::compare(source, result, &self.options())?;
-        for line in r.lines() {
-            progress.line(&line);
-        }
-        Ok(Some(r))
-    }
-
-    /// After the output and the report are written: exit 3 past `--tolerance`.
-    pub fn enforce(&self, report: Option<&Report>, out: &Path) -> Result<()> {
-        let (Some(tol), Some(r)) = (self.tolerance, report) else {
-            return Ok(());
-        };
-        let worst = r.worst_rel();
-        if worst > tol {
-            let names: Vec<&str> = r
-                .outputs
-                .iter()
-                .filter(|o| !o.error.shape_matches || o.error.max_rel > tol)
-                .map(|o| o.error.name.as_str())
-                .collect();
-            return Err(Error::Verification(format!(
-                "accuracy past tolerance for {}: max_rel {worst:.3e} > {tol:e}; the output was written to {}",
-                names.join(", "),
-                out.display()
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Writes a serializable report as pretty JSON, atomically.
-pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Failed(e.to_string()))?;
-    let mut f = crate::writers::AtomicFile::create(path)?;
-    std::io::Write::write_all(f.writer(), &json).map_err(crate::writers::io_err(path))?;
-    f.commit()
 }

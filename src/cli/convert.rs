@@ -1,19 +1,16 @@
-//! `mdeploy convert`: read → passes → legalize → check → write → (verify).
+//! `mdeploy convert`: the flags of the library pipeline ([`mdeploy::pipeline`]), which does the
+//! work.
 
-use super::progress::Progress;
-use super::quantize::{self as quant, QuantIo};
-use super::{load_inputs, parse_input_file, parse_input_shape};
-use crate::error::{Error, Result};
-use crate::eval::{self, Comparison};
-use crate::ir::Shape;
-use crate::passes::{self, PassContext};
-use crate::readers::{self, ReadOptions};
-use crate::writers::onnx::{ExternalData, OnnxWriter, OPSETS};
-use crate::writers::tfjs::{self, FolderOptions, TfjsFormat, WeightQuant};
-use crate::writers::tflite::TfliteWriter;
-use crate::writers::Writer;
+use super::quantize::QuantIo;
+use super::{parse_input_file, parse_input_shape, parse_tolerance};
 use clap::{Args, ValueEnum};
-use std::path::{Path, PathBuf};
+use mdeploy::error::{Error, Result};
+use mdeploy::ir::Shape;
+use mdeploy::pipeline::{self, Accuracy, Options, Verify};
+use mdeploy::readers::ReadOptions;
+use mdeploy::writers::onnx::OPSETS;
+use mdeploy::writers::tfjs::{TfjsFormat, WeightQuant};
+use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Target {
@@ -21,6 +18,16 @@ pub enum Target {
     Tflite,
     /// A TF.js folder (model.json + weight shards).
     Tfjs,
+}
+
+impl From<Target> for pipeline::Target {
+    fn from(t: Target) -> pipeline::Target {
+        match t {
+            Target::Onnx => pipeline::Target::Onnx,
+            Target::Tflite => pipeline::Target::Tflite,
+            Target::Tfjs => pipeline::Target::Tfjs,
+        }
+    }
 }
 
 /// Which TF.js model kind to write.
@@ -142,53 +149,6 @@ pub struct ConvertArgs {
     pub no_accuracy: bool,
 }
 
-impl ConvertArgs {
-    /// Arguments with every option at its default.
-    pub fn new(input: PathBuf, target: Target, output: Option<PathBuf>) -> ConvertArgs {
-        ConvertArgs {
-            input,
-            target,
-            output,
-            opset: None,
-            external_data: false,
-            io_layout: IoLayout::Nchw,
-            tfjs_format: TfjsFormatArg::Auto,
-            shard_size: None,
-            quantize_uint16: false,
-            verify: false,
-            tolerance: None,
-            inputs: vec![],
-            input_shapes: vec![],
-            signature: None,
-            seed: 0,
-            report: None,
-            int8: false,
-            float16: false,
-            calibration: None,
-            io: QuantIo::Float,
-            exclude: vec![],
-            per_layer: false,
-            labels: None,
-            no_accuracy: false,
-        }
-    }
-}
-
-pub fn target_name(t: Target) -> &'static str {
-    match t {
-        Target::Onnx => "onnx",
-        Target::Tflite => "tflite",
-        Target::Tfjs => "tfjs",
-    }
-}
-
-fn parse_tolerance(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v >= 0.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a non-negative number")),
-    }
-}
-
 fn parse_opset(s: &str) -> std::result::Result<i64, String> {
     let v: i64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
     if !OPSETS.contains(&v) {
@@ -201,81 +161,13 @@ fn parse_opset(s: &str) -> std::result::Result<i64, String> {
     Ok(v)
 }
 
-#[derive(serde::Serialize)]
-struct Report {
-    input: String,
-    format: String,
-    target: String,
-    outputs: Vec<String>,
-    bytes: u64,
-    nodes_in: usize,
-    nodes_out: usize,
-    passes: Vec<passes::PassStats>,
-    verify: Vec<Comparison>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    quantization: Option<quant::QuantReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    accuracy: Option<crate::accuracy::Report>,
-}
-
-/// Where the output goes without `-o`.
-pub fn default_output(input: &Path, target: Target) -> PathBuf {
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let ext = match target {
-        Target::Onnx => "onnx",
-        Target::Tflite => "tflite",
-        // A folder: `net.onnx` → `net_tfjs/`, `saved_model/` → `saved_model_tfjs/`.
-        Target::Tfjs => return input.with_file_name(format!("{stem}_tfjs")),
-    };
-    let candidate = input.with_file_name(format!("{stem}.{ext}"));
-    if candidate == input {
-        input.with_file_name(format!("{stem}_converted.{ext}"))
-    } else {
-        candidate
-    }
-}
-
-/// What `--verify` compares for a TFLite output: the graph exactly as serialized (after every
-/// TFLite rewrite: layout, folding, lowering), run by tract through ONNX. tract-tflite is only
-/// asked to decode the file: its TFLite kernels disagree with LiteRT on valid files (e.g. the
-/// cnn_bn fixture), so its numbers are no reference. The conformance tier runs every fixture's
-/// .tflite in LiteRT itself.
-fn tflite_outputs(
-    progress: &Progress,
-    out: &Path,
-    inputs: &[crate::ir::Tensor],
-    io: IoLayout,
-    g: &crate::ir::Graph,
-) -> Result<Option<Vec<crate::ir::Tensor>>> {
-    if io == IoLayout::Nhwc && g.inputs.iter().any(|&i| g.ty(i).rank() == 4) {
-        progress.line("verification is not available for --io-layout nhwc outputs; skipped");
-        return Ok(None);
-    }
-    if let Err(e) = eval::decode_tflite_file(out) {
-        progress.line(&format!(
-            "note: tract-tflite cannot decode the file ({e}); LiteRT may still load it"
-        ));
-    }
-    Ok(Some(eval::run(g, inputs)?))
-}
-
-/// The TF.js folder options from the flags; the TF.js-only flags are refused elsewhere.
-fn tfjs_options(a: &ConvertArgs) -> Result<FolderOptions> {
+/// Flags that only mean something for one target are refused for the others.
+fn refuse_foreign_flags(a: &ConvertArgs) -> Result<()> {
     let tfjs_only = [
         (a.quantize_uint16, "--quantize-uint16"),
         (a.shard_size.is_some(), "--shard-size"),
         (a.tfjs_format != TfjsFormatArg::Auto, "--tfjs-format"),
     ];
-    if a.target == Target::Tfjs && a.calibration.is_some() {
-        return Err(Error::Usage(
-            "--calibration: TF.js models keep float activations (their weights are quantized in \
-             the manifest); full-integer int8 is for --to onnx and --to tflite"
-                .into(),
-        ));
-    }
     if a.target != Target::Tfjs {
         if let Some((_, flag)) = tfjs_only.iter().find(|(set, _)| *set) {
             return Err(Error::Usage(format!(
@@ -284,267 +176,73 @@ fn tfjs_options(a: &ConvertArgs) -> Result<FolderOptions> {
             )));
         }
     }
-    let quant = if a.int8 {
-        WeightQuant::Uint8
-    } else if a.float16 {
-        WeightQuant::Float16
-    } else if a.quantize_uint16 {
-        WeightQuant::Uint16
-    } else {
-        WeightQuant::None
-    };
-    Ok(FolderOptions {
-        shard_size: a.shard_size.map_or(Some(tfjs::DEFAULT_SHARD_SIZE), |s| s.0),
-        quant,
+    Ok(())
+}
+
+/// The pipeline options of a `convert` (and, through it, `quantize`) command line.
+pub fn options(a: &ConvertArgs) -> Result<Options> {
+    refuse_foreign_flags(a)?;
+    let quantize = super::quantize::quantize_options(
+        a.int8,
+        a.float16,
+        &a.exclude,
+        a.calibration.as_ref(),
+        a.io,
+    );
+    let accuracy = (quantize.is_some() && !a.no_accuracy).then(|| Accuracy {
+        options: mdeploy::accuracy::Options {
+            calibration: a.calibration.clone(),
+            labels: a.labels.clone(),
+            per_layer: a.per_layer,
+            seed: a.seed,
+        },
+        tolerance: a.tolerance,
+        only_if_quantized: true,
+    });
+    Ok(Options {
+        input: a.input.clone(),
+        output: a.output.clone(),
+        target: Some(a.target.into()),
+        job: pipeline::Job::Convert,
+        read: ReadOptions {
+            input_shapes: a.input_shapes.clone(),
+            signature: a.signature.clone(),
+        },
+        onnx: pipeline::OnnxOptions {
+            opset: a.opset,
+            external_data: a.external_data,
+        },
+        tflite: pipeline::TfliteOptions {
+            nhwc_io: a.io_layout == IoLayout::Nhwc,
+        },
+        tfjs: pipeline::TfjsOptions {
+            format: match a.tfjs_format {
+                TfjsFormatArg::Auto => TfjsFormat::Auto,
+                TfjsFormatArg::Layers => TfjsFormat::Layers,
+                TfjsFormatArg::Graph => TfjsFormat::Graph,
+            },
+            shard_size: a
+                .shard_size
+                .map_or(Some(mdeploy::writers::tfjs::DEFAULT_SHARD_SIZE), |s| s.0),
+            weights: if a.quantize_uint16 {
+                WeightQuant::Uint16
+            } else {
+                WeightQuant::None
+            },
+        },
+        weights: Default::default(),
+        quantize,
+        accuracy,
+        verify: a.verify.then(|| Verify {
+            inputs: a.inputs.clone(),
+            seed: a.seed,
+            tolerance: a.tolerance.unwrap_or(1e-4),
+        }),
+        report: a.report.clone(),
     })
 }
 
 pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
-    let progress = Progress::new(quiet);
-    let folder = tfjs_options(&a)?;
-    let out = a
-        .output
-        .clone()
-        .unwrap_or_else(|| default_output(&a.input, a.target));
-    if out.exists() && out.canonicalize().ok() == a.input.canonicalize().ok() {
-        return Err(Error::Usage(format!(
-            "{}: output would overwrite the input",
-            out.display()
-        )));
-    }
-    progress.step("reading");
-    let reader = readers::detect(&a.input)?;
-    let opts = ReadOptions {
-        input_shapes: a.input_shapes.clone(),
-        signature: a.signature.clone(),
-    };
-    let source = reader.read(&a.input, &opts)?;
-    source.verify().map_err(|e| {
-        Error::Failed(format!(
-            "{}: reader produced an invalid graph: {e}",
-            a.input.display()
-        ))
-    })?;
-    let nodes_in = source.nodes.len();
-
-    progress.step("transforming");
-    let mut g = source.clone();
-    let mut ctx = PassContext::default();
-    // The clean-up and fusion passes run before every writer (what `mdeploy optimize` reports).
-    passes::cleanup(&mut g, &mut ctx)?;
-    // A TF.js layers model is written from the Keras file (nothing to verify through tract).
-    let mut layers = false;
-    let writer: Box<dyn Writer> = match a.target {
-        Target::Onnx => Box::new(OnnxWriter {
-            opset: a.opset,
-            external: if a.external_data {
-                ExternalData::Always
-            } else {
-                ExternalData::Auto
-            },
-        }),
-        Target::Tflite => Box::new(TfliteWriter {
-            nhwc_io: a.io_layout == IoLayout::Nhwc,
-        }),
-        Target::Tfjs => {
-            let format = match a.tfjs_format {
-                TfjsFormatArg::Auto => TfjsFormat::Auto,
-                TfjsFormatArg::Layers => TfjsFormat::Layers,
-                TfjsFormatArg::Graph => TfjsFormat::Graph,
-            };
-            if format == TfjsFormat::Layers && reader.name() != "keras" {
-                return Err(Error::Usage(format!(
-                    "--tfjs-format layers needs a Keras source; {} is {}",
-                    a.input.display(),
-                    reader.name()
-                )));
-            }
-            let keras = reader.name() == "keras";
-            let lacking = if keras && format != TfjsFormat::Graph {
-                tfjs::layers::check(&a.input)?
-            } else {
-                vec![]
-            };
-            if format == TfjsFormat::Layers && !lacking.is_empty() {
-                return Err(Error::Unsupported {
-                    file: a.input.display().to_string(),
-                    items: lacking,
-                });
-            }
-            if keras && format != TfjsFormat::Graph && !lacking.is_empty() && !quiet {
-                eprintln!(
-                    "warning: tfjs-layers cannot hold this model, writing a graph model instead:"
-                );
-                for u in &lacking {
-                    eprintln!("  {u}");
-                }
-            }
-            layers = keras && format != TfjsFormat::Graph && lacking.is_empty();
-            if layers {
-                Box::new(tfjs::LayersWriter {
-                    input: a.input.clone(),
-                    folder,
-                })
-            } else {
-                Box::new(tfjs::graph::GraphWriter {
-                    folder,
-                    generated_by: Some(reader.name().to_string()),
-                })
-            }
-        }
-    };
-    writer.legalize_verified(&mut g)?;
-    let quant_opts = quant::options(&a);
-    if quant_opts.is_some() {
-        // A model the writer refuses is refused before calibration and evaluation run.
-        writer.ensure_writable(&g, &a.input)?;
-    }
-    let quantized = match &quant_opts {
-        Some(q) => Some(quant::apply(
-            &mut g,
-            q,
-            a.calibration.as_deref(),
-            a.io,
-            &progress,
-        )?),
-        None => None,
-    };
-    // Everything the writer cannot express is listed before any evaluation or writing.
-    writer.ensure_writable(&g, &a.input)?;
-    // A quantized output always gets the accuracy report (the quantized graph exactly as
-    // written, against the source); --tolerance bounds it only when given.
-    let accuracy = match &quantized {
-        // The source's samples do not fit a model whose 4-D inputs were made NHWC.
-        Some(_)
-            if a.io_layout == IoLayout::Nhwc
-                && g.inputs.iter().any(|&i| g.ty(i).rank() == 4)
-                && !a.no_accuracy =>
-        {
-            if a.tolerance.is_some() {
-                return Err(Error::Usage(
-                    "--tolerance needs the accuracy report, which --io-layout nhwc outputs do not \
-                     have (the source's inputs are channels-first)"
-                        .into(),
-                ));
-            }
-            progress.line("note: no accuracy report for --io-layout nhwc outputs");
-            None
-        }
-        Some(_) if !a.no_accuracy => {
-            progress.step("comparing accuracy");
-            match quant::accuracy(&a, &source, &g) {
-                Ok(r) => {
-                    for line in r.lines() {
-                        progress.line(&line);
-                    }
-                    Some(r)
-                }
-                // Without --tolerance the report is information: the output is still written.
-                Err(e) if a.tolerance.is_none() => {
-                    progress.line(&format!("note: no accuracy report: {e}"));
-                    None
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        _ => None,
-    };
-    if let Some(q) = &quantized {
-        quant::finish_io(&mut g, q, &progress)?;
-        if q.full_integer {
-            writer.ensure_writable(&g, &a.input)?;
-        }
-    }
-    progress.step("writing");
-    let written = writer.write(&g, &out)?;
-    progress.line(&format!(
-        "wrote {} ({} bytes, {} nodes) from {} ({} nodes)",
-        out.display(),
-        written.bytes,
-        written.nodes,
-        a.input.display(),
-        nodes_in
-    ));
-
-    let mut comparisons = Vec::new();
-    let mut failed = Vec::new();
-    let tolerance = a.tolerance.unwrap_or(1e-4);
-    if let (Some(t), Some(r)) = (a.tolerance, &accuracy) {
-        for o in &r.outputs {
-            if !o.error.shape_matches || o.error.max_rel > t {
-                failed.push(o.error.name.clone());
-            }
-        }
-    }
-    if a.verify && quantized.is_none() {
-        progress.step("verifying");
-        let inputs = load_inputs(&source, &a.inputs, a.seed)?;
-        let expected = eval::run(&source, &inputs)?;
-        let got = match a.target {
-            Target::Onnx => Some(eval::run_onnx_file(&out, &inputs)?),
-            Target::Tflite => tflite_outputs(&progress, &out, &inputs, a.io_layout, &g)?,
-            // The graph exactly as written (after the NHWC rewrites), run by tract: TF.js
-            // itself runs in the conformance tier (Node).
-            Target::Tfjs if layers => {
-                progress.line("verification is not available for TF.js layers models; skipped");
-                None
-            }
-            Target::Tfjs => Some(eval::run(&g, &inputs)?),
-        };
-        let skipped = got.is_none();
-        let got = got.unwrap_or_default();
-        if !skipped && got.len() != expected.len() {
-            return Err(Error::Verification(format!(
-                "output has {} results, source {}",
-                got.len(),
-                expected.len()
-            )));
-        }
-        for (i, (g_out, e_out)) in got.iter().zip(&expected).enumerate() {
-            let name = &source.value(source.outputs[i]).name;
-            let c = eval::compare(name, g_out, e_out);
-            let ok = c.shape_matches && c.max_rel <= tolerance;
-            progress.line(&format!(
-                "verify {name}: max_abs {:.3e}  max_rel {:.3e}  cosine {:.6}  {}",
-                c.max_abs,
-                c.max_rel,
-                c.cosine,
-                if ok { "ok" } else { "FAIL" }
-            ));
-            if !ok {
-                failed.push(name.clone());
-            }
-            comparisons.push(c);
-        }
-    }
-    progress.finish();
-    if let Some(path) = &a.report {
-        let r = Report {
-            input: a.input.display().to_string(),
-            format: reader.name().into(),
-            target: writer.name().into(),
-            outputs: written
-                .files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            bytes: written.bytes,
-            nodes_in,
-            nodes_out: written.nodes,
-            passes: ctx.stats,
-            verify: comparisons,
-            quantization: quantized,
-            accuracy,
-        };
-        super::accuracy::write_json(path, &r)?;
-    }
-    if !failed.is_empty() {
-        return Err(Error::Verification(format!(
-            "verification failed for {} (tolerance {:e}); the output was written to {}",
-            failed.join(", "),
-            tolerance,
-            out.display()
-        )));
-    }
-    Ok(())
+    let opts = options(&a)?;
+    super::run_pipeline(&opts, quiet)
 }

@@ -1,10 +1,11 @@
 //! `mdeploy inspect`: inputs/outputs, op histogram, parameter count and bytes; `--json` for
 //! machines, `--ir` for the stable IR text form.
 
-use crate::error::{Error, Result};
-use crate::ir::shape_text;
-use crate::readers::{self, ReadOptions};
 use clap::Args;
+use mdeploy::error::{Error, Result};
+use mdeploy::ir::shape_text;
+use mdeploy::pipeline;
+use mdeploy::readers::ReadOptions;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -44,13 +45,13 @@ struct Summary {
 }
 
 pub fn run(a: InspectArgs) -> Result<()> {
-    let reader = readers::detect(&a.input)?;
-    let g = reader.read(&a.input, &ReadOptions::default())?;
+    let model = pipeline::load(&a.input, &ReadOptions::default())?;
+    let g = model.graph;
     if a.ir {
         print!("{}", g.to_text());
         return Ok(());
     }
-    let io = |ids: &[crate::ir::ValueId]| -> Vec<Io> {
+    let io = |ids: &[mdeploy::ir::ValueId]| -> Vec<Io> {
         ids.iter()
             .map(|&v| Io {
                 name: g.value(v).name.clone(),
@@ -67,7 +68,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
     let parameters = g.source_parameters.unwrap_or(parameters);
     let s = Summary {
         file: a.input.display().to_string(),
-        format: reader.name().into(),
+        format: model.format.into(),
         inputs: io(&g.inputs),
         outputs: io(&g.outputs),
         ops,
@@ -86,12 +87,12 @@ pub fn run(a: InspectArgs) -> Result<()> {
     for (title, list) in [("inputs", &s.inputs), ("outputs", &s.outputs)] {
         println!("{title}:");
         for v in list {
-            let shape: Vec<crate::ir::Dim> = v
+            let shape: Vec<mdeploy::ir::Dim> = v
                 .shape
                 .iter()
                 .map(|d| {
                     d.parse::<u64>()
-                        .map_or(crate::ir::Dim::Sym(d.clone()), crate::ir::Dim::Fixed)
+                        .map_or(mdeploy::ir::Dim::Sym(d.clone()), mdeploy::ir::Dim::Fixed)
                 })
                 .collect();
             println!("  {:<24} {:<5} {}", v.name, v.dtype, shape_text(&shape));

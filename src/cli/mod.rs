@@ -8,9 +8,9 @@ mod optimize;
 mod progress;
 mod quantize;
 
-use crate::error::{Error, Result};
-use crate::ir::{Dim, Shape, Tensor};
 use clap::{Parser, Subcommand};
+use mdeploy::error::Result;
+pub use mdeploy::readers::parse_input_shape;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -54,22 +54,6 @@ pub fn parse_tolerance(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
-/// Parses `name:1x224x224x3` (a dimension may be a symbol such as `batch`).
-pub fn parse_input_shape(s: &str) -> std::result::Result<(String, Shape), String> {
-    let (name, dims) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("'{s}': expected NAME:DIMxDIM…"))?;
-    let shape = dims
-        .split(['x', ','])
-        .filter(|d| !d.is_empty())
-        .map(|d| match d.parse::<u64>() {
-            Ok(n) => Dim::Fixed(n),
-            Err(_) => Dim::Sym(d.to_string()),
-        })
-        .collect();
-    Ok((name.to_string(), shape))
-}
-
 /// Parses `name=file.npy`.
 pub fn parse_input_file(s: &str) -> std::result::Result<(String, PathBuf), String> {
     let (name, path) = s
@@ -78,30 +62,11 @@ pub fn parse_input_file(s: &str) -> std::result::Result<(String, PathBuf), Strin
     Ok((name.to_string(), PathBuf::from(path)))
 }
 
-/// Loads `--input` files in graph input order; inputs without a file get seeded random data.
-pub fn load_inputs(
-    g: &crate::ir::Graph,
-    files: &[(String, PathBuf)],
-    seed: u64,
-) -> Result<Vec<Tensor>> {
-    let mut inputs = crate::eval::random_inputs(g, seed, 2);
-    for (name, path) in files {
-        let Some(i) = g.inputs.iter().position(|&v| g.value(v).name == *name) else {
-            let names: Vec<&str> = g.inputs.iter().map(|&v| g.value(v).name.as_str()).collect();
-            return Err(Error::Usage(format!(
-                "--input {name}: the model's inputs are {}",
-                names.join(", ")
-            )));
-        };
-        let t = crate::npy::read(path).map_err(Error::Failed)?;
-        if t.dtype != g.ty(g.inputs[i]).dtype {
-            return Err(Error::Usage(format!(
-                "--input {name}: file holds {}, the input is {}",
-                t.dtype,
-                g.ty(g.inputs[i])
-            )));
-        }
-        inputs[i] = t;
-    }
-    Ok(inputs)
+/// Runs the pipeline with progress on stderr; past a tolerance: exit 3 (the output and the
+/// report are written).
+fn run_pipeline(opts: &mdeploy::pipeline::Options, quiet: bool) -> Result<()> {
+    let progress = progress::Progress::new(quiet);
+    let report = mdeploy::pipeline::convert(opts, &progress);
+    progress.finish();
+    report?.check_tolerance()
 }

@@ -43,3 +43,15 @@ impl Progress {
         }
     }
 }
+
+impl mdeploy::pipeline::Observer for Progress {
+    fn step(&self, msg: &str) {
+        Progress::step(self, msg)
+    }
+    fn line(&self, msg: &str) {
+        Progress::line(self, msg)
+    }
+    fn warn(&self, msg: &str) {
+        Progress::line(self, &format!("warning: {msg}"))
+    }
+}

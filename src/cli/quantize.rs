@@ -1,26 +1,33 @@
-//! `mdeploy quantize`: the convert pipeline with a quantization pass, and the quantization step
-//! `convert --int8/--float16` shares with it (same pass, same accuracy report).
+//! `mdeploy quantize`: the flags of the library pipeline with its quantization stage on (the
+//! same stage `convert --int8/--float16` switches on).
 
-use super::convert::{self, ConvertArgs, Target};
-use super::parse_input_shape;
-use super::progress::Progress;
-use crate::error::{Error, Result};
-use crate::ir::{Graph, Shape};
-use crate::passes::quantize::activations::ActivationStats;
-use crate::passes::quantize::{self, Form, Mode, QuantizeOptions, WeightStats};
-use crate::readers;
+use super::convert::Target;
+use super::{parse_input_shape, parse_tolerance};
 use clap::{Args, ValueEnum};
+use mdeploy::error::Result;
+use mdeploy::ir::Shape;
+use mdeploy::passes::quantize::Mode;
+use mdeploy::pipeline::{self, Accuracy, Options};
+use mdeploy::readers::ReadOptions;
 use std::path::PathBuf;
 
 /// Element type of a fully integer model's inputs and outputs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum QuantIo {
     /// float32 inputs and outputs (QUANTIZE/DEQUANTIZE at the boundary).
     #[default]
     Float,
     /// int8 inputs and outputs with the calibrated parameters.
     Int8,
+}
+
+impl From<QuantIo> for pipeline::QuantIo {
+    fn from(io: QuantIo) -> pipeline::QuantIo {
+        match io {
+            QuantIo::Float => pipeline::QuantIo::Float,
+            QuantIo::Int8 => pipeline::QuantIo::Int8,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -78,202 +85,50 @@ pub struct QuantizeArgs {
     pub input_shapes: Vec<(String, Shape)>,
 }
 
-fn parse_tolerance(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v >= 0.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a non-negative number")),
-    }
-}
-
-pub fn run(a: QuantizeArgs, quiet: bool) -> Result<()> {
-    let progress = Progress::new(quiet);
-    let target = match a.target {
-        Some(t) => t,
-        None => {
-            let format = readers::detect(&a.input)?.name();
-            let t = match format {
-                "tflite" => Target::Tflite,
-                _ => Target::Onnx,
-            };
-            progress.line(&format!(
-                "no --to given: writing {} ({})",
-                convert::target_name(t),
-                if format == convert::target_name(t) {
-                    "the input's format"
-                } else {
-                    "mdeploy does not write the input's format"
-                }
-            ));
-            t
-        }
-    };
-    progress.finish();
-    // Without -o: `net.onnx` → `net_int8.onnx` / `net_float16.onnx` (or .tflite) beside it.
-    let output = a.output.or_else(|| {
-        let stem = a.input.file_stem()?.to_string_lossy().into_owned();
-        let tag = if a.int8 { "int8" } else { "float16" };
-        let ext = convert::target_name(target);
-        Some(a.input.with_file_name(format!("{stem}_{tag}.{ext}")))
-    });
-    let args = ConvertArgs {
-        int8: a.int8,
-        float16: a.float16,
-        calibration: a.calibration,
-        io: a.io,
-        exclude: a.exclude,
-        per_layer: a.per_layer,
-        labels: a.labels,
-        no_accuracy: a.no_accuracy,
-        tolerance: a.tolerance,
-        report: a.report,
-        input_shapes: a.input_shapes,
-        ..ConvertArgs::new(a.input, target, output)
-    };
-    convert::run(args, quiet)
-}
-
-/// The quantization a convert run asked for, if any.
-/// The IR quantization `--int8`/`--float16` ask for, or `None`. TF.js needs none: its writer
-/// stores the weights quantized in the manifest and the loader dequantizes them.
-pub fn options(a: &ConvertArgs) -> Option<QuantizeOptions> {
-    if a.target == Target::Tfjs {
-        return None;
-    }
-    let mode = match (a.int8, a.float16) {
+/// The pipeline's quantization stage from the flags `quantize` and `convert` share.
+pub fn quantize_options(
+    int8: bool,
+    float16: bool,
+    exclude: &[String],
+    calibration: Option<&PathBuf>,
+    io: QuantIo,
+) -> Option<pipeline::Quantize> {
+    let mode = match (int8, float16) {
         (true, _) => Mode::Int8,
         (false, true) => Mode::Float16,
         _ => return None,
     };
-    Some(QuantizeOptions {
+    Some(pipeline::Quantize {
         mode,
-        exclude: a.exclude.clone(),
-        form: match a.target {
-            Target::Tflite => Form::Tflite,
-            _ => Form::Qdq,
-        },
+        exclude: exclude.to_vec(),
+        calibration: calibration.cloned(),
+        io: io.into(),
     })
 }
 
-/// What quantization did, for the report.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct QuantReport {
-    pub mode: Mode,
-    pub full_integer: bool,
-    pub io: QuantIo,
-    pub weights: WeightStats,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub activations: Option<ActivationStats>,
-}
-
-/// Quantizes a graph legalized for its writer: weights, then (with calibration samples)
-/// activations. `--io int8` is applied later by [`finish_io`], after the accuracy report (which
-/// feeds the source's float inputs to both models).
-pub fn apply(
-    g: &mut Graph,
-    opts: &QuantizeOptions,
-    calibration: Option<&std::path::Path>,
-    io: QuantIo,
-    progress: &Progress,
-) -> Result<QuantReport> {
-    // Batch norms after convolutions fold into their weights before those are quantized (the
-    // TFLite legalization did this already; ONNX keeps them otherwise).
-    crate::passes::fuse::fold_batch_norms(g);
-    // Constant subgraphs (e.g. a transpose the layout pass put after a source model's own
-    // dequantized weights) become constants, so they are quantized as weights.
-    crate::passes::cleanup::fold_constants(g);
-    g.remove_dead();
-    let weights = quantize::quantize_weights(g, opts)
-        .map_err(|e| Error::Failed(format!("quantization: {e}")))?;
-    g.verify()
-        .map_err(|e| Error::Failed(format!("quantization broke the graph: {e}")))?;
-    let activations = match calibration {
-        Some(path) if opts.mode == Mode::Int8 => {
-            progress.step("calibrating");
-            let batches = crate::accuracy::batches_of(g, crate::accuracy::load_samples(g, path)?)?;
-            let s = quantize::activations::quantize_activations(g, opts, &batches)?;
-            g.verify().map_err(|e| {
-                Error::Failed(format!("activation quantization broke the graph: {e}"))
-            })?;
-            progress.line(&format!(
-                "full integer: {} activations int8 from {} calibration batches, {} int8 ops, {} int32 biases, {} ops kept float",
-                s.activations,
-                s.calibration_batches,
-                s.int8_nodes,
-                s.int32_biases,
-                s.float_nodes.len()
-            ));
-            if !s.unmeasured.is_empty() {
-                progress.line(&format!(
-                    "note: {} activations stay float: the evaluator could not measure their range ({})",
-                    s.unmeasured.len(),
-                    s.unmeasured.join(", ")
-                ));
-            }
-            Some(s)
-        }
-        _ => None,
-    };
-    progress.line(&format!(
-        "quantized {} weight tensors to {} ({} per channel): {} → {} bytes{}",
-        weights.tensors,
-        match opts.mode {
-            Mode::Int8 => "int8",
-            Mode::Float16 => "float16",
+pub fn run(a: QuantizeArgs, quiet: bool) -> Result<()> {
+    let opts = Options {
+        input: a.input,
+        output: a.output,
+        target: a.target.map(Into::into),
+        job: pipeline::Job::Quantize,
+        read: ReadOptions {
+            input_shapes: a.input_shapes,
+            signature: None,
         },
-        weights.per_channel,
-        weights.bytes_before,
-        weights.bytes_after,
-        if weights.excluded_nodes.is_empty() {
-            String::new()
-        } else {
-            format!("; {} nodes kept float", weights.excluded_nodes.len())
-        }
-    ));
-    Ok(QuantReport {
-        mode: opts.mode,
-        full_integer: activations.is_some(),
-        io,
-        weights,
-        activations,
-    })
-}
-
-/// `--io int8` on a fully integer graph: int8 inputs and outputs.
-pub fn finish_io(g: &mut Graph, report: &QuantReport, progress: &Progress) -> Result<()> {
-    if report.full_integer && report.io == QuantIo::Int8 {
-        let changed = quantize::activations::int8_io(g)?;
-        g.verify()
-            .map_err(|e| Error::Failed(format!("--io int8 broke the graph: {e}")))?;
-        let all = g.inputs.len() + g.outputs.len();
-        if changed < all {
-            let float: Vec<&str> = g
-                .inputs
-                .iter()
-                .chain(&g.outputs)
-                .filter(|&&v| g.ty(v).dtype != crate::ir::DType::I8)
-                .map(|&v| g.value(v).name.as_str())
-                .collect();
-            progress.line(&format!(
-                "note: --io int8: {} stay float (the op next to them has no int8 form here)",
-                float.join(", ")
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The accuracy report of a quantized graph against its source: on the calibration samples
-/// when given, seeded random inputs otherwise (crate::accuracy).
-pub fn accuracy(
-    a: &ConvertArgs,
-    source: &Graph,
-    result: &Graph,
-) -> Result<crate::accuracy::Report> {
-    let opts = crate::accuracy::Options {
-        calibration: a.calibration.clone(),
-        labels: a.labels.clone(),
-        per_layer: a.per_layer,
-        seed: a.seed,
+        quantize: quantize_options(a.int8, a.float16, &a.exclude, a.calibration.as_ref(), a.io),
+        accuracy: (!a.no_accuracy).then_some(Accuracy {
+            options: mdeploy::accuracy::Options {
+                calibration: a.calibration,
+                labels: a.labels,
+                per_layer: a.per_layer,
+                seed: 0,
+            },
+            tolerance: a.tolerance,
+            only_if_quantized: true,
+        }),
+        report: a.report,
+        ..Options::default()
     };
-    crate::accuracy::compare(source, result, &opts)
+    super::run_pipeline(&opts, quiet)
 }

@@ -4,6 +4,9 @@
 
 pub mod pieces;
 mod prepare;
+mod ranges;
+
+pub use ranges::measure_ranges;
 
 use crate::error::{failed, Result};
 use crate::ir::{DType, Dim, Graph, Tensor, ValueId};

@@ -21,6 +21,22 @@ pub struct ReadOptions {
     pub signature: Option<String>,
 }
 
+/// Parses `name:1x224x224x3` (a dimension may be a symbol such as `batch`).
+pub fn parse_input_shape(s: &str) -> std::result::Result<(String, Shape), String> {
+    let (name, dims) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{s}': expected NAME:DIMxDIM…"))?;
+    let shape = dims
+        .split(['x', ','])
+        .filter(|d| !d.is_empty())
+        .map(|d| match d.parse::<u64>() {
+            Ok(n) => crate::ir::Dim::Fixed(n),
+            Err(_) => crate::ir::Dim::Sym(d.to_string()),
+        })
+        .collect();
+    Ok((name.to_string(), shape))
+}
+
 pub trait Reader {
     /// Short format name (`onnx`, `keras`, `saved_model`).
     fn name(&self) -> &'static str;

@@ -82,3 +82,30 @@ pub fn assert_matches(what: &str, got: &[Tensor], expected: &[Tensor]) {
         );
     }
 }
+
+/// A fresh folder under the system's temp folder, removed with everything in it when dropped.
+/// (Not the `tempfile` crate: a dev-dependency would change the features of the product's own
+/// dependencies, and `cargo test` would then compile tract a second time after `cargo run`.)
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn tempdir() -> TempDir {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("mdeploy-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    TempDir(dir)
+}

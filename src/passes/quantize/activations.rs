@@ -13,7 +13,6 @@
 use super::math;
 use super::{excluded, Form, QuantizeOptions};
 use crate::error::{failed, Result};
-use crate::eval;
 use crate::ir::ops::{Activation, BinaryOp, PadMode, PoolKind, QuantAxis, ReduceKind, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op, Tensor, ValueId};
 use std::collections::{HashMap, HashSet};
@@ -115,13 +114,42 @@ pub struct ActivationStats {
     pub unmeasured: Vec<String>,
 }
 
-/// Quantizes the activations of `g` (whose weights are already int8 + DequantizeLinear).
-pub fn quantize_activations(
-    g: &mut Graph,
-    opts: &QuantizeOptions,
-    batches: &[Vec<Tensor>],
-) -> Result<ActivationStats> {
-    let producers = g.producers();
+/// Which activations of a graph get a `QuantizeLinear → DequantizeLinear` pair and how each
+/// int8 op's output parameters are chosen. The ranges of [`Plan::values`] are measured by the
+/// caller (by running the graph on calibration samples) and handed to [`quantize_activations`].
+pub struct Plan {
+    kinds: Vec<Option<Kind>>,
+    /// A dense layer's bias Add node → its MatMul node.
+    bias_add: HashMap<usize, usize>,
+    quantize: Vec<ValueId>,
+    seen: HashSet<ValueId>,
+    float_nodes: Vec<String>,
+    int8_nodes: usize,
+}
+
+impl Plan {
+    /// The values whose `(min, max)` over the calibration samples the pass needs.
+    pub fn values(&self) -> &[ValueId] {
+        &self.quantize
+    }
+}
+
+/// Measured `(min, max)` per value.
+pub type Ranges = HashMap<ValueId, (f32, f32)>;
+
+/// What the caller measured for a [`Plan`].
+#[derive(Clone, Debug, Default)]
+pub struct Measured {
+    pub ranges: Ranges,
+    /// Values whose range could not be measured: they stay float.
+    pub unmeasured: Vec<ValueId>,
+    /// Calibration batches the ranges come from (for the report).
+    pub batches: usize,
+}
+
+/// Plans the activation quantization of `g` (whose weights are already int8 +
+/// DequantizeLinear).
+pub fn plan(g: &Graph, opts: &QuantizeOptions) -> Plan {
     let weights = weight_values(g);
     let uses = g.use_counts();
     let mut consumers: HashMap<ValueId, Vec<usize>> = HashMap::new();
@@ -132,10 +160,7 @@ pub fn quantize_activations(
     }
     let outputs: HashSet<ValueId> = g.outputs.iter().copied().collect();
     let mut kinds: Vec<Option<Kind>> = Vec::with_capacity(g.nodes.len());
-    let mut stats = ActivationStats {
-        calibration_batches: batches.len(),
-        ..Default::default()
-    };
+    let mut int8_nodes = 0;
     for n in &g.nodes {
         let k = if excluded(opts, n) {
             None
@@ -170,7 +195,7 @@ pub fn quantize_activations(
             }
         }
     }
-    stats.float_nodes = g
+    let float_nodes = g
         .nodes
         .iter()
         .zip(&kinds)
@@ -208,7 +233,7 @@ pub fn quantize_activations(
         if kinds[i].is_none() {
             continue;
         }
-        stats.int8_nodes += 1;
+        int8_nodes += 1;
         if kinds[i] == Some(Kind::SameAsInput) && opts.form == Form::Qdq {
             // Still a pair on a graph input (what `--io int8` makes the model's input).
             for &v in &n.inputs {
@@ -233,8 +258,39 @@ pub fn quantize_activations(
             add(out, &mut seen, &mut quantize);
         }
     }
-    let (ranges, unmeasured) = calibrate(g, &quantize, batches)?;
-    for v in &unmeasured {
+    Plan {
+        kinds,
+        bias_add,
+        quantize,
+        seen,
+        float_nodes,
+        int8_nodes,
+    }
+}
+
+/// Quantizes the activations of `g` as `plan` says, with the ranges `measured` of its values.
+pub fn quantize_activations(
+    g: &mut Graph,
+    plan: Plan,
+    measured: &Measured,
+) -> Result<ActivationStats> {
+    let Plan {
+        kinds,
+        bias_add,
+        mut quantize,
+        mut seen,
+        float_nodes,
+        int8_nodes,
+    } = plan;
+    let ranges = &measured.ranges;
+    let producers = g.producers();
+    let mut stats = ActivationStats {
+        calibration_batches: measured.batches,
+        float_nodes,
+        int8_nodes,
+        ..Default::default()
+    };
+    for v in &measured.unmeasured {
         seen.remove(v);
         stats.unmeasured.push(g.value(*v).name.clone());
     }
@@ -276,107 +332,6 @@ pub fn quantize_activations(
     g.remove_dead();
     stats.activations = quantize.len();
     Ok(stats)
-}
-
-/// Calibrated `(min, max)` per value.
-type Ranges = HashMap<ValueId, (f32, f32)>;
-
-/// min/max of every value in `values` over the calibration batches, and the values whose
-/// range could not be measured (tract fails to evaluate some graphs with that intermediate
-/// value exposed: those stay float).
-fn calibrate(
-    g: &Graph,
-    values: &[ValueId],
-    batches: &[Vec<Tensor>],
-) -> Result<(Ranges, Vec<ValueId>)> {
-    let inputs: HashMap<ValueId, usize> =
-        g.inputs.iter().enumerate().map(|(i, &v)| (v, i)).collect();
-    let outputs: HashSet<ValueId> = g.outputs.iter().copied().collect();
-    let mut ranges: HashMap<ValueId, (f32, f32)> = HashMap::new();
-    let widen = |ranges: &mut HashMap<ValueId, (f32, f32)>, v: ValueId, t: &Tensor| {
-        let e = ranges
-            .entry(v)
-            .or_insert((f32::INFINITY, f32::NEG_INFINITY));
-        for x in t.to_f64s() {
-            if x.is_finite() {
-                e.0 = e.0.min(x as f32);
-                e.1 = e.1.max(x as f32);
-            }
-        }
-    };
-    for &v in values {
-        if let Some(&i) = inputs.get(&v) {
-            for b in batches {
-                if let Some(t) = b.get(i) {
-                    widen(&mut ranges, v, t);
-                }
-            }
-        }
-    }
-    let extra: Vec<ValueId> = values
-        .iter()
-        .copied()
-        .filter(|v| !inputs.contains_key(v) && !outputs.contains(v))
-        .collect();
-    let wanted_outputs: Vec<(usize, ValueId)> = g
-        .outputs
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| values.contains(v))
-        .map(|(i, &v)| (i, v))
-        .collect();
-    let n_out = g.outputs.len();
-    // All exposed at once; a group tract cannot evaluate is halved until the culprits are found.
-    let mut groups: Vec<Vec<ValueId>> = vec![extra];
-    let mut unmeasured = Vec::new();
-    let mut base_checked = false;
-    while let Some(group) = groups.pop() {
-        let mut got: HashMap<ValueId, (f32, f32)> = HashMap::new();
-        let r = eval::run_batches(g, &group, batches, |_, vals| {
-            for &(i, v) in &wanted_outputs {
-                if let Some(t) = vals.get(i) {
-                    widen(&mut got, v, t);
-                }
-            }
-            for (k, &v) in group.iter().enumerate() {
-                if let Some(t) = vals.get(n_out + k) {
-                    widen(&mut got, v, t);
-                }
-            }
-            Ok(())
-        });
-        match r {
-            Ok(()) => {
-                for (v, (lo, hi)) in got {
-                    let e = ranges.entry(v).or_insert((lo, hi));
-                    *e = (e.0.min(lo), e.1.max(hi));
-                }
-            }
-            Err(e) if group.is_empty() => return Err(failed(format!("calibration: {e}"))),
-            Err(_) if group.len() == 1 => unmeasured.extend(group),
-            Err(_) => {
-                let (a, b) = group.split_at(group.len() / 2);
-                groups.push(b.to_vec());
-                groups.push(a.to_vec());
-                if !base_checked {
-                    // First make sure the graph itself evaluates (next to run).
-                    base_checked = true;
-                    groups.push(vec![]);
-                }
-            }
-        }
-    }
-    let ranges = ranges
-        .into_iter()
-        .map(|(v, (lo, hi))| {
-            if lo > hi {
-                (v, (0.0, 0.0))
-            } else {
-                (v, (lo, hi))
-            }
-        })
-        .collect();
-    Ok((ranges, unmeasured))
 }
 
 /// Float biases of int8 convolutions and dense layers become int32 + DequantizeLinear with

@@ -1,0 +1,204 @@
+//! Which format and writer a run writes, and where: the target when none is given, the default
+//! output path, and the TF.js layers/graph choice.
+
+use super::options::{Job, Options, Target};
+use super::{Loaded, Observer};
+use crate::error::{Error, Result};
+use crate::writers::onnx::{ExternalData, OnnxWriter};
+use crate::writers::tfjs::{self, FolderOptions, TfjsFormat, WeightQuant};
+use crate::writers::tflite::TfliteWriter;
+use crate::writers::Writer;
+use std::path::{Path, PathBuf};
+
+/// The target asked for, or the input's format when mdeploy writes it (ONNX otherwise).
+pub(super) fn resolve(opts: &Options, obs: &dyn Observer) -> Result<Target> {
+    if let Some(t) = opts.target {
+        return Ok(t);
+    }
+    let format = crate::readers::detect(&opts.input)?.name();
+    let t = match format {
+        "tflite" => Target::Tflite,
+        _ => Target::Onnx,
+    };
+    if opts.job == Job::Quantize {
+        obs.line(&format!(
+            "no --to given: writing {} ({})",
+            t.name(),
+            if format == t.name() {
+                "the input's format"
+            } else {
+                "mdeploy does not write the input's format"
+            }
+        ));
+    }
+    Ok(t)
+}
+
+/// The output path (explicit, or [`default_output`]); never the input itself.
+pub(super) fn output_path(opts: &Options, target: Target) -> Result<PathBuf> {
+    let out = match &opts.output {
+        Some(o) => o.clone(),
+        None => default_output(&opts.input, target, opts.job, opts.quantize.as_ref()),
+    };
+    if out.exists() && out.canonicalize().ok() == opts.input.canonicalize().ok() {
+        return Err(Error::Usage(format!(
+            "{}: output would overwrite the input",
+            out.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// Where the output goes without an explicit path, beside the input: `net.onnx` →
+/// `net.tflite`, `net_converted.onnx` (same format), `net_tfjs/`; `net_int8.onnx` /
+/// `net_float16.onnx` for the quantize job; `net_optimized.onnx` / `net_optimized_tfjs/` for
+/// the optimize job.
+pub fn default_output(
+    input: &Path,
+    target: Target,
+    job: Job,
+    quantize: Option<&super::Quantize>,
+) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let ext = target.name();
+    let tag = match (job, quantize.map(|q| q.mode)) {
+        (Job::Convert, _) => None,
+        (Job::Quantize, Some(crate::passes::quantize::Mode::Float16)) => Some("float16"),
+        (Job::Quantize, _) => Some("int8"),
+        (Job::Optimize, _) => Some("optimized"),
+    };
+    match (tag, target) {
+        // A folder: `net.onnx` → `net_tfjs/`, `saved_model/` → `saved_model_tfjs/`.
+        (None, Target::Tfjs) => input.with_file_name(format!("{stem}_tfjs")),
+        (Some(tag), Target::Tfjs) => input.with_file_name(format!("{stem}_{tag}_tfjs")),
+        (Some(tag), _) => input.with_file_name(format!("{stem}_{tag}.{ext}")),
+        (None, _) => {
+            let candidate = input.with_file_name(format!("{stem}.{ext}"));
+            if candidate == input {
+                input.with_file_name(format!("{stem}_converted.{ext}"))
+            } else {
+                candidate
+            }
+        }
+    }
+}
+
+/// The writer of a run, and whether its output is the IR as written (a TF.js layers model is
+/// written from the Keras model itself, so there is no graph to run for `--verify`).
+pub(super) struct Chosen {
+    pub writer: Box<dyn Writer>,
+    pub target: Target,
+    pub layers: bool,
+}
+
+pub(super) fn writer(
+    opts: &Options,
+    target: Target,
+    source: &Loaded,
+    from_ir: bool,
+    obs: &dyn Observer,
+) -> Result<Chosen> {
+    let writer: Box<dyn Writer> = match target {
+        Target::Onnx => Box::new(OnnxWriter {
+            opset: opts.onnx.opset,
+            external: if opts.onnx.external_data {
+                ExternalData::Always
+            } else {
+                ExternalData::Auto
+            },
+        }),
+        Target::Tflite => Box::new(TfliteWriter {
+            nhwc_io: opts.tflite.nhwc_io,
+        }),
+        Target::Tfjs => return tfjs_writer(opts, source, from_ir, obs),
+    };
+    Ok(Chosen {
+        writer,
+        target,
+        layers: false,
+    })
+}
+
+/// How the TF.js manifest stores float weights: `--int8`/`--float16` quantize them there (the
+/// loader dequantizes them; the IR stays float).
+fn tfjs_folder(opts: &Options) -> Result<FolderOptions> {
+    let quant =
+        match &opts.quantize {
+            Some(q) if q.calibration.is_some() => return Err(Error::Usage(
+                "--calibration: TF.js models keep float activations (their weights are quantized \
+                 in the manifest); full-integer int8 is for --to onnx and --to tflite"
+                    .into(),
+            )),
+            Some(q) => match q.mode {
+                crate::passes::quantize::Mode::Int8 => WeightQuant::Uint8,
+                crate::passes::quantize::Mode::Float16 => WeightQuant::Float16,
+            },
+            None => opts.tfjs.weights,
+        };
+    Ok(FolderOptions {
+        shard_size: opts.tfjs.shard_size,
+        quant,
+    })
+}
+
+/// A layers model for Keras sources whose layers tfjs-layers all has (unless a graph model is
+/// asked for, or the weights were transformed in the IR); a graph model otherwise, with a
+/// warning naming what tfjs-layers lacks.
+fn tfjs_writer(
+    opts: &Options,
+    source: &Loaded,
+    from_ir: bool,
+    obs: &dyn Observer,
+) -> Result<Chosen> {
+    let folder = tfjs_folder(opts)?;
+    let format = opts.tfjs.format;
+    let keras = source.format == "keras";
+    if format == TfjsFormat::Layers && !keras {
+        return Err(Error::Usage(format!(
+            "--tfjs-format layers needs a Keras source; {} is {}",
+            opts.input.display(),
+            source.format
+        )));
+    }
+    // An optimized graph (its fusions, pruned or clustered weights) lives in the IR, which
+    // only a graph model is written from.
+    let try_layers = keras && format != TfjsFormat::Graph && !from_ir;
+    let lacking = if try_layers {
+        tfjs::layers::check(&opts.input)?
+    } else {
+        vec![]
+    };
+    if format == TfjsFormat::Layers && !lacking.is_empty() {
+        return Err(Error::Unsupported {
+            file: opts.input.display().to_string(),
+            items: lacking,
+        });
+    }
+    if try_layers && !lacking.is_empty() {
+        let mut msg =
+            String::from("tfjs-layers cannot hold this model, writing a graph model instead:");
+        for u in &lacking {
+            msg.push_str(&format!("\n  {u}"));
+        }
+        obs.warn(&msg);
+    }
+    let writer: Box<dyn Writer> = if try_layers && lacking.is_empty() {
+        Box::new(tfjs::LayersWriter {
+            input: opts.input.clone(),
+            folder,
+        })
+    } else {
+        Box::new(tfjs::graph::GraphWriter {
+            folder,
+            generated_by: Some(source.format.to_string()),
+        })
+    };
+    Ok(Chosen {
+        writer,
+        target: Target::Tfjs,
+        layers: try_layers && lacking.is_empty(),
+    })
+}
