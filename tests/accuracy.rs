@@ -117,7 +117,7 @@ fn random_inputs_when_no_calibration_set() {
 fn calibration_sets_load_from_npy_folder_and_npz() {
     let (g, dir) = digits("mlp");
     let x = mdeploy::npy::read(&dir.join("calibration.npy")).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     // A folder of several .npy files for a single-input model: joined in name order.
     let folder = tmp.path().join("calib");
     std::fs::create_dir(&folder).unwrap();

@@ -20,7 +20,7 @@ fn fixture(p: &str) -> String {
 
 /// Converting `input` fails with `code`, a message containing `needle`, and no output file.
 fn refused(input: &str, code: i32, needle: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let out = dir.path().join("out.onnx");
     let o = mdeploy(&[
         "convert",
@@ -94,7 +94,7 @@ fn bad_flags_are_usage_errors() {
 
 #[test]
 fn verify_passes_and_reports_each_output() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let out = dir.path().join("o.onnx");
     let report = dir.path().join("r.json");
     let o = mdeploy(&[
@@ -123,7 +123,7 @@ fn verify_passes_and_reports_each_output() {
 
 #[test]
 fn verification_past_tolerance_exits_3() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let out = dir.path().join("o.onnx");
     // Opset 13 has no HardSwish: its decomposition differs from the fused op in the last bit,
     // which a zero tolerance refuses.
@@ -146,7 +146,7 @@ fn verification_past_tolerance_exits_3() {
 
 #[test]
 fn default_output_goes_next_to_the_input() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let input = dir.path().join("net.onnx");
     std::fs::copy(repo().join("fixtures/onnx/mlp/model.onnx"), &input).unwrap();
     let o = mdeploy(&[

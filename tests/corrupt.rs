@@ -7,7 +7,7 @@ use mdeploy::writers::onnx::OnnxWriter;
 
 #[test]
 fn mutated_and_truncated_models_give_errors_not_panics() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         state ^= state << 13;

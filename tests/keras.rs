@@ -110,7 +110,7 @@ fn mdeploy(args: &[&str]) -> std::process::Output {
 fn lambda_and_custom_layers_are_refused_by_name() {
     for file in ["keras_lambda.h5", "keras_lambda.keras"] {
         let input = repo().join("fixtures/bad").join(file);
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::common::tempdir();
         let out: PathBuf = dir.path().join("out.onnx");
         let o = mdeploy(&[
             "convert",

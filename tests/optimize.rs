@@ -195,7 +195,7 @@ fn mdeploy(args: &[&str]) -> Output {
 
 #[test]
 fn optimize_reports_counts_sparsity_sizes_and_accuracy() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let d = repo().join("fixtures/digits/cnn");
     let out = dir.path().join("cnn.onnx");
     let report = dir.path().join("r.json");
@@ -293,7 +293,7 @@ fn optimize_reports_counts_sparsity_sizes_and_accuracy() {
 
 #[test]
 fn tolerance_past_the_bound_exits_3_with_the_output_written() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let model = repo().join("fixtures/digits/mlp/model.keras");
     let out = dir.path().join("mlp.tflite");
     let report = dir.path().join("r.json");
@@ -347,7 +347,7 @@ fn tolerance_past_the_bound_exits_3_with_the_output_written() {
 
 #[test]
 fn optimize_output_is_byte_identical_across_runs() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let model = repo().join("fixtures/digits/cnn/model.keras");
     for target in ["onnx", "tflite"] {
         let mut files = Vec::new();

@@ -7,7 +7,7 @@ use mdeploy::writers::Writer;
 
 #[test]
 fn every_onnx_fixture_roundtrips_through_the_writer() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     for f in onnx_fixtures() {
         let g = readers::read(&f.model, &ReadOptions::default()).unwrap();
         for opset in [13, 17, 21] {
@@ -78,7 +78,7 @@ fn every_onnx_fixture_roundtrips_through_the_writer() {
 
 #[test]
 fn writing_twice_gives_identical_bytes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     for name in ["attention", "where_compare", "lstm_gru"] {
         let model = repo().join(format!("fixtures/onnx/{name}/model.onnx"));
         let mut bytes = Vec::new();
@@ -94,7 +94,7 @@ fn writing_twice_gives_identical_bytes() {
 
 #[test]
 fn external_data_is_written_and_read_back() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let f = repo().join("fixtures/onnx/cnn_bn/model.onnx");
     let g = readers::read(&f, &ReadOptions::default()).unwrap();
     let out = dir.path().join("ext.onnx");
@@ -119,7 +119,7 @@ fn external_data_is_written_and_read_back() {
 
 #[test]
 fn symbolic_dims_survive_the_writer() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let g = readers::read(
         &repo().join("fixtures/onnx/dynamic_batch/model.onnx"),
         &ReadOptions::default(),

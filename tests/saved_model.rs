@@ -104,7 +104,7 @@ fn mdeploy(args: &[&str]) -> Output {
 /// Converting `input` fails with `code` and a message containing every `needles`, no panic,
 /// nothing written.
 fn refused(input: &Path, extra: &[&str], code: i32, needles: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let out = dir.path().join("out.onnx");
     let mut args = vec![
         "convert",
@@ -128,8 +128,8 @@ fn refused(input: &Path, extra: &[&str], code: i32, needles: &[&str]) -> String 
 }
 
 /// A copy of a fixture's model folder to break.
-fn copy_model(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
+fn copy_model(name: &str) -> (crate::common::TempDir, PathBuf) {
+    let tmp = crate::common::tempdir();
     let src = repo().join("fixtures/saved_model").join(name).join("model");
     let dst = tmp.path().join("model");
     copy_dir(&src, &dst);
@@ -213,7 +213,7 @@ fn lstm_while_loops_are_refused_by_name() {
 fn every_fixture_converts_to_onnx_with_the_signature_names() {
     for name in ["keras_cnn_export", "module_two_signatures"] {
         let f = repo().join("fixtures/saved_model").join(name);
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = crate::common::tempdir();
         let out = tmp.path().join("m.onnx");
         let mut args = vec![
             "convert".to_string(),

@@ -198,7 +198,7 @@ fn fixture(rel: &str) -> PathBuf {
 
 #[test]
 fn shards_split_exactly_at_the_limit() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let model = fixture("onnx/tf2onnx_mobilenetv2/model.onnx");
     for (flag, limit) in [
         ("1000", Some(1000u64)),
@@ -236,7 +236,7 @@ fn shards_split_exactly_at_the_limit() {
 
 #[test]
 fn default_shards_are_4_mib() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let n = 1_300_000usize; // 5.2 MB of float32: two shards
     let v: Vec<f32> = (0..n).map(|i| (i % 977) as f32 * 0.01).collect();
     let weights = vec![
@@ -278,7 +278,7 @@ fn default_shards_are_4_mib() {
 
 #[test]
 fn int8_and_uint16_store_affine_codes_the_loader_dequantizes() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let model = fixture("onnx/cnn_bn/model.onnx");
     let float = tmp.path().join("f32");
     convert(&model, &float, &[]);
@@ -361,7 +361,7 @@ fn int8_and_uint16_store_affine_codes_the_loader_dequantizes() {
 
 #[test]
 fn float16_halves_the_weights() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let model = fixture("onnx/mlp/model.onnx");
     let out = tmp.path().join("f16");
     convert(&model, &out, &["--float16"]);
@@ -386,7 +386,7 @@ fn float16_halves_the_weights() {
 
 #[test]
 fn graph_models_use_tfjs_ops_and_the_sources_io_names() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let mut fused = (false, false);
     for f in onnx_fixtures() {
         let out = tmp.path().join(&f.name);
@@ -477,7 +477,7 @@ fn graph_models_use_tfjs_ops_and_the_sources_io_names() {
 
 #[test]
 fn dynamic_batch_is_minus_one() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let out = tmp.path().join("d");
     convert(&fixture("onnx/dynamic_batch/model.onnx"), &out, &[]);
     let m = model_json(&out);
@@ -495,7 +495,7 @@ fn dynamic_batch_is_minus_one() {
 
 #[test]
 fn two_runs_give_byte_identical_folders() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let cases = [
         (
             "onnx/tf2onnx_mobilenetv2/model.onnx",
@@ -578,7 +578,7 @@ fn unsupported_ops_are_refused_and_nothing_is_left() {
     let problems = w.check(&g);
     let nodes: Vec<&str> = problems.iter().map(|u| u.node.as_str()).collect();
     assert_eq!(nodes, ["tri", "shift", "bnot"], "{problems:?}");
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let out = tmp.path().join("out_tfjs");
     let err = w.write(&g, &out).unwrap_err();
     assert_eq!(err.exit_code(), 4);
@@ -604,7 +604,7 @@ fn unsupported_ops_are_refused_and_nothing_is_left() {
 
 #[test]
 fn tfjs_flags_are_refused_for_other_targets_and_layers_needs_keras() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let model = fixture("onnx/mlp/model.onnx");
     let out = tmp.path().join("x.onnx");
     // --int8/--float16 apply to every target (the quantize pass); these are TF.js's own.
@@ -665,7 +665,7 @@ fn tfjs_flags_are_refused_for_other_targets_and_layers_needs_keras() {
 
 #[test]
 fn default_output_is_a_tfjs_folder_beside_the_input() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let model = tmp.path().join("net.onnx");
     std::fs::copy(fixture("onnx/mlp/model.onnx"), &model).unwrap();
     let o = mdeploy(&[
@@ -712,7 +712,7 @@ fn recurrent_layers_unroll_to_the_frameworks_results() {
 
 #[test]
 fn keras_gives_a_layers_model_or_a_graph_model_with_a_warning() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let path = |n: &str| tmp.path().join(n);
     let run = |model: &str, out: &Path, extra: &[&str]| {
         let mut args = vec![
@@ -810,7 +810,7 @@ fn batch_norm_arithmetic_folds_into_the_convolutions() {
         arithmetic >= 2,
         "the fixture still has its batch-norm arithmetic"
     );
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::common::tempdir();
     let out = tmp.path().join("m");
     convert(&model, &out, &["--verify"]);
     let m = model_json(&out);

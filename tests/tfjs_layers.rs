@@ -360,7 +360,7 @@ fn mdeploy(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn cli_writes_layers_by_default_and_refuses_naming_each_layer() {
-    let tmp = tempfile::tempdir().expect("temp dir");
+    let tmp = crate::common::tempdir();
     // A Keras 3 archive: a layers model by default (the format tensorflowjs_converter 4.22
     // gets wrong for Keras 3 files).
     let out = tmp.path().join("mlp");

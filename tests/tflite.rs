@@ -192,7 +192,7 @@ fn unsupported_onnx(path: &std::path::Path) {
 
 #[test]
 fn unsupported_models_are_refused_listing_every_node() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::common::tempdir();
     let model = dir.path().join("model.onnx");
     unsupported_onnx(&model);
     let out = dir.path().join("out.tflite");

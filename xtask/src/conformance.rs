@@ -11,11 +11,17 @@ const USAGE: &str =
     "usage: cargo xtask conformance [--only SUBSTR] [--skip-node-tests] [--targets LIST] [-- RUN_PY_ARGS]";
 
 pub fn run(args: &[String]) -> Result<()> {
+    run_with(args, &|_| {})
+}
+
+/// [`run`], with `setup` applied to the cargo command that builds mdeploy (CI passes the lint
+/// wrapper its test build used, so this build is the same one).
+pub fn run_with(args: &[String], setup: &dyn Fn(&mut std::process::Command)) -> Result<()> {
     let runner_args = runner_args(args)?;
     let repo = util::repo_root();
 
     util::header("conformance 1/4: build mdeploy");
-    let mdeploy = build_mdeploy(&repo)?;
+    let mdeploy = build_mdeploy(&repo, setup)?;
 
     util::header("conformance 2/4: Python runtimes (onnxruntime, ai-edge-litert, onnx)");
     let python = python::ensure_venv(&repo)?;
@@ -63,26 +69,23 @@ fn runner_args(args: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// `cargo build --workspace --all-targets` (dev profile); returns the mdeploy binary's path.
-///
-/// The same package and target selection as `cargo test --workspace` resolves the same features
-/// (xtask's and the dev-dependencies' included), so after the test step this is a no-op; a bare
-/// `cargo build --bin mdeploy` resolves features differently and recompiled tract in CI (~7 min).
-fn build_mdeploy(repo: &Path) -> Result<PathBuf> {
+/// `cargo build --bin mdeploy` (dev profile); returns the binary's path. mdeploy has no
+/// dev-dependencies and xtask is not in its workspace, so this resolves the features
+/// `cargo run` and `cargo test` do: after either it is a no-op.
+fn build_mdeploy(repo: &Path, setup: &dyn Fn(&mut std::process::Command)) -> Result<PathBuf> {
     // CARGO_TARGET_DIR is resolved against our working directory, as cargo itself would, and
     // handed to the child as an absolute path because the child runs from the repository root.
     let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => std::env::current_dir()?.join(dir),
         None => repo.join("target"),
     };
-    util::run(
-        "build mdeploy",
-        util::cargo()
-            .args(["build", "--workspace", "--all-targets", "--manifest-path"])
-            .arg(repo.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .current_dir(repo),
-    )?;
+    let mut cmd = util::cargo();
+    cmd.args(["build", "--bin", "mdeploy", "--manifest-path"])
+        .arg(repo.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .current_dir(repo);
+    setup(&mut cmd);
+    util::run("build mdeploy", &mut cmd)?;
     let bin = target_dir
         .join("debug")
         .join(format!("mdeploy{}", std::env::consts::EXE_SUFFIX));
