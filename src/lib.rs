@@ -7,6 +7,7 @@ pub mod accuracy;
 pub mod cli;
 pub mod error;
 pub mod eval;
+pub mod formats;
 pub mod gen;
 pub mod ir;
 pub mod npy;

@@ -13,8 +13,9 @@ mod h5;
 pub(crate) mod layers;
 pub mod weights;
 
-use super::{map_file, ReadOptions, Reader};
+use super::{ReadOptions, Reader};
 use crate::error::{failed, Error, Result};
+use crate::ir::mapped::map_file;
 use crate::ir::Graph;
 use build::Builder;
 use bytes::Bytes;
