@@ -4,7 +4,7 @@
 
 use crate::common::repo;
 use mdeploy::error::Error;
-use mdeploy::readers::keras::read_source;
+use mdeploy::formats::keras::read_source;
 use mdeploy::writers::tfjs::layers::{translate, LayersModel};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

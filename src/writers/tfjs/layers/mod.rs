@@ -10,8 +10,8 @@
 //!   `{"args": [{"class_name": "__keras_tensor__", ...}], "kwargs"}` nodes become the nested
 //!   lists; `input_layers` is always a list of triplets.
 //! - A nested model's construction is its node 0 in tfjs (as in tf_keras), so call `k` of a
-//!   nested model is node `k + 1`; Keras 3 numbers calls from 0 (see the reader's
-//!   `node_offsets`).
+//!   nested model is node `k + 1`; Keras 3 numbers calls from 0 (see
+//!   `formats::keras::config::node_offsets`).
 //! - Sequential: `{"class_name": "Sequential", "config": {"name", "layers": [{"class_name",
 //!   "config"}]}}`.
 //! - Weights are matched by name (`LayersModel.loadWeights`): `layer/kernel`; nested models'
@@ -35,12 +35,13 @@ use rewrites::Facts;
 
 use super::{write_folder, FolderOptions, NamedWeight};
 use crate::error::{failed, Error, Result, Unsupported};
+use crate::formats::keras::config::{
+    node_offsets, parse_call, CallSpec, LayerSpec, ModelConfig, TensorRef,
+};
+use crate::formats::keras::weights::Weights;
+use crate::formats::keras::{read_source, KerasSource};
 use crate::ir::{Dim, Tensor};
-use crate::readers::keras::build::node_offsets;
-use crate::readers::keras::config::{parse_call, CallSpec, LayerSpec, ModelConfig, TensorRef};
-use crate::readers::keras::weights::Weights;
 use crate::readers::keras::KerasReader;
-use crate::readers::keras::{read_source, KerasSource};
 use crate::readers::{ReadOptions, Reader};
 use crate::writers::WriteReport;
 use serde_json::{json, Map, Value};
