@@ -318,7 +318,10 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         input_shapes: a.input_shapes.clone(),
         signature: a.signature.clone(),
     };
-    let source = reader.read(&a.input, &opts)?;
+    let readers::Model {
+        graph: source,
+        keras,
+    } = reader.read_model(&a.input, &opts)?;
     source.verify().map_err(|e| {
         Error::Failed(format!(
             "{}: reader produced an invalid graph: {e}",
@@ -359,11 +362,20 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
                     reader.name()
                 )));
             }
-            let keras = reader.name() == "keras";
-            let lacking = if keras && format != TfjsFormat::Graph {
-                tfjs::layers::check(&a.input)?
-            } else {
-                vec![]
+            // The layers model's shapes follow the config's inputs, not --input-shape.
+            let layers_source = match keras.filter(|_| format != TfjsFormat::Graph) {
+                Some(k) if opts.input_shapes.is_empty() => Some((k, source.clone())),
+                Some(k) => {
+                    let plain = ReadOptions::default();
+                    // Without a graph, a layer that needs its shape says it is unknown.
+                    let shapes = readers::keras::build_graph(&k, &a.input, &plain);
+                    Some((k, shapes.unwrap_or_default()))
+                }
+                None => None,
+            };
+            let lacking = match &layers_source {
+                Some((k, shapes)) => tfjs::layers::check(k, shapes, &a.input),
+                None => vec![],
             };
             if format == TfjsFormat::Layers && !lacking.is_empty() {
                 return Err(Error::Unsupported {
@@ -371,7 +383,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
                     items: lacking,
                 });
             }
-            if keras && format != TfjsFormat::Graph && !lacking.is_empty() && !quiet {
+            if layers_source.is_some() && !lacking.is_empty() && !quiet {
                 eprintln!(
                     "warning: tfjs-layers cannot hold this model, writing a graph model instead:"
                 );
@@ -379,17 +391,20 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
                     eprintln!("  {u}");
                 }
             }
-            layers = keras && format != TfjsFormat::Graph && lacking.is_empty();
-            if layers {
-                Box::new(tfjs::LayersWriter {
-                    input: a.input.clone(),
-                    folder,
-                })
-            } else {
-                Box::new(tfjs::graph::GraphWriter {
+            match layers_source.filter(|_| lacking.is_empty()) {
+                Some((source, shapes)) => {
+                    layers = true;
+                    Box::new(tfjs::LayersWriter {
+                        source,
+                        shapes,
+                        file: a.input.clone(),
+                        folder,
+                    })
+                }
+                None => Box::new(tfjs::graph::GraphWriter {
                     folder,
                     generated_by: Some(reader.name().to_string()),
-                })
+                }),
             }
         }
     };

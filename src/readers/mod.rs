@@ -7,8 +7,10 @@ pub mod onnx;
 pub mod saved_model;
 
 use crate::error::{failed, Error, Result};
+use crate::formats::keras::KerasSource;
 use crate::ir::{Graph, Shape};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Options every reader understands.
 #[derive(Clone, Debug, Default)]
@@ -19,12 +21,27 @@ pub struct ReadOptions {
     pub signature: Option<String>,
 }
 
+/// What a reader read: the graph, and the opened source when a writer can use it as it is.
+pub struct Model {
+    pub graph: Graph,
+    /// The Keras file as opened (config and weights), for writers that keep the Keras
+    /// topology (TF.js layers), so that they need not open it again; `None` for other formats.
+    pub keras: Option<Arc<KerasSource>>,
+}
+
 pub trait Reader {
     /// Short format name (`onnx`, `keras`, `saved_model`).
     fn name(&self) -> &'static str;
     /// Whether `path` holds this format, judged from its content.
     fn probe(&self, path: &Path) -> bool;
     fn read(&self, path: &Path, opts: &ReadOptions) -> Result<Graph>;
+    /// The graph and whatever of the opened source writers can use (see [`Model`]).
+    fn read_model(&self, path: &Path, opts: &ReadOptions) -> Result<Model> {
+        Ok(Model {
+            graph: self.read(path, opts)?,
+            keras: None,
+        })
+    }
 }
 
 /// Every reader, in probing order.
@@ -63,8 +80,20 @@ pub fn detect(path: &Path) -> Result<Box<dyn Reader>> {
 
 /// Reads a model of any supported format, verifying the graph it makes.
 pub fn read(path: &Path, opts: &ReadOptions) -> Result<Graph> {
-    let reader = detect(path)?;
-    let graph = reader.read(path, opts)?;
+    let graph = detect(path)?.read(path, opts)?;
+    verified(graph, path)
+}
+
+/// Like [`read`], keeping the opened source for writers that use it (see [`Model`]).
+pub fn read_model(path: &Path, opts: &ReadOptions) -> Result<Model> {
+    let model = detect(path)?.read_model(path, opts)?;
+    Ok(Model {
+        graph: verified(model.graph, path)?,
+        keras: model.keras,
+    })
+}
+
+fn verified(graph: Graph, path: &Path) -> Result<Graph> {
     graph.verify().map_err(|e| {
         Error::Failed(format!(
             "{}: reader produced an invalid graph: {e}",

@@ -1,6 +1,7 @@
 //! Keras reader: builds the IR from a Keras `.h5` or `.keras` file, opened and parsed by
 //! [`crate::formats::keras`] (shared with the TF.js layers writer, which keeps the Keras
-//! topology instead).
+//! topology instead). [`KerasReader::read_model`] hands the opened source on with the graph so
+//! that a conversion parses the file once.
 //!
 //! Keras is channels-last: spatial ops carry `Layout::Nhwc` and `KernelLayout::Hwio` and no
 //! transposes are inserted (the writers' layout pass moves them to the boundaries).
@@ -8,12 +9,13 @@
 mod build;
 mod layers;
 
-use super::{ReadOptions, Reader};
+use super::{Model, ReadOptions, Reader};
 use crate::error::{failed, Error, Result};
 use crate::formats::keras::{self as format, config::ModelConfig, read_source, KerasSource};
 use crate::ir::Graph;
 use build::Builder;
 use std::path::Path;
+use std::sync::Arc;
 
 pub struct KerasReader;
 
@@ -27,7 +29,17 @@ impl Reader for KerasReader {
     }
 
     fn read(&self, path: &Path, opts: &ReadOptions) -> Result<Graph> {
-        build_graph(&read_source(path)?, path, opts)
+        self.read_model(path, opts).map(|m| m.graph)
+    }
+
+    /// Opens the file once and builds the graph from it; the source goes with the graph.
+    fn read_model(&self, path: &Path, opts: &ReadOptions) -> Result<Model> {
+        let source = read_source(path)?;
+        let graph = build_graph(&source, path, opts)?;
+        Ok(Model {
+            graph,
+            keras: Some(Arc::new(source)),
+        })
     }
 }
 
