@@ -32,6 +32,7 @@
 pub mod accuracy;
 pub mod error;
 pub mod eval;
+pub mod formats;
 pub mod gen;
 pub mod ir;
 pub mod npy;

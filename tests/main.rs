@@ -6,6 +6,7 @@ mod accuracy;
 mod cli;
 mod corrupt;
 mod keras;
+mod layering;
 mod optimize;
 mod passes;
 mod quantize;

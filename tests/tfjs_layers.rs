@@ -4,7 +4,8 @@
 
 use crate::common::repo;
 use mdeploy::error::Error;
-use mdeploy::readers::keras::read_source;
+use mdeploy::formats::keras::KerasSource;
+use mdeploy::ir::Graph;
 use mdeploy::writers::tfjs::layers::{translate, LayersModel};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -13,10 +14,20 @@ fn fixture(rel: &str) -> PathBuf {
     repo().join("fixtures").join(rel)
 }
 
+/// A Keras fixture read once, as a conversion reads it: the source and the graph built from it.
+fn source(p: &Path) -> (std::sync::Arc<KerasSource>, Graph) {
+    let m = mdeploy::readers::read_model(p, &Default::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let src = m
+        .keras
+        .unwrap_or_else(|| panic!("{}: no Keras source", p.display()));
+    (src, m.graph)
+}
+
 fn layers_model(rel: &str) -> LayersModel {
     let p = fixture(rel);
-    let src = read_source(&p).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    translate(&src, &p).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    let (src, shapes) = source(&p);
+    translate(&src, &shapes, &p).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 /// Every `{"class_name": "InputLayer", "config": ...}` config anywhere in `v`.
@@ -228,8 +239,8 @@ fn activations_and_keepdims_tfjs_lacks_become_added_layers() {
 
 fn refusal(rel: &str) -> Vec<mdeploy::error::Unsupported> {
     let p = fixture(rel);
-    let src = read_source(&p).expect("readable");
-    match translate(&src, &p) {
+    let (src, shapes) = source(&p);
+    match translate(&src, &shapes, &p) {
         Err(e @ Error::Unsupported { .. }) => {
             assert_eq!(e.exit_code(), 4);
             match e {
@@ -335,8 +346,11 @@ fn written_folder_is_deterministic() {
         v
     };
     let (a, b) = (tmp.join("a"), tmp.join("b"));
-    mdeploy::writers::tfjs::layers::write(&input, &a, &opts).expect("write a");
-    mdeploy::writers::tfjs::layers::write(&input, &b, &opts).expect("write b");
+    let (src, shapes) = source(&input);
+    let write =
+        |out: &Path| mdeploy::writers::tfjs::layers::write(&src, &shapes, &input, out, &opts);
+    write(&a).expect("write a");
+    write(&b).expect("write b");
     let (fa, fb) = (read(&a), read(&b));
     assert_eq!(fa, fb);
     let json: Value = serde_json::from_slice(

@@ -121,11 +121,11 @@ pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
 }
 
 /// Gives back the resident pages of `g`'s weights that lie in a mapped input file: tract holds
-/// its own copy of them now (see [`crate::readers::release_pages`]).
+/// its own copy of them now (see [`crate::ir::mapped::release_pages`]).
 fn release_constants(g: &Graph) {
     for v in &g.values {
         if let Some(t) = &v.constant {
-            crate::readers::release_pages(&t.data);
+            crate::ir::mapped::release_pages(&t.data);
         }
     }
 }

@@ -2,8 +2,10 @@
 //! Invariants and glossary: docs/architecture.md.
 
 mod display;
+pub mod fold;
 mod graph;
 pub mod layout;
+pub mod mapped;
 pub mod op;
 pub mod ops;
 pub mod quant;

@@ -39,8 +39,8 @@ fn retain_nodes(g: &mut Graph, dead: &[bool]) {
 }
 
 /// Nodes whose inputs are all constants (and whose outputs are no graph outputs) become
-/// constants, computed by the readers' folding rules (data movement on any size, arithmetic on
-/// small tensors: weights are not recomputed here).
+/// constants, computed by the folding rules readers use (`ir::fold`: data movement on any size,
+/// arithmetic on small tensors: weights are not recomputed here).
 pub fn fold_constants(g: &mut Graph) -> bool {
     let mut dead = vec![false; g.nodes.len()];
     let mut folded: Vec<(ValueId, Tensor)> = Vec::new();
@@ -53,11 +53,11 @@ pub fn fold_constants(g: &mut Graph) -> bool {
         let types: Vec<_> = n.outputs.iter().map(|&o| g.ty(o).clone()).collect();
         let result = match consts {
             Some(c) if !c.is_empty() && !n.inputs.iter().any(|v| now_const[v.0]) => {
-                crate::readers::fold::fold(&n.op, &c, &types)
+                crate::ir::fold::fold(&n.op, &c, &types)
             }
             _ => {
                 let tys: Vec<_> = n.inputs.iter().map(|&v| g.ty(v)).collect();
-                crate::readers::fold::fold_from_types(&n.op, &tys)
+                crate::ir::fold::fold_from_types(&n.op, &tys)
             }
         };
         let Some(ts) = result else { continue };

@@ -280,7 +280,7 @@ pub fn cluster(g: &mut Graph, opts: &ClusterOptions) -> Result<ClusterReport, St
         |(t, name)| {
             let done = cluster_tensor(t, name, opts);
             // The source is read: its file pages need not stay resident next to the result.
-            crate::readers::release_pages(&t.data);
+            crate::ir::mapped::release_pages(&t.data);
             done
         },
     );

@@ -223,7 +223,7 @@ pub fn prune(g: &mut Graph, sparsity: f64, scope: Scope) -> Result<PruneReport, 
             };
             let done = zero_below(t, threshold);
             // The source is read: its file pages need not stay resident next to the result.
-            crate::readers::release_pages(&t.data);
+            crate::ir::mapped::release_pages(&t.data);
             done
         },
     );
@@ -286,7 +286,7 @@ pub fn gzip_len(parts: &[&[u8]]) -> u64 {
         |m| m.len(),
         |m| {
             let n = gzip_member_len(m);
-            crate::readers::release_pages(m);
+            crate::ir::mapped::release_pages(m);
             n
         },
     )
@@ -309,7 +309,7 @@ pub fn gzip_len_path(path: &std::path::Path) -> Result<u64, String> {
     };
     let maps = files
         .iter()
-        .map(|f| crate::readers::map_file(f))
+        .map(|f| crate::ir::mapped::map_file(f))
         .collect::<Result<Vec<_>, _>>()?;
     let parts: Vec<&[u8]> = maps.iter().map(|m| &m[..]).collect();
     Ok(gzip_len(&parts))

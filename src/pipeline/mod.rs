@@ -61,21 +61,21 @@ pub struct Loaded {
     /// The reader's name (`onnx`, `keras`, `saved_model`).
     pub format: &'static str,
     pub graph: Graph,
-    /// The Keras model itself, for the TF.js layers writer (which keeps Keras's topology).
-    pub keras: Option<std::sync::Arc<readers::keras::KerasSource>>,
+    /// The Keras model as opened, for the TF.js layers writer (which keeps Keras's topology):
+    /// the file is read once.
+    pub keras: Option<std::sync::Arc<crate::formats::keras::KerasSource>>,
 }
 
 /// Reads a model (format detected from content) and verifies the graph the reader made.
 pub fn load(input: &Path, opts: &ReadOptions) -> Result<Loaded> {
     let reader = readers::detect(input)?;
-    let graph = reader.read(input, opts)?;
+    let readers::Model { graph, keras } = reader.read_model(input, opts)?;
     graph.verify().map_err(|e| {
         Error::Failed(format!(
             "{}: reader produced an invalid graph: {e}",
             input.display()
         ))
     })?;
-    let keras = None;
     Ok(Loaded {
         format: reader.name(),
         graph,

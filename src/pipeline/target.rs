@@ -4,6 +4,9 @@
 use super::options::{Job, Options, Target};
 use super::{Loaded, Observer};
 use crate::error::{Error, Result};
+use crate::formats::keras::KerasSource;
+use crate::ir::Graph;
+use crate::readers::{self, ReadOptions};
 use crate::writers::onnx::{ExternalData, OnnxWriter};
 use crate::writers::tfjs::{self, FolderOptions, TfjsFormat, WeightQuant};
 use crate::writers::tflite::TfliteWriter;
@@ -155,8 +158,7 @@ fn tfjs_writer(
 ) -> Result<Chosen> {
     let folder = tfjs_folder(opts)?;
     let format = opts.tfjs.format;
-    let keras = source.format == "keras";
-    if format == TfjsFormat::Layers && !keras {
+    if format == TfjsFormat::Layers && source.keras.is_none() {
         return Err(Error::Usage(format!(
             "--tfjs-format layers needs a Keras source; {} is {}",
             opts.input.display(),
@@ -165,11 +167,14 @@ fn tfjs_writer(
     }
     // An optimized graph (its fusions, pruned or clustered weights) lives in the IR, which
     // only a graph model is written from.
-    let try_layers = keras && format != TfjsFormat::Graph && !from_ir;
-    let lacking = if try_layers {
-        tfjs::layers::check(&opts.input)?
-    } else {
-        vec![]
+    let keras = match &source.keras {
+        Some(k) if format != TfjsFormat::Graph && !from_ir => Some(k),
+        _ => None,
+    };
+    let layers = keras.map(|k| (k.clone(), layers_shapes(opts, source, k)));
+    let lacking = match &layers {
+        Some((k, shapes)) => tfjs::layers::check(k, shapes, &opts.input),
+        None => vec![],
     };
     if format == TfjsFormat::Layers && !lacking.is_empty() {
         return Err(Error::Unsupported {
@@ -177,7 +182,7 @@ fn tfjs_writer(
             items: lacking,
         });
     }
-    if try_layers && !lacking.is_empty() {
+    if layers.is_some() && !lacking.is_empty() {
         let mut msg =
             String::from("tfjs-layers cannot hold this model, writing a graph model instead:");
         for u in &lacking {
@@ -185,20 +190,38 @@ fn tfjs_writer(
         }
         obs.warn(&msg);
     }
-    let writer: Box<dyn Writer> = if try_layers && lacking.is_empty() {
-        Box::new(tfjs::LayersWriter {
-            input: opts.input.clone(),
-            folder,
-        })
-    } else {
-        Box::new(tfjs::graph::GraphWriter {
-            folder,
-            generated_by: Some(source.format.to_string()),
-        })
+    let (writer, layers): (Box<dyn Writer>, bool) = match layers {
+        Some((source, shapes)) if lacking.is_empty() => (
+            Box::new(tfjs::LayersWriter {
+                source,
+                shapes,
+                file: opts.input.clone(),
+                folder,
+            }),
+            true,
+        ),
+        _ => (
+            Box::new(tfjs::graph::GraphWriter {
+                folder,
+                generated_by: Some(source.format.to_string()),
+            }),
+            false,
+        ),
     };
     Ok(Chosen {
         writer,
         target: Target::Tfjs,
-        layers: try_layers && lacking.is_empty(),
+        layers,
     })
+}
+
+/// The shapes the layers writer looks layers' outputs up in: the source graph, or, when input
+/// shapes were overridden, the graph of the config's own input shapes (the layers topology
+/// keeps those), built again from the opened source without reading the file.
+fn layers_shapes(opts: &Options, source: &Loaded, keras: &KerasSource) -> Graph {
+    if opts.read.input_shapes.is_empty() {
+        return source.graph.clone();
+    }
+    // A failure leaves the shapes unknown: each layer needing one is then listed by the check.
+    readers::keras::build_graph(keras, &opts.input, &ReadOptions::default()).unwrap_or_default()
 }

@@ -3,8 +3,8 @@
 //! with a symbolic batch, and the gathers, concats and arithmetic around it) so that shape
 //! subgraphs fold away and reshape targets resolve statically even when the batch is a symbol.
 
-use super::fold;
 use crate::error::Unsupported;
+use crate::ir::fold;
 use crate::ir::ops::BinaryOp;
 use crate::ir::ops::Reshape;
 use crate::ir::{Dim, Graph, Op, Shape, Tensor, ValueId};

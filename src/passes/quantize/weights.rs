@@ -291,7 +291,7 @@ fn run_jobs(g: &Graph, jobs: &[Job]) -> Result<Vec<Done>, String> {
             (false, false) => math::quantize_symmetric(t, j.axis).map(Done::Int8),
         };
         // The float source is read: its file pages need not stay resident next to the result.
-        crate::readers::release_pages(&t.data);
+        crate::ir::mapped::release_pages(&t.data);
         r.map_err(|e| format!("constant '{}': {e}", v.name))
     };
     let size = |j: &Job| g.constant(j.value).map_or(0, |t| t.data.len());

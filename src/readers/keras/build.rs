@@ -2,10 +2,12 @@
 //! layers, each call of each layer (shared layers and layers called twice give one node set
 //! per call), nested models inlined with their layer names as prefixes, and the outputs.
 
-use super::config::{dtype_name, parse_call, CallSpec, LayerSpec, ModelConfig, TensorRef};
 use super::layers;
-use super::weights::Weights;
 use crate::error::Unsupported;
+use crate::formats::keras::config::{
+    dtype_name, node_offsets, parse_call, CallSpec, LayerSpec, ModelConfig, TensorRef,
+};
+use crate::formats::keras::weights::Weights;
 use crate::ir::{DType, Dim, Graph, Op, Tensor, TensorType, ValueId};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -427,43 +429,6 @@ fn build_functional(
                 .ok_or_else(|| format!("output '{}' is never produced", r.layer))
         })
         .collect()
-}
-
-/// How far the node indices of references to each nested model are shifted. A nested model's
-/// own construction counts as its node 0 where Keras numbers its calls: tf_keras shifts every
-/// reference by one, Keras 3 only `output_layers` (a nested Functional's; a Sequential's
-/// depends on how it was built). What the references show wins (node 0 used: no shift; an
-/// index past the calls: shifted); otherwise the dialect decides.
-pub fn node_offsets<'r>(
-    keras3: bool,
-    cfg: &ModelConfig,
-    refs: impl Iterator<Item = &'r TensorRef>,
-    outputs: bool,
-) -> HashMap<String, usize> {
-    let mut used: HashMap<&str, Vec<usize>> = HashMap::new();
-    for r in refs {
-        used.entry(r.layer.as_str()).or_default().push(r.node);
-    }
-    let mut out = HashMap::new();
-    for spec in cfg.layers.iter().filter(|s| s.is_model()) {
-        let name = spec.layer_name();
-        let nodes = used.get(name.as_str()).cloned().unwrap_or_default();
-        let calls = spec.inbound_nodes.len();
-        let default = match (keras3, outputs) {
-            (false, _) => 1,
-            (true, false) => 0,
-            (true, true) => usize::from(spec.class_name != "Sequential"),
-        };
-        let offset = if nodes.contains(&0) {
-            0
-        } else if nodes.iter().any(|&n| n >= calls) {
-            1
-        } else {
-            default
-        };
-        out.insert(name, offset);
-    }
-    out
 }
 
 /// A tensor by reference, nested models' node indices shifted (see `node_offsets`).

@@ -7,8 +7,10 @@ mod ops;
 pub mod proto;
 pub mod tensor;
 
-use super::{map_file, ReadOptions, Reader};
+use super::{ReadOptions, Reader};
 use crate::error::{failed, Error, Result};
+use crate::formats::onnx as onnx_types;
+use crate::ir::mapped::map_file;
 use crate::ir::{Dim, Graph, Op, TensorType};
 use import::Importer;
 use prost::Message;
@@ -49,7 +51,7 @@ impl Reader for OnnxReader {
 
         let mut external = tensor::ExternalFiles::default();
         for (i, init) in graph.initializer.iter().enumerate() {
-            if let Some(why) = tensor::unsupported_type(init.data_type) {
+            if let Some(why) = onnx_types::unsupported_type(init.data_type) {
                 imp.refuse_value("initializer", &init.name, why);
                 continue;
             }
@@ -67,7 +69,7 @@ impl Reader for OnnxReader {
             if imp.lookup(&input.name).is_some() || imp.is_poisoned(&input.name) {
                 continue; // an initializer listed as input (IR version < 4)
             }
-            if let Some(why) = input_type_code(input).and_then(tensor::unsupported_type) {
+            if let Some(why) = input_type_code(input).and_then(onnx_types::unsupported_type) {
                 imp.refuse_value("input", &input.name, why);
                 continue;
             }
@@ -143,7 +145,7 @@ fn value_type(v: &pb::ValueInfoProto, g: &mut Graph) -> Result<TensorType, Strin
     else {
         return Err(format!("input '{}' is not a tensor", v.name));
     };
-    let dtype = tensor::dtype_from_onnx(t.elem_type).ok_or_else(|| {
+    let dtype = onnx_types::dtype_from_onnx(t.elem_type).ok_or_else(|| {
         format!(
             "input '{}' has unsupported element type {}",
             v.name, t.elem_type

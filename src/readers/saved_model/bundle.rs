@@ -8,8 +8,8 @@
 
 use super::crc::{crc32c, extend, unmask};
 use crate::gen::tensor_bundle::{BundleEntryProto, BundleHeaderProto};
+use crate::ir::mapped::map_file;
 use crate::ir::{DType, Tensor};
-use crate::readers::map_file;
 use bytes::Bytes;
 use prost::Message;
 use std::collections::BTreeMap;

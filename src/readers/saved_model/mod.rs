@@ -15,8 +15,9 @@ mod objects;
 mod ops;
 mod tensor;
 
-use super::{map_file, ReadOptions, Reader};
+use super::{ReadOptions, Reader};
 use crate::error::{failed, Error, Result};
+use crate::ir::mapped::map_file;
 use crate::ir::ops::Reshape;
 use crate::ir::{Dim, Op, TensorType};
 use functions::{Bound, Importer, Scope};

@@ -1,8 +1,8 @@
 //! Building ONNX nodes: names, attributes and the small constants (shapes, axes) that ONNX
 //! takes as inputs. The weights themselves are not copied: initializers refer to IR values.
 
+use crate::formats::onnx::onnx_code;
 use crate::ir::{DType, Dim, Graph, Names, Tensor, ValueId};
-use crate::readers::onnx::tensor::onnx_code;
 use std::collections::HashSet;
 use tract_onnx::pb::{self, attribute_proto::AttributeType, AttributeProto, NodeProto};
 

@@ -8,8 +8,8 @@ mod nodes;
 
 use super::{AtomicFile, WriteReport, Writer};
 use crate::error::{failed, Error, Result, Unsupported};
+use crate::formats::onnx::onnx_code;
 use crate::ir::{Dim, Graph, TensorType, ValueId};
-use crate::readers::onnx::tensor::onnx_code;
 use emit::{Emitter, Initializer};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;

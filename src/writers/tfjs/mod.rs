@@ -5,10 +5,11 @@
 //! - `weights.rs`: the weights manifest, shards, quantization and the atomic folder write;
 //!   [`write_folder`] is the one entry both model kinds use.
 //! - `graph/`: the graph model (NHWC, TF op names the tfjs-converter executors run).
-//! - `layers/`: the layers model, translated from the Keras file itself; it writes through
-//!   [`write_folder`] with `format: "layers-model"` and its `modelTopology`. [`LayersWriter`]
-//!   puts it behind the [`Writer`] trait for `convert`, which picks it for Keras sources unless
-//!   `layers::check` lists layers tfjs-layers lacks (then a graph model, with a warning).
+//! - `layers/`: the layers model, translated from the Keras source as the reader opened it
+//!   (`readers::Model::keras`); it writes through [`write_folder`] with
+//!   `format: "layers-model"` and its `modelTopology`. [`LayersWriter`] puts it behind the
+//!   [`Writer`] trait for `convert`, which picks it for Keras sources unless `layers::check`
+//!   lists layers tfjs-layers lacks (then a graph model, with a warning).
 
 pub mod graph;
 pub mod layers;
@@ -20,14 +21,21 @@ pub use weights::{
 };
 
 use crate::error::{Result, Unsupported};
+use crate::formats::keras::KerasSource;
 use crate::ir::Graph;
 use crate::writers::{WriteReport, Writer};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The layers writer behind the [`Writer`] trait. A layers model is the Keras topology, so it
-/// is written from the Keras file itself; the IR is not used (no legalization).
+/// is written from the opened Keras source; the graph handed to [`Writer`] is not used (no
+/// legalization).
 pub struct LayersWriter {
-    pub input: PathBuf,
+    pub source: Arc<KerasSource>,
+    /// The graph the Keras reader built from `source` (layers' output shapes).
+    pub shapes: Graph,
+    /// The file `source` was read from (for messages).
+    pub file: PathBuf,
     pub folder: FolderOptions,
 }
 
@@ -39,17 +47,10 @@ impl Writer for LayersWriter {
         Ok(())
     }
     fn check(&self, _g: &Graph) -> Vec<Unsupported> {
-        match layers::check(&self.input) {
-            Ok(items) => items,
-            Err(e) => vec![Unsupported {
-                op: "layers-model".into(),
-                node: self.input.display().to_string(),
-                reason: e.to_string(),
-            }],
-        }
+        layers::check(&self.source, &self.shapes, &self.file)
     }
     fn write(&self, _g: &Graph, out: &Path) -> Result<WriteReport> {
-        layers::write(&self.input, out, &self.folder)
+        layers::write(&self.source, &self.shapes, &self.file, out, &self.folder)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use super::super::build::{Builder, Call, LResult};
 use super::axis;
+use crate::formats::keras::config::tf_op_lambda_op;
 use crate::ir::ops::{BinaryOp, Concat};
 use crate::ir::{Op, ValueId};
 use serde_json::Value;
@@ -72,16 +73,6 @@ fn concat(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         Op::Concat(Concat { axis }),
         c.inputs.clone(),
     )?])
-}
-
-/// The binary op of a tf_keras `TFOpLambda` function applied to a tensor and a number `y`.
-pub fn tf_op_lambda_op(function: &str) -> Option<BinaryOp> {
-    Some(match function {
-        "__operators__.add" | "math.add" => BinaryOp::Add,
-        "__operators__.sub" | "math.subtract" => BinaryOp::Sub,
-        "__operators__.mul" | "math.multiply" => BinaryOp::Mul,
-        _ => return None,
-    })
 }
 
 fn tf_op_lambda(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {

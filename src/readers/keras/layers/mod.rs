@@ -5,7 +5,7 @@ mod activation;
 mod attention;
 mod conv;
 mod core;
-pub(crate) mod merge;
+mod merge;
 mod norm;
 mod pool;
 mod rnn;
@@ -14,7 +14,7 @@ mod shape;
 pub use activation::apply as apply_activation;
 
 use super::build::{unsupported, Builder, Call, LResult, LayerError};
-use super::config::LayerSpec;
+use crate::formats::keras::config::LayerSpec;
 use crate::ir::{Tensor, ValueId};
 use serde_json::Value;
 

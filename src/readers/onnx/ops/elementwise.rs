@@ -246,7 +246,7 @@ fn where_(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 
 fn cast(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let code = ctx.int("to", 1) as i32;
-    let Some(to) = super::super::tensor::dtype_from_onnx(code) else {
+    let Some(to) = crate::formats::onnx::dtype_from_onnx(code) else {
         return unsupported(format!("Cast to element type {code}"));
     };
     cast_to(imp, ctx, to)

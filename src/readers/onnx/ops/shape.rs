@@ -380,7 +380,7 @@ fn constant(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
             let t =
                 a.t.as_ref()
                     .ok_or_else(|| NodeError::Invalid("Constant value is not a tensor".into()))?;
-            if let Some(why) = super::super::tensor::unsupported_type(t.data_type) {
+            if let Some(why) = crate::formats::onnx::unsupported_type(t.data_type) {
                 return unsupported(why);
             }
             super::super::tensor::tensor_from_proto(

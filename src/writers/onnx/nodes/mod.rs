@@ -70,10 +70,7 @@ pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
                 name,
                 ins,
                 outs,
-                vec![attr_i(
-                    "to",
-                    crate::readers::onnx::tensor::onnx_code(c.to) as i64,
-                )],
+                vec![attr_i("to", crate::formats::onnx::onnx_code(c.to) as i64)],
             );
             Ok(())
         }

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 /// A Keras dtype (string or Keras 3 `DTypePolicy` object) as a tfjs dtype: tfjs computes in
 /// float32, int32 or bool only.
 pub fn dtype(v: &Value) -> Value {
-    let name = crate::readers::keras::config::dtype_name(v).unwrap_or_else(|| "float32".into());
+    let name = crate::formats::keras::config::dtype_name(v).unwrap_or_else(|| "float32".into());
     json!(tfjs_dtype(&name))
 }
 

@@ -1,7 +1,9 @@
 //! TF.js layers model (`"format": "layers-model"`) from a Keras source: the Keras model config
 //! rewritten into the dialect tfjs-layers 4.22 reads (`tf.loadLayersModel`), and the layers'
-//! weights named as tfjs names them. Works on the Keras file directly (not the IR): a layers
-//! model *is* the Keras topology, so it keeps layer names, shared layers and nested models.
+//! weights named as tfjs names them. Works on the opened Keras file (`formats::keras`), not the
+//! IR: a layers model *is* the Keras topology, so it keeps layer names, shared layers and nested
+//! models. The graph the Keras reader built from the same file gives the layers' output shapes
+//! where a rewrite needs them (a layer's first output value has the layer's name).
 //!
 //! The dialect (tfjs-layers `engine/container.ts` `fromConfig`, `models.ts`):
 //! - Functional: `{"class_name": "Model", "config": {"name", "layers": [{"class_name",
@@ -10,8 +12,8 @@
 //!   `{"args": [{"class_name": "__keras_tensor__", ...}], "kwargs"}` nodes become the nested
 //!   lists; `input_layers` is always a list of triplets.
 //! - A nested model's construction is its node 0 in tfjs (as in tf_keras), so call `k` of a
-//!   nested model is node `k + 1`; Keras 3 numbers calls from 0 (see the reader's
-//!   `node_offsets`).
+//!   nested model is node `k + 1`; Keras 3 numbers calls from 0 (see
+//!   `formats::keras::config::node_offsets`).
 //! - Sequential: `{"class_name": "Sequential", "config": {"name", "layers": [{"class_name",
 //!   "config"}]}}`.
 //! - Weights are matched by name (`LayersModel.loadWeights`): `layer/kernel`; nested models'
@@ -22,8 +24,9 @@
 //! Files: `classes.rs` (which classes tfjs has, their configs and weight names), `common.rs`
 //! (dtypes, initializers, activations; `Plan`: layers added around a layer), `rewrites.rs`
 //! (layers tfjs lacks or computes differently, written exactly as ones it has),
-//! `attention.rs` (MultiHeadAttention head by head). The caller (`convert --to tfjs`) uses
-//! [`check`] to choose between this and the graph model, then [`write`].
+//! `attention.rs` (MultiHeadAttention head by head). The caller (`convert --to tfjs`) reads the
+//! file once (`readers::read_model`), uses [`check`] to choose between this and the graph
+//! model, then [`write`].
 
 mod attention;
 mod classes;
@@ -35,13 +38,12 @@ use rewrites::Facts;
 
 use super::{write_folder, FolderOptions, NamedWeight};
 use crate::error::{failed, Error, Result, Unsupported};
-use crate::ir::{Dim, Tensor};
-use crate::readers::keras::build::node_offsets;
-use crate::readers::keras::config::{parse_call, CallSpec, LayerSpec, ModelConfig, TensorRef};
-use crate::readers::keras::weights::Weights;
-use crate::readers::keras::KerasReader;
-use crate::readers::keras::{read_source, KerasSource};
-use crate::readers::{ReadOptions, Reader};
+use crate::formats::keras::config::{
+    node_offsets, parse_call, CallSpec, LayerSpec, ModelConfig, TensorRef,
+};
+use crate::formats::keras::weights::Weights;
+use crate::formats::keras::KerasSource;
+use crate::ir::{Dim, Graph, Tensor};
 use crate::writers::WriteReport;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -55,25 +57,34 @@ pub struct LayersModel {
     pub layers: usize,
 }
 
-/// Everything tfjs-layers cannot hold in a Keras file (empty: a layers model can be written).
-/// A file that reads but whose config the translation cannot follow (an unexpected weight
-/// count, a malformed node) is one item too, so that the caller can fall back to a graph model.
-pub fn check(path: &Path) -> Result<Vec<Unsupported>> {
-    match translate(&read_source(path)?, path) {
-        Ok(_) => Ok(vec![]),
-        Err(Error::Unsupported { items, .. }) => Ok(items),
-        Err(e) => Ok(vec![Unsupported {
+/// Everything tfjs-layers cannot hold in a Keras source (empty: a layers model can be written).
+/// A source whose config the translation cannot follow (an unexpected weight count, a malformed
+/// node) is one item too, so that the caller can fall back to a graph model. `shapes` is the
+/// graph the Keras reader built from `src` without input-shape overrides (the topology keeps
+/// the config's input shapes, so its layers' shapes must follow them); `file` is where `src`
+/// was read from (for messages).
+pub fn check(src: &KerasSource, shapes: &Graph, file: &Path) -> Vec<Unsupported> {
+    match translate(src, shapes, file) {
+        Ok(_) => vec![],
+        Err(Error::Unsupported { items, .. }) => items,
+        Err(e) => vec![Unsupported {
             op: "layers-model".into(),
-            node: path.display().to_string(),
+            node: file.display().to_string(),
             reason: e.to_string(),
-        }]),
+        }],
     }
 }
 
-/// Reads the Keras file `input` and writes its layers model into the folder `out`.
-pub fn write(input: &Path, out: &Path, opts: &FolderOptions) -> Result<WriteReport> {
-    let src = read_source(input)?;
-    let m = translate(&src, input)?;
+/// Writes the layers model of the Keras source `src` into the folder `out` (`shapes` and
+/// `file` as for [`check`]).
+pub fn write(
+    src: &KerasSource,
+    shapes: &Graph,
+    file: &Path,
+    out: &Path,
+    opts: &FolderOptions,
+) -> Result<WriteReport> {
+    let m = translate(src, shapes, file)?;
     let mut model = Map::new();
     model.insert("format".into(), json!("layers-model"));
     model.insert(
@@ -87,17 +98,15 @@ pub fn write(input: &Path, out: &Path, opts: &FolderOptions) -> Result<WriteRepo
 }
 
 /// The layers model of a Keras source; `Error::Unsupported` lists every layer tfjs-layers
-/// cannot hold.
-/// `input` is the file `src` was read from (for messages, and read as IR when a layer's output
-/// shape is needed).
-pub fn translate(src: &KerasSource, input: &Path) -> Result<LayersModel> {
-    let file = input.display().to_string();
+/// cannot hold. `shapes` and `file` as for [`check`].
+pub fn translate(src: &KerasSource, shapes: &Graph, file: &Path) -> Result<LayersModel> {
+    let file = file.display().to_string();
     let mut t = Translator {
         keras3: src.keras3,
         unsupported: Vec::new(),
         weights: Vec::new(),
         layers: 0,
-        input,
+        graph: shapes,
         shapes: None,
     };
     let model = t
@@ -165,10 +174,10 @@ fn unique(names: &mut HashSet<String>, base: &str, suffix: &str) -> String {
 const TFJS_LAYERS_VERSION: &str = "4.22.0";
 
 struct Translator<'a> {
-    input: &'a Path,
-    /// The shapes of the source read as IR (values by name; a layer's output value has the
-    /// layer's name), read once a layer's output shape is needed.
-    shapes: Option<Result<HashMap<String, Vec<Dim>>, String>>,
+    /// The source as the Keras reader built it (a layer's output value has the layer's name).
+    graph: &'a Graph,
+    /// `graph`'s value shapes by name, indexed once a layer's output shape is needed.
+    shapes: Option<HashMap<&'a str, &'a [Dim]>>,
     keras3: bool,
     unsupported: Vec<Unsupported>,
     weights: Vec<NamedWeight>,
@@ -178,20 +187,16 @@ struct Translator<'a> {
 impl Translator<'_> {
     /// The static shape of layer `node`'s first output (its IR value has the layer's name).
     fn output_shape(&mut self, node: &str) -> Result<Vec<Dim>, String> {
-        let input = self.input;
+        let graph = self.graph;
         let shapes = self.shapes.get_or_insert_with(|| {
-            // The file's own shapes (no input overrides: the topology keeps the config's).
-            let g = KerasReader
-                .read(input, &ReadOptions::default())
-                .map_err(|e| e.to_string())?;
-            Ok(g.values.into_iter().map(|v| (v.name, v.ty.shape)).collect())
+            // Later values win, as they always have when names repeat.
+            (graph.values.iter())
+                .map(|v| (v.name.as_str(), v.ty.shape.as_slice()))
+                .collect()
         });
-        let shapes = shapes
-            .as_ref()
-            .map_err(|e| format!("its output shape is unknown ({e})"))?;
         shapes
             .get(node)
-            .cloned()
+            .map(|s| s.to_vec())
             .ok_or_else(|| format!("its output shape is unknown (no value '{node}')"))
     }
 

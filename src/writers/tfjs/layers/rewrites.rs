@@ -21,9 +21,9 @@
 //!   the layer's output shape (fixed lengths only).
 
 use super::common::{From, Plan, Step};
+use crate::formats::keras::config::tf_op_lambda_op;
 use crate::ir::ops::BinaryOp;
 use crate::ir::Dim;
-use crate::readers::keras::layers::merge::tf_op_lambda_op;
 use serde_json::{json, Map, Value};
 
 type Reason = String;

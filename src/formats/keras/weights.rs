@@ -13,7 +13,7 @@
 use super::h5::{self, H5};
 use crate::ir::Tensor;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 pub enum Weights {
     /// `.h5`: per layer, its `(weight name, tensor)` list.
@@ -22,7 +22,7 @@ pub enum Weights {
     Scoped(Vec<(String, Tensor)>),
     /// `.keras`: the layer groups below a path, indexed by layer name.
     V3 {
-        h5: Rc<H5>,
+        h5: Arc<H5>,
         by_name: HashMap<String, String>,
     },
 }
@@ -60,11 +60,11 @@ impl Weights {
     }
 
     /// The weights of a `.keras` archive's `model.weights.h5`.
-    pub fn v3(h5: Rc<H5>) -> Result<Weights, String> {
+    pub fn v3(h5: Arc<H5>) -> Result<Weights, String> {
         Weights::v3_at(h5, "layers")
     }
 
-    fn v3_at(h5: Rc<H5>, path: &str) -> Result<Weights, String> {
+    fn v3_at(h5: Arc<H5>, path: &str) -> Result<Weights, String> {
         let root = h5.root()?;
         let mut by_name = HashMap::new();
         let Ok(g) = h5.group_at(&root, path) else {

@@ -1,4 +1,5 @@
-//! Import-time constant folding: ops whose inputs are all constants become constants, so that
+//! Constant folding, for readers while they build a graph and for the clean-up pass after
+//! rewrites: ops whose inputs are all constants become constants, so that
 //! shape arithmetic (Shape → Gather → Concat → Reshape) and weight preprocessing vanish from
 //! the graph. Data movement is done on raw element bytes (exact for every type); arithmetic
 //! runs in i64 for integer types and f64 for floats. Large tensors are folded only by ops that

@@ -4,8 +4,10 @@
 //! {...}}]` holding `__keras_tensor__` objects, dtype policies as objects). Layer parameters
 //! stay JSON here; each layer handler parses its own typed struct.
 
+use crate::ir::ops::BinaryOp;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// A model or layer entry: `{"class_name": ..., "config": {...}, ...}`.
 #[derive(Clone, Debug, Deserialize)]
@@ -208,6 +210,53 @@ pub fn dtype_name(v: &Value) -> Option<String> {
             .map(String::from),
         _ => None,
     }
+}
+
+/// How far the node indices of references to each nested model are shifted. A nested model's
+/// own construction counts as its node 0 where Keras numbers its calls: tf_keras shifts every
+/// reference by one, Keras 3 only `output_layers` (a nested Functional's; a Sequential's
+/// depends on how it was built). What the references show wins (node 0 used: no shift; an
+/// index past the calls: shifted); otherwise the dialect decides.
+pub fn node_offsets<'r>(
+    keras3: bool,
+    cfg: &ModelConfig,
+    refs: impl Iterator<Item = &'r TensorRef>,
+    outputs: bool,
+) -> HashMap<String, usize> {
+    let mut used: HashMap<&str, Vec<usize>> = HashMap::new();
+    for r in refs {
+        used.entry(r.layer.as_str()).or_default().push(r.node);
+    }
+    let mut out = HashMap::new();
+    for spec in cfg.layers.iter().filter(|s| s.is_model()) {
+        let name = spec.layer_name();
+        let nodes = used.get(name.as_str()).cloned().unwrap_or_default();
+        let calls = spec.inbound_nodes.len();
+        let default = match (keras3, outputs) {
+            (false, _) => 1,
+            (true, false) => 0,
+            (true, true) => usize::from(spec.class_name != "Sequential"),
+        };
+        let offset = if nodes.contains(&0) {
+            0
+        } else if nodes.iter().any(|&n| n >= calls) {
+            1
+        } else {
+            default
+        };
+        out.insert(name, offset);
+    }
+    out
+}
+
+/// The binary op of a tf_keras `TFOpLambda` function applied to a tensor and a number `y`.
+pub fn tf_op_lambda_op(function: &str) -> Option<BinaryOp> {
+    Some(match function {
+        "__operators__.add" | "math.add" => BinaryOp::Add,
+        "__operators__.sub" | "math.subtract" => BinaryOp::Sub,
+        "__operators__.mul" | "math.multiply" => BinaryOp::Mul,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,7 @@
+//! Format knowledge that both a reader and a writer need, kept here so that neither imports
+//! the other: [`onnx`] (the element-type table) and [`keras`] (opening Keras files, their
+//! config model and weights, for the Keras reader and the TF.js layers writer). Modules here
+//! use only the IR below them.
+
+pub mod keras;
+pub mod onnx;
