@@ -5,6 +5,7 @@ mod common;
 mod accuracy;
 mod cli;
 mod corrupt;
+mod install;
 mod keras;
 mod layering;
 mod optimize;

@@ -300,3 +300,72 @@ fn recurrent_and_integer_fixtures_use_only_float_builtins() {
         }
     }
 }
+
+/// `--verify` re-reads the written file with tract-tflite; what that decoder cannot read is
+/// reported as its limitation in one line ("not checked: …"), never as a panic or a dump of
+/// tract's operator structs, and the conversion still succeeds.
+#[test]
+fn verify_reports_what_tract_tflite_cannot_decode_in_words() {
+    let cases = [
+        ("fixtures/onnx/mlp/model.onnx", None),
+        (
+            "fixtures/keras/dense_mlp/model.h5",
+            Some(
+                "does not support omitted optional inputs (FULLY_CONNECTED's input 3 is tensor -1",
+            ),
+        ),
+        (
+            "fixtures/onnx/depthwise_grouped/model.onnx",
+            Some("does not support DEPTHWISE_CONV_2D with a channel multiplier (here 2)"),
+        ),
+        (
+            "fixtures/onnx/activations/model.onnx",
+            Some("does not support the operator ELU;"),
+        ),
+    ];
+    let dir = crate::common::tempdir();
+    let out = dir.path().join("out.tflite");
+    for (model, reason) in cases {
+        let o = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+            .args(["convert"])
+            .arg(repo().join(model))
+            .args(["--to", "tflite", "--verify", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{model}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("Operator {"),
+            "{model}: {err}"
+        );
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains("tract-tflite")).collect();
+        match reason {
+            None => assert!(lines.is_empty(), "{model}: {err}"),
+            Some(reason) => {
+                assert_eq!(lines.len(), 1, "{model}: {err}");
+                assert!(
+                    lines[0].starts_with(
+                        "not checked: tract-tflite (the TFLite decoder used to re-read the file) "
+                    ) && lines[0].contains(reason)
+                        && lines[0].ends_with("; the graph as written is verified"),
+                    "{model}: {}",
+                    lines[0]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_file_that_is_no_flatbuffer_is_not_checked_rather_than_a_crash() {
+    use mdeploy::eval::{decode_tflite_file, Decoded};
+    let dir = crate::common::tempdir();
+    let path = dir.path().join("junk.tflite");
+    std::fs::write(&path, b"TFL3 but not a flatbuffer at all").unwrap();
+    match decode_tflite_file(&path).unwrap() {
+        Decoded::NotChecked(why) => assert!(why.starts_with("rejects the flatbuffer"), "{why}"),
+        Decoded::Ok => panic!("junk decoded"),
+    }
+    assert!(decode_tflite_file(&dir.path().join("missing.tflite")).is_err());
+}

@@ -2,8 +2,10 @@
 //! 2 usage error, 3 verification past tolerance, 4 unsupported model.
 
 mod accuracy;
+mod completions;
 mod convert;
 mod inspect;
+mod man;
 mod optimize;
 mod progress;
 mod quantize;
@@ -13,10 +15,14 @@ use mdeploy::error::Result;
 pub use mdeploy::readers::parse_input_shape;
 use std::path::PathBuf;
 
+/// The package version, with the git revision and its date when built from a git checkout
+/// (set by build.rs).
+pub const VERSION: &str = env!("MDEPLOY_VERSION");
+
 #[derive(Parser, Debug)]
 #[command(
     name = "mdeploy",
-    version,
+    version = VERSION,
     about = "Convert trained models into what deployment targets load, and check the result numerically.",
     after_help = "Exit codes: 0 success, 1 failure, 2 usage error, 3 verification past tolerance, 4 unsupported model.\n\n\
 Examples:\n  mdeploy convert net.onnx --to onnx --opset 17 --verify\n  mdeploy inspect net.onnx\n  mdeploy inspect net.onnx --json > io.json"
@@ -35,6 +41,9 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     Optimize(optimize::OptimizeArgs),
     Quantize(quantize::QuantizeArgs),
+    Completions(completions::CompletionsArgs),
+    #[command(hide = true)]
+    Man(man::ManArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -43,6 +52,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Optimize(a) => optimize::run(a, cli.quiet),
         Command::Quantize(a) => quantize::run(a, cli.quiet),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod pieces;
 mod prepare;
 mod ranges;
+mod tflite_readback;
 
 pub use ranges::measure_ranges;
 
@@ -14,6 +15,8 @@ use crate::writers::onnx::OnnxWriter;
 use bytes::Bytes;
 use tract_onnx::prelude::{self as tp, Framework, InferenceFact, InferenceModelExt, IntoTValue};
 use tract_onnx::tract_core::model::IntoRunnable;
+
+pub use tflite_readback::{decode_tflite_file, Decoded};
 
 fn datum(dtype: DType) -> tp::DatumType {
     match dtype {
@@ -319,21 +322,4 @@ pub fn run_onnx_file(path: &std::path::Path, inputs: &[Tensor]) -> Result<Vec<Te
         .model_for_path(path)
         .map_err(|e| failed(format!("{}: tract cannot load it: {e:#}", path.display())))?;
     run_model(m, inputs)
-}
-
-/// Checks that tract-tflite decodes a TFLite file (a structural read-back; tract-tflite panics
-/// on some valid files, which is reported as an error, not a crash).
-pub fn decode_tflite_file(path: &std::path::Path) -> Result<()> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let r = std::panic::catch_unwind(|| tract_tflite::tflite().model_for_path(path).map(|_| ()));
-    std::panic::set_hook(hook);
-    match r {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(failed(format!("{}: {e:#}", path.display()))),
-        Err(_) => Err(failed(format!(
-            "{}: tract-tflite panicked while decoding it",
-            path.display()
-        ))),
-    }
 }

@@ -8,6 +8,7 @@ mod bench_tflite;
 mod ci;
 mod codegen;
 mod conformance;
+mod man;
 mod node;
 mod python;
 mod util;
@@ -33,6 +34,11 @@ const TASKS: &[(&str, &str, Task)] = &[
         "bench",
         "wall time and peak RSS of conversions (release build), with reference-tool ratios",
         bench::run,
+    ),
+    (
+        "man",
+        "man pages into target/man (mdeploy.1 and one per subcommand)",
+        man::run,
     ),
     (
         "codegen",
