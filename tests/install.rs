@@ -77,11 +77,24 @@ fn bash_accepts_the_bash_completion_script() {
     );
     let registered = stdout(&sourced);
     assert!(registered.trim_end().ends_with(" mdeploy"), "{registered}");
-    // The script completes the real subcommands (and not the hidden man-page one).
+    // The script completes the real subcommands, not the hidden man-page one.
     let text = stdout(&o);
-    for sub in ["convert", "inspect", "optimize", "quantize", "completions"] {
-        assert!(text.contains(sub), "bash script lacks {sub}");
+    let top = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("opts=\"-q -h -V"))
+        .expect("top-level options");
+    for sub in [
+        "convert",
+        "inspect",
+        "optimize",
+        "quantize",
+        "completions",
+        "help",
+    ] {
+        assert!(top.split(['"', ' ']).any(|w| w == sub), "{top} lacks {sub}");
     }
+    assert!(!top.split(['"', ' ']).any(|w| w == "man"), "{top}");
+    assert!(!text.contains("mdeploy__man") && !text.contains("mdeploy,man)"));
 }
 
 #[test]

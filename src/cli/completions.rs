@@ -21,8 +21,23 @@ pub struct CompletionsArgs {
 
 pub fn run(a: CompletionsArgs) -> Result<()> {
     let mut script = Vec::new();
-    clap_complete::generate(a.shell, &mut Cli::command(), "mdeploy", &mut script);
+    clap_complete::generate(
+        a.shell,
+        &mut visible(Cli::command()),
+        "mdeploy",
+        &mut script,
+    );
     std::io::stdout()
         .write_all(&script)
         .map_err(|e| Error::Failed(format!("writing the completion script: {e}")))
+}
+
+/// `cmd` without its hidden subcommands (`man`, for `cargo xtask man`): clap_complete would
+/// offer them too, and clap cannot remove a subcommand, so the top level is rebuilt.
+fn visible(cmd: clap::Command) -> clap::Command {
+    let subcommands = cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned();
+    clap::Command::new("mdeploy")
+        .version(super::VERSION)
+        .args(cmd.get_arguments().cloned())
+        .subcommands(subcommands.collect::<Vec<_>>())
 }
