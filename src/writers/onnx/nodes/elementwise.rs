@@ -6,6 +6,90 @@ use super::{simple, R};
 use crate::ir::ops::{Activation, BinaryOp, UnaryOp};
 use crate::ir::DType;
 
+/// The lowest opset [`unary`] can write `u` in.
+pub fn unary_min_opset(u: UnaryOp) -> i64 {
+    match u {
+        UnaryOp::BitwiseNot => 18,
+        UnaryOp::Abs
+        | UnaryOp::Neg
+        | UnaryOp::Sqrt
+        | UnaryOp::Rsqrt
+        | UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Reciprocal
+        | UnaryOp::Erf
+        | UnaryOp::Floor
+        | UnaryOp::Ceil
+        | UnaryOp::Round
+        | UnaryOp::Sign
+        | UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Tan
+        | UnaryOp::Asin
+        | UnaryOp::Acos
+        | UnaryOp::Atan
+        | UnaryOp::Sinh
+        | UnaryOp::Cosh
+        | UnaryOp::Asinh
+        | UnaryOp::Acosh
+        | UnaryOp::Atanh
+        | UnaryOp::Sigmoid
+        | UnaryOp::Tanh
+        | UnaryOp::Relu
+        | UnaryOp::Softplus
+        | UnaryOp::Softsign
+        | UnaryOp::Not
+        | UnaryOp::IsNaN
+        | UnaryOp::Square => 13,
+    }
+}
+
+/// The lowest opset [`binary`] can write `b` in.
+pub fn binary_min_opset(b: BinaryOp) -> i64 {
+    match b {
+        BinaryOp::BitwiseAnd | BinaryOp::BitwiseOr | BinaryOp::BitwiseXor => 18,
+        BinaryOp::Add
+        | BinaryOp::Sub
+        | BinaryOp::Mul
+        | BinaryOp::Div
+        | BinaryOp::Pow
+        | BinaryOp::Min
+        | BinaryOp::Max
+        | BinaryOp::Mod
+        | BinaryOp::Fmod
+        | BinaryOp::PRelu
+        | BinaryOp::Equal
+        | BinaryOp::Less
+        | BinaryOp::Greater
+        | BinaryOp::LessOrEqual
+        | BinaryOp::GreaterOrEqual
+        | BinaryOp::And
+        | BinaryOp::Or
+        | BinaryOp::Xor
+        | BinaryOp::SquaredDifference
+        | BinaryOp::BitShiftLeft
+        | BinaryOp::BitShiftRight => 13,
+    }
+}
+
+/// The lowest opset [`activation`] can write `a` in: the ones newer than 13 (HardSwish, Mish,
+/// Gelu) are decomposed there.
+pub fn activation_min_opset(a: &Activation) -> i64 {
+    match a {
+        Activation::LeakyRelu { .. }
+        | Activation::Elu { .. }
+        | Activation::Selu { .. }
+        | Activation::Celu { .. }
+        | Activation::HardSigmoid { .. }
+        | Activation::HardSwish
+        | Activation::Gelu { .. }
+        | Activation::Clip { .. }
+        | Activation::ThresholdedRelu { .. }
+        | Activation::Mish
+        | Activation::Shrink { .. } => 13,
+    }
+}
+
 pub fn unary(
     em: &mut Emitter,
     u: UnaryOp,
