@@ -7,6 +7,7 @@
 
 use crate::ir::ops::{Activation, BinaryOp, LayerNorm, LpNorm, Reduce, ReduceKind, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op, ValueId};
+use crate::passes::decompose::{self, Prims};
 use crate::passes::rewrite::Rewriter;
 
 struct L<'r, 'g> {
@@ -120,6 +121,35 @@ impl L<'_, '_> {
         let r = self.u(UnaryOp::Relu, x)?;
         let n = self.elu_neg(x, alpha)?;
         self.b(BinaryOp::Add, r, n)
+    }
+}
+
+/// Decompositions built from already-lowered primitives (Erf and Softplus in their lowered
+/// forms).
+impl Prims for L<'_, '_> {
+    type Value = ValueId;
+    fn constant(&mut self, _: &str, v: f64) -> Result<ValueId, String> {
+        Ok(self.c(v as f32))
+    }
+    fn unary(&mut self, _: &str, op: decompose::Unary, x: ValueId) -> Result<ValueId, String> {
+        match op {
+            decompose::Unary::Square => self.u(UnaryOp::Square, x),
+            decompose::Unary::Tanh => self.u(UnaryOp::Tanh, x),
+            decompose::Unary::Erf => self.erf(x),
+            decompose::Unary::Softplus => self.softplus(x),
+        }
+    }
+    fn binary(
+        &mut self,
+        _: &str,
+        op: decompose::Binary,
+        a: ValueId,
+        b: ValueId,
+    ) -> Result<ValueId, String> {
+        match op {
+            decompose::Binary::Add => self.b(BinaryOp::Add, a, b),
+            decompose::Binary::Mul => self.b(BinaryOp::Mul, a, b),
+        }
     }
 }
 
@@ -304,11 +334,7 @@ fn lower_activation(l: &mut L, a: &Activation, x: ValueId) -> Result<Option<Valu
             let z = l.c(0.0);
             l.rw.op(&l.base, Op::Where, vec![gt, x, z])?
         }
-        Activation::Mish => {
-            let sp = l.softplus(x)?;
-            let t = l.u(UnaryOp::Tanh, sp)?;
-            l.b(BinaryOp::Mul, x, t)?
-        }
+        Activation::Mish => decompose::mish(l, x)?,
         Activation::Clip { min, max } if !(l.native_clip)(min, max) => {
             let mut v = x;
             if let Some(lo) = min {
