@@ -351,24 +351,62 @@ fn argmax_rows(t: &Tensor) -> Option<Vec<usize>> {
 /// Whether a node's output is a "layer" output worth reporting: ops with weights and the
 /// quantized forms of them.
 fn is_layer(op: &Op) -> bool {
-    matches!(
-        op,
+    match op {
         Op::Conv(_)
-            | Op::ConvTranspose(_)
-            | Op::MatMul(_)
-            | Op::Einsum(_)
-            | Op::Lstm(_)
-            | Op::Gru(_)
-            | Op::ConvInteger(_)
-            | Op::MatMulInteger
-            | Op::QLinearConv(_)
-            | Op::QLinearMatMul
-            | Op::DequantizeLinear(_)
-            | Op::BatchNorm(_)
-            | Op::LayerNorm(_)
-            | Op::Binary(_)
-            | Op::Activation(_)
-    )
+        | Op::ConvTranspose(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul
+        | Op::DequantizeLinear(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::Binary(_)
+        | Op::Activation(_) => true,
+        Op::Unary(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::QuantizeLinear(_)
+        | Op::DynamicQuantizeLinear => false,
+    }
 }
 
 /// Float intermediate values of the same name, type and shape in both graphs, produced in the

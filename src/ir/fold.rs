@@ -5,7 +5,7 @@
 //! runs in i64 for integer types and f64 for floats. Large tensors are folded only by ops that
 //! move data (reshape shares the bytes; transpose copies them once).
 
-use crate::ir::ops::{BinaryOp, UnaryOp};
+use crate::ir::ops::{BinaryOp, ReduceKind, UnaryOp};
 use crate::ir::strided::{broadcast_strides, for_each_offset, gather_bytes, strides};
 use crate::ir::{shape_fixed, DType, Op, Tensor, TensorType};
 use bytes::Bytes;
@@ -25,19 +25,76 @@ pub fn fold_from_types(op: &Op, inputs: &[&TensorType]) -> Option<Vec<Tensor>> {
     }
 }
 
-pub fn fold(op: &Op, inputs: &[&Tensor], out_types: &[TensorType]) -> Option<Vec<Tensor>> {
-    let out_shape = shape_fixed(&out_types.first()?.shape)?;
-    let n_out = out_shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
-    let limit = match op {
+/// Ops whose folding only moves elements (so large tensors fold: reshape shares the bytes,
+/// the others copy them once); every other op computes, and folds small tensors only.
+fn moves_data(op: &Op) -> bool {
+    match op {
         Op::Reshape(_)
         | Op::Transpose(_)
         | Op::Concat(_)
         | Op::Gather(_)
         | Op::Slice(_)
-        | Op::Cast(_) => MAX_MOVE_ELEMENTS,
-        _ => MAX_COMPUTE_ELEMENTS,
+        | Op::Cast(_) => true,
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Split(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => false,
+    }
+}
+
+pub fn fold(op: &Op, inputs: &[&Tensor], out_types: &[TensorType]) -> Option<Vec<Tensor>> {
+    let out_shape = shape_fixed(&out_types.first()?.shape)?;
+    let n_out = out_shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    let limit = if moves_data(op) {
+        MAX_MOVE_ELEMENTS
+    } else {
+        MAX_COMPUTE_ELEMENTS
     };
     if n_out > limit {
         return None;
@@ -78,48 +135,94 @@ pub fn fold(op: &Op, inputs: &[&Tensor], out_types: &[TensorType]) -> Option<Vec
             }
             one(Tensor::from_f64s(inputs[0].dtype, out_shape, &v))
         }
-        Op::Expand(_) | Op::Tile(_) => one(broadcast_to(inputs[0], op, out_shape)?),
+        Op::Expand(_) => one(expand(inputs[0], out_shape)),
+        Op::Tile(_) => one(tile(inputs[0], out_shape)),
         Op::Reduce(r) if inputs[0].dtype.is_int() && r.axes.len() == inputs[0].shape.len() => {
             let v = inputs[0].to_i64s()?;
             let x = match r.kind {
-                crate::ir::ops::ReduceKind::Prod => v.iter().product(),
-                crate::ir::ops::ReduceKind::Sum => v.iter().sum(),
-                crate::ir::ops::ReduceKind::Max => *v.iter().max()?,
-                crate::ir::ops::ReduceKind::Min => *v.iter().min()?,
-                _ => return None,
+                ReduceKind::Prod => v.iter().product(),
+                ReduceKind::Sum => v.iter().sum(),
+                ReduceKind::Max => *v.iter().max()?,
+                ReduceKind::Min => *v.iter().min()?,
+                ReduceKind::Mean
+                | ReduceKind::L1
+                | ReduceKind::L2
+                | ReduceKind::LogSum
+                | ReduceKind::LogSumExp
+                | ReduceKind::SumSquare => return None,
             };
             one(Tensor::from_i64s(inputs[0].dtype, out_shape, &[x]))
         }
-        _ => None,
+        Op::Activation(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Split(_)
+        | Op::Pad(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => None,
     }
 }
 
-fn broadcast_to(t: &Tensor, op: &Op, out_shape: Vec<usize>) -> Option<Tensor> {
-    let data = match op {
-        Op::Expand(_) => gather_bytes(t, &out_shape, &broadcast_strides(&t.shape, &out_shape)),
-        Op::Tile(tile) => {
-            // Tile = read index modulo the input size on each axis.
-            let es = t.dtype.size();
-            let s = strides(&t.shape);
-            let n: usize = out_shape.iter().product();
-            let mut out = Vec::with_capacity(n * es);
-            let os = strides(&out_shape);
-            for flat in 0..n {
-                let off: usize = (0..out_shape.len())
-                    .map(|ax| ((flat / os[ax]) % out_shape[ax]) % t.shape[ax] * s[ax])
-                    .sum();
-                out.extend_from_slice(&t.data[off * es..(off + 1) * es]);
-            }
-            let _ = tile;
-            Bytes::from(out)
-        }
-        _ => return None,
-    };
-    Some(Tensor {
+fn expand(t: &Tensor, out_shape: Vec<usize>) -> Tensor {
+    let data = gather_bytes(t, &out_shape, &broadcast_strides(&t.shape, &out_shape));
+    Tensor {
         dtype: t.dtype,
         shape: out_shape,
         data,
-    })
+    }
+}
+
+/// Tile = read index modulo the input size on each axis.
+fn tile(t: &Tensor, out_shape: Vec<usize>) -> Tensor {
+    let es = t.dtype.size();
+    let s = strides(&t.shape);
+    let n: usize = out_shape.iter().product();
+    let mut out = Vec::with_capacity(n * es);
+    let os = strides(&out_shape);
+    for flat in 0..n {
+        let off: usize = (0..out_shape.len())
+            .map(|ax| ((flat / os[ax]) % out_shape[ax]) % t.shape[ax] * s[ax])
+            .sum();
+        out.extend_from_slice(&t.data[off * es..(off + 1) * es]);
+    }
+    Tensor {
+        dtype: t.dtype,
+        shape: out_shape,
+        data: Bytes::from(out),
+    }
 }
 
 fn concat(inputs: &[&Tensor], axis: usize, out_shape: Vec<usize>) -> Tensor {
@@ -218,7 +321,32 @@ fn unary(u: UnaryOp, t: &Tensor) -> Option<Tensor> {
                 UnaryOp::Not => (x == 0) as i64,
                 UnaryOp::BitwiseNot => !x,
                 UnaryOp::Relu => x.max(0),
-                _ => return None,
+                UnaryOp::Sqrt
+                | UnaryOp::Rsqrt
+                | UnaryOp::Exp
+                | UnaryOp::Log
+                | UnaryOp::Reciprocal
+                | UnaryOp::Erf
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::Round
+                | UnaryOp::Sin
+                | UnaryOp::Cos
+                | UnaryOp::Tan
+                | UnaryOp::Asin
+                | UnaryOp::Acos
+                | UnaryOp::Atan
+                | UnaryOp::Sinh
+                | UnaryOp::Cosh
+                | UnaryOp::Asinh
+                | UnaryOp::Acosh
+                | UnaryOp::Atanh
+                | UnaryOp::Sigmoid
+                | UnaryOp::Tanh
+                | UnaryOp::Softplus
+                | UnaryOp::Softsign
+                | UnaryOp::IsNaN
+                | UnaryOp::Square => return None,
             })
         };
         let r: Option<Vec<i64>> = v.into_iter().map(f).collect();
@@ -250,7 +378,20 @@ fn unary(u: UnaryOp, t: &Tensor) -> Option<Tensor> {
                     x.signum()
                 }
             }
-            _ => return None,
+            UnaryOp::Erf
+            | UnaryOp::Round
+            | UnaryOp::Sin
+            | UnaryOp::Cos
+            | UnaryOp::Tan
+            | UnaryOp::Atan
+            | UnaryOp::Sigmoid
+            | UnaryOp::Tanh
+            | UnaryOp::Softplus
+            | UnaryOp::Softsign
+            | UnaryOp::Not
+            | UnaryOp::IsNaN
+            | UnaryOp::Square
+            | UnaryOp::BitwiseNot => return None,
         })
     };
     let r: Option<Vec<f64>> = t.to_f64s().into_iter().map(f).collect();
@@ -315,7 +456,7 @@ fn binary(
                     BinaryOp::BitwiseXor => p ^ q,
                     BinaryOp::BitShiftLeft => shift(p, q, true)?,
                     BinaryOp::BitShiftRight => shift(p, q, false)?,
-                    _ => return None,
+                    BinaryOp::Pow | BinaryOp::PRelu | BinaryOp::SquaredDifference => return None,
                 })
             })
             .collect();
@@ -340,7 +481,18 @@ fn binary(
                 BinaryOp::Greater => (p > q) as i64 as f64,
                 BinaryOp::LessOrEqual => (p <= q) as i64 as f64,
                 BinaryOp::GreaterOrEqual => (p >= q) as i64 as f64,
-                _ => return None,
+                BinaryOp::Mod
+                | BinaryOp::Fmod
+                | BinaryOp::PRelu
+                | BinaryOp::And
+                | BinaryOp::Or
+                | BinaryOp::Xor
+                | BinaryOp::SquaredDifference
+                | BinaryOp::BitShiftLeft
+                | BinaryOp::BitShiftRight
+                | BinaryOp::BitwiseAnd
+                | BinaryOp::BitwiseOr
+                | BinaryOp::BitwiseXor => return None,
             })
         })
         .collect();

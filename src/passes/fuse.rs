@@ -9,7 +9,8 @@
 
 use super::rewrite::Rewriter;
 use crate::ir::ops::{BatchNorm, BinaryOp};
-use crate::ir::{DType, Graph, KernelLayout, Node, Op, Tensor, ValueId};
+use crate::ir::{DType, Graph, KernelLayout, Layout, Node, Op, Tensor, ValueId};
+use std::collections::HashMap;
 
 /// Per-channel `(scale, shift)` of a batch norm with constant f32 parameters.
 fn bn_affine(g: &Graph, n: &Node, eps: f32) -> Option<(Vec<f64>, Vec<f64>)> {
@@ -89,56 +90,7 @@ pub fn fold_batch_norms(g: &mut Graph) -> bool {
         let Some(&pi) = producers.get(&x) else {
             continue;
         };
-        let p = &g.nodes[pi];
-        let planned = match &p.op {
-            Op::Conv(c) if c.layout == layout && p.inputs.len() >= 2 => {
-                let Some(k) = g.constant(p.inputs[1]) else {
-                    continue;
-                };
-                let Some(o_axis) = out_channel_axis(c.kernel_layout, k.shape.len()) else {
-                    continue;
-                };
-                let bias = p.inputs.get(2).and_then(|&b| g.constant(b));
-                if p.inputs.len() > 2 && bias.is_none() {
-                    continue;
-                }
-                scale_along(k, o_axis, &s)
-                    .zip(folded_bias(bias, &s, &shift))
-                    .map(|(w, b)| (pi, None, w, b))
-            }
-            // Dense: BN over the last axis of a MatMul (+ bias Add) with constant 2-D weights.
-            Op::MatMul(_) | Op::Binary(_) if layout.channel_axis(rank) == rank - 1 => {
-                let (mi, add) = match &p.op {
-                    Op::Binary(BinaryOp::Add) => {
-                        let Some((&a, &b)) = p.inputs.first().zip(p.inputs.get(1)) else {
-                            continue;
-                        };
-                        match (producers.get(&a), g.constant(b)) {
-                            (Some(&mi), Some(_)) if uses[a.0] == 1 && !is_output(a) => {
-                                (mi, Some(pi))
-                            }
-                            _ => continue,
-                        }
-                    }
-                    _ => (pi, None),
-                };
-                let Op::MatMul(m2) = &g.nodes[mi].op else {
-                    continue;
-                };
-                let Some(w) = g.constant(g.nodes[mi].inputs[1]) else {
-                    continue;
-                };
-                if m2.transpose_a || w.shape.len() != 2 {
-                    continue;
-                }
-                let out_axis = if m2.transpose_b { 0 } else { 1 };
-                let bias = add.and_then(|ai| g.constant(g.nodes[ai].inputs[1]));
-                scale_along(w, out_axis, &s)
-                    .zip(folded_bias(bias, &s, &shift))
-                    .map(|(w, b)| (mi, add, w, b))
-            }
-            _ => None,
-        };
+        let planned = plan_fold(g, &producers, &uses, pi, layout, rank, (&s, &shift));
         if let Some((li, add, w, b)) = planned {
             plans.push((bi, li, add, w, b));
         }
@@ -181,6 +133,113 @@ pub fn fold_batch_norms(g: &mut Graph) -> bool {
     g.nodes.retain(|_| !*k.next().unwrap_or(&false));
     g.remove_dead();
     true
+}
+
+/// What folding a batch norm (`layout`, per-channel `(scale, shift)`) into the layer node
+/// `pi` before it takes: the layer, its bias Add if any, and their new weights and bias.
+fn plan_fold(
+    g: &Graph,
+    producers: &HashMap<ValueId, usize>,
+    uses: &[usize],
+    pi: usize,
+    layout: Layout,
+    rank: usize,
+    (s, shift): (&[f64], &[f64]),
+) -> Option<(usize, Option<usize>, Tensor, Tensor)> {
+    let is_output = |v: ValueId| g.outputs.contains(&v);
+    let p = &g.nodes[pi];
+    match &p.op {
+        Op::Conv(c) if c.layout == layout && p.inputs.len() >= 2 => {
+            let k = g.constant(p.inputs[1])?;
+            let o_axis = out_channel_axis(c.kernel_layout, k.shape.len())?;
+            let bias = p.inputs.get(2).and_then(|&b| g.constant(b));
+            if p.inputs.len() > 2 && bias.is_none() {
+                return None;
+            }
+            scale_along(k, o_axis, s)
+                .zip(folded_bias(bias, s, shift))
+                .map(|(w, b)| (pi, None, w, b))
+        }
+        // Dense: BN over the last axis of a MatMul (+ bias Add) with constant 2-D weights.
+        Op::MatMul(_) | Op::Binary(_) if layout.channel_axis(rank) == rank - 1 => {
+            let (mi, add) = match &p.op {
+                Op::Binary(BinaryOp::Add) => {
+                    let (&a, &b) = p.inputs.first().zip(p.inputs.get(1))?;
+                    match (producers.get(&a), g.constant(b)) {
+                        (Some(&mi), Some(_)) if uses[a.0] == 1 && !is_output(a) => (mi, Some(pi)),
+                        _ => return None,
+                    }
+                }
+                _ => (pi, None),
+            };
+            let Op::MatMul(m2) = &g.nodes[mi].op else {
+                return None;
+            };
+            let w = g.constant(g.nodes[mi].inputs[1])?;
+            if m2.transpose_a || w.shape.len() != 2 {
+                return None;
+            }
+            let out_axis = if m2.transpose_b { 0 } else { 1 };
+            let bias = add.and_then(|ai| g.constant(g.nodes[ai].inputs[1]));
+            scale_along(w, out_axis, s)
+                .zip(folded_bias(bias, s, shift))
+                .map(|(w, b)| (mi, add, w, b))
+        }
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => None,
+    }
 }
 
 /// Rewrites every batch norm as `x * scale + shift` (constants shaped to broadcast along the

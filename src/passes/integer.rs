@@ -15,7 +15,9 @@
 //! output zero points; per-channel activation zero points; accumulators that could reach
 //! 2^24; integer types other than u8/i8.
 
-use crate::ir::ops::{Activation, BinaryOp, Cast, MatMul, Reduce, ReduceKind, Reshape, UnaryOp};
+use crate::ir::ops::{
+    Activation, BinaryOp, Cast, Conv, MatMul, Reduce, ReduceKind, Reshape, UnaryOp,
+};
 use crate::ir::{DType, Graph, Node, Op, Tensor, ValueId};
 use crate::passes::rewrite::Rewriter;
 
@@ -35,15 +37,86 @@ fn input(n: &Node, i: usize) -> Option<ValueId> {
     n.inputs.get(i).copied()
 }
 
-/// `(x operand, x zero point, weights, weights zero point, bias)` input positions and whether
-/// the op is a convolution.
-fn layout_of(op: &Op) -> Option<(usize, usize, usize, usize, Option<usize>, bool)> {
+/// Where an integer convolution or matrix product keeps its operands, and what it computes.
+struct Slots<'a> {
+    x: usize,
+    x_zp: usize,
+    w: usize,
+    w_zp: usize,
+    bias: Option<usize>,
+    /// The convolution's parameters; `None` for a matrix product.
+    conv: Option<&'a Conv>,
+    /// QLinear*: requantized to an output scale (the others give the i32 accumulator).
+    qlinear: bool,
+}
+
+/// The operand slots of an integer convolution or matrix product; `None` for every other op
+/// (DynamicQuantizeLinear, the other integer op, has no weights).
+fn layout_of(op: &Op) -> Option<Slots<'_>> {
+    let slots = |x_zp, w, w_zp, bias, conv, qlinear| Slots {
+        x: 0,
+        x_zp,
+        w,
+        w_zp,
+        bias,
+        conv,
+        qlinear,
+    };
     Some(match op {
-        Op::QLinearConv(_) => (0, 2, 3, 5, Some(8), true),
-        Op::QLinearMatMul => (0, 2, 3, 5, None, false),
-        Op::ConvInteger(_) => (0, 2, 1, 3, None, true),
-        Op::MatMulInteger => (0, 2, 1, 3, None, false),
-        _ => return None,
+        Op::QLinearConv(c) => slots(2, 3, 5, Some(8), Some(c), true),
+        Op::QLinearMatMul => slots(2, 3, 5, None, None, true),
+        Op::ConvInteger(c) => slots(2, 1, 3, None, Some(c), false),
+        Op::MatMulInteger => slots(2, 1, 3, None, None, false),
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear => return None,
     })
 }
 
@@ -83,7 +156,8 @@ pub fn why_not(g: &Graph, n: &Node) -> Option<String> {
     if let Op::DynamicQuantizeLinear = n.op {
         return (g.ty(n.inputs[0]).dtype != DType::F32).then(|| "input must be f32".into());
     }
-    let (xi, xzi, wi, wzi, bi, conv) = layout_of(&n.op)?;
+    let s = layout_of(&n.op)?;
+    let (xi, xzi, wi, wzi, bi, conv) = (s.x, s.x_zp, s.w, s.w_zp, s.bias, s.conv.is_some());
     let x_ty = g.ty(n.inputs[xi]).dtype;
     let Some((xlo, xhi)) = qrange(x_ty) else {
         return Some(format!("input type {x_ty} (u8 and i8 are lowered)"));
@@ -103,8 +177,7 @@ pub fn why_not(g: &Graph, n: &Node) -> Option<String> {
             return Some("per-row input zero points are not lowered".into());
         }
     }
-    let qlinear = matches!(n.op, Op::QLinearConv(_) | Op::QLinearMatMul);
-    if qlinear {
+    if s.qlinear {
         let need = [1usize, 4, 6, 7];
         if need
             .iter()
@@ -153,14 +226,7 @@ pub fn lower_integer_ops(g: &mut Graph) -> Result<bool, String> {
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
     for n in old {
-        let integer = matches!(
-            n.op,
-            Op::QLinearConv(_)
-                | Op::QLinearMatMul
-                | Op::ConvInteger(_)
-                | Op::MatMulInteger
-                | Op::DynamicQuantizeLinear
-        );
+        let integer = layout_of(&n.op).is_some() || matches!(n.op, Op::DynamicQuantizeLinear);
         if !integer || why_not(rw.g, &n).is_some() {
             rw.keep(n);
             continue;
@@ -254,17 +320,18 @@ impl L<'_, '_> {
         if let Op::DynamicQuantizeLinear = n.op {
             return self.dynamic_quantize(n);
         }
-        let (xi, xzi, wi, wzi, bi, conv) = layout_of(&n.op).ok_or("not an integer op")?;
+        let s = layout_of(&n.op).ok_or("not an integer op")?;
         let g = &*self.rw.g;
-        let w = g.constant(n.inputs[wi]).cloned().ok_or("weights")?;
-        let wz = input(n, wzi).and_then(|v| g.constant(v)).cloned();
-        let wc = centered(&w, wz.as_ref(), conv).ok_or("weights")?;
-        let x = self.centered_float(n.inputs[xi], input(n, xzi))?;
+        let w = g.constant(n.inputs[s.w]).cloned().ok_or("weights")?;
+        let wz = input(n, s.w_zp).and_then(|v| g.constant(v)).cloned();
+        let wc = centered(&w, wz.as_ref(), s.conv.is_some()).ok_or("weights")?;
+        let x = self.centered_float(n.inputs[s.x], input(n, s.x_zp))?;
         let wf = self.f32s("weights", w.shape.clone(), &wc);
-        let acc = match &n.op {
-            Op::QLinearConv(c) | Op::ConvInteger(c) => {
+        let acc = match s.conv {
+            Some(c) => {
                 let mut ins = vec![x, wf];
-                let bias = bi
+                let bias = s
+                    .bias
                     .and_then(|b| input(n, b))
                     .and_then(|b| self.rw.g.constant(b))
                     .cloned();
@@ -274,10 +341,10 @@ impl L<'_, '_> {
                 }
                 self.op("conv", Op::Conv(c.clone()), ins)?
             }
-            _ => self.op("matmul", Op::MatMul(MatMul::default()), vec![x, wf])?,
+            None => self.op("matmul", Op::MatMul(MatMul::default()), vec![x, wf])?,
         };
         let out = n.outputs[0];
-        if matches!(n.op, Op::ConvInteger(_) | Op::MatMulInteger) {
+        if !s.qlinear {
             let y = self.cast(acc, DType::I32)?;
             self.rw.retarget_last(y, out);
             return Ok(());
@@ -295,7 +362,7 @@ impl L<'_, '_> {
         let xs = *xs.first().ok_or("x scale")? as f32;
         let ys = *ys.first().ok_or("y scale")? as f32;
         let m: Vec<f32> = ws.iter().map(|&w| (xs * w as f32) / ys).collect();
-        let m = if m.len() == 1 || !conv {
+        let m = if m.len() == 1 || s.conv.is_none() {
             let len = m.len();
             self.f32s("multiplier", vec![len], &m)
         } else {

@@ -87,7 +87,48 @@ fn spatial(op: &Op) -> Option<(Layout, Option<usize>)> {
         Op::SpaceToDepth(s) => (s.layout, None),
         Op::Resize(r) => (r.layout, None),
         Op::GridSample(g) => (g.layout, None),
-        _ => return None,
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::LayerNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::MatMulInteger
+        | Op::QLinearMatMul => return None,
     })
 }
 
@@ -115,7 +156,48 @@ fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
             }
         }
         Op::GridSample(g) => g.layout = to,
-        _ => {}
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::LayerNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::MatMulInteger
+        | Op::QLinearMatMul => {}
     }
     op
 }
@@ -216,7 +298,56 @@ fn fix_kernel(
             )
         }
         Op::ConvTranspose(c) => (c, kernels.conv_transpose),
-        _ => return Ok(false),
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::MatMulInteger
+        | Op::QLinearMatMul => return Ok(false),
     };
     if c.kernel_layout == want {
         return Ok(false);

@@ -7,13 +7,14 @@
 
 use crate::ir::ops::{Activation, BinaryOp, LayerNorm, LpNorm, Reduce, ReduceKind, UnaryOp};
 use crate::ir::{DType, Graph, Node, Op, ValueId};
+use crate::passes::decompose::{self, Prims};
 use crate::passes::rewrite::Rewriter;
 
 struct L<'r, 'g> {
     rw: &'r mut Rewriter<'g>,
     base: String,
     /// Whether the target runs this Clip as one op (else it becomes MAXIMUM/MINIMUM).
-    native_clip: &'r dyn Fn(&Activation) -> bool,
+    native_clip: &'r dyn Fn(Option<f32>, Option<f32>) -> bool,
 }
 
 impl L<'_, '_> {
@@ -123,6 +124,35 @@ impl L<'_, '_> {
     }
 }
 
+/// Decompositions built from already-lowered primitives (Erf and Softplus in their lowered
+/// forms).
+impl Prims for L<'_, '_> {
+    type Value = ValueId;
+    fn constant(&mut self, _: &str, v: f64) -> Result<ValueId, String> {
+        Ok(self.c(v as f32))
+    }
+    fn unary(&mut self, _: &str, op: decompose::Unary, x: ValueId) -> Result<ValueId, String> {
+        match op {
+            decompose::Unary::Square => self.u(UnaryOp::Square, x),
+            decompose::Unary::Tanh => self.u(UnaryOp::Tanh, x),
+            decompose::Unary::Erf => self.erf(x),
+            decompose::Unary::Softplus => self.softplus(x),
+        }
+    }
+    fn binary(
+        &mut self,
+        _: &str,
+        op: decompose::Binary,
+        a: ValueId,
+        b: ValueId,
+    ) -> Result<ValueId, String> {
+        match op {
+            decompose::Binary::Add => self.b(BinaryOp::Add, a, b),
+            decompose::Binary::Mul => self.b(BinaryOp::Mul, a, b),
+        }
+    }
+}
+
 /// The replacement of one node, ending in a value of the node's output type; `None` keeps it.
 fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
     let x = g_node.inputs[0];
@@ -157,112 +187,9 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
             let m = l.b(BinaryOp::Mul, nx, s)?;
             l.b(BinaryOp::Add, m, b)?
         }
-        Op::Unary(UnaryOp::Erf) => l.erf(x)?,
-        Op::Unary(UnaryOp::Reciprocal) => {
-            let one = l.c(1.0);
-            l.b(BinaryOp::Div, one, x)?
-        }
-        Op::Unary(UnaryOp::Softplus) => l.softplus(x)?,
-        Op::Unary(UnaryOp::Softsign) => {
-            let a = l.u(UnaryOp::Abs, x)?;
-            let one = l.c(1.0);
-            let d = l.b(BinaryOp::Add, a, one)?;
-            l.b(BinaryOp::Div, x, d)?
-        }
-        Op::Unary(UnaryOp::Tan) => {
-            let s = l.u(UnaryOp::Sin, x)?;
-            let c = l.u(UnaryOp::Cos, x)?;
-            l.b(BinaryOp::Div, s, c)?
-        }
-        Op::Unary(UnaryOp::IsNaN) => {
-            l.rw.op(&l.base, Op::Binary(BinaryOp::Equal), vec![x, x])
-                .and_then(|eq| l.u(UnaryOp::Not, eq))?
-        }
-        Op::Activation(a) => match *a {
-            Activation::Elu { alpha } if alpha != 1.0 => l.elu(x, alpha)?,
-            Activation::Selu { alpha, gamma } => {
-                let e = l.elu(x, alpha)?;
-                let gm = l.c(gamma);
-                l.b(BinaryOp::Mul, e, gm)?
-            }
-            Activation::Celu { alpha } => {
-                let inv = l.c(1.0 / alpha);
-                let xs = l.b(BinaryOp::Mul, x, inv)?;
-                let n = l.elu_neg(xs, alpha)?;
-                let r = l.u(UnaryOp::Relu, x)?;
-                l.b(BinaryOp::Add, r, n)?
-            }
-            Activation::HardSigmoid { alpha, beta } => {
-                let a = l.c(alpha);
-                let m = l.b(BinaryOp::Mul, x, a)?;
-                let b = l.c(beta);
-                let s = l.b(BinaryOp::Add, m, b)?;
-                l.clip(s, Some(0.0), Some(1.0))?
-            }
-            Activation::ThresholdedRelu { alpha } => {
-                let a = l.c(alpha);
-                let gt = l.b(BinaryOp::Greater, x, a)?;
-                let z = l.c(0.0);
-                l.rw.op(&l.base, Op::Where, vec![gt, x, z])?
-            }
-            Activation::Mish => {
-                let sp = l.softplus(x)?;
-                let t = l.u(UnaryOp::Tanh, sp)?;
-                l.b(BinaryOp::Mul, x, t)?
-            }
-            Activation::Clip { min, max } if !(l.native_clip)(a) => {
-                let mut v = x;
-                if let Some(lo) = min {
-                    let c = l.c(lo);
-                    v = l.b(BinaryOp::Max, v, c)?;
-                }
-                if let Some(hi) = max {
-                    let c = l.c(hi);
-                    v = l.b(BinaryOp::Min, v, c)?;
-                }
-                if v == x {
-                    return Ok(None);
-                }
-                v
-            }
-            _ => return Ok(None),
-        },
-        Op::Reduce(r) => {
-            let (axes, keep) = (&r.axes, r.keep_dims);
-            match r.kind {
-                ReduceKind::L1 => {
-                    let a = l.u(UnaryOp::Abs, x)?;
-                    l.reduce(ReduceKind::Sum, a, axes, keep)?
-                }
-                ReduceKind::L2 => {
-                    let s = l.u(UnaryOp::Square, x)?;
-                    let s = l.reduce(ReduceKind::Sum, s, axes, keep)?;
-                    l.u(UnaryOp::Sqrt, s)?
-                }
-                ReduceKind::SumSquare => {
-                    let s = l.u(UnaryOp::Square, x)?;
-                    l.reduce(ReduceKind::Sum, s, axes, keep)?
-                }
-                ReduceKind::LogSum => {
-                    let s = l.reduce(ReduceKind::Sum, x, axes, keep)?;
-                    l.u(UnaryOp::Log, s)?
-                }
-                ReduceKind::LogSumExp => {
-                    let m = l.reduce(ReduceKind::Max, x, axes, true)?;
-                    let d = l.b(BinaryOp::Sub, x, m)?;
-                    let e = l.u(UnaryOp::Exp, d)?;
-                    let s = l.reduce(ReduceKind::Sum, e, axes, keep)?;
-                    let lg = l.u(UnaryOp::Log, s)?;
-                    let m = if keep {
-                        m
-                    } else {
-                        l.reduce(ReduceKind::Max, x, axes, false)?
-                    };
-                    l.b(BinaryOp::Add, lg, m)?
-                }
-                _ => return Ok(None),
-            }
-        }
+        Op::Unary(u) => return lower_unary(l, *u, x),
+        Op::Activation(a) => return lower_activation(l, a, x),
+        Op::Reduce(r) => return lower_reduce(l, r, x),
         Op::LpNorm(LpNorm { axis, p }) => {
             let n = if *p == 1 {
                 let a = l.u(UnaryOp::Abs, x)?;
@@ -276,13 +203,209 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
             let n = l.b(BinaryOp::Max, n, tiny)?;
             l.b(BinaryOp::Div, x, n)?
         }
-        _ => return Ok(None),
+        Op::Binary(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => return Ok(None),
+    }))
+}
+
+fn lower_unary(l: &mut L, u: UnaryOp, x: ValueId) -> Result<Option<ValueId>, String> {
+    Ok(Some(match u {
+        UnaryOp::Erf => l.erf(x)?,
+        UnaryOp::Reciprocal => {
+            let one = l.c(1.0);
+            l.b(BinaryOp::Div, one, x)?
+        }
+        UnaryOp::Softplus => l.softplus(x)?,
+        UnaryOp::Softsign => {
+            let a = l.u(UnaryOp::Abs, x)?;
+            let one = l.c(1.0);
+            let d = l.b(BinaryOp::Add, a, one)?;
+            l.b(BinaryOp::Div, x, d)?
+        }
+        UnaryOp::Tan => {
+            let s = l.u(UnaryOp::Sin, x)?;
+            let c = l.u(UnaryOp::Cos, x)?;
+            l.b(BinaryOp::Div, s, c)?
+        }
+        UnaryOp::IsNaN => {
+            l.rw.op(&l.base, Op::Binary(BinaryOp::Equal), vec![x, x])
+                .and_then(|eq| l.u(UnaryOp::Not, eq))?
+        }
+        UnaryOp::Abs
+        | UnaryOp::Neg
+        | UnaryOp::Sqrt
+        | UnaryOp::Rsqrt
+        | UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Floor
+        | UnaryOp::Ceil
+        | UnaryOp::Round
+        | UnaryOp::Sign
+        | UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Asin
+        | UnaryOp::Acos
+        | UnaryOp::Atan
+        | UnaryOp::Sinh
+        | UnaryOp::Cosh
+        | UnaryOp::Asinh
+        | UnaryOp::Acosh
+        | UnaryOp::Atanh
+        | UnaryOp::Sigmoid
+        | UnaryOp::Tanh
+        | UnaryOp::Relu
+        | UnaryOp::Not
+        | UnaryOp::Square
+        | UnaryOp::BitwiseNot => return Ok(None),
+    }))
+}
+
+fn lower_activation(l: &mut L, a: &Activation, x: ValueId) -> Result<Option<ValueId>, String> {
+    Ok(Some(match *a {
+        Activation::Elu { alpha } if alpha != 1.0 => l.elu(x, alpha)?,
+        Activation::Selu { alpha, gamma } => {
+            let e = l.elu(x, alpha)?;
+            let gm = l.c(gamma);
+            l.b(BinaryOp::Mul, e, gm)?
+        }
+        Activation::Celu { alpha } => {
+            let inv = l.c(1.0 / alpha);
+            let xs = l.b(BinaryOp::Mul, x, inv)?;
+            let n = l.elu_neg(xs, alpha)?;
+            let r = l.u(UnaryOp::Relu, x)?;
+            l.b(BinaryOp::Add, r, n)?
+        }
+        Activation::HardSigmoid { alpha, beta } => {
+            let a = l.c(alpha);
+            let m = l.b(BinaryOp::Mul, x, a)?;
+            let b = l.c(beta);
+            let s = l.b(BinaryOp::Add, m, b)?;
+            l.clip(s, Some(0.0), Some(1.0))?
+        }
+        Activation::ThresholdedRelu { alpha } => {
+            let a = l.c(alpha);
+            let gt = l.b(BinaryOp::Greater, x, a)?;
+            let z = l.c(0.0);
+            l.rw.op(&l.base, Op::Where, vec![gt, x, z])?
+        }
+        Activation::Mish => decompose::mish(l, x)?,
+        Activation::Clip { min, max } if !(l.native_clip)(min, max) => {
+            let mut v = x;
+            if let Some(lo) = min {
+                let c = l.c(lo);
+                v = l.b(BinaryOp::Max, v, c)?;
+            }
+            if let Some(hi) = max {
+                let c = l.c(hi);
+                v = l.b(BinaryOp::Min, v, c)?;
+            }
+            if v == x {
+                return Ok(None);
+            }
+            v
+        }
+        Activation::LeakyRelu { .. }
+        | Activation::Elu { .. }
+        | Activation::HardSwish
+        | Activation::Gelu { .. }
+        | Activation::Clip { .. }
+        | Activation::Shrink { .. } => return Ok(None),
+    }))
+}
+
+fn lower_reduce(l: &mut L, r: &Reduce, x: ValueId) -> Result<Option<ValueId>, String> {
+    let (axes, keep) = (&r.axes, r.keep_dims);
+    Ok(Some(match r.kind {
+        ReduceKind::L1 => {
+            let a = l.u(UnaryOp::Abs, x)?;
+            l.reduce(ReduceKind::Sum, a, axes, keep)?
+        }
+        ReduceKind::L2 => {
+            let s = l.u(UnaryOp::Square, x)?;
+            let s = l.reduce(ReduceKind::Sum, s, axes, keep)?;
+            l.u(UnaryOp::Sqrt, s)?
+        }
+        ReduceKind::SumSquare => {
+            let s = l.u(UnaryOp::Square, x)?;
+            l.reduce(ReduceKind::Sum, s, axes, keep)?
+        }
+        ReduceKind::LogSum => {
+            let s = l.reduce(ReduceKind::Sum, x, axes, keep)?;
+            l.u(UnaryOp::Log, s)?
+        }
+        ReduceKind::LogSumExp => {
+            let m = l.reduce(ReduceKind::Max, x, axes, true)?;
+            let d = l.b(BinaryOp::Sub, x, m)?;
+            let e = l.u(UnaryOp::Exp, d)?;
+            let s = l.reduce(ReduceKind::Sum, e, axes, keep)?;
+            let lg = l.u(UnaryOp::Log, s)?;
+            let m = if keep {
+                m
+            } else {
+                l.reduce(ReduceKind::Max, x, axes, false)?
+            };
+            l.b(BinaryOp::Add, lg, m)?
+        }
+        ReduceKind::Mean
+        | ReduceKind::Sum
+        | ReduceKind::Max
+        | ReduceKind::Min
+        | ReduceKind::Prod => return Ok(None),
     }))
 }
 
 /// Lowers every f32 node listed in the header; Clips that `native_clip` accepts stay. Returns
 /// whether anything changed.
-pub fn lower(g: &mut Graph, native_clip: &dyn Fn(&Activation) -> bool) -> Result<bool, String> {
+pub fn lower(
+    g: &mut Graph,
+    native_clip: &dyn Fn(Option<f32>, Option<f32>) -> bool,
+) -> Result<bool, String> {
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
     for n in old {

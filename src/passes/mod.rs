@@ -4,6 +4,7 @@
 pub mod cleanup;
 pub mod cluster;
 pub mod conv_fold;
+pub mod decompose;
 pub mod einsum;
 pub mod fuse;
 pub mod integer;

@@ -10,10 +10,10 @@
 
 use super::lower;
 use crate::ir::ops::{
-    Activation, Concat, Conv, DepthToSpaceMode, Pad, PadMode, Padding, PoolKind, Reduce,
-    ReduceKind, Reshape, Softmax, Split, Transpose,
+    Concat, Conv, DepthToSpaceMode, Pad, PadMode, Padding, PoolKind, Reduce, ReduceKind, Reshape,
+    Softmax, Split, Transpose,
 };
-use crate::ir::{Dim, Graph, KernelLayout, Layout, Op};
+use crate::ir::{Dim, Graph, KernelLayout, Layout, Node, Op};
 use crate::passes::layout::{inverse, KernelTargets};
 use crate::passes::rewrite::Rewriter;
 use crate::passes::{conv_fold, fuse, io_layout, layout, transpose};
@@ -25,11 +25,12 @@ pub const NHWC_KERNELS: KernelTargets = KernelTargets {
     depthwise: KernelLayout::Ihwo,
 };
 
-/// Runs the whole legalization; `native_clip` says which Clips the target runs as one op.
+/// Runs the whole legalization; `native_clip` says which Clips (by their bounds) the target
+/// runs as one op.
 pub fn legalize(
     g: &mut Graph,
     nhwc_io: bool,
-    native_clip: &dyn Fn(&Activation) -> bool,
+    native_clip: &dyn Fn(Option<f32>, Option<f32>) -> bool,
 ) -> Result<(), String> {
     prepare(g, nhwc_io)?;
     finish(g, native_clip)
@@ -52,7 +53,10 @@ pub fn prepare(g: &mut Graph, nhwc_io: bool) -> Result<(), String> {
 }
 
 /// The second half: lowering, 1-D lifting, padding, groups, and the final clean-up.
-pub fn finish(g: &mut Graph, native_clip: &dyn Fn(&Activation) -> bool) -> Result<(), String> {
+pub fn finish(
+    g: &mut Graph,
+    native_clip: &dyn Fn(Option<f32>, Option<f32>) -> bool,
+) -> Result<(), String> {
     lower::lower(g, native_clip)?;
     super::spatial1d::lift_1d(g)?;
     explicit_padding(g)?;
@@ -109,46 +113,9 @@ fn explicit_padding(g: &mut Graph) -> Result<bool, String> {
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
     for mut n in old {
-        let (pads, kernel, strides, dilations, fill) = match &n.op {
-            Op::Conv(c) | Op::ConvTranspose(c) if c.layout != Layout::Nhwc => {
-                rw.keep(n);
-                continue;
-            }
-            Op::Conv(c) => {
-                let k = rw.g.ty(n.inputs[1]).shape.clone();
-                let ks: Vec<usize> = k[1..k.len() - 1]
-                    .iter()
-                    .map(|d| d.fixed().unwrap_or(1) as usize)
-                    .collect();
-                (
-                    c.padding.clone(),
-                    ks,
-                    c.strides.clone(),
-                    c.dilations.clone(),
-                    0.0,
-                )
-            }
-            Op::Pool(p) if p.layout == Layout::Nhwc && p.kind != PoolKind::L2 => {
-                let fill = match p.kind {
-                    PoolKind::Max => f32::MIN as f64,
-                    _ if p.count_include_pad => 0.0,
-                    _ => {
-                        rw.keep(n);
-                        continue;
-                    }
-                };
-                (
-                    p.padding.clone(),
-                    p.kernel.clone(),
-                    p.strides.clone(),
-                    p.dilations.clone(),
-                    fill,
-                )
-            }
-            _ => {
-                rw.keep(n);
-                continue;
-            }
+        let Some((pads, kernel, strides, dilations, fill)) = window(rw.g, &n) else {
+            rw.keep(n);
+            continue;
         };
         let x = n.inputs[0];
         let shape = rw.g.ty(x).shape.clone();
@@ -217,6 +184,97 @@ fn explicit_padding(g: &mut Graph) -> Result<bool, String> {
     }
     rw.finish();
     Ok(changed)
+}
+
+/// Padding, kernel size, strides, dilations, and the value an explicit Pad fills with.
+type Window = (Padding, Vec<usize>, Vec<usize>, Vec<usize>, f64);
+
+/// The window of a convolution or pool that [`explicit_padding`] can pad (NHWC).
+fn window(g: &Graph, n: &Node) -> Option<Window> {
+    Some(match &n.op {
+        Op::Conv(c) | Op::ConvTranspose(c) if c.layout != Layout::Nhwc => return None,
+        Op::Conv(c) => {
+            let k = g.ty(n.inputs[1]).shape.clone();
+            let ks: Vec<usize> = k[1..k.len() - 1]
+                .iter()
+                .map(|d| d.fixed().unwrap_or(1) as usize)
+                .collect();
+            (
+                c.padding.clone(),
+                ks,
+                c.strides.clone(),
+                c.dilations.clone(),
+                0.0,
+            )
+        }
+        Op::Pool(p) if p.layout == Layout::Nhwc && p.kind != PoolKind::L2 => {
+            let fill = match p.kind {
+                PoolKind::Max => f32::MIN as f64,
+                PoolKind::Avg | PoolKind::L2 if p.count_include_pad => 0.0,
+                PoolKind::Avg | PoolKind::L2 => return None,
+            };
+            (
+                p.padding.clone(),
+                p.kernel.clone(),
+                p.strides.clone(),
+                p.dilations.clone(),
+                fill,
+            )
+        }
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => return None,
+    })
 }
 
 /// Grouped convolutions that are not depthwise: SPLIT the input per group, one CONV_2D per

@@ -4,7 +4,7 @@
 //! height (a reshape of the same bytes, no copy), the window a unit height, and the result is
 //! reshaped back into the original output value.
 
-use crate::ir::ops::{Padding, Reshape};
+use crate::ir::ops::{Conv, Padding, Pool, Reshape};
 use crate::ir::{Dim, Graph, KernelLayout, Layout, Op};
 use crate::passes::rewrite::Rewriter;
 
@@ -23,21 +23,93 @@ fn with_unit_height(shape: &[Dim]) -> Vec<Dim> {
     s
 }
 
+/// An op whose 1-D form the targets only have in 2-D: a convolution (with the op to rebuild
+/// it as) or a window pool.
+enum Lift<'a> {
+    Conv(&'a Conv, fn(Conv) -> Op),
+    Pool(&'a Pool),
+}
+
+impl Lift<'_> {
+    fn layout(&self) -> Layout {
+        match self {
+            Lift::Conv(c, _) => c.layout,
+            Lift::Pool(p) => p.layout,
+        }
+    }
+}
+
+fn liftable(op: &Op) -> Option<Lift<'_>> {
+    Some(match op {
+        Op::Conv(c) => Lift::Conv(c, Op::Conv),
+        Op::ConvTranspose(c) => Lift::Conv(c, Op::ConvTranspose),
+        Op::Pool(p) => Lift::Pool(p),
+        // Global pools reduce whatever the rank; integer convolutions are Convs by now
+        // (`passes::integer`) or refused by the writers.
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => return None,
+    })
+}
+
 pub fn lift_1d(g: &mut Graph) -> Result<bool, String> {
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
     for n in old {
         let x_ty = rw.g.ty(n.inputs[0]).clone();
-        let is_1d = x_ty.rank() == 3
-            && match &n.op {
-                Op::Conv(c) | Op::ConvTranspose(c) => c.layout == Layout::Nhwc,
-                Op::Pool(p) => p.layout == Layout::Nhwc,
-                _ => false,
-            };
-        if !is_1d {
+        let lift = liftable(&n.op).filter(|l| x_ty.rank() == 3 && l.layout() == Layout::Nhwc);
+        let Some(lift) = lift else {
             rw.keep(n);
             continue;
-        }
+        };
         let x4 = rw.op(
             &format!("{}/to_2d", n.name),
             Op::Reshape(Reshape {
@@ -46,8 +118,8 @@ pub fn lift_1d(g: &mut Graph) -> Result<bool, String> {
             vec![n.inputs[0]],
         )?;
         let mut inputs = vec![x4];
-        let op = match &n.op {
-            Op::Conv(c) | Op::ConvTranspose(c) => {
+        let op = match lift {
+            Lift::Conv(c, rebuild) => {
                 let mut c2 = c.clone();
                 c2.strides.insert(0, 1);
                 c2.dilations.insert(0, 1);
@@ -80,12 +152,9 @@ pub fn lift_1d(g: &mut Graph) -> Result<bool, String> {
                 };
                 inputs.push(kv);
                 inputs.extend(n.inputs.iter().skip(2));
-                match &n.op {
-                    Op::Conv(_) => Op::Conv(c2),
-                    _ => Op::ConvTranspose(c2),
-                }
+                rebuild(c2)
             }
-            Op::Pool(p) => {
+            Lift::Pool(p) => {
                 let mut p2 = p.clone();
                 p2.kernel.insert(0, 1);
                 p2.strides.insert(0, 1);
@@ -93,7 +162,6 @@ pub fn lift_1d(g: &mut Graph) -> Result<bool, String> {
                 p2.padding = padding_2d(&p.padding);
                 Op::Pool(p2)
             }
-            other => return Err(format!("1-D lifting got {}", other.name())),
         };
         let y4 = rw.op(&format!("{}/2d", n.name), op, inputs)?;
         let out = n.outputs[0];

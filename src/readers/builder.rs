@@ -60,18 +60,39 @@ fn entry_dim(e: &ShapeEntry) -> Option<Dim> {
     }
 }
 
+/// The binary ops exporters build shape arithmetic from, which [`symbolic_binary`] tracks.
+fn shape_arithmetic(op: BinaryOp) -> bool {
+    match op {
+        BinaryOp::Add
+        | BinaryOp::Sub
+        | BinaryOp::Mul
+        | BinaryOp::Div
+        | BinaryOp::Max
+        | BinaryOp::Min
+        | BinaryOp::Equal => true,
+        BinaryOp::Pow
+        | BinaryOp::Mod
+        | BinaryOp::Fmod
+        | BinaryOp::PRelu
+        | BinaryOp::Less
+        | BinaryOp::Greater
+        | BinaryOp::LessOrEqual
+        | BinaryOp::GreaterOrEqual
+        | BinaryOp::And
+        | BinaryOp::Or
+        | BinaryOp::Xor
+        | BinaryOp::SquaredDifference
+        | BinaryOp::BitShiftLeft
+        | BinaryOp::BitShiftRight
+        | BinaryOp::BitwiseAnd
+        | BinaryOp::BitwiseOr
+        | BinaryOp::BitwiseXor => false,
+    }
+}
+
 fn symbolic_binary(op: BinaryOp, x: &ShapeEntry, y: &ShapeEntry) -> Option<ShapeEntry> {
     use ShapeEntry::{Int, Sym, Unknown};
-    if !matches!(
-        op,
-        BinaryOp::Add
-            | BinaryOp::Sub
-            | BinaryOp::Mul
-            | BinaryOp::Div
-            | BinaryOp::Max
-            | BinaryOp::Min
-            | BinaryOp::Equal
-    ) {
+    if !shape_arithmetic(op) {
         return None;
     }
     Some(match (op, x, y) {
@@ -83,7 +104,25 @@ fn symbolic_binary(op: BinaryOp, x: &ShapeEntry, y: &ShapeEntry) -> Option<Shape
             BinaryOp::Div => a.checked_div(*b).map_or(Unknown, Int),
             BinaryOp::Max => Int(*a.max(b)),
             BinaryOp::Min => Int(*a.min(b)),
-            _ => Int((a == b) as i64),
+            BinaryOp::Equal => Int((a == b) as i64),
+            // Not reached: `shape_arithmetic` let none of these through.
+            BinaryOp::Pow
+            | BinaryOp::Mod
+            | BinaryOp::Fmod
+            | BinaryOp::PRelu
+            | BinaryOp::Less
+            | BinaryOp::Greater
+            | BinaryOp::LessOrEqual
+            | BinaryOp::GreaterOrEqual
+            | BinaryOp::And
+            | BinaryOp::Or
+            | BinaryOp::Xor
+            | BinaryOp::SquaredDifference
+            | BinaryOp::BitShiftLeft
+            | BinaryOp::BitShiftRight
+            | BinaryOp::BitwiseAnd
+            | BinaryOp::BitwiseOr
+            | BinaryOp::BitwiseXor => Unknown,
         },
         (BinaryOp::Mul, Sym(_) | Int(_), Sym(_) | Int(_)) => {
             match Dim::product(&[entry_dim(x)?, entry_dim(y)?]) {
@@ -315,7 +354,54 @@ impl GraphBuilder {
                     })
                     .collect()
             }
-            _ => None,
+            Op::Unary(_)
+            | Op::Activation(_)
+            | Op::MatMul(_)
+            | Op::Einsum(_)
+            | Op::Conv(_)
+            | Op::ConvTranspose(_)
+            | Op::Pool(_)
+            | Op::GlobalPool(_)
+            | Op::BatchNorm(_)
+            | Op::LayerNorm(_)
+            | Op::InstanceNorm(_)
+            | Op::Softmax(_)
+            | Op::Hardmax(_)
+            | Op::LpNorm(_)
+            | Op::Transpose(_)
+            | Op::Split(_)
+            | Op::Slice(_)
+            | Op::Pad(_)
+            | Op::Tile(_)
+            | Op::Expand(_)
+            | Op::DepthToSpace(_)
+            | Op::SpaceToDepth(_)
+            | Op::Resize(_)
+            | Op::GridSample(_)
+            | Op::Gather(_)
+            | Op::GatherElements(_)
+            | Op::GatherNd(_)
+            | Op::ScatterNd(_)
+            | Op::ScatterElements(_)
+            | Op::TopK(_)
+            | Op::ArgReduce(_)
+            | Op::CumSum(_)
+            | Op::NonZero
+            | Op::OneHot(_)
+            | Op::Trilu(_)
+            | Op::NonMaxSuppression(_)
+            | Op::ConstantOfShape(_)
+            | Op::Range
+            | Op::Reduce(_)
+            | Op::Lstm(_)
+            | Op::Gru(_)
+            | Op::QuantizeLinear(_)
+            | Op::DequantizeLinear(_)
+            | Op::DynamicQuantizeLinear
+            | Op::ConvInteger(_)
+            | Op::MatMulInteger
+            | Op::QLinearConv(_)
+            | Op::QLinearMatMul => None,
         }
     }
 }

@@ -78,30 +78,64 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// Comparisons and logical ops: their output is bool.
     pub fn is_comparison(self) -> bool {
-        matches!(
-            self,
+        match self {
             BinaryOp::Equal
-                | BinaryOp::Less
-                | BinaryOp::Greater
-                | BinaryOp::LessOrEqual
-                | BinaryOp::GreaterOrEqual
-                | BinaryOp::And
-                | BinaryOp::Or
-                | BinaryOp::Xor
-        )
+            | BinaryOp::Less
+            | BinaryOp::Greater
+            | BinaryOp::LessOrEqual
+            | BinaryOp::GreaterOrEqual
+            | BinaryOp::And
+            | BinaryOp::Or
+            | BinaryOp::Xor => true,
+            BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Pow
+            | BinaryOp::Min
+            | BinaryOp::Max
+            | BinaryOp::Mod
+            | BinaryOp::Fmod
+            | BinaryOp::PRelu
+            | BinaryOp::SquaredDifference
+            | BinaryOp::BitShiftLeft
+            | BinaryOp::BitShiftRight
+            | BinaryOp::BitwiseAnd
+            | BinaryOp::BitwiseOr
+            | BinaryOp::BitwiseXor => false,
+        }
     }
 
     /// Ops on the bits of integers.
     pub fn is_bitwise(self) -> bool {
-        matches!(
-            self,
+        match self {
             BinaryOp::BitShiftLeft
-                | BinaryOp::BitShiftRight
-                | BinaryOp::BitwiseAnd
-                | BinaryOp::BitwiseOr
-                | BinaryOp::BitwiseXor
-        )
+            | BinaryOp::BitShiftRight
+            | BinaryOp::BitwiseAnd
+            | BinaryOp::BitwiseOr
+            | BinaryOp::BitwiseXor => true,
+            BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Pow
+            | BinaryOp::Min
+            | BinaryOp::Max
+            | BinaryOp::Mod
+            | BinaryOp::Fmod
+            | BinaryOp::PRelu
+            | BinaryOp::Equal
+            | BinaryOp::Less
+            | BinaryOp::Greater
+            | BinaryOp::LessOrEqual
+            | BinaryOp::GreaterOrEqual
+            | BinaryOp::And
+            | BinaryOp::Or
+            | BinaryOp::Xor
+            | BinaryOp::SquaredDifference => false,
+        }
     }
 }
 
@@ -183,7 +217,37 @@ pub fn infer_unary(op: UnaryOp, inputs: &Inputs) -> Result<Vec<TensorType>, Stri
         UnaryOp::BitwiseNot if !t.dtype.is_int() => {
             return Err(format!("BitwiseNot needs integer input, has {}", t.dtype))
         }
-        _ => t.clone(),
+        UnaryOp::Abs
+        | UnaryOp::Neg
+        | UnaryOp::Sqrt
+        | UnaryOp::Rsqrt
+        | UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Reciprocal
+        | UnaryOp::Erf
+        | UnaryOp::Floor
+        | UnaryOp::Ceil
+        | UnaryOp::Round
+        | UnaryOp::Sign
+        | UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Tan
+        | UnaryOp::Asin
+        | UnaryOp::Acos
+        | UnaryOp::Atan
+        | UnaryOp::Sinh
+        | UnaryOp::Cosh
+        | UnaryOp::Asinh
+        | UnaryOp::Acosh
+        | UnaryOp::Atanh
+        | UnaryOp::Sigmoid
+        | UnaryOp::Tanh
+        | UnaryOp::Relu
+        | UnaryOp::Softplus
+        | UnaryOp::Softsign
+        | UnaryOp::Not
+        | UnaryOp::Square
+        | UnaryOp::BitwiseNot => t.clone(),
     };
     Ok(vec![out])
 }

@@ -72,9 +72,30 @@ pub fn int8_kind(g: &Graph, weights: &HashSet<ValueId>, n: &Node) -> Option<Kind
         Op::MatMul(m) if act(0) && w(1) && !m.transpose_a && g.ty(n.inputs[1]).rank() == 2 => {
             Kind::Calibrated
         }
-        Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) if act(0) && act(1) => {
-            Kind::Calibrated
-        }
+        Op::Binary(b) if act(0) && act(1) => match b {
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul => Kind::Calibrated,
+            BinaryOp::Div
+            | BinaryOp::Pow
+            | BinaryOp::Min
+            | BinaryOp::Max
+            | BinaryOp::Mod
+            | BinaryOp::Fmod
+            | BinaryOp::PRelu
+            | BinaryOp::Equal
+            | BinaryOp::Less
+            | BinaryOp::Greater
+            | BinaryOp::LessOrEqual
+            | BinaryOp::GreaterOrEqual
+            | BinaryOp::And
+            | BinaryOp::Or
+            | BinaryOp::Xor
+            | BinaryOp::SquaredDifference
+            | BinaryOp::BitShiftLeft
+            | BinaryOp::BitShiftRight
+            | BinaryOp::BitwiseAnd
+            | BinaryOp::BitwiseOr
+            | BinaryOp::BitwiseXor => return None,
+        },
         Op::Pool(p) if matches!(p.kind, PoolKind::Max | PoolKind::Avg) => Kind::SameAsInput,
         Op::GlobalPool(p) if p.kind == PoolKind::Max => Kind::SameAsInput,
         Op::GlobalPool(p) if p.kind == PoolKind::Avg => Kind::Calibrated,
@@ -82,24 +103,224 @@ pub fn int8_kind(g: &Graph, weights: &HashSet<ValueId>, n: &Node) -> Option<Kind
         Op::Reshape(_) | Op::Transpose(_) => Kind::SameAsInput,
         Op::Pad(p) if p.mode == PadMode::Constant && p.value == 0.0 => Kind::SameAsInput,
         Op::Concat(_) if (0..n.inputs.len()).all(act) => Kind::Calibrated,
-        Op::Unary(UnaryOp::Sigmoid) => Kind::Fixed(1.0 / 256.0, -128),
-        Op::Unary(UnaryOp::Tanh) => Kind::Fixed(1.0 / 128.0, 0),
-        Op::Unary(UnaryOp::Relu) => Kind::Calibrated,
-        Op::Activation(Activation::HardSwish | Activation::LeakyRelu { .. }) => Kind::Calibrated,
+        Op::Unary(u) => match u {
+            UnaryOp::Sigmoid => Kind::Fixed(1.0 / 256.0, -128),
+            UnaryOp::Tanh => Kind::Fixed(1.0 / 128.0, 0),
+            UnaryOp::Relu => Kind::Calibrated,
+            UnaryOp::Abs
+            | UnaryOp::Neg
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Reciprocal
+            | UnaryOp::Erf
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round
+            | UnaryOp::Sign
+            | UnaryOp::Sin
+            | UnaryOp::Cos
+            | UnaryOp::Tan
+            | UnaryOp::Asin
+            | UnaryOp::Acos
+            | UnaryOp::Atan
+            | UnaryOp::Sinh
+            | UnaryOp::Cosh
+            | UnaryOp::Asinh
+            | UnaryOp::Acosh
+            | UnaryOp::Atanh
+            | UnaryOp::Softplus
+            | UnaryOp::Softsign
+            | UnaryOp::Not
+            | UnaryOp::IsNaN
+            | UnaryOp::Square
+            | UnaryOp::BitwiseNot => return None,
+        },
+        Op::Activation(a) => match a {
+            Activation::HardSwish | Activation::LeakyRelu { .. } | Activation::Clip { .. } => {
+                Kind::Calibrated
+            }
+            Activation::Elu { .. }
+            | Activation::Selu { .. }
+            | Activation::Celu { .. }
+            | Activation::HardSigmoid { .. }
+            | Activation::Gelu { .. }
+            | Activation::ThresholdedRelu { .. }
+            | Activation::Mish
+            | Activation::Shrink { .. } => return None,
+        },
         Op::Slice(_)
         | Op::DepthToSpace(_)
         | Op::SpaceToDepth(_)
         | Op::Resize(_)
         | Op::Gather(_) => Kind::SameAsInput,
-        Op::Activation(Activation::Clip { .. }) => Kind::Calibrated,
-        _ => return None,
+        Op::Binary(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::GridSample(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => return None,
     })
 }
 
 /// Activations TFLite fuses into the op before them (no pair in between).
 fn fusable(op: &Op) -> bool {
-    matches!(op, Op::Unary(UnaryOp::Relu))
-        || matches!(op, Op::Activation(Activation::Clip { min: Some(a), max }) if *a == 0.0 && matches!(max, None | Some(6.0)))
+    match op {
+        Op::Unary(u) => *u == UnaryOp::Relu,
+        Op::Activation(a) => {
+            matches!(a, Activation::Clip { min: Some(lo), max } if *lo == 0.0 && matches!(max, None | Some(6.0)))
+        }
+        Op::Binary(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => false,
+    }
+}
+
+/// Int8 ops whose TFLite kernel takes a fused activation.
+fn takes_fused(op: &Op) -> bool {
+    match op {
+        Op::Conv(_) | Op::MatMul(_) | Op::Binary(_) => true,
+        Op::Unary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::Einsum(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => false,
+    }
 }
 
 /// What the pass did.
@@ -213,7 +434,7 @@ pub fn plan(g: &Graph, opts: &QuantizeOptions) -> Plan {
         let fuses_into = |c: usize| {
             kinds[c].is_some()
                 && (fusable(&g.nodes[c].op) || bias_add.get(&c) == Some(&i))
-                && matches!(n.op, Op::Conv(_) | Op::MatMul(_) | Op::Binary(_))
+                && takes_fused(&n.op)
         };
         if let Some(c) = sole(n.outputs[0]) {
             if fuses_into(c) {

@@ -60,20 +60,97 @@ pub fn slot(n: &Node, i: usize, len: usize, rank: usize) -> WeightSlot {
         (Op::Binary(b), 0 | 1) if arithmetic(*b) => big(PerTensor),
         (Op::Lstm(_) | Op::Gru(_), 1 | 2) => PerTensor,
         (Op::Lstm(_) | Op::Gru(_), 3) => Float16Only,
-        _ => No,
+        // Their other inputs (data, indices, initial states) and non-arithmetic binary operands.
+        (
+            Op::Conv(_)
+            | Op::ConvTranspose(_)
+            | Op::MatMul(_)
+            | Op::Gather(_)
+            | Op::Binary(_)
+            | Op::Lstm(_)
+            | Op::Gru(_),
+            _,
+        ) => No,
+        (
+            Op::Unary(_)
+            | Op::Activation(_)
+            | Op::Where
+            | Op::Cast(_)
+            | Op::Pool(_)
+            | Op::GlobalPool(_)
+            | Op::BatchNorm(_)
+            | Op::LayerNorm(_)
+            | Op::InstanceNorm(_)
+            | Op::Softmax(_)
+            | Op::Hardmax(_)
+            | Op::LpNorm(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Concat(_)
+            | Op::Split(_)
+            | Op::Slice(_)
+            | Op::Pad(_)
+            | Op::Tile(_)
+            | Op::Expand(_)
+            | Op::DepthToSpace(_)
+            | Op::SpaceToDepth(_)
+            | Op::Resize(_)
+            | Op::GridSample(_)
+            | Op::GatherElements(_)
+            | Op::GatherNd(_)
+            | Op::ScatterNd(_)
+            | Op::ScatterElements(_)
+            | Op::TopK(_)
+            | Op::ArgReduce(_)
+            | Op::CumSum(_)
+            | Op::NonZero
+            | Op::OneHot(_)
+            | Op::Trilu(_)
+            | Op::NonMaxSuppression(_)
+            | Op::ShapeOf(_)
+            | Op::ConstantOfShape(_)
+            | Op::Range
+            | Op::Reduce(_)
+            | Op::QuantizeLinear(_)
+            | Op::DequantizeLinear(_)
+            | Op::DynamicQuantizeLinear
+            | Op::ConvInteger(_)
+            | Op::MatMulInteger
+            | Op::QLinearConv(_)
+            | Op::QLinearMatMul,
+            _,
+        ) => No,
     }
 }
 
+/// Binary ops whose constant operand may be stored quantized (float arithmetic on it).
 fn arithmetic(b: BinaryOp) -> bool {
-    matches!(
-        b,
+    match b {
         BinaryOp::Add
-            | BinaryOp::Sub
-            | BinaryOp::Mul
-            | BinaryOp::Div
-            | BinaryOp::Min
-            | BinaryOp::Max
-    )
+        | BinaryOp::Sub
+        | BinaryOp::Mul
+        | BinaryOp::Div
+        | BinaryOp::Min
+        | BinaryOp::Max => true,
+        BinaryOp::Pow
+        | BinaryOp::Mod
+        | BinaryOp::Fmod
+        | BinaryOp::PRelu
+        | BinaryOp::Equal
+        | BinaryOp::Less
+        | BinaryOp::Greater
+        | BinaryOp::LessOrEqual
+        | BinaryOp::GreaterOrEqual
+        | BinaryOp::And
+        | BinaryOp::Or
+        | BinaryOp::Xor
+        | BinaryOp::SquaredDifference
+        | BinaryOp::BitShiftLeft
+        | BinaryOp::BitShiftRight
+        | BinaryOp::BitwiseAnd
+        | BinaryOp::BitwiseOr
+        | BinaryOp::BitwiseXor => false,
+    }
 }
 
 struct Job {

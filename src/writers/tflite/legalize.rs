@@ -6,6 +6,7 @@
 
 use super::ops::elementwise::activation_builtin;
 use crate::error::{failed, Result};
+use crate::ir::ops::Activation;
 use crate::ir::Graph;
 use crate::passes::layout::KernelTargets;
 use crate::passes::nhwc;
@@ -20,5 +21,8 @@ pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     crate::passes::einsum::lower_einsums(g).map_err(fail)?;
     super::indexing::lower_element_indexing(g).map_err(fail)?;
     crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
-    nhwc::finish(g, &|a| activation_builtin(a).is_some()).map_err(fail)
+    nhwc::finish(g, &|min, max| {
+        activation_builtin(&Activation::Clip { min, max }).is_some()
+    })
+    .map_err(fail)
 }

@@ -145,14 +145,110 @@ pub struct Fused {
 /// kernels clamp with a min/max range and would silently ignore it.
 fn fusable_act(op: &Op) -> Option<Act> {
     Some(match op {
-        Op::Unary(UnaryOp::Relu) => Act::RELU,
-        Op::Activation(Activation::Clip { min, max }) => match (min, max) {
-            (Some(a), Some(b)) if *a == 0.0 && *b == 6.0 => Act::RELU6,
-            (Some(a), Some(b)) if *a == -1.0 && *b == 1.0 => Act::RELU_N1_TO_1,
-            (Some(a), None) if *a == 0.0 => Act::RELU,
-            _ => return None,
+        Op::Unary(u) => match u {
+            UnaryOp::Relu => Act::RELU,
+            UnaryOp::Abs
+            | UnaryOp::Neg
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Reciprocal
+            | UnaryOp::Erf
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round
+            | UnaryOp::Sign
+            | UnaryOp::Sin
+            | UnaryOp::Cos
+            | UnaryOp::Tan
+            | UnaryOp::Asin
+            | UnaryOp::Acos
+            | UnaryOp::Atan
+            | UnaryOp::Sinh
+            | UnaryOp::Cosh
+            | UnaryOp::Asinh
+            | UnaryOp::Acosh
+            | UnaryOp::Atanh
+            | UnaryOp::Sigmoid
+            | UnaryOp::Tanh
+            | UnaryOp::Softplus
+            | UnaryOp::Softsign
+            | UnaryOp::Not
+            | UnaryOp::IsNaN
+            | UnaryOp::Square
+            | UnaryOp::BitwiseNot => return None,
         },
-        _ => return None,
+        Op::Activation(a) => match a {
+            Activation::Clip { min, max } => match (min, max) {
+                (Some(a), Some(b)) if *a == 0.0 && *b == 6.0 => Act::RELU6,
+                (Some(a), Some(b)) if *a == -1.0 && *b == 1.0 => Act::RELU_N1_TO_1,
+                (Some(a), None) if *a == 0.0 => Act::RELU,
+                _ => return None,
+            },
+            Activation::LeakyRelu { .. }
+            | Activation::Elu { .. }
+            | Activation::Selu { .. }
+            | Activation::Celu { .. }
+            | Activation::HardSigmoid { .. }
+            | Activation::HardSwish
+            | Activation::Gelu { .. }
+            | Activation::ThresholdedRelu { .. }
+            | Activation::Mish
+            | Activation::Shrink { .. } => return None,
+        },
+        Op::Binary(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => return None,
     })
 }
 
@@ -167,12 +263,79 @@ fn takes_act(g: &Graph, producers: &HashMap<ValueId, usize>, n: &Node) -> bool {
         && match &n.op {
             Op::Conv(_) | Op::Pool(_) => true,
             Op::ConvTranspose(_) => false,
-            Op::Binary(b) => matches!(
-                b,
-                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
-            ),
+            Op::Binary(b) => match b {
+                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => true,
+                BinaryOp::Pow
+                | BinaryOp::Min
+                | BinaryOp::Max
+                | BinaryOp::Mod
+                | BinaryOp::Fmod
+                | BinaryOp::PRelu
+                | BinaryOp::Equal
+                | BinaryOp::Less
+                | BinaryOp::Greater
+                | BinaryOp::LessOrEqual
+                | BinaryOp::GreaterOrEqual
+                | BinaryOp::And
+                | BinaryOp::Or
+                | BinaryOp::Xor
+                | BinaryOp::SquaredDifference
+                | BinaryOp::BitShiftLeft
+                | BinaryOp::BitShiftRight
+                | BinaryOp::BitwiseAnd
+                | BinaryOp::BitwiseOr
+                | BinaryOp::BitwiseXor => false,
+            },
             Op::MatMul(_) => ops::nn::fc_weights(g, producers, n).is_some(),
-            _ => false,
+            Op::Unary(_)
+            | Op::Activation(_)
+            | Op::Where
+            | Op::Cast(_)
+            | Op::Einsum(_)
+            | Op::GlobalPool(_)
+            | Op::BatchNorm(_)
+            | Op::LayerNorm(_)
+            | Op::InstanceNorm(_)
+            | Op::Softmax(_)
+            | Op::Hardmax(_)
+            | Op::LpNorm(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Concat(_)
+            | Op::Split(_)
+            | Op::Slice(_)
+            | Op::Pad(_)
+            | Op::Tile(_)
+            | Op::Expand(_)
+            | Op::DepthToSpace(_)
+            | Op::SpaceToDepth(_)
+            | Op::Resize(_)
+            | Op::GridSample(_)
+            | Op::Gather(_)
+            | Op::GatherElements(_)
+            | Op::GatherNd(_)
+            | Op::ScatterNd(_)
+            | Op::ScatterElements(_)
+            | Op::TopK(_)
+            | Op::ArgReduce(_)
+            | Op::CumSum(_)
+            | Op::NonZero
+            | Op::OneHot(_)
+            | Op::Trilu(_)
+            | Op::NonMaxSuppression(_)
+            | Op::ShapeOf(_)
+            | Op::ConstantOfShape(_)
+            | Op::Range
+            | Op::Reduce(_)
+            | Op::Lstm(_)
+            | Op::Gru(_)
+            | Op::QuantizeLinear(_)
+            | Op::DequantizeLinear(_)
+            | Op::DynamicQuantizeLinear
+            | Op::ConvInteger(_)
+            | Op::MatMulInteger
+            | Op::QLinearConv(_)
+            | Op::QLinearMatMul => false,
         }
 }
 

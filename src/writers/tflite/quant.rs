@@ -55,7 +55,58 @@ fn hybrid_op(g: &Graph, producers: &HashMap<ValueId, usize>, n: &crate::ir::Node
             c.layout == Layout::Nhwc && g.ty(n.inputs[0]).rank() == 4 && (plain || depthwise)
         }
         Op::MatMul(_) => super::ops::nn::fc_weights(g, producers, n).is_some(),
-        _ => false,
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::Einsum(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => false,
     }
 }
 

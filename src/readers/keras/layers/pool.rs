@@ -95,7 +95,7 @@ fn global_pool(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         // Over a sequence: a plain reduction of the time axis (every target has one).
         let kind = match kind_of(c.class) {
             PoolKind::Max => ReduceKind::Max,
-            _ => ReduceKind::Mean,
+            PoolKind::Avg | PoolKind::L2 => ReduceKind::Mean,
         };
         let r = Reduce {
             kind,

@@ -1,10 +1,96 @@
 //! Elementwise IR ops → ONNX: unary and binary ops, bit ops, parametric activations (HardSwish
-//! before opset 14, Gelu before 20 and Mish before 18 as their decompositions).
+//! before opset 14, Gelu before 20 and Mish before 18 as their decompositions; Gelu's and Mish's
+//! are the shared ones of `passes::decompose`).
 
 use super::super::emit::{attr_f, attr_i, attr_s, Emitter};
 use super::{simple, R};
 use crate::ir::ops::{Activation, BinaryOp, UnaryOp};
 use crate::ir::DType;
+use crate::passes::decompose::{self, Prims, RESULT};
+
+/// The lowest opset [`unary`] can write `u` in.
+pub fn unary_min_opset(u: UnaryOp) -> i64 {
+    match u {
+        UnaryOp::BitwiseNot => 18,
+        UnaryOp::Abs
+        | UnaryOp::Neg
+        | UnaryOp::Sqrt
+        | UnaryOp::Rsqrt
+        | UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Reciprocal
+        | UnaryOp::Erf
+        | UnaryOp::Floor
+        | UnaryOp::Ceil
+        | UnaryOp::Round
+        | UnaryOp::Sign
+        | UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Tan
+        | UnaryOp::Asin
+        | UnaryOp::Acos
+        | UnaryOp::Atan
+        | UnaryOp::Sinh
+        | UnaryOp::Cosh
+        | UnaryOp::Asinh
+        | UnaryOp::Acosh
+        | UnaryOp::Atanh
+        | UnaryOp::Sigmoid
+        | UnaryOp::Tanh
+        | UnaryOp::Relu
+        | UnaryOp::Softplus
+        | UnaryOp::Softsign
+        | UnaryOp::Not
+        | UnaryOp::IsNaN
+        | UnaryOp::Square => 13,
+    }
+}
+
+/// The lowest opset [`binary`] can write `b` in.
+pub fn binary_min_opset(b: BinaryOp) -> i64 {
+    match b {
+        BinaryOp::BitwiseAnd | BinaryOp::BitwiseOr | BinaryOp::BitwiseXor => 18,
+        BinaryOp::Add
+        | BinaryOp::Sub
+        | BinaryOp::Mul
+        | BinaryOp::Div
+        | BinaryOp::Pow
+        | BinaryOp::Min
+        | BinaryOp::Max
+        | BinaryOp::Mod
+        | BinaryOp::Fmod
+        | BinaryOp::PRelu
+        | BinaryOp::Equal
+        | BinaryOp::Less
+        | BinaryOp::Greater
+        | BinaryOp::LessOrEqual
+        | BinaryOp::GreaterOrEqual
+        | BinaryOp::And
+        | BinaryOp::Or
+        | BinaryOp::Xor
+        | BinaryOp::SquaredDifference
+        | BinaryOp::BitShiftLeft
+        | BinaryOp::BitShiftRight => 13,
+    }
+}
+
+/// The lowest opset [`activation`] can write `a` in: the ones newer than 13 (HardSwish, Mish,
+/// Gelu) are decomposed there.
+pub fn activation_min_opset(a: &Activation) -> i64 {
+    match a {
+        Activation::LeakyRelu { .. }
+        | Activation::Elu { .. }
+        | Activation::Selu { .. }
+        | Activation::Celu { .. }
+        | Activation::HardSigmoid { .. }
+        | Activation::HardSwish
+        | Activation::Gelu { .. }
+        | Activation::Clip { .. }
+        | Activation::ThresholdedRelu { .. }
+        | Activation::Mish
+        | Activation::Shrink { .. } => 13,
+    }
+}
 
 pub fn unary(
     em: &mut Emitter,
@@ -136,7 +222,10 @@ pub fn activation(
             let mode = if tanh_approx { "tanh" } else { "none" };
             em.node("Gelu", name, ins, outs, vec![attr_s("approximate", mode)]);
         }
-        Activation::Gelu { tanh_approx } => gelu_decomposed(em, name, x, outs, dtype, tanh_approx),
+        Activation::Gelu { tanh_approx } => {
+            let mut p = OnnxPrims::new(em, name, dtype, outs);
+            decompose::gelu(&mut p, x, tanh_approx)?;
+        }
         Activation::Clip { min, max } => {
             let lo = min.map_or(String::new(), |v| {
                 em.scalar(&format!("{name}/min"), dtype, v as f64)
@@ -159,9 +248,7 @@ pub fn activation(
         ),
         Activation::Mish if em.opset >= 18 => em.node("Mish", name, ins, outs, vec![]),
         Activation::Mish => {
-            let sp = em.tmp("Softplus", name, vec![x.clone()], vec![]);
-            let t = em.tmp("Tanh", name, vec![sp], vec![]);
-            em.node("Mul", name, vec![x, t], outs, vec![]);
+            decompose::mish(&mut OnnxPrims::new(em, name, dtype, outs), x)?;
         }
         Activation::Shrink { lambd, bias } => em.node(
             "Shrink",
@@ -174,41 +261,61 @@ pub fn activation(
     Ok(())
 }
 
-/// GELU before opset 20: `0.5·x·(1 + erf(x/√2))`, or the tanh form
-/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
-fn gelu_decomposed(
-    em: &mut Emitter,
-    name: &str,
-    x: String,
-    outs: Vec<String>,
+/// Decompositions as ONNX nodes of node `name`: steps are named after their op type like the
+/// writer's other intermediate values, constants after their step; the result goes to `outs`.
+struct OnnxPrims<'e, 'g> {
+    em: &'e mut Emitter<'g>,
+    name: &'e str,
     dtype: DType,
-    tanh: bool,
-) {
-    let inner = if tanh {
-        let c3 = em.scalar(&format!("{name}/c"), dtype, 0.044715);
-        let k = em.scalar(
-            &format!("{name}/k"),
+    outs: Option<Vec<String>>,
+}
+
+impl<'e, 'g> OnnxPrims<'e, 'g> {
+    fn new(em: &'e mut Emitter<'g>, name: &'e str, dtype: DType, outs: Vec<String>) -> Self {
+        OnnxPrims {
+            em,
+            name,
             dtype,
-            (2.0 / std::f64::consts::PI).sqrt(),
-        );
-        let x2 = em.tmp("Mul", name, vec![x.clone(), x.clone()], vec![]);
-        let x3 = em.tmp("Mul", name, vec![x2, x.clone()], vec![]);
-        let t = em.tmp("Mul", name, vec![x3, c3], vec![]);
-        let s = em.tmp("Add", name, vec![x.clone(), t], vec![]);
-        let u = em.tmp("Mul", name, vec![s, k], vec![]);
-        em.tmp("Tanh", name, vec![u], vec![])
-    } else {
-        let r = em.scalar(
-            &format!("{name}/rsqrt2"),
-            dtype,
-            std::f64::consts::FRAC_1_SQRT_2,
-        );
-        let u = em.tmp("Mul", name, vec![x.clone(), r], vec![]);
-        em.tmp("Erf", name, vec![u], vec![])
-    };
-    let one = em.scalar(&format!("{name}/one"), dtype, 1.0);
-    let half = em.scalar(&format!("{name}/half"), dtype, 0.5);
-    let p = em.tmp("Add", name, vec![inner, one], vec![]);
-    let hx = em.tmp("Mul", name, vec![x, half], vec![]);
-    em.node("Mul", name, vec![hx, p], outs, vec![]);
+            outs: Some(outs),
+        }
+    }
+
+    fn emit(&mut self, tag: &str, op: &str, ins: Vec<String>) -> Result<String, String> {
+        if tag != RESULT {
+            return Ok(self.em.tmp(op, self.name, ins, vec![]));
+        }
+        let outs = self.outs.take().ok_or("a decomposition with two results")?;
+        let out = outs.first().cloned().unwrap_or_default();
+        self.em.node(op, self.name, ins, outs, vec![]);
+        Ok(out)
+    }
+}
+
+impl Prims for OnnxPrims<'_, '_> {
+    type Value = String;
+    fn constant(&mut self, tag: &str, v: f64) -> Result<String, String> {
+        Ok(self
+            .em
+            .scalar(&format!("{}/{tag}", self.name), self.dtype, v))
+    }
+    fn unary(&mut self, tag: &str, op: decompose::Unary, x: String) -> Result<String, String> {
+        match op {
+            decompose::Unary::Square => self.emit(tag, "Mul", vec![x.clone(), x]),
+            decompose::Unary::Tanh => self.emit(tag, "Tanh", vec![x]),
+            decompose::Unary::Erf => self.emit(tag, "Erf", vec![x]),
+            decompose::Unary::Softplus => self.emit(tag, "Softplus", vec![x]),
+        }
+    }
+    fn binary(
+        &mut self,
+        tag: &str,
+        op: decompose::Binary,
+        a: String,
+        b: String,
+    ) -> Result<String, String> {
+        match op {
+            decompose::Binary::Add => self.emit(tag, "Add", vec![a, b]),
+            decompose::Binary::Mul => self.emit(tag, "Mul", vec![a, b]),
+        }
+    }
 }

@@ -37,12 +37,60 @@ pub fn min_opset(g: &crate::ir::Graph, n: &Node) -> i64 {
             ScatterReduction::Max | ScatterReduction::Min => 18,
         },
         Op::Pad(p) if p.mode == PadMode::Wrap => 19,
-        Op::Unary(UnaryOp::BitwiseNot)
-        | Op::Binary(BinaryOp::BitwiseAnd | BinaryOp::BitwiseOr | BinaryOp::BitwiseXor) => 18,
+        Op::Unary(u) => elementwise::unary_min_opset(*u),
+        Op::Binary(b) => elementwise::binary_min_opset(*b),
+        Op::Activation(a) => elementwise::activation_min_opset(a),
         Op::GridSample(_) if n.inputs.first().map(|&v| g.ty(v).rank()) != Some(4) => 20,
         Op::GridSample(_) => 16,
         Op::Resize(r) if r.coord == CoordTransform::HalfPixelSymmetric => 19,
-        _ => 13,
+        Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => 13,
     }
 }
 

@@ -1,10 +1,12 @@
-//! Activations as TF ops: LeakyRelu, Elu, Relu6/Relu/ClipByValue natively; HardSwish, GELU
-//! (erf or tanh form) and Shrink as short compositions. The others (Selu, Celu, HardSigmoid,
-//! ThresholdedRelu, Mish, Elu with alpha ≠ 1, one-sided Clips) are lowered by legalization.
+//! Activations as TF ops: LeakyRelu, Elu, Relu6/Relu/ClipByValue natively; HardSwish and Shrink
+//! as short compositions, GELU (erf or tanh form) as the shared one of `passes::decompose`. The
+//! others (Selu, Celu, HardSigmoid, ThresholdedRelu, Mish, Elu with alpha ≠ 1, one-sided Clips)
+//! are lowered by legalization.
 
 use super::emit::{a_float, a_type, Gx};
 use crate::ir::ops::Activation;
-use crate::ir::Node;
+use crate::ir::{DType, Node};
+use crate::passes::decompose::{self, Prims};
 
 pub fn activation(gx: &mut Gx, n: &Node, a: &Activation) -> Result<String, String> {
     let x = gx.r(n.inputs[0])?;
@@ -44,26 +46,7 @@ pub fn activation(gx: &mut Gx, n: &Node, a: &Activation) -> Result<String, Strin
             gx.node("", "Mul", vec![m, sixth], vec![t()])
         }
         Activation::Gelu { tanh_approx } => {
-            // 0.5 · x · (1 + erf(x / √2)), or with tanh(√(2/π) · (x + 0.044715 · x³)).
-            let inner = if tanh_approx {
-                let x2 = gx.node("x2", "Square", vec![x.clone()], vec![t()]);
-                let x3 = gx.node("x3", "Mul", vec![x2, x.clone()], vec![t()]);
-                let c = gx.float("c", 0.044715)?;
-                let cx3 = gx.node("cx3", "Mul", vec![x3, c], vec![t()]);
-                let s = gx.node("sum", "AddV2", vec![x.clone(), cx3], vec![t()]);
-                let k = gx.float("k", (2.0f64 / std::f64::consts::PI).sqrt() as f32)?;
-                let ks = gx.node("scaled", "Mul", vec![s, k], vec![t()]);
-                gx.node("tanh", "Tanh", vec![ks], vec![t()])
-            } else {
-                let k = gx.float("k", std::f32::consts::FRAC_1_SQRT_2)?;
-                let xs = gx.node("scaled", "Mul", vec![x.clone(), k], vec![t()]);
-                gx.node("erf", "Erf", vec![xs], vec![t()])
-            };
-            let one = gx.float("one", 1.0)?;
-            let p = gx.node("one_plus", "AddV2", vec![inner, one], vec![t()]);
-            let half = gx.float("half", 0.5)?;
-            let hx = gx.node("half_x", "Mul", vec![x, half], vec![t()]);
-            gx.node("", "Mul", vec![hx, p], vec![t()])
+            decompose::gelu(&mut TfPrims { gx, dt }, x, tanh_approx)?
         }
         Activation::Elu { .. }
         | Activation::Selu { .. }
@@ -88,4 +71,49 @@ pub fn activation(gx: &mut Gx, n: &Node, a: &Activation) -> Result<String, Strin
             gx.node("", "SelectV2", vec![below, plus, upper], vec![t()])
         }
     })
+}
+
+/// Decompositions as TF ops of the node being written: steps and constants are named after
+/// their step, the result after the node.
+struct TfPrims<'a, 'g> {
+    gx: &'a mut Gx<'g>,
+    dt: DType,
+}
+
+impl TfPrims<'_, '_> {
+    fn node(&mut self, tag: &str, op: &str, ins: Vec<String>) -> String {
+        self.gx.node(tag, op, ins, vec![("T", a_type(self.dt))])
+    }
+}
+
+impl Prims for TfPrims<'_, '_> {
+    type Value = String;
+    fn constant(&mut self, tag: &str, v: f64) -> Result<String, String> {
+        // GELU's 1/√2 has always been `k` in graph models (ONNX calls it `rsqrt2`); kept so the
+        // models stay byte-identical.
+        let tag = if tag == "rsqrt2" { "k" } else { tag };
+        self.gx.float(tag, v as f32)
+    }
+    fn unary(&mut self, tag: &str, op: decompose::Unary, x: String) -> Result<String, String> {
+        let op = match op {
+            decompose::Unary::Square => "Square",
+            decompose::Unary::Tanh => "Tanh",
+            decompose::Unary::Erf => "Erf",
+            decompose::Unary::Softplus => "Softplus",
+        };
+        Ok(self.node(tag, op, vec![x]))
+    }
+    fn binary(
+        &mut self,
+        tag: &str,
+        op: decompose::Binary,
+        a: String,
+        b: String,
+    ) -> Result<String, String> {
+        let op = match op {
+            decompose::Binary::Add => "AddV2",
+            decompose::Binary::Mul => "Mul",
+        };
+        Ok(self.node(tag, op, vec![a, b]))
+    }
 }

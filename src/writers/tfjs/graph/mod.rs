@@ -21,7 +21,6 @@ mod quant;
 
 use super::{write_folder, FolderOptions};
 use crate::error::{Error, Result, Unsupported};
-use crate::ir::ops::Activation;
 use crate::ir::Graph;
 use crate::passes::nhwc;
 use crate::writers::{WriteReport, Writer};
@@ -42,17 +41,11 @@ pub struct GraphWriter {
 
 /// Clips TF.js runs as one op (`activation::activation`: Relu for `[0, ∞)`, Relu6,
 /// ClipByValue for two bounds); others become Maximum/Minimum.
-fn native_clip(a: &Activation) -> bool {
-    match a {
-        Activation::Clip {
-            min: Some(lo),
-            max: None,
-        } => *lo == 0.0,
-        Activation::Clip {
-            min: Some(_),
-            max: Some(_),
-        } => true,
-        _ => false,
+fn native_clip(min: Option<f32>, max: Option<f32>) -> bool {
+    match (min, max) {
+        (Some(lo), None) => lo == 0.0,
+        (Some(_), Some(_)) => true,
+        (None, _) => false,
     }
 }
 

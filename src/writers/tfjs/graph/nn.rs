@@ -29,21 +29,116 @@ pub struct Fused {
     pub out: Option<ValueId>,
 }
 
+/// The TF `_Fused*` activation an activation node can join the op before it as.
 fn fusable_act(op: &Op) -> Option<(&'static str, f32)> {
     match op {
-        Op::Unary(UnaryOp::Relu) => Some(("Relu", 0.2)),
-        Op::Unary(UnaryOp::Sigmoid) => Some(("Sigmoid", 0.2)),
-        Op::Activation(Activation::Clip {
-            min: Some(lo),
-            max: Some(hi),
-        }) if *lo == 0.0 && *hi == 6.0 => Some(("Relu6", 0.2)),
-        Op::Activation(Activation::Clip {
-            min: Some(lo),
-            max: None,
-        }) if *lo == 0.0 => Some(("Relu", 0.2)),
-        Op::Activation(Activation::Elu { alpha }) if *alpha == 1.0 => Some(("Elu", 0.2)),
-        Op::Activation(Activation::LeakyRelu { alpha }) => Some(("LeakyRelu", *alpha)),
-        _ => None,
+        Op::Unary(u) => match u {
+            UnaryOp::Relu => Some(("Relu", 0.2)),
+            UnaryOp::Sigmoid => Some(("Sigmoid", 0.2)),
+            UnaryOp::Abs
+            | UnaryOp::Neg
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Reciprocal
+            | UnaryOp::Erf
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round
+            | UnaryOp::Sign
+            | UnaryOp::Sin
+            | UnaryOp::Cos
+            | UnaryOp::Tan
+            | UnaryOp::Asin
+            | UnaryOp::Acos
+            | UnaryOp::Atan
+            | UnaryOp::Sinh
+            | UnaryOp::Cosh
+            | UnaryOp::Asinh
+            | UnaryOp::Acosh
+            | UnaryOp::Atanh
+            | UnaryOp::Tanh
+            | UnaryOp::Softplus
+            | UnaryOp::Softsign
+            | UnaryOp::Not
+            | UnaryOp::IsNaN
+            | UnaryOp::Square
+            | UnaryOp::BitwiseNot => None,
+        },
+        Op::Activation(a) => match *a {
+            Activation::Clip {
+                min: Some(lo),
+                max: Some(hi),
+            } if lo == 0.0 && hi == 6.0 => Some(("Relu6", 0.2)),
+            Activation::Clip {
+                min: Some(0.0),
+                max: None,
+            } => Some(("Relu", 0.2)),
+            Activation::Elu { alpha: 1.0 } => Some(("Elu", 0.2)),
+            Activation::LeakyRelu { alpha } => Some(("LeakyRelu", alpha)),
+            Activation::Clip { .. } | Activation::Elu { .. } => None,
+            Activation::Selu { .. }
+            | Activation::Celu { .. }
+            | Activation::HardSigmoid { .. }
+            | Activation::HardSwish
+            | Activation::Gelu { .. }
+            | Activation::ThresholdedRelu { .. }
+            | Activation::Mish
+            | Activation::Shrink { .. } => None,
+        },
+        Op::Binary(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => None,
     }
 }
 
@@ -76,17 +171,8 @@ pub fn fuse_plan(g: &Graph) -> (HashMap<usize, Fused>, HashSet<usize>) {
     let mut plan = HashMap::new();
     let mut absorbed = HashSet::new();
     for (i, n) in g.nodes.iter().enumerate() {
-        let has_bias = match &n.op {
-            Op::Conv(c) if conv_kind(g, n, c).is_some() => n.inputs.len() == 3,
-            Op::MatMul(_)
-                if n.inputs.len() == 2
-                    && g.ty(n.inputs[0]).rank() == 2
-                    && g.ty(n.inputs[1]).rank() == 2
-                    && g.ty(n.outputs[0]).dtype == DType::F32 =>
-            {
-                false
-            }
-            _ => continue,
+        let Some(has_bias) = fusable_layer(g, n) else {
+            continue;
         };
         let mut f = Fused::default();
         let mut last = n.outputs[0];
@@ -123,6 +209,76 @@ pub fn fuse_plan(g: &Graph) -> (HashMap<usize, Fused>, HashSet<usize>) {
         plan.insert(i, f);
     }
     (plan, absorbed)
+}
+
+/// Whether node `n` is a layer TF fuses a bias and an activation into (`_FusedConv2D`,
+/// `_FusedMatMul`), and if so whether it has its own bias input.
+fn fusable_layer(g: &Graph, n: &Node) -> Option<bool> {
+    Some(match &n.op {
+        Op::Conv(c) if conv_kind(g, n, c).is_some() => n.inputs.len() == 3,
+        Op::MatMul(_)
+            if n.inputs.len() == 2
+                && g.ty(n.inputs[0]).rank() == 2
+                && g.ty(n.inputs[1]).rank() == 2
+                && g.ty(n.outputs[0]).dtype == DType::F32 =>
+        {
+            false
+        }
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Activation(_)
+        | Op::Where
+        | Op::Cast(_)
+        | Op::MatMul(_)
+        | Op::Einsum(_)
+        | Op::Conv(_)
+        | Op::ConvTranspose(_)
+        | Op::Pool(_)
+        | Op::GlobalPool(_)
+        | Op::BatchNorm(_)
+        | Op::LayerNorm(_)
+        | Op::InstanceNorm(_)
+        | Op::Softmax(_)
+        | Op::Hardmax(_)
+        | Op::LpNorm(_)
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::Concat(_)
+        | Op::Split(_)
+        | Op::Slice(_)
+        | Op::Pad(_)
+        | Op::Tile(_)
+        | Op::Expand(_)
+        | Op::DepthToSpace(_)
+        | Op::SpaceToDepth(_)
+        | Op::Resize(_)
+        | Op::GridSample(_)
+        | Op::Gather(_)
+        | Op::GatherElements(_)
+        | Op::GatherNd(_)
+        | Op::ScatterNd(_)
+        | Op::ScatterElements(_)
+        | Op::TopK(_)
+        | Op::ArgReduce(_)
+        | Op::CumSum(_)
+        | Op::NonZero
+        | Op::OneHot(_)
+        | Op::Trilu(_)
+        | Op::NonMaxSuppression(_)
+        | Op::ShapeOf(_)
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Reduce(_)
+        | Op::Lstm(_)
+        | Op::Gru(_)
+        | Op::QuantizeLinear(_)
+        | Op::DequantizeLinear(_)
+        | Op::DynamicQuantizeLinear
+        | Op::ConvInteger(_)
+        | Op::MatMulInteger
+        | Op::QLinearConv(_)
+        | Op::QLinearMatMul => return None,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
