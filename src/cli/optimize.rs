@@ -114,7 +114,8 @@ pub fn run(a: OptimizeArgs, quiet: bool) -> Result<()> {
             cluster: a.cluster.map(|clusters| ClusterOptions {
                 clusters,
                 seed: a.cluster_seed,
-                preserve_zeros: a.prune.is_some(),
+                // The pipeline keeps pruned zeros when it prunes too.
+                preserve_zeros: false,
             }),
         },
         // Weights only: --calibration here is the accuracy report's sample set.

@@ -93,9 +93,9 @@ pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
 /// [`Report::check_tolerance`].
 pub fn convert(opts: &Options, obs: &dyn Observer) -> Result<Report> {
     obs.step("reading");
-    let target = target::resolve(opts, obs)?;
-    let out = target::output_path(opts, target)?;
     let source = load(&opts.input, &opts.read)?;
+    let target = target::resolve(opts, source.format, obs);
+    let out = target::output_path(opts, target)?;
     obs.step("transforming");
     let mut g = source.graph.clone();
     let mut ctx = PassContext::default();

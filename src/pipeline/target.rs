@@ -13,12 +13,12 @@ use crate::writers::tflite::TfliteWriter;
 use crate::writers::Writer;
 use std::path::{Path, PathBuf};
 
-/// The target asked for, or the input's format when mdeploy writes it (ONNX otherwise).
-pub(super) fn resolve(opts: &Options, obs: &dyn Observer) -> Result<Target> {
+/// The target asked for, or the input's format (the reader's name) when mdeploy writes it
+/// (ONNX otherwise).
+pub(super) fn resolve(opts: &Options, format: &str, obs: &dyn Observer) -> Target {
     if let Some(t) = opts.target {
-        return Ok(t);
+        return t;
     }
-    let format = crate::readers::detect(&opts.input)?.name();
     let t = match format {
         "tflite" => Target::Tflite,
         _ => Target::Onnx,
@@ -34,7 +34,7 @@ pub(super) fn resolve(opts: &Options, obs: &dyn Observer) -> Result<Target> {
             }
         ));
     }
-    Ok(t)
+    t
 }
 
 /// The output path (explicit, or [`default_output`]); never the input itself.
