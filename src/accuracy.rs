@@ -368,6 +368,7 @@ fn is_layer(op: &Op) -> bool {
         | Op::Binary(_)
         | Op::Activation(_) => true,
         Op::Unary(_)
+        | Op::Dynamic(_)
         | Op::Where
         | Op::Cast(_)
         | Op::Pool(_)

@@ -5,6 +5,7 @@ mod common;
 mod accuracy;
 mod cli;
 mod corrupt;
+mod dynamic;
 mod install;
 mod keras;
 mod layering;

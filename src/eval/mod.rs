@@ -5,6 +5,7 @@
 pub mod pieces;
 mod prepare;
 mod ranges;
+mod specialize;
 mod tflite_readback;
 
 pub use ranges::measure_ranges;
@@ -168,6 +169,22 @@ pub fn run_batches_in_pieces(
     piece_bytes: usize,
     mut each: impl FnMut(usize, Vec<Tensor>) -> Result<()>,
 ) -> Result<()> {
+    run_any(g, extra, batches, piece_bytes, &mut each)
+}
+
+type Each<'a> = &'a mut dyn FnMut(usize, Vec<Tensor>) -> Result<()>;
+
+fn run_any(
+    g: &Graph,
+    extra: &[ValueId],
+    batches: &[Vec<Tensor>],
+    piece_bytes: usize,
+    each: Each,
+) -> Result<()> {
+    let bound = specialize::operand_inputs(g);
+    if !bound.is_empty() {
+        return run_specialized(g, &bound, extra, batches, piece_bytes, each);
+    }
     let mut g = g.clone();
     // Graph inputs and outputs as a mask: calibration exposes every activation at once.
     let mut boundary = vec![false; g.values.len()];
@@ -188,7 +205,7 @@ pub fn run_batches_in_pieces(
     let wanted = g.outputs.clone();
     pieces::place_constant_nodes_late(&mut g);
     let split = pieces::split(&g, &wanted, piece_bytes);
-    if split.len() > 1 && pieces::run(&g, &split, &wanted, batches, &mut each)? {
+    if split.len() > 1 && pieces::run(&g, &split, &wanted, batches, &mut *each)? {
         return Ok(());
     }
     drop(split);
@@ -207,6 +224,34 @@ pub fn run_batches_in_pieces(
             continue;
         };
         each(i, run_plan(plan, batch)?)?;
+    }
+    Ok(())
+}
+
+/// [`run_batches_in_pieces`] for a graph whose run-time operands come from the graph inputs at
+/// `bound`: each run of batches with the same values there runs a graph with them bound.
+fn run_specialized(
+    g: &Graph,
+    bound: &[usize],
+    extra: &[ValueId],
+    batches: &[Vec<Tensor>],
+    piece_bytes: usize,
+    each: Each,
+) -> Result<()> {
+    let mut start = 0;
+    while start < batches.len() {
+        let (fixed, _) = specialize::split_batch(bound, &batches[start]);
+        let same = |b: &Vec<Tensor>| specialize::split_batch(bound, b).0 == fixed;
+        let end = start + batches[start..].iter().take_while(|b| same(b)).count();
+        let specialized = specialize::bind(g, bound, &fixed).map_err(failed)?;
+        let rest: Vec<Vec<Tensor>> = batches[start..end]
+            .iter()
+            .map(|b| specialize::split_batch(bound, b).1)
+            .collect();
+        run_any(&specialized, extra, &rest, piece_bytes, &mut |i, v| {
+            each(start + i, v)
+        })?;
+        start = end;
     }
     Ok(())
 }

@@ -82,7 +82,8 @@ fn moves_data(op: &Op) -> bool {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => false,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => false,
     }
 }
 
@@ -192,7 +193,8 @@ pub fn fold(op: &Op, inputs: &[&Tensor], out_types: &[TensorType]) -> Option<Vec
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => None,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => None,
     }
 }
 

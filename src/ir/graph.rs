@@ -144,6 +144,30 @@ impl Graph {
         ops::infer(op, &ins)
     }
 
+    /// Re-infers every node's outputs in order and replaces a symbolic dim by the size
+    /// inference now fixes (after an operand computed at run time became a constant, the sizes
+    /// after it are known too). Nodes must be in topological order.
+    pub fn refine_types(&mut self) -> Result<(), String> {
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            let inferred = self
+                .infer(&n.op, &n.inputs)
+                .map_err(|e| format!("node '{}' ({}): {e}", n.name, n.op.name()))?;
+            for (o, want) in self.nodes[i].outputs.clone().into_iter().zip(inferred) {
+                let have = &mut self.values[o.0].ty;
+                if have.shape.len() != want.shape.len() {
+                    continue;
+                }
+                for (h, w) in have.shape.iter_mut().zip(want.shape) {
+                    if let (Dim::Sym(_), Dim::Fixed(_)) = (&*h, &w) {
+                        *h = w;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Appends a node whose output types come from inference; unknown sizes get fresh symbols.
     /// Returns the output values, named `out_names` (or `name:i` when fewer names are given).
     pub fn add_node(

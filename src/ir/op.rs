@@ -96,6 +96,9 @@ pub enum Op {
     QLinearConv(Conv),
     /// inputs: a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp
     QLinearMatMul,
+    // dynamic.rs
+    /// An op whose shape-like operands are computed by the graph (all of them inputs).
+    Dynamic(Dynamic),
 }
 
 impl Op {
@@ -156,6 +159,7 @@ impl Op {
             Op::MatMulInteger => "MatMulInteger".into(),
             Op::QLinearConv(_) => "QLinearConv".into(),
             Op::QLinearMatMul => "QLinearMatMul".into(),
+            Op::Dynamic(d) => d.name().into(),
         }
     }
 }

@@ -80,6 +80,40 @@ pub fn fold_constants(g: &mut Graph) -> bool {
     true
 }
 
+/// Ops whose operands were computed at run time become their static forms once those
+/// operands are constants (an upstream fold, or a reader that could not see through them);
+/// the sizes after them are then re-inferred.
+pub fn static_operands(g: &mut Graph) -> Result<bool, String> {
+    let mut changed = false;
+    for i in 0..g.nodes.len() {
+        let Op::Dynamic(d) = &g.nodes[i].op else {
+            continue;
+        };
+        let inputs = &g.nodes[i].inputs;
+        let ins = crate::ir::ops::Inputs {
+            types: inputs.iter().map(|&v| g.ty(v)).collect(),
+            consts: inputs.iter().map(|&v| g.constant(v)).collect(),
+        };
+        let Some((op, keep)) = d.to_static(&ins) else {
+            continue;
+        };
+        let kept: Vec<ValueId> = keep
+            .iter()
+            .filter_map(|&k| inputs.get(k).copied())
+            .collect();
+        if g.infer(&op, &kept).is_err() {
+            continue;
+        }
+        g.nodes[i].op = op;
+        g.nodes[i].inputs = kept;
+        changed = true;
+    }
+    if changed {
+        g.refine_types()?;
+    }
+    Ok(changed)
+}
+
 fn is_scalar_like(t: &Tensor, v: f64) -> bool {
     t.dtype.is_float() && t.len() <= 1 << 16 && t.to_f64s().iter().all(|&x| x == v)
 }

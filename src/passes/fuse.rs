@@ -238,7 +238,8 @@ fn plan_fold(
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => None,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => None,
     }
 }
 

@@ -68,6 +68,7 @@ fn layout_of(op: &Op) -> Option<Slots<'_>> {
         Op::ConvInteger(c) => slots(2, 1, 3, None, Some(c), false),
         Op::MatMulInteger => slots(2, 1, 3, None, None, false),
         Op::Unary(_)
+        | Op::Dynamic(_)
         | Op::Binary(_)
         | Op::Activation(_)
         | Op::Where

@@ -128,7 +128,8 @@ fn spatial(op: &Op) -> Option<(Layout, Option<usize>)> {
         | Op::DequantizeLinear(_)
         | Op::DynamicQuantizeLinear
         | Op::MatMulInteger
-        | Op::QLinearMatMul => return None,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => return None,
     })
 }
 
@@ -197,7 +198,8 @@ fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
         | Op::DequantizeLinear(_)
         | Op::DynamicQuantizeLinear
         | Op::MatMulInteger
-        | Op::QLinearMatMul => {}
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => {}
     }
     op
 }
@@ -347,7 +349,8 @@ fn fix_kernel(
         | Op::DequantizeLinear(_)
         | Op::DynamicQuantizeLinear
         | Op::MatMulInteger
-        | Op::QLinearMatMul => return Ok(false),
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => return Ok(false),
     };
     if c.kernel_layout == want {
         return Ok(false);

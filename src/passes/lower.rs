@@ -250,7 +250,8 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => return Ok(None),
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => return Ok(None),
     }))
 }
 

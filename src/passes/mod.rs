@@ -110,7 +110,8 @@ impl Pass for FoldConstants {
         "fold-constants"
     }
     fn run(&self, g: &mut Graph, _ctx: &mut PassContext) -> Result<bool> {
-        Ok(cleanup::fold_constants(g))
+        let made_static = cleanup::static_operands(g).map_err(pass_err(self.name()))?;
+        Ok(cleanup::fold_constants(g) | made_static)
     }
 }
 

@@ -273,7 +273,8 @@ fn window(g: &Graph, n: &Node) -> Option<Window> {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => return None,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => return None,
     })
 }
 

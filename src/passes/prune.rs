@@ -101,7 +101,8 @@ fn kernel_input(op: &Op, i: usize, rank: usize) -> bool {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => false,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => false,
     }
 }
 

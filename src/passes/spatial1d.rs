@@ -96,7 +96,8 @@ fn liftable(op: &Op) -> Option<Lift<'_>> {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => return None,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => return None,
     })
 }
 

@@ -159,7 +159,8 @@ fn rewrite(g: &mut Graph, st: &mut State, i: usize) -> Result<bool, String> {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => Ok(false),
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => Ok(false),
     }
 }
 

@@ -401,7 +401,8 @@ impl GraphBuilder {
             | Op::ConvInteger(_)
             | Op::MatMulInteger
             | Op::QLinearConv(_)
-            | Op::QLinearMatMul => None,
+            | Op::QLinearMatMul
+            | Op::Dynamic(_) => None,
         }
     }
 }

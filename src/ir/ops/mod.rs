@@ -1,5 +1,6 @@
 //! Op parameter structs and their shape/type inference, one file per family.
 
+mod dynamic;
 mod elementwise;
 mod generate;
 mod index;
@@ -11,6 +12,7 @@ mod quant;
 mod reduce;
 mod rnn;
 
+pub use dynamic::*;
 pub use elementwise::*;
 pub use generate::*;
 pub use index::*;
@@ -85,6 +87,7 @@ pub fn infer(op: &Op, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
         Op::Binary(b) => elementwise::infer_binary(*b, inputs),
         Op::Activation(_) => elementwise::infer_same(inputs, 1),
         Op::Where => elementwise::infer_where(inputs),
+        Op::Dynamic(d) => dynamic::infer_dynamic(d, inputs),
         Op::Cast(c) => elementwise::infer_cast(c, inputs),
         Op::MatMul(m) => linear::infer_matmul(m, inputs),
         Op::Einsum(e) => linear::infer_einsum(e, inputs),

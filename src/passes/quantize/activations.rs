@@ -199,7 +199,8 @@ pub fn int8_kind(g: &Graph, weights: &HashSet<ValueId>, n: &Node) -> Option<Kind
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => return None,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => return None,
     })
 }
 
@@ -261,7 +262,8 @@ fn fusable(op: &Op) -> bool {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => false,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => false,
     }
 }
 
@@ -319,7 +321,8 @@ fn takes_fused(op: &Op) -> bool {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => false,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => false,
     }
 }
 

@@ -117,7 +117,8 @@ pub fn slot(n: &Node, i: usize, len: usize, rank: usize) -> WeightSlot {
             | Op::ConvInteger(_)
             | Op::MatMulInteger
             | Op::QLinearConv(_)
-            | Op::QLinearMatMul,
+            | Op::QLinearMatMul
+            | Op::Dynamic(_),
             _,
         ) => No,
     }

@@ -248,7 +248,8 @@ fn fusable_act(op: &Op) -> Option<Act> {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => return None,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => return None,
     })
 }
 
@@ -335,7 +336,8 @@ fn takes_act(g: &Graph, producers: &HashMap<ValueId, usize>, n: &Node) -> bool {
             | Op::ConvInteger(_)
             | Op::MatMulInteger
             | Op::QLinearConv(_)
-            | Op::QLinearMatMul => false,
+            | Op::QLinearMatMul
+            | Op::Dynamic(_) => false,
         }
 }
 

@@ -106,7 +106,8 @@ fn hybrid_op(g: &Graph, producers: &HashMap<ValueId, usize>, n: &crate::ir::Node
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => false,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => false,
     }
 }
 

@@ -201,6 +201,20 @@ fn float_only(imp: &Importer, ctx: &NodeCtx) -> NodeResult<()> {
 
 fn clip(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
+    let at_run_time = |i: usize| {
+        ctx.opt_input(i)
+            .is_some_and(|v| imp.g.constant(v).is_none())
+    };
+    if imp.opset >= 11 && (at_run_time(1) || at_run_time(2)) {
+        // Bounds computed by the graph: `min(max(x, lo), hi)`, as the operator defines it.
+        let mut v = x;
+        for (i, op) in [(1, BinaryOp::Max), (2, BinaryOp::Min)] {
+            if let Some(b) = ctx.opt_input(i) {
+                v = imp.emit1(&format!("{}/{op:?}", ctx.name), Op::Binary(op), vec![v, b])?;
+            }
+        }
+        return Ok(vec![v]);
+    }
     let bound = |imp: &Importer, attr: &str, i: usize| -> NodeResult<Option<f32>> {
         if imp.opset < 11 {
             return Ok(ctx.attr(attr).map(|a| a.f));

@@ -4,10 +4,10 @@
 //! constants (they become parameters).
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
-use super::Handler;
+use super::{dynamic, Handler};
 use crate::ir::ops::{
-    norm_axes, norm_axis, ArgReduce, CumSum, Einsum, Gather, GatherNd, Nms, OneHot, Reduce,
-    ReduceKind, Scatter, ScatterElements, ScatterReduction, TopK, Trilu,
+    norm_axes, norm_axis, ArgReduce, CumSum, Dynamic, Einsum, Gather, GatherNd, Nms, OneHot,
+    Reduce, ReduceKind, Scatter, ScatterElements, ScatterReduction, TopK, Trilu,
 };
 use crate::ir::{Op, ValueId};
 
@@ -96,7 +96,8 @@ fn topk(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     } else {
         match imp.const_ints(ctx.input(1)?) {
             Some(v) if v.len() == 1 => v[0],
-            _ => return unsupported("TopK with k computed at run time"),
+            Some(_) => return Err(NodeError::Invalid("k must hold one value".into())),
+            None => return dynamic_topk(imp, ctx, x),
         }
     };
     let axis = norm_axis(ctx.int("axis", -1), imp.g.ty(x).rank())?;
@@ -114,6 +115,15 @@ fn topk(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     imp.emit(&ctx.name, Op::TopK(t), vec![x])
 }
 
+fn dynamic_topk(imp: &mut Importer, ctx: &NodeCtx, x: ValueId) -> NodeResult<Vec<ValueId>> {
+    let d = Dynamic::TopK {
+        axis: norm_axis(ctx.int("axis", -1), imp.g.ty(x).rank())?,
+        largest: ctx.int("largest", 1) == 1,
+        sorted: ctx.int("sorted", 1) == 1,
+    };
+    dynamic(imp, ctx, d, vec![x, ctx.input(1)?])
+}
+
 fn arg_reduce(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
     let a = ArgReduce {
@@ -127,14 +137,20 @@ fn arg_reduce(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 
 fn cumsum(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
+    let exclusive = ctx.int("exclusive", 0) == 1;
+    let reverse = ctx.int("reverse", 0) == 1;
     let axis = match imp.const_ints(ctx.input(1)?) {
         Some(v) if v.len() == 1 => norm_axis(v[0], imp.g.ty(x).rank())?,
-        _ => return unsupported("CumSum axis computed at run time"),
+        Some(_) => return Err(NodeError::Invalid("the axis must hold one value".into())),
+        None => {
+            let d = Dynamic::CumSum { exclusive, reverse };
+            return dynamic(imp, ctx, d, vec![x, ctx.input(1)?]);
+        }
     };
     let c = CumSum {
         axis,
-        exclusive: ctx.int("exclusive", 0) == 1,
-        reverse: ctx.int("reverse", 0) == 1,
+        exclusive,
+        reverse,
     };
     imp.emit(&ctx.name, Op::CumSum(c), vec![x])
 }
@@ -146,7 +162,18 @@ fn non_zero(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 fn one_hot(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let depth = match imp.const_floats(ctx.input(1)?) {
         Some(v) if v.len() == 1 && v[0] >= 1.0 => v[0] as usize,
-        _ => return unsupported("OneHot depth computed at run time"),
+        Some(_) => {
+            return Err(NodeError::Invalid(
+                "OneHot depth must be one value ≥ 1".into(),
+            ))
+        }
+        None => {
+            let d = Dynamic::OneHot {
+                axis: ctx.int("axis", -1),
+            };
+            let inputs = vec![ctx.input(0)?, ctx.input(1)?, ctx.input(2)?];
+            return dynamic(imp, ctx, d, inputs);
+        }
     };
     let o = OneHot {
         axis: ctx.int("axis", -1),
@@ -160,7 +187,13 @@ fn trilu(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         None => 0,
         Some(v) => match imp.const_ints(v) {
             Some(k) if k.len() == 1 => k[0],
-            _ => return unsupported("Trilu k computed at run time"),
+            Some(_) => return Err(NodeError::Invalid("Trilu k must hold one value".into())),
+            None => {
+                let d = Dynamic::Trilu {
+                    upper: ctx.int("upper", 1) == 1,
+                };
+                return dynamic(imp, ctx, d, vec![ctx.input(0)?, v]);
+            }
         },
     };
     imp.emit(
@@ -192,9 +225,17 @@ fn reduce(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         Some(a) => Some(a),
         None => match ctx.opt_input(1) {
             None => None,
-            Some(v) => Some(imp.const_ints(v).ok_or_else(|| {
-                NodeError::Unsupported("reduction axes computed at run time".into())
-            })?),
+            Some(v) => match imp.const_ints(v) {
+                Some(a) => Some(a),
+                None => {
+                    let d = Dynamic::Reduce {
+                        kind,
+                        keep_dims: ctx.int("keepdims", 1) == 1,
+                        noop_with_empty_axes: ctx.int("noop_with_empty_axes", 0) == 1,
+                    };
+                    return dynamic(imp, ctx, d, vec![x, v]);
+                }
+            },
         },
     };
     let mut axes = match axes {

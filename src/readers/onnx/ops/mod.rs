@@ -10,7 +10,8 @@ mod rnn;
 mod shape;
 
 use super::import::{unsupported, Importer, NodeCtx, NodeResult};
-use crate::ir::ValueId;
+use crate::ir::ops::Dynamic;
+use crate::ir::{Op, ValueId};
 
 type Handler = fn(&mut Importer, &NodeCtx) -> NodeResult<Vec<ValueId>>;
 
@@ -32,4 +33,17 @@ pub fn import(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         Some(h) => h(imp, ctx),
         None => unsupported("no converter for this op"),
     }
+}
+
+/// Emits an op whose operands are computed at run time (all of them inputs, in ONNX's forms).
+fn dynamic(
+    imp: &mut Importer,
+    ctx: &NodeCtx,
+    d: Dynamic,
+    inputs: Vec<ValueId>,
+) -> NodeResult<Vec<ValueId>> {
+    if let Err(e) = imp.g.infer(&Op::Dynamic(d.clone()), &inputs) {
+        return unsupported(format!("{} computed at run time: {e}", d.operand()));
+    }
+    imp.emit(&ctx.name, Op::Dynamic(d), inputs)
 }

@@ -3,11 +3,11 @@
 //! import time (constants, or shape tensors whose contents were tracked).
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult, ShapeEntry};
-use super::Handler;
+use super::{dynamic, Handler};
 use crate::ir::ops::{
-    norm_axes, norm_axis, ConstantOfShape, CoordTransform, DepthToSpace, DepthToSpaceMode, Expand,
-    NearestRounding, Pad, PadMode, Resize, ResizeMode, ShapeOf, Slice, SliceAxis, SpaceToDepth,
-    Split, Tile, Transpose,
+    norm_axes, norm_axis, ConstantOfShape, CoordTransform, DepthToSpace, DepthToSpaceMode, Dynamic,
+    Expand, NearestRounding, Pad, PadMode, Resize, ResizeMode, ShapeOf, Slice, SliceAxis,
+    SpaceToDepth, Split, Tile, Transpose,
 };
 use crate::ir::{Dim, Layout, Op, Shape, Tensor, ValueId};
 use crate::readers::builder::{entries_to_shape, reshape_to, resolve_target};
@@ -54,12 +54,36 @@ fn ints_arg(
     }
 }
 
+fn ints_const(imp: &mut Importer, ctx: &NodeCtx, what: &str, v: &[i64]) -> ValueId {
+    imp.add_const(
+        &format!("{}/{what}", ctx.name),
+        Tensor::from_i64(vec![v.len()], v),
+    )
+}
+
+/// The fixed length of a 1-D operand (starts, axes), for building its defaults.
+fn operand_len(imp: &Importer, v: ValueId) -> NodeResult<usize> {
+    let t = imp.g.ty(v);
+    match t.shape.as_slice() {
+        [d] => d
+            .fixed()
+            .map(|n| n as usize)
+            .ok_or_else(|| NodeError::Unsupported("an operand of run-time length".into())),
+        _ => Err(NodeError::Invalid(format!("operand {t} is not 1-D"))),
+    }
+}
+
 fn reshape(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
+    let allowzero = ctx.int("allowzero", 0) == 1;
+    let dynamic_reshape = |imp: &mut Importer, s: ValueId| {
+        dynamic(imp, ctx, Dynamic::Reshape { allowzero }, vec![x, s])
+    };
     let target = match ctx.opt_input(1) {
-        Some(s) => imp
-            .entries_or_unknown(s)
-            .ok_or_else(|| NodeError::Unsupported("target shape computed at run time".into()))?,
+        Some(s) => match imp.entries_or_unknown(s) {
+            Some(t) => t,
+            None => return dynamic_reshape(imp, s),
+        },
         None => ctx
             .ints("shape")
             .unwrap_or_default()
@@ -68,8 +92,14 @@ fn reshape(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
             .collect(),
     };
     let input = imp.g.ty(x).shape.clone();
-    let shape = resolve_target(imp, &input, &target, ctx.int("allowzero", 0) == 1)?;
-    reshape_to(imp, &ctx.name, x, shape)
+    match (
+        resolve_target(imp, &input, &target, allowzero),
+        ctx.opt_input(1),
+    ) {
+        (Ok(shape), _) => reshape_to(imp, &ctx.name, x, shape),
+        (Err(NodeError::Unsupported(_)), Some(s)) => dynamic_reshape(imp, s),
+        (Err(e), _) => Err(e),
+    }
 }
 
 fn flatten(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
@@ -194,15 +224,13 @@ fn slice(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let (starts, ends, axes, steps) = if imp.opset < 10 {
         (ctx.ints("starts"), ctx.ints("ends"), ctx.ints("axes"), None)
     } else {
-        let get = |i: usize| -> NodeResult<Option<Vec<i64>>> {
-            match ctx.opt_input(i) {
-                None => Ok(None),
-                Some(v) => imp.const_ints(v).map(Some).ok_or_else(|| {
-                    NodeError::Unsupported("slice bounds computed at run time".into())
-                }),
-            }
-        };
-        (get(1)?, get(2)?, get(3)?, get(4)?)
+        let known = |i: usize| ctx.opt_input(i).map(|v| imp.const_ints(v));
+        let operands = [known(1), known(2), known(3), known(4)];
+        if operands.iter().any(|o| matches!(o, Some(None))) {
+            return dynamic_slice(imp, ctx, x);
+        }
+        let [a, b, c, d] = operands.map(Option::flatten);
+        (a, b, c, d)
     };
     let (starts, ends) = match (starts, ends) {
         (Some(s), Some(e)) if s.len() == e.len() => (s, e),
@@ -243,6 +271,44 @@ fn slice(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     imp.emit(&ctx.name, Op::Slice(Slice { axes }), vec![x])
 }
 
+/// Slice with bounds computed at run time; absent axes and steps become constants.
+fn dynamic_slice(imp: &mut Importer, ctx: &NodeCtx, x: ValueId) -> NodeResult<Vec<ValueId>> {
+    let (starts, ends) = (ctx.input(1)?, ctx.input(2)?);
+    let n = operand_len(imp, starts)?;
+    let axes = match ctx.opt_input(3) {
+        Some(a) => a,
+        None => ints_const(imp, ctx, "axes", &(0..n as i64).collect::<Vec<_>>()),
+    };
+    let steps = match ctx.opt_input(4) {
+        Some(s) => s,
+        None => ints_const(imp, ctx, "steps", &vec![1; n]),
+    };
+    dynamic(imp, ctx, Dynamic::Slice, vec![x, starts, ends, axes, steps])
+}
+
+/// Pad with pads, value or axes computed at run time; absent ones become constants.
+fn dynamic_pad(
+    imp: &mut Importer,
+    ctx: &NodeCtx,
+    x: ValueId,
+    mode: PadMode,
+) -> NodeResult<Vec<ValueId>> {
+    let ty = imp.g.ty(x).clone();
+    let pads = ctx.input(1)?;
+    let value = match ctx.opt_input(2) {
+        Some(v) => v,
+        None => {
+            let zero = Tensor::from_f64s(ty.dtype, vec![], &[0.0]);
+            imp.add_const(&format!("{}/value", ctx.name), zero)
+        }
+    };
+    let axes = match ctx.opt_input(3) {
+        Some(a) => a,
+        None => ints_const(imp, ctx, "axes", &(0..ty.rank() as i64).collect::<Vec<_>>()),
+    };
+    dynamic(imp, ctx, Dynamic::Pad { mode }, vec![x, pads, value, axes])
+}
+
 fn pad(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
     let rank = imp.g.ty(x).rank();
@@ -253,26 +319,29 @@ fn pad(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         "wrap" => PadMode::Wrap,
         m => return unsupported(format!("Pad mode '{m}'")),
     };
+    if imp.opset >= 11 {
+        let at_run_time = |i: usize| {
+            ctx.opt_input(i)
+                .is_some_and(|v| imp.g.constant(v).is_none())
+        };
+        if (1..=3).any(at_run_time) {
+            return dynamic_pad(imp, ctx, x, mode);
+        }
+    }
     let pads = ints_arg(imp, ctx, "pads", 1)?
         .ok_or_else(|| NodeError::Invalid("Pad without pads".into()))?;
     let value = if imp.opset < 11 {
         ctx.float("value", 0.0) as f64
     } else {
-        match ctx.opt_input(2) {
+        match ctx.opt_input(2).and_then(|v| imp.const_floats(v)) {
             None => 0.0,
-            Some(v) => match imp.const_floats(v) {
-                Some(f) if f.len() <= 1 => f.first().copied().unwrap_or(0.0),
-                _ => return unsupported("pad value computed at run time"),
-            },
+            Some(f) if f.len() <= 1 => f.first().copied().unwrap_or(0.0),
+            Some(_) => return Err(NodeError::Invalid("pad value is not a scalar".into())),
         }
     };
-    let axes = match ctx.opt_input(3) {
+    let axes = match ctx.opt_input(3).and_then(|v| imp.const_ints(v)) {
         None => (0..rank).collect(),
-        Some(v) => norm_axes(
-            &imp.const_ints(v)
-                .ok_or_else(|| NodeError::Unsupported("pad axes computed at run time".into()))?,
-            rank,
-        )?,
+        Some(a) => norm_axes(&a, rank)?,
     };
     let n = axes.len();
     if pads.len() != 2 * n {
@@ -301,9 +370,9 @@ fn pad(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 
 fn tile(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
-    let r = imp
-        .const_ints(ctx.input(1)?)
-        .ok_or_else(|| NodeError::Unsupported("repeats computed at run time".into()))?;
+    let Some(r) = imp.const_ints(ctx.input(1)?) else {
+        return dynamic(imp, ctx, Dynamic::Tile, vec![x, ctx.input(1)?]);
+    };
     if r.iter().any(|&v| v < 0) {
         return Err(NodeError::Invalid("negative repeats".into()));
     }
@@ -316,10 +385,14 @@ fn tile(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 
 fn expand(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
-    let e = imp
-        .shape_entries(ctx.input(1)?)
-        .ok_or_else(|| NodeError::Unsupported("target shape computed at run time".into()))?;
-    let shape = entries_to_shape(imp, &e)?;
+    let s = ctx.input(1)?;
+    let shape = match imp.shape_entries(s).map(|e| entries_to_shape(imp, &e)) {
+        Some(Ok(shape)) => shape,
+        None | Some(Err(NodeError::Unsupported(_))) => {
+            return dynamic(imp, ctx, Dynamic::Expand, vec![x, s])
+        }
+        Some(Err(e)) => return Err(e),
+    };
     let out = crate::ir::ops::broadcast(&imp.g.ty(x).shape, &shape)?;
     if out == imp.g.ty(x).shape {
         return Ok(vec![x]);
@@ -479,13 +552,28 @@ fn resize(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     {
         return unsupported("Resize with axes or keep_aspect_ratio_policy");
     }
+    if ctx.int("antialias", 0) != 0 {
+        return unsupported("Resize with antialias");
+    }
     // Inputs: Upsample(X, scales); Resize-10(X, scales); Resize-11+(X, roi, scales, sizes).
     let (scales_in, sizes_in) = if upsample || imp.opset < 11 {
         (ctx.opt_input(1), None)
     } else {
         (ctx.opt_input(2), ctx.opt_input(3))
     };
-    let mut scales: Vec<f32> = match scales_in {
+    // An empty tensor stands for an absent input (Resize-13 passes scales as `[]` beside sizes).
+    let given =
+        |v: Option<ValueId>| v.filter(|&v| imp.g.ty(v).shape.first() != Some(&Dim::Fixed(0)));
+    let (scales_in, sizes_in) = (given(scales_in), given(sizes_in));
+    let at_run_time = |v: Option<ValueId>| {
+        v.filter(|&v| imp.shape_entries(v).is_none() && imp.g.constant(v).is_none())
+    };
+    let run_time = match (at_run_time(sizes_in), at_run_time(scales_in)) {
+        (Some(v), _) => Some((v, true)),
+        (None, Some(v)) if sizes_in.is_none() => Some((v, false)),
+        _ => None,
+    };
+    let mut scales: Vec<f32> = match scales_in.filter(|_| run_time.is_none()) {
         Some(s) => imp
             .const_floats(s)
             .ok_or_else(|| NodeError::Unsupported("scales computed at run time".into()))?
@@ -498,7 +586,7 @@ fn resize(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
             .unwrap_or_default(),
         None => vec![],
     };
-    let sizes = match sizes_in {
+    let sizes = match sizes_in.filter(|_| run_time.is_none()) {
         Some(s) => {
             let e = imp
                 .shape_entries(s)
@@ -511,7 +599,7 @@ fn resize(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         }
         None => None,
     };
-    if sizes.is_none() && scales.is_empty() {
+    if sizes.is_none() && scales.is_empty() && run_time.is_none() {
         return Err(NodeError::Invalid("Resize needs scales or sizes".into()));
     }
     if sizes.is_some() {
@@ -528,5 +616,12 @@ fn resize(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         scales,
         sizes,
     };
+    if let Some((operand, by_sizes)) = run_time {
+        let d = Dynamic::Resize {
+            resize: r,
+            by_sizes,
+        };
+        return dynamic(imp, ctx, d, vec![x, operand]);
+    }
     imp.emit(&ctx.name, Op::Resize(r), vec![x])
 }

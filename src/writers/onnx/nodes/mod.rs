@@ -4,6 +4,7 @@
 //! This file dispatches and writes the data-movement, indexing and reduction ops; the
 //! elementwise and neural-network families are in their own files.
 
+mod dynamic;
 mod elementwise;
 mod nn;
 
@@ -12,6 +13,7 @@ use crate::ir::ops::*;
 use crate::ir::{DType, Dim, Layout, Node, Op, Tensor};
 use elementwise::{activation, binary, unary};
 use nn::{conv, grid_sample, layer_norm, lp_norm, nms, pool, rnn};
+use tract_onnx::pb::AttributeProto;
 
 type R = Result<(), String>;
 
@@ -37,12 +39,22 @@ pub fn min_opset(g: &crate::ir::Graph, n: &Node) -> i64 {
             ScatterReduction::Max | ScatterReduction::Min => 18,
         },
         Op::Pad(p) if p.mode == PadMode::Wrap => 19,
+        // ReduceMax/ReduceMin take booleans from opset 20.
+        Op::Reduce(Reduce {
+            kind: ReduceKind::Max | ReduceKind::Min,
+            ..
+        })
+        | Op::Dynamic(Dynamic::Reduce {
+            kind: ReduceKind::Max | ReduceKind::Min,
+            ..
+        }) if dt(0) == Some(DType::Bool) => 20,
         Op::Unary(u) => elementwise::unary_min_opset(*u),
         Op::Binary(b) => elementwise::binary_min_opset(*b),
         Op::Activation(a) => elementwise::activation_min_opset(a),
         Op::GridSample(_) if n.inputs.first().map(|&v| g.ty(v).rank()) != Some(4) => 20,
         Op::GridSample(_) => 16,
         Op::Resize(r) if r.coord == CoordTransform::HalfPixelSymmetric => 19,
+        Op::Dynamic(d) => dynamic::min_opset(d),
         Op::Where
         | Op::Cast(_)
         | Op::MatMul(_)
@@ -458,6 +470,7 @@ pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
         Op::MatMulInteger => simple(em, "MatMulInteger", name, ins, outs),
         Op::QLinearConv(c) => conv(em, "QLinearConv", c, name, ins, outs, false),
         Op::QLinearMatMul => simple(em, "QLinearMatMul", name, ins, outs),
+        Op::Dynamic(d) => dynamic::emit(em, d, name, ins, outs),
     }
 }
 
@@ -558,13 +571,7 @@ fn pad(
     outs: Vec<String>,
     dtype: DType,
 ) -> R {
-    let mode = match p.mode {
-        PadMode::Constant => "constant",
-        PadMode::Reflect => "reflect",
-        PadMode::Edge => "edge",
-        PadMode::Wrap if em.opset >= 19 => "wrap",
-        PadMode::Wrap => return Err("wrap padding needs opset 19".into()),
-    };
+    let mode = pad_mode(em, p.mode)?;
     let pads: Vec<i64> = p
         .pads
         .iter()
@@ -580,6 +587,16 @@ fn pad(
     Ok(())
 }
 
+pub fn pad_mode(em: &Emitter, mode: PadMode) -> Result<&'static str, String> {
+    Ok(match mode {
+        PadMode::Constant => "constant",
+        PadMode::Reflect => "reflect",
+        PadMode::Edge => "edge",
+        PadMode::Wrap if em.opset >= 19 => "wrap",
+        PadMode::Wrap => return Err("wrap padding needs opset 19".into()),
+    })
+}
+
 fn resize(
     em: &mut Emitter,
     n: &Node,
@@ -588,6 +605,25 @@ fn resize(
     ins: Vec<String>,
     outs: Vec<String>,
 ) -> R {
+    let attrs = resize_attrs(em, r)?;
+    let inputs = match &r.sizes {
+        Some(s) => {
+            let sizes = em.shape_tensor(&format!("{name}/sizes"), s, n.inputs[0], false)?;
+            vec![ins[0].clone(), String::new(), String::new(), sizes]
+        }
+        None => {
+            let scales = em.konst(
+                &format!("{name}/scales"),
+                Tensor::from_f32(vec![r.scales.len()], &r.scales),
+            );
+            vec![ins[0].clone(), String::new(), scales]
+        }
+    };
+    em.node("Resize", name, inputs, outs, attrs);
+    Ok(())
+}
+
+pub fn resize_attrs(em: &Emitter, r: &Resize) -> Result<Vec<AttributeProto>, String> {
     let mode = match r.mode {
         ResizeMode::Nearest => "nearest",
         ResizeMode::Linear => "linear",
@@ -619,21 +655,7 @@ fn resize(
         attrs.push(attr_f("cubic_coeff_a", r.cubic_coeff_a));
         attrs.push(attr_i("exclude_outside", r.exclude_outside as i64));
     }
-    let inputs = match &r.sizes {
-        Some(s) => {
-            let sizes = em.shape_tensor(&format!("{name}/sizes"), s, n.inputs[0], false)?;
-            vec![ins[0].clone(), String::new(), String::new(), sizes]
-        }
-        None => {
-            let scales = em.konst(
-                &format!("{name}/scales"),
-                Tensor::from_f32(vec![r.scales.len()], &r.scales),
-            );
-            vec![ins[0].clone(), String::new(), scales]
-        }
-    };
-    em.node("Resize", name, inputs, outs, attrs);
-    Ok(())
+    Ok(attrs)
 }
 
 fn reduction_attr(
@@ -657,18 +679,7 @@ fn reduction_attr(
 }
 
 fn reduce(em: &mut Emitter, r: &Reduce, name: &str, ins: Vec<String>, outs: Vec<String>) -> R {
-    let op = match r.kind {
-        ReduceKind::Mean => "ReduceMean",
-        ReduceKind::Sum => "ReduceSum",
-        ReduceKind::Max => "ReduceMax",
-        ReduceKind::Min => "ReduceMin",
-        ReduceKind::Prod => "ReduceProd",
-        ReduceKind::L1 => "ReduceL1",
-        ReduceKind::L2 => "ReduceL2",
-        ReduceKind::LogSum => "ReduceLogSum",
-        ReduceKind::LogSumExp => "ReduceLogSumExp",
-        ReduceKind::SumSquare => "ReduceSumSquare",
-    };
+    let op = reduce_op(r.kind);
     let axes: Vec<i64> = r.axes.iter().map(|&a| a as i64).collect();
     let keep = attr_i("keepdims", r.keep_dims as i64);
     // Axes became an input in opset 13 for ReduceSum and in opset 18 for the others.
@@ -679,4 +690,19 @@ fn reduce(em: &mut Emitter, r: &Reduce, name: &str, ins: Vec<String>, outs: Vec<
         em.node(op, name, ins, outs, vec![attr_ints("axes", axes), keep]);
     }
     Ok(())
+}
+
+pub fn reduce_op(kind: ReduceKind) -> &'static str {
+    match kind {
+        ReduceKind::Mean => "ReduceMean",
+        ReduceKind::Sum => "ReduceSum",
+        ReduceKind::Max => "ReduceMax",
+        ReduceKind::Min => "ReduceMin",
+        ReduceKind::Prod => "ReduceProd",
+        ReduceKind::L1 => "ReduceL1",
+        ReduceKind::L2 => "ReduceL2",
+        ReduceKind::LogSum => "ReduceLogSum",
+        ReduceKind::LogSumExp => "ReduceLogSumExp",
+        ReduceKind::SumSquare => "ReduceSumSquare",
+    }
 }

@@ -138,7 +138,8 @@ fn fusable_act(op: &Op) -> Option<(&'static str, f32)> {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => None,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => None,
     }
 }
 
@@ -277,7 +278,8 @@ fn fusable_layer(g: &Graph, n: &Node) -> Option<bool> {
         | Op::ConvInteger(_)
         | Op::MatMulInteger
         | Op::QLinearConv(_)
-        | Op::QLinearMatMul => return None,
+        | Op::QLinearMatMul
+        | Op::Dynamic(_) => return None,
     })
 }
 

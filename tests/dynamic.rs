@@ -1,0 +1,122 @@
+//! Ops whose shape-like operands are computed at run time (`Op::Dynamic`): built where an operand
+//! is a graph input, written to ONNX as the same op over the same inputs, run by `eval` with the
+//! operand bound to the value given, and made static as soon as the operand is a constant.
+
+use crate::common::tempdir;
+use mdeploy::ir::ops::{Dynamic, ReduceKind};
+use mdeploy::ir::{fixed_shape, DType, Dim, Graph, Op, Tensor, TensorType};
+use mdeploy::passes::{cleanup, PassContext};
+use mdeploy::readers::{self, ReadOptions};
+use mdeploy::writers::onnx::OnnxWriter;
+use mdeploy::writers::tflite::TfliteWriter;
+use mdeploy::writers::Writer;
+
+fn x_values() -> Tensor {
+    let v: Vec<f32> = (0..24).map(|i| i as f32).collect();
+    Tensor::from_f32(vec![2, 3, 4], &v)
+}
+
+/// `y = reshape(x, shape)` with `shape` a graph input (or a constant).
+fn reshape_graph(shape: Option<&[i64]>) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 3, 4])));
+    let s = match shape {
+        Some(v) => g.add_const("shape", Tensor::from_i64(vec![v.len()], v)),
+        None => g.add_input("shape", TensorType::new(DType::I64, fixed_shape(&[2]))),
+    };
+    let d = Dynamic::Reshape { allowzero: false };
+    g.outputs = g
+        .add_node("reshape", Op::Dynamic(d), vec![x, s], &["y".into()])
+        .unwrap();
+    g.verify().unwrap();
+    g
+}
+
+#[test]
+fn the_output_rank_is_known_and_its_dims_are_symbols() {
+    let g = reshape_graph(None);
+    let y = g.ty(g.outputs[0]);
+    assert_eq!(y.rank(), 2);
+    assert!(y.shape.iter().all(|d| matches!(d, Dim::Sym(_))), "{y}");
+}
+
+#[test]
+fn evaluation_binds_the_operand_to_the_value_given() {
+    let g = reshape_graph(None);
+    for (shape, want) in [(vec![4, 6], vec![4, 6]), (vec![-1, 2], vec![12, 2])] {
+        let s = Tensor::from_i64(vec![2], &shape);
+        let out = mdeploy::eval::run(&g, &[x_values(), s]).unwrap();
+        assert_eq!(out[0].shape, want);
+        assert_eq!(out[0].to_f64s(), x_values().to_f64s());
+    }
+    // A value the op cannot take is refused naming the node.
+    let bad = Tensor::from_i64(vec![2], &[5, 5]);
+    let e = mdeploy::eval::run(&g, &[x_values(), bad])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'reshape'") && e.contains("target shape"), "{e}");
+}
+
+#[test]
+fn a_constant_operand_makes_the_op_static_and_the_sizes_known() {
+    let mut g = reshape_graph(Some(&[6, -1]));
+    cleanup(&mut g, &mut PassContext::default()).unwrap();
+    assert_eq!(g.nodes.len(), 1);
+    assert_eq!(g.nodes[0].op.name(), "Reshape");
+    assert_eq!(g.ty(g.outputs[0]).shape, fixed_shape(&[6, 4]));
+}
+
+#[test]
+fn the_onnx_writer_keeps_the_operand_an_input_and_reads_back_the_same() {
+    let g = reshape_graph(None);
+    let dir = tempdir();
+    let out = dir.path().join("m.onnx");
+    OnnxWriter::default().write(&g, &out).unwrap();
+    let back = readers::read(&out, &ReadOptions::default()).unwrap();
+    assert_eq!(back.inputs.len(), 2);
+    assert_eq!(back.nodes.len(), 1);
+    assert_eq!(
+        back.nodes[0].op,
+        Op::Dynamic(Dynamic::Reshape { allowzero: false })
+    );
+    let s = Tensor::from_i64(vec![2], &[3, 8]);
+    let out = mdeploy::eval::run(&back, &[x_values(), s]).unwrap();
+    assert_eq!(out[0].shape, vec![3, 8]);
+}
+
+#[test]
+fn reductions_over_run_time_axes_keep_onnx_empty_axes_rules() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 3, 4])));
+    let axes = g.add_input("axes", TensorType::new(DType::I64, vec![Dim::Fixed(0)]));
+    for (name, noop) in [("sum_all", false), ("noop", true)] {
+        let d = Dynamic::Reduce {
+            kind: ReduceKind::Sum,
+            keep_dims: false,
+            noop_with_empty_axes: noop,
+        };
+        let y = g
+            .add_node(name, Op::Dynamic(d), vec![x, axes], &[format!("{name}:0")])
+            .unwrap();
+        g.outputs.extend(y);
+    }
+    g.verify().unwrap();
+    let none = Tensor::from_i64(vec![0], &[]);
+    let out = mdeploy::eval::run(&g, &[x_values(), none]).unwrap();
+    assert_eq!(out[0].shape, Vec::<usize>::new());
+    assert_eq!(out[0].to_f64s(), vec![(0..24).sum::<i32>() as f64]);
+    assert_eq!(out[1].to_f64s(), x_values().to_f64s());
+}
+
+#[test]
+fn a_writer_without_the_dynamic_form_refuses_naming_the_operand() {
+    let mut g = reshape_graph(None);
+    let w = TfliteWriter::default();
+    w.legalize(&mut g).unwrap();
+    let refused = w.check(&g);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0]
+        .reason
+        .contains("target shape computed at run time"));
+    assert_eq!(refused[0].node, "reshape");
+}
