@@ -4,6 +4,7 @@
 
 mod elementwise;
 mod index;
+mod loss;
 mod nn;
 mod quant;
 mod rnn;
@@ -22,6 +23,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| index::handler(op_type))
         .or_else(|| quant::handler(op_type))
         .or_else(|| rnn::handler(op_type))
+        .or_else(|| loss::handler(op_type))
 }
 
 pub fn is_known(op_type: &str) -> bool {

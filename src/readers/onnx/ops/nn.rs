@@ -337,7 +337,9 @@ fn batch_norm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 }
 
 fn layer_norm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
-    extra_outputs_unsupported(ctx, "LayerNormalization mean/inv_std_dev")?;
+    if ctx.node.output.iter().skip(1).any(|o| !o.is_empty()) {
+        return super::loss::layer_norm_with_stats(imp, ctx);
+    }
     let x = ctx.input(0)?;
     let axis = norm_axis(ctx.int("axis", -1), imp.g.ty(x).rank())?;
     let mut inputs = vec![x, ctx.input(1)?];
