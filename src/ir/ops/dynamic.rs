@@ -50,6 +50,15 @@ pub enum Dynamic {
     /// inputs: indices, depth (scalar), values (`[off, on]`); the new axis at `axis`
     /// (negative counts from the end of the output).
     OneHot { axis: i64 },
+    /// inputs: x, sizes (1-D integer, one per output)
+    Split { axis: usize },
+    /// inputs: x, axes (1-D integer) of size-1 dims to drop
+    Squeeze,
+    /// inputs: x, axes (1-D integer) of the output where size-1 dims are inserted
+    Unsqueeze,
+    /// inputs: boxes, scores, max_output_boxes_per_class (integer), iou_threshold,
+    /// score_threshold (floats; -inf keeps every score); output as `Op::NonMaxSuppression`.
+    NonMaxSuppression { center_point_box: bool },
 }
 
 impl Dynamic {
@@ -66,6 +75,10 @@ impl Dynamic {
             Dynamic::CumSum { .. } => "DynamicCumSum",
             Dynamic::Trilu { .. } => "DynamicTrilu",
             Dynamic::OneHot { .. } => "DynamicOneHot",
+            Dynamic::Split { .. } => "DynamicSplit",
+            Dynamic::Squeeze => "DynamicSqueeze",
+            Dynamic::Unsqueeze => "DynamicUnsqueeze",
+            Dynamic::NonMaxSuppression { .. } => "DynamicNonMaxSuppression",
         }
     }
 
@@ -85,6 +98,9 @@ impl Dynamic {
             Dynamic::CumSum { .. } => "CumSum axis",
             Dynamic::Trilu { .. } => "Trilu k",
             Dynamic::OneHot { .. } => "OneHot depth",
+            Dynamic::Split { .. } => "split sizes",
+            Dynamic::Squeeze | Dynamic::Unsqueeze => "axes",
+            Dynamic::NonMaxSuppression { .. } => "NonMaxSuppression limits",
         }
     }
 }
@@ -231,8 +247,54 @@ impl Dynamic {
                 };
                 (Op::OneHot(o), vec![0, 2])
             }
+            Dynamic::Split { axis } => {
+                let sizes = ints(1)?
+                    .into_iter()
+                    .map(|n| usize::try_from(n).ok())
+                    .collect::<Option<Vec<_>>>()?;
+                (Op::Split(super::Split { axis: *axis, sizes }), vec![0])
+            }
+            Dynamic::Squeeze | Dynamic::Unsqueeze => {
+                let squeeze = matches!(self, Dynamic::Squeeze);
+                let shape = squeezed(&x.shape, &ints(1)?, squeeze)?;
+                (Op::Reshape(Reshape { shape }), vec![0])
+            }
+            Dynamic::NonMaxSuppression { center_point_box } => {
+                let floats =
+                    |i: usize| inputs.consts.get(i).copied().flatten().map(|t| t.to_f64s());
+                let score = *floats(4)?.first()?;
+                let n = super::Nms {
+                    center_point_box: *center_point_box,
+                    max_output_boxes_per_class: *ints(2)?.first()?,
+                    iou_threshold: *floats(3)?.first()? as f32,
+                    score_threshold: (score != f64::NEG_INFINITY).then_some(score as f32),
+                };
+                (Op::NonMaxSuppression(n), vec![0, 1])
+            }
         })
     }
+}
+
+/// The shape after dropping (`squeeze`) or inserting size-1 dims at `axes`; `None` when an axis
+/// is out of range or a dropped dim is not 1.
+fn squeezed(shape: &[Dim], axes: &[i64], squeeze: bool) -> Option<Shape> {
+    if squeeze {
+        let axes = super::norm_axes(axes, shape.len()).ok()?;
+        if axes.iter().any(|&a| shape[a] != Dim::Fixed(1)) {
+            return None;
+        }
+        let kept = shape.iter().enumerate().filter(|(i, _)| !axes.contains(i));
+        return Some(kept.map(|(_, d)| d.clone()).collect());
+    }
+    let rank = shape.len() + axes.len();
+    let axes = super::norm_axes(axes, rank).ok()?;
+    let mut it = shape.iter();
+    (0..rank)
+        .map(|i| match axes.contains(&i) {
+            true => Some(Dim::Fixed(1)),
+            false => it.next().cloned(),
+        })
+        .collect()
 }
 
 /// ONNX Reshape's target against the input shape: 0 copies the input's dim (unless
@@ -381,6 +443,34 @@ pub fn infer_dynamic(d: &Dynamic, inputs: &Inputs) -> Result<Vec<TensorType>, St
             let mut s = x.shape.clone();
             s.insert(at, unknown_dim());
             vec![TensorType::new(values.dtype, s)]
+        }
+        Dynamic::Split { axis } => {
+            inputs.expect_count(2, 2)?;
+            let n = list_len(inputs, 1, "split sizes")?;
+            let mut s = x.shape.clone();
+            *s.get_mut(*axis)
+                .ok_or_else(|| format!("Split axis {axis} out of rank {}", x.rank()))? =
+                unknown_dim();
+            vec![TensorType::new(x.dtype, s); n]
+        }
+        Dynamic::Squeeze => {
+            inputs.expect_count(2, 2)?;
+            let n = list_len(inputs, 1, "axes")?;
+            if n > x.rank() {
+                return Err(format!("{n} axes for rank {}", x.rank()));
+            }
+            same_dtype(unknown(x.rank() - n))
+        }
+        Dynamic::Unsqueeze => {
+            inputs.expect_count(2, 2)?;
+            same_dtype(unknown(x.rank() + list_len(inputs, 1, "axes")?))
+        }
+        Dynamic::NonMaxSuppression { .. } => {
+            inputs.expect_count(5, 5)?;
+            vec![TensorType::new(
+                DType::I64,
+                vec![unknown_dim(), Dim::Fixed(3)],
+            )]
         }
     })
 }

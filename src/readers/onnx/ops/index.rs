@@ -9,7 +9,7 @@ use crate::ir::ops::{
     norm_axes, norm_axis, ArgReduce, CumSum, Dynamic, Einsum, Gather, GatherNd, Nms, OneHot,
     Reduce, ReduceKind, Scatter, ScatterElements, ScatterReduction, TopK, Trilu,
 };
-use crate::ir::{Op, ValueId};
+use crate::ir::{Op, Tensor, ValueId};
 
 pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
@@ -267,7 +267,44 @@ fn reduce(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     imp.emit(&ctx.name, Op::Reduce(r), vec![x])
 }
 
+/// NonMaxSuppression with a limit computed at run time; absent limits become constants.
+fn dynamic_nms(
+    imp: &mut Importer,
+    ctx: &NodeCtx,
+    center_point_box: bool,
+) -> NodeResult<Vec<ValueId>> {
+    let mut inputs = vec![ctx.input(0)?, ctx.input(1)?];
+    let defaults = [
+        ("max_output_boxes_per_class", Tensor::scalar_i64(0)),
+        ("iou_threshold", Tensor::scalar_f32(0.0)),
+        ("score_threshold", Tensor::scalar_f32(f32::NEG_INFINITY)),
+    ];
+    for (i, (what, t)) in defaults.into_iter().enumerate() {
+        inputs.push(match ctx.opt_input(i + 2) {
+            Some(v) => v,
+            None => imp.add_const(&format!("{}/{what}", ctx.name), t),
+        });
+    }
+    dynamic(
+        imp,
+        ctx,
+        Dynamic::NonMaxSuppression { center_point_box },
+        inputs,
+    )
+}
+
 fn nms(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let at_run_time = |i: usize| {
+        ctx.opt_input(i)
+            .is_some_and(|v| imp.g.constant(v).is_none())
+    };
+    if (2..5).any(at_run_time) {
+        let center = ctx.int("center_point_box", 0);
+        if !matches!(center, 0 | 1) {
+            return unsupported(format!("NonMaxSuppression center_point_box = {center}"));
+        }
+        return dynamic_nms(imp, ctx, center == 1);
+    }
     let scalar = |i: usize, what: &str| -> NodeResult<Option<f64>> {
         let Some(v) = ctx.opt_input(i) else {
             return Ok(None);

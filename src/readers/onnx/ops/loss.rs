@@ -31,7 +31,11 @@ impl Build<'_> {
         self.imp.emit1(&format!("{}/{what}", self.name), op, inputs)
     }
     fn bin(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> NodeResult<ValueId> {
-        self.op(&format!("{op:?}").to_lowercase(), Op::Binary(op), vec![a, b])
+        self.op(
+            &format!("{op:?}").to_lowercase(),
+            Op::Binary(op),
+            vec![a, b],
+        )
     }
     fn un(&mut self, op: UnaryOp, x: ValueId) -> NodeResult<ValueId> {
         self.op(&format!("{op:?}").to_lowercase(), Op::Unary(op), vec![x])
@@ -46,7 +50,13 @@ impl Build<'_> {
         let t = Tensor::from_f64s(dtype, vec![], &[v]);
         self.imp.add_const(&format!("{}/{what}", self.name), t)
     }
-    fn reduce(&mut self, kind: ReduceKind, x: ValueId, axes: Vec<usize>, keep: bool) -> NodeResult<ValueId> {
+    fn reduce(
+        &mut self,
+        kind: ReduceKind,
+        x: ValueId,
+        axes: Vec<usize>,
+        keep: bool,
+    ) -> NodeResult<ValueId> {
         if axes.is_empty() {
             return Ok(x);
         }
@@ -176,11 +186,29 @@ fn nll(imp: &mut Importer, ctx: &NodeCtx, input: ValueId) -> NodeResult<ValueId>
     };
     let mut unsq_shape = tt.shape.clone();
     unsq_shape.insert(1, Dim::Fixed(1));
-    let index = b.op("index", Op::Reshape(Reshape { shape: unsq_shape }), vec![safe])?;
-    let picked = b.op("picked", Op::GatherElements(Gather { axis: 1 }), vec![input, index])?;
-    let picked = b.op("squeeze", Op::Reshape(Reshape { shape: tt.shape.clone() }), vec![picked])?;
+    let index = b.op(
+        "index",
+        Op::Reshape(Reshape { shape: unsq_shape }),
+        vec![safe],
+    )?;
+    let picked = b.op(
+        "picked",
+        Op::GatherElements(Gather { axis: 1 }),
+        vec![input, index],
+    )?;
+    let picked = b.op(
+        "squeeze",
+        Op::Reshape(Reshape {
+            shape: tt.shape.clone(),
+        }),
+        vec![picked],
+    )?;
     let mut weight = match ctx.opt_input(2) {
-        Some(w) => Some(b.op("class_weight", Op::Gather(Gather { axis: 0 }), vec![w, safe])?),
+        Some(w) => Some(b.op(
+            "class_weight",
+            Op::Gather(Gather { axis: 0 }),
+            vec![w, safe],
+        )?),
         None => None,
     };
     if let Some(k) = kept {

@@ -121,9 +121,25 @@ fn flatten(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     reshape_to(imp, &ctx.name, x, shape)
 }
 
+/// An integer operand (opset 13's input form) that is neither an attribute nor a constant.
+fn run_time_operand(imp: &Importer, ctx: &NodeCtx, attr: &str, input: usize) -> Option<ValueId> {
+    if ctx.attr(attr).is_some() {
+        return None;
+    }
+    ctx.opt_input(input)
+        .filter(|&v| imp.const_ints(v).is_none())
+}
+
 fn squeeze(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
     let s = imp.g.ty(x).shape.clone();
+    if let Some(axes) = run_time_operand(imp, ctx, "axes", 1) {
+        let d = match ctx.node.op_type.as_str() {
+            "Squeeze" => Dynamic::Squeeze,
+            _ => Dynamic::Unsqueeze,
+        };
+        return dynamic(imp, ctx, d, vec![x, axes]);
+    }
     let axes = ints_arg(imp, ctx, "axes", 1)?;
     let shape: Shape = if ctx.node.op_type == "Squeeze" {
         let axes = match axes {
@@ -201,6 +217,9 @@ fn split(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let x = ctx.input(0)?;
     let s = imp.g.ty(x).shape.clone();
     let axis = norm_axis(ctx.int("axis", 0), s.len())?;
+    if let Some(sizes) = run_time_operand(imp, ctx, "split", 1) {
+        return dynamic(imp, ctx, Dynamic::Split { axis }, vec![x, sizes]);
+    }
     let n_out = ctx.node.output.len();
     let sizes: Vec<usize> = match ints_arg(imp, ctx, "split", 1)? {
         Some(v) => v.iter().map(|&x| x.max(0) as usize).collect(),

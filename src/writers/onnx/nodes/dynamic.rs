@@ -20,7 +20,11 @@ pub fn min_opset(d: &Dynamic) -> i64 {
         | Dynamic::TopK { .. }
         | Dynamic::Resize { .. }
         | Dynamic::CumSum { .. }
-        | Dynamic::OneHot { .. } => 13,
+        | Dynamic::OneHot { .. }
+        | Dynamic::Split { .. }
+        | Dynamic::Squeeze
+        | Dynamic::Unsqueeze
+        | Dynamic::NonMaxSuppression { .. } => 13,
     }
 }
 
@@ -80,6 +84,13 @@ pub fn emit(em: &mut Emitter, d: &Dynamic, name: &str, ins: Vec<String>, outs: V
         }
         Dynamic::Trilu { upper } => ("Trilu", ins, vec![attr_i("upper", *upper as i64)]),
         Dynamic::OneHot { axis } => ("OneHot", ins, vec![attr_i("axis", *axis)]),
+        Dynamic::Split { axis } => ("Split", ins, vec![attr_i("axis", *axis as i64)]),
+        Dynamic::Squeeze => ("Squeeze", ins, vec![]),
+        Dynamic::Unsqueeze => ("Unsqueeze", ins, vec![]),
+        Dynamic::NonMaxSuppression { center_point_box } => {
+            let attrs = vec![attr_i("center_point_box", *center_point_box as i64)];
+            ("NonMaxSuppression", ins, attrs)
+        }
     };
     em.node(op, name, ins, outs, attrs);
     Ok(())
