@@ -120,3 +120,48 @@ fn a_writer_without_the_dynamic_form_refuses_naming_the_operand() {
         .contains("target shape computed at run time"));
     assert_eq!(refused[0].node, "reshape");
 }
+
+/// The probe of issue 16: `ConstantOfShape([2^40, 2^20]) + x` once "verified" with max_abs 0
+/// because tract computed a `[0, 2^20]` tensor for both sides and the comparison looked at no
+/// element. Evaluation now checks every value against the shape the graph declares.
+#[test]
+fn an_output_evaluated_smaller_than_declared_fails_instead_of_comparing_nothing() {
+    use mdeploy::ir::ops::ConstantOfShape;
+    let mut g = Graph::new();
+    let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[1])));
+    let s = g.add_const("s", Tensor::from_i64(vec![2], &[1 << 40, 1 << 20]));
+    let c = ConstantOfShape {
+        value: Tensor::from_f32(vec![], &[0.0]),
+    };
+    let big = g
+        .add_node("fill", Op::ConstantOfShape(c), vec![s], &["c".into()])
+        .unwrap();
+    g.outputs = g
+        .add_node(
+            "add",
+            Op::Binary(mdeploy::ir::ops::BinaryOp::Add),
+            vec![big[0], x],
+            &["y".into()],
+        )
+        .unwrap();
+    let e = mdeploy::eval::run(&g, &[Tensor::from_f32(vec![1], &[1.0])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("'y'") && e.contains("nothing was compared"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_comparison_counts_the_elements_it_compared() {
+    let a = x_values();
+    let c = mdeploy::eval::compare("x", &a, &a);
+    assert_eq!(c.elements, 24);
+    let other = Tensor::from_f32(
+        vec![24],
+        &a.to_f64s().iter().map(|&v| v as f32).collect::<Vec<_>>(),
+    );
+    let c = mdeploy::eval::compare("x", &other, &a);
+    assert!(!c.shape_matches && c.elements == 0);
+}

@@ -11,7 +11,7 @@ mod tflite_readback;
 pub use ranges::measure_ranges;
 
 use crate::error::{failed, Result};
-use crate::ir::{DType, Dim, Graph, Tensor, ValueId};
+use crate::ir::{DType, Dim, Graph, Tensor, TensorType, ValueId};
 use crate::writers::onnx::OnnxWriter;
 use bytes::Bytes;
 use tract_onnx::prelude::{self as tp, Framework, InferenceFact, InferenceModelExt, IntoTValue};
@@ -169,7 +169,38 @@ pub fn run_batches_in_pieces(
     piece_bytes: usize,
     mut each: impl FnMut(usize, Vec<Tensor>) -> Result<()>,
 ) -> Result<()> {
-    run_any(g, extra, batches, piece_bytes, &mut each)
+    let declared: Vec<(String, TensorType)> = g
+        .outputs
+        .iter()
+        .chain(extra)
+        .map(|&v| (g.value(v).name.clone(), g.ty(v).clone()))
+        .collect();
+    run_any(g, extra, batches, piece_bytes, &mut |i, values| {
+        check_declared(&declared, &values)?;
+        each(i, values)
+    })
+}
+
+/// Every evaluated value has the rank and the fixed sizes its graph declares: an evaluator that
+/// silently computed something smaller (a size that overflowed to 0) is caught here, instead of
+/// a comparison of two empty tensors passing.
+fn check_declared(declared: &[(String, TensorType)], values: &[Tensor]) -> Result<()> {
+    for ((name, ty), t) in declared.iter().zip(values) {
+        let fits = t.shape.len() == ty.rank()
+            && ty
+                .shape
+                .iter()
+                .zip(&t.shape)
+                .all(|(d, &n)| d.fixed().is_none_or(|f| f == n as u64));
+        if !fits {
+            return Err(failed(format!(
+                "evaluation gave '{name}' the shape {:?}, but the graph declares {ty}; \
+                 nothing was compared",
+                t.shape
+            )));
+        }
+    }
+    Ok(())
 }
 
 type Each<'a> = &'a mut dyn FnMut(usize, Vec<Tensor>) -> Result<()>;
@@ -302,6 +333,8 @@ pub struct Comparison {
     pub max_rel: f64,
     pub cosine: f64,
     pub shape_matches: bool,
+    /// How many elements were compared (over every batch).
+    pub elements: u64,
 }
 
 pub fn compare(name: &str, got: &Tensor, reference: &Tensor) -> Comparison {
@@ -319,6 +352,7 @@ pub struct ErrorStats {
     na: f64,
     nb: f64,
     shape_differs: bool,
+    elements: u64,
 }
 
 impl ErrorStats {
@@ -327,7 +361,13 @@ impl ErrorStats {
             self.shape_differs = true;
             return;
         }
-        for (x, y) in got.to_f64s().iter().zip(reference.to_f64s()) {
+        let (got, reference) = (got.to_f64s(), reference.to_f64s());
+        if got.len() != reference.len() {
+            self.shape_differs = true;
+            return;
+        }
+        self.elements += got.len() as u64;
+        for (x, y) in got.iter().zip(reference) {
             let d = if x.is_nan() && y.is_nan() {
                 0.0
             } else {
@@ -357,6 +397,7 @@ impl ErrorStats {
             },
             cosine,
             shape_matches: !self.shape_differs,
+            elements: self.elements,
         }
     }
 }

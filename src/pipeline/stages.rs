@@ -127,7 +127,8 @@ pub(super) fn verify(
         let name = &source.value(source.outputs[i]).name;
         let c = eval::compare(name, g_out, e_out);
         obs.line(&format!(
-            "verify {name}: max_abs {:.3e}  max_rel {:.3e}  cosine {:.6}  {}",
+            "verify {name}: {} values  max_abs {:.3e}  max_rel {:.3e}  cosine {:.6}  {}",
+            c.elements,
             c.max_abs,
             c.max_rel,
             c.cosine,
