@@ -369,6 +369,8 @@ fn is_layer(op: &Op) -> bool {
         | Op::Activation(_) => true,
         Op::Unary(_)
         | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_)
         | Op::Where
         | Op::Cast(_)
         | Op::Pool(_)

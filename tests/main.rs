@@ -4,6 +4,7 @@ mod common;
 
 mod accuracy;
 mod cli;
+mod control;
 mod corrupt;
 mod dynamic;
 mod install;

@@ -2,6 +2,7 @@
 //! calibration and tests. mdeploy has no kernels of its own. Graphs with more weights than
 //! [`pieces::PIECE_BYTES`] run in pieces, so tract never holds a copy of all of them at once.
 
+mod control;
 pub mod pieces;
 mod prepare;
 mod ranges;
@@ -236,7 +237,7 @@ fn run_any(
     let wanted = g.outputs.clone();
     pieces::place_constant_nodes_late(&mut g);
     let split = pieces::split(&g, &wanted, piece_bytes);
-    if split.len() > 1 && pieces::run(&g, &split, &wanted, batches, &mut *each)? {
+    if !split.is_empty() && pieces::run(&g, &split, &wanted, batches, &mut *each)? {
         return Ok(());
     }
     drop(split);

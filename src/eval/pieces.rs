@@ -61,7 +61,9 @@ pub fn split(g: &Graph, wanted: &[ValueId], budget: usize) -> Vec<Piece> {
         // before it would cost another load and save little.
         let full =
             bytes + add > budget && (add >= budget / 4 || bytes + add > budget.saturating_mul(2));
-        if i > start && full {
+        // Control flow runs outside tract: such a node is a piece alone.
+        let after_control = i > 0 && super::control::is_control(&g.nodes[i - 1]);
+        if i > start && (full || after_control || super::control::is_control(n)) {
             ranges.push(start..i);
             start = i;
             bytes = 0;
@@ -74,7 +76,7 @@ pub fn split(g: &Graph, wanted: &[ValueId], budget: usize) -> Vec<Piece> {
     if start < g.nodes.len() {
         ranges.push(start..g.nodes.len());
     }
-    if ranges.len() <= 1 {
+    if ranges.len() <= 1 && !super::control::has_control(g) {
         // The whole graph is one piece: the caller runs it as it is.
         return Vec::new();
     }
@@ -241,7 +243,7 @@ pub fn run(
         for piece in pieces {
             match run_piece(piece, &mut live) {
                 Ok(()) => {}
-                Err(_) if start == 0 => return Ok(false),
+                Err(_) if start == 0 && !super::control::has_control(g) => return Ok(false),
                 Err(e) => return Err(e),
             }
             for vals in &mut live {
@@ -287,6 +289,12 @@ fn run_piece(piece: &Piece, live: &mut [HashMap<ValueId, Tensor>]) -> Result<()>
                     .ok_or_else(|| failed(format!("'{}' was not computed", piece_name(piece, *v))))
             })
             .collect::<Result<Vec<Tensor>>>()?;
+        if let Some(outs) = run_control_piece(piece, &inputs)? {
+            for (v, t) in piece.outputs.iter().zip(outs) {
+                vals.insert(*v, t);
+            }
+            continue;
+        }
         let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
         if planned.as_ref().is_none_or(|(s, _)| *s != shapes) {
             drop(planned.take());
@@ -302,6 +310,41 @@ fn run_piece(piece: &Piece, live: &mut [HashMap<ValueId, Tensor>]) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// A piece that is one control-flow node runs here, not in tract: its values (piece order in,
+/// piece order out), or `None` for any other piece.
+fn run_control_piece(piece: &Piece, inputs: &[Tensor]) -> Result<Option<Vec<Tensor>>> {
+    let pg = &piece.graph;
+    let [n] = pg.nodes.as_slice() else {
+        return Ok(None);
+    };
+    if !super::control::is_control(n) {
+        return Ok(None);
+    }
+    let node_inputs = n
+        .inputs
+        .iter()
+        .map(|&u| match pg.inputs.iter().position(|&i| i == u) {
+            Some(k) => Ok(inputs[k].clone()),
+            None => pg
+                .constant(u)
+                .cloned()
+                .ok_or_else(|| failed(format!("'{}' was not computed", pg.value(u).name))),
+        })
+        .collect::<Result<Vec<Tensor>>>()?;
+    let outs = super::control::run_node(n, &node_inputs)?;
+    pg.outputs
+        .iter()
+        .map(|o| {
+            n.outputs
+                .iter()
+                .position(|x| x == o)
+                .and_then(|k| outs.get(k).cloned())
+                .ok_or_else(|| failed(format!("'{}' was not computed", pg.value(*o).name)))
+        })
+        .collect::<Result<Vec<Tensor>>>()
+        .map(Some)
 }
 
 fn piece_name(piece: &Piece, v: ValueId) -> String {

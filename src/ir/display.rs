@@ -38,6 +38,13 @@ impl Graph {
                 ins.join(", "),
                 outs.join(", ")
             );
+            for (what, body) in n.op.bodies() {
+                let _ = writeln!(s, "       {what} {{");
+                for line in body.to_text().lines() {
+                    let _ = writeln!(s, "         {line}");
+                }
+                let _ = writeln!(s, "       }}");
+            }
             for &o in &n.outputs {
                 if let Some(q) = &self.value(o).quant {
                     let _ = writeln!(s, "       quant {}: {:?}", self.value(o).name, q);

@@ -83,7 +83,9 @@ fn moves_data(op: &Op) -> bool {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => false,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => false,
     }
 }
 
@@ -194,7 +196,9 @@ pub fn fold(op: &Op, inputs: &[&Tensor], out_types: &[TensorType]) -> Option<Vec
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => None,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => None,
     }
 }
 

@@ -129,6 +129,12 @@ impl Graph {
         ValueId(self.values.len() - 1)
     }
 
+    /// Makes this graph's fresh symbols continue after `other`'s, so a body built beside its
+    /// outer graph never reuses one of its symbol names.
+    pub fn continue_symbols(&mut self, other: &Graph) {
+        self.next_symbol = self.next_symbol.max(other.next_symbol);
+    }
+
     /// A new symbol for a dimension nothing names (data-dependent sizes).
     pub fn fresh_symbol(&mut self) -> Dim {
         self.next_symbol += 1;

@@ -4,6 +4,7 @@
 mod display;
 pub mod fold;
 mod graph;
+mod inline;
 pub mod layout;
 pub mod mapped;
 pub mod op;

@@ -99,9 +99,147 @@ pub enum Op {
     // dynamic.rs
     /// An op whose shape-like operands are computed by the graph (all of them inputs).
     Dynamic(Dynamic),
+    // control.rs
+    /// inputs: cond, captures; runs one of two subgraphs.
+    If(If),
+    /// inputs: max trip count, cond, carried values, captures; runs its body repeatedly.
+    Loop(Loop),
 }
 
 impl Op {
+    /// The subgraphs the op runs, each with the attribute name ONNX gives it.
+    pub fn bodies(&self) -> Vec<(&'static str, &super::Graph)> {
+        match self {
+            Op::If(i) => vec![
+                ("then_branch", &*i.then_branch.0),
+                ("else_branch", &*i.else_branch.0),
+            ],
+            Op::Loop(l) => vec![("body", &*l.body.0)],
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Activation(_)
+            | Op::Where
+            | Op::Cast(_)
+            | Op::MatMul(_)
+            | Op::Einsum(_)
+            | Op::Conv(_)
+            | Op::ConvTranspose(_)
+            | Op::Pool(_)
+            | Op::GlobalPool(_)
+            | Op::BatchNorm(_)
+            | Op::LayerNorm(_)
+            | Op::InstanceNorm(_)
+            | Op::Softmax(_)
+            | Op::Hardmax(_)
+            | Op::LpNorm(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Concat(_)
+            | Op::Split(_)
+            | Op::Slice(_)
+            | Op::Pad(_)
+            | Op::Tile(_)
+            | Op::Expand(_)
+            | Op::DepthToSpace(_)
+            | Op::SpaceToDepth(_)
+            | Op::Resize(_)
+            | Op::GridSample(_)
+            | Op::Gather(_)
+            | Op::GatherElements(_)
+            | Op::GatherNd(_)
+            | Op::ScatterNd(_)
+            | Op::ScatterElements(_)
+            | Op::TopK(_)
+            | Op::ArgReduce(_)
+            | Op::CumSum(_)
+            | Op::NonZero
+            | Op::OneHot(_)
+            | Op::Trilu(_)
+            | Op::NonMaxSuppression(_)
+            | Op::ShapeOf(_)
+            | Op::ConstantOfShape(_)
+            | Op::Range
+            | Op::Reduce(_)
+            | Op::Lstm(_)
+            | Op::Gru(_)
+            | Op::QuantizeLinear(_)
+            | Op::DequantizeLinear(_)
+            | Op::DynamicQuantizeLinear
+            | Op::ConvInteger(_)
+            | Op::MatMulInteger
+            | Op::QLinearConv(_)
+            | Op::QLinearMatMul
+            | Op::Dynamic(_) => vec![],
+        }
+    }
+
+    /// The subgraphs the op runs, to change (a body shared with another op is copied first).
+    pub fn bodies_mut(&mut self) -> Vec<&mut super::Graph> {
+        use std::sync::Arc;
+        match self {
+            Op::If(i) => vec![
+                Arc::make_mut(&mut i.then_branch.0),
+                Arc::make_mut(&mut i.else_branch.0),
+            ],
+            Op::Loop(l) => vec![Arc::make_mut(&mut l.body.0)],
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Activation(_)
+            | Op::Where
+            | Op::Cast(_)
+            | Op::MatMul(_)
+            | Op::Einsum(_)
+            | Op::Conv(_)
+            | Op::ConvTranspose(_)
+            | Op::Pool(_)
+            | Op::GlobalPool(_)
+            | Op::BatchNorm(_)
+            | Op::LayerNorm(_)
+            | Op::InstanceNorm(_)
+            | Op::Softmax(_)
+            | Op::Hardmax(_)
+            | Op::LpNorm(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Concat(_)
+            | Op::Split(_)
+            | Op::Slice(_)
+            | Op::Pad(_)
+            | Op::Tile(_)
+            | Op::Expand(_)
+            | Op::DepthToSpace(_)
+            | Op::SpaceToDepth(_)
+            | Op::Resize(_)
+            | Op::GridSample(_)
+            | Op::Gather(_)
+            | Op::GatherElements(_)
+            | Op::GatherNd(_)
+            | Op::ScatterNd(_)
+            | Op::ScatterElements(_)
+            | Op::TopK(_)
+            | Op::ArgReduce(_)
+            | Op::CumSum(_)
+            | Op::NonZero
+            | Op::OneHot(_)
+            | Op::Trilu(_)
+            | Op::NonMaxSuppression(_)
+            | Op::ShapeOf(_)
+            | Op::ConstantOfShape(_)
+            | Op::Range
+            | Op::Reduce(_)
+            | Op::Lstm(_)
+            | Op::Gru(_)
+            | Op::QuantizeLinear(_)
+            | Op::DequantizeLinear(_)
+            | Op::DynamicQuantizeLinear
+            | Op::ConvInteger(_)
+            | Op::MatMulInteger
+            | Op::QLinearConv(_)
+            | Op::QLinearMatMul
+            | Op::Dynamic(_) => vec![],
+        }
+    }
+
     /// Short stable name used in the text form, histograms and error messages.
     pub fn name(&self) -> String {
         match self {
@@ -160,6 +298,8 @@ impl Op {
             Op::QLinearConv(_) => "QLinearConv".into(),
             Op::QLinearMatMul => "QLinearMatMul".into(),
             Op::Dynamic(d) => d.name().into(),
+            Op::If(_) => "If".into(),
+            Op::Loop(_) => "Loop".into(),
         }
     }
 }

@@ -59,6 +59,10 @@ impl Graph {
                     ));
                 }
             }
+            for (what, body) in n.op.bodies() {
+                body.verify()
+                    .map_err(|e| format!("node '{}' ({}) {what}: {e}", n.name, n.op.name()))?;
+            }
             let inferred = self
                 .infer(&n.op, &n.inputs)
                 .map_err(|e| format!("node '{}' ({}): {e}", n.name, n.op.name()))?;

@@ -239,7 +239,9 @@ fn plan_fold(
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => None,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => None,
     }
 }
 

@@ -69,6 +69,8 @@ fn layout_of(op: &Op) -> Option<Slots<'_>> {
         Op::MatMulInteger => slots(2, 1, 3, None, None, false),
         Op::Unary(_)
         | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_)
         | Op::Binary(_)
         | Op::Activation(_)
         | Op::Where

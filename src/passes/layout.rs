@@ -129,7 +129,9 @@ fn spatial(op: &Op) -> Option<(Layout, Option<usize>)> {
         | Op::DynamicQuantizeLinear
         | Op::MatMulInteger
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => return None,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => return None,
     })
 }
 
@@ -199,7 +201,9 @@ fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
         | Op::DynamicQuantizeLinear
         | Op::MatMulInteger
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => {}
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => {}
     }
     op
 }
@@ -350,7 +354,9 @@ fn fix_kernel(
         | Op::DynamicQuantizeLinear
         | Op::MatMulInteger
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => return Ok(false),
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => return Ok(false),
     };
     if c.kernel_layout == want {
         return Ok(false);

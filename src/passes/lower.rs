@@ -251,7 +251,9 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => return Ok(None),
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => return Ok(None),
     }))
 }
 

@@ -173,9 +173,22 @@ pub const CLEANUP: &[&dyn Pass] = &[
     &DeadCode,
 ];
 
-/// Runs [`CLEANUP`] to a fixed point (at most 8 rounds).
+/// Runs [`CLEANUP`] to a fixed point (at most 8 rounds), then on every subgraph (If branches,
+/// Loop bodies: their inputs and outputs stay as they are, so the node around them still fits).
 pub fn cleanup(g: &mut Graph, ctx: &mut PassContext) -> Result<()> {
-    run_to_fixed_point(g, CLEANUP, ctx, 8)
+    run_to_fixed_point(g, CLEANUP, ctx, 8)?;
+    for_each_body(g, &mut |body| cleanup(body, &mut PassContext::default()))
+}
+
+/// Calls `f` on every subgraph of `g`'s nodes (not recursively: `f` recurses if it wants),
+/// copying a body shared with another graph before changing it.
+pub fn for_each_body(g: &mut Graph, f: &mut dyn FnMut(&mut Graph) -> Result<()>) -> Result<()> {
+    for n in &mut g.nodes {
+        for body in n.op.bodies_mut() {
+            f(body)?;
+        }
+    }
+    Ok(())
 }
 
 /// How many nodes of each op a graph has (op names as [`crate::ir::Op::name`]), sorted by name.

@@ -274,7 +274,9 @@ fn window(g: &Graph, n: &Node) -> Option<Window> {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => return None,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => return None,
     })
 }
 

@@ -102,7 +102,9 @@ fn kernel_input(op: &Op, i: usize, rank: usize) -> bool {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => false,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => false,
     }
 }
 

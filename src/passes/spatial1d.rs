@@ -97,7 +97,9 @@ fn liftable(op: &Op) -> Option<Lift<'_>> {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => return None,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => return None,
     })
 }
 

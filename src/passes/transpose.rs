@@ -160,7 +160,9 @@ fn rewrite(g: &mut Graph, st: &mut State, i: usize) -> Result<bool, String> {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => Ok(false),
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => Ok(false),
     }
 }
 

@@ -402,7 +402,9 @@ impl GraphBuilder {
             | Op::MatMulInteger
             | Op::QLinearConv(_)
             | Op::QLinearMatMul
-            | Op::Dynamic(_) => None,
+            | Op::Dynamic(_)
+            | Op::If(_)
+            | Op::Loop(_) => None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Op parameter structs and their shape/type inference, one file per family.
 
+mod control;
 mod dynamic;
 mod elementwise;
 mod generate;
@@ -12,6 +13,7 @@ mod quant;
 mod reduce;
 mod rnn;
 
+pub use control::*;
 pub use dynamic::*;
 pub use elementwise::*;
 pub use generate::*;
@@ -88,6 +90,8 @@ pub fn infer(op: &Op, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
         Op::Activation(_) => elementwise::infer_same(inputs, 1),
         Op::Where => elementwise::infer_where(inputs),
         Op::Dynamic(d) => dynamic::infer_dynamic(d, inputs),
+        Op::If(i) => control::infer_if(i, inputs),
+        Op::Loop(l) => control::infer_loop(l, inputs),
         Op::Cast(c) => elementwise::infer_cast(c, inputs),
         Op::MatMul(m) => linear::infer_matmul(m, inputs),
         Op::Einsum(e) => linear::infer_einsum(e, inputs),

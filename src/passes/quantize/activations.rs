@@ -200,7 +200,9 @@ pub fn int8_kind(g: &Graph, weights: &HashSet<ValueId>, n: &Node) -> Option<Kind
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => return None,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => return None,
     })
 }
 
@@ -263,7 +265,9 @@ fn fusable(op: &Op) -> bool {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => false,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => false,
     }
 }
 
@@ -322,7 +326,9 @@ fn takes_fused(op: &Op) -> bool {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => false,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => false,
     }
 }
 

@@ -118,7 +118,9 @@ pub fn slot(n: &Node, i: usize, len: usize, rank: usize) -> WeightSlot {
             | Op::MatMulInteger
             | Op::QLinearConv(_)
             | Op::QLinearMatMul
-            | Op::Dynamic(_),
+            | Op::Dynamic(_)
+            | Op::If(_)
+            | Op::Loop(_),
             _,
         ) => No,
     }

@@ -17,6 +17,8 @@ pub struct Importer {
     /// Model-local functions, inlined where called.
     pub functions: super::functions::Functions,
     inline_depth: usize,
+    /// How deep in subgraphs (If branches, Loop bodies) this importer is.
+    pub depth: usize,
     /// ONNX value names that could not be produced because their node was unsupported.
     poisoned: HashSet<String>,
 }
@@ -80,6 +82,7 @@ impl Importer {
             names: HashMap::new(),
             functions: Default::default(),
             inline_depth: 0,
+            depth: 0,
             poisoned: HashSet::new(),
         }
     }

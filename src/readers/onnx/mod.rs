@@ -5,6 +5,7 @@ mod functions;
 pub mod import;
 mod ops;
 pub mod proto;
+mod subgraph;
 pub mod tensor;
 
 use super::{ReadOptions, Reader};

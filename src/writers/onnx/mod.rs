@@ -265,7 +265,7 @@ fn ir_version(opset: i64) -> i64 {
     }
 }
 
-fn value_info(g: &Graph, v: ValueId) -> pb::ValueInfoProto {
+pub(crate) fn value_info(g: &Graph, v: ValueId) -> pb::ValueInfoProto {
     let value = g.value(v);
     pb::ValueInfoProto {
         name: value.name.clone(),
@@ -274,7 +274,7 @@ fn value_info(g: &Graph, v: ValueId) -> pb::ValueInfoProto {
     }
 }
 
-fn type_proto(t: &TensorType) -> pb::TypeProto {
+pub(crate) fn type_proto(t: &TensorType) -> pb::TypeProto {
     use pb::tensor_shape_proto::{dimension::Value as D, Dimension};
     let dim = t
         .shape

@@ -249,7 +249,9 @@ fn fusable_act(op: &Op) -> Option<Act> {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => return None,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => return None,
     })
 }
 
@@ -337,7 +339,9 @@ fn takes_act(g: &Graph, producers: &HashMap<ValueId, usize>, n: &Node) -> bool {
             | Op::MatMulInteger
             | Op::QLinearConv(_)
             | Op::QLinearMatMul
-            | Op::Dynamic(_) => false,
+            | Op::Dynamic(_)
+            | Op::If(_)
+            | Op::Loop(_) => false,
         }
 }
 

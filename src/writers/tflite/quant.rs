@@ -107,7 +107,9 @@ fn hybrid_op(g: &Graph, producers: &HashMap<ValueId, usize>, n: &crate::ir::Node
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => false,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => false,
     }
 }
 

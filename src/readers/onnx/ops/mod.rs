@@ -2,12 +2,14 @@
 //! every op type some handler takes (used to report unknown ops downstream of an unsupported
 //! one).
 
+mod control;
 mod elementwise;
 mod index;
 mod loss;
 mod nn;
 mod quant;
 mod rnn;
+mod scan;
 mod shape;
 
 use super::import::{unsupported, Importer, NodeCtx, NodeResult};
@@ -24,6 +26,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| quant::handler(op_type))
         .or_else(|| rnn::handler(op_type))
         .or_else(|| loss::handler(op_type))
+        .or_else(|| control::handler(op_type))
 }
 
 pub fn is_known(op_type: &str) -> bool {

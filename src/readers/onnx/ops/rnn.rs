@@ -1,5 +1,4 @@
-//! ONNX LSTM and GRU (kept whole, ONNX gate layout) and If (inlined when its condition folds to
-//! a constant, refused by name otherwise).
+//! ONNX LSTM and GRU (kept whole, ONNX gate layout).
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
 use super::Handler;
@@ -9,7 +8,6 @@ use crate::ir::{Op, ValueId};
 pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
         "LSTM" | "GRU" => rnn,
-        "If" => if_,
         _ => return None,
     })
 }
@@ -62,50 +60,4 @@ fn rnn(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         if lstm { Op::Lstm(r) } else { Op::Gru(r) },
         inputs,
     )
-}
-
-fn if_(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
-    let cond = ctx.input(0)?;
-    let Some(c) = imp.const_ints(cond) else {
-        return unsupported("If whose condition is only known at run time");
-    };
-    let branch = if c.first().copied().unwrap_or(0) != 0 {
-        "then_branch"
-    } else {
-        "else_branch"
-    };
-    let g = ctx
-        .attr(branch)
-        .and_then(|a| a.g.as_ref())
-        .ok_or_else(|| NodeError::Invalid(format!("If without {branch}")))?;
-    for init in &g.initializer {
-        let t = super::super::tensor::tensor_from_proto(
-            init,
-            None,
-            std::path::Path::new("."),
-            &mut Default::default(),
-        )?;
-        let id = imp.add_const(&init.name, t);
-        imp.bind(&init.name, id);
-    }
-    let before = imp.unsupported.len();
-    imp.import_nodes(&g.node).map_err(NodeError::Invalid)?;
-    if imp.unsupported.len() > before {
-        return unsupported(format!(
-            "its {branch} holds unsupported ops (listed separately)"
-        ));
-    }
-    if g.output.iter().any(|o| imp.is_poisoned(&o.name)) {
-        return unsupported(format!(
-            "its {branch} depends on unsupported ops (listed separately)"
-        ));
-    }
-    g.output
-        .iter()
-        .map(|o| {
-            imp.lookup(&o.name).ok_or_else(|| {
-                NodeError::Invalid(format!("{branch} output '{}' not produced", o.name))
-            })
-        })
-        .collect()
 }

@@ -4,6 +4,7 @@
 //! This file dispatches and writes the data-movement, indexing and reduction ops; the
 //! elementwise and neural-network families are in their own files.
 
+mod control;
 mod dynamic;
 mod elementwise;
 mod nn;
@@ -55,6 +56,17 @@ pub fn min_opset(g: &crate::ir::Graph, n: &Node) -> i64 {
         Op::GridSample(_) => 16,
         Op::Resize(r) if r.coord == CoordTransform::HalfPixelSymmetric => 19,
         Op::Dynamic(d) => dynamic::min_opset(d),
+        Op::If(i) => [&i.then_branch, &i.else_branch]
+            .iter()
+            .flat_map(|b| b.0.nodes.iter().map(|n| min_opset(&b.0, n)))
+            .fold(13, i64::max),
+        Op::Loop(l) => l
+            .body
+            .0
+            .nodes
+            .iter()
+            .map(|n| min_opset(&l.body.0, n))
+            .fold(13, i64::max),
         Op::Where
         | Op::Cast(_)
         | Op::MatMul(_)
@@ -471,6 +483,8 @@ pub fn emit_node(em: &mut Emitter, n: &Node) -> R {
         Op::QLinearConv(c) => conv(em, "QLinearConv", c, name, ins, outs, false),
         Op::QLinearMatMul => simple(em, "QLinearMatMul", name, ins, outs),
         Op::Dynamic(d) => dynamic::emit(em, d, name, ins, outs),
+        Op::If(i) => control::emit_if(em, n, i, ins, outs),
+        Op::Loop(l) => control::emit_loop(em, n, l, ins, outs),
     }
 }
 

@@ -139,7 +139,9 @@ fn fusable_act(op: &Op) -> Option<(&'static str, f32)> {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => None,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => None,
     }
 }
 
@@ -279,7 +281,9 @@ fn fusable_layer(g: &Graph, n: &Node) -> Option<bool> {
         | Op::MatMulInteger
         | Op::QLinearConv(_)
         | Op::QLinearMatMul
-        | Op::Dynamic(_) => return None,
+        | Op::Dynamic(_)
+        | Op::If(_)
+        | Op::Loop(_) => return None,
     })
 }
 

@@ -80,6 +80,7 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         | Op::QLinearConv(_)
         | Op::QLinearMatMul => Err(crate::passes::integer::why_not(cx.g, cx.node)
             .unwrap_or_else(|| "integer op not lowered to float builtins".into())),
+        Op::If(_) | Op::Loop(_) => Err("control flow is not written for TFLite yet".into()),
         Op::Dynamic(d) => Err(format!(
             "{} computed at run time: not written for TFLite yet",
             d.operand()

@@ -1,0 +1,162 @@
+//! Control flow in the IR (`Op::If`, `Op::Loop`): bodies are graphs of their own whose last
+//! inputs are the outer values they read; evaluation runs them itself (tract cannot); the ONNX
+//! writer writes them as subgraphs reading those values by name, and the reader reads them back.
+
+use crate::common::tempdir;
+use mdeploy::ir::ops::{BinaryOp, Body, If, Loop};
+use mdeploy::ir::{fixed_shape, DType, Graph, Op, Tensor, TensorType};
+use mdeploy::readers::{self, ReadOptions};
+use mdeploy::writers::onnx::OnnxWriter;
+use mdeploy::writers::tflite::TfliteWriter;
+use mdeploy::writers::Writer;
+
+fn f32s(shape: &[usize]) -> TensorType {
+    TensorType::new(DType::F32, fixed_shape(shape))
+}
+
+/// A body `(inputs…) -> x op c` over its input `at`, with `c` a scalar constant.
+fn arith(inputs: &[TensorType], at: usize, op: BinaryOp, c: f32, extra_out: bool) -> Graph {
+    let mut b = Graph::new();
+    let ids: Vec<_> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| b.add_input(&format!("in{i}"), t.clone()))
+        .collect();
+    let k = b.add_const("c", Tensor::from_f32(vec![], &[c]));
+    let y = b
+        .add_node("op", Op::Binary(op), vec![ids[at], k], &["y".into()])
+        .unwrap();
+    b.outputs = y.clone();
+    if extra_out {
+        b.outputs.push(y[0]);
+    }
+    b.verify().unwrap();
+    b
+}
+
+/// `y = cond ? x * 2 : x - 1`, x read from outside by both branches.
+fn if_graph() -> Graph {
+    let mut g = Graph::new();
+    let cond = g.add_input("cond", TensorType::new(DType::Bool, vec![]));
+    let x = g.add_input("x", f32s(&[3]));
+    let op = If {
+        then_branch: Body::new(arith(&[f32s(&[3])], 0, BinaryOp::Mul, 2.0, false)),
+        else_branch: Body::new(arith(&[f32s(&[3])], 0, BinaryOp::Sub, 1.0, false)),
+    };
+    g.outputs = g
+        .add_node("if", Op::If(op), vec![cond, x], &["y".into()])
+        .unwrap();
+    g.verify().unwrap();
+    g
+}
+
+/// `s ← s + x` four times from s = 0, collecting every s.
+fn loop_graph() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32s(&[2]));
+    let trip = g.add_const("trip", Tensor::scalar_i64(4));
+    let cond = g.add_const("cond", Tensor::from_f64s(DType::Bool, vec![], &[1.0]));
+    let s0 = g.add_const("s0", Tensor::from_f32(vec![2], &[0.0, 0.0]));
+    let mut b = Graph::new();
+    b.add_input("i", TensorType::new(DType::I64, vec![]));
+    let c = b.add_input("c", TensorType::new(DType::Bool, vec![]));
+    let s = b.add_input("s", f32s(&[2]));
+    let bx = b.add_input("x", f32s(&[2]));
+    let next = b
+        .add_node(
+            "add",
+            Op::Binary(BinaryOp::Add),
+            vec![s, bx],
+            &["next".into()],
+        )
+        .unwrap()[0];
+    b.outputs = vec![c, next, next];
+    b.verify().unwrap();
+    let op = Loop {
+        body: Body::new(b),
+        carried: 1,
+    };
+    g.outputs = g
+        .add_node(
+            "loop",
+            Op::Loop(op),
+            vec![trip, cond, s0, x],
+            &["s".into(), "all".into()],
+        )
+        .unwrap();
+    g.verify().unwrap();
+    g
+}
+
+fn bool_t(v: bool) -> Tensor {
+    Tensor::from_f64s(DType::Bool, vec![], &[v as u8 as f64])
+}
+
+#[test]
+fn if_runs_the_branch_its_condition_picks() {
+    let g = if_graph();
+    let x = Tensor::from_f32(vec![3], &[1.0, 2.0, 3.0]);
+    let then = mdeploy::eval::run(&g, &[bool_t(true), x.clone()]).unwrap();
+    assert_eq!(then[0].to_f64s(), vec![2.0, 4.0, 6.0]);
+    let other = mdeploy::eval::run(&g, &[bool_t(false), x]).unwrap();
+    assert_eq!(other[0].to_f64s(), vec![0.0, 1.0, 2.0]);
+}
+
+#[test]
+fn loop_carries_values_and_stacks_what_it_collects() {
+    let g = loop_graph();
+    assert_eq!(g.ty(g.outputs[0]).shape, fixed_shape(&[2]));
+    let x = Tensor::from_f32(vec![2], &[1.0, -0.5]);
+    let out = mdeploy::eval::run(&g, &[x]).unwrap();
+    assert_eq!(out[0].to_f64s(), vec![4.0, -2.0]);
+    assert_eq!(out[1].shape, vec![4, 2]);
+    let rows: Vec<f64> = (1..=4).flat_map(|k| [k as f64, -0.5 * k as f64]).collect();
+    assert_eq!(out[1].to_f64s(), rows);
+}
+
+#[test]
+fn control_flow_survives_the_onnx_writer_and_reader() {
+    for (g, inputs) in [
+        (
+            if_graph(),
+            vec![bool_t(false), Tensor::from_f32(vec![3], &[5.0, 6.0, 7.0])],
+        ),
+        (loop_graph(), vec![Tensor::from_f32(vec![2], &[3.0, 1.0])]),
+    ] {
+        let dir = tempdir();
+        let path = dir.path().join("m.onnx");
+        OnnxWriter::default().write(&g, &path).unwrap();
+        let back = readers::read(&path, &ReadOptions::default()).unwrap();
+        let ops: Vec<String> = back.nodes.iter().map(|n| n.op.name()).collect();
+        assert!(ops.iter().any(|o| o == "If" || o == "Loop"), "{ops:?}");
+        let want = mdeploy::eval::run(&g, &inputs).unwrap();
+        let got = mdeploy::eval::run(&back, &inputs).unwrap();
+        assert_eq!(want, got);
+    }
+}
+
+#[test]
+fn a_body_that_does_not_fit_its_node_is_caught_by_verify() {
+    let mut g = if_graph();
+    let n = &mut g.nodes[0];
+    n.op = Op::If(If {
+        then_branch: Body::new(arith(&[f32s(&[4])], 0, BinaryOp::Mul, 2.0, false)),
+        else_branch: Body::new(arith(&[f32s(&[3])], 0, BinaryOp::Sub, 1.0, false)),
+    });
+    let e = g.verify().unwrap_err();
+    assert!(e.contains("'if'") && e.contains("then_branch"), "{e}");
+}
+
+#[test]
+fn tflite_refuses_control_flow_by_name() {
+    let mut g = loop_graph();
+    let w = TfliteWriter::default();
+    w.legalize(&mut g).unwrap();
+    let refused = w.check(&g);
+    assert!(
+        refused
+            .iter()
+            .any(|u| u.node == "loop" && u.reason.contains("control flow")),
+        "{refused:?}"
+    );
+}
