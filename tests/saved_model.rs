@@ -203,10 +203,35 @@ fn corrupt_variables_are_caught_by_their_checksums() {
 }
 
 #[test]
-fn lstm_while_loops_are_refused_by_name() {
-    let m = repo().join("fixtures/bad/saved_model_lstm/model");
-    let err = refused(&m, &[], 4, &["While", "TensorList", "nothing written"]);
-    assert!(err.contains("lstm"), "names the loop's node: {err}");
+fn lstm_while_loops_become_one_loop_and_tflite_refuses_it_by_name() {
+    let m = repo().join("fixtures/saved_model/keras_lstm_export/model");
+    let tmp = crate::common::tempdir();
+    let g = mdeploy::readers::read(&m, &Default::default()).unwrap();
+    let loops: Vec<&str> = g
+        .nodes
+        .iter()
+        .filter(|n| n.op.name() == "Loop")
+        .map(|n| n.name.as_str())
+        .collect();
+    assert_eq!(loops.len(), 1, "{loops:?}");
+    let ops: Vec<String> = g.nodes.iter().map(|n| n.op.name()).collect();
+    assert!(ops.iter().all(|o| !o.contains("TensorList")), "{ops:?}");
+    let out = tmp.path().join("m.tflite");
+    let o = mdeploy(&[
+        "convert",
+        m.to_str().unwrap(),
+        "--to",
+        "tflite",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("control flow") && err.contains("lstm"),
+        "{err}"
+    );
+    assert!(!out.exists());
 }
 
 #[test]

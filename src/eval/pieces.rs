@@ -298,9 +298,20 @@ fn run_piece(piece: &Piece, live: &mut [HashMap<ValueId, Tensor>]) -> Result<()>
         let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
         if planned.as_ref().is_none_or(|(s, _)| *s != shapes) {
             drop(planned.take());
-            let m = load(&piece.graph)?;
-            release_constants(&piece.graph);
-            planned = Some((shapes, plan_for(m, &inputs)?));
+            let plan = load(&piece.graph).and_then(|m| {
+                release_constants(&piece.graph);
+                plan_for(m, &inputs)
+            });
+            match plan {
+                Ok(p) => planned = Some((shapes, p)),
+                Err(e) => {
+                    let outs = run_with_sizes_bound(piece, &inputs, e)?;
+                    for (v, t) in piece.outputs.iter().zip(outs) {
+                        vals.insert(*v, t);
+                    }
+                    continue;
+                }
+            }
         }
         let Some((_, plan)) = &planned else {
             continue;
@@ -310,6 +321,28 @@ fn run_piece(piece: &Piece, live: &mut [HashMap<ValueId, Tensor>]) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// A piece tract cannot type because a size it needs arrives as an input (a cut between a
+/// `Shape` computation and the `ConstantOfShape` using it; control flow forces such cuts): run
+/// with its integer inputs bound to their values, which folds those sizes into constants.
+fn run_with_sizes_bound(
+    piece: &Piece,
+    inputs: &[Tensor],
+    why: crate::error::Error,
+) -> Result<Vec<Tensor>> {
+    let bound: Vec<usize> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.dtype.is_int() && t.shape.len() <= 1)
+        .map(|(i, _)| i)
+        .collect();
+    if bound.is_empty() {
+        return Err(why);
+    }
+    let (fixed, rest) = super::specialize::split_batch(&bound, inputs);
+    let g = super::specialize::bind(&piece.graph, &bound, &fixed).map_err(failed)?;
+    super::run(&g, &rest)
 }
 
 /// A piece that is one control-flow node runs here, not in tract: its values (piece order in,

@@ -39,10 +39,21 @@ pub enum ShapeEntry {
     Unknown,
 }
 
+/// A SpaceToBatchND the TF reader wrote out as reshapes, kept so that the BatchToSpaceND closing
+/// a dilated convolution can fold the chain into one convolution.
+#[derive(Clone, Debug)]
+pub struct SpaceToBatch {
+    pub x: ValueId,
+    pub block: Vec<usize>,
+    pub pads: Vec<(i64, i64)>,
+}
+
 /// A graph under construction with the bookkeeping readers share.
 #[derive(Default)]
 pub struct GraphBuilder {
     pub g: Graph,
+    /// SpaceToBatchND outputs (the TF reader's), by value.
+    pub space_to_batch: HashMap<ValueId, SpaceToBatch>,
     /// Known contents of 1-D / scalar integer values that are not constants (e.g. `Shape` of
     /// an input with a symbolic batch).
     shape_contents: HashMap<ValueId, Vec<ShapeEntry>>,
@@ -234,7 +245,19 @@ impl GraphBuilder {
         let out_names: Vec<String> = (0..types.len())
             .map(|i| self.unique_name(&format!("{base}:{i}")))
             .collect();
+        let filled_shape = match op {
+            Op::ConstantOfShape(_) => inputs.first().and_then(|&s| self.shape_entries(s)),
+            _ => None,
+        };
         let outs = self.g.add_node(&node_name, op, inputs, &out_names)?;
+        // A fill whose shape is known as entries (`[batch, 4]` from `Shape(x)`) has those sizes,
+        // not fresh symbols: later values (a recurrent state) then share `batch` with `x`.
+        if let (Some(e), Some(&o)) = (filled_shape, outs.first()) {
+            let dims: Option<Vec<Dim>> = e.iter().map(entry_dim).collect();
+            if let Some(dims) = dims.filter(|d| d.len() == self.g.ty(o).rank()) {
+                self.g.value_mut(o).ty.shape = dims;
+            }
+        }
         if let Some(c) = contents {
             self.shape_contents.insert(outs[0], c);
         }

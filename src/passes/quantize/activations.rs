@@ -399,6 +399,7 @@ pub fn plan(g: &Graph, opts: &QuantizeOptions) -> Plan {
         };
         kinds.push(k);
     }
+    super::control::keep_control_inputs_float(g, &mut kinds);
     // A dense layer's bias Add joins the MatMul (treated as one int8 op).
     let sole = |v: ValueId| -> Option<usize> {
         (uses[v.0] == 1 && !outputs.contains(&v))

@@ -17,6 +17,7 @@
 //! weights into hybrid/int8 builtins or DEQUANTIZE ops (writers/tflite/quant.rs).
 
 pub mod activations;
+mod control;
 pub mod math;
 mod weights;
 

@@ -24,9 +24,31 @@ pub enum Bound {
     Res(String),
     /// Produced by an unsupported node (already reported).
     Poisoned,
+    /// A TensorList: its elements stacked on a first axis (control.rs).
+    List(ValueId),
+    /// A TensorList reserved but not written yet: `count` elements of `dtype`.
+    Reserved {
+        count: ValueId,
+        dtype: crate::ir::DType,
+    },
 }
 
+mod control;
+
 const MAX_CALL_DEPTH: usize = 64;
+
+/// Control flow and TensorList ops (control.rs).
+const CONTROL: &[&str] = &[
+    "While",
+    "StatelessWhile",
+    "If",
+    "StatelessIf",
+    "TensorListFromTensor",
+    "TensorListReserve",
+    "TensorListGetItem",
+    "TensorListSetItem",
+    "TensorListStack",
+];
 
 /// Ops handled here rather than in `ops/`.
 const SPECIAL: &[&str] = &[
@@ -53,6 +75,8 @@ pub struct Importer<'a> {
     objects: Objects,
     var_cache: HashMap<String, ValueId>,
     depth: usize,
+    /// What the last `TensorListSetItem` on a reserved list wrote (control.rs).
+    written_type: Option<crate::ir::TensorType>,
 }
 
 /// One graph or function body being imported.
@@ -166,6 +190,7 @@ impl<'a> Importer<'a> {
             objects,
             var_cache: HashMap::new(),
             depth: 0,
+            written_type: None,
         }
     }
 
@@ -249,8 +274,10 @@ impl<'a> Importer<'a> {
             .map(|i| scope.lookup(i))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("node '{}{name}': {e}", scope.prefix))?;
-        let known =
-            SPECIAL.contains(&def.op.as_str()) || ops::is_known(&def.op) || is_call(&self.lib, def);
+        let known = SPECIAL.contains(&def.op.as_str())
+            || CONTROL.contains(&def.op.as_str())
+            || ops::is_known(&def.op)
+            || is_call(&self.lib, def);
         if inputs.iter().any(|b| matches!(b, Bound::Poisoned)) {
             if !known {
                 let why = self.why_unsupported(def);
@@ -261,6 +288,12 @@ impl<'a> Importer<'a> {
         }
         let result = if is_call(&self.lib, def) {
             self.call(scope, def, inputs)
+        } else if matches!(def.op.as_str(), "While" | "StatelessWhile") {
+            self.while_loop(scope, def, inputs)
+        } else if matches!(def.op.as_str(), "If" | "StatelessIf") {
+            self.if_(scope, def, inputs)
+        } else if let Some(r) = self.list_op(def, &inputs) {
+            r
         } else {
             self.special(scope, def, &inputs)
                 .unwrap_or_else(|| self.regular(def, &inputs))

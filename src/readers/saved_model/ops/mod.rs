@@ -5,6 +5,7 @@
 mod elementwise;
 mod nn;
 mod shape;
+mod space_batch;
 
 use super::tensor::TfNode;
 use crate::ir::{Tensor, ValueId};
@@ -16,6 +17,7 @@ pub fn handler(op: &str) -> Option<Handler> {
     elementwise::handler(op)
         .or_else(|| nn::handler(op))
         .or_else(|| shape::handler(op))
+        .or_else(|| space_batch::handler(op))
 }
 
 pub fn is_known(op: &str) -> bool {
