@@ -103,9 +103,23 @@ def run(
         )
 
 
+def sizes(fx: Fixture) -> list[str]:
+    """Labels of the fixture's extra input sizes: `sizes/<label>/` holds `input*.npy` and the
+    framework's `expected*.npy` at other sizes of its run-time dimensions (a longer sequence,
+    batch 1), so every output is also run there (cases `<id>:<target>@<label>`)."""
+    root = fx.dir / "sizes"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "expected.npy").is_file())
+
+
 def case_ids(fx: Fixture, targets: list[Target], only: str | None) -> list[str]:
-    """The fixture's case ids (one per target, then verify) that `--only` selects."""
-    ids = [f"{fx.id}:{t.name}" for t in targets if t.applies_to(fx.id)]
+    """The fixture's case ids (one per target and size, then verify) that `--only` selects."""
+    ids = []
+    for t in targets:
+        if t.applies_to(fx.id):
+            ids.append(f"{fx.id}:{t.name}")
+            ids.extend(f"{fx.id}:{t.name}@{label}" for label in sizes(fx))
     for resizable in ("tflite", "tfjs"):
         if fx.id in DYNAMIC_BATCH and any(t.name == resizable for t in targets):
             ids.append(f"{fx.id}:{resizable}@batch{RESIZED_BATCH}")
@@ -133,6 +147,9 @@ def run_fixture(fx, mdeploy, targets, known, only, work) -> FixtureResult:
             resized = f"{fx.id}:{target.name}@batch{RESIZED_BATCH}"
             if resized in wanted:
                 result.cases.append(run_resized(fx, target, inputs, expected, known, out, resized))
+            for label in sizes(fx):
+                if f"{fx.id}:{target.name}@{label}" in wanted:
+                    result.cases.append(run_at_size(fx, target, label, known, out))
     verify_out = out_dir / "verify" / "out.onnx"
     if f"{fx.id}:verify" in wanted:
         result.cases.append(run_verify(fx, mdeploy, known, verify_out))
@@ -165,6 +182,24 @@ def run_resized(fx, target, inputs, expected, known, out: Path, case_id: str) ->
         return known.settle(case, False, f"{target.name} runtime: {error_line(err)}")
     ok = case.rel <= REL_TOL
     return known.settle(case, ok, "" if ok else f"output {worst}: rel {case.rel:.2e} > {REL_TOL:g}")
+
+
+def run_at_size(fx, target, label: str, known, out: Path) -> Case:
+    """The file converted for `target`, run on the inputs of `sizes/<label>/`."""
+    case = Case(f"{fx.id}:{target.name}@{label}", extra={"fixture": fx.id, "target": f"{target.name}@size"})
+    if not out.exists():
+        return known.settle(case, False, "no converted file (the conversion failed)")
+    d = fx.dir / "sizes" / label
+    try:
+        got = target.run(out, numbered(d, "input"))
+        case.max_abs, case.rel, worst = compare_outputs_rel(got, numbered(d, "expected"))
+    except CaseError as err:
+        return known.settle(case, False, str(err))
+    except Exception as err:
+        return known.settle(case, False, f"{target.name} runtime: {error_line(err)}")
+    tol = target.tolerance or REL_TOL
+    ok = case.rel <= tol
+    return known.settle(case, ok, "" if ok else f"output {worst}: rel {case.rel:.2e} > {tol:g}")
 
 
 def run_target(fx, target, inputs, expected, mdeploy, known, out: Path) -> Case:

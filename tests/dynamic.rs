@@ -165,3 +165,26 @@ fn a_comparison_counts_the_elements_it_compared() {
     let c = mdeploy::eval::compare("x", &other, &a);
     assert!(!c.shape_matches && c.elements == 0);
 }
+
+#[test]
+fn verify_checks_a_model_with_run_time_sizes_at_two_sizes_and_says_which() {
+    let dir = tempdir();
+    let out = dir.path().join("m.onnx");
+    let model = crate::common::repo().join("fixtures/onnx/dynamic_batch/model.onnx");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .arg("convert")
+        .arg(&model)
+        .args(["--to", "onnx", "--verify", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    for size in ["[batch=2]", "[batch=3]"] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("verify ") && l.contains(size) && l.ends_with("ok")),
+            "{size}: {err}"
+        );
+    }
+}

@@ -58,7 +58,17 @@ pub(super) fn accuracy(
 /// Loads `--input` files in graph input order; inputs without a file get seeded random data
 /// (symbolic dimensions set to 2).
 pub fn load_inputs(g: &Graph, files: &[(String, PathBuf)], seed: u64) -> Result<Vec<Tensor>> {
-    let mut inputs = eval::random_inputs(g, seed, 2);
+    load_inputs_sized(g, files, seed, 2)
+}
+
+/// [`load_inputs`] with symbolic dimensions of random inputs set to `size`.
+fn load_inputs_sized(
+    g: &Graph,
+    files: &[(String, PathBuf)],
+    seed: u64,
+    size: usize,
+) -> Result<Vec<Tensor>> {
+    let mut inputs = eval::random_inputs(g, seed, size);
     for (name, path) in files {
         let Some(i) = g.inputs.iter().position(|&v| g.value(v).name == *name) else {
             let names: Vec<&str> = g.inputs.iter().map(|&v| g.value(v).name.as_str()).collect();
@@ -91,29 +101,88 @@ pub(super) fn verify(
     obs: &dyn Observer,
 ) -> Result<Vec<Comparison>> {
     obs.step("verifying");
-    let inputs = load_inputs(source, &v.inputs, v.seed)?;
+    // A model with sizes known only at run time is checked at two sizes of them when the
+    // inputs are random (with given inputs, at their sizes).
+    let symbols = input_symbols(source);
+    let sizes: &[usize] = if v.inputs.is_empty() && !symbols.is_empty() {
+        &[2, 3]
+    } else {
+        &[2]
+    };
+    if let Some(why) = not_verifiable(chosen, nhwc_io, written) {
+        obs.line(why);
+        return Ok(vec![]);
+    }
+    notes(chosen, out, written, obs)?;
+    let mut all = Vec::new();
+    for &size in sizes {
+        let inputs = load_inputs_sized(source, &v.inputs, v.seed, size)?;
+        let label = match sizes.len() {
+            1 => String::new(),
+            _ => {
+                let dims: Vec<String> = symbols.iter().map(|s| format!("{s}={size}")).collect();
+                format!(" [{}]", dims.join(", "))
+            }
+        };
+        let check = Check {
+            v,
+            source,
+            written,
+            out,
+            chosen,
+            obs,
+        };
+        all.extend(verify_at(&check, &inputs, &label)?);
+    }
+    Ok(all)
+}
+
+/// The symbols in the graph inputs' shapes, in order of first appearance.
+fn input_symbols(g: &Graph) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for &i in &g.inputs {
+        for d in &g.ty(i).shape {
+            if let crate::ir::Dim::Sym(s) = d {
+                if !out.contains(s) {
+                    out.push(s.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What one verification compares.
+struct Check<'a> {
+    v: &'a Verify,
+    source: &'a Graph,
+    written: &'a Graph,
+    out: &'a Path,
+    chosen: &'a Chosen,
+    obs: &'a dyn Observer,
+}
+
+/// One verification run on `inputs`; `label` names the sizes in the printed lines.
+fn verify_at(c: &Check, inputs: &[Tensor], label: &str) -> Result<Vec<Comparison>> {
+    let Check {
+        v,
+        source,
+        written,
+        out,
+        chosen,
+        obs,
+    } = *c;
+    let inputs = inputs.to_vec();
     let expected = eval::run(source, &inputs)?;
     let got = match chosen.target {
         Target::Onnx if beyond_tract(written) => {
-            obs.line(
-                "the written file has control flow or ops whose operands are inputs, which tract \
-                 cannot run as loaded; it is read back and run by mdeploy's evaluator",
-            );
             let opts = crate::readers::ReadOptions::default();
-            Some(eval::run(&crate::readers::read(out, &opts)?, &inputs)?)
+            eval::run(&crate::readers::read(out, &opts)?, &inputs)?
         }
-        Target::Onnx => Some(eval::run_onnx_file(out, &inputs)?),
-        Target::Tflite => tflite_outputs(obs, out, &inputs, nhwc_io, written)?,
-        // The graph exactly as written (after the NHWC rewrites), run by tract: TF.js itself
-        // runs in the conformance tier (Node).
-        Target::Tfjs if chosen.layers => {
-            obs.line("verification is not available for TF.js layers models; skipped");
-            None
-        }
-        Target::Tfjs => Some(eval::run(written, &inputs)?),
-    };
-    let Some(got) = got else {
-        return Ok(vec![]);
+        Target::Onnx => eval::run_onnx_file(out, &inputs)?,
+        // The graph exactly as written (after the TFLite or NHWC rewrites), run by tract:
+        // LiteRT and TF.js themselves run in the conformance tier.
+        Target::Tflite | Target::Tfjs => eval::run(written, &inputs)?,
     };
     if got.len() != expected.len() {
         return Err(Error::Verification(format!(
@@ -124,8 +193,8 @@ pub(super) fn verify(
     }
     let mut comparisons = Vec::new();
     for (i, (g_out, e_out)) in got.iter().zip(&expected).enumerate() {
-        let name = &source.value(source.outputs[i]).name;
-        let c = eval::compare(name, g_out, e_out);
+        let name = format!("{}{label}", source.value(source.outputs[i]).name);
+        let c = eval::compare(&name, g_out, e_out);
         obs.line(&format!(
             "verify {name}: {} values  max_abs {:.3e}  max_rel {:.3e}  cosine {:.6}  {}",
             c.elements,
@@ -151,27 +220,36 @@ fn beyond_tract(g: &Graph) -> bool {
         .any(|n| matches!(n.op, crate::ir::Op::Dynamic(_)) || !n.op.bodies().is_empty())
 }
 
-/// What `--verify` compares for a TFLite output: the graph exactly as serialized (after every
-/// TFLite rewrite: layout, folding, lowering), run by tract through ONNX. tract-tflite is only
-/// asked to decode the file: its TFLite kernels disagree with LiteRT on valid files (e.g. the
-/// cnn_bn fixture), so its numbers are no reference. The conformance tier runs every fixture's
-/// .tflite in LiteRT itself.
-fn tflite_outputs(
-    obs: &dyn Observer,
-    out: &Path,
-    inputs: &[Tensor],
-    nhwc_io: bool,
-    g: &Graph,
-) -> Result<Option<Vec<Tensor>>> {
-    if nhwc_io && g.inputs.iter().any(|&i| g.ty(i).rank() == 4) {
-        obs.line("verification is not available for --io-layout nhwc outputs; skipped");
-        return Ok(None);
+/// Why an output cannot be verified at all, if it cannot.
+fn not_verifiable(chosen: &Chosen, nhwc_io: bool, written: &Graph) -> Option<&'static str> {
+    if chosen.target == Target::Tfjs && chosen.layers {
+        return Some("verification is not available for TF.js layers models; skipped");
     }
-    if let eval::Decoded::NotChecked(why) = eval::decode_tflite_file(out)? {
-        obs.line(&format!(
-            "not checked: tract-tflite (the TFLite decoder used to re-read the file) {why}; \
-             the graph as written is verified"
-        ));
+    let nhwc_inputs = written.inputs.iter().any(|&i| written.ty(i).rank() == 4);
+    (chosen.target == Target::Tflite && nhwc_io && nhwc_inputs)
+        .then_some("verification is not available for --io-layout nhwc outputs; skipped")
+}
+
+/// What `--verify` says once about how it checks. A TFLite output is checked as the graph
+/// exactly as serialized (after every TFLite rewrite: layout, folding, lowering), run by tract
+/// through ONNX; tract-tflite is only asked to decode the file: its TFLite kernels disagree with
+/// LiteRT on valid files (e.g. the cnn_bn fixture), so its numbers are no reference. The
+/// conformance tier runs every fixture's .tflite in LiteRT itself.
+fn notes(chosen: &Chosen, out: &Path, written: &Graph, obs: &dyn Observer) -> Result<()> {
+    match chosen.target {
+        Target::Tflite => {
+            if let eval::Decoded::NotChecked(why) = eval::decode_tflite_file(out)? {
+                obs.line(&format!(
+                    "not checked: tract-tflite (the TFLite decoder used to re-read the file) \
+                     {why}; the graph as written is verified"
+                ));
+            }
+        }
+        Target::Onnx if beyond_tract(written) => obs.line(
+            "the written file has control flow or ops whose operands are inputs, which tract \
+             cannot run as loaded; it is read back and run by mdeploy's evaluator",
+        ),
+        Target::Onnx | Target::Tfjs => {}
     }
-    Ok(Some(eval::run(g, inputs)?))
+    Ok(())
 }
