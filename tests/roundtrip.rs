@@ -24,9 +24,17 @@ fn every_onnx_fixture_roundtrips_through_the_writer() {
             );
             w.write(&g, &out)
                 .unwrap_or_else(|e| panic!("{}: {e}", f.name));
-            // tract loads the file directly: independent of our reader.
-            let got = mdeploy::eval::run_onnx_file(&out, &f.inputs())
-                .unwrap_or_else(|e| panic!("{} opset {opset}: {e}", f.name));
+            // tract loads the file directly: independent of our reader. It has no Loop and
+            // types If only with a constant condition: those files are read back and run by
+            // mdeploy's evaluator (onnxruntime runs them in the conformance tier).
+            let beyond_tract = g.nodes.iter().any(|n| !n.op.bodies().is_empty());
+            let got = if beyond_tract {
+                let back = readers::read(&out, &ReadOptions::default()).unwrap();
+                mdeploy::eval::run(&back, &f.inputs())
+            } else {
+                mdeploy::eval::run_onnx_file(&out, &f.inputs())
+            }
+            .unwrap_or_else(|e| panic!("{} opset {opset}: {e}", f.name));
             assert_matches(&format!("{} opset {opset}", f.name), &got, &f.expected());
             // and our reader takes back what we wrote, keeping the I/O names.
             let back = readers::read(&out, &ReadOptions::default()).unwrap();

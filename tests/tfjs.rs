@@ -399,7 +399,12 @@ fn graph_models_use_tfjs_ops_and_the_sources_io_names() {
             out.to_str().unwrap(),
             "--quiet",
         ]);
-        // Every ONNX fixture converts: a refusal is a failure here.
+        // Every ONNX fixture converts but those the known-failures list says cannot yet,
+        // which must be refused by name (exit 4).
+        if crate::common::known_failure(&format!("onnx/{}:tfjs", f.name)) {
+            assert_eq!(o.status.code(), Some(4), "{}", f.name);
+            continue;
+        }
         assert!(
             o.status.success(),
             "{}: exit {:?}: {}",

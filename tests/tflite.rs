@@ -38,7 +38,10 @@ fn every_fixture_writes_a_well_formed_deterministic_file() {
     for f in onnx_fixtures() {
         let bytes = match write(&f.model, false) {
             Ok(b) => b,
-            Err(e) if REFUSED.contains(&f.name.as_str()) => {
+            Err(e)
+                if REFUSED.contains(&f.name.as_str())
+                    || crate::common::known_failure(&format!("onnx/{}:tflite", f.name)) =>
+            {
                 assert_eq!(e.exit_code(), 4, "{}: {e}", f.name);
                 continue;
             }

@@ -109,3 +109,14 @@ pub fn tempdir() -> TempDir {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     TempDir(dir)
 }
+
+/// Whether `conformance/known-failures.txt` lists the case `id` (`onnx/<name>:tflite`): a
+/// conversion the project knows it cannot do yet, which tests then expect refused by name
+/// instead of written.
+pub fn known_failure(id: &str) -> bool {
+    let list = std::fs::read_to_string(repo().join("conformance/known-failures.txt"))
+        .expect("conformance/known-failures.txt exists");
+    list.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .any(|l| l.split_whitespace().next() == Some(id))
+}

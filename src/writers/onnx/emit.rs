@@ -23,6 +23,11 @@ pub struct Emitter<'g> {
     names: Names,
     /// IR constants already listed as initializers.
     listed: HashSet<ValueId>,
+    /// Index of the node being written (values made by earlier nodes can be read).
+    pub position: usize,
+    /// For each symbolic dim, the first value that has it: `(value, axis, producer index + 1)`
+    /// (0 for graph inputs). Built on first use.
+    carriers: Option<std::collections::HashMap<Dim, (ValueId, usize, usize)>>,
 }
 
 impl<'g> Emitter<'g> {
@@ -34,6 +39,8 @@ impl<'g> Emitter<'g> {
             initializers: Vec::new(),
             names: g.value_names(),
             listed: HashSet::new(),
+            position: 0,
+            carriers: None,
         }
     }
 
@@ -175,7 +182,8 @@ impl<'g> Emitter<'g> {
         let g = self.g;
         let (v, i) = std::iter::once(like)
             .chain(g.inputs.iter().copied())
-            .find_map(|v| g.ty(v).shape.iter().position(|s| s == d).map(|i| (v, i)))?;
+            .find_map(|v| g.ty(v).shape.iter().position(|s| s == d).map(|i| (v, i)))
+            .or_else(|| self.earlier_carrier(d))?;
         let shape = match shapes.iter().find(|(s, _)| *s == v) {
             Some((_, n)) => n.clone(),
             None => {
@@ -192,6 +200,33 @@ impl<'g> Emitter<'g> {
             vec![shape, idx],
             vec![attr_i("axis", 0)],
         ))
+    }
+}
+
+impl Emitter<'_> {
+    /// A value made before the node being written whose shape has the symbolic dim `d` (a
+    /// convolution's output carries the `height` of its input's grid, say), and the axis.
+    fn earlier_carrier(&mut self, d: &Dim) -> Option<(ValueId, usize)> {
+        let g = self.g;
+        let carriers = self.carriers.get_or_insert_with(|| {
+            let mut m = std::collections::HashMap::new();
+            let made = g.inputs.iter().map(|&v| (v, 0)).chain(
+                g.nodes
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, n)| n.outputs.iter().map(move |&o| (o, k + 1))),
+            );
+            for (v, at) in made {
+                for (axis, dim) in g.ty(v).shape.iter().enumerate() {
+                    if !dim.is_fixed() {
+                        m.entry(dim.clone()).or_insert((v, axis, at));
+                    }
+                }
+            }
+            m
+        });
+        let &(v, axis, at) = carriers.get(d)?;
+        (at <= self.position).then_some((v, axis))
     }
 }
 

@@ -68,7 +68,8 @@ impl OnnxWriter {
         let opset = self.opset_for(g);
         let mut em = Emitter::new(g, opset);
         let mut problems = Vec::new();
-        for n in &g.nodes {
+        for (k, n) in g.nodes.iter().enumerate() {
+            em.position = k;
             if let Err(reason) = nodes::emit_node(&mut em, n) {
                 problems.push(Unsupported {
                     op: n.op.name(),

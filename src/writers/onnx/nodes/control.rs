@@ -87,7 +87,8 @@ fn subgraph(
         g.value_mut(v).name = name.clone();
     }
     let mut em = Emitter::new(&g, outer.opset);
-    for n in &g.nodes {
+    for (k, n) in g.nodes.iter().enumerate() {
+        em.position = k;
         emit_node(&mut em, n).map_err(|e| format!("{prefix}: node '{}': {e}", n.name))?;
     }
     let output = subgraph_outputs(&mut em, &g, formal, prefix);
