@@ -496,6 +496,9 @@ pub fn runtime(code: B, v: i32) -> Option<&'static str> {
         (B::SIGN, 1) => "2.11.0",
         (B::SIGN, 2) => "2.12.0",
         (B::ONE_HOT, 1) => "1.11.0",
+        (B::REDUCE_ANY, 1) => "1.11.0",
+        (B::REDUCE_ALL, 1) => "2.6.0",
+        (B::BROADCAST_ARGS, 1) => "2.6.0",
         _ => return None,
     })
 }
