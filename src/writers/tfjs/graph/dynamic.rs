@@ -80,11 +80,7 @@ pub fn emit(gx: &mut Gx, n: &Node, d: &Dynamic) -> Result<(), String> {
                  output size, and this op sees the ONNX layout"
             ))
         }
-        Dynamic::Trilu { .. } => {
-            return Err(format!(
-                "{what} computed at run time: MatrixBandPart cannot state every k"
-            ))
-        }
+        Dynamic::Trilu { upper } => trilu(gx, n, *upper)?,
         Dynamic::OneHot { .. } => {
             return Err(format!(
                 "{what} computed at run time: not written for TF.js"
@@ -184,7 +180,7 @@ fn reduce(
             ))
         }
     };
-    let x = gx.r(n.inputs[0])?;
+    let mut x = gx.r(n.inputs[0])?;
     // The operand's length is known: an empty one reduces every axis, or none (`noop`).
     let axes = match len_of(gx, n, 1)? {
         0 if noop => return Ok(gx.node("", "Identity", vec![x], vec![t_of(gx, n)])),
@@ -194,12 +190,71 @@ fn reduce(
         }
         _ => gx.r(n.inputs[1])?,
     };
+    if matches!(op, "Max" | "Min") && x_ty.shape.contains(&Dim::Fixed(0)) {
+        x = pad_reduced_axes(gx, n, x, op == "Max")?;
+    }
     let attrs = vec![
         t_of(gx, n),
         ("keep_dims", a_bool(keep_dims)),
         ("Tidx", a_type(DType::I32)),
     ];
     Ok(gx.node("", op, vec![x, axes], attrs))
+}
+
+/// ONNX reduces an empty set to the identity of max/min (-inf/+inf for floats, the type's
+/// bounds for integers), where tfjs gives NaN: for an input with a zero dim, one identity
+/// element is padded onto every reduced axis (it changes no other result).
+fn pad_reduced_axes(gx: &mut Gx, n: &Node, x: String, max: bool) -> Result<String, String> {
+    let x_ty = gx.g.ty(n.inputs[0]).clone();
+    let rank = x_ty.rank();
+    let paddings = match len_of(gx, n, 1)? {
+        0 => {
+            let all: Vec<i64> = (0..rank).flat_map(|_| [0, 1]).collect();
+            gx.ints_shaped("paddings", &all, vec![rank, 2])?
+        }
+        _ => {
+            let hits = axis_hits(gx, n, 1, rank)?;
+            let marked = any_hit(gx, hits)?;
+            let s = gx.ints("marked_column", &[rank as i64, 1])?;
+            let bool_t = ("T", a_type(DType::Bool));
+            let col = gx.node("marked_column", "Reshape", vec![marked, s], vec![bool_t]);
+            let one_after = gx.ints_shaped("one_after", &[0, 1], vec![1, 2])?;
+            let zero = gx.int("zero", 0)?;
+            gx.node(
+                "paddings",
+                "SelectV2",
+                vec![col, one_after, zero],
+                vec![i32t()],
+            )
+        }
+    };
+    // TF.js holds every integer as int32 and every float as float32.
+    let (dtype, value) = match x_ty.dtype.is_float() {
+        true => (
+            DType::F32,
+            if max {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            },
+        ),
+        false => (
+            DType::I32,
+            if max {
+                i32::MIN as f64
+            } else {
+                i32::MAX as f64
+            },
+        ),
+    };
+    let value = crate::ir::Tensor::from_f64s(dtype, vec![], &[value]);
+    let value = gx.konst(&format!("{}/identity", gx.base), value)?;
+    Ok(gx.node(
+        "padded",
+        "PadV2",
+        vec![x, paddings, value],
+        vec![t_of(gx, n)],
+    ))
 }
 
 fn topk(gx: &mut Gx, n: &Node, axis: usize, largest: bool) -> Result<(), String> {
@@ -493,4 +548,29 @@ fn pad(gx: &mut Gx, n: &Node, mode: PadMode) -> Result<String, String> {
             gx.node("", "PadV2", vec![x, paddings, value], vec![t_of(gx, n)])
         }
     })
+}
+
+/// Trilu as SelectV2(mask, x, 0), the mask comparing the constant `j - i` of the fixed-size
+/// matrix with k (upper: `j - i >= k`, lower: `j - i <= k`); MatrixBandPart cannot state a k
+/// on the far side of the diagonal.
+fn trilu(gx: &mut Gx, n: &Node, upper: bool) -> Result<String, String> {
+    let x_ty = gx.g.ty(n.inputs[0]).clone();
+    let matrix = match &x_ty.shape[..] {
+        [.., r, c] => r.fixed().zip(c.fixed()),
+        _ => None,
+    };
+    let Some((rows, cols)) = matrix.map(|(r, c)| (r as usize, c as usize)) else {
+        return Err("Trilu k computed at run time: the last two dims must be fixed".into());
+    };
+    let offsets: Vec<i64> = (0..rows * cols)
+        .map(|e| (e % cols) as i64 - (e / cols) as i64)
+        .collect();
+    let offsets = gx.ints_shaped("offsets", &offsets, vec![rows, cols])?;
+    let k = gx.r(n.inputs[1])?;
+    let op = if upper { "GreaterEqual" } else { "LessEqual" };
+    let mask = gx.node("mask", op, vec![offsets, k], vec![i32t()]);
+    let zero = crate::ir::Tensor::from_f64s(x_ty.dtype, vec![], &[0.0]);
+    let zero = gx.konst(&format!("{}/zero", gx.base), zero)?;
+    let x = gx.r(n.inputs[0])?;
+    Ok(gx.node("", "SelectV2", vec![mask, x, zero], vec![t_of(gx, n)]))
 }

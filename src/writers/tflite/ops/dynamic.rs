@@ -65,7 +65,7 @@ pub fn dynamic(cx: &mut Cx, d: &Dynamic) -> Result<(), String> {
             "{what} computed at run time: RESIZE_BILINEAR/RESIZE_NEAREST_NEIGHBOR take the NHWC \
              output size, and this op sees the ONNX layout"
         )),
-        Dynamic::Trilu { .. } => Err(format!("{what} computed at run time: no TFLite builtin")),
+        Dynamic::Trilu { upper } => trilu(cx, *upper),
         Dynamic::OneHot { .. } => Err(format!(
             "{what} computed at run time: ONE_HOT is not mapped (nor is the static op)"
         )),
@@ -86,11 +86,11 @@ fn kernel_has_type(cx: &Cx, d: &Dynamic) -> Result<(), String> {
         Dynamic::Tile => ("TILE", &[F32, I32, I64, I8, U8, I16, Bool]),
         Dynamic::Pad { .. } => ("PADV2/MIRROR_PAD", &[F32, I32, I64, I8, U8, I16]),
         Dynamic::Split { .. } => ("SPLIT_V", &[F32, I32, I64, I8, U8, I16]),
+        Dynamic::Trilu { .. } => ("SELECT_V2", &[F32, I32, I64, I8, U8, I16, Bool]),
         Dynamic::Reshape { .. }
         | Dynamic::Expand
         | Dynamic::Slice
         | Dynamic::Resize { .. }
-        | Dynamic::Trilu { .. }
         | Dynamic::OneHot { .. }
         | Dynamic::Squeeze
         | Dynamic::Unsqueeze
@@ -285,10 +285,74 @@ fn reduce(cx: &mut Cx, kind: ReduceKind, keep_dims: bool, noop: bool) -> Result<
         }
         _ => int32(cx, 1)?,
     };
-    let (x, y) = (cx.x(0)?, cx.out(0));
+    let mut x = cx.x(0)?;
+    let extreme = matches!(code, B::REDUCE_MAX | B::REDUCE_MIN);
+    if extreme && x_ty.shape.contains(&Dim::Fixed(0)) {
+        x = pad_reduced_axes(cx, x, code == B::REDUCE_MAX)?;
+    }
+    let y = cx.out(0);
     let opts = Opts::Reducer { keep_dims };
     cx.emit(code, opts, vec![Some(x), Some(axes)], vec![y]);
     Ok(())
+}
+
+/// The value max (`max`) or min reduces an empty set to: the lowest or highest of the type.
+fn reduce_identity(dtype: DType, max: bool) -> f64 {
+    let (lo, hi) = match dtype {
+        DType::I8 => (i8::MIN as f64, i8::MAX as f64),
+        DType::U8 => (0.0, u8::MAX as f64),
+        DType::I16 => (i16::MIN as f64, i16::MAX as f64),
+        DType::U16 => (0.0, u16::MAX as f64),
+        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
+        DType::U32 => (0.0, u32::MAX as f64),
+        // Saturating casts bring these back to the exact bounds.
+        DType::I64 => (i64::MIN as f64, i64::MAX as f64),
+        DType::U64 => (0.0, u64::MAX as f64),
+        DType::Bool => (0.0, 1.0),
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => (f64::NEG_INFINITY, f64::INFINITY),
+    };
+    if max {
+        lo
+    } else {
+        hi
+    }
+}
+
+/// ONNX reduces an empty set to the identity of max/min (the lowest/highest value), where
+/// LiteRT's REDUCE_MAX/MIN give NaN: for an input with a zero dim, one identity element is
+/// padded onto every reduced axis (it changes no other result).
+fn pad_reduced_axes(cx: &mut Cx, x: TRef, max: bool) -> Result<TRef, String> {
+    let x_ty = cx.ty(0)?.clone();
+    let rank = x_ty.rank();
+    let paddings = match len_of(cx, 1)? {
+        0 => {
+            let all: Vec<i32> = (0..rank).flat_map(|_| [0, 1]).collect();
+            cx.i32s("paddings", vec![rank, 2], &all)
+        }
+        _ => {
+            let hits = axis_hits(cx, 1, rank)?;
+            let marked = any_hit(cx, hits, rank);
+            let s = cx.i32_vec("marked_column", &[rank as i32, 1]);
+            let col = temp(cx, "marked_column", DType::Bool, fixed(&[rank, 1]));
+            let opts = Opts::Reshape(Some(vec![rank as i32, 1]));
+            let col = op(cx, B::RESHAPE, opts, vec![marked, s], col);
+            let one_after = cx.i32s("one_after", vec![1, 2], &[0, 1]);
+            let zero = cx.i32s("zero", vec![], &[0]);
+            let p = temp(cx, "paddings", DType::I32, fixed(&[rank, 2]));
+            op(cx, B::SELECT_V2, Opts::None, vec![col, one_after, zero], p)
+        }
+    };
+    let value = reduce_identity(x_ty.dtype, max);
+    let value = cx.konst("identity", Tensor::from_f64s(x_ty.dtype, vec![], &[value]));
+    let dims = (0..rank).map(|_| crate::ir::ops::unknown_dim()).collect();
+    let padded = temp(cx, "padded", x_ty.dtype, dims);
+    Ok(op(
+        cx,
+        B::PADV2,
+        Opts::None,
+        vec![x, paddings, value],
+        padded,
+    ))
 }
 
 fn topk(cx: &mut Cx, axis: usize, largest: bool) -> Result<(), String> {
@@ -627,5 +691,43 @@ fn pad(cx: &mut Cx, mode: PadMode) -> Result<(), String> {
             cx.emit(B::PADV2, Opts::None, inputs, vec![y]);
         }
     }
+    Ok(())
+}
+
+/// The last two dims as fixed sizes (Trilu's matrix), if they are.
+fn matrix_dims(shape: &[Dim]) -> Option<(usize, usize)> {
+    match shape {
+        [.., r, c] => Some((r.fixed()? as usize, c.fixed()? as usize)),
+        _ => None,
+    }
+}
+
+/// `j - i` for every element `(i, j)` of a `rows × cols` matrix, row-major.
+fn diagonal_offsets(rows: usize, cols: usize) -> Vec<i32> {
+    (0..rows * cols)
+        .map(|e| (e % cols) as i32 - (e / cols) as i32)
+        .collect()
+}
+
+/// Trilu as SELECT_V2(mask, x, 0), the mask comparing the constant `j - i` of the fixed-size
+/// matrix with k (upper: `j - i >= k`, lower: `j - i <= k`).
+fn trilu(cx: &mut Cx, upper: bool) -> Result<(), String> {
+    let x_ty = cx.ty(0)?.clone();
+    let Some((rows, cols)) = matrix_dims(&x_ty.shape) else {
+        return Err("Trilu k computed at run time: the last two dims must be fixed".into());
+    };
+    let k = clamped_int32(cx, 1)?;
+    let offsets = diagonal_offsets(rows, cols);
+    let offsets = cx.i32s("offsets", vec![rows, cols], &offsets);
+    let code = if upper {
+        B::GREATER_EQUAL
+    } else {
+        B::LESS_EQUAL
+    };
+    let mask = temp(cx, "mask", DType::Bool, fixed(&[rows, cols]));
+    let mask = op(cx, code, Opts::None, vec![offsets, k], mask);
+    let zero = cx.konst("zero", Tensor::from_f64s(x_ty.dtype, vec![], &[0.0]));
+    let (x, y) = (cx.x(0)?, cx.out(0));
+    op(cx, B::SELECT_V2, Opts::None, vec![mask, x, zero], y);
     Ok(())
 }
