@@ -81,11 +81,7 @@ pub fn emit(gx: &mut Gx, n: &Node, d: &Dynamic) -> Result<(), String> {
             ))
         }
         Dynamic::Trilu { upper } => trilu(gx, n, *upper)?,
-        Dynamic::OneHot { .. } => {
-            return Err(format!(
-                "{what} computed at run time: not written for TF.js"
-            ))
-        }
+        Dynamic::OneHot { axis } => one_hot(gx, n, *axis)?,
         Dynamic::NonMaxSuppression { .. } => {
             return Err(format!(
                 "{what} computed at run time: ONNX NonMaxSuppression (per batch and class) has \
@@ -573,4 +569,60 @@ fn trilu(gx: &mut Gx, n: &Node, upper: bool) -> Result<String, String> {
     let zero = gx.konst(&format!("{}/zero", gx.base), zero)?;
     let x = gx.r(n.inputs[0])?;
     Ok(gx.node("", "SelectV2", vec![mask, x, zero], vec![t_of(gx, n)]))
+}
+
+/// OneHot with the depth read at run time. ONNX's negative indices (counting back from the
+/// depth) are wrapped first; tfjs's `oneHot` ignores the `axis` attribute and appends the new
+/// axis last, so a Transpose moves it where ONNX puts it.
+fn one_hot(gx: &mut Gx, n: &Node, axis: i64) -> Result<String, String> {
+    let g = gx.g;
+    let idx_ty = g.ty(n.inputs[0]).clone();
+    let out_rank = idx_ty.rank() + 1;
+    let axis = crate::ir::ops::norm_axis(axis, out_rank)?;
+    let to_int = |gx: &mut Gx, i: usize, tag: &str| -> Result<String, String> {
+        let v = gx.r(n.inputs[i])?;
+        let dt = g.ty(n.inputs[i]).dtype;
+        Ok(match dt.is_float() {
+            true => {
+                let attrs = vec![("SrcT", a_type(dt)), ("DstT", a_type(DType::I32))];
+                gx.node(tag, "Cast", vec![v], attrs)
+            }
+            false => v,
+        })
+    };
+    let idx = to_int(gx, 0, "indices_int")?;
+    let depth = to_int(gx, 1, "depth_int")?;
+    let zero = gx.int("zero", 0)?;
+    let neg = gx.node("negative", "Less", vec![idx.clone(), zero], vec![i32t()]);
+    let up = gx.node(
+        "wrapped",
+        "AddV2",
+        vec![idx.clone(), depth.clone()],
+        vec![i32t()],
+    );
+    let idx = gx.node("indices", "SelectV2", vec![neg, up, idx], vec![i32t()]);
+    let values = gx.r(n.inputs[2])?;
+    let vt = g.ty(n.inputs[2]).dtype;
+    let axis0 = gx.int("axis0", 0)?;
+    let mut picked = Vec::with_capacity(2);
+    for i in 0..2 {
+        let at = gx.int(&format!("value{i}_at"), i)?;
+        picked.push(gx.node(
+            &format!("value{i}"),
+            "GatherV2",
+            vec![values.clone(), at, axis0.clone()],
+            vec![("batch_dims", a_int(0)), ("Tparams", a_type(vt))],
+        ));
+    }
+    let last = axis + 1 == out_rank;
+    let attrs = vec![("axis", a_int(-1)), ("T", a_type(vt))];
+    let inputs = vec![idx, depth, picked[1].clone(), picked[0].clone()];
+    let y = gx.node(if last { "" } else { "last" }, "OneHot", inputs, attrs);
+    if last {
+        return Ok(y);
+    }
+    let mut perm: Vec<i64> = (0..out_rank as i64 - 1).collect();
+    perm.insert(axis, out_rank as i64 - 1);
+    let perm = gx.ints("perm", &perm)?;
+    Ok(gx.node("", "Transpose", vec![y, perm], vec![("T", a_type(vt))]))
 }

@@ -66,9 +66,7 @@ pub fn dynamic(cx: &mut Cx, d: &Dynamic) -> Result<(), String> {
              output size, and this op sees the ONNX layout"
         )),
         Dynamic::Trilu { upper } => trilu(cx, *upper),
-        Dynamic::OneHot { .. } => Err(format!(
-            "{what} computed at run time: ONE_HOT is not mapped (nor is the static op)"
-        )),
+        Dynamic::OneHot { axis } => one_hot(cx, *axis),
         Dynamic::NonMaxSuppression { .. } => Err(format!(
             "{what} computed at run time: NON_MAX_SUPPRESSION_V5 has a different output form"
         )),
@@ -87,16 +85,22 @@ fn kernel_has_type(cx: &Cx, d: &Dynamic) -> Result<(), String> {
         Dynamic::Pad { .. } => ("PADV2/MIRROR_PAD", &[F32, I32, I64, I8, U8, I16]),
         Dynamic::Split { .. } => ("SPLIT_V", &[F32, I32, I64, I8, U8, I16]),
         Dynamic::Trilu { .. } => ("SELECT_V2", &[F32, I32, I64, I8, U8, I16, Bool]),
+        Dynamic::OneHot { .. } => ("ONE_HOT", &[F32, I32, I64, I8, U8, I16, Bool]),
         Dynamic::Reshape { .. }
         | Dynamic::Expand
         | Dynamic::Slice
         | Dynamic::Resize { .. }
-        | Dynamic::OneHot { .. }
         | Dynamic::Squeeze
         | Dynamic::Unsqueeze
         | Dynamic::NonMaxSuppression { .. } => return Ok(()),
     };
-    let dtype = cx.ty(0)?.dtype;
+    // OneHot computes in the type of its values (input 2), the others in input 0's.
+    let at = if matches!(d, Dynamic::OneHot { .. }) {
+        2
+    } else {
+        0
+    };
+    let dtype = cx.ty(at)?.dtype;
     match types.contains(&dtype) {
         true => Ok(()),
         false => Err(format!("TFLite's {name} have no {dtype} kernel")),
@@ -184,9 +188,14 @@ fn clamped_int32(cx: &mut Cx, i: usize) -> Result<TRef, String> {
     Ok(op(cx, B::CAST, opts, vec![u], out))
 }
 
-/// A one-element int32 tensor as a scalar (CUMSUM wants a 0-D axis).
+/// A one-element int32 tensor (operand 1) as a scalar (CUMSUM wants a 0-D axis).
 fn scalar(cx: &mut Cx, v: TRef) -> Result<TRef, String> {
-    let rank = cx.ty(1)?.rank();
+    scalar_of(cx, 1, v)
+}
+
+/// `v`, the int32 form of the one-element operand `i`, as a scalar.
+fn scalar_of(cx: &mut Cx, i: usize, v: TRef) -> Result<TRef, String> {
+    let rank = cx.ty(i)?.rank();
     if rank == 0 {
         return Ok(v);
     }
@@ -729,5 +738,52 @@ fn trilu(cx: &mut Cx, upper: bool) -> Result<(), String> {
     let zero = cx.konst("zero", Tensor::from_f64s(x_ty.dtype, vec![], &[0.0]));
     let (x, y) = (cx.x(0)?, cx.out(0));
     op(cx, B::SELECT_V2, Opts::None, vec![mask, x, zero], y);
+    Ok(())
+}
+
+/// Operand `i` as int32: integers CAST (int64 clamped into int32's range first, so an index
+/// out of range stays out of range), floats CAST (ONNX truncates them to integers too).
+fn index_int32(cx: &mut Cx, i: usize) -> Result<TRef, String> {
+    let ty = cx.ty(i)?.clone();
+    if ty.dtype.is_int() {
+        return clamped_int32(cx, i);
+    }
+    let x = cx.x(i)?;
+    let out = temp(cx, &format!("operand{i}_i32"), DType::I32, ty.shape.clone());
+    let opts = Opts::Cast {
+        from: ty.dtype,
+        to: DType::I32,
+    };
+    Ok(op(cx, B::CAST, opts, vec![x], out))
+}
+
+/// ONE_HOT with the depth read at run time: ONNX's negative indices (counting back from the
+/// depth) are wrapped first, `[off, on]` split into the two scalars ONE_HOT takes.
+fn one_hot(cx: &mut Cx, axis: i64) -> Result<(), String> {
+    let idx_ty = cx.ty(0)?.clone();
+    let out_rank = idx_ty.rank() + 1;
+    let axis = crate::ir::ops::norm_axis(axis, out_rank)? as i32;
+    let idx = index_int32(cx, 0)?;
+    let depth = index_int32(cx, 1)?;
+    let depth = scalar_of(cx, 1, depth)?;
+    let zero = cx.i32s("zero", vec![], &[0]);
+    let shape = idx_ty.shape.clone();
+    let neg = temp(cx, "negative", DType::Bool, shape.clone());
+    let neg = op(cx, B::LESS, Opts::None, vec![idx, zero], neg);
+    let up = temp(cx, "wrapped", DType::I32, shape.clone());
+    let up = op(cx, B::ADD, Opts::Arith(Act::NONE), vec![idx, depth], up);
+    let wrapped = temp(cx, "indices", DType::I32, shape);
+    let wrapped = op(cx, B::SELECT_V2, Opts::None, vec![neg, up, idx], wrapped);
+    let values_ty = cx.ty(2)?.clone();
+    let values = cx.x(2)?;
+    let mut picked = [values; 2];
+    for (i, p) in picked.iter_mut().enumerate() {
+        let at = cx.i32s(&format!("value{i}_at"), vec![], &[i as i32]);
+        let t = temp(cx, &format!("value{i}"), values_ty.dtype, vec![]);
+        *p = op(cx, B::GATHER, Opts::Gather { axis: 0 }, vec![values, at], t);
+    }
+    let y = cx.out(0);
+    let inputs = vec![wrapped, depth, picked[1], picked[0]];
+    op(cx, B::ONE_HOT, Opts::OneHot(axis), inputs, y);
     Ok(())
 }
