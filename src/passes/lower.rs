@@ -198,13 +198,8 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
             keep_dims,
             noop_with_empty_axes,
         }) => {
-            let axes = g_node.inputs[1];
-            let empty = l.rw.g.ty(axes).shape.first() == Some(&crate::ir::Dim::Fixed(0));
-            if empty && *noop_with_empty_axes {
-                return Ok(None);
-            }
             let r = DynReduce {
-                axes,
+                axes: g_node.inputs[1],
                 keep_dims: *keep_dims,
                 noop: *noop_with_empty_axes,
             };
@@ -306,6 +301,11 @@ fn lower_dynamic_reduce(
     r: DynReduce,
     x: ValueId,
 ) -> Result<Option<ValueId>, String> {
+    // Empty axes with `noop` return the input unchanged, whatever the kind.
+    let empty = l.rw.g.ty(r.axes).shape.first() == Some(&crate::ir::Dim::Fixed(0));
+    if empty && r.noop {
+        return Ok(None);
+    }
     Ok(Some(match kind {
         ReduceKind::L1 => {
             let a = l.u(UnaryOp::Abs, x)?;

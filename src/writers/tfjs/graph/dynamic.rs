@@ -496,52 +496,70 @@ fn pad(gx: &mut Gx, n: &Node, mode: PadMode) -> Result<String, String> {
     }
     let rank = gx.g.ty(n.inputs[0]).rank();
     let len = len_of(gx, n, 3)?;
-    let paddings = if len == 0 {
-        gx.ints_shaped("paddings", &vec![0; 2 * rank], vec![rank, 2])?
-    } else {
-        let (l, r) = (len as i64, rank as i64);
-        let hits = axis_hits(gx, n, 3, rank)?;
-        let pads = gx.r(n.inputs[1])?;
-        // [begins, ends] → [len, 2] pairs → [len, 1, 2] against hits [len, rank, 1] → sum.
-        let s = gx.ints("pads_2n", &[2, l])?;
-        let t = gx.node("pads_2n", "Reshape", vec![pads, s], vec![i32t()]);
-        let perm = gx.ints("perm", &[1, 0])?;
-        let pairs = gx.node("pads_n2", "Transpose", vec![t, perm], vec![i32t()]);
-        let s = gx.ints("pads_n12", &[l, 1, 2])?;
-        let pairs = gx.node("pads_n12", "Reshape", vec![pairs, s], vec![i32t()]);
-        let s = gx.ints("hits_3d", &[l, r, 1])?;
-        let hits = gx.node(
-            "hits_3d",
-            "Reshape",
-            vec![hits, s],
-            vec![("T", a_type(DType::Bool))],
-        );
-        let zero = gx.int("zero", 0)?;
-        let spread = gx.node(
-            "pads_spread",
-            "SelectV2",
-            vec![hits, pairs, zero],
-            vec![i32t()],
-        );
-        let axis0 = gx.ints("axis0", &[0])?;
-        let attrs = vec![
-            i32t(),
-            ("keep_dims", a_bool(false)),
-            ("Tidx", a_type(DType::I32)),
-        ];
-        gx.node("paddings", "Sum", vec![spread, axis0], attrs)
-    };
+    let paddings = paddings(gx, n, len, rank)?;
     let x = gx.r(n.inputs[0])?;
+    if len == 0 {
+        return pad_with(gx, n, mode, "", x, paddings);
+    }
+    // ONNX's negative pads crop; tfjs's pad gets them wrong (it shifts the kept values) and
+    // mirrorPad refuses them: pad by max(p, 0), then StridedSlice away max(-p, 0) at each end.
+    let zero = gx.int("zero", 0)?;
+    let pos = gx.node(
+        "paddings_added",
+        "Maximum",
+        vec![paddings.clone(), zero.clone()],
+        vec![i32t()],
+    );
+    let neg = gx.node("paddings_negated", "Neg", vec![paddings], vec![i32t()]);
+    let crop = gx.node("paddings_cropped", "Maximum", vec![neg, zero], vec![i32t()]);
+    let padded = pad_with(gx, n, mode, "padded", x, pos)?;
+    let axis1 = gx.int("axis1", 1)?;
+    let mut ends = Vec::with_capacity(2);
+    for i in 0..2 {
+        let at = gx.int(&format!("end{i}"), i)?;
+        ends.push(gx.node(
+            &format!("crop{i}"),
+            "GatherV2",
+            vec![crop.clone(), at, axis1.clone()],
+            vec![("batch_dims", a_int(0)), ("Tparams", a_type(DType::I32))],
+        ));
+    }
+    let attrs = vec![t_of(gx, n), ("out_type", a_type(DType::I32))];
+    let dims = gx.node("padded_dims", "Shape", vec![padded.clone()], attrs);
+    let end = gx.node("kept_end", "Sub", vec![dims, ends[1].clone()], vec![i32t()]);
+    let ones = gx.ints("strides", &vec![1; rank])?;
+    let attrs = vec![
+        t_of(gx, n),
+        ("Index", a_type(DType::I32)),
+        ("begin_mask", a_int(0)),
+        ("end_mask", a_int(0)),
+        ("ellipsis_mask", a_int(0)),
+        ("new_axis_mask", a_int(0)),
+        ("shrink_axis_mask", a_int(0)),
+    ];
+    let inputs = vec![padded, ends[0].clone(), end, ones];
+    Ok(gx.node("", "StridedSlice", inputs, attrs))
+}
+
+/// PadV2 (constant) or MirrorPad (reflect) of `x` by `paddings`.
+fn pad_with(
+    gx: &mut Gx,
+    n: &Node,
+    mode: PadMode,
+    tag: &str,
+    x: String,
+    paddings: String,
+) -> Result<String, String> {
     Ok(match mode {
         PadMode::Reflect => gx.node(
-            "",
+            tag,
             "MirrorPad",
             vec![x, paddings],
             vec![t_of(gx, n), ("mode", a_str("REFLECT"))],
         ),
         _ => {
             let value = gx.r(n.inputs[2])?;
-            gx.node("", "PadV2", vec![x, paddings, value], vec![t_of(gx, n)])
+            gx.node(tag, "PadV2", vec![x, paddings, value], vec![t_of(gx, n)])
         }
     })
 }
@@ -625,4 +643,44 @@ fn one_hot(gx: &mut Gx, n: &Node, axis: i64) -> Result<String, String> {
     perm.insert(axis, out_rank as i64 - 1);
     let perm = gx.ints("perm", &perm)?;
     Ok(gx.node("", "Transpose", vec![y, perm], vec![("T", a_type(vt))]))
+}
+
+/// The `[rank, 2]` paddings from ONNX's `[begins..., ends...]` (operand 1) for the `len` axes
+/// of operand 3.
+fn paddings(gx: &mut Gx, n: &Node, len: usize, rank: usize) -> Result<String, String> {
+    Ok(if len == 0 {
+        gx.ints_shaped("paddings", &vec![0; 2 * rank], vec![rank, 2])?
+    } else {
+        let (l, r) = (len as i64, rank as i64);
+        let hits = axis_hits(gx, n, 3, rank)?;
+        let pads = gx.r(n.inputs[1])?;
+        // [begins, ends] → [len, 2] pairs → [len, 1, 2] against hits [len, rank, 1] → sum.
+        let s = gx.ints("pads_2n", &[2, l])?;
+        let t = gx.node("pads_2n", "Reshape", vec![pads, s], vec![i32t()]);
+        let perm = gx.ints("perm", &[1, 0])?;
+        let pairs = gx.node("pads_n2", "Transpose", vec![t, perm], vec![i32t()]);
+        let s = gx.ints("pads_n12", &[l, 1, 2])?;
+        let pairs = gx.node("pads_n12", "Reshape", vec![pairs, s], vec![i32t()]);
+        let s = gx.ints("hits_3d", &[l, r, 1])?;
+        let hits = gx.node(
+            "hits_3d",
+            "Reshape",
+            vec![hits, s],
+            vec![("T", a_type(DType::Bool))],
+        );
+        let zero = gx.int("zero", 0)?;
+        let spread = gx.node(
+            "pads_spread",
+            "SelectV2",
+            vec![hits, pairs, zero],
+            vec![i32t()],
+        );
+        let axis0 = gx.ints("axis0", &[0])?;
+        let attrs = vec![
+            i32t(),
+            ("keep_dims", a_bool(false)),
+            ("Tidx", a_type(DType::I32)),
+        ];
+        gx.node("paddings", "Sum", vec![spread, axis0], attrs)
+    })
 }
