@@ -253,11 +253,11 @@ fn pad_reduced_axes(gx: &mut Gx, n: &Node, x: String, max: bool) -> Result<Strin
     ))
 }
 
+/// TopKV2 works along the last axis: another axis is swapped there and back (Transpose); the
+/// smallest values are TopKV2 of the negated input.
 fn topk(gx: &mut Gx, n: &Node, axis: usize, largest: bool) -> Result<(), String> {
     let x_ty = gx.g.ty(n.inputs[0]).clone();
-    if axis + 1 != x_ty.rank() {
-        return Err("k computed at run time: TopKV2 works along the last axis only".into());
-    }
+    let rank = x_ty.rank();
     if !largest && !x_ty.dtype.is_float() {
         return Err(
             "k computed at run time: the smallest values are taken as TopKV2 of the \
@@ -265,25 +265,41 @@ fn topk(gx: &mut Gx, n: &Node, axis: usize, largest: bool) -> Result<(), String>
                 .into(),
         );
     }
+    let last = axis + 1 == rank;
+    let mut perm: Vec<i64> = (0..rank as i64).collect();
+    perm.swap(axis, rank - 1);
+    let perm = gx.ints("perm", &perm)?;
     let mut x = gx.r(n.inputs[0])?;
     let k = gx.r(n.inputs[1])?;
+    if !last {
+        x = gx.node(
+            "moved",
+            "Transpose",
+            vec![x, perm.clone()],
+            vec![t_of(gx, n)],
+        );
+    }
     if !largest {
         x = gx.node("negated", "Neg", vec![x], vec![t_of(gx, n)]);
     }
     let attrs = vec![t_of(gx, n), ("sorted", a_bool(true))];
-    let y = gx.node(
-        if largest { "" } else { "top" },
-        "TopKV2",
-        vec![x, k],
-        attrs,
-    );
-    let values = match largest {
-        true => y.clone(),
-        false => gx.node("", "Neg", vec![y.clone()], vec![t_of(gx, n)]),
-    };
+    let y = gx.node("top", "TopKV2", vec![x, k], attrs);
+    let (mut values, mut indices) = (y.clone(), format!("{y}:1"));
+    if !largest {
+        values = gx.node("top_values", "Neg", vec![values], vec![t_of(gx, n)]);
+    }
+    if !last {
+        values = gx.node(
+            "values",
+            "Transpose",
+            vec![values, perm.clone()],
+            vec![t_of(gx, n)],
+        );
+        indices = gx.node("indices", "Transpose", vec![indices, perm], vec![i32t()]);
+    }
     gx.bind(n.outputs[0], values);
     if let Some(&i) = n.outputs.get(1) {
-        gx.bind(i, format!("{y}:1"));
+        gx.bind(i, indices);
     }
     Ok(())
 }

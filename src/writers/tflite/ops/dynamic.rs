@@ -370,40 +370,66 @@ fn pad_reduced_axes(cx: &mut Cx, x: TRef, max: bool) -> Result<TRef, String> {
     ))
 }
 
+/// TOPK_V2 works along the last axis: another axis is swapped there and back (TRANSPOSE);
+/// the smallest values are TOPK_V2 of the negated input.
 fn topk(cx: &mut Cx, axis: usize, largest: bool) -> Result<(), String> {
     let x_ty = cx.ty(0)?.clone();
-    if axis + 1 != x_ty.rank() {
-        return Err("k computed at run time: TOPK_V2 works along the last axis only".into());
-    }
+    let rank = x_ty.rank();
     if !largest && !x_ty.dtype.is_float() {
         return Err(
             "k computed at run time: the smallest values are taken as TOPK_V2 of the \
-                    negated input, for floats only"
+             negated input, for floats only"
                 .into(),
         );
     }
+    let last = axis + 1 == rank;
+    if !last && rank > 6 {
+        return Err("k computed at run time: TOPK_V2 along an inner axis of rank > 6".into());
+    }
     let k = int32(cx, 1)?;
     let k = scalar(cx, k)?;
-    let idx_ty = cx.out_ty(1).clone();
+    let (val_ty, idx_ty) = (cx.out_ty(0).clone(), cx.out_ty(1).clone());
+    let mut perm: Vec<i32> = (0..rank as i32).collect();
+    perm.swap(axis, rank - 1);
+    let swapped = |s: &[Dim]| {
+        let mut s = s.to_vec();
+        s.swap(axis, rank - 1);
+        s
+    };
+    let perm = cx.i32_vec("perm", &perm);
     let mut x = cx.x(0)?;
-    let values = cx.out(0);
-    let mut top = values;
+    if !last {
+        let t = temp(cx, "moved", x_ty.dtype, swapped(&x_ty.shape));
+        x = op(cx, B::TRANSPOSE, Opts::None, vec![x, perm], t);
+    }
     if !largest {
         // Negation keeps the order of equal values (TOPK_V2 takes the lower index first, as
         // ONNX does for both directions).
-        let neg = temp(cx, "negated", x_ty.dtype, x_ty.shape.clone());
+        let neg = temp(cx, "negated", x_ty.dtype, swapped(&x_ty.shape));
         x = op(cx, B::NEG, Opts::None, vec![x], neg);
-        top = temp(cx, "top_negated", x_ty.dtype, cx.out_ty(0).shape.clone());
     }
-    let idx32 = temp(cx, "indices32", DType::I32, idx_ty.shape.clone());
-    cx.emit(
-        B::TOPK_V2,
-        Opts::None,
-        vec![Some(x), Some(k)],
-        vec![top, idx32],
-    );
+    let values = cx.out(0);
+    let direct = last && largest;
+    let top = match direct {
+        true => values,
+        false => temp(cx, "top", val_ty.dtype, swapped(&val_ty.shape)),
+    };
+    let idx32 = temp(cx, "indices32", DType::I32, swapped(&idx_ty.shape));
+    let inputs = vec![Some(x), Some(k)];
+    cx.emit(B::TOPK_V2, Opts::None, inputs, vec![top, idx32]);
+    let mut v = top;
     if !largest {
-        op(cx, B::NEG, Opts::None, vec![top], values);
+        let out = match last {
+            true => values,
+            false => temp(cx, "top_values", val_ty.dtype, swapped(&val_ty.shape)),
+        };
+        v = op(cx, B::NEG, Opts::None, vec![top], out);
+    }
+    let mut idx32 = idx32;
+    if !last {
+        op(cx, B::TRANSPOSE, Opts::None, vec![v, perm], values);
+        let t = temp(cx, "indices32_back", DType::I32, idx_ty.shape.clone());
+        idx32 = op(cx, B::TRANSPOSE, Opts::None, vec![idx32, perm], t);
     }
     let idx = cx.out(1);
     let opts = Opts::Cast {
