@@ -112,24 +112,27 @@ fn reductions_over_run_time_axes_keep_onnx_empty_axes_rules() {
     assert_eq!(out[1].to_f64s(), x_values().to_f64s());
 }
 
-/// `y = pad(x, pads)` in edge mode with `pads` a graph input: neither channels-last writer can
-/// state it (MIRROR_PAD is edge padding only for pads of at most one).
-fn edge_pad_graph() -> Graph {
+/// NonMaxSuppression with its output limit a graph input: neither channels-last writer has
+/// ONNX's per-batch-and-class form.
+fn nms_graph() -> Graph {
     let mut g = Graph::new();
-    let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 3, 4])));
-    let pads = g.add_input("pads", TensorType::new(DType::I64, fixed_shape(&[6])));
-    let value = g.add_const("value", Tensor::from_f32(vec![], &[0.0]));
-    let axes = g.add_const("axes", Tensor::from_i64(vec![3], &[0, 1, 2]));
-    let d = Dynamic::Pad {
-        mode: mdeploy::ir::ops::PadMode::Edge,
+    let boxes = g.add_input(
+        "boxes",
+        TensorType::new(DType::F32, fixed_shape(&[1, 6, 4])),
+    );
+    let scores = g.add_input(
+        "scores",
+        TensorType::new(DType::F32, fixed_shape(&[1, 1, 6])),
+    );
+    let limit = g.add_input("limit", TensorType::new(DType::I64, fixed_shape(&[1])));
+    let iou = g.add_const("iou", Tensor::from_f32(vec![1], &[0.5]));
+    let score = g.add_const("score", Tensor::from_f32(vec![1], &[0.0]));
+    let d = Dynamic::NonMaxSuppression {
+        center_point_box: false,
     };
+    let inputs = vec![boxes, scores, limit, iou, score];
     g.outputs = g
-        .add_node(
-            "pad",
-            Op::Dynamic(d),
-            vec![x, pads, value, axes],
-            &["y".into()],
-        )
+        .add_node("nms", Op::Dynamic(d), inputs, &["selected".into()])
         .unwrap();
     g.verify().unwrap();
     g
@@ -142,16 +145,18 @@ fn a_writer_without_the_dynamic_form_refuses_naming_the_operand() {
         Box::new(GraphWriter::default()),
     ];
     for w in writers {
-        let mut g = edge_pad_graph();
+        let mut g = nms_graph();
         w.legalize(&mut g).unwrap();
         let refused = w.check(&g);
         assert_eq!(refused.len(), 1, "{}: {refused:?}", w.name());
         assert!(
-            refused[0].reason.contains("pads computed at run time"),
+            refused[0]
+                .reason
+                .contains("NonMaxSuppression limits computed at run time"),
             "{}: {refused:?}",
             w.name()
         );
-        assert_eq!(refused[0].node, "pad");
+        assert_eq!(refused[0].node, "nms");
     }
 }
 

@@ -2,7 +2,8 @@
 //! with a shape input (ONNX's 0 = copy the input's dim through SELECT_V2 on the input's dims),
 //! BROADCAST_TO of BROADCAST_ARGS(dims of x, target) (ONNX Expand broadcasts both ways), TILE,
 //! SUM/MEAN/REDUCE_MAX/REDUCE_MIN/REDUCE_PROD (REDUCE_ANY/REDUCE_ALL for bool) with an axis
-//! tensor, TOPK_V2 (+NEG for the smallest, +CAST of the int32 indices), CUMSUM, SPLIT_V,
+//! tensor, TOPK_V2 (+NEG for the smallest, TRANSPOSE for an inner axis, CAST of the int32
+//! indices), CUMSUM, SPLIT_V, ONE_HOT, Trilu (SELECT_V2 of a mask), and (`axes.rs`)
 //! Squeeze/Unsqueeze and Slice/Pad whose full-rank shape, bounds or paddings are computed from
 //! the operands at run time. TFLite wants int32 shapes, axes and counts: int64 operands are
 //! CAST (slice bounds first clamped into int32, where TFLite's own clamping keeps ONNX's

@@ -223,22 +223,12 @@ pub(super) fn slice(cx: &mut Cx) -> Result<(), String> {
 /// PAD / PADV2 / MIRROR_PAD with the `[rank, 2]` paddings built at run time from ONNX's
 /// `[begins..., ends...]` for `axes`.
 pub(super) fn pad(cx: &mut Cx, mode: PadMode) -> Result<(), String> {
-    match mode {
-        PadMode::Constant | PadMode::Reflect => {}
-        PadMode::Edge => {
-            return Err(
-                "pads computed at run time: edge padding is MIRROR_PAD only for pads of \
-                        at most one, which cannot be checked here"
-                    .into(),
-            )
-        }
-        PadMode::Wrap => {
-            return Err("pads computed at run time: wrap padding has no builtin".into())
-        }
-    }
     let rank = cx.ty(0)?.rank();
     let n = len_of(cx, 3)?;
     let paddings = paddings(cx, n, rank)?;
+    if matches!(mode, PadMode::Edge | PadMode::Wrap) {
+        return gather_pad(cx, mode == PadMode::Wrap, paddings);
+    }
     let x = cx.x(0)?;
     if n == 0 {
         return pad_with(cx, mode, x, paddings, cx.out(0)).map(|_| ());
@@ -354,4 +344,70 @@ fn paddings(cx: &mut Cx, n: usize, rank: usize) -> Result<TRef, String> {
         let opts = Opts::Reducer { keep_dims: false };
         op(cx, B::SUM, opts, vec![spread, axis0], out)
     })
+}
+
+/// Edge and wrap padding (MIRROR_PAD has neither): along each padded axis, GATHER at
+/// `RANGE(-begin, dim + end)` clamped into `[0, dim - 1]` (edge) or taken modulo `dim` (wrap);
+/// negative pads crop the same way. Only the axes a constant axes operand names are gathered
+/// (all of them when it is computed too).
+fn gather_pad(cx: &mut Cx, wrap: bool, paddings: TRef) -> Result<(), String> {
+    let x_ty = cx.ty(0)?.clone();
+    let rank = x_ty.rank();
+    let named = cx.konst_in(3).and_then(|t| t.to_i64s());
+    let mut axes = match named {
+        Some(v) => crate::ir::ops::norm_axes(&v, rank)?,
+        None => (0..rank).collect(),
+    };
+    axes.sort_unstable();
+    axes.dedup();
+    let mut x = cx.x(0)?;
+    let Some(&final_axis) = axes.last() else {
+        let shape = input_dims(cx, "shape", &x_ty.shape)?;
+        return reshape_to(cx, shape);
+    };
+    let one = cx.i32s("one", vec![], &[1]);
+    let zero = cx.i32s("zero", vec![], &[0]);
+    let scalar = |cx: &mut Cx, tag: &str| temp(cx, tag, DType::I32, vec![]);
+    for a in axes {
+        let mut ends = [paddings; 2];
+        for (i, e) in ends.iter_mut().enumerate() {
+            let at = cx.i32_vec(&format!("at{a}_{i}"), &[a as i32, i as i32]);
+            let t = scalar(cx, &format!("pad{a}_{i}"));
+            *e = op(cx, B::GATHER_ND, Opts::None, vec![paddings, at], t);
+        }
+        let dim = input_dims(cx, &format!("dim{a}"), &x_ty.shape[a..=a])?;
+        let s = cx.i32s(&format!("dim{a}_scalar_shape"), vec![0], &[]);
+        let d = scalar(cx, &format!("dim{a}_scalar"));
+        let dim = op(cx, B::RESHAPE, Opts::Reshape(None), vec![dim, s], d);
+        let start = scalar(cx, &format!("start{a}"));
+        let start = op(cx, B::NEG, Opts::None, vec![ends[0]], start);
+        let limit = scalar(cx, &format!("limit{a}"));
+        let limit = op(
+            cx,
+            B::ADD,
+            Opts::Arith(Act::NONE),
+            vec![dim, ends[1]],
+            limit,
+        );
+        let v = vec![crate::ir::ops::unknown_dim()];
+        let idx = temp(cx, &format!("from{a}"), DType::I32, v.clone());
+        let idx = op(cx, B::RANGE, Opts::None, vec![start, limit, one], idx);
+        let inside = temp(cx, &format!("source{a}"), DType::I32, v.clone());
+        let inside = if wrap {
+            op(cx, B::FLOOR_MOD, Opts::None, vec![idx, dim], inside)
+        } else {
+            let last = scalar(cx, &format!("last{a}"));
+            let last = op(cx, B::SUB, Opts::Arith(Act::NONE), vec![dim, one], last);
+            let low = temp(cx, &format!("source{a}_low"), DType::I32, v);
+            let low = op(cx, B::MAXIMUM, Opts::None, vec![idx, zero], low);
+            op(cx, B::MINIMUM, Opts::None, vec![low, last], inside)
+        };
+        let out = match a == final_axis {
+            true => cx.out(0),
+            false => temp(cx, &format!("padded{a}"), x_ty.dtype, unknown(rank)),
+        };
+        let opts = Opts::Gather { axis: a as i32 };
+        x = op(cx, B::GATHER, opts, vec![x, inside], out);
+    }
+    Ok(())
 }
