@@ -77,16 +77,17 @@ pub fn dynamic(cx: &mut Cx, d: &Dynamic) -> Result<(), String> {
 }
 
 /// TFLite's kernels that compute on the values (not only move bytes) have a few element types;
-/// LiteRT would only fail when preparing the model (float64 inputs, mostly).
+/// LiteRT would only fail when preparing the model (float64 inputs, mostly). int16 (and int8
+/// for SPLIT_V) would also need operator versions `versions.rs` does not give these builtins.
 fn kernel_has_type(cx: &Cx, d: &Dynamic) -> Result<(), String> {
     use DType::*;
     let (name, types): (&str, &[DType]) = match d {
-        Dynamic::Reduce { .. } => ("reductions", &[F32, I32, I64, I8, U8, I16, Bool]),
+        Dynamic::Reduce { .. } => ("reductions", &[F32, I32, I64, I8, U8, Bool]),
         Dynamic::CumSum { .. } => ("CUMSUM", &[F32, I32, I64]),
-        Dynamic::TopK { .. } => ("TOPK_V2", &[F32, I32, I64, I8, U8, I16]),
+        Dynamic::TopK { .. } => ("TOPK_V2", &[F32, I32, I64, I8, U8]),
         Dynamic::Tile => ("TILE", &[F32, I32, I64, I8, U8, I16, Bool]),
         Dynamic::Pad { .. } => ("PADV2/MIRROR_PAD", &[F32, I32, I64, I8, U8, I16]),
-        Dynamic::Split { .. } => ("SPLIT_V", &[F32, I32, I64, I8, U8, I16]),
+        Dynamic::Split { .. } => ("SPLIT_V", &[F32, I32, I64, U8]),
         Dynamic::Trilu { .. } => ("SELECT_V2", &[F32, I32, I64, I8, U8, I16, Bool]),
         Dynamic::OneHot { .. } => ("ONE_HOT", &[F32, I32, I64, I8, U8, I16, Bool]),
         Dynamic::Reshape { .. }
