@@ -68,7 +68,10 @@ def run(mdeploy: Path, known: KnownFailures, only: str | None, work: Path, jobs:
     dirs = case_dirs(only)
     print(f"node tests: {len(dirs)} cases from {node_root()}", flush=True)
     start, cases = time.monotonic(), []
-    run_one = lambda d: run_dir(d, mdeploy, known, work, only)  # noqa: E731
+
+    def run_one(d: Path) -> list[Case]:
+        return run_dir(d, mdeploy, known, work, only)
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for i, dir_cases in enumerate(pool.map(run_one, dirs), 1):
             cases.extend(dir_cases)
@@ -121,7 +124,8 @@ def run_on_target(
     converted = run_mdeploy(mdeploy, args, CONVERT_TIMEOUT)
     converted.stderr = shorten(converted.stderr, case_dir, out.parent)
     if converted.code == EXIT_UNSUPPORTED:
-        case.status, case.detail = UNSUPPORTED, converted.first_lines(1)
+        # The second line names the op and why (the first only counts them).
+        case.status, case.detail = UNSUPPORTED, converted.first_lines(2)
         case.extra["unsupported_ops"] = unsupported_ops(converted.stderr)
         return case
     if converted.code != 0:

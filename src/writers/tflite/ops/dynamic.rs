@@ -526,3 +526,27 @@ fn one_hot(cx: &mut Cx, axis: i64) -> Result<(), String> {
     op(cx, B::ONE_HOT, Opts::OneHot(axis), inputs, y);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagonal_offsets_are_column_minus_row() {
+        assert_eq!(diagonal_offsets(2, 3), [0, 1, 2, -1, 0, 1]);
+        assert_eq!(
+            matrix_dims(&[Dim::Sym("b".into()), Dim::Fixed(2), Dim::Fixed(3)]),
+            Some((2, 3))
+        );
+        assert_eq!(matrix_dims(&[Dim::Fixed(2), Dim::Sym("n".into())]), None);
+    }
+
+    #[test]
+    fn empty_max_and_min_reduce_to_the_type_bounds() {
+        assert_eq!(reduce_identity(DType::F32, true), f64::NEG_INFINITY);
+        assert_eq!(reduce_identity(DType::F32, false), f64::INFINITY);
+        assert_eq!(reduce_identity(DType::I32, true), i32::MIN as f64);
+        let t = Tensor::from_f64s(DType::I64, vec![], &[reduce_identity(DType::I64, false)]);
+        assert_eq!(t.to_i64s(), Some(vec![i64::MAX]));
+    }
+}
