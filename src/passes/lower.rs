@@ -503,11 +503,13 @@ pub fn lower(
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
     for n in old {
-        let f32_in = n
-            .inputs
-            .first()
-            .is_some_and(|&x| rw.g.ty(x).dtype == DType::F32);
-        if !f32_in || n.outputs.len() != 1 {
+        let in_dtype = n.inputs.first().map(|&x| rw.g.ty(x).dtype);
+        // The composite reductions with run-time axes make no constants, so any float type
+        // lowers (TF.js computes every float in float32; TFLite then refuses the reduction of a
+        // type it has no kernel for, naming it).
+        let float_dynamic_reduce = matches!(n.op, Op::Dynamic(Dynamic::Reduce { .. }))
+            && in_dtype.is_some_and(DType::is_float);
+        if !(in_dtype == Some(DType::F32) || float_dynamic_reduce) || n.outputs.len() != 1 {
             rw.keep(n);
             continue;
         }

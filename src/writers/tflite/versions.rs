@@ -523,5 +523,10 @@ mod tests {
         assert_eq!(runtime(B::TRANSPOSE, 6), Some("2.12.0"));
         assert_eq!(runtime(B::TRANSPOSE_CONV, 4), Some("2.13.0"));
         assert_eq!(runtime(B::BROADCAST_TO, 1), None);
+        // The builtins of run-time operands (BROADCAST_ARGS for Expand, REDUCE_ANY/ALL for
+        // boolean max/min and axis matching).
+        assert_eq!(runtime(B::BROADCAST_ARGS, 1), Some("2.6.0"));
+        assert_eq!(runtime(B::REDUCE_ANY, 1), Some("1.11.0"));
+        assert_eq!(runtime(B::REDUCE_ALL, 1), Some("2.6.0"));
     }
 }
