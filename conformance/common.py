@@ -86,6 +86,7 @@ class KnownFailures:
 class Converted:
     code: int
     stderr: str
+    stdout: str = ""
 
     def first_lines(self, n: int = 3) -> str:
         return first_lines(self.stderr, n) or f"exit {self.code} with no message"
@@ -98,7 +99,7 @@ def run_mdeploy(mdeploy: Path, args: list[str], timeout: float) -> Converted:
         )
     except subprocess.TimeoutExpired:
         return Converted(code=-1, stderr=f"timed out after {timeout:.0f} s")
-    return Converted(code=proc.returncode, stderr=proc.stderr)
+    return Converted(code=proc.returncode, stderr=proc.stderr, stdout=proc.stdout)
 
 
 def first_lines(text: str, n: int = 3) -> str:

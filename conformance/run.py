@@ -145,7 +145,7 @@ def write_summary(
         "mdeploy": str(args.mdeploy),
         "totals": t,
         "unexpected_failures": [c.id for c in all_cases if c.status == FAIL]
-        + [f["id"] for f in (node_summary or {}).get("failures", [])],
+        + [f["id"] for f in (node_tests.all_failures(node_summary) if node_summary else [])],
         "fixtures": [
             {
                 "fixture": r.fixture.id,

@@ -85,7 +85,16 @@ def run_tflite(path: Path, inputs: list) -> list:
     for detail, x in zip(interpreter.get_input_details(), inputs):
         interpreter.set_tensor(detail["index"], _cast_input(np.asarray(x), detail))
     interpreter.invoke()
-    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+    return [_output(interpreter, d) for d in interpreter.get_output_details()]
+
+
+def _output(interpreter, detail: dict) -> np.ndarray:
+    """An output tensor; LiteRT's Python binding refuses to hand out one with no elements
+    ("Invalid tensor size"), whose shape it still reports."""
+    shape = tuple(int(d) for d in detail["shape"])
+    if 0 in shape:
+        return np.zeros(shape, dtype=detail["dtype"])
+    return interpreter.get_tensor(detail["index"])
 
 
 def tflite_op_counts(path: Path) -> dict[str, int]:
@@ -129,7 +138,8 @@ def run_tfjs(path: Path, inputs: list) -> list:
         files = []
         for i, x in enumerate(inputs):
             files.append(io / f"input_{i}.npy")
-            np.save(files[-1], np.ascontiguousarray(x))
+            # np.array, not np.ascontiguousarray: that one makes a 0-d input 1-D.
+            np.save(files[-1], np.array(x, order="C"))
         env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
         try:
             proc = subprocess.run(

@@ -1,6 +1,8 @@
 //! Ops whose shape-like operands are computed at run time (`Op::Dynamic`): built where an operand
 //! is a graph input, written to ONNX as the same op over the same inputs, run by `eval` with the
-//! operand bound to the value given, and made static as soon as the operand is a constant.
+//! operand bound to the value given, made static as soon as the operand is a constant, and
+//! written to TFLite / TF.js as ops that read the operand from a tensor (or refused naming it).
+//! Running those files is the conformance tier's job (`node:<name>:tflite`, `:tfjs`).
 
 use crate::common::tempdir;
 use mdeploy::ir::ops::{Dynamic, ReduceKind};
@@ -8,8 +10,10 @@ use mdeploy::ir::{fixed_shape, DType, Dim, Graph, Op, Tensor, TensorType};
 use mdeploy::passes::{cleanup, PassContext};
 use mdeploy::readers::{self, ReadOptions};
 use mdeploy::writers::onnx::OnnxWriter;
+use mdeploy::writers::tfjs::graph::GraphWriter;
 use mdeploy::writers::tflite::TfliteWriter;
 use mdeploy::writers::Writer;
+use tract_tflite::tflite::{self, BuiltinOperator};
 
 fn x_values() -> Tensor {
     let v: Vec<f32> = (0..24).map(|i| i as f32).collect();
@@ -108,17 +112,195 @@ fn reductions_over_run_time_axes_keep_onnx_empty_axes_rules() {
     assert_eq!(out[1].to_f64s(), x_values().to_f64s());
 }
 
+/// NonMaxSuppression with its output limit a graph input: neither channels-last writer has
+/// ONNX's per-batch-and-class form.
+fn nms_graph() -> Graph {
+    let mut g = Graph::new();
+    let boxes = g.add_input(
+        "boxes",
+        TensorType::new(DType::F32, fixed_shape(&[1, 6, 4])),
+    );
+    let scores = g.add_input(
+        "scores",
+        TensorType::new(DType::F32, fixed_shape(&[1, 1, 6])),
+    );
+    let limit = g.add_input("limit", TensorType::new(DType::I64, fixed_shape(&[1])));
+    let iou = g.add_const("iou", Tensor::from_f32(vec![1], &[0.5]));
+    let score = g.add_const("score", Tensor::from_f32(vec![1], &[0.0]));
+    let d = Dynamic::NonMaxSuppression {
+        center_point_box: false,
+    };
+    let inputs = vec![boxes, scores, limit, iou, score];
+    g.outputs = g
+        .add_node("nms", Op::Dynamic(d), inputs, &["selected".into()])
+        .unwrap();
+    g.verify().unwrap();
+    g
+}
+
 #[test]
 fn a_writer_without_the_dynamic_form_refuses_naming_the_operand() {
-    let mut g = reshape_graph(None);
+    let writers: [Box<dyn Writer>; 2] = [
+        Box::new(TfliteWriter::default()),
+        Box::new(GraphWriter::default()),
+    ];
+    for w in writers {
+        let mut g = nms_graph();
+        w.legalize(&mut g).unwrap();
+        let refused = w.check(&g);
+        assert_eq!(refused.len(), 1, "{}: {refused:?}", w.name());
+        assert!(
+            refused[0]
+                .reason
+                .contains("NonMaxSuppression limits computed at run time"),
+            "{}: {refused:?}",
+            w.name()
+        );
+        assert_eq!(refused[0].node, "nms");
+    }
+}
+
+/// The builtin operators of a written TFLite file, in order, with each one's input tensors
+/// (type, whether it holds data).
+fn tflite_ops(g: &mut Graph) -> Vec<(BuiltinOperator, Vec<(tflite::TensorType, bool)>)> {
     let w = TfliteWriter::default();
+    w.legalize(g).unwrap();
+    let bytes = w.to_bytes(g).unwrap();
+    let m = tflite::root_as_model(&bytes).unwrap();
+    let codes = m.operator_codes().unwrap();
+    let sub = m.subgraphs().unwrap().get(0);
+    let tensors = sub.tensors().unwrap();
+    let buffers = m.buffers().unwrap();
+    let mut out = Vec::new();
+    for op in sub.operators().unwrap() {
+        let code = codes.get(op.opcode_index() as usize).builtin_code();
+        let ins = op
+            .inputs()
+            .unwrap()
+            .iter()
+            .filter(|&i| i >= 0)
+            .map(|i| {
+                let t = tensors.get(i as usize);
+                let data = buffers.get(t.buffer() as usize).data();
+                (t.type_(), data.is_some_and(|d| !d.is_empty()))
+            })
+            .collect();
+        out.push((code, ins));
+    }
+    out
+}
+
+#[test]
+fn tflite_reshape_reads_its_target_from_the_input_as_int32() {
+    let ops = tflite_ops(&mut reshape_graph(None));
+    let codes: Vec<_> = ops.iter().map(|(c, _)| *c).collect();
+    // int64 target → CAST; ONNX's 0 (copy the input's dim) → EQUAL + SELECT_V2.
+    assert_eq!(
+        codes,
+        [
+            BuiltinOperator::CAST,
+            BuiltinOperator::EQUAL,
+            BuiltinOperator::SELECT_V2,
+            BuiltinOperator::RESHAPE
+        ]
+    );
+    let (_, ins) = &ops[3];
+    assert_eq!(ins[1], (tflite::TensorType::INT32, false), "computed shape");
+}
+
+#[test]
+fn tflite_tile_and_expand_take_their_operand_as_a_tensor() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[3, 1])));
+    let reps = g.add_input("repeats", TensorType::new(DType::I64, fixed_shape(&[2])));
+    let target = g.add_input("target", TensorType::new(DType::I64, fixed_shape(&[3])));
+    let t = g
+        .add_node(
+            "tile",
+            Op::Dynamic(Dynamic::Tile),
+            vec![x, reps],
+            &["t".into()],
+        )
+        .unwrap();
+    let e = g
+        .add_node(
+            "expand",
+            Op::Dynamic(Dynamic::Expand),
+            vec![x, target],
+            &["e".into()],
+        )
+        .unwrap();
+    g.outputs = vec![t[0], e[0]];
+    g.verify().unwrap();
+    let ops = tflite_ops(&mut g);
+    let find = |c: BuiltinOperator| ops.iter().find(|(o, _)| *o == c).unwrap().1.clone();
+    assert_eq!(
+        find(BuiltinOperator::TILE)[1],
+        (tflite::TensorType::INT32, false)
+    );
+    // ONNX Expand broadcasts both ways: the shape is BROADCAST_ARGS of the input's dims
+    // (a constant here) and the target.
+    let args = find(BuiltinOperator::BROADCAST_ARGS);
+    assert_eq!(args[0], (tflite::TensorType::INT32, true));
+    assert_eq!(args[1], (tflite::TensorType::INT32, false));
+    assert!(!find(BuiltinOperator::BROADCAST_TO)[1].1, "computed shape");
+}
+
+#[test]
+fn tfjs_reads_operands_from_the_inputs_with_ops_the_converter_runs() {
+    let mut g = reshape_graph(None);
+    let w = GraphWriter::default();
     w.legalize(&mut g).unwrap();
-    let refused = w.check(&g);
-    assert_eq!(refused.len(), 1, "{refused:?}");
-    assert!(refused[0]
-        .reason
-        .contains("target shape computed at run time"));
-    assert_eq!(refused[0].node, "reshape");
+    let dir = tempdir();
+    let out = dir.path().join("m_tfjs");
+    w.write(&g, &out).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
+    let nodes = m["modelTopology"]["node"].as_array().unwrap();
+    for n in nodes {
+        let op = n["op"].as_str().unwrap();
+        assert!(crate::tfjs::TFJS_OPS.contains(&op), "{op}");
+    }
+    let reshape = nodes.iter().find(|n| n["op"] == "Reshape").unwrap();
+    let shape = reshape["input"][1].as_str().unwrap();
+    let from = nodes.iter().find(|n| n["name"] == shape).unwrap();
+    assert_eq!(from["op"], "SelectV2", "ONNX's 0 copies the input's dim");
+    assert_eq!(from["input"][2], "shape", "the graph input itself");
+}
+
+#[test]
+fn reductions_with_run_time_axes_are_lowered_like_static_ones_and_evaluate_the_same() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 3, 4])));
+    let axes = g.add_input("axes", TensorType::new(DType::I64, fixed_shape(&[1])));
+    let d = Dynamic::Reduce {
+        kind: ReduceKind::LogSumExp,
+        keep_dims: false,
+        noop_with_empty_axes: false,
+    };
+    g.outputs = g
+        .add_node("lse", Op::Dynamic(d), vec![x, axes], &["y".into()])
+        .unwrap();
+    g.verify().unwrap();
+    let mut lowered = g.clone();
+    TfliteWriter::default().legalize(&mut lowered).unwrap();
+    assert!(TfliteWriter::default().check(&lowered).is_empty());
+    assert!(!lowered.nodes.iter().any(|n| matches!(
+        n.op,
+        Op::Dynamic(Dynamic::Reduce {
+            kind: ReduceKind::LogSumExp,
+            ..
+        })
+    )));
+    for a in [-1, 0, 1] {
+        let inputs = [x_values(), Tensor::from_i64(vec![1], &[a])];
+        let want = mdeploy::eval::run(&g, &inputs).unwrap();
+        let got = mdeploy::eval::run(&lowered, &inputs).unwrap();
+        assert_eq!(got[0].shape, want[0].shape);
+        for (a, b) in got[0].to_f64s().iter().zip(want[0].to_f64s()) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
 }
 
 /// The probe of issue 16: `ConstantOfShape([2^40, 2^20]) + x` once "verified" with max_abs 0

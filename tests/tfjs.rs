@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Ops of tfjs-converter 4.22's executors the graph writer may use (op_list/*.ts).
-const TFJS_OPS: &[&str] = &[
+pub const TFJS_OPS: &[&str] = &[
     "Placeholder",
     "Const",
     "Identity",
@@ -100,6 +100,9 @@ const TFJS_OPS: &[&str] = &[
     "MirrorPad",
     "Tile",
     "BroadcastTo",
+    "BroadcastArgs",
+    "Any",
+    "All",
     "DepthToSpace",
     "ResizeBilinear",
     "ResizeNearestNeighbor",

@@ -3,9 +3,12 @@
 //! LayerNorm / InstanceNorm → MEAN, SUB, MUL, RSQRT…; Erf → the Abramowitz–Stegun 7.1.26
 //! polynomial (|error| ≤ 1.5e-7); Reciprocal, Softplus (stable form), Softsign, Tan, Elu (alpha ≠
 //! 1), Selu, Celu, HardSigmoid (MUL/ADD/RELU_0_TO_1), ThresholdedRelu, Mish, Clip with other
-//! bounds (MAXIMUM/MINIMUM); ReduceL1/L2/LogSum/LogSumExp/SumSquare; LpNormalization.
+//! bounds (MAXIMUM/MINIMUM); ReduceL1/L2/LogSum/LogSumExp/SumSquare (also with axes computed at
+//! run time, as Dynamic Sum/Max reductions); LpNormalization.
 
-use crate::ir::ops::{Activation, BinaryOp, LayerNorm, LpNorm, Reduce, ReduceKind, UnaryOp};
+use crate::ir::ops::{
+    Activation, BinaryOp, Dynamic, LayerNorm, LpNorm, Reduce, ReduceKind, UnaryOp,
+};
 use crate::ir::{DType, Graph, Node, Op, ValueId};
 use crate::passes::decompose::{self, Prims};
 use crate::passes::rewrite::Rewriter;
@@ -190,6 +193,18 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
         Op::Unary(u) => return lower_unary(l, *u, x),
         Op::Activation(a) => return lower_activation(l, a, x),
         Op::Reduce(r) => return lower_reduce(l, r, x),
+        Op::Dynamic(Dynamic::Reduce {
+            kind,
+            keep_dims,
+            noop_with_empty_axes,
+        }) => {
+            let r = DynReduce {
+                axes: g_node.inputs[1],
+                keep_dims: *keep_dims,
+                noop: *noop_with_empty_axes,
+            };
+            return lower_dynamic_reduce(l, *kind, r, x);
+        }
         Op::LpNorm(LpNorm { axis, p }) => {
             let n = if *p == 1 {
                 let a = l.u(UnaryOp::Abs, x)?;
@@ -254,6 +269,84 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
         | Op::Dynamic(_)
         | Op::If(_)
         | Op::Loop(_) => return Ok(None),
+    }))
+}
+
+/// A reduction whose axes are a run-time operand.
+#[derive(Clone, Copy)]
+struct DynReduce {
+    axes: ValueId,
+    keep_dims: bool,
+    noop: bool,
+}
+
+impl L<'_, '_> {
+    fn dyn_reduce(
+        &mut self,
+        kind: ReduceKind,
+        x: ValueId,
+        r: DynReduce,
+    ) -> Result<ValueId, String> {
+        let op = Op::Dynamic(Dynamic::Reduce {
+            kind,
+            keep_dims: r.keep_dims,
+            noop_with_empty_axes: r.noop,
+        });
+        self.rw.op(&self.base, op, vec![x, r.axes])
+    }
+}
+
+/// `lower_reduce` for axes computed at run time (the same formulas on Dynamic reductions).
+fn lower_dynamic_reduce(
+    l: &mut L,
+    kind: ReduceKind,
+    r: DynReduce,
+    x: ValueId,
+) -> Result<Option<ValueId>, String> {
+    // Empty axes with `noop` return the input unchanged, whatever the kind.
+    let empty = l.rw.g.ty(r.axes).shape.first() == Some(&crate::ir::Dim::Fixed(0));
+    if empty && r.noop {
+        return Ok(None);
+    }
+    Ok(Some(match kind {
+        ReduceKind::L1 => {
+            let a = l.u(UnaryOp::Abs, x)?;
+            l.dyn_reduce(ReduceKind::Sum, a, r)?
+        }
+        ReduceKind::L2 => {
+            let s = l.u(UnaryOp::Square, x)?;
+            let s = l.dyn_reduce(ReduceKind::Sum, s, r)?;
+            l.u(UnaryOp::Sqrt, s)?
+        }
+        ReduceKind::SumSquare => {
+            let s = l.u(UnaryOp::Square, x)?;
+            l.dyn_reduce(ReduceKind::Sum, s, r)?
+        }
+        ReduceKind::LogSum => {
+            let s = l.dyn_reduce(ReduceKind::Sum, x, r)?;
+            l.u(UnaryOp::Log, s)?
+        }
+        ReduceKind::LogSumExp => {
+            let keep = DynReduce {
+                keep_dims: true,
+                ..r
+            };
+            let m = l.dyn_reduce(ReduceKind::Max, x, keep)?;
+            let d = l.b(BinaryOp::Sub, x, m)?;
+            let e = l.u(UnaryOp::Exp, d)?;
+            let s = l.dyn_reduce(ReduceKind::Sum, e, r)?;
+            let lg = l.u(UnaryOp::Log, s)?;
+            let m = match r.keep_dims {
+                true => m,
+                false => l.dyn_reduce(ReduceKind::Max, x, r)?,
+            };
+            l.b(BinaryOp::Add, lg, m)?
+        }
+        ReduceKind::Mean
+        | ReduceKind::Sum
+        | ReduceKind::Max
+        | ReduceKind::Min
+        | ReduceKind::Prod => return Ok(None),
     }))
 }
 
@@ -412,11 +505,13 @@ pub fn lower(
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
     for n in old {
-        let f32_in = n
-            .inputs
-            .first()
-            .is_some_and(|&x| rw.g.ty(x).dtype == DType::F32);
-        if !f32_in || n.outputs.len() != 1 {
+        let in_dtype = n.inputs.first().map(|&x| rw.g.ty(x).dtype);
+        // The composite reductions with run-time axes make no constants, so any float type
+        // lowers (TF.js computes every float in float32; TFLite then refuses the reduction of a
+        // type it has no kernel for, naming it).
+        let float_dynamic_reduce = matches!(n.op, Op::Dynamic(Dynamic::Reduce { .. }))
+            && in_dtype.is_some_and(DType::is_float);
+        if !(in_dtype == Some(DType::F32) || float_dynamic_reduce) || n.outputs.len() != 1 {
             rw.keep(n);
             continue;
         }

@@ -330,6 +330,10 @@ pub fn build(
             );
             (O::ShapeOptions, o.as_union_value())
         }
+        Opts::OneHot(axis) => {
+            let o = t::OneHotOptions::create(fbb, &t::OneHotOptionsArgs { axis: *axis });
+            (O::OneHotOptions, o.as_union_value())
+        }
     };
     Ok((kind, Some(off)))
 }

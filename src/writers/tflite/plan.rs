@@ -110,6 +110,8 @@ pub enum Opts {
         reverse: bool,
     },
     Shape,
+    /// ONE_HOT: where the new axis goes (non-negative).
+    OneHot(i32),
 }
 
 #[derive(Clone, Debug)]

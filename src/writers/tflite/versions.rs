@@ -496,6 +496,9 @@ pub fn runtime(code: B, v: i32) -> Option<&'static str> {
         (B::SIGN, 1) => "2.11.0",
         (B::SIGN, 2) => "2.12.0",
         (B::ONE_HOT, 1) => "1.11.0",
+        (B::REDUCE_ANY, 1) => "1.11.0",
+        (B::REDUCE_ALL, 1) => "2.6.0",
+        (B::BROADCAST_ARGS, 1) => "2.6.0",
         _ => return None,
     })
 }
@@ -520,5 +523,10 @@ mod tests {
         assert_eq!(runtime(B::TRANSPOSE, 6), Some("2.12.0"));
         assert_eq!(runtime(B::TRANSPOSE_CONV, 4), Some("2.13.0"));
         assert_eq!(runtime(B::BROADCAST_TO, 1), None);
+        // The builtins of run-time operands (BROADCAST_ARGS for Expand, REDUCE_ANY/ALL for
+        // boolean max/min and axis matching).
+        assert_eq!(runtime(B::BROADCAST_ARGS, 1), Some("2.6.0"));
+        assert_eq!(runtime(B::REDUCE_ANY, 1), Some("1.11.0"));
+        assert_eq!(runtime(B::REDUCE_ALL, 1), Some("2.6.0"));
     }
 }

@@ -13,6 +13,7 @@
 //!   outside int32 are refused, f16/f64 values are computed in float32.
 
 mod activation;
+mod dynamic;
 mod emit;
 mod index;
 mod nn;

@@ -544,12 +544,7 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 .unwrap_or_else(|| "integer op not lowered to float ops".into()))
         }
         Op::If(_) | Op::Loop(_) => return Err("control flow is not written for TF.js yet".into()),
-        Op::Dynamic(d) => {
-            return Err(format!(
-                "{} computed at run time: not written for TF.js yet",
-                d.operand()
-            ))
-        }
+        Op::Dynamic(d) => return super::dynamic::emit(gx, n, d),
     };
     gx.bind(n.outputs[0], y);
     Ok(())

@@ -83,6 +83,13 @@ pub fn binary(cx: &mut Cx, b: BinaryOp) -> Result<(), String> {
     if b == BinaryOp::Pow && cx.ty(0)?.dtype != cx.ty(1)?.dtype {
         return Err("POW needs both operands of one type".into());
     }
+    if code == B::DIV && !matches!(cx.ty(0)?.dtype, DType::F32 | DType::I32) {
+        // LiteRT's DIV kernel takes float32 and int32 (and int8/uint8/int16 quantized, which
+        // the int8 folding writes); it fails at run time on anything else.
+        if !cx.is_int8() {
+            return Err(format!("DIV has no {} kernel in TFLite", cx.ty(0)?.dtype));
+        }
+    }
     let opts = match code {
         B::ADD | B::SUB | B::MUL | B::DIV => Opts::Arith(cx.act()),
         _ => Opts::None,

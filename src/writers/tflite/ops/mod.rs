@@ -3,6 +3,7 @@
 //! Ops that TFLite has no builtin for are lowered earlier, in `legalize.rs`, as IR rewrites;
 //! what reaches this point unlowered (non-constant parameters, unsupported attributes) is refused.
 
+pub mod dynamic;
 pub mod elementwise;
 pub mod movement;
 pub mod nn;
@@ -81,10 +82,7 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         | Op::QLinearMatMul => Err(crate::passes::integer::why_not(cx.g, cx.node)
             .unwrap_or_else(|| "integer op not lowered to float builtins".into())),
         Op::If(_) | Op::Loop(_) => Err("control flow is not written for TFLite yet".into()),
-        Op::Dynamic(d) => Err(format!(
-            "{} computed at run time: not written for TFLite yet",
-            d.operand()
-        )),
+        Op::Dynamic(d) => dynamic::dynamic(cx, d),
     }
 }
 

@@ -331,7 +331,26 @@ pub fn constant_of_shape(cx: &mut Cx, c: &ConstantOfShape) -> Result<(), String>
 }
 
 pub fn range(cx: &mut Cx) -> Result<(), String> {
-    let (a, b, d, y) = (cx.x(0)?, cx.x(1)?, cx.x(2)?, cx.out(0));
+    // RANGE takes scalars only; ONNX graphs (expanded functions) also hand it one-element
+    // vectors, which are reshaped to scalars first.
+    let mut operands = Vec::with_capacity(3);
+    for i in 0..3 {
+        let (x, ty) = (cx.x(i)?, cx.ty(i)?.clone());
+        if ty.rank() == 0 {
+            operands.push(x);
+            continue;
+        }
+        let shape = cx.i32s(&format!("scalar_shape_{i}"), vec![0], &[]);
+        let s = cx.temp(&format!("scalar_{i}"), TensorType::new(ty.dtype, vec![]));
+        cx.emit(
+            B::RESHAPE,
+            Opts::Reshape(None),
+            vec![Some(x), Some(shape)],
+            vec![s],
+        );
+        operands.push(s);
+    }
+    let (a, b, d, y) = (operands[0], operands[1], operands[2], cx.out(0));
     cx.emit(
         B::RANGE,
         Opts::None,
