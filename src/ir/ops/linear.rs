@@ -304,7 +304,18 @@ pub fn infer_conv_transpose(c: &Conv, inputs: &Inputs) -> Result<Vec<TensorType>
     for (i, ax) in c.layout.spatial_axes(x.rank()).enumerate() {
         let s = c.strides[i];
         out[ax] = match (&c.padding, x.shape[ax].fixed()) {
-            (_, None) => unknown_dim(),
+            (Padding::Explicit(p), None) => {
+                // s·(n-1) + output_padding + d·(k-1) + 1 - pads = s·n when the rest cancels.
+                let rest = c.output_padding.get(i).copied().unwrap_or(0) as i64
+                    + ((kernel[i] - 1) * c.dilations[i] + 1) as i64
+                    - s as i64
+                    - (p[i].0 + p[i].1) as i64;
+                match rest {
+                    0 => Dim::product(&[Dim::Fixed(s as u64), x.shape[ax].clone()]),
+                    _ => unknown_dim(),
+                }
+            }
+            (_, None) => Dim::product(&[Dim::Fixed(s as u64), x.shape[ax].clone()]),
             (Padding::Explicit(p), Some(n)) => {
                 let full = s * (n as usize - 1)
                     + c.output_padding.get(i).copied().unwrap_or(0)

@@ -218,10 +218,10 @@ pub fn window_out(
     pad: (usize, usize),
     ceil: bool,
 ) -> Result<Dim, String> {
-    let Some(n) = input.fixed() else {
-        return Ok(unknown_dim());
-    };
     let eff = dilation * (kernel - 1) + 1;
+    let Some(n) = input.fixed() else {
+        return Ok(symbolic_window_out(input, eff, stride, pad, ceil));
+    };
     let total = n as usize + pad.0 + pad.1;
     if total < eff {
         return Err(format!("window {eff} larger than padded input {total}"));
@@ -236,6 +236,29 @@ pub fn window_out(
         }
     }
     Ok(Dim::Fixed(out as u64))
+}
+
+/// A window's output size over a symbolic input `n`: when the stride divides `n` (`n = s·q`,
+/// always for stride 1), the size is `q + c` with `c` depending only on the kernel and pads, so
+/// `c = 0` (a "same"-style window: a 1×1 or 3×3 stride-1 convolution, a stride-2 one with pad 1)
+/// gives exactly `q`. Any other size is unknown.
+fn symbolic_window_out(
+    input: &Dim,
+    eff: usize,
+    stride: usize,
+    pad: (usize, usize),
+    ceil: bool,
+) -> Dim {
+    let (s, rest) = (stride as i64, (pad.0 + pad.1) as i64 - eff as i64);
+    let c = if ceil {
+        rest.div_euclid(s) + i64::from(rest.rem_euclid(s) != 0)
+    } else {
+        rest.div_euclid(s)
+    } + 1;
+    match input.divide(&Dim::Fixed(stride as u64)) {
+        Some(q) if c == 0 => q,
+        _ => unknown_dim(),
+    }
 }
 
 /// Product of fixed dims; `None` when one is symbolic or the product overflows.

@@ -608,6 +608,9 @@ impl Cx<'_> {
                     );
                     p
                 }
+                (Dim::Sym(_), None) if self.product_of_found(d, like) => {
+                    self.product_piece(&format!("{tag}_{k}"), d, like, &mut shapes)?
+                }
                 (Dim::Sym(s), None) if allow_infer && !inferred => {
                     let _ = s;
                     inferred = true;
@@ -635,6 +638,112 @@ impl Cx<'_> {
             vec![out],
         );
         Ok(out)
+    }
+
+    /// Whether `d` is a product (`2*height`, `batch*seq`) of symbols each some value in `like`
+    /// has as a dimension.
+    fn product_of_found(&self, d: &Dim, like: &[ValueId]) -> bool {
+        if self.multiple_of_found(d, like).is_some() {
+            return true;
+        }
+        let (c, syms) = d.factors();
+        (c != 1 || syms.len() > 1)
+            && !syms.is_empty()
+            && syms.iter().all(|s| {
+                let sym = Dim::Sym(s.clone());
+                like.iter().any(|&v| self.g.ty(v).shape.contains(&sym))
+            })
+    }
+
+    /// A value in `like` with a symbolic dim `e` such that `d = m·e` (`4*h` from a value of
+    /// height `2*h`): the value, the axis and `m`.
+    fn multiple_of_found(&self, d: &Dim, like: &[ValueId]) -> Option<(ValueId, usize, u64)> {
+        like.iter().find_map(|&v| {
+            self.g.ty(v).shape.iter().enumerate().find_map(|(pos, e)| {
+                let m = d.divide(e).filter(|_| !e.is_fixed())?.fixed()?;
+                Some((v, pos, m))
+            })
+        })
+    }
+
+    /// The size of axis `pos` of `v`, one int32 element (a GATHER of its SHAPE).
+    fn gather_dim(
+        &mut self,
+        tag: &str,
+        v: ValueId,
+        pos: usize,
+        shapes: &mut HashMap<ValueId, TRef>,
+    ) -> TRef {
+        let shape = match shapes.get(&v) {
+            Some(&t) => t,
+            None => {
+                let rank = self.g.ty(v).rank();
+                let t = self.temp(
+                    &format!("{tag}_shape"),
+                    TensorType::new(DType::I32, vec![Dim::Fixed(rank as u64)]),
+                );
+                self.emit(B::SHAPE, Opts::Shape, vec![Some(TRef::Value(v))], vec![t]);
+                shapes.insert(v, t);
+                t
+            }
+        };
+        let idx = self.i32_vec(&format!("{tag}_at{pos}"), &[pos as i32]);
+        let piece = self.temp(tag, TensorType::new(DType::I32, vec![Dim::Fixed(1)]));
+        self.emit(
+            B::GATHER,
+            Opts::Gather { axis: 0 },
+            vec![Some(shape), Some(idx)],
+            vec![piece],
+        );
+        piece
+    }
+
+    /// A product dimension as one int32 element: each symbol gathered from the SHAPE of a value
+    /// that has it, multiplied together and by the coefficient.
+    fn product_piece(
+        &mut self,
+        tag: &str,
+        d: &Dim,
+        like: &[ValueId],
+        shapes: &mut HashMap<ValueId, TRef>,
+    ) -> Result<TRef, String> {
+        let one = TensorType::new(DType::I32, vec![Dim::Fixed(1)]);
+        if let Some((v, pos, m)) = self.multiple_of_found(d, like) {
+            let e = self.gather_dim(tag, v, pos, shapes);
+            let coef = self.i32_vec(&format!("{tag}_coef"), &[m as i32]);
+            let out = self.temp(&format!("{tag}_mul"), one);
+            self.emit(
+                B::MUL,
+                Opts::Arith(Act::NONE),
+                vec![Some(e), Some(coef)],
+                vec![out],
+            );
+            return Ok(out);
+        }
+        let (c, syms) = d.factors();
+        let mut acc = (c != 1).then(|| self.i32_vec(&format!("{tag}_coef"), &[c as i32]));
+        for (j, s) in syms.iter().enumerate() {
+            let sym = Dim::Sym(s.clone());
+            let (v, pos) = like
+                .iter()
+                .find_map(|&v| Some((v, self.g.ty(v).shape.iter().position(|e| *e == sym)?)))
+                .ok_or_else(|| format!("dimension '{s}' is not the size of any known value"))?;
+            let piece = self.gather_dim(&format!("{tag}_{j}"), v, pos, shapes);
+            acc = Some(match acc {
+                None => piece,
+                Some(a) => {
+                    let m = self.temp(&format!("{tag}_mul{j}"), one.clone());
+                    self.emit(
+                        B::MUL,
+                        Opts::Arith(Act::NONE),
+                        vec![Some(a), Some(piece)],
+                        vec![m],
+                    );
+                    m
+                }
+            });
+        }
+        acc.ok_or_else(|| format!("dimension '{d}' has no symbol"))
     }
 }
 

@@ -272,6 +272,10 @@ impl<'g> Gx<'g> {
                         Some((v, pos))
                     });
                     let Some((v, pos)) = found else {
+                        if let Some(p) = self.product_dim(tag, d, &like, &mut shapes)? {
+                            pieces.push(p);
+                            continue;
+                        }
                         if !inferred {
                             inferred = true;
                             pieces.push(self.ints(tag, &[-1])?);
@@ -281,31 +285,7 @@ impl<'g> Gx<'g> {
                             "dimension '{d}' is not the size of any known value"
                         ));
                     };
-                    let shape = match shapes.get(&v) {
-                        Some(s) => s.clone(),
-                        None => {
-                            let x = self.r(v)?;
-                            let s = self.node(
-                                &format!("{tag}_shape"),
-                                "Shape",
-                                vec![x],
-                                vec![
-                                    ("T", a_type(self.g.ty(v).dtype)),
-                                    ("out_type", a_type(DType::I32)),
-                                ],
-                            );
-                            shapes.insert(v, s.clone());
-                            s
-                        }
-                    };
-                    let idx = self.ints(tag, &[pos as i64])?;
-                    let axis = self.int("axis0", 0)?;
-                    self.node(
-                        &format!("{tag}_dim"),
-                        "GatherV2",
-                        vec![shape, idx, axis],
-                        vec![("batch_dims", a_int(0))],
-                    )
+                    self.gather_dim(tag, v, pos, &mut shapes)?
                 }
             };
             pieces.push(piece);
@@ -319,6 +299,97 @@ impl<'g> Gx<'g> {
             pieces,
             vec![("N", a_int(n)), ("T", a_type(DType::I32))],
         ))
+    }
+    /// The size of axis `pos` of `v` as a one-element int32 tensor (`GatherV2` of its `Shape`).
+    fn gather_dim(
+        &mut self,
+        tag: &str,
+        v: ValueId,
+        pos: usize,
+        shapes: &mut HashMap<ValueId, String>,
+    ) -> Result<String, String> {
+        let shape = match shapes.get(&v) {
+            Some(s) => s.clone(),
+            None => {
+                let x = self.r(v)?;
+                let s = self.node(
+                    &format!("{tag}_shape"),
+                    "Shape",
+                    vec![x],
+                    vec![
+                        ("T", a_type(self.g.ty(v).dtype)),
+                        ("out_type", a_type(DType::I32)),
+                    ],
+                );
+                shapes.insert(v, s.clone());
+                s
+            }
+        };
+        let idx = self.ints(tag, &[pos as i64])?;
+        let axis = self.int("axis0", 0)?;
+        Ok(self.node(
+            &format!("{tag}_dim"),
+            "GatherV2",
+            vec![shape, idx, axis],
+            vec![("batch_dims", a_int(0))],
+        ))
+    }
+
+    /// A symbolic dim no value has as such, built from ones they have: a multiple `m·e` of a
+    /// value's dim `e` (`4*h` from a height `2*h`), or a product of symbols each some value
+    /// has (`batch*seq`). `None` when neither.
+    fn product_dim(
+        &mut self,
+        tag: &str,
+        d: &Dim,
+        like: &[ValueId],
+        shapes: &mut HashMap<ValueId, String>,
+    ) -> Result<Option<String>, String> {
+        let g = self.g;
+        let multiple = like.iter().find_map(|&v| {
+            g.ty(v).shape.iter().enumerate().find_map(|(pos, e)| {
+                let m = d.divide(e).filter(|_| !e.is_fixed())?.fixed()?;
+                Some((v, pos, m))
+            })
+        });
+        let mut parts: Vec<(ValueId, usize)> = Vec::new();
+        let coef = if let Some((v, pos, m)) = multiple {
+            parts.push((v, pos));
+            m
+        } else {
+            let (c, syms) = d.factors();
+            for s in &syms {
+                let sym = Dim::Sym(s.clone());
+                let Some(found) = like
+                    .iter()
+                    .find_map(|&v| Some((v, g.ty(v).shape.iter().position(|e| *e == sym)?)))
+                else {
+                    return Ok(None);
+                };
+                parts.push(found);
+            }
+            if parts.is_empty() || (c == 1 && parts.len() == 1) {
+                return Ok(None);
+            }
+            c
+        };
+        let mut acc = match coef {
+            1 => None,
+            c => Some(self.ints(tag, &[c as i64])?),
+        };
+        for (v, pos) in parts {
+            let piece = self.gather_dim(tag, v, pos, shapes)?;
+            acc = Some(match acc {
+                None => piece,
+                Some(a) => self.node(
+                    &format!("{tag}_mul"),
+                    "Mul",
+                    vec![a, piece],
+                    vec![("T", a_type(DType::I32))],
+                ),
+            });
+        }
+        Ok(acc)
     }
 }
 

@@ -501,19 +501,30 @@ pub fn conv_transpose(gx: &mut Gx, n: &Node, c: &Conv) -> Result<(), String> {
     let mut crop = [0usize; 2];
     let mut same = true;
     for i in 0..2 {
-        let n_in = x_ty.shape[1 + i]
-            .fixed()
-            .ok_or("spatial sizes must be fixed")? as usize;
         let k = k_ty.shape[1 + i].fixed().unwrap_or(1) as usize;
         let s = c.strides[i];
-        let out = out_ty.shape[1 + i]
-            .fixed()
-            .ok_or("spatial sizes must be fixed")? as usize;
         let begin = match &c.padding {
             Padding::Explicit(p) => p[i].0,
             Padding::SameUpper => k.saturating_sub(s) / 2,
             Padding::SameLower => k.saturating_sub(s).div_ceil(2),
         };
+        let Some(n_in) = x_ty.shape[1 + i].fixed().map(|n| n as usize) else {
+            // A run-time size: the SAME form only, whose output is stride × input (its
+            // input_sizes operand is computed from the input's shape).
+            let want = Dim::product(&[Dim::Fixed(s as u64), x_ty.shape[1 + i].clone()]);
+            if out_ty.shape[1 + i] != want || begin != k.saturating_sub(s) / 2 {
+                return Err(
+                    "a transposed convolution at a run-time size is written only when \
+                            its output is stride × input (SAME padding)"
+                        .into(),
+                );
+            }
+            crop[i] = begin;
+            continue;
+        };
+        let out = out_ty.shape[1 + i]
+            .fixed()
+            .ok_or("spatial sizes must be fixed")? as usize;
         if !(out == n_in * s && begin == k.saturating_sub(s) / 2) {
             same = false;
         }
