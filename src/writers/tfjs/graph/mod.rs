@@ -19,6 +19,7 @@ mod index;
 mod nn;
 mod ops;
 mod quant;
+mod resize;
 
 use super::{write_folder, FolderOptions};
 use crate::error::{Error, Result, Unsupported};

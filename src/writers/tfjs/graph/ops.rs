@@ -349,7 +349,7 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             )
         }
         Op::SpaceToDepth(s) => space_to_depth(gx, n, s.block, s.layout)?,
-        Op::Resize(r) => return nn::resize(gx, n, r),
+        Op::Resize(r) => return super::resize::resize(gx, n, r),
         Op::GridSample(_) => return Err("GridSample has no TF.js op".into()),
         Op::Gather(ga) => {
             let x = gx.r(n.inputs[0])?;
