@@ -399,7 +399,7 @@ pub fn plan(g: &Graph, opts: &QuantizeOptions) -> Plan {
         };
         kinds.push(k);
     }
-    super::control::keep_control_inputs_float(g, &mut kinds);
+    let control_float = super::control::keep_control_inputs_float(g, &mut kinds);
     // A dense layer's bias Add joins the MatMul (treated as one int8 op).
     let sole = |v: ValueId| -> Option<usize> {
         (uses[v.0] == 1 && !outputs.contains(&v))
@@ -456,7 +456,8 @@ pub fn plan(g: &Graph, opts: &QuantizeOptions) -> Plan {
     let mut quantize: Vec<ValueId> = Vec::new();
     let mut seen: HashSet<ValueId> = HashSet::new();
     let add = |v: ValueId, seen: &mut HashSet<ValueId>, q: &mut Vec<ValueId>| {
-        if g.ty(v).dtype == DType::F32 && !inner.contains(&v) && seen.insert(v) {
+        let paired = !inner.contains(&v) && !control_float.contains(&v);
+        if g.ty(v).dtype == DType::F32 && paired && seen.insert(v) {
             q.push(v);
         }
     };

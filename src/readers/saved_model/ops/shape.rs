@@ -1,7 +1,7 @@
 //! Shape and data-movement TF ops: Reshape, Squeeze, ExpandDims, Transpose, ConcatV2, Pack,
 //! Unpack, Split, SplitV, StridedSlice (all five masks), Slice, GatherV2, Tile, BroadcastTo,
-//! Pad/PadV2/MirrorPad (SYMMETRIC built from reversed slices), Fill, Range, Shape and the
-//! bilinear / nearest resizes. Shape arguments must be known at import time: constants, or shape
+//! Pad/PadV2/MirrorPad (SYMMETRIC built from reversed slices), Fill, Range, Shape, ReverseV2
+//! (a slice with step -1 per axis) and the bilinear / nearest resizes. Shape arguments must be known at import time: constants, or shape
 //! arithmetic the builder tracks (the batch stays a symbol).
 
 use super::super::tensor::TfNode;
@@ -35,6 +35,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         "Range" => range,
         "Shape" => shape,
         "ResizeBilinear" | "ResizeNearestNeighbor" => resize,
+        "ReverseV2" => reverse,
         _ => return None,
     })
 }
@@ -536,4 +537,27 @@ fn resize(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         ]),
     };
     b.emit(&n.name, Op::Resize(r), vec![x])
+}
+
+/// ReverseV2(x, axes): every listed axis read backwards, a slice with step -1 (how Keras runs a
+/// backward recurrent layer over a time axis of any length).
+fn reverse(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    let x = n.input(0)?;
+    let rank = b.g.ty(x).rank();
+    let axes = const_ints(b, n, 1, "reversed axes")?;
+    let axes: Vec<SliceAxis> = axes
+        .iter()
+        .map(|&a| {
+            Ok(SliceAxis {
+                axis: norm_axis(a, rank)?,
+                start: -1,
+                end: i64::MIN,
+                step: -1,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    if axes.is_empty() {
+        return Ok(vec![x]);
+    }
+    b.emit(&n.name, Op::Slice(Slice { axes }), vec![x])
 }
