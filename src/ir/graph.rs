@@ -382,9 +382,16 @@ impl Graph {
 
     /// Parameter count and bytes held in constants.
     pub fn parameter_stats(&self) -> (usize, usize) {
-        self.values
+        let own = self
+            .values
             .iter()
             .filter_map(|v| v.constant.as_ref())
-            .fold((0, 0), |(n, b), t| (n + t.len(), b + t.data.len()))
+            .fold((0, 0), |(n, b), t| (n + t.len(), b + t.data.len()));
+        // Subgraphs (a loop body's weights) count too.
+        self.nodes
+            .iter()
+            .flat_map(|n| n.op.bodies())
+            .map(|(_, body)| body.parameter_stats())
+            .fold(own, |(n, b), (bn, bb)| (n + bn, b + bb))
     }
 }

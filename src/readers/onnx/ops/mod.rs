@@ -2,6 +2,7 @@
 //! every op type some handler takes (used to report unknown ops downstream of an unsupported
 //! one).
 
+mod attention;
 mod control;
 mod elementwise;
 mod index;
@@ -27,6 +28,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| rnn::handler(op_type))
         .or_else(|| loss::handler(op_type))
         .or_else(|| control::handler(op_type))
+        .or_else(|| attention::handler(op_type))
 }
 
 pub fn is_known(op_type: &str) -> bool {

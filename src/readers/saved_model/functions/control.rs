@@ -307,6 +307,13 @@ impl<'a> Importer<'a> {
                 written.insert(k, t);
             }
         })?;
+        if outputs.len() != vars.len() {
+            return invalid(format!(
+                "the body returns {} values for {} loop variables",
+                outputs.len(),
+                vars.len()
+            ));
+        }
         let cond = match self
             .call_function(scope, def, cond_f, outputs.clone(), "cond", |_, _| {})?
             .first()
