@@ -13,6 +13,8 @@ use std::process::{Command, Output};
 
 /// Ops of tfjs-converter 4.22's executors the graph writer may use (op_list/*.ts).
 pub const TFJS_OPS: &[&str] = &[
+    "StatelessIf",
+    "StatelessWhile",
     "Placeholder",
     "Const",
     "Identity",
@@ -453,6 +455,32 @@ fn graph_models_use_tfjs_ops_and_the_sources_io_names() {
                     "{}: Const without weight",
                     f.name
                 );
+            }
+        }
+        // Every function a control-flow node calls is in the library, with known ops and the
+        // weights of its constants.
+        let library = m["modelTopology"]["library"]["function"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let functions: std::collections::HashSet<&str> = library
+            .iter()
+            .map(|f| f["signature"]["name"].as_str().unwrap())
+            .collect();
+        for n in nodes {
+            for attr in ["cond", "body", "then_branch", "else_branch"] {
+                if let Some(func) = n["attr"][attr]["func"]["name"].as_str() {
+                    assert!(functions.contains(func), "{}: no function {func}", f.name);
+                }
+            }
+        }
+        for func in &library {
+            for n in func["nodeDef"].as_array().unwrap() {
+                let op = n["op"].as_str().unwrap();
+                assert!(TFJS_OPS.contains(&op), "{}: function op {op}", f.name);
+                if op == "Const" {
+                    assert!(weights.contains(n["name"].as_str().unwrap()), "{}", f.name);
+                }
             }
         }
         // The signature maps the source's I/O names to Placeholders and Identities.

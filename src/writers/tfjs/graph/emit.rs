@@ -107,6 +107,10 @@ pub struct Gx<'g> {
     ints: HashMap<Vec<i64>, String>,
     /// The IR node being emitted (for names).
     pub base: String,
+    /// Put before every name: a function body's nodes and weights share the model's namespace.
+    pub prefix: String,
+    /// `library.function` entries (loop and branch bodies), inner ones first.
+    pub functions: Vec<Value>,
 }
 
 impl<'g> Gx<'g> {
@@ -119,11 +123,14 @@ impl<'g> Gx<'g> {
             refs: HashMap::new(),
             ints: HashMap::new(),
             base: String::new(),
+            prefix: String::new(),
+            functions: Vec::new(),
         }
     }
 
     pub fn fresh(&mut self, base: &str) -> String {
-        self.names.fresh(&sanitize(base))
+        let name = sanitize(&format!("{}{base}", self.prefix));
+        self.names.fresh(&name)
     }
 
     pub fn bind(&mut self, v: ValueId, r: String) {

@@ -13,6 +13,7 @@
 //!   outside int32 are refused, f16/f64 values are computed in float32.
 
 mod activation;
+mod control;
 mod dynamic;
 mod emit;
 mod index;
@@ -128,13 +129,21 @@ pub fn build(g: &Graph) -> Result<Built, Vec<Unsupported>> {
     Ok(Built {
         topology: json!({
             "node": gx.nodes,
-            "library": {},
+            "library": library(std::mem::take(&mut gx.functions)),
             "versions": { "producer": PRODUCER },
         }),
         signature: json!({ "inputs": sig_in, "outputs": sig_out }),
         weights: gx.weights,
         nodes,
     })
+}
+
+/// `library` of the GraphDef: the functions control flow calls (none: an empty object, as before).
+fn library(functions: Vec<Value>) -> Value {
+    match functions.is_empty() {
+        true => json!({}),
+        false => json!({ "function": functions }),
+    }
 }
 
 fn tensor_info(node: &str, g: &Graph, v: crate::ir::ValueId) -> Value {

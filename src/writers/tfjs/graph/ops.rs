@@ -543,7 +543,8 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             return Err(crate::passes::integer::why_not(g, n)
                 .unwrap_or_else(|| "integer op not lowered to float ops".into()))
         }
-        Op::If(_) | Op::Loop(_) => return Err("control flow is not written for TF.js yet".into()),
+        Op::If(i) => return super::control::emit_if(gx, n, i),
+        Op::Loop(l) => return super::control::emit_loop(gx, n, l),
         Op::Dynamic(d) => return super::dynamic::emit(gx, n, d),
     };
     gx.bind(n.outputs[0], y);
