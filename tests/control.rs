@@ -148,7 +148,7 @@ fn a_body_that_does_not_fit_its_node_is_caught_by_verify() {
 }
 
 #[test]
-fn tflite_refuses_control_flow_by_name() {
+fn tflite_refuses_a_loop_that_collects_values_by_name() {
     let mut g = loop_graph();
     let w = TfliteWriter::default();
     w.legalize(&mut g).unwrap();
@@ -156,7 +156,36 @@ fn tflite_refuses_control_flow_by_name() {
     assert!(
         refused
             .iter()
-            .any(|u| u.node == "loop" && u.reason.contains("control flow")),
+            .any(|u| u.node == "loop" && u.reason.contains("collects values per iteration")),
         "{refused:?}"
     );
+}
+
+#[test]
+fn tflite_writes_a_loop_as_while_with_condition_and_body_subgraphs() {
+    use tract_tflite::tflite::{root_as_model, BuiltinOperator};
+    let mut g = loop_graph();
+    // Keep the carried value only: TFLite's WHILE has no per-iteration outputs.
+    let Op::Loop(l) = &mut g.nodes[0].op else {
+        unreachable!("loop_graph makes a Loop")
+    };
+    let body = std::sync::Arc::make_mut(&mut l.body.0);
+    body.outputs.pop();
+    g.nodes[0].outputs.pop();
+    g.outputs.pop();
+    g.verify().unwrap();
+    let w = TfliteWriter::default();
+    w.legalize(&mut g).unwrap();
+    let bytes = w.to_bytes(&g).unwrap();
+    let m = root_as_model(&bytes).unwrap();
+    assert_eq!(m.subgraphs().unwrap().len(), 3);
+    let codes = m.operator_codes().unwrap();
+    let main = m.subgraphs().unwrap().get(0);
+    let ops: Vec<BuiltinOperator> = main
+        .operators()
+        .unwrap()
+        .iter()
+        .map(|o| codes.get(o.opcode_index() as usize).builtin_code())
+        .collect();
+    assert!(ops.contains(&BuiltinOperator::WHILE), "{ops:?}");
 }

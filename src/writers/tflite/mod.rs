@@ -3,6 +3,7 @@
 //! kernels, folded batch norms, lowered ops); `check` maps every node and lists those that
 //! cannot be; `write` builds the file (serialize.rs) and writes it atomically.
 
+mod control;
 mod dims;
 mod indexing;
 mod legalize;

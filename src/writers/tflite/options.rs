@@ -321,6 +321,26 @@ pub fn build(
             );
             (O::CumsumOptions, o.as_union_value())
         }
+        Opts::While { cond, body } => {
+            let o = t::WhileOptions::create(
+                fbb,
+                &t::WhileOptionsArgs {
+                    cond_subgraph_index: *cond,
+                    body_subgraph_index: *body,
+                },
+            );
+            (O::WhileOptions, o.as_union_value())
+        }
+        Opts::If { then, other } => {
+            let o = t::IfOptions::create(
+                fbb,
+                &t::IfOptionsArgs {
+                    then_subgraph_index: *then,
+                    else_subgraph_index: *other,
+                },
+            );
+            (O::IfOptions, o.as_union_value())
+        }
         Opts::Shape => {
             let o = t::ShapeOptions::create(
                 fbb,

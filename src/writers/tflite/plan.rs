@@ -112,6 +112,16 @@ pub enum Opts {
     Shape,
     /// ONE_HOT: where the new axis goes (non-negative).
     OneHot(i32),
+    /// WHILE: the subgraphs of the condition and the body.
+    While {
+        cond: i32,
+        body: i32,
+    },
+    /// IF: the subgraphs of the two branches.
+    If {
+        then: i32,
+        other: i32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -123,8 +133,16 @@ pub struct TOp {
     pub outputs: Vec<TRef>,
 }
 
+/// A subgraph a control-flow operator runs (subgraph `1 + its index` in the file).
+pub struct Child {
+    pub graph: Graph,
+    pub plan: Plan,
+}
+
 #[derive(Default)]
 pub struct Plan {
+    /// Subgraphs WHILE and IF operators run (one level: their own plans have none).
+    pub children: Vec<Child>,
     pub ops: Vec<TOp>,
     pub extra: Vec<Extra>,
     /// Quantization parameters of values (from Quantize/DequantizeLinear's constant operands).

@@ -1,4 +1,5 @@
-//! The flatbuffer: TFL3, schema version 3, one subgraph, buffer 0 empty, constant buffers
+//! The flatbuffer: TFL3, schema version 3, the main subgraph then the bodies control flow runs,
+//! buffer 0 empty, constant buffers
 //! deduplicated by content and 16-byte aligned, opcodes deduplicated in first-use order, a
 //! `serving_default` signature with the source's I/O names and `min_runtime_version` metadata.
 //! Every table is built in a fixed order from the plan, so equal input gives equal bytes.
@@ -115,8 +116,17 @@ impl<'p> Tensors<'p> {
     }
 }
 
-/// Builds the model file's bytes.
-pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
+/// One subgraph being built: its tensors and the tensor indices of its operators.
+struct Part<'p> {
+    plan: &'p Plan,
+    ts: Tensors<'p>,
+    inputs: Vec<i32>,
+    outputs: Vec<i32>,
+    op_io: Vec<(Vec<i32>, Vec<i32>)>,
+    op_code_index: Vec<u32>,
+}
+
+fn part<'p>(g: &'p Graph, plan: &'p Plan) -> Part<'p> {
     let mut ts = Tensors {
         slots: Vec::new(),
         index: HashMap::new(),
@@ -142,79 +152,108 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
         .iter()
         .map(|&v| ts.get(g, plan, TRef::Value(v)))
         .collect();
-
-    // Opcodes: (code, version), deduplicated in first-use order.
-    let mut codes: Vec<(B, i32)> = Vec::new();
-    let mut op_code_index = Vec::with_capacity(plan.ops.len());
-    let mut min_runtime = String::from("1.5.0");
-    for (op, (ins, outs)) in plan.ops.iter().zip(&op_io) {
-        let sig = Sig {
-            inputs: ins
-                .iter()
-                .map(|&i| (i >= 0).then(|| ts.slots[i as usize].ty))
-                .collect(),
-            outputs: outs.iter().map(|&i| ts.slots[i as usize].ty).collect(),
-            per_axis_input: ins
-                .first()
-                .filter(|&&i| i >= 0)
-                .and_then(|&i| ts.slots[i as usize].quant)
-                .is_some_and(|q| q.axis.is_some()),
-            per_axis_weights: ins
-                .get(1)
-                .filter(|&&i| i >= 0)
-                .and_then(|&i| ts.slots[i as usize].quant)
-                .is_some_and(|q| q.axis.is_some() && q.scale.len() > 1),
-        };
-        let v = versions::version(op, &sig);
-        if let Some(rt) = versions::runtime(op.code, v) {
-            if versions::later(rt, &min_runtime) {
-                min_runtime = rt.to_string();
-            }
-        }
-        let idx = match codes.iter().position(|&c| c == (op.code, v)) {
-            Some(i) => i,
-            None => {
-                codes.push((op.code, v));
-                codes.len() - 1
-            }
-        };
-        op_code_index.push(idx as u32);
+    Part {
+        plan,
+        ts,
+        inputs,
+        outputs,
+        op_io,
+        op_code_index: Vec::new(),
     }
+}
 
-    let weight_bytes: usize = ts
-        .slots
+/// Opcodes `(code, version)` deduplicated in first-use order over every subgraph, each
+/// operator's index into them, and the runtime version the file needs.
+fn opcodes(parts: &mut [Part]) -> (Vec<(B, i32)>, String) {
+    let mut codes: Vec<(B, i32)> = Vec::new();
+    let mut min_runtime = String::from("1.5.0");
+    for p in parts.iter_mut() {
+        let mut index = Vec::with_capacity(p.plan.ops.len());
+        for (op, (ins, outs)) in p.plan.ops.iter().zip(&p.op_io) {
+            let slots = &p.ts.slots;
+            let sig = Sig {
+                inputs: ins
+                    .iter()
+                    .map(|&i| (i >= 0).then(|| slots[i as usize].ty))
+                    .collect(),
+                outputs: outs.iter().map(|&i| slots[i as usize].ty).collect(),
+                per_axis_input: ins
+                    .first()
+                    .filter(|&&i| i >= 0)
+                    .and_then(|&i| slots[i as usize].quant)
+                    .is_some_and(|q| q.axis.is_some()),
+                per_axis_weights: ins
+                    .get(1)
+                    .filter(|&&i| i >= 0)
+                    .and_then(|&i| slots[i as usize].quant)
+                    .is_some_and(|q| q.axis.is_some() && q.scale.len() > 1),
+            };
+            let v = versions::version(op, &sig);
+            if let Some(rt) = versions::runtime(op.code, v) {
+                if versions::later(rt, &min_runtime) {
+                    min_runtime = rt.to_string();
+                }
+            }
+            let idx = match codes.iter().position(|&c| c == (op.code, v)) {
+                Some(i) => i,
+                None => {
+                    codes.push((op.code, v));
+                    codes.len() - 1
+                }
+            };
+            index.push(idx as u32);
+        }
+        p.op_code_index = index;
+    }
+    (codes, min_runtime)
+}
+
+/// Builds the model file's bytes: the main graph is subgraph 0, the bodies its control flow
+/// runs (`Plan::children`) follow in order.
+pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
+    let mut parts = vec![part(g, plan)];
+    for c in &plan.children {
+        parts.push(part(&c.graph, &c.plan));
+    }
+    let (codes, min_runtime) = opcodes(&mut parts);
+
+    let weight_bytes: usize = parts
         .iter()
+        .flat_map(|p| &p.ts.slots)
         .filter_map(|s| s.data.map(|d| d.data.len() + 16))
         .sum();
     let mut fbb = FlatBufferBuilder::with_capacity(weight_bytes + (1 << 16));
     fbb.push(Align16);
 
-    // Buffers: 0 is the empty sentinel; constants get theirs (deduplicated by content).
+    // Buffers: 0 is the empty sentinel; constants get theirs (deduplicated by content, across
+    // subgraphs).
     let mut buffers = vec![t::Buffer::create(&mut fbb, &t::BufferArgs { data: None })];
-    let mut tensor_buffer = vec![0u32; ts.slots.len()];
-    let mut buffer_by_content: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
-    for (i, s) in ts.slots.iter().enumerate() {
-        let Some(d) = s.data else { continue };
-        let key = content_key(d);
-        let found = buffer_by_content.get(&key).and_then(|c| {
-            c.iter()
-                .find(|(_, j)| ts.slots[*j].data.map(|e| &e.data) == Some(&d.data))
-                .map(|(b, _)| *b)
-        });
-        let b = match found {
-            Some(b) => b,
-            None => {
-                let data = aligned_bytes(&mut fbb, &d.data);
-                buffers.push(t::Buffer::create(
-                    &mut fbb,
-                    &t::BufferArgs { data: Some(data) },
-                ));
-                let b = buffers.len() as u32 - 1;
-                buffer_by_content.entry(key).or_default().push((b, i));
-                b
-            }
-        };
-        tensor_buffer[i] = b;
+    let mut buffer_by_content: HashMap<u64, Vec<(u32, &Tensor)>> = HashMap::new();
+    let mut tensor_buffers: Vec<Vec<u32>> = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let mut tensor_buffer = vec![0u32; p.ts.slots.len()];
+        for (i, s) in p.ts.slots.iter().enumerate() {
+            let Some(d) = s.data else { continue };
+            let key = content_key(d);
+            let found = buffer_by_content
+                .get(&key)
+                .and_then(|c| c.iter().find(|(_, e)| e.data == d.data).map(|(b, _)| *b));
+            let b = match found {
+                Some(b) => b,
+                None => {
+                    let data = aligned_bytes(&mut fbb, &d.data);
+                    buffers.push(t::Buffer::create(
+                        &mut fbb,
+                        &t::BufferArgs { data: Some(data) },
+                    ));
+                    let b = buffers.len() as u32 - 1;
+                    buffer_by_content.entry(key).or_default().push((b, d));
+                    b
+                }
+            };
+            tensor_buffer[i] = b;
+        }
+        tensor_buffers.push(tensor_buffer);
     }
     let mut rt_bytes = min_runtime.into_bytes();
     rt_bytes.resize(16, 0);
@@ -227,48 +266,11 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
     ));
     let rt_buffer = buffers.len() as u32 - 1;
 
-    let mut tensors = Vec::with_capacity(ts.slots.len());
-    for (i, s) in ts.slots.iter().enumerate() {
-        tensors.push(tensor(&mut fbb, s, tensor_buffer[i])?);
+    let mut subgraphs = Vec::with_capacity(parts.len());
+    for (k, (p, tensor_buffer)) in parts.iter().zip(&tensor_buffers).enumerate() {
+        subgraphs.push(subgraph(&mut fbb, p, tensor_buffer, k)?);
     }
-
-    let mut operators = Vec::with_capacity(plan.ops.len());
-    for ((op, (ins, outs)), &code_idx) in plan.ops.iter().zip(&op_io).zip(&op_code_index) {
-        let (kind, opts) = super::options::build(&mut fbb, op.code, &op.opts)?;
-        let inputs = fbb.create_vector(ins);
-        let outputs = fbb.create_vector(outs);
-        operators.push(t::Operator::create(
-            &mut fbb,
-            &t::OperatorArgs {
-                opcode_index: code_idx,
-                inputs: Some(inputs),
-                outputs: Some(outputs),
-                builtin_options_type: kind,
-                builtin_options: opts,
-                custom_options: None,
-                custom_options_format: t::CustomOptionsFormat::FLEXBUFFERS,
-                mutating_variable_inputs: None,
-                intermediates: None,
-            },
-        ));
-    }
-
-    let tensors = fbb.create_vector(&tensors);
-    let sg_inputs = fbb.create_vector(&inputs);
-    let sg_outputs = fbb.create_vector(&outputs);
-    let operators = fbb.create_vector(&operators);
-    let sg_name = fbb.create_string("main");
-    let subgraph = t::SubGraph::create(
-        &mut fbb,
-        &t::SubGraphArgs {
-            tensors: Some(tensors),
-            inputs: Some(sg_inputs),
-            outputs: Some(sg_outputs),
-            operators: Some(operators),
-            name: Some(sg_name),
-        },
-    );
-    let subgraphs = fbb.create_vector(&[subgraph]);
+    let subgraphs = fbb.create_vector(&subgraphs);
 
     let codes: Vec<_> = codes
         .iter()
@@ -286,7 +288,7 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
         .collect();
     let codes = fbb.create_vector(&codes);
 
-    let signature = signature(&mut fbb, g, &inputs, &outputs);
+    let signature = signature(&mut fbb, g, &parts[0].inputs, &parts[0].outputs);
     let signatures = fbb.create_vector(&[signature]);
     let meta_name = fbb.create_string("min_runtime_version");
     let meta = t::Metadata::create(
@@ -318,6 +320,57 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
     let (mut buf, head) = fbb.collapse();
     buf.drain(..head);
     Ok(buf)
+}
+
+/// One subgraph table: its tensors, operators, inputs and outputs (the main one is "main").
+fn subgraph<'f>(
+    fbb: &mut FlatBufferBuilder<'f>,
+    p: &Part,
+    tensor_buffer: &[u32],
+    k: usize,
+) -> Result<WIPOffset<t::SubGraph<'f>>, String> {
+    let mut tensors = Vec::with_capacity(p.ts.slots.len());
+    for (i, s) in p.ts.slots.iter().enumerate() {
+        tensors.push(tensor(fbb, s, tensor_buffer[i])?);
+    }
+    let mut operators = Vec::with_capacity(p.plan.ops.len());
+    for ((op, (ins, outs)), &code_idx) in p.plan.ops.iter().zip(&p.op_io).zip(&p.op_code_index) {
+        let (kind, opts) = super::options::build(fbb, op.code, &op.opts)?;
+        let inputs = fbb.create_vector(ins);
+        let outputs = fbb.create_vector(outs);
+        operators.push(t::Operator::create(
+            fbb,
+            &t::OperatorArgs {
+                opcode_index: code_idx,
+                inputs: Some(inputs),
+                outputs: Some(outputs),
+                builtin_options_type: kind,
+                builtin_options: opts,
+                custom_options: None,
+                custom_options_format: t::CustomOptionsFormat::FLEXBUFFERS,
+                mutating_variable_inputs: None,
+                intermediates: None,
+            },
+        ));
+    }
+    let tensors = fbb.create_vector(&tensors);
+    let sg_inputs = fbb.create_vector(&p.inputs);
+    let sg_outputs = fbb.create_vector(&p.outputs);
+    let operators = fbb.create_vector(&operators);
+    let sg_name = fbb.create_string(&match k {
+        0 => "main".to_string(),
+        k => format!("body_{k}"),
+    });
+    Ok(t::SubGraph::create(
+        fbb,
+        &t::SubGraphArgs {
+            tensors: Some(tensors),
+            inputs: Some(sg_inputs),
+            outputs: Some(sg_outputs),
+            operators: Some(operators),
+            name: Some(sg_name),
+        },
+    ))
 }
 
 /// A byte vector whose first byte sits on a 16-byte boundary of the finished file.

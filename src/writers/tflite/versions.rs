@@ -395,6 +395,8 @@ pub fn runtime(code: B, v: i32) -> Option<&'static str> {
         (B::PACK, 2) => "1.14.0",
         (B::PACK, 3) => "2.3.0",
         (B::SHAPE, 1) => "1.10.0",
+        (B::WHILE, 1) => "1.15.0",
+        (B::IF, 1) => "1.15.0",
         (B::SLICE, 1) => "1.14.0",
         (B::SLICE, 2) => "1.14.0",
         (B::SLICE, 3) => "1.14.0",

@@ -81,7 +81,8 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         | Op::QLinearConv(_)
         | Op::QLinearMatMul => Err(crate::passes::integer::why_not(cx.g, cx.node)
             .unwrap_or_else(|| "integer op not lowered to float builtins".into())),
-        Op::If(_) | Op::Loop(_) => Err("control flow is not written for TFLite yet".into()),
+        Op::If(i) => super::control::if_(cx, i),
+        Op::Loop(l) => super::control::while_loop(cx, l),
         Op::Dynamic(d) => dynamic::dynamic(cx, d),
     }
 }
