@@ -156,10 +156,11 @@ fn unsupported_onnx(path: &std::path::Path) {
     let mut g = Graph::new();
     let seq = vec![Dim::Sym("seq".into()), Dim::Fixed(1), Dim::Fixed(3)];
     let x = g.add_input("x", TensorType::new(DType::F32, seq));
-    let w = g.add_const("w", Tensor::from_f32(vec![1, 6, 3], &[0.1; 18]));
-    let r = g.add_const("r", Tensor::from_f32(vec![1, 6, 2], &[0.1; 12]));
+    // A bidirectional GRU over a run-time length: a forward or reverse one becomes a loop.
+    let w = g.add_const("w", Tensor::from_f32(vec![2, 6, 3], &[0.1; 36]));
+    let r = g.add_const("r", Tensor::from_f32(vec![2, 6, 2], &[0.1; 24]));
     let gru = Rnn {
-        direction: RnnDirection::Forward,
+        direction: RnnDirection::Bidirectional,
         hidden_size: 2,
         activations: vec![],
         clip: None,

@@ -17,6 +17,7 @@ pub mod prune;
 pub mod quantize;
 pub mod rewrite;
 pub mod rnn;
+pub mod rnn_loop;
 pub mod spatial1d;
 pub mod transpose;
 

@@ -169,8 +169,11 @@ impl Writer for GraphWriter {
         crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
         crate::passes::cleanup::fold_constants(g);
         nhwc::prepare(g, false).map_err(fail)?;
+        crate::passes::rnn_loop::loop_rnns(g).map_err(fail)?;
         crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
-        nhwc::finish(g, &native_clip).map_err(fail)
+        nhwc::finish(g, &native_clip).map_err(fail)?;
+        // Loop and branch bodies become functions written the same way.
+        crate::passes::for_each_body(g, &mut |body| self.legalize(body))
     }
 
     fn check(&self, g: &Graph) -> Vec<Unsupported> {
