@@ -1,8 +1,9 @@
 //! Control flow run by mdeploy itself: tract 0.23 evaluates `If` only outside typed plans and
 //! has no `Loop`, so a graph with either is cut around those nodes (`pieces::split`), the
 //! stretches between run in tract as usual, and each control node runs here: `If` picks a branch
-//! by its condition and runs that body; `Loop` runs its body once per iteration, feeding each
-//! iteration's carried values to the next and stacking the values it collects.
+//! by its condition and runs that body; `Loop` runs its body once per iteration (loaded and
+//! planned once), feeding each iteration's carried values to the next and stacking the values
+//! it collects.
 
 use crate::error::{failed, Result};
 use crate::ir::ops::{If, Loop};
@@ -63,6 +64,8 @@ fn run_loop(op: &Loop, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     let mut cond = truth(&inputs[1])?;
     let mut carried: Vec<Tensor> = inputs[2..2 + k].to_vec();
     let captures = &inputs[2 + k..];
+    // The body is loaded once (and planned once per input shapes) for all iterations.
+    let mut reusable = super::Reusable::new(&op.body.0)?;
     let mut collected: Vec<Vec<Tensor>> = vec![Vec::new(); op.collected()];
     let mut i = 0i64;
     while i < trip && cond {
@@ -77,7 +80,10 @@ fn run_loop(op: &Loop, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         ];
         body_in.extend(carried.iter().cloned());
         body_in.extend(captures.iter().cloned());
-        let out = super::run(&op.body.0, &body_in)?;
+        let out = match reusable.as_mut() {
+            Some(r) => r.run(&body_in)?,
+            None => super::run(&op.body.0, &body_in)?,
+        };
         cond = truth(&out[0])?;
         carried = out[1..1 + k].to_vec();
         for (c, t) in collected.iter_mut().zip(&out[1 + k..]) {

@@ -260,6 +260,54 @@ fn run_any(
     Ok(())
 }
 
+/// A graph run again and again (a loop body, once per iteration): loaded into tract once and
+/// planned once per distinct input shapes, instead of both on every run.
+pub(crate) struct Reusable {
+    model: tp::InferenceModel,
+    declared: Vec<(String, TensorType)>,
+    planned: Option<(Vec<Vec<usize>>, Plan)>,
+}
+
+impl Reusable {
+    /// `None` for a graph that needs more than one tract model (control flow, operands bound
+    /// per run, weights past one piece): [`run`] handles those.
+    pub(crate) fn new(g: &Graph) -> Result<Option<Reusable>> {
+        if control::has_control(g) || !specialize::operand_inputs(g).is_empty() {
+            return Ok(None);
+        }
+        let declared = g
+            .outputs
+            .iter()
+            .map(|&v| (g.value(v).name.clone(), g.ty(v).clone()))
+            .collect();
+        let mut g = g.clone();
+        crate::writers::onnx::legalize(&mut g)?;
+        let wanted = g.outputs.clone();
+        if !pieces::split(&g, &wanted, pieces::PIECE_BYTES).is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Reusable {
+            model: load(&g)?,
+            declared,
+            planned: None,
+        }))
+    }
+
+    pub(crate) fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
+        if self.planned.as_ref().is_none_or(|(s, _)| *s != shapes) {
+            drop(self.planned.take());
+            self.planned = Some((shapes, plan_for(self.model.clone(), inputs)?));
+        }
+        let Some((_, plan)) = &self.planned else {
+            return Err(failed("no plan"));
+        };
+        let out = run_plan(plan, inputs)?;
+        check_declared(&self.declared, &out)?;
+        Ok(out)
+    }
+}
+
 /// [`run_batches_in_pieces`] for a graph whose run-time operands come from the graph inputs at
 /// `bound`: each run of batches with the same values there runs a graph with them bound.
 fn run_specialized(
@@ -272,9 +320,10 @@ fn run_specialized(
 ) -> Result<()> {
     let mut start = 0;
     while start < batches.len() {
-        let (fixed, _) = specialize::split_batch(bound, &batches[start]);
-        let same = |b: &Vec<Tensor>| specialize::split_batch(bound, b).0 == fixed;
+        let first = &batches[start];
+        let same = |b: &Vec<Tensor>| bound.iter().all(|&i| b.get(i) == first.get(i));
         let end = start + batches[start..].iter().take_while(|b| same(b)).count();
+        let (fixed, _) = specialize::split_batch(bound, first);
         let specialized = specialize::bind(g, bound, &fixed).map_err(failed)?;
         let rest: Vec<Vec<Tensor>> = batches[start..end]
             .iter()

@@ -18,7 +18,7 @@ use crate::ir::{DType, Dim, Graph, Node, Op, Shape, Tensor, TensorType, ValueId}
 use crate::passes::rewrite::Rewriter;
 
 /// The optional input `which`, if the node has it.
-fn optional(r: &Rnn, n: &Node, which: RnnInput) -> Option<ValueId> {
+pub(crate) fn optional(r: &Rnn, n: &Node, which: RnnInput) -> Option<ValueId> {
     let k = r.optional.iter().position(|&o| o == which)?;
     n.inputs.get(3 + k).copied()
 }

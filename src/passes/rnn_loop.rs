@@ -5,6 +5,7 @@
 //! with ScatterND). Forward and reverse layers without `sequence_lens`; a bidirectional one
 //! stays as it is (and is refused by name).
 
+use super::rnn::optional;
 use crate::ir::ops::{
     BinaryOp, Body, Expand, Gather, Loop, Reshape, Rnn, RnnDirection, RnnInput, Scatter,
     ScatterReduction, ShapeOf, Transpose,
@@ -76,11 +77,6 @@ fn loopable(g: &Graph, n: &Node, r: &Rnn) -> bool {
         && r.direction != RnnDirection::Bidirectional
         && !r.optional.contains(&RnnInput::SequenceLens)
         && x.dtype == DType::F32
-}
-
-fn optional(r: &Rnn, n: &Node, which: RnnInput) -> Option<ValueId> {
-    let k = r.optional.iter().position(|&o| o == which)?;
-    n.inputs.get(3 + k).copied()
 }
 
 /// The layer as a Loop; returns the values standing for its outputs (Y, Y_h[, Y_c]).

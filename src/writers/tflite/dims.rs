@@ -44,31 +44,7 @@ impl Cx<'_> {
             let piece = match (d, found) {
                 (Dim::Fixed(n), _) => self.i32_vec(&format!("{tag}_{k}"), &[*n as i32]),
                 (Dim::Sym(_), Some((v, pos))) => {
-                    let shape = match shapes.get(&v) {
-                        Some(&s) => s,
-                        None => {
-                            let rank = self.g.ty(v).rank();
-                            let s = self.temp(
-                                &format!("{tag}_shape"),
-                                TensorType::new(DType::I32, vec![Dim::Fixed(rank as u64)]),
-                            );
-                            self.emit(B::SHAPE, Opts::Shape, vec![Some(TRef::Value(v))], vec![s]);
-                            shapes.insert(v, s);
-                            s
-                        }
-                    };
-                    let idx = self.i32_vec(&format!("{tag}_{k}_at"), &[pos as i32]);
-                    let p = self.temp(
-                        &format!("{tag}_{k}"),
-                        TensorType::new(DType::I32, vec![Dim::Fixed(1)]),
-                    );
-                    self.emit(
-                        B::GATHER,
-                        Opts::Gather { axis: 0 },
-                        vec![Some(shape), Some(idx)],
-                        vec![p],
-                    );
-                    p
+                    self.gather_dim(&format!("{tag}_{k}"), v, pos, &mut shapes)
                 }
                 (Dim::Sym(_), None) if self.product_of_found(d, like) => {
                     self.product_piece(&format!("{tag}_{k}"), d, like, &mut shapes)?

@@ -237,16 +237,11 @@ impl<'a> Importer<'a> {
         vars: &[Var],
         lists: &[bool],
     ) -> R<BodyImport> {
-        let outer_b = std::mem::replace(&mut self.b, GraphBuilder::new());
-        let outer_cache = std::mem::take(&mut self.var_cache);
-        self.b.g.continue_symbols(&outer_b.g);
-        let result = self.import_body_inner(scope, def, (cond_f, body_f), vars, lists, &outer_b);
-        let inner = std::mem::replace(&mut self.b, outer_b);
-        self.var_cache = outer_cache;
-        self.b.g.continue_symbols(&inner.g);
-        self.b.unsupported.extend(inner.unsupported.iter().cloned());
+        let (result, inner, unsupported) = self.in_own_builder(|imp, outer| {
+            imp.import_body_inner(scope, def, (cond_f, body_f), vars, lists, outer)
+        });
         let (inputs, outputs, cond, written) = result?;
-        if !inner.unsupported.is_empty() {
+        if unsupported {
             return Err(NodeError::Unsupported(
                 "its body holds unsupported ops (listed separately)".into(),
             ));
@@ -539,6 +534,26 @@ impl<'a> Importer<'a> {
         Ok(outs.into_iter().map(Bound::T).collect())
     }
 
+    /// Runs `f` with a fresh graph builder (and variable cache) in place of the current one, so
+    /// what it imports is a body of its own; `f` sees the outer builder for the types of the
+    /// values it captures. Returns `f`'s result, the body's builder, and whether the body met
+    /// unsupported ops (moved to the outer list, so they are reported).
+    fn in_own_builder<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, &GraphBuilder) -> R<T>,
+    ) -> (R<T>, GraphBuilder, bool) {
+        let outer = std::mem::replace(&mut self.b, GraphBuilder::new());
+        let outer_cache = std::mem::take(&mut self.var_cache);
+        self.b.g.continue_symbols(&outer.g);
+        let result = f(self, &outer);
+        let mut inner = std::mem::replace(&mut self.b, outer);
+        self.var_cache = outer_cache;
+        self.b.g.continue_symbols(&inner.g);
+        let unsupported = !inner.unsupported.is_empty();
+        self.b.unsupported.append(&mut inner.unsupported);
+        (result, inner, unsupported)
+    }
+
     fn import_branch(
         &mut self,
         scope: &Scope<'a>,
@@ -547,24 +562,14 @@ impl<'a> Importer<'a> {
         what: &str,
         captures: &[ValueId],
     ) -> R<Graph> {
-        let outer_b = std::mem::replace(&mut self.b, GraphBuilder::new());
-        let outer_cache = std::mem::take(&mut self.var_cache);
-        self.b.g.continue_symbols(&outer_b.g);
-        let args: Vec<Bound> = captures
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| {
-                Bound::T(
-                    self.b
-                        .add_input(&format!("in_{k}"), outer_b.g.ty(v).clone()),
-                )
-            })
-            .collect();
-        let result = self.call_function(scope, def, f, args, what, |_, _| {});
-        let mut inner = std::mem::replace(&mut self.b, outer_b);
-        self.var_cache = outer_cache;
-        self.b.g.continue_symbols(&inner.g);
-        self.b.unsupported.append(&mut inner.unsupported);
+        let (result, inner, _) = self.in_own_builder(|imp, outer| {
+            let args: Vec<Bound> = captures
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| Bound::T(imp.b.add_input(&format!("in_{k}"), outer.g.ty(v).clone())))
+                .collect();
+            imp.call_function(scope, def, f, args, what, |_, _| {})
+        });
         let outs = result?
             .into_iter()
             .map(|b| match b {

@@ -20,17 +20,9 @@ fn type_list(types: &[DType]) -> Value {
     json!({ "list": { "type": t } })
 }
 
-/// TF.js holds every integer as int32.
-fn tfjs_dtype(d: DType) -> DType {
-    if d.is_int() && d != DType::I32 {
-        DType::I32
-    } else {
-        d
-    }
-}
-
+/// The values' dtypes (`tf_dtype` writes every integer as TF.js's int32).
 fn dtypes(g: &Graph, vs: &[ValueId]) -> Vec<DType> {
-    vs.iter().map(|&v| tfjs_dtype(g.ty(v).dtype)).collect()
+    vs.iter().map(|&v| g.ty(v).dtype).collect()
 }
 
 /// Adds function `name` to the model: args `arg_0…` of `arg_types`; the IR `body` (when given)
