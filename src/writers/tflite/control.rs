@@ -87,18 +87,21 @@ fn body_graph(l: &Loop) -> Result<Graph, String> {
     let one = g.add_const("one", Tensor::from_i64s(DType::I64, vec![], &[1]));
     let next = g.add_node("next", Op::Binary(BinaryOp::Add), vec![vars[0], one], &[])?[0];
     // A variable the body passes through is copied (a subgraph output is a tensor it writes).
-    let copy = |g: &mut Graph, v: ValueId, k: usize| -> Result<ValueId, String> {
+    let copy = |g: &mut Graph, v: ValueId, name: String| -> Result<ValueId, String> {
         let shape = g.ty(v).shape.clone();
         let op = Op::Reshape(Reshape { shape });
-        Ok(g.add_node(&format!("pass_{k}"), op, vec![v], &[])?[0])
+        Ok(g.add_node(&name, op, vec![v], &[])?[0])
     };
-    let mut outputs = vec![next, copy(&mut g, vars[1], 1)?];
+    let mut outputs = vec![next, copy(&mut g, vars[1], "pass_limit".into())?];
     for (k, &o) in outs.iter().take(1 + l.carried).enumerate() {
         let is_input = g.inputs.contains(&o) || g.constant(o).is_some();
-        outputs.push(if is_input { copy(&mut g, o, 2 + k)? } else { o });
+        outputs.push(match is_input {
+            true => copy(&mut g, o, format!("pass_result_{k}"))?,
+            false => o,
+        });
     }
     for (k, &v) in vars[3 + l.carried..].iter().enumerate() {
-        outputs.push(copy(&mut g, v, 100 + k)?);
+        outputs.push(copy(&mut g, v, format!("pass_capture_{k}"))?);
     }
     g.outputs = outputs;
     g.verify()?;
