@@ -7,8 +7,9 @@
 //! softcap (1), the bias (2) or the softmax (3). `nonpad_kv_seqlen` (opset 24) is refused.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
+use super::build::Build;
 use super::Handler;
-use crate::ir::ops::{BinaryOp, Concat, Expand, MatMul, Reshape, Softmax, Transpose, UnaryOp};
+use crate::ir::ops::{BinaryOp, Expand, MatMul, Softmax, UnaryOp};
 use crate::ir::{DType, Dim, Op, Tensor, ValueId};
 
 pub fn handler(op: &str) -> Option<Handler> {
@@ -18,37 +19,6 @@ pub fn handler(op: &str) -> Option<Handler> {
     })
 }
 
-struct B<'a> {
-    imp: &'a mut Importer,
-    name: String,
-    k: usize,
-}
-
-impl B<'_> {
-    fn op(&mut self, op: Op, inputs: Vec<ValueId>) -> NodeResult<ValueId> {
-        self.k += 1;
-        self.imp
-            .emit1(&format!("{}/{}", self.name, self.k), op, inputs)
-    }
-    fn bin(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> NodeResult<ValueId> {
-        self.op(Op::Binary(op), vec![a, b])
-    }
-    fn scalar(&mut self, dtype: DType, v: f64) -> ValueId {
-        self.k += 1;
-        let t = Tensor::from_f64s(dtype, vec![], &[v]);
-        self.imp.add_const(&format!("{}/c{}", self.name, self.k), t)
-    }
-    fn reshape(&mut self, x: ValueId, shape: Vec<Dim>) -> NodeResult<ValueId> {
-        self.op(Op::Reshape(Reshape { shape }), vec![x])
-    }
-    fn transpose(&mut self, x: ValueId, perm: Vec<usize>) -> NodeResult<ValueId> {
-        self.op(Op::Transpose(Transpose { perm }), vec![x])
-    }
-    fn shape(&self, v: ValueId) -> Vec<Dim> {
-        self.imp.g.ty(v).shape.clone()
-    }
-}
-
 fn fixed(d: &Dim, what: &str) -> NodeResult<usize> {
     d.fixed().map(|n| n as usize).ok_or_else(|| {
         NodeError::Unsupported(format!("Attention with a {what} known only at run time"))
@@ -56,7 +26,7 @@ fn fixed(d: &Dim, what: &str) -> NodeResult<usize> {
 }
 
 /// `[B, S, H·D]` as `[B, H, S, D]`, or a 4-D input as it is; returns it and `H`.
-fn heads(b: &mut B, x: ValueId, heads_attr: i64, what: &str) -> NodeResult<(ValueId, usize)> {
+fn heads(b: &mut Build, x: ValueId, heads_attr: i64, what: &str) -> NodeResult<(ValueId, usize)> {
     let s = b.shape(x);
     match s.len() {
         4 => Ok((x, fixed(&s[1], what)?)),
@@ -93,19 +63,15 @@ fn attention(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         return unsupported("Attention with nonpad_kv_seqlen");
     }
     let three_d = imp.g.ty(q).rank() == 3;
-    let mut b = B {
-        imp,
-        name: ctx.name.clone(),
-        k: 0,
-    };
+    let mut b = Build::new(imp, &ctx.name);
     let (q, hq) = heads(&mut b, q, ctx.int("q_num_heads", 0), "Q")?;
     let (mut k, hkv) = heads(&mut b, k, ctx.int("kv_num_heads", 0), "K")?;
     let (mut v, _) = heads(&mut b, v, ctx.int("kv_num_heads", 0), "V")?;
     let past = match (ctx.opt_input(4), ctx.opt_input(5)) {
         (Some(pk), Some(pv)) => {
             let past_len = b.shape(pk)[2].clone();
-            k = b.op(Op::Concat(Concat { axis: 2 }), vec![pk, k])?;
-            v = b.op(Op::Concat(Concat { axis: 2 }), vec![pv, v])?;
+            k = b.concat(vec![pk, k], 2)?;
+            v = b.concat(vec![pv, v], 2)?;
             Some(past_len)
         }
         (None, None) => None,
@@ -138,18 +104,18 @@ fn attention(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let scale = ctx
         .attr("scale")
         .map_or(1.0 / (d as f64).sqrt(), |a| a.f as f64);
-    let root = b.scalar(dt, scale.sqrt());
+    let root = b.scalar("c", dt, scale.sqrt());
     let qs_ = b.bin(BinaryOp::Mul, q, root)?;
     let kt = b.transpose(k, vec![0, 1, 3, 2])?;
     let ks_ = b.bin(BinaryOp::Mul, kt, root)?;
-    let scores = b.op(Op::MatMul(MatMul::default()), vec![qs_, ks_])?;
+    let scores = b.op("matmul", Op::MatMul(MatMul::default()), vec![qs_, ks_])?;
     let mut stages = vec![scores];
     let softcap = ctx.float("softcap", 0.0) as f64;
     let mut x = scores;
     if softcap > 0.0 {
-        let c = b.scalar(dt, softcap);
+        let c = b.scalar("c", dt, softcap);
         let div = b.bin(BinaryOp::Div, x, c)?;
-        let t = b.op(Op::Unary(UnaryOp::Tanh), vec![div])?;
+        let t = b.un(UnaryOp::Tanh, div)?;
         x = b.bin(BinaryOp::Mul, t, c)?;
     }
     let capped = x;
@@ -159,6 +125,7 @@ fn attention(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     stages.push(capped);
     stages.push(biased);
     let probs = b.op(
+        "softmax",
         Op::Softmax(Softmax {
             axis: 3,
             log: false,
@@ -166,7 +133,7 @@ fn attention(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         vec![biased],
     )?;
     stages.push(probs);
-    let mut y = b.op(Op::MatMul(MatMul::default()), vec![probs, v])?;
+    let mut y = b.op("matmul", Op::MatMul(MatMul::default()), vec![probs, v])?;
     if three_d {
         let t = b.transpose(y, vec![0, 2, 1, 3])?;
         let s = b.shape(t);
@@ -185,13 +152,13 @@ fn attention(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 }
 
 /// Each of the `[B, H, S, D]` heads `rep` times in a row: `[h0, h0, h1, h1, …]`.
-fn repeat_heads(b: &mut B, x: ValueId, rep: usize) -> NodeResult<ValueId> {
+fn repeat_heads(b: &mut Build, x: ValueId, rep: usize) -> NodeResult<ValueId> {
     let s = b.shape(x);
     let mut u = s.clone();
     u.insert(2, Dim::Fixed(1));
     let x = b.reshape(x, u.clone())?;
     u[2] = Dim::Fixed(rep as u64);
-    let x = b.op(Op::Expand(Expand { shape: u }), vec![x])?;
+    let x = b.op("expand", Op::Expand(Expand { shape: u }), vec![x])?;
     let joined = vec![
         s[0].clone(),
         Dim::product(&[s[1].clone(), Dim::Fixed(rep as u64)]),
@@ -204,7 +171,7 @@ fn repeat_heads(b: &mut B, x: ValueId, rep: usize) -> NodeResult<ValueId> {
 /// Scores plus the mask (boolean: 0 where true, −∞ elsewhere) and the causal mask (a query at
 /// `i` sees keys up to `i + past`).
 fn add_bias(
-    b: &mut B,
+    b: &mut Build,
     ctx: &NodeCtx,
     x: ValueId,
     dt: DType,
@@ -216,9 +183,9 @@ fn add_bias(
     if let Some(m) = ctx.opt_input(3) {
         let bias = match b.imp.g.ty(m).dtype {
             DType::Bool => {
-                let zero = b.scalar(dt, 0.0);
-                let neg = b.scalar(dt, f64::NEG_INFINITY);
-                b.op(Op::Where, vec![m, zero, neg])?
+                let zero = b.scalar("c", dt, 0.0);
+                let neg = b.scalar("c", dt, f64::NEG_INFINITY);
+                b.op("where", Op::Where, vec![m, zero, neg])?
             }
             _ => m,
         };
@@ -235,9 +202,7 @@ fn add_bias(
                 });
             }
         }
-        b.k += 1;
-        let t = Tensor::from_f64s(dt, vec![sq, skv], &v);
-        let tri = b.imp.add_const(&format!("{}/causal{}", b.name, b.k), t);
+        let tri = b.constant("causal", Tensor::from_f64s(dt, vec![sq, skv], &v));
         x = b.bin(BinaryOp::Add, x, tri)?;
     }
     Ok(x)

@@ -5,11 +5,10 @@
 //! spec's function bodies do.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
+use super::build::Build;
 use super::Handler;
-use crate::ir::ops::{
-    norm_axis, BinaryOp, Cast, Gather, Reduce, ReduceKind, Reshape, Softmax, UnaryOp,
-};
-use crate::ir::{DType, Dim, Op, Tensor, ValueId};
+use crate::ir::ops::{norm_axis, BinaryOp, Gather, ReduceKind, Reshape, Softmax, UnaryOp};
+use crate::ir::{DType, Dim, Op, ValueId};
 
 pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
@@ -18,55 +17,6 @@ pub fn handler(op: &str) -> Option<Handler> {
         "SoftmaxCrossEntropyLoss" => softmax_cross_entropy,
         _ => return None,
     })
-}
-
-/// Emits the nodes of one decomposition, named after the source node.
-struct Build<'a> {
-    imp: &'a mut Importer,
-    name: String,
-}
-
-impl Build<'_> {
-    fn op(&mut self, what: &str, op: Op, inputs: Vec<ValueId>) -> NodeResult<ValueId> {
-        self.imp.emit1(&format!("{}/{what}", self.name), op, inputs)
-    }
-    fn bin(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> NodeResult<ValueId> {
-        self.op(
-            &format!("{op:?}").to_lowercase(),
-            Op::Binary(op),
-            vec![a, b],
-        )
-    }
-    fn un(&mut self, op: UnaryOp, x: ValueId) -> NodeResult<ValueId> {
-        self.op(&format!("{op:?}").to_lowercase(), Op::Unary(op), vec![x])
-    }
-    fn cast(&mut self, x: ValueId, to: DType) -> NodeResult<ValueId> {
-        if self.imp.g.ty(x).dtype == to {
-            return Ok(x);
-        }
-        self.op("cast", Op::Cast(Cast { to }), vec![x])
-    }
-    fn scalar(&mut self, what: &str, dtype: DType, v: f64) -> ValueId {
-        let t = Tensor::from_f64s(dtype, vec![], &[v]);
-        self.imp.add_const(&format!("{}/{what}", self.name), t)
-    }
-    fn reduce(
-        &mut self,
-        kind: ReduceKind,
-        x: ValueId,
-        axes: Vec<usize>,
-        keep: bool,
-    ) -> NodeResult<ValueId> {
-        if axes.is_empty() {
-            return Ok(x);
-        }
-        let r = Reduce {
-            kind,
-            axes,
-            keep_dims: keep,
-        };
-        self.op(&format!("{kind:?}").to_lowercase(), Op::Reduce(r), vec![x])
-    }
 }
 
 /// The type the normalizations compute in: float32 with `stash_type` 1 (the default).
@@ -88,10 +38,7 @@ fn rms_norm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let u = stash(imp, ctx, x)?;
     let axes: Vec<usize> = (norm_axis(ctx.int("axis", -1), ty.rank())?..ty.rank()).collect();
     let eps = ctx.float("epsilon", 1e-5) as f64;
-    let mut b = Build {
-        imp,
-        name: ctx.name.clone(),
-    };
+    let mut b = Build::new(imp, &ctx.name);
     let xu = b.cast(x, u)?;
     let sq = b.bin(BinaryOp::Mul, xu, xu)?;
     let mean = b.reduce(ReduceKind::Mean, sq, axes, true)?;
@@ -111,10 +58,7 @@ pub fn layer_norm_with_stats(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Ve
     let u = stash(imp, ctx, x)?;
     let axes: Vec<usize> = (norm_axis(ctx.int("axis", -1), ty.rank())?..ty.rank()).collect();
     let eps = ctx.float("epsilon", 1e-5) as f64;
-    let mut b = Build {
-        imp,
-        name: ctx.name.clone(),
-    };
+    let mut b = Build::new(imp, &ctx.name);
     let xu = b.cast(x, u)?;
     let mean = b.reduce(ReduceKind::Mean, xu, axes.clone(), true)?;
     let d = b.bin(BinaryOp::Sub, xu, mean)?;
@@ -168,10 +112,7 @@ fn nll(imp: &mut Importer, ctx: &NodeCtx, input: ValueId) -> NodeResult<ValueId>
         return unsupported(format!("reduction '{reduction}'"));
     }
     let ignore = ctx.attr("ignore_index").map(|a| a.i);
-    let mut b = Build {
-        imp,
-        name: ctx.name.clone(),
-    };
+    let mut b = Build::new(imp, &ctx.name);
     // Ignored targets pick class 0 (any valid index) and get weight 0.
     let (safe, kept) = match ignore {
         Some(i) => {

@@ -3,6 +3,7 @@
 //! one).
 
 mod attention;
+mod build;
 mod control;
 mod elementwise;
 mod index;
@@ -12,6 +13,7 @@ mod quant;
 mod rnn;
 mod scan;
 mod shape;
+mod signal;
 
 use super::import::{unsupported, Importer, NodeCtx, NodeResult};
 use crate::ir::ops::Dynamic;
@@ -29,6 +31,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| loss::handler(op_type))
         .or_else(|| control::handler(op_type))
         .or_else(|| attention::handler(op_type))
+        .or_else(|| signal::handler(op_type))
 }
 
 pub fn is_known(op_type: &str) -> bool {
