@@ -1,10 +1,12 @@
 //! Elementwise ONNX ops → `Unary`, `Binary`, `Activation`, `Where`, `Cast`. Variadic Sum, Mean,
-//! Max, Min become chains of binary ops. Identity and Dropout (inference) alias their input.
+//! Max, Min become chains of binary ops. Identity and Dropout (inference) alias their input;
+//! Dropout's mask is all kept. Swish and IsInf are written as the comparisons and products they are.
 //! BitShift's direction picks the shift op; Shrink, unlike the other activations, takes integers.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
+use super::build::Build;
 use super::Handler;
-use crate::ir::ops::{Activation, BinaryOp, Cast, UnaryOp};
+use crate::ir::ops::{Activation, BinaryOp, Cast, ConstantOfShape, ShapeOf, UnaryOp};
 use crate::ir::{DType, Op, Tensor, ValueId};
 
 pub fn handler(op: &str) -> Option<Handler> {
@@ -24,6 +26,8 @@ pub fn handler(op: &str) -> Option<Handler> {
         "Cast" => cast,
         "CastLike" => cast_like,
         "Identity" | "Dropout" => identity,
+        "Swish" => swish,
+        "IsInf" => is_inf,
         _ => return None,
     })
 }
@@ -292,8 +296,67 @@ fn identity(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
             return unsupported("Dropout in training mode (random at run time)");
         }
     }
-    if ctx.node.op_type == "Dropout" && ctx.node.output.iter().skip(1).any(|o| !o.is_empty()) {
-        return unsupported("Dropout mask output");
+    let x = ctx.input(0)?;
+    if ctx.node.op_type == "Dropout" && ctx.node.output.get(1).is_some_and(|o| !o.is_empty()) {
+        return Ok(vec![x, inference_mask(imp, ctx, x)?]);
     }
-    Ok(vec![ctx.input(0)?])
+    Ok(vec![x])
+}
+
+/// Dropout's mask at inference: every element kept (`true`; ones of the input's type before
+/// opset 10, where the mask had that type).
+fn inference_mask(imp: &mut Importer, ctx: &NodeCtx, x: ValueId) -> NodeResult<ValueId> {
+    let ty = imp.g.ty(x).clone();
+    let dtype = if imp.opset < 10 { ty.dtype } else { DType::Bool };
+    let mut b = Build::new(imp, &ctx.name);
+    let shape = Op::ShapeOf(ShapeOf {
+        start: 0,
+        end: ty.rank(),
+    });
+    let shape = b.op("shape", shape, vec![x])?;
+    let value = Tensor::from_f64s(dtype, vec![], &[1.0]);
+    b.op("mask", Op::ConstantOfShape(ConstantOfShape { value }), vec![shape])
+}
+
+/// `x · sigmoid(alpha · x)` (Swish-24; SiLU when alpha is 1).
+fn swish(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let alpha = ctx.float("alpha", 1.0);
+    let dt = imp.g.ty(x).dtype;
+    let mut b = Build::new(imp, &ctx.name);
+    let scaled = if alpha == 1.0 {
+        x
+    } else {
+        let a = b.scalar("alpha", dt, alpha as f64);
+        b.bin(BinaryOp::Mul, x, a)?
+    };
+    let gate = b.un(UnaryOp::Sigmoid, scaled)?;
+    Ok(vec![b.bin(BinaryOp::Mul, x, gate)?])
+}
+
+/// `x == +inf` and/or `x == -inf`, as `detect_positive` / `detect_negative` ask.
+fn is_inf(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let dt = imp.g.ty(x).dtype;
+    if !dt.is_float() {
+        return unsupported(format!("IsInf on {dt} tensors"));
+    }
+    let (pos, neg) = (ctx.int("detect_positive", 1) != 0, ctx.int("detect_negative", 1) != 0);
+    let mut b = Build::new(imp, &ctx.name);
+    let mut hits = vec![];
+    for (on, v) in [(pos, f64::INFINITY), (neg, f64::NEG_INFINITY)] {
+        if on {
+            let inf = b.scalar("inf", dt, v);
+            hits.push(b.bin(BinaryOp::Equal, x, inf)?);
+        }
+    }
+    Ok(vec![match hits[..] {
+        [a, c] => b.bin(BinaryOp::Or, a, c)?,
+        [a] => a,
+        _ => {
+            // Neither sign detected: all false, shaped like x.
+            let never = b.scalar("nan", dt, f64::NAN);
+            b.bin(BinaryOp::Equal, x, never)?
+        }
+    }])
 }

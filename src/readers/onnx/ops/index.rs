@@ -1,7 +1,7 @@
 //! Indexing, reduction, Einsum and NonMaxSuppression ONNX ops. Reductions take axes from the
 //! attribute (before opset 18, ReduceSum before 13) or from a constant input;
 //! `noop_with_empty_axes` is honoured. NonMaxSuppression's optional scalar inputs must be
-//! constants (they become parameters).
+//! constants (they become parameters). EyeLike of a fixed shape is a constant.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
 use super::{dynamic, Handler};
@@ -27,6 +27,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => reduce,
         "NonMaxSuppression" => nms,
         "Einsum" => einsum,
+        "EyeLike" => eye_like,
         _ => return None,
     })
 }
@@ -357,4 +358,35 @@ fn einsum(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         }),
         inputs,
     )
+}
+
+/// A constant of the input's (fixed, 2-D) shape with ones on diagonal `k`, of `dtype` (the
+/// input's when absent).
+fn eye_like(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let ty = imp.g.ty(ctx.input(0)?).clone();
+    let dims: Option<Vec<u64>> = ty.shape.iter().map(|d| d.fixed()).collect();
+    let [rows, cols] = dims.as_deref().unwrap_or(&[]) else {
+        return match dims {
+            Some(_) => Err(NodeError::Invalid(format!("EyeLike needs a 2-D input, got {ty}"))),
+            None => unsupported("EyeLike of a shape known only at run time"),
+        };
+    };
+    let dtype = match ctx.attr("dtype") {
+        Some(_) => {
+            let code = ctx.int("dtype", 1) as i32;
+            crate::formats::onnx::dtype_from_onnx(code)
+                .ok_or_else(|| NodeError::Unsupported(format!("EyeLike of element type {code}")))?
+        }
+        None => ty.dtype,
+    };
+    let (rows, cols, k) = (*rows as usize, *cols as usize, ctx.int("k", 0));
+    let mut v = vec![0.0; rows * cols];
+    for r in 0..rows {
+        let c = r as i64 + k;
+        if (0..cols as i64).contains(&c) {
+            v[r * cols + c as usize] = 1.0;
+        }
+    }
+    let t = Tensor::from_f64s(dtype, vec![rows, cols], &v);
+    Ok(vec![imp.add_const(&ctx.name, t)])
 }
