@@ -307,7 +307,11 @@ fn identity(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 /// opset 10, where the mask had that type).
 fn inference_mask(imp: &mut Importer, ctx: &NodeCtx, x: ValueId) -> NodeResult<ValueId> {
     let ty = imp.g.ty(x).clone();
-    let dtype = if imp.opset < 10 { ty.dtype } else { DType::Bool };
+    let dtype = if imp.opset < 10 {
+        ty.dtype
+    } else {
+        DType::Bool
+    };
     let mut b = Build::new(imp, &ctx.name);
     let shape = Op::ShapeOf(ShapeOf {
         start: 0,
@@ -315,7 +319,11 @@ fn inference_mask(imp: &mut Importer, ctx: &NodeCtx, x: ValueId) -> NodeResult<V
     });
     let shape = b.op("shape", shape, vec![x])?;
     let value = Tensor::from_f64s(dtype, vec![], &[1.0]);
-    b.op("mask", Op::ConstantOfShape(ConstantOfShape { value }), vec![shape])
+    b.op(
+        "mask",
+        Op::ConstantOfShape(ConstantOfShape { value }),
+        vec![shape],
+    )
 }
 
 /// `x · sigmoid(alpha · x)` (Swish-24; SiLU when alpha is 1).
@@ -341,7 +349,10 @@ fn is_inf(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     if !dt.is_float() {
         return unsupported(format!("IsInf on {dt} tensors"));
     }
-    let (pos, neg) = (ctx.int("detect_positive", 1) != 0, ctx.int("detect_negative", 1) != 0);
+    let (pos, neg) = (
+        ctx.int("detect_positive", 1) != 0,
+        ctx.int("detect_negative", 1) != 0,
+    );
     let mut b = Build::new(imp, &ctx.name);
     let mut hits = vec![];
     for (on, v) in [(pos, f64::INFINITY), (neg, f64::NEG_INFINITY)] {

@@ -367,7 +367,9 @@ fn eye_like(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let dims: Option<Vec<u64>> = ty.shape.iter().map(|d| d.fixed()).collect();
     let [rows, cols] = dims.as_deref().unwrap_or(&[]) else {
         return match dims {
-            Some(_) => Err(NodeError::Invalid(format!("EyeLike needs a 2-D input, got {ty}"))),
+            Some(_) => Err(NodeError::Invalid(format!(
+                "EyeLike needs a 2-D input, got {ty}"
+            ))),
             None => unsupported("EyeLike of a shape known only at run time"),
         };
     };

@@ -9,6 +9,7 @@ mod elementwise;
 mod index;
 mod loss;
 mod nn;
+mod norm;
 mod quant;
 mod rnn;
 mod scan;
@@ -32,6 +33,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| control::handler(op_type))
         .or_else(|| attention::handler(op_type))
         .or_else(|| signal::handler(op_type))
+        .or_else(|| norm::handler(op_type))
 }
 
 pub fn is_known(op_type: &str) -> bool {

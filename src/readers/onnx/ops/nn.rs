@@ -323,7 +323,7 @@ fn extra_outputs_unsupported(ctx: &NodeCtx, what: &str) -> NodeResult<()> {
 
 fn batch_norm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     if ctx.int("training_mode", 0) == 1 {
-        return unsupported("BatchNormalization in training mode");
+        return super::norm::batch_norm_training(imp, ctx);
     }
     extra_outputs_unsupported(ctx, "training statistics")?;
     let inputs = (0..5)
