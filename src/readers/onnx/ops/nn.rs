@@ -5,6 +5,7 @@
 //! reductions and arithmetic as in its ONNX function body) and GridSample.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
+use super::build::Build;
 use super::Handler;
 use crate::ir::ops::{
     norm_axes, norm_axis, BatchNorm, BinaryOp, Conv, GlobalPool, GridPadding, GridSample, Hardmax,
@@ -248,11 +249,14 @@ fn pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         )));
     }
     let n = xt.rank() - 2;
-    let kind = match ctx.node.op_type.as_str() {
-        "MaxPool" => PoolKind::Max,
-        "AveragePool" => PoolKind::Avg,
-        _ if ctx.int("p", 2) == 2 => PoolKind::L2,
-        _ => return unsupported("LpPool with p != 2"),
+    // LpPool of another p than 2: (Σ|x|^p)^(1/p), the sum an average over the whole window.
+    let lp = ctx.int("p", 2);
+    let (kind, other_p) = match ctx.node.op_type.as_str() {
+        "MaxPool" => (PoolKind::Max, None),
+        "AveragePool" => (PoolKind::Avg, None),
+        _ if lp == 2 => (PoolKind::L2, None),
+        _ if lp >= 1 => (PoolKind::Avg, Some(lp as f64)),
+        _ => return Err(NodeError::Invalid(format!("LpPool with p = {lp}"))),
     };
     let kernel: Vec<usize> = ctx
         .ints("kernel_shape")
@@ -273,7 +277,7 @@ fn pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         dilations: get("dilations"),
         padding: padding_attr(ctx, n)?,
         ceil_mode: ctx.int("ceil_mode", 0) == 1,
-        count_include_pad: ctx.int("count_include_pad", 0) == 1,
+        count_include_pad: ctx.int("count_include_pad", 0) == 1 || other_p.is_some(),
     };
     if p.kernel.len() != n || p.strides.len() != n || p.dilations.len() != n {
         return Err(NodeError::Invalid(
@@ -294,7 +298,31 @@ fn pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
             p.padding = Padding::Explicit(pads);
         }
     }
-    imp.emit(&ctx.name, Op::Pool(p), vec![x])
+    match other_p {
+        Some(lp) => lp_pool(imp, ctx, x, p, lp),
+        None => imp.emit(&ctx.name, Op::Pool(p), vec![x]),
+    }
+}
+
+/// `(window size · avg(|x|^p))^(1/p)`; zero padding adds nothing to the sum.
+fn lp_pool(
+    imp: &mut Importer,
+    ctx: &NodeCtx,
+    x: ValueId,
+    avg: Pool,
+    lp: f64,
+) -> NodeResult<Vec<ValueId>> {
+    let dt = imp.g.ty(x).dtype;
+    let window = avg.kernel.iter().product::<usize>() as f64;
+    let mut b = Build::new(imp, &ctx.name);
+    let abs = b.un(UnaryOp::Abs, x)?;
+    let p = b.scalar("p", dt, lp);
+    let powered = b.bin(BinaryOp::Pow, abs, p)?;
+    let mean = b.op("avg", Op::Pool(avg), vec![powered])?;
+    let n = b.scalar("window", dt, window);
+    let sum = b.bin(BinaryOp::Mul, mean, n)?;
+    let inv = b.scalar("inv_p", dt, 1.0 / lp);
+    Ok(vec![b.bin(BinaryOp::Pow, sum, inv)?])
 }
 
 fn global_pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
