@@ -5,24 +5,26 @@
 //! key/value head for its group; `past_key`/`past_value` are prepended on the sequence axis and
 //! are the `present_*` outputs; `qk_matmul_output` is the scores after the matmul (mode 0), the
 //! softcap (1), the bias (2) or the softmax (3). `nonpad_kv_seqlen` (opset 24) is refused.
+//! RotaryEmbedding-23 is the slices, products and concats of its definition.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
 use super::build::Build;
 use super::Handler;
-use crate::ir::ops::{BinaryOp, Expand, MatMul, Softmax, UnaryOp};
+use crate::ir::ops::{BinaryOp, Expand, Gather, MatMul, Softmax, UnaryOp};
 use crate::ir::{DType, Dim, Op, Tensor, ValueId};
 
 pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
         "Attention" => attention,
+        "RotaryEmbedding" => rotary_embedding,
         _ => return None,
     })
 }
 
 fn fixed(d: &Dim, what: &str) -> NodeResult<usize> {
-    d.fixed().map(|n| n as usize).ok_or_else(|| {
-        NodeError::Unsupported(format!("Attention with a {what} known only at run time"))
-    })
+    d.fixed()
+        .map(|n| n as usize)
+        .ok_or_else(|| NodeError::Unsupported(format!("a {what} known only at run time")))
 }
 
 /// `[B, S, H·D]` as `[B, H, S, D]`, or a 4-D input as it is; returns it and `H`.
@@ -206,4 +208,94 @@ fn add_bias(
         x = b.bin(BinaryOp::Add, x, tri)?;
     }
     Ok(x)
+}
+
+/// RotaryEmbedding-23: the first `rotary_embedding_dim` features of each head rotated by the
+/// angle pairs in `cos_cache`/`sin_cache` (gathered by `position_ids` when given), as halves
+/// (`[x1, x2]`) or interleaved pairs (`x1 = x[0::2]`, `x2 = x[1::2]`):
+/// `[x1·cos − x2·sin, x1·sin + x2·cos]`. 4-D inputs are `[B, H, S, D]`, 3-D ones `[B, S, H·D]`.
+fn rotary_embedding(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let (x, cos, sin) = (ctx.input(0)?, ctx.input(1)?, ctx.input(2)?);
+    let ty = imp.g.ty(x).clone();
+    let mut b = Build::new(imp, &ctx.name);
+    // Work on [B, H, S, D] or [B, S, H, D]; the caches broadcast over H at `head_axis`.
+    let (x4, head_axis) = match ty.rank() {
+        4 => (x, 1),
+        3 => {
+            let heads = ctx.int("num_heads", 0);
+            let hidden = fixed(&ty.shape[2], "hidden size")?;
+            if heads <= 0 || hidden % heads as usize != 0 {
+                return Err(NodeError::Invalid(format!(
+                    "RotaryEmbedding num_heads {heads} does not divide the hidden size {hidden}"
+                )));
+            }
+            let mut s = ty.shape.clone();
+            s[2] = Dim::Fixed(heads as u64);
+            s.push(Dim::Fixed(hidden as u64 / heads as u64));
+            (b.reshape(x, s)?, 2)
+        }
+        _ => return Err(NodeError::Invalid(format!("RotaryEmbedding input {ty}"))),
+    };
+    let head = fixed(&b.shape(x4)[3], "head size")?;
+    let rot = match ctx.int("rotary_embedding_dim", 0) {
+        0 => head,
+        r if r > 0 && (r as usize) <= head && r % 2 == 0 => r as usize,
+        r => {
+            return Err(NodeError::Invalid(format!(
+                "rotary_embedding_dim {r} for heads of {head}"
+            )))
+        }
+    };
+    let interleaved = ctx.int("interleaved", 0) == 1;
+    let mut caches = vec![];
+    for c in [cos, sin] {
+        let c = match ctx.opt_input(3) {
+            Some(ids) => b.op("gather", Op::Gather(Gather { axis: 0 }), vec![c, ids])?,
+            None => c,
+        };
+        // [B, S, rot/2] → a size-1 head axis, and a pair axis when interleaved.
+        let mut s = b.shape(c);
+        s.insert(head_axis, Dim::Fixed(1));
+        if interleaved {
+            s.push(Dim::Fixed(1));
+        }
+        caches.push(b.reshape(c, s)?);
+    }
+    let rotated = b.slice(x4, 3, 0, rot as i64)?;
+    let (x1, x2, pairs) = if interleaved {
+        let mut s = b.shape(rotated);
+        s[3] = Dim::Fixed(rot as u64 / 2);
+        s.push(Dim::Fixed(2));
+        let pairs = b.reshape(rotated, s)?;
+        (b.slice(pairs, 4, 0, 1)?, b.slice(pairs, 4, 1, 2)?, true)
+    } else {
+        let half = rot as i64 / 2;
+        (
+            b.slice(rotated, 3, 0, half)?,
+            b.slice(rotated, 3, half, rot as i64)?,
+            false,
+        )
+    };
+    let (c, s) = (caches[0], caches[1]);
+    let x1c = b.bin(BinaryOp::Mul, x1, c)?;
+    let x2s = b.bin(BinaryOp::Mul, x2, s)?;
+    let real = b.bin(BinaryOp::Sub, x1c, x2s)?;
+    let x1s = b.bin(BinaryOp::Mul, x1, s)?;
+    let x2c = b.bin(BinaryOp::Mul, x2, c)?;
+    let imag = b.bin(BinaryOp::Add, x1s, x2c)?;
+    let mut y = if pairs {
+        let joined = b.concat(vec![real, imag], 4)?;
+        let shape = b.shape(rotated);
+        b.reshape(joined, shape)?
+    } else {
+        b.concat(vec![real, imag], 3)?
+    };
+    if rot < head {
+        let rest = b.slice(x4, 3, rot as i64, head as i64)?;
+        y = b.concat(vec![y, rest], 3)?;
+    }
+    if ty.rank() == 3 {
+        y = b.reshape(y, ty.shape.clone())?;
+    }
+    Ok(vec![y])
 }

@@ -91,7 +91,4 @@ impl<'a> Build<'a> {
     pub fn shape(&self, v: ValueId) -> Vec<Dim> {
         self.imp.g.ty(v).shape.clone()
     }
-    pub fn dtype(&self, v: ValueId) -> DType {
-        self.imp.g.ty(v).dtype
-    }
 }
