@@ -1,15 +1,17 @@
 //! Indexing, reduction, Einsum and NonMaxSuppression ONNX ops. Reductions take axes from the
 //! attribute (before opset 18, ReduceSum before 13) or from a constant input;
 //! `noop_with_empty_axes` is honoured. NonMaxSuppression's optional scalar inputs must be
-//! constants (they become parameters). EyeLike of a fixed shape is a constant.
+//! constants (they become parameters). EyeLike of a fixed shape is a constant;
+//! ReverseSequence a GatherElements with computed indices.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
+use super::build::Build;
 use super::{dynamic, Handler};
 use crate::ir::ops::{
-    norm_axes, norm_axis, ArgReduce, CumSum, Dynamic, Einsum, Gather, GatherNd, Nms, OneHot,
-    Reduce, ReduceKind, Scatter, ScatterElements, ScatterReduction, TopK, Trilu,
+    norm_axes, norm_axis, ArgReduce, BinaryOp, CumSum, Dynamic, Einsum, Expand, Gather, GatherNd,
+    Nms, OneHot, Reduce, ReduceKind, Scatter, ScatterElements, ScatterReduction, TopK, Trilu,
 };
-use crate::ir::{Op, Tensor, ValueId};
+use crate::ir::{DType, Dim, Op, Tensor, ValueId};
 
 pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
@@ -28,6 +30,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         "NonMaxSuppression" => nms,
         "Einsum" => einsum,
         "EyeLike" => eye_like,
+        "ReverseSequence" => reverse_sequence,
         _ => return None,
     })
 }
@@ -391,4 +394,52 @@ fn eye_like(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     }
     let t = Tensor::from_f64s(dtype, vec![rows, cols], &v);
     Ok(vec![imp.add_const(&ctx.name, t)])
+}
+
+/// ReverseSequence: the first `sequence_lens[b]` steps of each batch entry reversed, the rest
+/// kept — a GatherElements along time with indices `t < len ? len − 1 − t : t`.
+fn reverse_sequence(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let (x, lens) = (ctx.input(0)?, ctx.input(1)?);
+    let ty = imp.g.ty(x).clone();
+    let rank = ty.rank();
+    let time = norm_axis(ctx.int("time_axis", 0), rank)?;
+    let batch = norm_axis(ctx.int("batch_axis", 1), rank)?;
+    if rank < 2 || time == batch || time > 1 || batch > 1 {
+        return Err(NodeError::Invalid(format!(
+            "ReverseSequence needs time and batch axes 0 and 1 of {ty}"
+        )));
+    }
+    let Some(steps) = ty.shape[time].fixed() else {
+        return unsupported("ReverseSequence over a time axis known only at run time");
+    };
+    let mut b = Build::new(imp, &ctx.name);
+    let ones = |axis: usize, d: Dim| -> Vec<Dim> {
+        (0..rank)
+            .map(|a| if a == axis { d.clone() } else { Dim::Fixed(1) })
+            .collect()
+    };
+    let iota: Vec<i64> = (0..steps as i64).collect();
+    let t_shape: Vec<usize> = (0..rank)
+        .map(|a| if a == time { steps as usize } else { 1 })
+        .collect();
+    let t = b.constant("steps", Tensor::from_i64s(DType::I64, t_shape, &iota));
+    let lens = b.cast(lens, DType::I64)?;
+    let lens = b.reshape(lens, ones(batch, ty.shape[batch].clone()))?;
+    let inside = b.bin(BinaryOp::Less, t, lens)?;
+    let one = b.scalar("one", DType::I64, 1.0);
+    let last = b.bin(BinaryOp::Sub, lens, one)?;
+    let mirrored = b.bin(BinaryOp::Sub, last, t)?;
+    let idx = b.op("index", Op::Where, vec![inside, mirrored, t])?;
+    let idx = b.op(
+        "expand",
+        Op::Expand(Expand {
+            shape: ty.shape.clone(),
+        }),
+        vec![idx],
+    )?;
+    Ok(vec![b.op(
+        "gather",
+        Op::GatherElements(Gather { axis: time }),
+        vec![x, idx],
+    )?])
 }
