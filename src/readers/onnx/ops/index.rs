@@ -2,7 +2,7 @@
 //! attribute (before opset 18, ReduceSum before 13) or from a constant input;
 //! `noop_with_empty_axes` is honoured. NonMaxSuppression's optional scalar inputs must be
 //! constants (they become parameters). EyeLike of a fixed shape is a constant;
-//! ReverseSequence a GatherElements with computed indices.
+//! ReverseSequence a GatherElements with computed indices; Compress a Gather of NonZero.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
 use super::build::Build;
@@ -31,6 +31,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         "Einsum" => einsum,
         "EyeLike" => eye_like,
         "ReverseSequence" => reverse_sequence,
+        "Compress" => compress,
         _ => return None,
     })
 }
@@ -440,6 +441,35 @@ fn reverse_sequence(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId
     Ok(vec![b.op(
         "gather",
         Op::GatherElements(Gather { axis: time }),
+        vec![x, idx],
+    )?])
+}
+
+/// Compress: the slices along `axis` (of the flattened input without one) where `condition`
+/// holds — a Gather of the condition's NonZero indices.
+fn compress(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let (x, cond) = (ctx.input(0)?, ctx.input(1)?);
+    let ty = imp.g.ty(x).clone();
+    if imp.g.ty(cond).rank() != 1 {
+        return Err(NodeError::Invalid("Compress condition must be 1-D".into()));
+    }
+    let mut b = Build::new(imp, &ctx.name);
+    let (x, axis) = match ctx.attr("axis") {
+        Some(_) => (x, norm_axis(ctx.int("axis", 0), ty.rank())?),
+        None => {
+            let Some(n) = ty.shape.iter().map(|d| d.fixed()).product::<Option<u64>>() else {
+                return unsupported("Compress without axis of a shape known only at run time");
+            };
+            (b.reshape(x, vec![Dim::Fixed(n)])?, 0)
+        }
+    };
+    let cond = b.cast(cond, DType::Bool)?;
+    let hits = b.op("nonzero", Op::NonZero, vec![cond])?;
+    let count = b.shape(hits)[1].clone();
+    let idx = b.reshape(hits, vec![count])?;
+    Ok(vec![b.op(
+        "gather",
+        Op::Gather(Gather { axis }),
         vec![x, idx],
     )?])
 }

@@ -6,6 +6,7 @@ mod attention;
 mod build;
 mod control;
 mod elementwise;
+mod image;
 mod index;
 mod loss;
 mod nn;
@@ -34,6 +35,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| attention::handler(op_type))
         .or_else(|| signal::handler(op_type))
         .or_else(|| norm::handler(op_type))
+        .or_else(|| image::handler(op_type))
 }
 
 pub fn is_known(op_type: &str) -> bool {
