@@ -1,15 +1,16 @@
 //! Indexing, reduction, Einsum and NonMaxSuppression ONNX ops. Reductions take axes from the
 //! attribute (before opset 18, ReduceSum before 13) or from a constant input;
 //! `noop_with_empty_axes` is honoured. NonMaxSuppression's optional scalar inputs must be
-//! constants (they become parameters). EyeLike of a fixed shape is a constant;
+//! constants (they become parameters). CumProd is a log-step scan of products. EyeLike of a fixed shape is a constant;
 //! ReverseSequence a GatherElements with computed indices; Compress a Gather of NonZero.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
 use super::build::Build;
 use super::{dynamic, Handler};
 use crate::ir::ops::{
-    norm_axes, norm_axis, ArgReduce, BinaryOp, CumSum, Dynamic, Einsum, Expand, Gather, GatherNd,
-    Nms, OneHot, Reduce, ReduceKind, Scatter, ScatterElements, ScatterReduction, TopK, Trilu,
+    norm_axes, norm_axis, ArgReduce, BinaryOp, ConstantOfShape, CumSum, Dynamic, Einsum, Expand,
+    Gather, GatherNd, Nms, OneHot, Reduce, ReduceKind, Scatter, ScatterElements, ScatterReduction,
+    ShapeOf, TopK, Trilu,
 };
 use crate::ir::{DType, Dim, Op, Tensor, ValueId};
 
@@ -22,6 +23,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         "TopK" => topk,
         "ArgMax" | "ArgMin" => arg_reduce,
         "CumSum" => cumsum,
+        "CumProd" => cumprod,
         "NonZero" => non_zero,
         "OneHot" => one_hot,
         "Trilu" => trilu,
@@ -158,6 +160,88 @@ fn cumsum(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         reverse,
     };
     imp.emit(&ctx.name, Op::CumSum(c), vec![x])
+}
+
+/// CumProd as a log-step scan along the axis: `⌈log₂ n⌉` products of the running result with
+/// itself shifted by 1, 2, 4, … (ones shifted in). An axis computed at run time computes the scan
+/// along every axis it can name and selects by its value.
+fn cumprod(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let (x, axis) = (ctx.input(0)?, ctx.input(1)?);
+    let rank = imp.g.ty(x).rank();
+    let exclusive = ctx.int("exclusive", 0) == 1;
+    let reverse = ctx.int("reverse", 0) == 1;
+    let mut b = Build::new(imp, &ctx.name);
+    if let Some(v) = b.imp.const_ints(axis) {
+        let [a] = v[..] else {
+            return Err(NodeError::Invalid("the axis must hold one value".into()));
+        };
+        let a = norm_axis(a, rank)?;
+        return Ok(vec![prefix_products(&mut b, x, a, exclusive, reverse)?]);
+    }
+    let mut y = prefix_products(&mut b, x, 0, exclusive, reverse)?;
+    if rank > 1 {
+        let axis = b.cast(axis, DType::I64)?;
+        let r = b.scalar("rank", DType::I64, rank as f64);
+        let shifted = b.bin(BinaryOp::Add, axis, r)?;
+        let axis = b.bin(BinaryOp::Mod, shifted, r)?;
+        for a in 1..rank {
+            let ya = prefix_products(&mut b, x, a, exclusive, reverse)?;
+            let k = b.scalar("axis", DType::I64, a as f64);
+            let pick = b.bin(BinaryOp::Equal, axis, k)?;
+            y = b.op("select", Op::Where, vec![pick, ya, y])?;
+        }
+    }
+    Ok(vec![y])
+}
+
+fn prefix_products(
+    b: &mut Build,
+    x: ValueId,
+    axis: usize,
+    exclusive: bool,
+    reverse: bool,
+) -> NodeResult<ValueId> {
+    let Some(n) = b.shape(x)[axis].fixed().map(|n| n as i64) else {
+        return unsupported("CumProd along an axis known only at run time");
+    };
+    // `x` shifted by `s` along the axis toward its end (or start, reversed), ones shifted in.
+    let shift = |b: &mut Build, y: ValueId, s: i64| -> NodeResult<ValueId> {
+        let kept = if reverse {
+            b.slice(y, axis, s, n)?
+        } else {
+            b.slice(y, axis, 0, n - s)?
+        };
+        let edge = b.slice(y, axis, 0, s)?;
+        let rank = b.shape(edge).len();
+        let shape = Op::ShapeOf(ShapeOf {
+            start: 0,
+            end: rank,
+        });
+        let shape = b.op("shape", shape, vec![edge])?;
+        let value = Tensor::from_f64s(b.imp.g.ty(y).dtype, vec![], &[1.0]);
+        let ones = b.op(
+            "ones",
+            Op::ConstantOfShape(ConstantOfShape { value }),
+            vec![shape],
+        )?;
+        let parts = if reverse {
+            vec![kept, ones]
+        } else {
+            vec![ones, kept]
+        };
+        b.concat(parts, axis)
+    };
+    let mut y = x;
+    let mut s = 1;
+    while s < n {
+        let shifted = shift(b, y, s)?;
+        y = b.bin(BinaryOp::Mul, y, shifted)?;
+        s *= 2;
+    }
+    if exclusive && n > 0 {
+        y = shift(b, y, 1)?;
+    }
+    Ok(y)
 }
 
 fn non_zero(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
