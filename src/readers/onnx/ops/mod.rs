@@ -12,6 +12,7 @@ mod loss;
 mod nn;
 mod norm;
 mod quant;
+mod resize;
 mod rnn;
 mod scan;
 mod shape;
@@ -36,6 +37,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| signal::handler(op_type))
         .or_else(|| norm::handler(op_type))
         .or_else(|| image::handler(op_type))
+        .or_else(|| resize::handler(op_type))
 }
 
 pub fn is_known(op_type: &str) -> bool {

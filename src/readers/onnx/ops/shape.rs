@@ -5,9 +5,8 @@
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult, ShapeEntry};
 use super::{dynamic, Handler};
 use crate::ir::ops::{
-    norm_axes, norm_axis, ConstantOfShape, CoordTransform, DepthToSpace, DepthToSpaceMode, Dynamic,
-    Expand, NearestRounding, Pad, PadMode, Resize, ResizeMode, ShapeOf, Slice, SliceAxis,
-    SpaceToDepth, Split, Tile, Transpose,
+    norm_axes, norm_axis, ConstantOfShape, DepthToSpace, DepthToSpaceMode, Dynamic, Expand, Pad,
+    PadMode, ShapeOf, Slice, SliceAxis, SpaceToDepth, Split, Tile, Transpose,
 };
 use crate::ir::{Dim, Layout, Op, Shape, Tensor, ValueId};
 use crate::readers::builder::{entries_to_shape, reshape_to, resolve_target};
@@ -30,7 +29,6 @@ pub fn handler(op: &str) -> Option<Handler> {
         "Constant" => constant,
         "Range" => range,
         "DepthToSpace" | "SpaceToDepth" => depth_space,
-        "Resize" | "Upsample" => resize,
         _ => return None,
     })
 }
@@ -530,117 +528,4 @@ fn depth_space(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         })
     };
     imp.emit(&ctx.name, op, vec![x])
-}
-
-fn resize(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
-    let x = ctx.input(0)?;
-    let upsample = ctx.node.op_type == "Upsample";
-    let mode = match ctx.string("mode", "nearest").as_str() {
-        "nearest" => ResizeMode::Nearest,
-        "linear" | "bilinear" => ResizeMode::Linear,
-        "cubic" => ResizeMode::Cubic,
-        m => return unsupported(format!("resize mode '{m}'")),
-    };
-    let coord = if upsample || imp.opset < 11 {
-        CoordTransform::Asymmetric
-    } else {
-        match ctx
-            .string("coordinate_transformation_mode", "half_pixel")
-            .as_str()
-        {
-            "half_pixel" => CoordTransform::HalfPixel,
-            "half_pixel_symmetric" => CoordTransform::HalfPixelSymmetric,
-            "pytorch_half_pixel" => CoordTransform::PytorchHalfPixel,
-            "align_corners" => CoordTransform::AlignCorners,
-            "asymmetric" => CoordTransform::Asymmetric,
-            "tf_crop_and_resize" => return unsupported("tf_crop_and_resize"),
-            m => return unsupported(format!("coordinate_transformation_mode '{m}'")),
-        }
-    };
-    let nearest = if upsample || imp.opset < 11 {
-        NearestRounding::Floor
-    } else {
-        match ctx.string("nearest_mode", "round_prefer_floor").as_str() {
-            "round_prefer_ceil" => NearestRounding::RoundPreferCeil,
-            "floor" => NearestRounding::Floor,
-            "ceil" => NearestRounding::Ceil,
-            _ => NearestRounding::RoundPreferFloor,
-        }
-    };
-    if ctx.attr("axes").is_some() || ctx.string("keep_aspect_ratio_policy", "stretch") != "stretch"
-    {
-        return unsupported("Resize with axes or keep_aspect_ratio_policy");
-    }
-    if ctx.int("antialias", 0) != 0 {
-        return unsupported("Resize with antialias");
-    }
-    // Inputs: Upsample(X, scales); Resize-10(X, scales); Resize-11+(X, roi, scales, sizes).
-    let (scales_in, sizes_in) = if upsample || imp.opset < 11 {
-        (ctx.opt_input(1), None)
-    } else {
-        (ctx.opt_input(2), ctx.opt_input(3))
-    };
-    // An empty tensor stands for an absent input (Resize-13 passes scales as `[]` beside sizes).
-    let given =
-        |v: Option<ValueId>| v.filter(|&v| imp.g.ty(v).shape.first() != Some(&Dim::Fixed(0)));
-    let (scales_in, sizes_in) = (given(scales_in), given(sizes_in));
-    let at_run_time = |v: Option<ValueId>| {
-        v.filter(|&v| imp.shape_entries(v).is_none() && imp.g.constant(v).is_none())
-    };
-    let run_time = match (at_run_time(sizes_in), at_run_time(scales_in)) {
-        (Some(v), _) => Some((v, true)),
-        (None, Some(v)) if sizes_in.is_none() => Some((v, false)),
-        _ => None,
-    };
-    let mut scales: Vec<f32> = match scales_in.filter(|_| run_time.is_none()) {
-        Some(s) => imp
-            .const_floats(s)
-            .ok_or_else(|| NodeError::Unsupported("scales computed at run time".into()))?
-            .iter()
-            .map(|&v| v as f32)
-            .collect(),
-        None if upsample => ctx
-            .attr("scales")
-            .map(|a| a.floats.clone())
-            .unwrap_or_default(),
-        None => vec![],
-    };
-    let sizes = match sizes_in.filter(|_| run_time.is_none()) {
-        Some(s) => {
-            let e = imp
-                .shape_entries(s)
-                .ok_or_else(|| NodeError::Unsupported("sizes computed at run time".into()))?;
-            if e.is_empty() {
-                None
-            } else {
-                Some(entries_to_shape(imp, &e)?)
-            }
-        }
-        None => None,
-    };
-    if sizes.is_none() && scales.is_empty() && run_time.is_none() {
-        return Err(NodeError::Invalid("Resize needs scales or sizes".into()));
-    }
-    if sizes.is_some() {
-        scales.clear();
-    }
-    let r = Resize {
-        mode,
-        coord,
-        nearest,
-        cubic_coeff_a: ctx.float("cubic_coeff_a", -0.75),
-        exclude_outside: ctx.int("exclude_outside", 0) == 1,
-        extrapolation_value: ctx.float("extrapolation_value", 0.0),
-        layout: Layout::Nchw,
-        scales,
-        sizes,
-    };
-    if let Some((operand, by_sizes)) = run_time {
-        let d = Dynamic::Resize {
-            resize: r,
-            by_sizes,
-        };
-        return dynamic(imp, ctx, d, vec![x, operand]);
-    }
-    imp.emit(&ctx.name, Op::Resize(r), vec![x])
 }
