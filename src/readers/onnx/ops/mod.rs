@@ -15,6 +15,7 @@ mod quant;
 mod resize;
 mod rnn;
 mod scan;
+mod scatter;
 mod shape;
 mod signal;
 
@@ -38,6 +39,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| norm::handler(op_type))
         .or_else(|| image::handler(op_type))
         .or_else(|| resize::handler(op_type))
+        .or_else(|| scatter::handler(op_type))
 }
 
 pub fn is_known(op_type: &str) -> bool {
