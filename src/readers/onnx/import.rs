@@ -156,10 +156,10 @@ impl Importer {
                     ));
                 }
             }
-            let domain_ok = node.domain.is_empty() || node.domain == "ai.onnx";
+            let domain_ok = ops::domain_known(&node.domain);
             if blocked {
                 // An upstream node was unsupported: still report this one if it is unknown too.
-                if !domain_ok || !ops::is_known(&node.op_type) {
+                if !domain_ok || !ops::is_known(&node.domain, &node.op_type) {
                     self.report(node, &name, "no converter for this op".into());
                 }
                 self.poison(node);

@@ -1,6 +1,6 @@
 //! Elementwise ONNX ops → `Unary`, `Binary`, `Activation`, `Where`, `Cast`. Variadic Sum, Mean,
 //! Max, Min become chains of binary ops. Identity and Dropout (inference) alias their input;
-//! Dropout's mask is all kept. Swish and IsInf are written as the comparisons and products they are.
+//! Dropout's mask is all kept; OptionalGetElement of a tensor is it too. ML's Binarizer is a Where. Swish and IsInf are written as the comparisons and products they are.
 //! BitShift's direction picks the shift op; Shrink, unlike the other activations, takes integers.
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
@@ -27,6 +27,9 @@ pub fn handler(op: &str) -> Option<Handler> {
         "CastLike" => cast_like,
         "Identity" | "Dropout" => identity,
         "Swish" => swish,
+        "OptionalGetElement" => identity,
+        "OptionalHasElement" => has_element,
+        "ai.onnx.ml:Binarizer" => binarize,
         "IsInf" => is_inf,
         _ => return None,
     })
@@ -324,6 +327,24 @@ fn inference_mask(imp: &mut Importer, ctx: &NodeCtx, x: ValueId) -> NodeResult<V
         Op::ConstantOfShape(ConstantOfShape { value }),
         vec![shape],
     )
+}
+
+/// OptionalHasElement: the IR's values are plain tensors, so an input present is an element.
+fn has_element(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let present = ctx.opt_input(0).is_some();
+    let t = Tensor::from_f64s(DType::Bool, vec![], &[present as u8 as f64]);
+    Ok(vec![imp.add_const(&ctx.name, t)])
+}
+
+/// ai.onnx.ml Binarizer: 1 where `x > threshold`, else 0, in x's type.
+fn binarize(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let x = ctx.input(0)?;
+    let dt = imp.g.ty(x).dtype;
+    let mut b = Build::new(imp, &ctx.name);
+    let t = b.scalar("threshold", dt, ctx.float("threshold", 0.0) as f64);
+    let above = b.bin(BinaryOp::Greater, x, t)?;
+    let (one, zero) = (b.scalar("one", dt, 1.0), b.scalar("zero", dt, 0.0));
+    Ok(vec![b.op("select", Op::Where, vec![above, one, zero])?])
 }
 
 /// `x · sigmoid(alpha · x)` (Swish-24; SiLU when alpha is 1).

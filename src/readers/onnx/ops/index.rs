@@ -34,6 +34,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         "EyeLike" => eye_like,
         "ReverseSequence" => reverse_sequence,
         "Compress" => compress,
+        "ai.onnx.ml:ArrayFeatureExtractor" => feature_extractor,
         _ => return None,
     })
 }
@@ -556,4 +557,17 @@ fn compress(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         Op::Gather(Gather { axis }),
         vec![x, idx],
     )?])
+}
+
+/// ai.onnx.ml ArrayFeatureExtractor: the given indices of the last axis.
+fn feature_extractor(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let (x, i) = (ctx.input(0)?, ctx.input(1)?);
+    let rank = imp.g.ty(x).rank();
+    if rank == 0 {
+        return Err(NodeError::Invalid(
+            "ArrayFeatureExtractor of a scalar".into(),
+        ));
+    }
+    let g = Gather { axis: rank - 1 };
+    imp.emit(&ctx.name, Op::Gather(g), vec![x, i])
 }

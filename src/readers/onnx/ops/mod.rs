@@ -42,12 +42,25 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| scatter::handler(op_type))
 }
 
-pub fn is_known(op_type: &str) -> bool {
-    handler(op_type).is_some()
+/// The operator sets read: the default one and the classic-ML one (`ai.onnx.ml`), whose ops
+/// the handlers know as `ai.onnx.ml:<op>`.
+pub fn domain_known(domain: &str) -> bool {
+    matches!(domain, "" | "ai.onnx" | "ai.onnx.ml")
+}
+
+fn qualified(domain: &str, op_type: &str) -> String {
+    match domain {
+        "" | "ai.onnx" => op_type.to_string(),
+        d => format!("{d}:{op_type}"),
+    }
+}
+
+pub fn is_known(domain: &str, op_type: &str) -> bool {
+    handler(&qualified(domain, op_type)).is_some()
 }
 
 pub fn import(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
-    match handler(&ctx.node.op_type) {
+    match handler(&qualified(&ctx.node.domain, &ctx.node.op_type)) {
         Some(h) => h(imp, ctx),
         None => unsupported("no converter for this op"),
     }
