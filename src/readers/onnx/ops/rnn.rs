@@ -167,11 +167,8 @@ fn rnn_direction(
     let mut xw = b.op("input_proj", Op::MatMul(mm.clone()), vec![x, wd])?; // [T, B, H]
     if let Some(bias) = ctx.opt_input(3) {
         let bd = pick(b, bias)?; // [2H]
-        let size = b.shape(bd)[0].fixed().unwrap_or(0) as i64;
-        let (wb, rb) = (
-            b.slice(bd, 0, 0, size / 2)?,
-            b.slice(bd, 0, size / 2, size)?,
-        );
+        let n = ctx.int("hidden_size", 0);
+        let (wb, rb) = (b.slice(bd, 0, 0, n)?, b.slice(bd, 0, n, 2 * n)?);
         let sum = b.bin(BinaryOp::Add, wb, rb)?;
         xw = b.bin(BinaryOp::Add, xw, sum)?;
     }
