@@ -18,6 +18,7 @@ mod scan;
 mod scatter;
 mod shape;
 mod signal;
+mod text;
 
 use super::import::{unsupported, Importer, NodeCtx, NodeResult};
 use crate::ir::ops::Dynamic;
@@ -40,6 +41,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| image::handler(op_type))
         .or_else(|| resize::handler(op_type))
         .or_else(|| scatter::handler(op_type))
+        .or_else(|| text::handler(op_type))
 }
 
 /// The operator sets read: the default one and the classic-ML one (`ai.onnx.ml`), whose ops
