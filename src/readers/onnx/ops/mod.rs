@@ -8,6 +8,7 @@ mod control;
 mod elementwise;
 mod image;
 mod index;
+mod linalg;
 mod loss;
 mod nn;
 mod norm;
@@ -42,6 +43,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| resize::handler(op_type))
         .or_else(|| scatter::handler(op_type))
         .or_else(|| text::handler(op_type))
+        .or_else(|| linalg::handler(op_type))
 }
 
 /// The operator sets read: the default one and the classic-ML one (`ai.onnx.ml`), whose ops
