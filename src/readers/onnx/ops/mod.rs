@@ -12,6 +12,7 @@ mod linalg;
 mod loss;
 mod nn;
 mod norm;
+mod pool_index;
 mod quant;
 mod resize;
 mod rnn;

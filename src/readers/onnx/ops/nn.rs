@@ -238,9 +238,7 @@ fn matmul(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 }
 
 fn pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
-    if ctx.node.output.get(1).is_some_and(|o| !o.is_empty()) {
-        return unsupported("MaxPool indices output");
-    }
+    let with_indices = ctx.node.output.get(1).is_some_and(|o| !o.is_empty());
     let x = ctx.input(0)?;
     let xt = imp.g.ty(x).clone();
     if xt.rank() < 3 {
@@ -300,6 +298,7 @@ fn pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     }
     match other_p {
         Some(lp) => lp_pool(imp, ctx, x, p, lp),
+        None if with_indices => super::pool_index::max_pool_with_indices(imp, ctx, x, p),
         None => imp.emit(&ctx.name, Op::Pool(p), vec![x]),
     }
 }
