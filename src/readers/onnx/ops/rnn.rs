@@ -164,7 +164,7 @@ fn rnn_direction(
         transpose_a: false,
         transpose_b: true,
     };
-    let mut xw = b.op("input_proj", Op::MatMul(mm.clone()), vec![x, wd])?; // [T, B, H]
+    let mut xw = b.op("input_proj", Op::MatMul(mm), vec![x, wd])?; // [T, B, H]
     if let Some(bias) = ctx.opt_input(3) {
         let bd = pick(b, bias)?; // [2H]
         let n = ctx.int("hidden_size", 0);
@@ -208,7 +208,7 @@ fn rnn_direction(
     for t in order {
         let xt = b.slice(xw, 0, t as i64, t as i64 + 1)?;
         let xt = b.reshape(xt, vec![batch.clone(), hidden.clone()])?;
-        let hr = b.op("recurrent", Op::MatMul(mm.clone()), vec![h, rd])?;
+        let hr = b.op("recurrent", Op::MatMul(mm), vec![h, rd])?;
         let mut pre = b.bin(BinaryOp::Add, xt, hr)?;
         if let Some(c) = clip {
             let a = Activation::Clip {

@@ -57,7 +57,10 @@ fn spec(ctx: &NodeCtx) -> NodeResult<Spec> {
     for (k, &start) in counts.iter().enumerate() {
         let end = counts.get(k + 1).copied().unwrap_or(pool.len() as i64);
         let n = k + 1;
-        if start < 0 || end < start || end as usize > pool.len() || (end - start) as usize % n != 0
+        if start < 0
+            || end < start
+            || end as usize > pool.len()
+            || !((end - start) as usize).is_multiple_of(n)
         {
             return Err(bad("ngram_counts do not split the pool"));
         }
