@@ -161,6 +161,49 @@ fn default_output_goes_next_to_the_input() {
     assert!(o.stderr.is_empty(), "--quiet printed: {}", stderr(&o));
 }
 
+/// Output paths that would clobber the input, or whose existing kind is not the target's, are
+/// usage errors (exit 2) that leave nothing behind — no temporary file either.
+#[test]
+fn clobbering_outputs_are_refused() {
+    let dir = crate::common::tempdir();
+    let input = dir.path().join("net.onnx");
+    std::fs::copy(repo().join("fixtures/onnx/mlp/model.onnx"), &input).unwrap();
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let link = dir.path().join("link.onnx");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let saved_model = fixture("fixtures/saved_model/keras_mlp_export/model");
+    let inside = format!("{saved_model}/out.onnx");
+    let net = input.to_str().unwrap();
+    let cases: [(&str, &str, &str, &str); 5] = [
+        (net, "onnx", folder.to_str().unwrap(), "is a folder"),
+        (net, "tflite", folder.to_str().unwrap(), "is a folder"),
+        (net, "tfjs", file.to_str().unwrap(), "is a file"),
+        (net, "onnx", link.to_str().unwrap(), "overwrite the input"),
+        (
+            &saved_model,
+            "onnx",
+            &inside,
+            "inside the input model's folder",
+        ),
+    ];
+    for (input, to, out, needle) in cases {
+        let o = mdeploy(&["convert", input, "--to", to, "-o", out]);
+        assert_eq!(o.status.code(), Some(2), "-o {out}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "-o {out}: {}", stderr(&o));
+    }
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["file", "folder", "link.onnx", "net.onnx"]);
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
+    assert!(!std::path::Path::new(&inside).exists());
+}
+
 #[test]
 fn inspect_json_lists_io_ops_and_parameters() {
     let o = mdeploy(&[

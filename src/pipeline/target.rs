@@ -43,13 +43,47 @@ pub(super) fn output_path(opts: &Options, target: Target) -> Result<PathBuf> {
         Some(o) => o.clone(),
         None => default_output(&opts.input, target, opts.job, opts.quantize.as_ref()),
     };
-    if out.exists() && out.canonicalize().ok() == opts.input.canonicalize().ok() {
-        return Err(Error::Usage(format!(
-            "{}: output would overwrite the input",
-            out.display()
-        )));
-    }
+    refuse_clobbering(&out, &opts.input, target)?;
     Ok(out)
+}
+
+/// Refuses an output path that would overwrite the input or a file inside it (a SavedModel or
+/// TF.js folder being read), or whose existing kind does not match the target's: a folder where
+/// a file goes (ONNX, TFLite), a file where a TF.js folder goes.
+fn refuse_clobbering(out: &Path, input: &Path, target: Target) -> Result<()> {
+    let usage = |why: &str| Err(Error::Usage(format!("{}: {why}", out.display())));
+    let input = input.canonicalize().ok();
+    // The output may not exist yet: judge by its folder, which must.
+    let resolved = match out.canonicalize() {
+        Ok(p) => Some(p),
+        Err(_) => out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .canonicalize()
+            .ok()
+            .and_then(|d| out.file_name().map(|n| d.join(n))),
+    };
+    if let (Some(o), Some(i)) = (&resolved, &input) {
+        if o == i {
+            return usage("output would overwrite the input");
+        }
+        if i.is_dir() && o.starts_with(i) {
+            return usage("output would be written inside the input model's folder");
+        }
+        if o.is_dir() && i.starts_with(o) && target == Target::Tfjs {
+            return usage("output folder holds the input model");
+        }
+    }
+    match (out.is_dir(), out.exists(), target) {
+        (true, _, Target::Onnx | Target::Tflite) => {
+            usage("is a folder; this target writes a file (give a file path)")
+        }
+        (false, true, Target::Tfjs) => {
+            usage("is a file; a TF.js model is a folder (give a folder path)")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Where the output goes without an explicit path, beside the input: `net.onnx` →

@@ -90,13 +90,23 @@ impl AtomicFile {
 
     pub fn commit(mut self) -> Result<()> {
         let w = self.file.take().expect("AtomicFile committed twice");
-        let f = w
+        let (tmp, target) = (&self.tmp, &self.target);
+        let done = w
             .into_inner()
-            .map_err(|e| failed(format!("{}: {}", self.tmp.display(), e.error())))?;
-        f.sync_all()
-            .map_err(|e| failed(format!("{}: {e}", self.tmp.display())))?;
-        std::fs::rename(&self.tmp, &self.target)
-            .map_err(|e| failed(format!("{}: {e}", self.target.display())))
+            .map_err(|e| failed(format!("{}: {}", tmp.display(), e.error())))
+            .and_then(|f| {
+                f.sync_all()
+                    .map_err(|e| failed(format!("{}: {e}", tmp.display())))
+            })
+            .and_then(|()| {
+                std::fs::rename(tmp, target)
+                    .map_err(|e| failed(format!("{}: {e}", target.display())))
+            });
+        // `file` is gone, so `drop` no longer removes the temporary file: do it on failure here.
+        if done.is_err() {
+            let _ = std::fs::remove_file(tmp);
+        }
+        done
     }
 }
 
