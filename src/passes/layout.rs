@@ -5,8 +5,8 @@
 //! cancels the pairs this leaves between consecutive ops, so transposes remain only at the
 //! graph's boundaries.
 
-use crate::ir::ops::Transpose;
-use crate::ir::{Graph, KernelLayout, Layout, Names, Node, Op, TensorType, ValueId};
+use crate::ir::ops::{Dynamic, Gather, Transpose};
+use crate::ir::{DType, Graph, KernelLayout, Layout, Names, Node, Op, Tensor, TensorType, ValueId};
 
 /// Kernel layouts a writer wants for each convolution family.
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +87,24 @@ fn spatial(op: &Op) -> Option<(Layout, Option<usize>)> {
         Op::SpaceToDepth(s) => (s.layout, None),
         Op::Resize(r) => (r.layout, None),
         Op::GridSample(g) => (g.layout, None),
+        // A resize to sizes computed at run time is spatial too; its operand follows the data.
+        Op::Dynamic(d) => match d {
+            Dynamic::Resize { resize, .. } => (resize.layout, None),
+            Dynamic::Reshape { .. }
+            | Dynamic::Expand
+            | Dynamic::Tile
+            | Dynamic::Slice
+            | Dynamic::Pad { .. }
+            | Dynamic::Reduce { .. }
+            | Dynamic::TopK { .. }
+            | Dynamic::CumSum { .. }
+            | Dynamic::Trilu { .. }
+            | Dynamic::OneHot { .. }
+            | Dynamic::Split { .. }
+            | Dynamic::Squeeze
+            | Dynamic::Unsqueeze
+            | Dynamic::NonMaxSuppression { .. } => return None,
+        },
         Op::Unary(_)
         | Op::Binary(_)
         | Op::Activation(_)
@@ -129,7 +147,6 @@ fn spatial(op: &Op) -> Option<(Layout, Option<usize>)> {
         | Op::DynamicQuantizeLinear
         | Op::MatMulInteger
         | Op::QLinearMatMul
-        | Op::Dynamic(_)
         | Op::If(_)
         | Op::Loop(_) => return None,
     })
@@ -159,6 +176,23 @@ fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
             }
         }
         Op::GridSample(g) => g.layout = to,
+        Op::Dynamic(d) => match d {
+            Dynamic::Resize { resize, .. } => resize.layout = to,
+            Dynamic::Reshape { .. }
+            | Dynamic::Expand
+            | Dynamic::Tile
+            | Dynamic::Slice
+            | Dynamic::Pad { .. }
+            | Dynamic::Reduce { .. }
+            | Dynamic::TopK { .. }
+            | Dynamic::CumSum { .. }
+            | Dynamic::Trilu { .. }
+            | Dynamic::OneHot { .. }
+            | Dynamic::Split { .. }
+            | Dynamic::Squeeze
+            | Dynamic::Unsqueeze
+            | Dynamic::NonMaxSuppression { .. } => {}
+        },
         Op::Unary(_)
         | Op::Binary(_)
         | Op::Activation(_)
@@ -201,7 +235,6 @@ fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
         | Op::DynamicQuantizeLinear
         | Op::MatMulInteger
         | Op::QLinearMatMul
-        | Op::Dynamic(_)
         | Op::If(_)
         | Op::Loop(_) => {}
     }
@@ -239,6 +272,10 @@ pub fn to_layout(g: &mut Graph, to: Layout, kernels: KernelTargets) -> Result<bo
         );
         let mut inputs = node.inputs.clone();
         inputs[0] = tx;
+        if matches!(node.op, Op::Dynamic(Dynamic::Resize { .. })) {
+            // One size or scale per axis, in the data's order: permute it with the data.
+            inputs[1] = permute_entries(g, &mut names, &node.name, inputs[1], &p_in);
+        }
         g.nodes.push(Node {
             name: node.name.clone(),
             op: relayout(&node.op, to, &p_in),
@@ -253,6 +290,29 @@ pub fn to_layout(g: &mut Graph, to: Layout, kernels: KernelTargets) -> Result<bo
         });
     }
     Ok(changed)
+}
+
+/// Appends a Gather of the 1-D `v`'s entries in the order `perm` and returns its output.
+fn permute_entries(
+    g: &mut Graph,
+    names: &mut Names,
+    base: &str,
+    v: ValueId,
+    perm: &[usize],
+) -> ValueId {
+    let idx: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
+    let idx = g.add_const(
+        &names.fresh(&format!("{base}/perm")),
+        Tensor::from_i64s(DType::I64, vec![idx.len()], &idx),
+    );
+    let out = g.add_value(&names.fresh(&format!("{base}/operand")), g.ty(v).clone());
+    g.nodes.push(Node {
+        name: names.fresh(&format!("{base}/operand")),
+        op: Op::Gather(Gather { axis: 0 }),
+        inputs: vec![v, idx],
+        outputs: vec![out],
+    });
+    out
 }
 
 /// Appends a Transpose of `x` by `perm` and returns its output.

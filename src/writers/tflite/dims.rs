@@ -120,7 +120,10 @@ impl Cx<'_> {
                     &format!("{tag}_shape"),
                     TensorType::new(DType::I32, vec![Dim::Fixed(rank as u64)]),
                 );
-                self.emit(B::SHAPE, Opts::Shape, vec![Some(TRef::Value(v))], vec![t]);
+                // The value as this node reads it: a folded DequantizeLinear output has no tensor
+                // of its own, its int8 source has the same shape.
+                let read = self.read(v);
+                self.emit(B::SHAPE, Opts::Shape, vec![Some(read)], vec![t]);
                 shapes.insert(v, t);
                 t
             }

@@ -7,7 +7,8 @@
 //! Squeeze/Unsqueeze/Slice/Pad whose full-rank shape, bounds or paddings are computed from the
 //! operands at run time (tfjs 4.22's StridedSlice canonicalizes begin/end as TF and ONNX do;
 //! edge/wrap padding gathers). Integers are int32 in TF.js, so no operand needs a cast. The ops
-//! see ONNX-layout tensors (they are not spatial). The rest is refused with the operand and why.
+//! see ONNX-layout tensors (they are not spatial), but for a resize to run-time sizes, laid out
+//! NHWC like any resize (`resize.rs`). The rest is refused with the operand and why.
 
 use super::emit::{a_bool, a_int, a_type, Gx};
 use crate::ir::ops::{Dynamic, ReduceKind};
@@ -77,11 +78,8 @@ pub fn emit(gx: &mut Gx, n: &Node, d: &Dynamic) -> Result<(), String> {
         Dynamic::Unsqueeze => axes::unsqueeze(gx, n)?,
         Dynamic::Slice => axes::slice(gx, n)?,
         Dynamic::Pad { mode } => axes::pad(gx, n, *mode)?,
-        Dynamic::Resize { .. } => {
-            return Err(format!(
-                "{what} computed at run time: ResizeBilinear/ResizeNearestNeighbor take the NHWC \
-                 output size, and this op sees the ONNX layout"
-            ))
+        Dynamic::Resize { resize, by_sizes } => {
+            return super::resize::resize_to(gx, n, resize, *by_sizes)
         }
         Dynamic::Trilu { upper } => trilu(gx, n, *upper)?,
         Dynamic::OneHot { axis } => one_hot(gx, n, *axis)?,

@@ -7,12 +7,14 @@
 //! Squeeze/Unsqueeze and Slice/Pad whose full-rank shape, bounds or paddings are computed from
 //! the operands at run time. TFLite wants int32 shapes, axes and counts: int64 operands are
 //! CAST (slice bounds first clamped into int32, where TFLite's own clamping keeps ONNX's
-//! meaning). The ops see ONNX-layout tensors: they are not spatial and no transpose sinks
-//! through them. The rest is refused with the operand and the reason.
+//! meaning). The ops see ONNX-layout tensors — they are not spatial and no transpose sinks
+//! through them — but for a resize to run-time sizes, which is laid out NHWC like any resize
+//! (its sizes permuted with it) and becomes RESIZE_* with a size tensor. The rest is refused
+//! with the operand and the reason.
 
 use super::super::plan::{Cx, Opts, TRef};
-use crate::ir::ops::{Dynamic, ReduceKind};
-use crate::ir::{DType, Dim, Tensor, TensorType};
+use crate::ir::ops::{Dynamic, ReduceKind, Resize};
+use crate::ir::{DType, Dim, Layout, Tensor, TensorType};
 use tract_tflite::tflite::{ActivationFunctionType as Act, BuiltinOperator as B};
 
 mod axes;
@@ -64,16 +66,40 @@ pub fn dynamic(cx: &mut Cx, d: &Dynamic) -> Result<(), String> {
         Dynamic::Unsqueeze => axes::unsqueeze(cx),
         Dynamic::Slice => axes::slice(cx),
         Dynamic::Pad { mode } => axes::pad(cx, *mode),
-        Dynamic::Resize { .. } => Err(format!(
-            "{what} computed at run time: RESIZE_BILINEAR/RESIZE_NEAREST_NEIGHBOR take the NHWC \
-             output size, and this op sees the ONNX layout"
-        )),
+        Dynamic::Resize { resize, by_sizes } => resize_to(cx, resize, *by_sizes, what),
         Dynamic::Trilu { upper } => trilu(cx, *upper),
         Dynamic::OneHot { axis } => one_hot(cx, *axis),
         Dynamic::NonMaxSuppression { .. } => Err(format!(
             "{what} computed at run time: NON_MAX_SUPPRESSION_V5 has a different output form"
         )),
     }
+}
+
+/// A resize to an output size computed at run time: RESIZE_* with the (NHWC) sizes' H and W
+/// entries as its int32 size tensor. The batch and channel entries are taken to keep their sizes,
+/// as any resize TFLite runs does. Scales are refused: the output size `⌊in·scale⌋` need not give
+/// back the scale ONNX maps coordinates by.
+fn resize_to(cx: &mut Cx, r: &Resize, by_sizes: bool, what: &str) -> Result<(), String> {
+    if r.layout != Layout::Nhwc || cx.ty(0)?.rank() != 4 {
+        return Err(format!(
+            "{what} computed at run time of a tensor that is not 2-D NHWC"
+        ));
+    }
+    if !by_sizes {
+        return Err(format!(
+            "{what} computed at run time: RESIZE_* takes an output size, whose ratio to the input \
+             need not be the scale ONNX maps coordinates by"
+        ));
+    }
+    let (code, opts) = super::nn::resize_builtin(r, None)?;
+    let sizes = int32(cx, 1)?;
+    let begin = cx.i32s("hw_begin", vec![1], &[1]);
+    let len = cx.i32s("hw_size", vec![1], &[2]);
+    let hw = temp(cx, "hw", DType::I32, vec![Dim::Fixed(2)]);
+    let hw = op(cx, B::SLICE, Opts::None, vec![sizes, begin, len], hw);
+    let (x, y) = (cx.x(0)?, cx.out(0));
+    cx.emit(code, opts, vec![Some(x), Some(hw)], vec![y]);
+    Ok(())
 }
 
 /// TFLite's kernels that compute on the values (not only move bytes) have a few element types;

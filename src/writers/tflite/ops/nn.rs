@@ -9,7 +9,7 @@
 //! Padding: TFLite has only SAME (extra at the end, TF's rule) and VALID; explicit pads equal
 //! to SAME's for the input size are written as SAME, other pads were made Pad ops by legalize.
 
-use super::super::plan::{Cx, Opts, TRef};
+use super::super::plan::{Cx, Opts};
 use crate::ir::ops::{
     Conv, CoordTransform, DepthToSpace, DepthToSpaceMode, GlobalPool, MatMul, NearestRounding,
     Padding, Pool, PoolKind, Resize, ResizeMode, Softmax, SpaceToDepth,
@@ -248,7 +248,8 @@ pub fn conv_transpose(cx: &mut Cx, c: &Conv) -> Result<(), String> {
         let valid_full = (n_in - 1) * s + k;
         full[1 + i] = Dim::Fixed(valid_full.max(begin + out) as u64);
     }
-    let bias = cx.node.inputs.get(2).map(|&b| TRef::Value(b));
+    // As this node reads them: a folded DequantizeLinear output has no tensor of its own.
+    let bias = cx.node.inputs.get(2).map(|&b| cx.read(b));
     let weights = cx.x(1)?;
     let act = cx.act();
     let (target, direct) = if same {
@@ -270,7 +271,7 @@ pub fn conv_transpose(cx: &mut Cx, c: &Conv) -> Result<(), String> {
             stride: pair(&c.strides),
             act,
         },
-        vec![Some(shape), Some(weights), Some(TRef::Value(x)), bias],
+        vec![Some(shape), Some(weights), Some(cx.read(x)), bias],
         vec![y],
     );
     if !direct {
@@ -391,10 +392,21 @@ pub fn resize(cx: &mut Cx, r: &Resize) -> Result<(), String> {
         .map(|d| d.fixed().map(|n| n as i32))
         .collect::<Option<_>>()
         .ok_or("output size must be fixed")?;
+    let (code, opts) = resize_builtin(r, Some(size.iter().all(|&n| n > 1)))?;
+    let size = cx.i32_vec("size", &size);
+    let (x, y) = (cx.x(0)?, cx.out(0));
+    cx.emit(code, opts, vec![Some(x), Some(size)], vec![y]);
+    Ok(())
+}
+
+/// The RESIZE_* builtin and options computing `r` (NHWC, 2-D), if one does. `every_side_over_1`
+/// is whether each output side is longer than 1 (unknown for a size computed at run time):
+/// PyTorch's half-pixel mapping only differs from the plain one for a side of 1.
+pub fn resize_builtin(r: &Resize, every_side_over_1: Option<bool>) -> Result<(B, Opts), String> {
     let (code, align_corners, half_pixel) = match (r.mode, r.coord, r.nearest) {
         (ResizeMode::Linear, CoordTransform::HalfPixel, _) => (B::RESIZE_BILINEAR, false, true),
         (ResizeMode::Linear, CoordTransform::PytorchHalfPixel, _)
-            if size.iter().all(|&n| n > 1) =>
+            if every_side_over_1 == Some(true) =>
         {
             (B::RESIZE_BILINEAR, false, true)
         }
@@ -415,18 +427,11 @@ pub fn resize(cx: &mut Cx, r: &Resize) -> Result<(), String> {
             ))
         }
     };
-    let size = cx.i32_vec("size", &size);
-    let (x, y) = (cx.x(0)?, cx.out(0));
-    cx.emit(
-        code,
-        Opts::Resize {
-            align_corners,
-            half_pixel,
-        },
-        vec![Some(x), Some(size)],
-        vec![y],
-    );
-    Ok(())
+    let opts = Opts::Resize {
+        align_corners,
+        half_pixel,
+    };
+    Ok((code, opts))
 }
 
 pub fn depth_to_space(cx: &mut Cx, d: &DepthToSpace) -> Result<(), String> {
