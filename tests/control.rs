@@ -147,18 +147,104 @@ fn a_body_that_does_not_fit_its_node_is_caught_by_verify() {
     assert!(e.contains("'if'") && e.contains("then_branch"), "{e}");
 }
 
+/// `s ← s + c` over a state of run-time batch, collecting `s * 2` every step: the body types
+/// its state with a symbol of its own, so only the state keeping its shape from one iteration
+/// to the next tells that the collected rows are `[batch, 2]`. With `grow`, the state gets a
+/// row longer every step instead and the rows' shape is known only inside the body.
+fn batch_loop(grow: bool) -> Graph {
+    use mdeploy::ir::ops::Concat;
+    use mdeploy::ir::Dim;
+    let mut g = Graph::new();
+    let batch = Dim::Sym("batch".into());
+    let x = g.add_input("x", TensorType::new(DType::F32, vec![batch, Dim::Fixed(2)]));
+    let trip = g.add_input("trip", TensorType::new(DType::I64, vec![]));
+    let cond = g.add_const("cond", bool_t(true));
+    let mut b = Graph::new();
+    b.continue_symbols(&g);
+    b.add_input("i", TensorType::new(DType::I64, vec![]));
+    let c = b.add_input("c", TensorType::new(DType::Bool, vec![]));
+    let own = b.fresh_symbol();
+    let s = b.add_input("s", TensorType::new(DType::F32, vec![own, Dim::Fixed(2)]));
+    let one = b.add_const("one", Tensor::from_f32(vec![1, 2], &[1.0, -1.0]));
+    let next = match grow {
+        true => Op::Concat(Concat { axis: 0 }),
+        false => Op::Binary(BinaryOp::Add),
+    };
+    let next = b.add_node("next", next, vec![s, one], &[]).unwrap()[0];
+    let two = b.add_const("two", Tensor::from_f32(vec![], &[2.0]));
+    let row = b
+        .add_node("row", Op::Binary(BinaryOp::Mul), vec![next, two], &[])
+        .unwrap()[0];
+    b.outputs = vec![c, next, row];
+    b.verify().unwrap();
+    let op = Loop {
+        body: Body::new(b),
+        carried: 1,
+    };
+    g.outputs = g
+        .add_node(
+            "loop",
+            Op::Loop(op),
+            vec![trip, cond, x],
+            &["s".into(), "all".into()],
+        )
+        .unwrap();
+    g.verify().unwrap();
+    g
+}
+
 #[test]
-fn tflite_refuses_a_loop_that_collects_values_by_name() {
-    let mut g = loop_graph();
+fn carrying_collected_values_gives_the_loop_results_for_any_trip_count() {
+    use mdeploy::passes::loop_scan::carry_collected;
+    let original = batch_loop(false);
+    let mut g = original.clone();
+    assert!(carry_collected(&mut g).unwrap());
+    g.verify().unwrap();
+    let Op::Loop(l) = &g.nodes.iter().find(|n| n.name == "loop").unwrap().op else {
+        unreachable!("the loop stays a Loop")
+    };
+    assert_eq!((l.collected(), l.carried), (0, 2));
+    let x = Tensor::from_f32(vec![3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    for trip in [4, 1, 0] {
+        let inputs = [x.clone(), Tensor::scalar_i64(trip)];
+        let want = mdeploy::eval::run(&original, &inputs).unwrap();
+        let got = mdeploy::eval::run(&g, &inputs).unwrap();
+        assert_eq!(got[1].shape, vec![trip as usize, 3, 2]);
+        // With no rows the evaluator stacks the original's `[?, 2]` rows as `[0, 0, 2]`; the
+        // rewritten loop knows they are `[batch, 2]`.
+        let compared = if trip == 0 { 1 } else { 2 };
+        assert_eq!(want[..compared], got[..compared], "trip count {trip}");
+    }
+}
+
+#[test]
+fn tflite_refuses_a_loop_whose_collected_shape_is_known_only_inside_by_name() {
+    let mut g = batch_loop(true);
     let w = TfliteWriter::default();
     w.legalize(&mut g).unwrap();
     let refused = w.check(&g);
     assert!(
-        refused
-            .iter()
-            .any(|u| u.node == "loop" && u.reason.contains("collects values per iteration")),
+        refused.iter().any(|u| u.node == "loop"
+            && u.reason.contains("collecting values per iteration")
+            && u.reason.contains("is not known before the loop")),
         "{refused:?}"
     );
+}
+
+#[test]
+fn tflite_writes_a_loop_that_collects_values_as_while_with_an_accumulator() {
+    use tract_tflite::tflite::root_as_model;
+    let mut g = loop_graph();
+    let w = TfliteWriter::default();
+    w.legalize(&mut g).unwrap();
+    assert!(w.check(&g).is_empty(), "{:?}", w.check(&g));
+    let bytes = w.to_bytes(&g).unwrap();
+    let m = root_as_model(&bytes).unwrap();
+    // main, the condition and the body: the counter, limit, condition, state and accumulator
+    // are the body's inputs, besides the captured x.
+    let subgraphs = m.subgraphs().unwrap();
+    assert_eq!(subgraphs.len(), 3);
+    assert_eq!(subgraphs.get(2).inputs().unwrap().len(), 6);
 }
 
 #[test]

@@ -109,10 +109,9 @@ fn body_graph(l: &Loop) -> Result<Graph, String> {
 }
 
 pub fn while_loop(cx: &mut Cx, l: &Loop) -> Result<(), String> {
+    // `passes::loop_scan` turned every loop it could into one carrying its collected values.
     if l.collected() > 0 {
-        return Err(
-            "a loop that collects values per iteration is not written for TFLite yet".into(),
-        );
+        return Err(crate::passes::loop_scan::why_not(cx.g, cx.node, l));
     }
     let cond = child(cx, cond_graph(&l.body.0)?, "the loop condition")?;
     let body = child(cx, body_graph(l)?, "the loop body")?;
