@@ -39,7 +39,7 @@ pub fn carry_collected(g: &mut Graph) -> Result<bool, String> {
             continue;
         }
         let n = g.nodes[i].clone();
-        let body = invariant_body(g, &n, l)?;
+        let body = invariant_body(g, &n, l);
         let Ok(shapes) = element_shapes(g, &n, &body, l.carried) else {
             continue;
         };
@@ -56,11 +56,10 @@ pub fn carry_collected(g: &mut Graph) -> Result<bool, String> {
 
 /// Why a loop collecting values cannot be carried (an element dim known only inside the body).
 pub fn why_not(g: &Graph, n: &Node, l: &Loop) -> String {
-    let problem =
-        invariant_body(g, n, l).and_then(|body| element_shapes(g, n, &body, l.carried).map(|_| ()));
-    match problem {
+    let body = invariant_body(g, n, l);
+    match element_shapes(g, n, &body, l.carried) {
         Err(e) => format!("a loop collecting values per iteration: {e}"),
-        Ok(()) => "a loop collecting values per iteration was left as it is".into(),
+        Ok(_) => "a loop collecting values per iteration was left as it is".into(),
     }
 }
 
@@ -116,7 +115,7 @@ fn find_axis(g: &Graph, n: &Node, body: &Graph, d: &Dim) -> Option<DimSource> {
 /// The body with each carried input typed as its initial value when the body then returns it
 /// with that same type: by induction every iteration sees that type, so the dims the body
 /// computes from it hold. A carried value that changes shape keeps the body's own type.
-pub fn invariant_body(g: &Graph, n: &Node, l: &Loop) -> Result<Graph, String> {
+pub fn invariant_body(g: &Graph, n: &Node, l: &Loop) -> Graph {
     let k = l.carried;
     let mut try_carried: Vec<bool> = (0..k)
         .map(|j| {
@@ -131,21 +130,26 @@ pub fn invariant_body(g: &Graph, n: &Node, l: &Loop) -> Result<Graph, String> {
             let v = body.inputs[2 + j];
             body.value_mut(v).ty = g.ty(n.inputs[2 + j]).clone();
         }
-        retype(&mut body)?;
+        // An op that cannot take the initial types would fail on the first iteration anyway:
+        // the body stays as it is.
+        if retype(&mut body).is_err() {
+            break;
+        }
         let kept: Vec<bool> = (0..k)
             .map(|j| body.ty(body.inputs[2 + j]) == body.ty(body.outputs[1 + j]))
             .collect();
         let broken: Vec<usize> = (0..k).filter(|&j| try_carried[j] && !kept[j]).collect();
         if broken.is_empty() {
-            body.verify()
-                .map_err(|e| format!("'{}' with its carried shapes: {e}", n.name))?;
-            return Ok(body);
+            if body.verify().is_err() {
+                break;
+            }
+            return body;
         }
         for j in broken {
             try_carried[j] = false;
         }
     }
-    Ok((*l.body.0).clone())
+    (*l.body.0).clone()
 }
 
 /// Infers every node's outputs again, in order, after an input's type changed. A dim the old
@@ -194,38 +198,7 @@ fn carry(
         let tag = names.fresh(&format!("{}/collected_{j}", n.name));
         starts.push(seed(g, &tag, &ty, dims)?);
     }
-    let mut body_names = body.names();
-    let mut accs = Vec::with_capacity(elements.len());
-    let mut next = Vec::with_capacity(elements.len());
-    for (j, &e) in elements.iter().enumerate() {
-        let ty = body.ty(e).clone();
-        let mut acc_shape = vec![body.fresh_symbol()];
-        acc_shape.extend(ty.shape.iter().cloned());
-        let acc = body.add_input(
-            &body_names.fresh(&format!("collected_{j}")),
-            TensorType::new(ty.dtype, acc_shape),
-        );
-        let mut row = vec![Dim::Fixed(1)];
-        row.extend(ty.shape.iter().cloned());
-        let r = body.add_node(
-            &body_names.fresh(&format!("collected_{j}/row")),
-            Op::Reshape(Reshape { shape: row }),
-            vec![e],
-            &[],
-        )?[0];
-        let cat = Op::Concat(Concat { axis: 0 });
-        let name = body_names.fresh(&format!("collected_{j}/append"));
-        next.push(body.add_node(&name, cat, vec![acc, r], &[])?[0]);
-        accs.push(acc);
-    }
-    // The accumulators go after the carried inputs, before the captures.
-    let added = accs.len();
-    let mut inputs = body.inputs[..body.inputs.len() - added].to_vec();
-    inputs.splice(2 + k..2 + k, accs);
-    body.inputs = inputs;
-    body.outputs.truncate(1 + k);
-    body.outputs.extend(next);
-    body.verify()?;
+    let added = append_rows(&mut body, k)?;
     let mut node_inputs = n.inputs[..2 + k].to_vec();
     node_inputs.extend(starts);
     node_inputs.extend_from_slice(&n.inputs[2 + k..]);
@@ -259,6 +232,46 @@ fn carry(
         inputs: node_inputs,
         outputs,
     })
+}
+
+/// Makes `body` (carrying `k` values, collecting the rest) carry one accumulator per collected
+/// value, after its carried inputs and outputs, and return it with the iteration's element
+/// appended as a row; returns how many it added.
+fn append_rows(body: &mut Graph, k: usize) -> Result<usize, String> {
+    let elements: Vec<ValueId> = body.outputs[1 + k..].to_vec();
+    let mut names = body.names();
+    let mut accs = Vec::with_capacity(elements.len());
+    let mut next = Vec::with_capacity(elements.len());
+    for (j, &e) in elements.iter().enumerate() {
+        let ty = body.ty(e).clone();
+        let mut acc_shape = vec![body.fresh_symbol()];
+        acc_shape.extend(ty.shape.iter().cloned());
+        let acc = body.add_input(
+            &names.fresh(&format!("collected_{j}")),
+            TensorType::new(ty.dtype, acc_shape),
+        );
+        let mut row = vec![Dim::Fixed(1)];
+        row.extend(ty.shape.iter().cloned());
+        let r = body.add_node(
+            &names.fresh(&format!("collected_{j}/row")),
+            Op::Reshape(Reshape { shape: row }),
+            vec![e],
+            &[],
+        )?[0];
+        let cat = Op::Concat(Concat { axis: 0 });
+        let name = names.fresh(&format!("collected_{j}/append"));
+        next.push(body.add_node(&name, cat, vec![acc, r], &[])?[0]);
+        accs.push(acc);
+    }
+    // `add_input` appended them; they go after the carried inputs, before the captures.
+    let added = accs.len();
+    let mut inputs = body.inputs[..body.inputs.len() - added].to_vec();
+    inputs.splice(2 + k..2 + k, accs);
+    body.inputs = inputs;
+    body.outputs.truncate(1 + k);
+    body.outputs.extend(next);
+    body.verify()?;
+    Ok(added)
 }
 
 /// Zeros `[1, element…]`: a constant shape when every dim is fixed, else one assembled from the
