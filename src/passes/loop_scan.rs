@@ -216,7 +216,11 @@ fn carry(
         }],
     });
     for (j, &collected) in n.outputs[k..].iter().enumerate() {
-        let ty = g.ty(collected).clone();
+        // One row more than the collected value: a size of its own.
+        let mut ty = g.ty(collected).clone();
+        if let Some(rows) = ty.shape.first_mut() {
+            *rows = g.fresh_symbol();
+        }
         let acc = g.add_value(&names.fresh(&format!("{}/collected_{j}/all", n.name)), ty);
         outputs.push(acc);
         g.nodes.push(Node {
