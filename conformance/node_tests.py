@@ -2,8 +2,9 @@
 by mdeploy and run in onnxruntime, compared with the outputs the test ships.
 
 A case whose ONNX conversion passes and whose graph keeps an op with an operand computed at run
-time (`Op::Dynamic`: the tests feed shapes, axes, pads, k, … as graph inputs) is also converted
-to TFLite and TF.js and run in LiteRT and @tensorflow/tfjs, as the cases `node:<name>:tflite` and
+time (`Op::Dynamic`: the tests feed shapes, axes, pads, k, … as graph inputs) or control flow
+(`Op::If`, `Op::Loop`: If, Loop and Scan that do not fold away) is also converted to TFLite and
+TF.js and run in LiteRT and @tensorflow/tfjs, as the cases `node:<name>:tflite` and
 `node:<name>:tfjs`: those are the only node tests where the channels-last writers meet such ops
 (static ones are covered by the fixtures)."""
 
@@ -44,8 +45,9 @@ SKIP_ORT_DISAGREES = "onnxruntime disagrees with the expected outputs on the ori
 
 # The targets a case with run-time operands is also converted to: (`--to`, `-o` name, runner).
 DYNAMIC_TARGETS = (("tflite", "out.tflite", run_tflite), ("tfjs", "out_tfjs", run_tfjs))
-# `mdeploy inspect --ir` prints such a node as `node <name> = Dynamic(<member> ...)`.
-DYNAMIC_NODE = re.compile(r"= Dynamic\(")
+# `mdeploy inspect --ir` prints such a node as `node <name> = Dynamic(<member> ...)`, and
+# control flow as `= If(If {...})` / `= Loop(Loop {...})`.
+DYNAMIC_NODE = re.compile(r"= (Dynamic|If|Loop)\(")
 
 
 def node_root() -> Path:

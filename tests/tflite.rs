@@ -156,8 +156,15 @@ fn unsupported_onnx(path: &std::path::Path) {
     let mut g = Graph::new();
     let seq = vec![Dim::Sym("seq".into()), Dim::Fixed(1), Dim::Fixed(3)];
     let x = g.add_input("x", TensorType::new(DType::F32, seq));
-    // A bidirectional GRU over a run-time length: a forward or reverse one becomes a loop.
-    let w = g.add_const("w", Tensor::from_f32(vec![2, 6, 3], &[0.1; 36]));
+    // A GRU over a run-time length whose weights are an input: with constant ones (in any
+    // direction) it would become a loop.
+    let w = g.add_input(
+        "w",
+        TensorType::new(
+            DType::F32,
+            vec![Dim::Fixed(2), Dim::Fixed(6), Dim::Fixed(3)],
+        ),
+    );
     let r = g.add_const("r", Tensor::from_f32(vec![2, 6, 2], &[0.1; 24]));
     let gru = Rnn {
         direction: RnnDirection::Bidirectional,

@@ -10,6 +10,7 @@ pub mod fuse;
 pub mod integer;
 pub mod io_layout;
 pub mod layout;
+pub mod loop_scan;
 pub mod lower;
 pub mod nhwc;
 pub mod parallel;

@@ -50,9 +50,9 @@ pub fn why_not(g: &Graph, n: &Node, r: &Rnn, lstm: bool) -> Option<String> {
     }
     if !seq.is_fixed() {
         return Some(format!(
-            "the sequence length '{seq}' is known only at run time; TFLite has no loop builtin \
-             mdeploy emits, so the layer is unrolled, which needs a fixed length (set it with an \
-             input shape override)"
+            "the sequence length '{seq}' is known only at run time: the layer runs as a loop only \
+             with constant weights, no sequence_lens and f32 data, and is unrolled only over a \
+             fixed length (set it with an input shape override)"
         ));
     }
     let mut consts = vec![n.inputs[1], n.inputs[2]];

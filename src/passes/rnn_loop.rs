@@ -2,19 +2,156 @@
 //! recurrent layers (TFLite, TF.js): a `Loop` over the time steps whose body is the same layer
 //! over one step (which `rnn::unroll_rnns` then unrolls when the body is legalized), carrying
 //! the states and the output sequence (zeros `[seq, 1, batch, hidden]` written one row per step
-//! with ScatterND). Forward and reverse layers without `sequence_lens`; a bidirectional one
-//! stays as it is (and is refused by name).
+//! with ScatterND). Forward and reverse layers without `sequence_lens`; a bidirectional one is
+//! first split into a forward and a reverse layer (see [`split_bidirectional`]), so it becomes
+//! two loops.
 
 use super::rnn::optional;
 use crate::ir::ops::{
-    BinaryOp, Body, Expand, Gather, Loop, Reshape, Rnn, RnnDirection, RnnInput, Scatter,
-    ScatterReduction, ShapeOf, Transpose,
+    BinaryOp, Body, Concat, Expand, Gather, Loop, Reshape, Rnn, RnnDirection, RnnInput, Scatter,
+    ScatterReduction, ShapeOf, Slice, SliceAxis, Transpose,
 };
 use crate::ir::{DType, Dim, Graph, Node, Op, Tensor, TensorType, ValueId};
 use std::collections::HashMap;
 
 /// Rewrites every layer it can; returns whether any changed.
 pub fn loop_rnns(g: &mut Graph) -> Result<bool, String> {
+    let split = split_bidirectional(g)?;
+    Ok(loop_directional(g)? || split)
+}
+
+/// A bidirectional layer that could loop but for its direction becomes a forward and a reverse
+/// layer over the same input, each with its direction's weights (constants cut on their first
+/// axis) and initial states (sliced on the direction axis), whose outputs are joined on that
+/// axis as the IR's Lstm/Gru defines them: Y `[seq, 2, batch, h]` (batch-major
+/// `[batch, seq, 2, h]`), Y_h and Y_c `[2, batch, h]` (`[batch, 2, h]`), forward first.
+fn split_bidirectional(g: &mut Graph) -> Result<bool, String> {
+    let mut dead = Vec::new();
+    for i in 0..g.nodes.len() {
+        let n = g.nodes[i].clone();
+        let (r, lstm) = match &n.op {
+            Op::Lstm(r) => (r.clone(), true),
+            Op::Gru(r) => (r.clone(), false),
+            _ => continue,
+        };
+        let one_way = Rnn {
+            direction: RnnDirection::Forward,
+            ..r.clone()
+        };
+        if r.direction != RnnDirection::Bidirectional || !loopable(g, &n, &one_way) {
+            continue;
+        }
+        // A bias or peephole input computed at run time, or activations not listed per
+        // direction: the layer stays and is refused with its reason.
+        let mut weights = n.inputs.iter().enumerate().skip(1);
+        let per = if lstm { 3 } else { 2 };
+        if !weights.all(|(k, &v)| is_state(&r, k) || g.constant(v).is_some())
+            || ![0, 2 * per].contains(&r.activations.len())
+        {
+            continue;
+        }
+        let halves = halves(g, &n, &r, lstm)?;
+        let state_axis = if r.batch_major { 1 } else { 0 };
+        let y_axis = if r.batch_major { 2 } else { 1 };
+        for (k, &out) in n.outputs.iter().enumerate() {
+            let axis = if k == 0 { y_axis } else { state_axis };
+            g.nodes.push(Node {
+                name: format!("{}/joined_{k}", n.name),
+                op: Op::Concat(Concat { axis }),
+                inputs: vec![halves[0][k], halves[1][k]],
+                outputs: vec![out],
+            });
+        }
+        dead.push(i);
+    }
+    if dead.is_empty() {
+        return Ok(false);
+    }
+    let mut k = 0;
+    g.nodes.retain(|_| {
+        k += 1;
+        !dead.contains(&(k - 1))
+    });
+    g.sort()?;
+    Ok(true)
+}
+
+/// Whether node input `k` of a layer is an initial state.
+fn is_state(r: &Rnn, k: usize) -> bool {
+    k >= 3
+        && matches!(
+            r.optional.get(k - 3),
+            Some(RnnInput::InitialH | RnnInput::InitialC)
+        )
+}
+
+/// The forward and reverse layers of bidirectional node `n`, whose inputs other than X and the
+/// states are constants; returns their outputs.
+fn halves(g: &mut Graph, n: &Node, r: &Rnn, lstm: bool) -> Result<[Vec<ValueId>; 2], String> {
+    let per = if lstm { 3 } else { 2 };
+    let state_axis = if r.batch_major { 1 } else { 0 };
+    let mut outs: [Vec<ValueId>; 2] = [Vec::new(), Vec::new()];
+    for (d, direction) in [RnnDirection::Forward, RnnDirection::Reverse]
+        .into_iter()
+        .enumerate()
+    {
+        let mut inputs = vec![n.inputs[0]];
+        for (k, &v) in n.inputs.iter().enumerate().skip(1) {
+            let tag = format!("{}/dir{d}/in{k}", n.name);
+            let part = match g.constant(v) {
+                _ if is_state(r, k) => {
+                    let cut = Op::Slice(Slice {
+                        axes: vec![SliceAxis {
+                            axis: state_axis,
+                            start: d as i64,
+                            end: d as i64 + 1,
+                            step: 1,
+                        }],
+                    });
+                    g.add_node(&tag, cut, vec![v], &[])?[0]
+                }
+                Some(t) => {
+                    let t = first_axis_row(t, d)?;
+                    g.add_const(&tag, t)
+                }
+                None => return Err(format!("input {k} of '{}' is not a constant", n.name)),
+            };
+            inputs.push(part);
+        }
+        // Listed for both directions, forward first (or none: the defaults).
+        let activations = r
+            .activations
+            .get(d * per..(d + 1) * per)
+            .map(<[String]>::to_vec)
+            .unwrap_or_default();
+        let half = Rnn {
+            direction,
+            activations,
+            ..r.clone()
+        };
+        let op = if lstm { Op::Lstm(half) } else { Op::Gru(half) };
+        outs[d] = g.add_node(&format!("{}/dir{d}", n.name), op, inputs, &[])?;
+    }
+    Ok(outs)
+}
+
+/// Row `d` of `t`'s first axis, keeping that axis (the bytes are shared).
+fn first_axis_row(t: &Tensor, d: usize) -> Result<Tensor, String> {
+    let rows = t.shape.first().copied().unwrap_or(0);
+    if rows == 0 || d >= rows {
+        return Err(format!(
+            "a weight of shape {:?} has no direction {d}",
+            t.shape
+        ));
+    }
+    let size = t.data.len() / rows;
+    let mut shape = t.shape.clone();
+    shape[0] = 1;
+    Tensor::new(t.dtype, shape, t.data.slice(d * size..(d + 1) * size))
+}
+
+/// Rewrites every forward or reverse layer it can; returns whether any changed.
+fn loop_directional(g: &mut Graph) -> Result<bool, String> {
     let mut replaced: HashMap<ValueId, ValueId> = HashMap::new();
     let mut dead = Vec::new();
     for i in 0..g.nodes.len() {

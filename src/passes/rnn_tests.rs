@@ -19,39 +19,9 @@ fn seeded(shape: Vec<usize>, seed: usize) -> Tensor {
 /// not compared here either: tract's clipped LSTM disagrees with onnxruntime, which the
 /// unrolled form matched (with peepholes, through LiteRT).
 fn check(lstm: bool, r: Rnn, with_initial: bool) {
-    let (seq, batch, input, h) = (4usize, 1usize, 3usize, 5usize);
+    let h = 5;
     let dirs = r.direction.count() as usize;
-    let gates = if lstm { 4 } else { 3 };
-    let mut g = Graph::new();
-    let xs = if r.batch_major {
-        vec![batch, seq, input]
-    } else {
-        vec![seq, batch, input]
-    };
-    let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&xs)));
-    let w = g.add_const("w", seeded(vec![dirs, gates * h, input], 1));
-    let rr = g.add_const("r", seeded(vec![dirs, gates * h, h], 2));
-    let mut ins = vec![x, w, rr];
-    let mut optional = vec![RnnInput::Bias];
-    ins.push(g.add_const("b", seeded(vec![dirs, 2 * gates * h], 3)));
-    let state = if r.batch_major {
-        vec![batch, dirs, h]
-    } else {
-        vec![dirs, batch, h]
-    };
-    if with_initial {
-        optional.push(RnnInput::InitialH);
-        ins.push(g.add_input("h0", TensorType::new(DType::F32, fixed_shape(&state))));
-        if lstm {
-            optional.push(RnnInput::InitialC);
-            ins.push(g.add_input("c0", TensorType::new(DType::F32, fixed_shape(&state))));
-            optional.push(RnnInput::Peepholes);
-            ins.push(g.add_const("p", seeded(vec![dirs, 3 * h], 4)));
-        }
-    }
-    let r = Rnn { optional, ..r };
-    let op = if lstm { Op::Lstm(r) } else { Op::Gru(r) };
-    g.outputs = g.add_node("rnn", op, ins, &[]).unwrap();
+    let mut g = layer(lstm, r, with_initial, Dim::Fixed(4));
     let inputs = crate::eval::random_inputs(&g, 9, 1);
     let want = crate::eval::run(&g, &inputs).unwrap();
     assert!(unroll_rnns(&mut g).unwrap());
@@ -77,6 +47,78 @@ fn check(lstm: bool, r: Rnn, with_initial: bool) {
     for (k, (a, b)) in got.iter().zip(&want).enumerate() {
         let c = crate::eval::compare("out", a, b);
         assert!(c.shape_matches && c.max_rel < 1e-5, "output {k}: {c:?}");
+    }
+}
+
+/// The layer over `seq` steps at batch 1 (input 3, hidden 5), its bias (and, `with_initial`,
+/// its initial states and LSTM peepholes) given, every output a graph output.
+fn layer(lstm: bool, r: Rnn, with_initial: bool, seq: Dim) -> Graph {
+    let (batch, input, h) = (1usize, 3usize, 5usize);
+    let dirs = r.direction.count() as usize;
+    let gates = if lstm { 4 } else { 3 };
+    let mut g = Graph::new();
+    let (b, i) = (Dim::Fixed(batch as u64), Dim::Fixed(input as u64));
+    let xs = if r.batch_major {
+        vec![b, seq, i]
+    } else {
+        vec![seq, b, i]
+    };
+    let x = g.add_input("x", TensorType::new(DType::F32, xs));
+    let w = g.add_const("w", seeded(vec![dirs, gates * h, input], 1));
+    let rr = g.add_const("r", seeded(vec![dirs, gates * h, h], 2));
+    let mut ins = vec![x, w, rr];
+    let mut optional = vec![RnnInput::Bias];
+    ins.push(g.add_const("b", seeded(vec![dirs, 2 * gates * h], 3)));
+    let state = if r.batch_major {
+        vec![batch, dirs, h]
+    } else {
+        vec![dirs, batch, h]
+    };
+    if with_initial {
+        optional.push(RnnInput::InitialH);
+        ins.push(g.add_input("h0", TensorType::new(DType::F32, fixed_shape(&state))));
+        if lstm {
+            optional.push(RnnInput::InitialC);
+            ins.push(g.add_input("c0", TensorType::new(DType::F32, fixed_shape(&state))));
+            optional.push(RnnInput::Peepholes);
+            ins.push(g.add_const("p", seeded(vec![dirs, 3 * h], 4)));
+        }
+    }
+    let r = Rnn { optional, ..r };
+    let op = if lstm { Op::Lstm(r) } else { Op::Gru(r) };
+    g.outputs = g.add_node("rnn", op, ins, &[]).unwrap();
+    g
+}
+
+/// A bidirectional layer over a run-time sequence length becomes two loops (a forward and a
+/// reverse one) whose outputs, joined on the direction axis, are the layer's: compared with the
+/// layer unrolled over the same 4 steps (checked against tract above; tract itself fails on a
+/// batch-major bidirectional LSTM).
+#[test]
+fn bidirectional_layers_at_a_run_time_length_loop_both_ways() {
+    for (lstm, batch_major) in [(true, false), (true, true), (false, false), (false, true)] {
+        let r = rnn(RnnDirection::Bidirectional, !lstm, batch_major);
+        let mut fixed = layer(lstm, r.clone(), true, Dim::Fixed(4));
+        let inputs = crate::eval::random_inputs(&fixed, 9, 1);
+        assert!(unroll_rnns(&mut fixed).unwrap());
+        let want = crate::eval::run(&fixed, &inputs).unwrap();
+        let mut g = layer(lstm, r, true, Dim::Sym("seq".into()));
+        assert!(crate::passes::rnn_loop::loop_rnns(&mut g).unwrap());
+        g.verify().unwrap();
+        let loops = g
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, Op::Loop(_)))
+            .count();
+        assert_eq!(loops, 2, "lstm {lstm}, batch-major {batch_major}");
+        let got = crate::eval::run(&g, &inputs).unwrap();
+        for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+            let c = crate::eval::compare("out", a, b);
+            assert!(
+                c.shape_matches && c.max_rel < 1e-5,
+                "lstm {lstm}, batch-major {batch_major}, output {k}: {c:?}"
+            );
+        }
     }
 }
 

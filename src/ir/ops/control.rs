@@ -174,10 +174,26 @@ pub fn infer_loop(op: &Loop, inputs: &Inputs) -> Result<Vec<TensorType>, String>
     for (initial, next) in inputs.types[2..2 + k].iter().zip(&body_out[1..1 + k]) {
         out.push(merge(initial, next)?);
     }
+    let rows = exact_trips(op, inputs).map_or_else(unknown_dim, Dim::Fixed);
     for each in &body_out[1 + k..] {
-        let mut shape = vec![unknown_dim()];
+        let mut shape = vec![rows.clone()];
         shape.extend(each.shape.iter().cloned());
         out.push(TensorType::new(each.dtype, shape));
     }
     Ok(out)
+}
+
+/// How many iterations a loop runs when nothing but a constant trip count ends it: the initial
+/// condition and the body's condition output are the constant true (an ONNX Scan of a fixed
+/// length is such a loop).
+fn exact_trips(op: &Loop, inputs: &Inputs) -> Option<u64> {
+    let is_true = |t: Option<&crate::ir::Tensor>| t.is_some_and(|t| t.to_f64s() == [1.0]);
+    let body = &*op.body.0;
+    let always = is_true(inputs.consts.get(1).copied().flatten())
+        && is_true(body.outputs.first().and_then(|&c| body.constant(c)));
+    let trip = inputs.consts.first().copied().flatten()?.to_i64s()?;
+    match trip.as_slice() {
+        [n] if always && (0..i64::MAX).contains(n) => Some(*n as u64),
+        _ => None,
+    }
 }

@@ -2,8 +2,9 @@
 //! `(i, limit, cond, carried…, captures…)`: a condition subgraph `i < limit && cond` and a body
 //! subgraph running the IR body and returning the variables in the same order (`i + 1`, the
 //! limit, its condition, its carried values, the captures). `If` is IF whose branch subgraphs
-//! take the captures. Each subgraph is legalized and planned as a graph of its own; one level of
-//! nesting is written (a body holding control flow is refused).
+//! take the captures. Each subgraph is legalized and planned as a graph of its own; the subgraphs
+//! a body's own control flow runs are moved into the file's list beside it (the file's
+//! subgraphs are one flat list, which nested WHILE/IF index into).
 
 use super::plan::{Child, Cx, Opts, TRef};
 use crate::ir::ops::{BinaryOp, If, Loop, Reshape};
@@ -13,20 +14,40 @@ use tract_tflite::tflite::BuiltinOperator as B;
 /// Legalizes and plans `g` as a subgraph of the file; returns its subgraph index.
 fn child(cx: &mut Cx, mut g: Graph, what: &str) -> Result<i32, String> {
     super::legalize::legalize(&mut g, false).map_err(|e| format!("{what}: {e}"))?;
-    let plan = super::plan::build(&g).map_err(|items| {
+    let mut plan = super::plan::build(&g).map_err(|items| {
         let reasons: Vec<String> = items
             .iter()
             .map(|u| format!("{} at '{}': {}", u.op, u.node, u.reason))
             .collect();
         format!("{what}: {}", reasons.join("; "))
     })?;
-    if !plan.children.is_empty() {
-        return Err(format!(
-            "{what} holds control flow itself (one level is written)"
-        ));
+    // The body's own subgraphs (already one flat list, numbered from 1 like the file's) go
+    // first, renumbered past the ones the file has so far.
+    let offset = cx.plan.children.len() as i32;
+    for mut grandchild in std::mem::take(&mut plan.children) {
+        renumber(&mut grandchild.plan, offset);
+        cx.plan.children.push(grandchild);
     }
+    renumber(&mut plan, offset);
     cx.plan.children.push(Child { graph: g, plan });
     Ok(cx.plan.children.len() as i32)
+}
+
+/// Shifts the subgraph indices `plan`'s WHILE and IF operators run by `offset`.
+fn renumber(plan: &mut super::plan::Plan, offset: i32) {
+    for op in &mut plan.ops {
+        match &mut op.opts {
+            Opts::While { cond, body } => {
+                *cond += offset;
+                *body += offset;
+            }
+            Opts::If { then, other } => {
+                *then += offset;
+                *other += offset;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A one-element operand as a scalar (TFLite's WHILE variables keep their shapes).
@@ -109,10 +130,9 @@ fn body_graph(l: &Loop) -> Result<Graph, String> {
 }
 
 pub fn while_loop(cx: &mut Cx, l: &Loop) -> Result<(), String> {
+    // `passes::loop_scan` turned every loop it could into one carrying its collected values.
     if l.collected() > 0 {
-        return Err(
-            "a loop that collects values per iteration is not written for TFLite yet".into(),
-        );
+        return Err(crate::passes::loop_scan::why_not(cx.g, cx.node, l));
     }
     let cond = child(cx, cond_graph(&l.body.0)?, "the loop condition")?;
     let body = child(cx, body_graph(l)?, "the loop body")?;

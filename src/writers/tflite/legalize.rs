@@ -21,6 +21,7 @@ pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     crate::passes::einsum::lower_einsums(g).map_err(fail)?;
     super::indexing::lower_element_indexing(g).map_err(fail)?;
     crate::passes::rnn_loop::loop_rnns(g).map_err(fail)?;
+    crate::passes::loop_scan::carry_collected(g).map_err(fail)?;
     crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
     nhwc::finish(g, &|min, max| {
         activation_builtin(&Activation::Clip { min, max }).is_some()

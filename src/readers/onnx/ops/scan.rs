@@ -1,7 +1,9 @@
 //! ONNX Scan-9+ as a Loop: the trip count is the scan axis' length, the loop body takes the
 //! scanned tensors whole and gathers the iteration's slice (from the end for a reverse
 //! direction) before running the Scan body on it; collected values are reversed and moved to
-//! their output axis after the loop.
+//! their output axis after the loop. Scan-8, whose inputs and outputs all have a batch axis
+//! first, is a Loop over the batch whose body runs that loop over one item and collects its
+//! results (one row per item: the batch axis of the outputs).
 
 use super::super::import::{unsupported, Importer, NodeCtx, NodeError, NodeResult};
 use super::super::subgraph::{self, declared_type};
@@ -9,6 +11,7 @@ use super::control::graph_attr;
 use crate::ir::ops::{
     norm_axis, BinaryOp, Body, Gather, Loop, Reshape, ShapeOf, Slice, SliceAxis, Transpose,
 };
+use crate::ir::Dim;
 use crate::ir::{DType, Graph, Op, Tensor, TensorType, ValueId};
 
 /// Per scan input or output: its axis and whether it runs backwards.
@@ -39,7 +42,7 @@ fn scanned(ctx: &NodeCtx, axes: &str, dirs: &str, ranks: &[usize]) -> NodeResult
 
 pub fn scan(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     if imp.opset < 9 {
-        return unsupported("Scan-8 (with a batch axis)");
+        return scan8(imp, ctx);
     }
     let g = graph_attr(ctx, "body")?;
     let all: Vec<ValueId> = (0..ctx.inputs.len())
@@ -68,8 +71,16 @@ pub fn scan(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     }
     let b = subgraph::import(imp, g, formal, "body")?;
     let k = b.body.outputs.len().saturating_sub(n);
-    let body = loop_body(imp, &b.body, states, scans, &ins, &b.captures)
-        .map_err(|e| NodeError::Invalid(format!("body: {e}")))?;
+    let scan_tys = types(imp, scans);
+    let body = loop_body(
+        &imp.g,
+        &b.body,
+        n,
+        &scan_tys,
+        &ins,
+        &types(imp, &b.captures),
+    )
+    .map_err(|e| NodeError::Invalid(format!("body: {e}")))?;
     let first = ins[0].axis;
     let trip = imp.emit1(
         &format!("{}/length", ctx.name),
@@ -109,35 +120,39 @@ pub fn scan(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     Ok(result)
 }
 
-/// The loop body: `(iter, cond, states, scanned tensors, captures)` → `(true, states, slices)`.
+fn types(imp: &Importer, vs: &[ValueId]) -> Vec<TensorType> {
+    vs.iter().map(|&v| imp.g.ty(v).clone()).collect()
+}
+
+/// The loop body: `(iter, cond, n states, scanned tensors, captures)` → `(true, states,
+/// slices)`; the scanned tensors and captures are of types `scan_tys` and `cap_tys`.
 fn loop_body(
-    imp: &Importer,
+    symbols: &Graph,
     scan_body: &Graph,
-    states: &[ValueId],
-    scans: &[ValueId],
+    n: usize,
+    scan_tys: &[TensorType],
     ins: &[Scanned],
-    captures: &[ValueId],
+    cap_tys: &[TensorType],
 ) -> Result<Graph, String> {
     let mut lb = Graph::new();
-    lb.continue_symbols(&imp.g);
+    lb.continue_symbols(symbols);
     let iter = lb.add_input("iter", TensorType::new(DType::I64, vec![]));
     lb.add_input("cond", TensorType::new(DType::Bool, vec![]));
-    let n = states.len();
     let body_states: Vec<ValueId> = (0..n)
         .map(|j| {
             let ty = scan_body.ty(scan_body.inputs[j]).clone();
             lb.add_input(&format!("state_{j}"), ty)
         })
         .collect();
-    let full: Vec<ValueId> = scans
+    let full: Vec<ValueId> = scan_tys
         .iter()
         .enumerate()
-        .map(|(j, &v)| lb.add_input(&format!("scanned_{j}"), imp.g.ty(v).clone()))
+        .map(|(j, t)| lb.add_input(&format!("scanned_{j}"), t.clone()))
         .collect();
-    let caps: Vec<ValueId> = captures
+    let caps: Vec<ValueId> = cap_tys
         .iter()
         .enumerate()
-        .map(|(j, &v)| lb.add_input(&format!("capture_{j}"), imp.g.ty(v).clone()))
+        .map(|(j, t)| lb.add_input(&format!("capture_{j}"), t.clone()))
         .collect();
     let one = lb.add_const("one", Tensor::scalar_i64(1));
     let mut slices = Vec::with_capacity(full.len());
@@ -200,4 +215,131 @@ fn place_output(imp: &mut Importer, ctx: &NodeCtx, y: ValueId, s: &Scanned) -> N
         y = imp.emit1(&format!("{}/axis", ctx.name), op, vec![y])?;
     }
     Ok(y)
+}
+
+/// Scan-8 (inputs: sequence_lens, states `[batch, …]`, scanned `[batch, time, …]`; outputs:
+/// final states `[batch, …]`, collected `[batch, time, …]`), without sequence_lens: a Loop over
+/// the batch collecting, per item, what the Scan-9 loop over that item gives.
+fn scan8(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    if ctx.opt_input(0).is_some() {
+        return unsupported("Scan-8 with sequence_lens (items of different lengths)");
+    }
+    let g = graph_attr(ctx, "body")?;
+    let all: Vec<ValueId> = (1..ctx.inputs.len())
+        .map(|i| ctx.input(i))
+        .collect::<NodeResult<_>>()?;
+    let m = ctx.int("num_scan_inputs", 0).max(0) as usize;
+    if m == 0 || m > all.len() || g.input.len() != all.len() {
+        return Err(NodeError::Invalid(
+            "num_scan_inputs does not fit the inputs and the body".into(),
+        ));
+    }
+    let n = all.len() - m;
+    let batched = types(imp, &all);
+    // One item: no batch axis; one step of a scanned item: no time axis either.
+    let drop = |t: &TensorType, axes: usize| -> NodeResult<TensorType> {
+        if t.rank() < axes {
+            return Err(NodeError::Invalid(format!("a Scan-8 input of type {t}")));
+        }
+        Ok(TensorType::new(t.dtype, t.shape[axes..].to_vec()))
+    };
+    let items: Vec<TensorType> = batched
+        .iter()
+        .map(|t| drop(t, 1))
+        .collect::<NodeResult<_>>()?;
+    let mut formal = Vec::with_capacity(all.len());
+    for (j, t) in items.iter().enumerate() {
+        let ty = match j < n {
+            true => declared_type(imp, g, j, t),
+            false => drop(t, 1)?,
+        };
+        formal.push((g.input[j].name.clone(), ty));
+    }
+    let dirs = ctx.ints("directions").unwrap_or_else(|| vec![0; m]);
+    if dirs.len() != m {
+        return Err(NodeError::Invalid(
+            "directions do not match the scanned inputs".into(),
+        ));
+    }
+    let ins: Vec<Scanned> = dirs
+        .iter()
+        .map(|&d| Scanned {
+            axis: 0,
+            reverse: d == 1,
+        })
+        .collect();
+    let b = subgraph::import(imp, g, formal, "body")?;
+    let cap_tys = types(imp, &b.captures);
+    let invalid = |e: String| NodeError::Invalid(format!("body: {e}"));
+    let inner = loop_body(&imp.g, &b.body, n, &items[n..], &ins, &cap_tys).map_err(invalid)?;
+    let outer = batch_body(&imp.g, inner, n, &batched, &cap_tys).map_err(invalid)?;
+    let batch = imp.emit1(
+        &format!("{}/batch", ctx.name),
+        Op::ShapeOf(ShapeOf { start: 0, end: 1 }),
+        vec![all[n]],
+    )?;
+    let always = imp.add_const(
+        &format!("{}/always", ctx.name),
+        Tensor::from_f64s(DType::Bool, vec![], &[1.0]),
+    );
+    let mut inputs = vec![batch, always];
+    inputs.extend(all);
+    inputs.extend(b.captures);
+    let op = Loop {
+        body: Body::new(outer),
+        carried: 0,
+    };
+    imp.emit(&format!("{}/items", ctx.name), Op::Loop(op), inputs)
+}
+
+/// The body of the loop over the batch: `(item, cond, batched states and scanned tensors,
+/// captures)` → `(true, the item's final states, its collected values)`, running `inner` (the
+/// Scan-9 loop body) over row `item` of each batched input.
+fn batch_body(
+    symbols: &Graph,
+    inner: Graph,
+    n: usize,
+    batched: &[TensorType],
+    cap_tys: &[TensorType],
+) -> Result<Graph, String> {
+    let mut ob = Graph::new();
+    ob.continue_symbols(symbols);
+    let item = ob.add_input("item", TensorType::new(DType::I64, vec![]));
+    ob.add_input("cond", TensorType::new(DType::Bool, vec![]));
+    let full: Vec<ValueId> = batched
+        .iter()
+        .enumerate()
+        .map(|(j, t)| ob.add_input(&format!("batched_{j}"), t.clone()))
+        .collect();
+    let caps: Vec<ValueId> = cap_tys
+        .iter()
+        .enumerate()
+        .map(|(j, t)| ob.add_input(&format!("capture_{j}"), t.clone()))
+        .collect();
+    let mut rows = Vec::with_capacity(full.len());
+    for (j, &x) in full.iter().enumerate() {
+        let gather = Op::Gather(Gather { axis: 0 });
+        rows.push(ob.add_node(&format!("row_{j}"), gather, vec![x, item], &[])?[0]);
+    }
+    let first = rows.get(n).copied().ok_or("no scanned input")?;
+    // A fixed length is a constant trip count, so the collected rows have a known length.
+    let steps = match ob.ty(first).shape.first() {
+        Some(Dim::Fixed(t)) => ob.add_const("steps", Tensor::from_i64(vec![1], &[*t as i64])),
+        _ => {
+            let len = Op::ShapeOf(ShapeOf { start: 0, end: 1 });
+            ob.add_node("steps", len, vec![first], &[])?[0]
+        }
+    };
+    let always = ob.add_const("true", Tensor::from_f64s(DType::Bool, vec![], &[1.0]));
+    let mut inputs = vec![steps, always];
+    inputs.extend(rows);
+    inputs.extend(caps);
+    let op = Op::Loop(Loop {
+        body: Body::new(inner),
+        carried: n,
+    });
+    let outs = ob.add_node("scan", op, inputs, &[])?;
+    ob.outputs = std::iter::once(always).chain(outs).collect();
+    ob.verify()?;
+    Ok(ob)
 }

@@ -83,10 +83,9 @@ fn function(
 }
 
 pub fn emit_loop(gx: &mut Gx, n: &Node, l: &Loop) -> Result<(), String> {
+    // `passes::loop_scan` turned every loop it could into one carrying its collected values.
     if l.collected() > 0 {
-        return Err(
-            "a loop that collects values per iteration is not written for TF.js yet".into(),
-        );
+        return Err(crate::passes::loop_scan::why_not(gx.g, n, l));
     }
     let g = gx.g;
     let k = l.carried;

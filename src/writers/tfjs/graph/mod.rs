@@ -170,6 +170,7 @@ impl Writer for GraphWriter {
         crate::passes::cleanup::fold_constants(g);
         nhwc::prepare(g, false).map_err(fail)?;
         crate::passes::rnn_loop::loop_rnns(g).map_err(fail)?;
+        crate::passes::loop_scan::carry_collected(g).map_err(fail)?;
         crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
         nhwc::finish(g, &native_clip).map_err(fail)?;
         // Loop and branch bodies become functions written the same way.
