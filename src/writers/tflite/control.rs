@@ -2,8 +2,8 @@
 //! `(i, limit, cond, carried…, captures…)`: a condition subgraph `i < limit && cond` and a body
 //! subgraph running the IR body and returning the variables in the same order (`i + 1`, the
 //! limit, its condition, its carried values, the captures). `If` is IF whose branch subgraphs
-//! take the captures. Each subgraph is legalized and planned as a graph of its own; one level of
-//! nesting is written (a body holding control flow is refused).
+//! take the captures. Each subgraph is legalized and planned as a graph of its own; a body holding
+//! control flow itself brings its own subgraphs, which join the file's list (renumbered).
 
 use super::plan::{Child, Cx, Opts, TRef};
 use crate::ir::ops::{BinaryOp, If, Loop, Reshape};
@@ -20,11 +20,27 @@ fn child(cx: &mut Cx, mut g: Graph, what: &str) -> Result<i32, String> {
             .collect();
         format!("{what}: {}", reasons.join("; "))
     })?;
-    if !plan.children.is_empty() {
-        return Err(format!(
-            "{what} holds control flow itself (one level is written)"
-        ));
+    let mut plan = plan;
+    // The body's own subgraphs are numbered from 1 within it; in the file they follow the
+    // subgraphs already listed.
+    let base = cx.plan.children.len() as i32;
+    let mut nested = std::mem::take(&mut plan.children);
+    for p in nested.iter_mut().map(|c| &mut c.plan).chain([&mut plan]) {
+        for op in &mut p.ops {
+            match &mut op.opts {
+                Opts::While { cond, body } => {
+                    *cond += base;
+                    *body += base;
+                }
+                Opts::If { then, other } => {
+                    *then += base;
+                    *other += base;
+                }
+                _ => {}
+            }
+        }
     }
+    cx.plan.children.append(&mut nested);
     cx.plan.children.push(Child { graph: g, plan });
     Ok(cx.plan.children.len() as i32)
 }

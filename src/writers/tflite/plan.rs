@@ -141,7 +141,7 @@ pub struct Child {
 
 #[derive(Default)]
 pub struct Plan {
-    /// Subgraphs WHILE and IF operators run (one level: their own plans have none).
+    /// Subgraphs WHILE and IF operators run, nested ones included (their own plans have none).
     pub children: Vec<Child>,
     pub ops: Vec<TOp>,
     pub extra: Vec<Extra>,
