@@ -370,6 +370,12 @@ impl<'a> Importer<'a> {
 
     /// Why an op has no converter; loops name the ops in their bodies.
     fn why_unsupported(&self, def: &NodeDef) -> String {
+        if frames::is_v1_control(&def.op) {
+            // The graph's own frames are found before import (frames.rs); functions use v2.
+            return "TF1 control flow (Switch/Merge/Enter/Exit frames) is read in the graph \
+                    itself, not inside a function body"
+                .into();
+        }
         if !matches!(def.op.as_str(), "While" | "StatelessWhile") {
             return "no converter for this op".into();
         }

@@ -264,30 +264,41 @@ impl<'a> Frames<'a> {
     }
 
     fn build_conds(&mut self, nodes: &'a [NodeDef], merges: &[(&'a str, &'a str, Vec<bool>)]) {
+        // Merges and Switches grouped by cond (in graph order), in one pass each.
         let mut keys: Vec<&'a str> = Vec::new();
-        for &(_, switch, _) in merges {
+        let mut closing: HashMap<&'a str, Vec<(&'a str, &[bool])>> = HashMap::new();
+        for (m, switch, sides) in merges {
             let key = self.switch_rep.get(switch).copied().unwrap_or(switch);
-            if !keys.contains(&key) {
+            let group = closing.entry(key).or_default();
+            if group.is_empty() {
                 keys.push(key);
+            }
+            group.push((m, sides));
+        }
+        let mut switches: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
+        for n in nodes {
+            if let Some(&key) = self.switch_rep.get(n.name.as_str()) {
+                switches.entry(key).or_default().push(n.name.as_str());
             }
         }
         for key in keys {
-            let closing: Vec<&(&'a str, &'a str, Vec<bool>)> = merges
-                .iter()
-                .filter(|(_, s, _)| self.switch_rep.get(s) == Some(&key))
-                .collect();
-            let parent = self.level.get(closing[0].0).cloned().unwrap_or_default();
+            let group = closing.remove(key).unwrap_or_default();
+            let Some(&(first, _)) = group.first() else {
+                continue;
+            };
             let mut frame = CondFrame {
-                parent,
+                parent: self.level.get(first).cloned().unwrap_or_default(),
                 key,
                 pred: "",
-                switches: Vec::new(),
+                switches: switches.remove(key).unwrap_or_default(),
                 merges: Vec::new(),
                 results: [Vec::new(), Vec::new()],
                 inputs: Vec::new(),
             };
-            for (m, _, sides) in closing {
-                let def = self.nodes[m];
+            for (m, sides) in group {
+                let Some(&def) = self.nodes.get(m) else {
+                    continue;
+                };
                 if self.level.get(m) != Some(&frame.parent) {
                     let why =
                         "a Merge of a tf.cond whose other Merges are at another nesting level";
@@ -299,16 +310,11 @@ impl<'a> Frames<'a> {
                     frame.results[usize::from(side)].push(input);
                 }
             }
-            frame.switches = nodes
-                .iter()
-                .map(|n| n.name.as_str())
-                .filter(|n| self.switch_rep.get(n) == Some(&key))
-                .collect();
-            let first = frame
-                .switches
-                .first()
-                .and_then(|s| data_inputs(self.nodes[s]).nth(1));
-            frame.pred = first.unwrap_or("");
+            if frame.merges.is_empty() {
+                continue;
+            }
+            let first = frame.switches.first().and_then(|s| self.nodes.get(s));
+            frame.pred = first.and_then(|d| data_inputs(d).nth(1)).unwrap_or("");
             let stop: HashSet<&'a str> = frame.switches.iter().copied().collect();
             let mut seen = HashSet::new();
             for side in [false, true] {
@@ -318,7 +324,7 @@ impl<'a> Frames<'a> {
                     self.walk(&frame.results[usize::from(side)], &level, &stop);
                 let switched = reached
                     .iter()
-                    .filter_map(|s| data_inputs(self.nodes[s]).next());
+                    .filter_map(|s| self.nodes.get(s).and_then(|d| data_inputs(d).next()));
                 for r in switched.chain(outside) {
                     if seen.insert(split_ref(r)) {
                         frame.inputs.push(r);
@@ -413,6 +419,9 @@ impl<'a> Frames<'a> {
                     "Enter '{}' is at another nesting level",
                     enter.name
                 ));
+            }
+            if data_inputs(enter).next().is_none() {
+                return Err(format!("Enter '{}' has no input", enter.name));
             }
             if is_constant(enter) {
                 frame.invariants.push(enter);

@@ -165,7 +165,10 @@ impl<'a> Importer<'a> {
             seed(&mut done, node, port, b.clone());
         }
         for &s in &f.switches {
-            let data = outer.nodes.get(s).and_then(|d| d.input.first());
+            let data = outer
+                .nodes
+                .get(s)
+                .and_then(|d| d.input.iter().find(|i| !i.starts_with('^')));
             if let Some(b) = data.and_then(|d| by_ref.get(&split_ref(d))) {
                 seed(&mut done, s, usize::from(!side), Bound::Poisoned);
                 seed(&mut done, s, usize::from(side), b.clone());
@@ -301,8 +304,11 @@ impl<'a> Importer<'a> {
         reads: Vec<Bound>,
     ) -> R<Closed<'a>> {
         let k = f.vars.len();
-        let initial = tensors(reads[..k].to_vec(), "a loop variable's initial value")?;
+        if reads.len() < k {
+            return Err(NodeError::Invalid("a loop variable without a value".into()));
+        }
         let fixed = reads[k..].to_vec();
+        let initial = tensors(reads[..k].to_vec(), "a loop variable's initial value")?;
         let mut types: Vec<TensorType> = initial.iter().map(|&v| self.b.g.ty(v).clone()).collect();
         // A variable whose shape changes per iteration gets the dims that change unknown.
         let mut body = self.loop_body(scope, f, &types, &fixed)?;
