@@ -324,6 +324,8 @@ fn tf1_cond_and_while_frames_become_one_if_or_loop_each() {
     assert_eq!(tree("tf1_while"), ["Loop[If]"]);
     // Two conds on one predicate, the second reading the first: two Ifs, not one cycle.
     assert_eq!(tree("tf1_nested"), ["If", "If", "Loop[Loop]", "Loop"]);
+    // Conds on a `training` flag left at its default are read in place: no If.
+    assert_eq!(tree("tf1_flag_grow"), ["Loop"]);
 }
 
 #[test]
