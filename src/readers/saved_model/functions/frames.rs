@@ -537,3 +537,113 @@ fn is_constant(def: &NodeDef) -> bool {
         Some(Value::B(true))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_tensorflow::tfpb::tensorflow::{attr_value::Value, AttrValue};
+
+    fn node(name: &str, op: &str, inputs: &[&str]) -> NodeDef {
+        NodeDef {
+            name: name.into(),
+            op: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn enter(name: &str, input: &str, constant: bool) -> NodeDef {
+        let mut n = node(name, "Enter", &[input]);
+        let attr = |v| AttrValue { value: Some(v) };
+        n.attr
+            .insert("frame_name".into(), attr(Value::S(b"f".to_vec())));
+        n.attr
+            .insert("is_constant".into(), attr(Value::B(constant)));
+        n
+    }
+
+    fn inputs() -> Vec<NodeDef> {
+        vec![node("x", "Placeholder", &[]), node("p", "Placeholder", &[])]
+    }
+
+    #[test]
+    fn a_merge_with_a_value_from_outside_closes_the_cond() {
+        let mut g = inputs();
+        g.extend([
+            node("s", "Switch", &["x", "p"]),
+            node("c", "Const", &[]),
+            node("t", "Neg", &["s:1"]),
+            node("m", "Merge", &["c", "t"]),
+        ]);
+        let f = Frames::analyze(&g).unwrap();
+        assert_eq!(f.conds.len(), 1);
+        assert_eq!(f.conds[0].results, [vec!["c"], vec!["t"]]);
+        assert_eq!(f.output_at("m", &vec![]), Some(FrameId::Cond(0)));
+        // The predicate, then what the false side reads, then the true side.
+        assert_eq!(f.inputs(FrameId::Cond(0)), ["p", "c", "x"]);
+    }
+
+    #[test]
+    fn two_conds_on_one_predicate_in_sequence_stay_apart() {
+        let mut g = inputs();
+        g.extend([
+            node("s1", "Switch", &["x", "p"]),
+            node("a", "Neg", &["s1:1"]),
+            node("b", "Abs", &["s1"]),
+            node("m1", "Merge", &["b", "a"]),
+            node("s2", "Switch", &["m1", "p"]),
+            node("c", "Neg", &["s2:1"]),
+            node("d", "Abs", &["s2:0"]),
+            node("m2", "Merge", &["d", "c"]),
+        ]);
+        let f = Frames::analyze(&g).unwrap();
+        assert_eq!(f.conds.len(), 2);
+        assert_eq!(f.inputs(FrameId::Cond(1)), ["p", "m1"]);
+    }
+
+    #[test]
+    fn a_merge_of_one_side_and_a_value_read_past_its_branch_are_refused() {
+        let mut g = inputs();
+        g.extend([
+            node("s", "Switch", &["x", "p"]),
+            node("t", "Neg", &["s:1"]),
+            node("m", "Merge", &["s:1", "t"]),
+            node("u", "Abs", &["t"]),
+        ]);
+        let f = Frames::analyze(&g).unwrap();
+        assert!(f.misplaced("m", &vec![]).unwrap().contains("one side"));
+        assert!(f
+            .misplaced("u", &vec![])
+            .unwrap()
+            .contains("inside a tf.cond"));
+        assert!(f.misplaced("s", &vec![]).unwrap().contains("Switch"));
+    }
+
+    #[test]
+    fn a_loop_frame_has_its_variable_invariant_and_condition() {
+        let mut g = inputs();
+        g.extend([
+            enter("e", "x", false),
+            enter("en", "p", true),
+            node("m", "Merge", &["e", "next"]),
+            node("less", "Less", &["m", "en"]),
+            node("lc", "LoopCond", &["less"]),
+            node("sw", "Switch", &["m", "lc"]),
+            node("id", "Identity", &["sw:1"]),
+            node("one", "Const", &["^id"]),
+            node("add", "AddV2", &["id", "one"]),
+            node("next", "NextIteration", &["add"]),
+            node("exit", "Exit", &["sw"]),
+        ]);
+        let f = Frames::analyze(&g).unwrap();
+        assert_eq!(f.loops.len(), 1);
+        let l = &f.loops[0];
+        assert_eq!((l.vars.len(), l.invariants.len(), l.cond), (1, 1, "less"));
+        assert_eq!((l.vars[0].next, l.vars[0].exit), ("add", Some("exit")));
+        assert!(l.captures.is_empty());
+        assert_eq!(f.output_at("exit", &vec![]), Some(FrameId::Loop(0)));
+        assert_eq!(f.inputs(FrameId::Loop(0)), ["x", "p"]);
+        // Inside the frame, reached from outside without the Exit.
+        assert!(f.misplaced("add", &vec![]).is_some());
+    }
+}
