@@ -198,34 +198,29 @@ impl<'a> Importer<'a> {
             Op::Cast(Cast { to: DType::I32 }),
             vec![cond],
         )?;
-        let outs = if let Some(c) = self.b.const_ints(cond) {
+        let outs: Vec<Bound> = if let Some(c) = self.b.const_ints(cond) {
+            // In place: what the branch gives (a value of an unsupported op, already reported,
+            // included) is what its Merges give.
             let side = c.first().is_some_and(|&c| c != 0);
             let mut body = Self::branch_scope(scope, f, side, &vals);
             let r = self.resolve(&mut body, &owned(&f.results[usize::from(side)]));
-            tensors(r.map_err(NodeError::Invalid)?, "the branch")?
+            r.map_err(NodeError::Invalid)?
         } else {
-            let mut bodies = Vec::with_capacity(2);
-            for side in [true, false] {
-                bodies.push(Body::new(self.branch_body(scope, f, side, &vals)?));
-            }
-            let else_branch = bodies
-                .pop()
-                .ok_or_else(|| NodeError::Invalid("no branch".into()))?;
-            let then_branch = bodies
-                .pop()
-                .ok_or_else(|| NodeError::Invalid("no branch".into()))?;
+            let then_branch = Body::new(self.branch_body(scope, f, true, &vals)?);
+            let else_branch = Body::new(self.branch_body(scope, f, false, &vals)?);
             let mut inputs = vec![cond];
             inputs.extend(self.passed(&vals));
             let op = Op::If(If {
                 then_branch,
                 else_branch,
             });
-            self.b.emit(f.merges[0], op, inputs)?
+            let outs = self.b.emit(f.merges[0], op, inputs)?;
+            outs.into_iter().map(Bound::T).collect()
         };
         Ok(f.merges
             .iter()
             .zip(outs)
-            .map(|(&m, v)| (m, vec![Bound::T(v), Bound::T(index)]))
+            .map(|(&m, b)| (m, vec![b, Bound::T(index)]))
             .collect())
     }
 
