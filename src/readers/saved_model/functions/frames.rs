@@ -7,14 +7,16 @@
 //! `Enter` nodes: `Enter → Merge(←NextIteration) → Switch(pred = LoopCond) → Identity (output 1,
 //! the body) / Exit (output 0)`. Only these whole-frame patterns have a meaning as If/Loop, so
 //! every node gets the *context* its outputs live in — a stack of cond branches and loop frames,
-//! computed in one pass in dependency order (data and control edges; the NextIteration back
-//! edges left out): a cond `Switch` pushes its branch on each output, a `Merge` joining the two
+//! computed in one pass in dependency order (frames/pass.rs; data and control edges, the
+//! NextIteration back edges left out): a cond `Switch` pushes its branch on each output, a `Merge` joining the two
 //! branches of one cond pops it, `Enter` pushes its frame, `Exit` pops it. Switches of one cond
 //! are the ones whose outputs meet (in a node or at a Merge) with the same predicate (through
 //! Identity); two conds on the same predicate stay apart unless their branches meet, which keeps
 //! sequential conds on one flag (a TF1 `training` placeholder) from becoming one cycle. A node
 //! that reads two different branches, a Merge that closes no branch and an Exit outside a frame
-//! are refused by name when the import needs them.
+//! are refused by name when the import needs them. What a frame reads from outside (its
+//! Switches' data, loop invariants, values read without a Switch or Enter) is found by walking
+//! back from its results through the nodes of its context, so the import can bind exactly those.
 
 use std::collections::{HashMap, HashSet};
 use tract_tensorflow::tfpb::tensorflow::NodeDef;
@@ -117,6 +119,9 @@ pub struct LoopFrame<'a> {
     /// Values from outside read without an Enter.
     pub captures: Vec<&'a str>,
 }
+
+/// Per node, the nodes reading it and which of its outputs they read.
+type Users<'a> = HashMap<&'a str, Vec<(&'a NodeDef, usize)>>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameId {
@@ -340,7 +345,7 @@ impl<'a> Frames<'a> {
     }
 
     fn build_loops(&mut self, nodes: &'a [NodeDef]) {
-        let mut users: HashMap<&'a str, Vec<(&'a NodeDef, usize)>> = HashMap::new();
+        let mut users: Users<'a> = HashMap::new();
         for def in nodes {
             for i in data_inputs(def) {
                 let (src, port) = split_ref(i);
@@ -383,27 +388,15 @@ impl<'a> Frames<'a> {
         }
     }
 
-    /// One frame's loop variables (each `Enter → Merge(←NextIteration) → Switch → Exit`), its
-    /// invariants and condition.
+    /// One frame's loop variables, its invariants and condition.
     fn build_loop(
         &self,
         name: &'a str,
         enters: &[&'a NodeDef],
-        users: &HashMap<&'a str, Vec<(&'a NodeDef, usize)>>,
+        users: &Users<'a>,
     ) -> Result<LoopFrame<'a>, String> {
-        let of = |node: &str, port: usize, k: Kind| -> Vec<&'a NodeDef> {
-            users.get(node).map_or(Vec::new(), |u| {
-                u.iter()
-                    .filter(|(d, p)| *p == port && kind(&d.op) == k)
-                    .map(|(d, _)| *d)
-                    .collect()
-            })
-        };
-        let inner = self
-            .level
-            .get(enters[0].name.as_str())
-            .cloned()
-            .unwrap_or_default();
+        let first = enters.first().map_or("", |e| e.name.as_str());
+        let inner = self.level.get(first).cloned().unwrap_or_default();
         let mut frame = LoopFrame {
             name,
             parent: inner[..inner.len().saturating_sub(1)].to_vec(),
@@ -415,10 +408,8 @@ impl<'a> Frames<'a> {
         let mut loop_cond: Option<&str> = None;
         for &enter in enters {
             if self.level.get(enter.name.as_str()) != Some(&inner) {
-                return Err(format!(
-                    "Enter '{}' is at another nesting level",
-                    enter.name
-                ));
+                let at = &enter.name;
+                return Err(format!("Enter '{at}' is at another nesting level"));
             }
             if data_inputs(enter).next().is_none() {
                 return Err(format!("Enter '{}' has no input", enter.name));
@@ -427,35 +418,12 @@ impl<'a> Frames<'a> {
                 frame.invariants.push(enter);
                 continue;
             }
-            let what = |k: &str| format!("loop variable '{}' has no single {k}", enter.name);
-            let [merge] = of(&enter.name, 0, Kind::Merge)[..] else {
-                return Err(what("Merge"));
-            };
-            let next = data_inputs(merge)
-                .filter_map(|i| self.nodes.get(split_ref(i).0))
-                .find(|d| kind(&d.op) == Kind::Next)
-                .and_then(|d| data_inputs(d).next())
-                .ok_or_else(|| what("NextIteration"))?;
-            let switches: Vec<&NodeDef> = of(&merge.name, 0, Kind::Switch)
-                .into_iter()
-                .filter(|s| !self.switch_rep.contains_key(s.name.as_str()))
-                .collect();
-            let [switch] = switches[..] else {
-                return Err(what("Switch on LoopCond"));
-            };
-            let lc = canonical(&self.nodes, data_inputs(switch).nth(1).unwrap_or("")).0;
+            let (var, lc) = self.loop_var(enter, users)?;
             if loop_cond.is_some_and(|c| c != lc) {
                 return Err("its Switches read different LoopConds".into());
             }
             loop_cond = Some(lc);
-            let exits = of(&switch.name, 0, Kind::Exit);
-            frame.vars.push(LoopVar {
-                enter,
-                merge: merge.name.as_str(),
-                switch: switch.name.as_str(),
-                next,
-                exit: exits.first().map(|e| e.name.as_str()),
-            });
+            frame.vars.push(var);
         }
         let lc = loop_cond
             .and_then(|c| self.nodes.get(c))
@@ -475,6 +443,49 @@ impl<'a> Frames<'a> {
             .collect();
         frame.captures = self.walk(&roots, &inner, &stop).1;
         Ok(frame)
+    }
+
+    /// The variable a non-constant Enter starts, `Enter → Merge(←NextIteration) → Switch →
+    /// Exit`, and the LoopCond its Switch reads.
+    fn loop_var(
+        &self,
+        enter: &'a NodeDef,
+        users: &Users<'a>,
+    ) -> Result<(LoopVar<'a>, &'a str), String> {
+        let of = |node: &str, port: usize, k: Kind| -> Vec<&'a NodeDef> {
+            users.get(node).map_or(Vec::new(), |u| {
+                u.iter()
+                    .filter(|(d, p)| *p == port && kind(&d.op) == k)
+                    .map(|(d, _)| *d)
+                    .collect()
+            })
+        };
+        let what = |k: &str| format!("loop variable '{}' has no single {k}", enter.name);
+        let [merge] = of(&enter.name, 0, Kind::Merge)[..] else {
+            return Err(what("Merge"));
+        };
+        let next = data_inputs(merge)
+            .filter_map(|i| self.nodes.get(split_ref(i).0))
+            .find(|d| kind(&d.op) == Kind::Next)
+            .and_then(|d| data_inputs(d).next())
+            .ok_or_else(|| what("NextIteration"))?;
+        let switches: Vec<&NodeDef> = of(&merge.name, 0, Kind::Switch)
+            .into_iter()
+            .filter(|s| !self.switch_rep.contains_key(s.name.as_str()))
+            .collect();
+        let [switch] = switches[..] else {
+            return Err(what("Switch on LoopCond"));
+        };
+        let lc = canonical(&self.nodes, data_inputs(switch).nth(1).unwrap_or("")).0;
+        let exits = of(&switch.name, 0, Kind::Exit);
+        let var = LoopVar {
+            enter,
+            merge: merge.name.as_str(),
+            switch: switch.name.as_str(),
+            next,
+            exit: exits.first().map(|e| e.name.as_str()),
+        };
+        Ok((var, lc))
     }
 
     /// The nodes standing for frame `id`'s results: its Merges, or its Exits.
