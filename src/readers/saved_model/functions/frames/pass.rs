@@ -70,7 +70,8 @@ pub fn topo_order<'a>(
     while let Some(def) = ready.pop() {
         order.push(def);
         for &u in users.get(def.name.as_str()).map_or(&[][..], |v| &v[..]) {
-            if let Some(p) = pending.get_mut(u.name.as_str()) {
+            // Checked: a malformed graph may name two nodes alike.
+            if let Some(p) = pending.get_mut(u.name.as_str()).filter(|p| **p > 0) {
                 *p -= 1;
                 if *p == 0 {
                     ready.push(u);
