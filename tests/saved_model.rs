@@ -291,3 +291,54 @@ fn every_fixture_converts_to_onnx_with_the_signature_names() {
         assert_matches(name, &got, &expected);
     }
 }
+
+/// The control-flow ops of `g`, each with those of its bodies: `If[If]`, `Loop[Loop, If]`.
+fn control_tree(g: &mdeploy::ir::Graph) -> Vec<String> {
+    g.nodes
+        .iter()
+        .filter(|n| !n.op.bodies().is_empty())
+        .map(|n| {
+            let inner: Vec<String> =
+                n.op.bodies()
+                    .iter()
+                    .flat_map(|(_, b)| control_tree(b))
+                    .collect();
+            if inner.is_empty() {
+                n.op.name()
+            } else {
+                format!("{}[{}]", n.op.name(), inner.join(", "))
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn tf1_cond_and_while_frames_become_one_if_or_loop_each() {
+    let tree = |name: &str| {
+        let m = repo().join("fixtures/saved_model").join(name).join("model");
+        control_tree(&readers::read(&m, &ReadOptions::default()).unwrap())
+    };
+    // Two Merges (two outputs) of one cond are one If; the cond nested in its true branch is an
+    // If in the then branch.
+    assert_eq!(tree("tf1_cond"), ["If[If]"]);
+    assert_eq!(tree("tf1_while"), ["Loop[If]"]);
+    // Two conds on one predicate, the second reading the first: two Ifs, not one cycle.
+    assert_eq!(tree("tf1_nested"), ["If", "If", "Loop[Loop]", "Loop"]);
+    // Conds on a `training` flag left at its default are read in place: no If.
+    assert_eq!(tree("tf1_flag_grow"), ["Loop"]);
+}
+
+#[test]
+fn a_value_read_out_of_a_tf1_cond_branch_is_refused_by_name() {
+    use prost::Message;
+    use tract_tensorflow::tfpb::tensorflow::SavedModel;
+    let (_tmp, m) = copy_model("tf1_cond");
+    let pb = m.join("saved_model.pb");
+    let mut sm = SavedModel::decode(&std::fs::read(&pb).unwrap()[..]).unwrap();
+    let graph = sm.meta_graphs[0].graph_def.as_mut().unwrap();
+    // `y` reads the true branch's Tanh directly, past the Merge: a dead tensor on the other side.
+    let y = graph.node.iter_mut().find(|n| n.name == "y").unwrap();
+    y.input = vec!["cond/Tanh".into()];
+    std::fs::write(&pb, sm.encode_to_vec()).unwrap();
+    refused(&m, &[], 4, &["node 'y'", "inside a tf.cond branch"]);
+}

@@ -12,6 +12,7 @@ use crate::error::Unsupported;
 use crate::ir::ValueId;
 use crate::readers::builder::{GraphBuilder, NodeError};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 use tract_tensorflow::tfpb::tensorflow::{FunctionDef, NodeDef};
 
 /// What a TF tensor name stands for during import.
@@ -34,6 +35,10 @@ pub enum Bound {
 }
 
 mod control;
+mod frames;
+mod frames_import;
+
+use frames::{Frames, Level};
 
 const MAX_CALL_DEPTH: usize = 64;
 
@@ -81,25 +86,63 @@ pub struct Importer<'a> {
 
 /// One graph or function body being imported.
 pub struct Scope<'a> {
-    nodes: HashMap<&'a str, &'a NodeDef>,
+    nodes: Rc<HashMap<&'a str, &'a NodeDef>>,
     is_function: bool,
     args: HashMap<String, Bound>,
     /// Call path, for messages (`StatefulPartitionedCall_1/…/`).
     prefix: String,
     pub done: HashMap<String, Vec<Bound>>,
     poisoned: HashSet<String>,
+    /// The graph's TF1 control flow frames (frames.rs), shared by the scopes of their bodies.
+    frames: Option<Rc<Frames<'a>>>,
+    /// The frame contexts this scope imports nodes of (empty: the graph itself).
+    level: Level<'a>,
 }
 
 impl<'a> Scope<'a> {
     pub fn graph(nodes: &'a [NodeDef]) -> Scope<'a> {
         Scope {
-            nodes: nodes.iter().map(|n| (n.name.as_str(), n)).collect(),
+            nodes: Rc::new(nodes.iter().map(|n| (n.name.as_str(), n)).collect()),
             is_function: false,
             args: HashMap::new(),
             prefix: String::new(),
             done: HashMap::new(),
             poisoned: HashSet::new(),
+            frames: Frames::analyze(nodes).map(Rc::new),
+            level: Vec::new(),
         }
+    }
+
+    /// A function body's scope.
+    fn function(f: &'a FunctionDef, args: HashMap<String, Bound>, prefix: String) -> Scope<'a> {
+        Scope {
+            nodes: Rc::new(f.node_def.iter().map(|n| (n.name.as_str(), n)).collect()),
+            is_function: true,
+            args,
+            prefix,
+            done: HashMap::new(),
+            poisoned: HashSet::new(),
+            frames: None,
+            level: Vec::new(),
+        }
+    }
+
+    /// What planning `def` must import first: its data inputs, or for a node closing a TF1
+    /// frame what the whole frame reads; nothing for a node the import refuses.
+    fn deps(&self, def: &'a NodeDef) -> Vec<&str> {
+        if let Some(f) = &self.frames {
+            if let Some(id) = f.output_at(&def.name, &self.level) {
+                return f.inputs(id);
+            }
+            if f.misplaced(&def.name, &self.level).is_some() {
+                return Vec::new();
+            }
+        }
+        def.input
+            .iter()
+            .filter(|i| !i.starts_with('^'))
+            .map(String::as_str)
+            .collect()
     }
 
     /// The node a (non-control) reference names, or `None` for a function argument.
@@ -210,7 +253,10 @@ impl<'a> Importer<'a> {
     ) -> Result<Vec<Bound>, String> {
         let order = self.plan(scope, refs)?;
         for def in order {
-            self.import_node(scope, def)?;
+            // A node closing a frame imports its sibling Merges/Exits with it.
+            if !scope.done.contains_key(&def.name) && !scope.poisoned.contains(&def.name) {
+                self.import_node(scope, def)?;
+            }
         }
         refs.iter().map(|r| scope.lookup(r)).collect()
     }
@@ -219,7 +265,7 @@ impl<'a> Importer<'a> {
     fn plan(&self, scope: &Scope<'a>, refs: &[String]) -> Result<Vec<&'a NodeDef>, String> {
         let mut order = Vec::new();
         let mut state: HashMap<&str, bool> = HashMap::new(); // false: open, true: finished
-        let mut stack: Vec<(&'a NodeDef, usize)> = Vec::new();
+        let mut stack: Vec<(&'a NodeDef, Vec<&str>, usize)> = Vec::new();
         for r in refs {
             let Some(name) = scope.node_of(r) else {
                 continue;
@@ -232,12 +278,10 @@ impl<'a> Importer<'a> {
                 .get(name)
                 .ok_or_else(|| format!("'{r}' refers to a node that does not exist"))?;
             state.insert(&def.name, false);
-            stack.push((def, 0));
-            while let Some((def, next)) = stack.pop() {
-                let data_inputs: Vec<&String> =
-                    def.input.iter().filter(|i| !i.starts_with('^')).collect();
-                if let Some(inp) = data_inputs.get(next) {
-                    stack.push((def, next + 1));
+            stack.push((def, scope.deps(def), 0));
+            while let Some((def, deps, next)) = stack.pop() {
+                if let Some(&inp) = deps.get(next) {
+                    stack.push((def, deps, next + 1));
                     let Some(dep) = scope.node_of(inp) else {
                         continue;
                     };
@@ -255,7 +299,7 @@ impl<'a> Importer<'a> {
                         format!("node '{}': input '{inp}' does not exist", def.name)
                     })?;
                     state.insert(&d.name, false);
-                    stack.push((d, 0));
+                    stack.push((d, scope.deps(d), 0));
                 } else {
                     state.insert(&def.name, true);
                     order.push(def);
@@ -267,6 +311,16 @@ impl<'a> Importer<'a> {
 
     fn import_node(&mut self, scope: &mut Scope<'a>, def: &'a NodeDef) -> Result<(), String> {
         let name = def.name.clone();
+        if let Some(frames) = scope.frames.clone() {
+            if let Some(id) = frames.output_at(&name, &scope.level) {
+                return self.import_frame(scope, &frames, def, id);
+            }
+            if let Some(why) = frames.misplaced(&name, &scope.level) {
+                self.report(scope, def, why);
+                scope.poisoned.insert(name);
+                return Ok(());
+            }
+        }
         let inputs: Vec<Bound> = def
             .input
             .iter()
@@ -316,6 +370,12 @@ impl<'a> Importer<'a> {
 
     /// Why an op has no converter; loops name the ops in their bodies.
     fn why_unsupported(&self, def: &NodeDef) -> String {
+        if frames::is_v1_control(&def.op) {
+            // The graph's own frames are found before import (frames.rs); functions use v2.
+            return "TF1 control flow (Switch/Merge/Enter/Exit frames) is read in the graph \
+                    itself, not inside a function body"
+                .into();
+        }
         if !matches!(def.op.as_str(), "While" | "StatelessWhile") {
             return "no converter for this op".into();
         }
@@ -503,19 +563,13 @@ impl<'a> Importer<'a> {
                 "function calls nest deeper than {MAX_CALL_DEPTH}"
             )));
         }
-        let mut inner = Scope {
-            nodes: f.node_def.iter().map(|n| (n.name.as_str(), n)).collect(),
-            is_function: true,
-            args: sig
-                .input_arg
-                .iter()
-                .map(|a| a.name.clone())
-                .zip(args)
-                .collect(),
-            prefix: format!("{}{}/", scope.prefix, def.name),
-            done: HashMap::new(),
-            poisoned: HashSet::new(),
-        };
+        let args = sig
+            .input_arg
+            .iter()
+            .map(|a| a.name.clone())
+            .zip(args)
+            .collect();
+        let mut inner = Scope::function(f, args, format!("{}{}/", scope.prefix, def.name));
         let rets: Vec<String> = sig
             .output_arg
             .iter()

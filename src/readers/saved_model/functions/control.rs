@@ -16,7 +16,7 @@ use crate::ir::ops::{Body, Expand, Gather, If, Loop, Reshape, Scatter, ScatterRe
 use crate::ir::{DType, Dim, Graph, Op, Tensor, TensorType, ValueId};
 use crate::readers::builder::{GraphBuilder, NodeError, ShapeEntry};
 use crate::readers::saved_model::tensor::func_attr;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use tract_tensorflow::tfpb::tensorflow::{FunctionDef, NodeDef};
 
 type R<T> = Result<T, NodeError>;
@@ -321,7 +321,7 @@ impl<'a> Importer<'a> {
     }
 
     /// A one-element boolean as a scalar.
-    fn scalar_bool(&mut self, name: &str, v: ValueId) -> R<ValueId> {
+    pub(super) fn scalar_bool(&mut self, name: &str, v: ValueId) -> R<ValueId> {
         if self.b.g.ty(v).rank() == 0 {
             return Ok(v);
         }
@@ -352,19 +352,14 @@ impl<'a> Importer<'a> {
                 args.len()
             ));
         }
-        let mut inner = Scope {
-            nodes: f.node_def.iter().map(|n| (n.name.as_str(), n)).collect(),
-            is_function: true,
-            args: sig
-                .input_arg
-                .iter()
-                .map(|a| a.name.clone())
-                .zip(args)
-                .collect(),
-            prefix: format!("{}{}/{what}/", scope.prefix, def.name),
-            done: HashMap::new(),
-            poisoned: HashSet::new(),
-        };
+        let args = sig
+            .input_arg
+            .iter()
+            .map(|a| a.name.clone())
+            .zip(args)
+            .collect();
+        let prefix = format!("{}{}/{what}/", scope.prefix, def.name);
+        let mut inner = Scope::function(f, args, prefix);
         let mut results = Vec::with_capacity(sig.output_arg.len());
         for (k, a) in sig.output_arg.iter().enumerate() {
             let r = f.ret.get(&a.name).cloned().ok_or_else(|| {
@@ -538,7 +533,7 @@ impl<'a> Importer<'a> {
     /// what it imports is a body of its own; `f` sees the outer builder for the types of the
     /// values it captures. Returns `f`'s result, the body's builder, and whether the body met
     /// unsupported ops (moved to the outer list, so they are reported).
-    fn in_own_builder<T>(
+    pub(super) fn in_own_builder<T>(
         &mut self,
         f: impl FnOnce(&mut Self, &GraphBuilder) -> R<T>,
     ) -> (R<T>, GraphBuilder, bool) {

@@ -1,5 +1,5 @@
-//! Elementwise TF ops: arithmetic (Add/AddV2, Sub, Mul, RealDiv, DivNoNan, Maximum, Minimum,
-//! Pow, SquaredDifference), comparisons and logic, unary math (Sqrt, Rsqrt, Square, Exp, Log,
+//! Elementwise TF ops: arithmetic (Add/AddV2, Sub, Mul, RealDiv, DivNoNan, integer FloorMod,
+//! Maximum, Minimum, Pow, SquaredDifference), comparisons and logic, unary math (Sqrt, Rsqrt, Square, Exp, Log,
 //! Neg, Abs, Erf, Erfc…), activations (Relu, Relu6, Elu, Selu, LeakyRelu, Sigmoid, Tanh,
 //! Softplus, Softsign), Select/SelectV2 and Cast. TF broadcasts numpy-style, as the IR does.
 
@@ -13,7 +13,7 @@ pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
         "Add" | "AddV2" | "Sub" | "Mul" | "RealDiv" | "Div" | "Maximum" | "Minimum" | "Pow"
         | "SquaredDifference" | "Greater" | "GreaterEqual" | "Less" | "LessEqual" | "Equal"
-        | "LogicalAnd" | "LogicalOr" => binary,
+        | "LogicalAnd" | "LogicalOr" | "FloorMod" => binary,
         "NotEqual" => not_equal,
         "DivNoNan" => div_no_nan,
         "Sqrt" | "Rsqrt" | "Square" | "Exp" | "Log" | "Neg" | "Abs" | "Erf" | "Floor" | "Ceil"
@@ -39,6 +39,14 @@ fn binary(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
                 return unsupported("integer Div (floor division)");
             }
             BinaryOp::Div
+        }
+        "FloorMod" => {
+            // The IR's Mod takes the divisor's sign (floor) on integers only; on floats it is
+            // ONNX's fmod, the dividend's sign.
+            if b.g.ty(n.input(0)?).dtype.is_float() {
+                return unsupported("FloorMod of floats");
+            }
+            BinaryOp::Mod
         }
         "Maximum" => BinaryOp::Max,
         "Minimum" => BinaryOp::Min,
