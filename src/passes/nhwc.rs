@@ -40,6 +40,7 @@ pub fn legalize(
 /// convolutions. A writer lowers its own extra ops between [`prepare`] and [`finish`].
 pub fn prepare(g: &mut Graph, nhwc_io: bool) -> Result<(), String> {
     g.remove_dead();
+    super::resize_sizes::read_symbolic_sizes(g)?;
     layout::to_layout(g, Layout::Nhwc, NHWC_KERNELS)?;
     transpose::clean_transposes(g)?;
     if nhwc_io {

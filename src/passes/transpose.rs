@@ -1,11 +1,12 @@
 //! Transpose cleanup: sinks transposes through ops that commute with them (elementwise ops,
 //! binary ops with transposed or constant operands, concat, softmax, keep-dims reductions, pad,
-//! slice) until they meet their inverse and cancel; turns transposes that only move size-1 axes
+//! slice) until they meet their inverse and cancel, and lets the size of one axis be read
+//! before a transpose rather than after it; turns transposes that only move size-1 axes
 //! into reshapes and merges consecutive reshapes. One sweep in topological order carries a
 //! transpose as far down as it goes, so the pass is linear in the graph's size.
 
 use super::layout::inverse;
-use crate::ir::ops::{Concat, Reduce, Reshape, Slice, Softmax, Transpose};
+use crate::ir::ops::{Concat, Reduce, Reshape, ShapeOf, Slice, Softmax, Transpose};
 use crate::ir::{Dim, Graph, Names, Op, TensorType, ValueId};
 use std::collections::HashMap;
 
@@ -116,6 +117,7 @@ fn rewrite(g: &mut Graph, st: &mut State, i: usize) -> Result<bool, String> {
         }),
         Op::Binary(_) => sink_binary(g, st, i),
         Op::Concat(c) => sink_concat(g, st, i, c.axis),
+        Op::ShapeOf(s) if s.end == s.start + 1 => Ok(size_before_transpose(g, st, i, s.start)),
         Op::Where
         | Op::MatMul(_)
         | Op::Einsum(_)
@@ -164,6 +166,27 @@ fn rewrite(g: &mut Graph, st: &mut State, i: usize) -> Result<bool, String> {
         | Op::If(_)
         | Op::Loop(_) => Ok(false),
     }
+}
+
+/// The size of one axis of a transpose's output read from its input instead (`axis` of
+/// `Transpose(x, p)` is `p[axis]` of `x`), so the transpose is not kept only to be measured.
+fn size_before_transpose(g: &mut Graph, st: &mut State, i: usize, axis: usize) -> bool {
+    let v = g.nodes[i].inputs[0];
+    let Some(&t) = st.producer.get(&v) else {
+        return false;
+    };
+    let Op::Transpose(tr) = &g.nodes[t].op else {
+        return false;
+    };
+    let (x, from) = (g.nodes[t].inputs[0], tr.perm[axis]);
+    g.nodes[i].op = Op::ShapeOf(ShapeOf {
+        start: from,
+        end: from + 1,
+    });
+    g.nodes[i].inputs[0] = x;
+    st.uses[v.0] -= 1;
+    st.uses[x.0] += 1;
+    true
 }
 
 /// Transpose of a transpose: one transpose, or none when they cancel.

@@ -75,9 +75,11 @@ fn kernel(
         (ResizeMode::Nearest, CoordTransform::AlignCorners, NearestRounding::RoundPreferCeil) => {
             ("ResizeNearestNeighbor", true, false)
         }
-        (mode, coord, nearest) => return Err(format!(
+        (mode, coord, nearest) => {
+            return Err(format!(
             "{mode:?} resizing with {coord:?} coordinates ({nearest:?} rounding) has no TF.js form"
-        )),
+        ))
+        }
     })
 }
 
