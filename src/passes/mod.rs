@@ -16,6 +16,7 @@ pub mod nhwc;
 pub mod parallel;
 pub mod prune;
 pub mod quantize;
+pub mod resize_gather;
 pub mod resize_sizes;
 pub mod rewrite;
 pub mod rnn;

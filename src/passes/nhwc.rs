@@ -42,6 +42,7 @@ pub fn prepare(g: &mut Graph, nhwc_io: bool) -> Result<(), String> {
     g.remove_dead();
     super::resize_sizes::read_symbolic_sizes(g)?;
     layout::to_layout(g, Layout::Nhwc, NHWC_KERNELS)?;
+    super::resize_gather::gather_nearest_resizes(g)?;
     transpose::clean_transposes(g)?;
     if nhwc_io {
         io_layout::nhwc_io(g);
