@@ -88,23 +88,7 @@ fn spatial(op: &Op) -> Option<(Layout, Option<usize>)> {
         Op::Resize(r) => (r.layout, None),
         Op::GridSample(g) => (g.layout, None),
         // A resize to sizes computed at run time is spatial too; its operand follows the data.
-        Op::Dynamic(d) => match d {
-            Dynamic::Resize { resize, .. } => (resize.layout, None),
-            Dynamic::Reshape { .. }
-            | Dynamic::Expand
-            | Dynamic::Tile
-            | Dynamic::Slice
-            | Dynamic::Pad { .. }
-            | Dynamic::Reduce { .. }
-            | Dynamic::TopK { .. }
-            | Dynamic::CumSum { .. }
-            | Dynamic::Trilu { .. }
-            | Dynamic::OneHot { .. }
-            | Dynamic::Split { .. }
-            | Dynamic::Squeeze
-            | Dynamic::Unsqueeze
-            | Dynamic::NonMaxSuppression { .. } => return None,
-        },
+        Op::Dynamic(d) => (resize_of(d)?.layout, None),
         Op::Unary(_)
         | Op::Binary(_)
         | Op::Activation(_)
@@ -152,6 +136,27 @@ fn spatial(op: &Op) -> Option<(Layout, Option<usize>)> {
     })
 }
 
+/// The resize among the run-time-operand ops, the one of them with a data layout.
+fn resize_of(d: &Dynamic) -> Option<&crate::ir::ops::Resize> {
+    match d {
+        Dynamic::Resize { resize, .. } => Some(resize),
+        Dynamic::Reshape { .. }
+        | Dynamic::Expand
+        | Dynamic::Tile
+        | Dynamic::Slice
+        | Dynamic::Pad { .. }
+        | Dynamic::Reduce { .. }
+        | Dynamic::TopK { .. }
+        | Dynamic::CumSum { .. }
+        | Dynamic::Trilu { .. }
+        | Dynamic::OneHot { .. }
+        | Dynamic::Split { .. }
+        | Dynamic::Squeeze
+        | Dynamic::Unsqueeze
+        | Dynamic::NonMaxSuppression { .. } => None,
+    }
+}
+
 /// The op with its layout set to `to`; per-axis parameters are permuted with `perm`.
 fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
     let mut op = op.clone();
@@ -176,23 +181,12 @@ fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
             }
         }
         Op::GridSample(g) => g.layout = to,
-        Op::Dynamic(d) => match d {
-            Dynamic::Resize { resize, .. } => resize.layout = to,
-            Dynamic::Reshape { .. }
-            | Dynamic::Expand
-            | Dynamic::Tile
-            | Dynamic::Slice
-            | Dynamic::Pad { .. }
-            | Dynamic::Reduce { .. }
-            | Dynamic::TopK { .. }
-            | Dynamic::CumSum { .. }
-            | Dynamic::Trilu { .. }
-            | Dynamic::OneHot { .. }
-            | Dynamic::Split { .. }
-            | Dynamic::Squeeze
-            | Dynamic::Unsqueeze
-            | Dynamic::NonMaxSuppression { .. } => {}
-        },
+        // `spatial` lets only a resize through.
+        Op::Dynamic(d) => {
+            if let Dynamic::Resize { resize, .. } = d {
+                resize.layout = to;
+            }
+        }
         Op::Unary(_)
         | Op::Binary(_)
         | Op::Activation(_)

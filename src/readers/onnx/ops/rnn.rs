@@ -40,15 +40,7 @@ fn rnn(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
             optional.push(*slot);
         }
     }
-    let activations: Vec<String> = ctx
-        .attr("activations")
-        .map(|a| {
-            a.strings
-                .iter()
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let activations = activation_names(ctx);
     if ctx.attr("activation_alpha").is_some() || ctx.attr("activation_beta").is_some() {
         return unsupported("RNN activation_alpha/beta");
     }
@@ -67,6 +59,18 @@ fn rnn(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         if lstm { Op::Lstm(r) } else { Op::Gru(r) },
         inputs,
     )
+}
+
+/// The `activations` attribute's names (empty: the op's defaults).
+fn activation_names(ctx: &NodeCtx) -> Vec<String> {
+    ctx.attr("activations")
+        .map(|a| {
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The RNN's per-step activation.
@@ -92,15 +96,7 @@ fn simple_rnn(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     if ctx.attr("activation_alpha").is_some() || ctx.attr("activation_beta").is_some() {
         return unsupported("RNN activation_alpha/beta");
     }
-    let names: Vec<String> = ctx
-        .attr("activations")
-        .map(|a| {
-            a.strings
-                .iter()
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = activation_names(ctx);
     let batch_major = ctx.int("layout", 0) == 1;
     let xt = imp.g.ty(x).clone();
     if xt.rank() != 3 {

@@ -40,12 +40,13 @@ fn scanned(ctx: &NodeCtx, axes: &str, dirs: &str, ranks: &[usize]) -> NodeResult
         .collect()
 }
 
-pub fn scan(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
-    if imp.opset < 9 {
-        return scan8(imp, ctx);
-    }
+/// The body, the inputs from `first` on (states then scanned values), and how many are scanned.
+fn operands<'a>(
+    ctx: &NodeCtx<'a>,
+    first: usize,
+) -> NodeResult<(&'a tract_onnx::pb::GraphProto, Vec<ValueId>, usize)> {
     let g = graph_attr(ctx, "body")?;
-    let all: Vec<ValueId> = (0..ctx.inputs.len())
+    let all: Vec<ValueId> = (first..ctx.inputs.len())
         .map(|i| ctx.input(i))
         .collect::<NodeResult<_>>()?;
     let m = ctx.int("num_scan_inputs", 0).max(0) as usize;
@@ -54,6 +55,14 @@ pub fn scan(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
             "num_scan_inputs does not fit the inputs and the body".into(),
         ));
     }
+    Ok((g, all, m))
+}
+
+pub fn scan(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    if imp.opset < 9 {
+        return scan8(imp, ctx);
+    }
+    let (g, all, m) = operands(ctx, 0)?;
     let n = all.len() - m;
     let (states, scans) = all.split_at(n);
     let ranks: Vec<usize> = scans.iter().map(|&v| imp.g.ty(v).rank()).collect();
@@ -224,16 +233,7 @@ fn scan8(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     if ctx.opt_input(0).is_some() {
         return unsupported("Scan-8 with sequence_lens (items of different lengths)");
     }
-    let g = graph_attr(ctx, "body")?;
-    let all: Vec<ValueId> = (1..ctx.inputs.len())
-        .map(|i| ctx.input(i))
-        .collect::<NodeResult<_>>()?;
-    let m = ctx.int("num_scan_inputs", 0).max(0) as usize;
-    if m == 0 || m > all.len() || g.input.len() != all.len() {
-        return Err(NodeError::Invalid(
-            "num_scan_inputs does not fit the inputs and the body".into(),
-        ));
-    }
+    let (g, all, m) = operands(ctx, 1)?;
     let n = all.len() - m;
     let batched = types(imp, &all);
     // One item: no batch axis; one step of a scanned item: no time axis either.
