@@ -81,10 +81,83 @@ fn plan_for(mut m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Plan> {
         m.set_input_fact(i, InferenceFact::dt_shape(datum(t.dtype), t.shape.clone()))
             .map_err(tract_err)?;
     }
-    m.into_optimized()
+    let typed = m.into_typed().map_err(tract_err)?;
+    // Before tract folds constants or allocates anything: every value's size is known now.
+    within_limit(&typed)?;
+    typed
+        .into_optimized()
         .map_err(tract_err)?
         .into_runnable()
         .map_err(tract_err)
+}
+
+/// The most bytes one value may take in evaluation (`--verify`, calibration, accuracy reports)
+/// unless `MDEPLOY_EVAL_MAX_MB` says otherwise: a model whose declared sizes ask for more (a
+/// lying shape, a huge ConstantOfShape/Expand/Tile/Range) is refused before anything is
+/// allocated instead of exhausting memory.
+pub const EVAL_MAX_BYTES: u64 = 2 << 30;
+
+fn eval_max_bytes() -> u64 {
+    std::env::var("MDEPLOY_EVAL_MAX_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(EVAL_MAX_BYTES, |mb| mb.saturating_mul(1 << 20))
+}
+
+/// Refuses a graph any of whose computed values has a fixed declared size past the limit:
+/// tract folds constant subgraphs (a ConstantOfShape or Range of constants) while it types the
+/// model, before [`within_limit`] could look.
+fn declared_within_limit(g: &Graph) -> Result<()> {
+    let limit = eval_max_bytes();
+    for v in g.values.iter().filter(|v| v.constant.is_none()) {
+        let Some(elements) =
+            v.ty.shape
+                .iter()
+                .try_fold(1u64, |n, d| Some(n.saturating_mul(d.fixed()?)))
+        else {
+            continue;
+        };
+        let bytes = elements.saturating_mul(v.ty.dtype.size() as u64);
+        if bytes > limit {
+            return Err(refusal(
+                &v.name,
+                &format!("{}", v.ty),
+                elements,
+                bytes,
+                limit,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn refusal(name: &str, shape: &str, elements: u64, bytes: u64, limit: u64) -> crate::error::Error {
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    failed(format!(
+        "evaluation refused: '{name}' would hold {shape} = {elements} elements ({:.1} GiB), past \
+         the {:.1} GiB a value may take (MDEPLOY_EVAL_MAX_MB raises it)",
+        gib(bytes),
+        gib(limit)
+    ))
+}
+
+/// Refuses a typed model any of whose values (with concrete shapes) is past the limit.
+fn within_limit(m: &tp::TypedModel) -> Result<()> {
+    let limit = eval_max_bytes();
+    for node in m.nodes() {
+        for out in &node.outputs {
+            let Some(shape) = out.fact.shape.as_concrete() else {
+                continue;
+            };
+            let elements = shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64));
+            let bytes = elements.saturating_mul(out.fact.datum_type.size_of() as u64);
+            if bytes > limit {
+                let shape = format!("{shape:?}");
+                return Err(refusal(&node.name, &shape, elements, bytes, limit));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_plan(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
@@ -217,6 +290,7 @@ fn run_any(
     if !bound.is_empty() {
         return run_specialized(g, &bound, extra, batches, piece_bytes, each);
     }
+    declared_within_limit(g)?;
     let mut g = g.clone();
     // Graph inputs and outputs as a mask: calibration exposes every activation at once.
     let mut boundary = vec![false; g.values.len()];
@@ -458,4 +532,65 @@ pub fn run_onnx_file(path: &std::path::Path, inputs: &[Tensor]) -> Result<Vec<Te
         .model_for_path(path)
         .map_err(|e| failed(format!("{}: tract cannot load it: {e:#}", path.display())))?;
     run_model(m, inputs)
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use crate::ir::ops::{BinaryOp, ConstantOfShape, Tile};
+    use crate::ir::{fixed_shape, Op};
+
+    fn peak_rss_mb() -> i64 {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+        u.ru_maxrss / 1024
+    }
+
+    /// Values whose declared sizes are far past what evaluation may hold are refused by name
+    /// before tract allocates them: a ConstantOfShape of constants (which tract folds while
+    /// typing) and a Tile.
+    #[test]
+    fn huge_values_are_refused_before_allocating() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[1])));
+        let shape = g.add_const(
+            "shape",
+            Tensor::from_i64s(DType::I64, vec![2], &[1 << 20, 1 << 20]),
+        );
+        let value = Tensor::from_f64s(DType::F32, vec![], &[1.0]);
+        let c = g
+            .add_node(
+                "fill",
+                Op::ConstantOfShape(ConstantOfShape { value }),
+                vec![shape],
+                &["c".into()],
+            )
+            .unwrap();
+        let y = g
+            .add_node(
+                "add",
+                Op::Binary(BinaryOp::Add),
+                vec![c[0], x],
+                &["y".into()],
+            )
+            .unwrap();
+        g.outputs = y;
+        let inputs = random_inputs(&g, 1, 1);
+        let err = run(&g, &inputs).unwrap_err().to_string();
+        assert!(err.contains("evaluation refused: 'c'"), "{err}");
+
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[1])));
+        let tile = Tile {
+            repeats: vec![1 << 30],
+        };
+        let y = g
+            .add_node("tile", Op::Tile(tile), vec![x], &["y".into()])
+            .unwrap();
+        g.outputs = y;
+        let err = run(&g, &inputs).unwrap_err().to_string();
+        assert!(err.contains("evaluation refused: 'y'"), "{err}");
+        assert!(peak_rss_mb() < 2048, "peak RSS {} MB", peak_rss_mb());
+    }
 }
