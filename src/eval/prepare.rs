@@ -10,16 +10,71 @@
 //! Nodes computing the same op on the same inputs are merged: tract 0.23 fails on a graph whose
 //! outputs include two identical Relus around a Clip(0, 6) ("eval() called on a Dummy op"),
 //! which evaluation in pieces produces when parallel branches end at a cut.
+//!
+//! A one-way reverse LSTM or GRU runs forward on the time-reversed input, its Y reversed back:
+//! tract 0.23 computes `direction=reverse` layers wrongly (bidirectional ones are right; a
+//! reverse LSTM off onnxruntime by 0.35 on the `lstm_fixed_batch_seq` weights), and TFLite
+//! writes such layers as a forward builtin between REVERSE_V2s, which this is.
 
-use crate::ir::ops::Cast;
-use crate::ir::{DType, Graph, Op, QuantParams, Tensor, ValueId};
+use crate::ir::ops::{Cast, RnnDirection, Slice, SliceAxis};
+use crate::ir::{DType, Graph, Node, Op, QuantParams, Tensor, ValueId};
 use bytes::Bytes;
 use std::collections::HashMap;
 
 /// Everything this module does, in order.
 pub fn for_tract(g: &mut Graph) {
+    reverse_rnns_forward(g);
     expand_stored_weights(g);
     merge_duplicate_nodes(g);
+}
+
+/// Every one-way reverse LSTM/GRU as Slice(step -1) → forward layer → Slice(step -1) on Y.
+/// Y_h and Y_c are the states after the last step run either way.
+pub fn reverse_rnns_forward(g: &mut Graph) -> bool {
+    let mut changed = false;
+    for i in 0..g.nodes.len() {
+        let mut n = g.nodes[i].clone();
+        let r = match &mut n.op {
+            Op::Lstm(r) | Op::Gru(r) if r.direction == RnnDirection::Reverse => r,
+            _ => continue,
+        };
+        r.direction = RnnDirection::Forward;
+        let time = usize::from(r.batch_major);
+        let flip = |axis| {
+            Op::Slice(Slice {
+                axes: vec![SliceAxis {
+                    axis,
+                    start: -1,
+                    end: i64::MIN,
+                    step: -1,
+                }],
+            })
+        };
+        let (x, y) = (n.inputs[0], n.outputs[0]);
+        let x_rev = g.add_value(&format!("{}/x_reversed", n.name), g.ty(x).clone());
+        let y_rev = g.add_value(&format!("{}/y_reversed", n.name), g.ty(y).clone());
+        n.inputs[0] = x_rev;
+        n.outputs[0] = y_rev;
+        g.nodes.push(Node {
+            name: format!("{}/reverse_x", n.name),
+            op: flip(time),
+            inputs: vec![x],
+            outputs: vec![x_rev],
+        });
+        g.nodes.push(Node {
+            name: format!("{}/reverse_y", n.name),
+            op: flip(time),
+            inputs: vec![y_rev],
+            outputs: vec![y],
+        });
+        g.nodes[i] = n;
+        changed = true;
+    }
+    if changed && g.sort().is_err() {
+        // A graph that was sorted stays sortable: the new nodes only wrap existing edges.
+        return false;
+    }
+    changed
 }
 
 /// Later nodes with the same op and inputs as an earlier one are dropped, their outputs' uses
