@@ -261,6 +261,82 @@ mod tests {
         assert_eq!(tflite, ["i", "f", "c", "o"]);
     }
 
+    /// A forward LSTM (hidden 3, input 2, Y and Y_h used) over `seq` steps at `batch`.
+    fn lstm(batch: Dim, seq: Dim, direction: RnnDirection) -> Graph {
+        let (h, i) = (3usize, 2usize);
+        let mut g = Graph::new();
+        let x = g.add_input(
+            "x",
+            TensorType::new(DType::F32, vec![seq, batch, Dim::Fixed(2)]),
+        );
+        let seeded = |n: usize, k: usize| -> Vec<f32> {
+            (0..n)
+                .map(|j| ((j * 7 + k) % 11) as f32 / 11.0 - 0.5)
+                .collect()
+        };
+        let w = g.add_const(
+            "w",
+            Tensor::from_f32(vec![1, 4 * h, i], &seeded(4 * h * i, 1)),
+        );
+        let r = g.add_const(
+            "r",
+            Tensor::from_f32(vec![1, 4 * h, h], &seeded(4 * h * h, 2)),
+        );
+        let b = g.add_const("b", Tensor::from_f32(vec![1, 8 * h], &seeded(8 * h, 3)));
+        let rnn = Rnn {
+            direction,
+            hidden_size: h,
+            activations: vec![],
+            clip: None,
+            linear_before_reset: false,
+            input_forget: false,
+            batch_major: false,
+            optional: vec![RnnInput::Bias],
+        };
+        let outs = g.add_node("lstm", Op::Lstm(rnn), vec![x, w, r, b], &[]);
+        g.outputs = outs.map(|o| o[..2].to_vec()).unwrap_or_default();
+        g
+    }
+
+    fn codes(g: &mut Graph) -> Vec<B> {
+        super::super::super::legalize::legalize(g, false).unwrap();
+        let plan = crate::writers::tflite::plan::build(g).unwrap();
+        plan.ops.iter().map(|op| op.code).collect()
+    }
+
+    #[test]
+    fn run_time_length_at_a_fixed_batch_is_the_sequence_builtin() {
+        for direction in [RnnDirection::Forward, RnnDirection::Reverse] {
+            let mut g = lstm(Dim::Fixed(2), Dim::Sym("seq".into()), direction);
+            let ops = codes(&mut g);
+            let count = |c: B| ops.iter().filter(|&&o| o == c).count();
+            assert_eq!(count(B::UNIDIRECTIONAL_SEQUENCE_LSTM), 1, "{ops:?}");
+            // Both states are zeroed before the layer runs.
+            assert_eq!(count(B::RNN), 2, "{ops:?}");
+            let reversals = if direction == RnnDirection::Reverse {
+                2
+            } else {
+                0
+            };
+            assert_eq!(count(B::REVERSE_V2), reversals, "{ops:?}");
+            assert!(!ops.contains(&B::WHILE));
+        }
+    }
+
+    #[test]
+    fn run_time_batch_or_fixed_length_keep_the_loop_or_unrolling() {
+        let mut g = lstm(
+            Dim::Sym("b".into()),
+            Dim::Sym("seq".into()),
+            RnnDirection::Forward,
+        );
+        let ops = codes(&mut g);
+        assert!(ops.contains(&B::WHILE) && !ops.contains(&B::UNIDIRECTIONAL_SEQUENCE_LSTM));
+        let mut g = lstm(Dim::Fixed(2), Dim::Fixed(5), RnnDirection::Forward);
+        let ops = codes(&mut g);
+        assert!(!ops.contains(&B::WHILE) && !ops.contains(&B::UNIDIRECTIONAL_SEQUENCE_LSTM));
+    }
+
     #[test]
     fn zero_states_are_recognized_through_expand() {
         let mut g = Graph::new();
