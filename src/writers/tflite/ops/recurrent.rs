@@ -14,7 +14,7 @@
 //! its output is reversed back; bidirectional layers were split into two by `rnn_loop`.
 
 use crate::ir::ops::{Rnn, RnnDirection, RnnInput};
-use crate::ir::{DType, Dim, Graph, Node, Op, TensorType, ValueId};
+use crate::ir::{DType, Dim, Graph, Node, Op, Tensor, TensorType, ValueId};
 use crate::passes::rnn::optional;
 use crate::writers::tflite::plan::{Cx, Opts, TRef};
 use tract_tflite::tflite::BuiltinOperator as B;
@@ -36,7 +36,7 @@ pub fn fits(g: &Graph, n: &Node) -> bool {
     let h = r.hidden_size;
     let input = x.shape[2].fixed().unwrap_or(0) as usize;
     let weights_fit = |v: Option<ValueId>, shape: Vec<usize>| {
-        v.is_none_or(|v| g.constant(v).is_some_and(|t| t.shape == shape))
+        v.is_none_or(|v| weight(g, v).is_some_and(|t| t.shape == shape))
     };
     let defaults = r.activations.is_empty() || r.activations == ["Sigmoid", "Tanh", "Tanh"];
     let y_c_unused = n.outputs.get(2).is_none_or(|&c| g.use_counts()[c.0] == 0);
@@ -77,13 +77,27 @@ fn zeros(g: &Graph, v: ValueId) -> bool {
     }
 }
 
+/// A weight's float32 value: a constant, or one stored quantized (`--float16`, `--int8`
+/// weights are Cast/DequantizeLinear of constants once the layer was chosen). The builtin
+/// takes float32 gate tensors cut from it, so such weights are written as float32 here.
+fn weight(g: &Graph, v: ValueId) -> Option<Tensor> {
+    if let Some(t) = g.constant(v) {
+        return Some(t.clone());
+    }
+    let n = g.nodes.iter().find(|n| n.outputs.contains(&v))?;
+    crate::ir::quant::stored_f32(g, n)
+}
+
 /// ONNX gate blocks (i, o, f, c) in the builtin's order (i, f, c, o).
 const GATES: [usize; 4] = [0, 2, 3, 1];
 
 /// Rows `[k*h, (k+1)*h)` of the `[1, rows, cols]` constant input `i`.
 fn block(cx: &Cx, i: usize, k: usize, h: usize) -> Result<(Vec<f32>, usize), String> {
     let t = cx
-        .konst_in(i)
+        .node
+        .inputs
+        .get(i)
+        .and_then(|&v| weight(cx.g, v))
         .ok_or_else(|| format!("input {i} is not a constant"))?;
     let cols = t.shape.get(2).copied().unwrap_or(1);
     let all = t.to_f64s();
@@ -252,7 +266,6 @@ fn hidden(r: &Rnn) -> Result<i32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::Tensor;
 
     #[test]
     fn gate_order_maps_onnx_iofc_to_tflite_ifco() {
