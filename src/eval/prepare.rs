@@ -10,16 +10,70 @@
 //! Nodes computing the same op on the same inputs are merged: tract 0.23 fails on a graph whose
 //! outputs include two identical Relus around a Clip(0, 6) ("eval() called on a Dummy op"),
 //! which evaluation in pieces produces when parallel branches end at a cut.
+//!
+//! A one-way reverse LSTM or GRU runs forward on the time-reversed input, its Y reversed back:
+//! tract 0.23 computes `direction=reverse` layers wrongly (bidirectional ones are right; a
+//! reverse LSTM off onnxruntime by 0.35 on the `lstm_fixed_batch_seq` weights), and TFLite
+//! writes such layers as a forward builtin between REVERSE_V2s, which this is.
 
-use crate::ir::ops::Cast;
-use crate::ir::{DType, Graph, Op, QuantParams, Tensor, ValueId};
-use bytes::Bytes;
+use crate::ir::ops::{RnnDirection, Slice, SliceAxis};
+use crate::ir::{Graph, Node, Op, QuantParams, ValueId};
 use std::collections::HashMap;
 
 /// Everything this module does, in order.
 pub fn for_tract(g: &mut Graph) {
+    reverse_rnns_forward(g);
     expand_stored_weights(g);
     merge_duplicate_nodes(g);
+}
+
+/// Every one-way reverse LSTM/GRU as Slice(step -1) → forward layer → Slice(step -1) on Y.
+/// Y_h and Y_c are the states after the last step run either way.
+pub fn reverse_rnns_forward(g: &mut Graph) -> bool {
+    let mut changed = false;
+    for i in 0..g.nodes.len() {
+        let mut n = g.nodes[i].clone();
+        let r = match &mut n.op {
+            Op::Lstm(r) | Op::Gru(r) if r.direction == RnnDirection::Reverse => r,
+            _ => continue,
+        };
+        r.direction = RnnDirection::Forward;
+        let time = usize::from(r.batch_major);
+        let flip = |axis| {
+            Op::Slice(Slice {
+                axes: vec![SliceAxis {
+                    axis,
+                    start: -1,
+                    end: i64::MIN,
+                    step: -1,
+                }],
+            })
+        };
+        let (x, y) = (n.inputs[0], n.outputs[0]);
+        let x_rev = g.add_value(&format!("{}/x_reversed", n.name), g.ty(x).clone());
+        let y_rev = g.add_value(&format!("{}/y_reversed", n.name), g.ty(y).clone());
+        n.inputs[0] = x_rev;
+        n.outputs[0] = y_rev;
+        g.nodes.push(Node {
+            name: format!("{}/reverse_x", n.name),
+            op: flip(time),
+            inputs: vec![x],
+            outputs: vec![x_rev],
+        });
+        g.nodes.push(Node {
+            name: format!("{}/reverse_y", n.name),
+            op: flip(time),
+            inputs: vec![y_rev],
+            outputs: vec![y],
+        });
+        g.nodes[i] = n;
+        changed = true;
+    }
+    if changed && g.sort().is_err() {
+        // A graph that was sorted stays sortable: the new nodes only wrap existing edges.
+        return false;
+    }
+    changed
 }
 
 /// Later nodes with the same op and inputs as an earlier one are dropped, their outputs' uses
@@ -79,16 +133,7 @@ pub fn expand_stored_weights(g: &mut Graph) -> bool {
         if g.outputs.contains(&out) {
             continue;
         }
-        let consts: Option<Vec<&Tensor>> = n.inputs.iter().map(|&v| g.constant(v)).collect();
-        let Some(consts) = consts else {
-            continue;
-        };
-        let t = match &n.op {
-            Op::DequantizeLinear(q) => dequantize(&consts, q.axis),
-            Op::Cast(Cast { to: DType::F32 }) => consts.first().and_then(|t| f16_to_f32(t)),
-            _ => None,
-        };
-        if let Some(t) = t.filter(|t| t.ty() == *g.ty(out)) {
+        if let Some(t) = crate::ir::quant::stored_f32(g, n) {
             done[i] = true;
             results.push((out, t));
         }
@@ -107,81 +152,11 @@ pub fn expand_stored_weights(g: &mut Graph) -> bool {
     true
 }
 
-/// `(x - zero_point) · scale` with a float32 scale, per tensor or along `axis`.
-fn dequantize(inputs: &[&Tensor], axis: usize) -> Option<Tensor> {
-    let (x, scale) = (*inputs.first()?, *inputs.get(1)?);
-    if scale.dtype != DType::F32 {
-        return None;
-    }
-    let scales: Vec<f32> = scale
-        .data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let channels = scales.len();
-    let zero_points: Vec<i64> = match inputs.get(2) {
-        Some(z) => z.to_i64s()?,
-        None => vec![0; channels],
-    };
-    if channels == 0 || zero_points.len() != channels {
-        return None;
-    }
-    let inner: usize = if channels == 1 {
-        x.len().max(1)
-    } else {
-        if x.shape.get(axis) != Some(&channels) {
-            return None;
-        }
-        x.shape[axis + 1..].iter().product::<usize>().max(1)
-    };
-    let value = |i: usize, q: i64| {
-        let c = (i / inner) % channels;
-        (q - zero_points[c]) as f32 * scales[c]
-    };
-    let mut out = Vec::with_capacity(x.len() * 4);
-    match x.dtype {
-        DType::I8 => {
-            for (i, &b) in x.data.iter().enumerate() {
-                out.extend(value(i, b as i8 as i64).to_le_bytes());
-            }
-        }
-        DType::U8 => {
-            for (i, &b) in x.data.iter().enumerate() {
-                out.extend(value(i, b as i64).to_le_bytes());
-            }
-        }
-        DType::I32 => {
-            for (i, b) in x.data.chunks_exact(4).enumerate() {
-                let q = i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64;
-                out.extend(value(i, q).to_le_bytes());
-            }
-        }
-        _ => return None,
-    }
-    Tensor::new(DType::F32, x.shape.clone(), Bytes::from(out)).ok()
-}
-
-fn f16_to_f32(t: &Tensor) -> Option<Tensor> {
-    if t.dtype != DType::F16 {
-        return None;
-    }
-    let out: Vec<u8> = t
-        .data
-        .chunks_exact(2)
-        .flat_map(|b| {
-            half::f16::from_le_bytes([b[0], b[1]])
-                .to_f32()
-                .to_le_bytes()
-        })
-        .collect();
-    Tensor::new(DType::F32, t.shape.clone(), Bytes::from(out)).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ir::ops::{MatMul, QuantAxis};
-    use crate::ir::{fixed_shape, TensorType};
+    use crate::ir::{fixed_shape, DType, Tensor, TensorType};
 
     /// x → Relu, Clip(0, 6), Relu, all three graph outputs: tract fails on it as it is and
     /// computes it once the Relus are merged.

@@ -14,10 +14,15 @@ use crate::ir::ops::{
 use crate::ir::{DType, Dim, Graph, Node, Op, Tensor, TensorType, ValueId};
 use std::collections::HashMap;
 
-/// Rewrites every layer it can; returns whether any changed.
-pub fn loop_rnns(g: &mut Graph) -> Result<bool, String> {
+/// Rewrites every layer it can, but for the one-way layers `keep` claims (a writer's builtin
+/// for a sequence); returns whether any changed.
+pub fn loop_rnns(g: &mut Graph, keep: &dyn Fn(&Graph, &Node) -> bool) -> Result<bool, String> {
     let split = split_bidirectional(g)?;
-    Ok(loop_directional(g)? || split)
+    if split {
+        // The joined outputs nobody reads (often Y_c) go, so `keep` sees the halves' real uses.
+        g.remove_dead();
+    }
+    Ok(loop_directional(g, keep)? || split)
 }
 
 /// A bidirectional layer that could loop but for its direction becomes a forward and a reverse
@@ -151,7 +156,7 @@ fn first_axis_row(t: &Tensor, d: usize) -> Result<Tensor, String> {
 }
 
 /// Rewrites every forward or reverse layer it can; returns whether any changed.
-fn loop_directional(g: &mut Graph) -> Result<bool, String> {
+fn loop_directional(g: &mut Graph, keep: &dyn Fn(&Graph, &Node) -> bool) -> Result<bool, String> {
     let mut replaced: HashMap<ValueId, ValueId> = HashMap::new();
     let mut dead = Vec::new();
     for i in 0..g.nodes.len() {
@@ -161,7 +166,7 @@ fn loop_directional(g: &mut Graph) -> Result<bool, String> {
             Op::Gru(r) => (r.clone(), false),
             _ => continue,
         };
-        if !loopable(g, &n, &r) {
+        if !loopable(g, &n, &r) || keep(g, &n) {
             continue;
         }
         let outs = rewrite(g, &n, &r, lstm).map_err(|e| format!("'{}' as a loop: {e}", n.name))?;

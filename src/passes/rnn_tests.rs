@@ -15,7 +15,8 @@ fn seeded(shape: Vec<usize>, seed: usize) -> Tensor {
 /// compared with tract's LSTM/GRU on all outputs. Batch 1 and no stand-alone `reverse`
 /// direction: tract 0.23 fails on a batch-2 LSTM without initial state and disagrees with
 /// onnxruntime on a lone reverse direction (its reverse half of a bidirectional run agrees;
-/// a reverse LSTM/GRU unrolled here matched onnxruntime through LiteRT, batch 2). `clip` is
+/// a reverse LSTM/GRU unrolled here matched onnxruntime through LiteRT, batch 2; evaluation
+/// now runs such a layer forward on reversed data, tested below). `clip` is
 /// not compared here either: tract's clipped LSTM disagrees with onnxruntime, which the
 /// unrolled form matched (with peepholes, through LiteRT).
 fn check(lstm: bool, r: Rnn, with_initial: bool) {
@@ -103,7 +104,7 @@ fn bidirectional_layers_at_a_run_time_length_loop_both_ways() {
         assert!(unroll_rnns(&mut fixed).unwrap());
         let want = crate::eval::run(&fixed, &inputs).unwrap();
         let mut g = layer(lstm, r, true, Dim::Sym("seq".into()));
-        assert!(crate::passes::rnn_loop::loop_rnns(&mut g).unwrap());
+        assert!(crate::passes::rnn_loop::loop_rnns(&mut g, &|_, _| false).unwrap());
         g.verify().unwrap();
         let loops = g
             .nodes
@@ -111,6 +112,28 @@ fn bidirectional_layers_at_a_run_time_length_loop_both_ways() {
             .filter(|n| matches!(n.op, Op::Loop(_)))
             .count();
         assert_eq!(loops, 2, "lstm {lstm}, batch-major {batch_major}");
+        let got = crate::eval::run(&g, &inputs).unwrap();
+        for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+            let c = crate::eval::compare("out", a, b);
+            assert!(
+                c.shape_matches && c.max_rel < 1e-5,
+                "lstm {lstm}, batch-major {batch_major}, output {k}: {c:?}"
+            );
+        }
+    }
+}
+
+/// A lone reverse layer evaluates (through `eval::prepare`, which runs it forward on reversed
+/// data) as its unrolled form does, which matched onnxruntime through LiteRT.
+#[test]
+fn reverse_layers_evaluate_like_their_unrolled_form() {
+    for (lstm, batch_major) in [(true, false), (true, true), (false, false), (false, true)] {
+        let r = rnn(RnnDirection::Reverse, !lstm, batch_major);
+        let g = layer(lstm, r, true, Dim::Fixed(4));
+        let inputs = crate::eval::random_inputs(&g, 9, 1);
+        let mut unrolled = g.clone();
+        assert!(unroll_rnns(&mut unrolled).unwrap());
+        let want = crate::eval::run(&unrolled, &inputs).unwrap();
         let got = crate::eval::run(&g, &inputs).unwrap();
         for (k, (a, b)) in got.iter().zip(&want).enumerate() {
             let c = crate::eval::compare("out", a, b);

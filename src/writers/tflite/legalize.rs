@@ -1,7 +1,8 @@
 //! TFLite legalization: the shared channels-last rewrites (`passes::nhwc`), with the ops TFLite
 //! has no builtin for but can express exactly lowered in between (ONNX integer ops before the
 //! layout pass, so the float convolutions they become are laid out like any other; Einsum,
-//! element indexing and recurrent layers after it), and Clips that map onto a fused activation
+//! element indexing and recurrent layers after it — but for the LSTMs over a run-time length
+//! that UNIDIRECTIONAL_SEQUENCE_LSTM runs, see `ops::recurrent`), and Clips that map onto a fused activation
 //! or RELU* builtin kept whole.
 
 use super::ops::elementwise::activation_builtin;
@@ -20,7 +21,7 @@ pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     nhwc::prepare(g, nhwc_io).map_err(fail)?;
     crate::passes::einsum::lower_einsums(g).map_err(fail)?;
     super::indexing::lower_element_indexing(g).map_err(fail)?;
-    crate::passes::rnn_loop::loop_rnns(g).map_err(fail)?;
+    crate::passes::rnn_loop::loop_rnns(g, &super::ops::recurrent::fits).map_err(fail)?;
     crate::passes::loop_scan::carry_collected(g).map_err(fail)?;
     crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
     nhwc::finish(g, &|min, max| {

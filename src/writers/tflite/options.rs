@@ -350,6 +350,30 @@ pub fn build(
             );
             (O::ShapeOptions, o.as_union_value())
         }
+        Opts::SequenceLstm { time_major } => {
+            let o = t::UnidirectionalSequenceLSTMOptions::create(
+                fbb,
+                &t::UnidirectionalSequenceLSTMOptionsArgs {
+                    fused_activation_function: t::ActivationFunctionType::TANH,
+                    cell_clip: 0.0,
+                    proj_clip: 0.0,
+                    time_major: *time_major,
+                    asymmetric_quantize_inputs: false,
+                    diagonal_recurrent_tensors: false,
+                },
+            );
+            (O::UnidirectionalSequenceLSTMOptions, o.as_union_value())
+        }
+        Opts::Rnn => {
+            let o = t::RNNOptions::create(
+                fbb,
+                &t::RNNOptionsArgs {
+                    fused_activation_function: t::ActivationFunctionType::NONE,
+                    asymmetric_quantize_inputs: false,
+                },
+            );
+            (O::RNNOptions, o.as_union_value())
+        }
         Opts::OneHot(axis) => {
             let o = t::OneHotOptions::create(fbb, &t::OneHotOptionsArgs { axis: *axis });
             (O::OneHotOptions, o.as_union_value())

@@ -27,6 +27,9 @@ pub struct Extra {
     pub data: Option<Tensor>,
     /// Quantization parameters of an int8 intermediate (a requantized operand).
     pub quant: Option<QuantParams>,
+    /// State an operator keeps across invocations (`is_variable`: LiteRT allocates it and
+    /// zero-fills it at the start).
+    pub variable: bool,
 }
 
 /// Builtin options, as plain data (turned into flatbuffer tables when the file is built).
@@ -122,6 +125,12 @@ pub enum Opts {
         then: i32,
         other: i32,
     },
+    /// UNIDIRECTIONAL_SEQUENCE_LSTM (TANH cell activation, no clipping).
+    SequenceLstm {
+        time_major: bool,
+    },
+    /// RNN (the basic recurrent cell) without activation.
+    Rnn,
 }
 
 #[derive(Clone, Debug)]
@@ -521,6 +530,7 @@ impl Cx<'_> {
             ty: t.ty(),
             data: Some(t),
             quant: None,
+            variable: false,
         });
         TRef::Extra(self.plan.extra.len() - 1)
     }
@@ -545,8 +555,17 @@ impl Cx<'_> {
             ty,
             data: None,
             quant: None,
+            variable: false,
         });
         TRef::Extra(self.plan.extra.len() - 1)
+    }
+    /// A zero-initialized state tensor the runtime keeps (the recurrent state of a sequence op).
+    pub fn variable(&mut self, tag: &str, ty: TensorType) -> TRef {
+        let t = self.temp(tag, ty);
+        if let TRef::Extra(k) = t {
+            self.plan.extra[k].variable = true;
+        }
+        t
     }
     pub fn emit(&mut self, code: B, opts: Opts, inputs: Vec<Option<TRef>>, outputs: Vec<TRef>) {
         self.plan.ops.push(TOp {

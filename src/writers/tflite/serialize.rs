@@ -39,6 +39,7 @@ struct Slot<'p> {
     ty: &'p TensorType,
     data: Option<&'p Tensor>,
     quant: Option<&'p QuantParams>,
+    variable: bool,
 }
 
 /// Zero-sized marker that raises the builder's alignment to 16 bytes.
@@ -83,6 +84,7 @@ impl<'p> Tensors<'p> {
                     ty: &value.ty,
                     data: value.constant.as_ref(),
                     quant: plan.quant.get(&v).or(value.quant.as_ref()),
+                    variable: false,
                 }
             }
             TRef::Extra(k) => {
@@ -92,6 +94,7 @@ impl<'p> Tensors<'p> {
                     ty: &e.ty,
                     data: e.data.as_ref(),
                     quant: e.quant.as_ref(),
+                    variable: e.variable,
                 }
             }
         };
@@ -433,7 +436,7 @@ fn tensor<'f>(
             buffer,
             name: Some(name),
             quantization,
-            is_variable: false,
+            is_variable: s.variable,
             sparsity: None,
             shape_signature,
             has_rank: true,

@@ -489,6 +489,8 @@ pub fn runtime(code: B, v: i32) -> Option<&'static str> {
         (B::FILL, 3) => "2.5.0",
         (B::FILL, 4) => "2.12.0",
         (B::REVERSE_V2, 1) => "1.14.0",
+        (B::UNIDIRECTIONAL_SEQUENCE_LSTM, 1) => "1.13.1",
+        (B::RNN, 1) => "1.5.0",
         (B::REVERSE_V2, 2) => "2.2.0",
         (B::REVERSE_V2, 3) => "2.5.0",
         (B::CUMSUM, 1) => "2.4.0",

@@ -169,7 +169,7 @@ impl Writer for GraphWriter {
         crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
         crate::passes::cleanup::fold_constants(g);
         nhwc::prepare(g, false).map_err(fail)?;
-        crate::passes::rnn_loop::loop_rnns(g).map_err(fail)?;
+        crate::passes::rnn_loop::loop_rnns(g, &|_, _| false).map_err(fail)?;
         crate::passes::loop_scan::carry_collected(g).map_err(fail)?;
         crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
         nhwc::finish(g, &native_clip).map_err(fail)?;

@@ -7,6 +7,7 @@ pub mod dynamic;
 pub mod elementwise;
 pub mod movement;
 pub mod nn;
+pub mod recurrent;
 pub mod scatter;
 
 use super::plan::Cx;
@@ -51,6 +52,7 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         Op::BatchNorm(_) | Op::LayerNorm(_) | Op::InstanceNorm(_) | Op::LpNorm(_) => {
             Err("normalization parameters must be constants to be lowered for TFLite".into())
         }
+        Op::Lstm(r) if recurrent::fits(cx.g, cx.node) => recurrent::sequence_lstm(cx, r),
         Op::Lstm(r) | Op::Gru(r) => {
             let lstm = matches!(op, Op::Lstm(_));
             Err(crate::passes::rnn::why_not(cx.g, cx.node, r, lstm)
