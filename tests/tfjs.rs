@@ -529,6 +529,21 @@ fn dynamic_batch_is_minus_one() {
     assert_eq!(ph["attr"]["shape"]["shape"]["dim"][0]["size"], "-1");
 }
 
+/// A graph model holding control flow says it runs with `executeAsync` (tfjs-converter's
+/// `execute` refuses StatelessIf/StatelessWhile); one without says nothing.
+#[test]
+fn control_flow_models_say_they_need_execute_async() {
+    let tmp = crate::common::tempdir();
+    let (with, without) = (tmp.path().join("if"), tmp.path().join("mlp"));
+    convert(&fixture("onnx/script_if/model.onnx"), &with, &[]);
+    convert(&fixture("onnx/mlp/model.onnx"), &without, &[]);
+    assert_eq!(
+        model_json(&with)["userDefinedMetadata"]["mdeploy"]["run"],
+        "executeAsync"
+    );
+    assert!(model_json(&without).get("userDefinedMetadata").is_none());
+}
+
 #[test]
 fn two_runs_give_byte_identical_folders() {
     let tmp = crate::common::tempdir();

@@ -193,6 +193,16 @@ impl Writer for GraphWriter {
         }
         model.insert("modelTopology".into(), built.topology);
         model.insert("signature".into(), built.signature);
+        // tfjs-converter's `execute` refuses control flow; the folder says which call runs it
+        // (`model.metadata` once loaded).
+        if g.nodes.iter().any(|n| !n.op.bodies().is_empty()) {
+            model.insert(
+                "userDefinedMetadata".into(),
+                json!({ "mdeploy": { "run": "executeAsync",
+                    "why": "the graph holds control flow (StatelessIf/StatelessWhile), which \
+                            GraphModel.execute refuses" } }),
+            );
+        }
         let mut report = write_folder(out, model, &built.weights, &self.folder)?;
         report.nodes = built.nodes;
         Ok(report)
