@@ -5,100 +5,82 @@
 //! resize that has it — a graph input or a node output — which the writers keep as a tensor
 //! (an activation's output rather than the convolution it follows).
 
+use super::rewrite::Rewriter;
 use crate::ir::ops::{Concat, Dynamic, Resize, ShapeOf};
-use crate::ir::{DType, Dim, Graph, Names, Node, Op, Tensor, TensorType, ValueId};
+use crate::ir::{DType, Dim, Graph, Node, Op, Tensor, ValueId};
 
 /// Rewrites every such resize. Returns whether anything changed; fails naming a resize whose
 /// symbol no earlier value carries.
 pub fn read_symbolic_sizes(g: &mut Graph) -> Result<bool, String> {
-    let symbolic = |n: &Node| match &n.op {
-        Op::Resize(r) => r
-            .sizes
-            .as_ref()
-            .is_some_and(|s| s.iter().any(|d| !d.is_fixed())),
-        _ => false,
-    };
-    if !g.nodes.iter().any(symbolic) {
+    if !g.nodes.iter().any(|n| symbolic(n).is_some()) {
         return Ok(false);
     }
-    let mut names = g.names();
-    let old = std::mem::take(&mut g.nodes);
+    let (mut rw, old) = Rewriter::begin(g);
+    let mut seen: Vec<ValueId> = rw.g.inputs.clone();
     for node in old {
-        match &node.op {
-            Op::Resize(r) if symbolic(&node) => {
-                let r = r.clone();
-                let sizes = sizes_at_run_time(g, &mut names, &node, &r)?;
-                let resize = Resize {
-                    sizes: None,
-                    scales: vec![],
-                    ..r
-                };
-                g.nodes.push(Node {
-                    op: Op::Dynamic(Dynamic::Resize {
-                        resize,
-                        by_sizes: true,
-                    }),
-                    inputs: vec![node.inputs[0], sizes],
-                    ..node
-                });
-            }
-            _ => g.nodes.push(node),
+        if let Some(r) = symbolic(&node).cloned() {
+            let sizes = sizes_at_run_time(&mut rw, &seen, &node, &r)?;
+            let resize = Resize {
+                sizes: None,
+                scales: vec![],
+                ..r
+            };
+            let op = Op::Dynamic(Dynamic::Resize {
+                resize,
+                by_sizes: true,
+            });
+            rw.op_into(&node.name, op, vec![node.inputs[0], sizes], node.outputs[0]);
+        } else {
+            rw.keep(node.clone());
         }
+        seen.extend(node.outputs);
     }
+    rw.finish();
     Ok(true)
+}
+
+/// The resize of `n`, when its sizes hold a symbol.
+fn symbolic(n: &Node) -> Option<&Resize> {
+    match &n.op {
+        Op::Resize(r) if r.sizes.as_ref()?.iter().any(|d| !d.is_fixed()) => Some(r),
+        // Only a static resize has sizes of its own to rewrite.
+        _ => None,
+    }
 }
 
 /// Appends the nodes computing `r`'s sizes (1-D i64) and returns their output.
 fn sizes_at_run_time(
-    g: &mut Graph,
-    names: &mut Names,
+    rw: &mut Rewriter,
+    seen: &[ValueId],
     node: &Node,
     r: &Resize,
 ) -> Result<ValueId, String> {
-    let dims = r.sizes.clone().unwrap_or_default();
-    let base = node.name.clone();
-    let one = TensorType::new(DType::I64, vec![Dim::Fixed(1)]);
-    let mut pieces = Vec::with_capacity(dims.len());
-    for d in &dims {
-        let piece = match d {
-            Dim::Fixed(n) => g.add_const(
-                &names.fresh(&format!("{base}/size")),
-                Tensor::from_i64s(DType::I64, vec![1], &[*n as i64]),
-            ),
+    let base = format!("{}/size", node.name);
+    let mut pieces = vec![];
+    for d in r.sizes.iter().flatten() {
+        pieces.push(match d {
+            Dim::Fixed(n) => rw.konst(&base, Tensor::from_i64s(DType::I64, vec![1], &[*n as i64])),
             Dim::Sym(s) => {
-                let (v, axis) = carrier(g, d).ok_or_else(|| {
-                    format!("resize '{base}': no value before it has the size '{s}'")
+                let (v, axis) = carrier(rw.g, seen, d).ok_or_else(|| {
+                    format!(
+                        "resize '{}': no value before it has the size '{s}'",
+                        node.name
+                    )
                 })?;
-                let out = g.add_value(&names.fresh(&format!("{base}/{s}")), one.clone());
-                g.nodes.push(Node {
-                    name: names.fresh(&format!("{base}/{s}")),
-                    op: Op::ShapeOf(ShapeOf {
-                        start: axis,
-                        end: axis + 1,
-                    }),
-                    inputs: vec![v],
-                    outputs: vec![out],
+                let shape = Op::ShapeOf(ShapeOf {
+                    start: axis,
+                    end: axis + 1,
                 });
-                out
+                rw.op(&base, shape, vec![v])?
             }
-        };
-        pieces.push(piece);
+        });
     }
-    let ty = TensorType::new(DType::I64, vec![Dim::Fixed(dims.len() as u64)]);
-    let sizes = g.add_value(&names.fresh(&format!("{base}/sizes")), ty);
-    g.nodes.push(Node {
-        name: names.fresh(&format!("{base}/sizes")),
-        op: Op::Concat(Concat { axis: 0 }),
-        inputs: pieces,
-        outputs: vec![sizes],
-    });
-    Ok(sizes)
+    rw.op(&base, Op::Concat(Concat { axis: 0 }), pieces)
 }
 
-/// The last value so far (node outputs, latest first, then graph inputs) with `d` at some axis.
-fn carrier(g: &Graph, d: &Dim) -> Option<(ValueId, usize)> {
-    let made = g.nodes.iter().rev().flat_map(|n| n.outputs.iter().copied());
-    made.chain(g.inputs.iter().copied()).find_map(|v| {
+/// The last value in `seen` (graph inputs, then node outputs in order) with `d` at some axis.
+fn carrier(g: &Graph, seen: &[ValueId], d: &Dim) -> Option<(ValueId, usize)> {
+    seen.iter().rev().find_map(|&v| {
         let axis = g.ty(v).shape.iter().position(|e| e == d)?;
         Some((v, axis))
     })
