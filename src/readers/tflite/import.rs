@@ -1,0 +1,420 @@
+//! Importing subgraph 0: graph inputs (named from the signature), constants on first use,
+//! operators in file order (TFLite stores them topologically sorted), graph outputs.
+//!
+//! Every tensor is bound to its *real* value: a quantized tensor's value is the float it stands
+//! for, with the quantization kept as QuantizeLinear→DequantizeLinear where an operator writes
+//! it (see `quant.rs`), so that float ops compute on it as they would in any other model.
+
+use super::ops::{self, Node};
+use super::quant;
+use super::tensor;
+use crate::error::Unsupported;
+use crate::ir::{Graph, Op, ValueId};
+use crate::readers::builder::{GraphBuilder, NodeError};
+use crate::readers::ReadOptions;
+use bytes::Bytes;
+use std::collections::HashMap;
+use tract_tflite::tflite as tfl;
+
+pub enum InputError {
+    Usage(String),
+    Invalid(String),
+}
+
+/// What a tensor index stands for during import.
+#[derive(Clone, Copy, Debug)]
+enum Bound {
+    Value(ValueId),
+    /// Written by an unsupported operator (already reported).
+    Poisoned,
+}
+
+pub struct Importer<'a> {
+    pub b: GraphBuilder,
+    model: tfl::Model<'a>,
+    file: &'a Bytes,
+    sg: tfl::SubGraph<'a>,
+    tensors: Vec<tfl::Tensor<'a>>,
+    bound: Vec<Option<Bound>>,
+    /// The integer value of a quantized graph output (the QuantizeLinear before its real value).
+    pub quantized: HashMap<usize, ValueId>,
+    /// Signature names of the subgraph's inputs and outputs, by tensor index.
+    names: HashMap<usize, String>,
+    /// Whether activations are quantized (a full-integer model); else quantized constants are
+    /// dynamic-range weights, dequantized on read.
+    pub full_integer: bool,
+}
+
+impl<'a> Importer<'a> {
+    pub fn new(model: tfl::Model<'a>, file: &'a Bytes, index: usize) -> Result<Self, String> {
+        let sg = model
+            .subgraphs()
+            .filter(|s| index < s.len())
+            .ok_or_else(|| format!("the model has no subgraph {index}"))?
+            .get(index);
+        let tensors: Vec<tfl::Tensor> =
+            sg.tensors().map(|t| t.iter().collect()).unwrap_or_default();
+        let mut imp = Importer {
+            b: GraphBuilder::new(),
+            model,
+            file,
+            sg,
+            bound: vec![None; tensors.len()],
+            tensors,
+            quantized: HashMap::new(),
+            names: HashMap::new(),
+            full_integer: false,
+        };
+        imp.names = imp.signature_names(index);
+        imp.full_integer = imp.has_quantized_activations();
+        Ok(imp)
+    }
+
+    /// Input and output names from the signature of this subgraph (`serving_default` first).
+    fn signature_names(&self, index: usize) -> HashMap<usize, String> {
+        let mut out = HashMap::new();
+        let Some(sigs) = self.model.signature_defs() else {
+            return out;
+        };
+        let mine: Vec<tfl::SignatureDef> = sigs
+            .iter()
+            .filter(|s| s.subgraph_index() as usize == index)
+            .collect();
+        let sig = mine
+            .iter()
+            .find(|s| s.signature_key() == Some("serving_default"))
+            .or_else(|| mine.first());
+        if let Some(sig) = sig {
+            for map in [sig.inputs(), sig.outputs()].into_iter().flatten() {
+                for m in map.iter() {
+                    if let Some(n) = m.name().filter(|n| !n.is_empty()) {
+                        out.insert(m.tensor_index() as usize, n.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn has_quantized_activations(&self) -> bool {
+        let ops = self
+            .sg
+            .operators()
+            .map(|o| o.iter().collect::<Vec<_>>())
+            .unwrap_or_default();
+        ops.iter().any(|op| {
+            op.outputs().is_some_and(|outs| {
+                outs.iter().any(|i| {
+                    self.tensor(i).is_ok_and(|(_, t)| {
+                        matches!(t.type_(), tfl::TensorType::INT8 | tfl::TensorType::UINT8)
+                            && t.quantization()
+                                .and_then(|q| q.scale())
+                                .is_some_and(|s| !s.is_empty())
+                    })
+                })
+            })
+        })
+    }
+
+    /// The tensor at a (file-given) index, bounded.
+    fn tensor(&self, i: i32) -> Result<(usize, tfl::Tensor<'a>), String> {
+        usize::try_from(i)
+            .ok()
+            .and_then(|u| self.tensors.get(u).map(|t| (u, *t)))
+            .ok_or_else(|| {
+                format!(
+                    "tensor index {i} out of range ({} tensors)",
+                    self.tensors.len()
+                )
+            })
+    }
+
+    pub fn tensor_name(&self, i: usize) -> String {
+        self.tensors
+            .get(i)
+            .map_or_else(|| format!("tensor_{i}"), |t| tensor::name(t, i))
+    }
+
+    pub fn add_inputs(&mut self, opts: &ReadOptions) -> Result<(), InputError> {
+        let inputs: Vec<i32> = self
+            .sg
+            .inputs()
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        for i in inputs {
+            let (idx, t) = self.tensor(i).map_err(InputError::Invalid)?;
+            let name = self
+                .names
+                .get(&idx)
+                .cloned()
+                .unwrap_or_else(|| tensor::name(&t, idx));
+            let what = format!("input '{name}'");
+            let g = &mut self.b.g;
+            let mut ty = tensor::input_type(&t, &what, &mut || g.fresh_symbol())
+                .map_err(InputError::Invalid)?;
+            if let Some((_, shape)) = opts.input_shapes.iter().find(|(n, _)| *n == name) {
+                if shape.len() != ty.rank() {
+                    return Err(InputError::Usage(format!(
+                        "input '{name}' has rank {}, the override gives {}",
+                        ty.rank(),
+                        shape.len()
+                    )));
+                }
+                ty.shape = shape.clone();
+            }
+            let q = tensor::quant_params(&t, ty.rank(), &what).map_err(InputError::Invalid)?;
+            let v = self.b.add_input(&name, ty);
+            let real = match q.filter(|_| self.b.g.ty(v).dtype.is_int()) {
+                Some(q) => {
+                    self.b.g.value_mut(v).quant = Some(q.clone());
+                    quant::dequantize(&mut self.b, &format!("{name}/dequantize"), v, &q)
+                        .map_err(|e| InputError::Invalid(node_error_text(&what, e)))?
+                }
+                None => v,
+            };
+            self.bound[idx] = Some(Bound::Value(real));
+        }
+        Ok(())
+    }
+
+    /// The value an operator input stands for: bound, a constant (read now), or absent (-1).
+    fn input_value(&mut self, i: i32) -> Result<Option<Bound>, String> {
+        if i < 0 {
+            return Ok(None);
+        }
+        let (idx, t) = self.tensor(i)?;
+        if let Some(b) = self.bound[idx] {
+            return Ok(Some(b));
+        }
+        let name = tensor::name(&t, idx);
+        let what = format!("tensor '{name}'");
+        let c = tensor::constant(&self.model, self.file, &t, &what)?
+            .ok_or_else(|| format!("{what} is read before any operator writes it"))?;
+        let q = tensor::quant_params(&t, c.shape.len(), &what)?;
+        let v = match q.filter(|_| c.dtype.is_int()) {
+            Some(q) if !self.full_integer => {
+                let f = quant::dequantize_const(&c, &q).map_err(|e| format!("{what}: {e}"))?;
+                self.b.add_const(&name, f)
+            }
+            Some(q) => {
+                let raw = self.b.add_const(&name, c);
+                self.b.g.value_mut(raw).quant = Some(q.clone());
+                quant::dequantize(&mut self.b, &format!("{name}/dequantize"), raw, &q)
+                    .map_err(|e| node_error_text(&what, e))?
+            }
+            None => self.b.add_const(&name, c),
+        };
+        self.bound[idx] = Some(Bound::Value(v));
+        Ok(Some(Bound::Value(v)))
+    }
+
+    pub fn import_ops(&mut self) -> Result<(), String> {
+        let codes: Vec<tfl::OperatorCode> = self
+            .model
+            .operator_codes()
+            .map(|c| c.iter().collect())
+            .unwrap_or_default();
+        let operators: Vec<tfl::Operator> = self
+            .sg
+            .operators()
+            .map(|o| o.iter().collect())
+            .unwrap_or_default();
+        for (k, op) in operators.iter().enumerate() {
+            let code = codes.get(op.opcode_index() as usize).ok_or_else(|| {
+                format!(
+                    "operator {k}: opcode index {} out of range",
+                    op.opcode_index()
+                )
+            })?;
+            self.import_op(k, *op, code)?;
+        }
+        Ok(())
+    }
+
+    fn import_op(
+        &mut self,
+        k: usize,
+        op: tfl::Operator<'a>,
+        code: &tfl::OperatorCode,
+    ) -> Result<(), String> {
+        let outs: Vec<i32> = op.outputs().map(|v| v.iter().collect()).unwrap_or_default();
+        let out_idx: Vec<usize> = outs
+            .iter()
+            .map(|&o| self.tensor(o).map(|t| t.0))
+            .collect::<Result<_, _>>()?;
+        let builtin = builtin_code(code);
+        let op_name = match code.custom_code() {
+            Some(c) if builtin == tfl::BuiltinOperator::CUSTOM => c.to_string(),
+            _ => builtin
+                .variant_name()
+                .map_or_else(|| format!("BUILTIN_{}", builtin.0), str::to_string),
+        };
+        let name = out_idx
+            .first()
+            .map_or_else(|| format!("operator_{k}"), |&i| self.tensor_name(i));
+        let mut inputs = Vec::new();
+        let mut poisoned = false;
+        for i in op
+            .inputs()
+            .map(|v| v.iter().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            match self
+                .input_value(i)
+                .map_err(|e| format!("operator {k} ({op_name} '{name}'): {e}"))?
+            {
+                Some(Bound::Value(v)) => inputs.push(Some(v)),
+                Some(Bound::Poisoned) => {
+                    poisoned = true;
+                    inputs.push(None)
+                }
+                None => inputs.push(None),
+            }
+        }
+        let report = |imp: &mut Self, reason: String| {
+            imp.b.unsupported.push(Unsupported {
+                op: op_name.clone(),
+                node: name.clone(),
+                reason,
+            });
+            for &o in &out_idx {
+                imp.bound[o] = Some(Bound::Poisoned);
+            }
+        };
+        let Some(handler) = ops::handler(builtin) else {
+            let why = if builtin == tfl::BuiltinOperator::CUSTOM {
+                "custom operator (not a TFLite builtin)".to_string()
+            } else {
+                "builtin operator not supported by the TFLite reader".to_string()
+            };
+            report(self, why);
+            return Ok(());
+        };
+        if poisoned {
+            // Downstream of an unsupported op: nothing to compute, nothing more to report.
+            for &o in &out_idx {
+                self.bound[o] = Some(Bound::Poisoned);
+            }
+            return Ok(());
+        }
+        let out_dtypes = out_idx
+            .iter()
+            .map(|&o| tensor::dtype(self.tensors[o].type_()).ok())
+            .collect();
+        let node = Node {
+            name: name.clone(),
+            code: builtin,
+            op,
+            inputs,
+            out_dtypes,
+        };
+        let result = handler(&mut self.b, &node).and_then(|vals| {
+            if vals.len() < out_idx.len() {
+                return Err(NodeError::Invalid(format!(
+                    "{} outputs computed for {} tensors",
+                    vals.len(),
+                    out_idx.len()
+                )));
+            }
+            self.bind_outputs(&out_idx, &vals)
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(NodeError::Unsupported(why)) => {
+                report(self, why);
+                Ok(())
+            }
+            Err(NodeError::Invalid(why)) => {
+                Err(format!("operator {k} ({op_name} '{name}'): {why}"))
+            }
+        }
+    }
+
+    /// Binds an operator's results to its output tensors, fake-quantizing each quantized one.
+    fn bind_outputs(&mut self, out_idx: &[usize], vals: &[ValueId]) -> Result<(), NodeError> {
+        for (&o, &v) in out_idx.iter().zip(vals) {
+            let t = self.tensors[o];
+            let name = tensor::name(&t, o);
+            let rank = self.b.g.ty(v).rank();
+            let q = tensor::quant_params(&t, rank, &format!("tensor '{name}'"))?;
+            let dt = tensor::dtype(t.type_())?;
+            let real = match q.filter(|_| dt.is_int() && self.b.g.ty(v).dtype.is_float()) {
+                Some(q) => {
+                    let (qv, real) = quant::fake_quantize(&mut self.b, &name, v, dt, &q)?;
+                    self.quantized.insert(o, qv);
+                    real
+                }
+                None => v,
+            };
+            self.bound[o] = Some(Bound::Value(real));
+        }
+        Ok(())
+    }
+
+    /// Binds the graph outputs under their signature (or tensor) names.
+    pub fn finish(mut self) -> Result<Graph, String> {
+        let outputs: Vec<i32> = self
+            .sg
+            .outputs()
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        for i in outputs {
+            let (idx, t) = self.tensor(i)?;
+            let name = self
+                .names
+                .get(&idx)
+                .cloned()
+                .unwrap_or_else(|| tensor::name(&t, idx));
+            let v = match (self.quantized.get(&idx), self.bound[idx]) {
+                (Some(&q), _) => q,
+                (None, Some(Bound::Value(v))) => v,
+                (None, _) => match self.input_value(i)? {
+                    Some(Bound::Value(v)) => v,
+                    _ => return Err(format!("output '{name}' is never computed")),
+                },
+            };
+            self.bind_output(&name, v)?;
+        }
+        Ok(std::mem::take(&mut self.b.g))
+    }
+
+    /// Makes `v` a graph output called `name` (through an identity reshape when `v` is an
+    /// input, a constant or another output, so that both names exist).
+    fn bind_output(&mut self, name: &str, v: ValueId) -> Result<(), String> {
+        let g = &self.b.g;
+        let shared = g.inputs.contains(&v) || g.constant(v).is_some() || g.outputs.contains(&v);
+        let v = if g.value(v).name == name && !shared {
+            v
+        } else if shared || self.b.name_taken(name) {
+            let shape = self.b.g.ty(v).shape.clone();
+            let n = self.b.unique_name(name);
+            let op = Op::Reshape(crate::ir::ops::Reshape { shape });
+            self.b
+                .g
+                .add_node(&n, op, vec![v], std::slice::from_ref(&n))?[0]
+        } else {
+            self.b.claim_name(name);
+            self.b.g.value_mut(v).name = name.to_string();
+            v
+        };
+        self.b.g.outputs.push(v);
+        Ok(())
+    }
+}
+
+/// The operator's builtin code: the larger of `builtin_code` and the deprecated int8 field
+/// (files written before the schema grew past 127 operators fill only the latter).
+fn builtin_code(code: &tfl::OperatorCode) -> tfl::BuiltinOperator {
+    let dep = tfl::BuiltinOperator(i32::from(code.deprecated_builtin_code()));
+    if code.builtin_code().0 > dep.0 {
+        code.builtin_code()
+    } else {
+        dep
+    }
+}
+
+fn node_error_text(what: &str, e: NodeError) -> String {
+    match e {
+        NodeError::Unsupported(s) | NodeError::Invalid(s) => format!("{what}: {s}"),
+    }
+}
