@@ -69,6 +69,22 @@ fn unsupported_ops_are_all_listed_with_exit_4() {
 }
 
 #[test]
+fn tflite_custom_ops_are_refused_by_name_with_exit_4() {
+    let input = fixture("fixtures/bad/custom_op.tflite");
+    refused(&input, 4, "unsupported op Digamma at node 'Digamma'");
+    refused(&input, 4, "custom operator");
+}
+
+#[test]
+fn truncated_tflite_is_a_clear_failure() {
+    refused(
+        &fixture("fixtures/bad/truncated.tflite"),
+        1,
+        "not a valid TFLite model",
+    );
+}
+
+#[test]
 fn bad_flags_are_usage_errors() {
     let o = mdeploy(&["convert", "x.onnx", "--to", "nothing"]);
     assert_eq!(o.status.code(), Some(2));
