@@ -103,7 +103,10 @@ fn mutated_and_truncated_tflite_models_give_errors_not_panics() {
         match outcome {
             Ok(true) => read_ok += 1,
             Ok(false) => refused += 1,
-            Err(_) => panic!("panicked on a mutation of {} (round {round})", model.display()),
+            Err(_) => panic!(
+                "panicked on a mutation of {} (round {round})",
+                model.display()
+            ),
         }
     }
     assert!(

@@ -6,10 +6,10 @@
 pub mod space_batch;
 
 use crate::ir::ops::{
-    Activation, Concat, Conv, CoordTransform, NearestRounding, Padding, Resize, ResizeMode, Slice,
-    SliceAxis, UnaryOp,
+    Activation, Cast, Concat, ConstantOfShape, Conv, CoordTransform, NearestRounding, Padding,
+    Resize, ResizeMode, Slice, SliceAxis, UnaryOp,
 };
-use crate::ir::{Dim, KernelLayout, Layout, Op, ValueId};
+use crate::ir::{DType, Dim, KernelLayout, Layout, Op, ValueId};
 use crate::readers::builder::{reshape_to, unsupported, GraphBuilder, NodeError, NodeResult};
 
 /// StridedSlice's bit masks, one bit per entry of `begin`.
@@ -267,4 +267,32 @@ pub fn symmetric_pad(
         x = b.emit1(&base, Op::Concat(Concat { axis }), parts)?;
     }
     Ok(vec![x])
+}
+
+/// Fill(dims, value): `value` (a constant) repeated to the shape `dims` holds.
+pub fn fill(
+    b: &mut GraphBuilder,
+    name: &str,
+    dims: ValueId,
+    v: ValueId,
+) -> NodeResult<Vec<ValueId>> {
+    let value =
+        b.g.constant(v)
+            .cloned()
+            .ok_or_else(|| NodeError::Unsupported("fill value computed at run time".into()))?;
+    let dims = if b.g.ty(dims).dtype == DType::I64 {
+        dims
+    } else {
+        b.emit1(
+            &format!("{name}/dims"),
+            Op::Cast(Cast { to: DType::I64 }),
+            vec![dims],
+        )?
+    };
+    let value = value.reshaped(vec![1]);
+    b.emit(
+        name,
+        Op::ConstantOfShape(ConstantOfShape { value }),
+        vec![dims],
+    )
 }

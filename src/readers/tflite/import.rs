@@ -252,25 +252,9 @@ impl<'a> Importer<'a> {
         let name = out_idx
             .first()
             .map_or_else(|| format!("operator_{k}"), |&i| self.tensor_name(i));
-        let mut inputs = Vec::new();
-        let mut poisoned = false;
-        for i in op
-            .inputs()
-            .map(|v| v.iter().collect::<Vec<_>>())
-            .unwrap_or_default()
-        {
-            match self
-                .input_value(i)
-                .map_err(|e| format!("operator {k} ({op_name} '{name}'): {e}"))?
-            {
-                Some(Bound::Value(v)) => inputs.push(Some(v)),
-                Some(Bound::Poisoned) => {
-                    poisoned = true;
-                    inputs.push(None)
-                }
-                None => inputs.push(None),
-            }
-        }
+        let (inputs, poisoned) = self
+            .operator_inputs(&op)
+            .map_err(|e| format!("operator {k} ({op_name} '{name}'): {e}"))?;
         let report = |imp: &mut Self, reason: String| {
             imp.b.unsupported.push(Unsupported {
                 op: op_name.clone(),
@@ -328,6 +312,31 @@ impl<'a> Importer<'a> {
                 Err(format!("operator {k} ({op_name} '{name}'): {why}"))
             }
         }
+    }
+
+    /// An operator's input values (`None` for an absent optional one) and whether any comes
+    /// from an unsupported operator.
+    fn operator_inputs(
+        &mut self,
+        op: &tfl::Operator<'a>,
+    ) -> Result<(Vec<Option<ValueId>>, bool), String> {
+        let mut inputs = Vec::new();
+        let mut poisoned = false;
+        for i in op
+            .inputs()
+            .map(|v| v.iter().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            match self.input_value(i)? {
+                Some(Bound::Value(v)) => inputs.push(Some(v)),
+                Some(Bound::Poisoned) => {
+                    poisoned = true;
+                    inputs.push(None)
+                }
+                None => inputs.push(None),
+            }
+        }
+        Ok((inputs, poisoned))
     }
 
     /// Binds an operator's results to its output tensors, fake-quantizing each quantized one.

@@ -92,14 +92,17 @@ pub fn constant(
         .filter(|b| idx < b.len())
         .ok_or_else(|| format!("{what}: buffer {idx} does not exist"))?
         .get(idx);
+    let dt = dtype(t.type_()).map_err(|e| format!("{what}: {e}"))?;
+    let shape = fixed_dims(t, what)?;
     let Some(data) = buf.data().filter(|d| !d.is_empty()) else {
-        return Ok(None);
+        // Every tensor has a buffer, empty for values computed at run time; a constant
+        // with no elements (an empty shape operand) has an empty one too.
+        let empty = t.shape().is_some_and(|s| s.iter().any(|d| d == 0));
+        return Ok(empty.then(|| Tensor::filled(dt, shape, &[])));
     };
     if t.sparsity().is_some() {
         return Err(format!("{what}: sparse tensors are not supported"));
     }
-    let dt = dtype(t.type_()).map_err(|e| format!("{what}: {e}"))?;
-    let shape = fixed_dims(t, what)?;
     let bytes = data.bytes();
     let start = (bytes.as_ptr() as usize)
         .checked_sub(file.as_ptr() as usize)

@@ -7,8 +7,8 @@
 use super::super::tensor::TfNode;
 use super::{const_ints, Handler};
 use crate::ir::ops::{
-    norm_axis, Concat, ConstantOfShape, Expand, Gather, Pad, PadMode, ShapeOf, Slice, SliceAxis,
-    Split, Tile, Transpose,
+    norm_axis, Concat, Expand, Gather, Pad, PadMode, ShapeOf, Slice, SliceAxis, Split, Tile,
+    Transpose,
 };
 use crate::ir::{DType, Dim, Op, Shape, ValueId};
 use crate::readers::builder::{
@@ -311,26 +311,7 @@ fn pad(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
 }
 
 fn fill(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let (dims, v) = (n.input(0)?, n.input(1)?);
-    let value =
-        b.g.constant(v)
-            .cloned()
-            .ok_or_else(|| NodeError::Unsupported("fill value computed at run time".into()))?;
-    let dims = if b.g.ty(dims).dtype == DType::I64 {
-        dims
-    } else {
-        b.emit1(
-            &format!("{}/dims", n.name),
-            Op::Cast(crate::ir::ops::Cast { to: DType::I64 }),
-            vec![dims],
-        )?
-    };
-    let value = value.reshaped(vec![1]);
-    b.emit(
-        &n.name,
-        Op::ConstantOfShape(ConstantOfShape { value }),
-        vec![dims],
-    )
+    tf_common::fill(b, &n.name, n.input(0)?, n.input(1)?)
 }
 
 fn range(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {

@@ -1,6 +1,7 @@
 //! Shape and data-movement builtins: RESHAPE (target from the shape input or the options),
 //! SQUEEZE, EXPAND_DIMS, TRANSPOSE, CONCATENATION, PACK, UNPACK, SPLIT, SPLIT_V, SLICE,
-//! STRIDED_SLICE (all five masks), GATHER, TILE, BROADCAST_TO, PAD/PADV2/MIRROR_PAD, SHAPE and
+//! STRIDED_SLICE (all five masks), GATHER, TILE, BROADCAST_TO, PAD/PADV2/MIRROR_PAD, SHAPE, FILL,
+//! RANGE and
 //! RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR, SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND (the pair
 //! around a dilated convolution folds into one). Shape arguments must be known at import time:
 //! constants, or shape arithmetic the builder tracks (a symbolic batch stays a symbol).
@@ -37,6 +38,8 @@ pub fn handler(code: B) -> Option<Handler> {
         B::SHAPE => shape,
         B::RESIZE_BILINEAR | B::RESIZE_NEAREST_NEIGHBOR => resize,
         B::SPACE_TO_BATCH_ND | B::BATCH_TO_SPACE_ND => space_batch,
+        B::FILL => fill,
+        B::RANGE => range,
         _ => return None,
     })
 }
@@ -418,4 +421,13 @@ fn space_batch(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     } else {
         space_batch::batch_to_space(b, &n.name, x, block, pairs)
     }
+}
+
+fn fill(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    tf_common::fill(b, &n.name, n.input(0)?, n.input(1)?)
+}
+
+fn range(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let ins = vec![n.input(0)?, n.input(1)?, n.input(2)?];
+    b.emit(&n.name, Op::Range, ins)
 }
