@@ -36,8 +36,9 @@ pub struct Importer<'a> {
     sg: tfl::SubGraph<'a>,
     tensors: Vec<tfl::Tensor<'a>>,
     bound: Vec<Option<Bound>>,
-    /// The integer value of a quantized graph output (the QuantizeLinear before its real value).
-    pub quantized: HashMap<usize, ValueId>,
+    /// The integer value of each quantized tensor read so far (its real value is `bound`):
+    /// graph outputs and CAST, which reads the integers, take it.
+    raw: HashMap<usize, ValueId>,
     /// Signature names of the subgraph's inputs and outputs, by tensor index.
     names: HashMap<usize, String>,
     /// Whether activations are quantized (a full-integer model); else quantized constants are
@@ -61,7 +62,7 @@ impl<'a> Importer<'a> {
             sg,
             bound: vec![None; tensors.len()],
             tensors,
-            quantized: HashMap::new(),
+            raw: HashMap::new(),
             names: HashMap::new(),
             full_integer: false,
         };
@@ -167,6 +168,7 @@ impl<'a> Importer<'a> {
             let real = match q.filter(|_| self.b.g.ty(v).dtype.is_int()) {
                 Some(q) => {
                     self.b.g.value_mut(v).quant = Some(q.clone());
+                    self.raw.insert(idx, v);
                     quant::dequantize(&mut self.b, &format!("{name}/dequantize"), v, &q)
                         .map_err(|e| InputError::Invalid(node_error_text(&what, e)))?
                 }
@@ -199,6 +201,7 @@ impl<'a> Importer<'a> {
             Some(q) => {
                 let raw = self.b.add_const(&name, c);
                 self.b.g.value_mut(raw).quant = Some(q.clone());
+                self.raw.insert(idx, raw);
                 quant::dequantize(&mut self.b, &format!("{name}/dequantize"), raw, &q)
                     .map_err(|e| node_error_text(&what, e))?
             }
@@ -253,7 +256,7 @@ impl<'a> Importer<'a> {
             .first()
             .map_or_else(|| format!("operator_{k}"), |&i| self.tensor_name(i));
         let (inputs, poisoned) = self
-            .operator_inputs(&op)
+            .operator_inputs(&op, builtin == tfl::BuiltinOperator::CAST)
             .map_err(|e| format!("operator {k} ({op_name} '{name}'): {e}"))?;
         let report = |imp: &mut Self, reason: String| {
             imp.b.unsupported.push(Unsupported {
@@ -315,10 +318,12 @@ impl<'a> Importer<'a> {
     }
 
     /// An operator's input values (`None` for an absent optional one) and whether any comes
-    /// from an unsupported operator.
+    /// from an unsupported operator. `integers`: quantized inputs as their integer values (for
+    /// CAST, which converts the stored integers), not their real ones.
     fn operator_inputs(
         &mut self,
         op: &tfl::Operator<'a>,
+        integers: bool,
     ) -> Result<(Vec<Option<ValueId>>, bool), String> {
         let mut inputs = Vec::new();
         let mut poisoned = false;
@@ -327,7 +332,13 @@ impl<'a> Importer<'a> {
             .map(|v| v.iter().collect::<Vec<_>>())
             .unwrap_or_default()
         {
-            match self.input_value(i)? {
+            let bound = self.input_value(i)?;
+            let raw = usize::try_from(i)
+                .ok()
+                .and_then(|u| self.raw.get(&u))
+                .copied();
+            match bound {
+                Some(Bound::Value(_)) if integers && raw.is_some() => inputs.push(raw),
                 Some(Bound::Value(v)) => inputs.push(Some(v)),
                 Some(Bound::Poisoned) => {
                     poisoned = true;
@@ -347,13 +358,21 @@ impl<'a> Importer<'a> {
             let rank = self.b.g.ty(v).rank();
             let q = tensor::quant_params(&t, rank, &format!("tensor '{name}'"))?;
             let dt = tensor::dtype(t.type_())?;
-            let real = match q.filter(|_| dt.is_int() && self.b.g.ty(v).dtype.is_float()) {
-                Some(q) => {
+            let computed = self.b.g.ty(v).dtype;
+            let real = match q.filter(|_| dt.is_int()) {
+                // A float result stored quantized: the integer kernel's rounding and clamping.
+                Some(q) if computed.is_float() => {
                     let (qv, real) = quant::fake_quantize(&mut self.b, &name, v, dt, &q)?;
-                    self.quantized.insert(o, qv);
+                    self.raw.insert(o, qv);
                     real
                 }
-                None => v,
+                // Integers moved into a quantized tensor (a TRANSPOSE of a CAST's result):
+                // they are the quantized values; the real value is theirs dequantized.
+                Some(q) if computed == dt => {
+                    self.raw.insert(o, v);
+                    quant::dequantize(&mut self.b, &format!("{name}/dequantize"), v, &q)?
+                }
+                _ => v,
             };
             self.bound[o] = Some(Bound::Value(real));
         }
@@ -374,7 +393,7 @@ impl<'a> Importer<'a> {
                 .get(&idx)
                 .cloned()
                 .unwrap_or_else(|| tensor::name(&t, idx));
-            let v = match (self.quantized.get(&idx), self.bound[idx]) {
+            let v = match (self.raw.get(&idx), self.bound[idx]) {
                 (Some(&q), _) => q,
                 (None, Some(Bound::Value(v))) => v,
                 (None, _) => match self.input_value(i)? {
