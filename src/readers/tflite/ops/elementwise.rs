@@ -1,7 +1,7 @@
 //! Elementwise builtins: the binary arithmetic (ADD/SUB/MUL/DIV with their fused activations,
 //! POW, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, FLOOR_MOD), comparisons and logic, SELECT, the
 //! unary math and the activations (RELU family as clips, LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU,
-//! PRELU, GELU, ELU), CAST, and QUANTIZE/DEQUANTIZE, which on real values are the identity (the
+//! PRELU, GELU, ELU), ADD_N, FLOOR_DIV (floats), CAST, and QUANTIZE/DEQUANTIZE, which on real values are the identity (the
 //! importer quantizes what a quantized output tensor holds; a FLOAT16 constant is cast).
 
 use super::{fused, Handler, Node};
@@ -53,6 +53,8 @@ pub fn handler(code: B) -> Option<Handler> {
         | B::GELU
         | B::ELU => activation,
         B::SELECT | B::SELECT_V2 => select,
+        B::ADD_N => add_n,
+        B::FLOOR_DIV => floor_div,
         B::CAST => cast,
         B::QUANTIZE | B::DEQUANTIZE => quantize,
         _ => return None,
@@ -210,4 +212,32 @@ fn quantize(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         )));
     }
     Ok(vec![x])
+}
+
+fn add_n(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let mut acc = n.input(0)?;
+    for i in 1..n.inputs.len() {
+        let name = if i + 1 == n.inputs.len() {
+            n.name.clone()
+        } else {
+            format!("{}/{i}", n.name)
+        };
+        acc = b.emit1(&name, Op::Binary(BinaryOp::Add), vec![acc, n.input(i)?])?;
+    }
+    Ok(vec![acc])
+}
+
+/// FLOOR_DIV of floats: the quotient rounded down. (Integer FLOOR_DIV rounds toward negative
+/// infinity where the IR's integer Div truncates: refused.)
+fn floor_div(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let (x, y) = (n.input(0)?, n.input(1)?);
+    if !b.g.ty(x).dtype.is_float() {
+        return unsupported("FLOOR_DIV of integers");
+    }
+    let q = b.emit1(
+        &format!("{}/div", n.name),
+        Op::Binary(BinaryOp::Div),
+        vec![x, y],
+    )?;
+    b.emit(&n.name, Op::Unary(UnaryOp::Floor), vec![q])
 }

@@ -3,6 +3,7 @@
 //! builtin needs is malformed.
 
 mod elementwise;
+mod index;
 mod nn;
 mod shape;
 
@@ -68,4 +69,5 @@ pub fn handler(code: B) -> Option<Handler> {
     elementwise::handler(code)
         .or_else(|| nn::handler(code))
         .or_else(|| shape::handler(code))
+        .or_else(|| index::handler(code))
 }
