@@ -127,15 +127,7 @@ fn conv_transpose(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     )?;
     // With a run-time batch the output shape is computed (SHAPE, STRIDED_SLICE, PACK); only
     // its spatial entries matter here.
-    let want: Vec<i64> = b
-        .entries_or_unknown(n.input(0)?)
-        .unwrap_or_default()
-        .iter()
-        .map(|e| match e {
-            ShapeEntry::Int(v) => *v,
-            _ => -1,
-        })
-        .collect();
+    let want = b.entries_or_unknown(n.input(0)?).unwrap_or_default();
     let (k, x) = (n.input(1)?, n.input(2)?);
     let (ks, xs) = (b.g.ty(k).shape.clone(), b.g.ty(x).shape.clone());
     if ks.len() != 4 || xs.len() != 4 || want.len() != 4 {
@@ -145,34 +137,13 @@ fn conv_transpose(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     }
     let strides = pair(o.stride_h(), o.stride_w(), "strides")?;
     let kernel = fixed_sizes(&ks[1..3], "kernel size")?;
-    let inp = fixed_sizes(&xs[1..3], "spatial sizes")?;
     let same = padding(o.padding())? == Padding::SameUpper;
     let (mut pads, mut output_padding) = (Vec::new(), Vec::new());
     for i in 0..2 {
-        let (inp, kk, out, s) = (
-            inp[i] as i64,
-            kernel[i] as i64,
-            want[1 + i],
-            strides[i] as i64,
-        );
-        if out < 1 {
-            return unsupported("output_shape's spatial sizes computed at run time");
-        }
-        let full = (inp - 1) * s + kk;
-        let (before, after) = if same {
-            let total = (full - out).max(0);
-            (total / 2, total - total / 2)
-        } else {
-            (0, 0)
-        };
-        let extra = out - (full - before - after);
-        if extra < 0 {
-            return Err(NodeError::Invalid(format!(
-                "output size {out} does not fit input {inp}, kernel {kk}, stride {s}"
-            )));
-        }
-        pads.push((before as usize, after as usize));
-        output_padding.push(extra as usize);
+        let (before, after, extra) =
+            transpose_pads(&xs[1 + i], kernel[i], strides[i], &want[1 + i], same)?;
+        pads.push((before, after));
+        output_padding.push(extra);
     }
     let c = Conv {
         layout: Layout::Nhwc,
@@ -197,6 +168,54 @@ fn conv_transpose(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         )?;
     }
     apply_fused(b, &n.name, y, act)
+}
+
+/// `(pad before, pad after, output padding)` of one spatial axis of TRANSPOSE_CONV: the input
+/// size `inp`, kernel `k`, stride `s` and the requested output size `out`. SAME is the forward
+/// convolution's padding for an input of size `out`; with run-time sizes only SAME's usual
+/// `out = inp · s` is known, where that padding is `k − s` whatever the size.
+fn transpose_pads(
+    inp: &Dim,
+    k: usize,
+    s: usize,
+    out: &ShapeEntry,
+    same: bool,
+) -> NodeResult<(usize, usize, usize)> {
+    let (k, s) = (k as i64, s as i64);
+    let split = |total: i64| (total / 2, total - total / 2);
+    let (before, after, extra) = match (inp.fixed(), out) {
+        (Some(inp), ShapeEntry::Int(out)) => {
+            let (inp, out) = (inp as i64, *out);
+            let full = (inp - 1) * s + k;
+            let (before, after) = if same {
+                split((full - out).max(0))
+            } else {
+                (0, 0)
+            };
+            (before, after, out - (full - before - after))
+        }
+        (_, ShapeEntry::Sym(_) | ShapeEntry::Int(_))
+            if same && entry_is(out, &Dim::product(&[inp.clone(), Dim::Fixed(s as u64)])) =>
+        {
+            let (before, after) = split((k - s).max(0));
+            (before, after, (s - k).max(0))
+        }
+        _ => return unsupported("output_shape's spatial sizes computed at run time"),
+    };
+    if extra < 0 || before < 0 {
+        return Err(NodeError::Invalid(format!(
+            "output size {out:?} does not fit input {inp}, kernel {k}, stride {s}"
+        )));
+    }
+    Ok((before as usize, after as usize, extra as usize))
+}
+
+fn entry_is(e: &ShapeEntry, d: &Dim) -> bool {
+    match (e, d) {
+        (ShapeEntry::Int(v), Dim::Fixed(f)) => *v >= 0 && *v as u64 == *f,
+        (ShapeEntry::Sym(a), Dim::Sym(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn fully_connected(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
