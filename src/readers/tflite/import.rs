@@ -190,8 +190,14 @@ impl<'a> Importer<'a> {
         }
         let name = tensor::name(&t, idx);
         let what = format!("tensor '{name}'");
-        let c = tensor::constant(&self.model, self.file, &t, &what)?
-            .ok_or_else(|| format!("{what} is read before any operator writes it"))?;
+        let Some(c) = tensor::constant(&self.model, self.file, &t, &what)? else {
+            // A variable tensor (an LSTM's state) holds zeros when the interpreter starts:
+            // absent, for handlers whose operand defaults to zeros.
+            if t.is_variable() {
+                return Ok(None);
+            }
+            return Err(format!("{what} is read before any operator writes it"));
+        };
         let q = tensor::quant_params(&t, c.shape.len(), &what)?;
         let v = match q.filter(|_| c.dtype.is_int()) {
             Some(q) if !self.full_integer => {

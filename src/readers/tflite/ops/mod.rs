@@ -5,6 +5,7 @@
 mod elementwise;
 mod index;
 mod nn;
+mod rnn;
 mod shape;
 
 use crate::ir::ValueId;
@@ -70,4 +71,5 @@ pub fn handler(code: B) -> Option<Handler> {
         .or_else(|| nn::handler(code))
         .or_else(|| shape::handler(code))
         .or_else(|| index::handler(code))
+        .or_else(|| rnn::handler(code))
 }

@@ -1,0 +1,168 @@
+//! UNIDIRECTIONAL_SEQUENCE_LSTM as the IR's (ONNX-form) LSTM: TFLite's per-gate weights
+//! (`input_to_{input,forget,cell,output}`, `recurrent_to_…`, `…_gate_bias`) are joined in ONNX's
+//! `iofc` order, peepholes in `iof`. The state inputs are variable tensors holding zeros when
+//! the interpreter starts, read as the LSTM's default zero initial state. CIFG (no input gate),
+//! projection and layer-normalized LSTMs are refused, and a cell clip unless it provably never
+//! binds.
+
+use super::{Handler, Node};
+use crate::ir::ops::{Concat, Rnn, RnnDirection, RnnInput, Transpose};
+use crate::ir::{Dim, Op, Tensor, ValueId};
+use crate::readers::builder::{reshape_to, unsupported, GraphBuilder, NodeError, NodeResult};
+use tract_tflite::tflite::{ActivationFunctionType as Act, BuiltinOperator as B};
+
+pub fn handler(code: B) -> Option<Handler> {
+    Some(match code {
+        B::UNIDIRECTIONAL_SEQUENCE_LSTM => lstm,
+        _ => return None,
+    })
+}
+
+/// Input slots of UNIDIRECTIONAL_SEQUENCE_LSTM, per gate in TFLite's `i, f, c, o` order.
+const INPUT_WEIGHTS: [usize; 4] = [1, 2, 3, 4];
+const RECURRENT_WEIGHTS: [usize; 4] = [5, 6, 7, 8];
+const PEEPHOLES: [usize; 3] = [9, 10, 11];
+const BIASES: [usize; 4] = [12, 13, 14, 15];
+/// ONNX's `i, o, f, c` order as positions in TFLite's `i, f, c, o`.
+const IOFC: [usize; 4] = [0, 3, 1, 2];
+
+/// `parts` (each `[h, …]` or `[h]`) joined along axis 0 in `order` and given a leading unit
+/// axis (the direction).
+fn joined(
+    b: &mut GraphBuilder,
+    name: &str,
+    parts: &[ValueId],
+    order: &[usize],
+) -> NodeResult<ValueId> {
+    let picked: Vec<ValueId> = order.iter().map(|&i| parts[i]).collect();
+    let cat = b.emit1(
+        &format!("{name}/cat"),
+        Op::Concat(Concat { axis: 0 }),
+        picked,
+    )?;
+    let mut shape = vec![Dim::Fixed(1)];
+    shape.extend(b.g.ty(cat).shape.clone());
+    Ok(reshape_to(b, name, cat, shape)?[0])
+}
+
+/// TFLite clips the cell state to `±cell_clip` (the converter sets 10 for Keras LSTMs); the
+/// IR's LSTM has no such clip. From a zero state `|c_t| < t` (`c_t = f·c_{t−1} + i·g` with
+/// `f, i ∈ (0, 1)`, `g ∈ (−1, 1)`), so over at most `cell_clip` steps the clip never binds and
+/// the LSTM is exact; longer (or run-time) sequences are refused.
+fn check_cell_clip(clip: f32, steps: &Dim) -> NodeResult<()> {
+    if clip == 0.0 {
+        return Ok(());
+    }
+    match steps.fixed() {
+        Some(t) if (t as f64) <= f64::from(clip) => Ok(()),
+        _ => unsupported(format!(
+            "LSTM cell clip {clip} may bind over {steps} steps (the IR's LSTM has no cell clip)"
+        )),
+    }
+}
+
+fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let o = n.options(
+        n.op.builtin_options_as_unidirectional_sequence_lstmoptions(),
+        "UnidirectionalSequenceLSTMOptions",
+    )?;
+    if n.opt(1).is_none() {
+        return unsupported("CIFG LSTM (coupled input and forget gates)");
+    }
+    if n.opt(16).is_some() || (20..24).any(|i| n.opt(i).is_some()) {
+        return unsupported("LSTM with projection or layer normalization");
+    }
+    if o.proj_clip() != 0.0 {
+        return unsupported(format!("LSTM with projection clip {}", o.proj_clip()));
+    }
+    if o.fused_activation_function() != Act::TANH {
+        return unsupported("LSTM with a cell activation other than TANH");
+    }
+    let x = n.input(0)?;
+    let xs = b.g.ty(x).shape.clone();
+    let w: Vec<ValueId> = INPUT_WEIGHTS
+        .iter()
+        .map(|&i| n.input(i))
+        .collect::<NodeResult<_>>()?;
+    let r: Vec<ValueId> = RECURRENT_WEIGHTS
+        .iter()
+        .map(|&i| n.input(i))
+        .collect::<NodeResult<_>>()?;
+    let bias: Vec<ValueId> = BIASES
+        .iter()
+        .map(|&i| n.input(i))
+        .collect::<NodeResult<_>>()?;
+    let hidden =
+        b.g.ty(r[0])
+            .shape
+            .first()
+            .and_then(Dim::fixed)
+            .ok_or_else(|| {
+                NodeError::Invalid("recurrent weights need a fixed first dimension".into())
+            })? as usize;
+    if xs.len() != 3 {
+        return Err(NodeError::Invalid(format!("input of rank {}", xs.len())));
+    }
+    let steps = if o.time_major() { &xs[0] } else { &xs[1] };
+    check_cell_clip(o.cell_clip(), steps)?;
+    let name = &n.name;
+    let xt = if o.time_major() {
+        x
+    } else {
+        let t = Op::Transpose(Transpose {
+            perm: vec![1, 0, 2],
+        });
+        b.emit1(&format!("{name}/time_major"), t, vec![x])?
+    };
+    let w = joined(b, &format!("{name}/W"), &w, &IOFC)?;
+    let r = joined(b, &format!("{name}/R"), &r, &IOFC)?;
+    // ONNX adds an input and a recurrent bias; TFLite has one.
+    let dtype = b.g.ty(bias[0]).dtype;
+    let zeros = b.add_const(
+        &format!("{name}/Rb"),
+        Tensor::filled(dtype, vec![4 * hidden], &vec![0u8; dtype.size()]),
+    );
+    let wb = b.emit1(
+        &format!("{name}/Wb"),
+        Op::Concat(Concat { axis: 0 }),
+        IOFC.iter().map(|&i| bias[i]).collect(),
+    )?;
+    let bias = joined(b, &format!("{name}/B"), &[wb, zeros], &[0, 1])?;
+    let mut ins = vec![xt, w, r, bias];
+    let mut optional = vec![RnnInput::Bias];
+    let peep: Vec<Option<ValueId>> = PEEPHOLES.iter().map(|&i| n.opt(i)).collect();
+    if let [Some(pi), Some(pf), Some(po)] = peep[..] {
+        ins.push(joined(b, &format!("{name}/P"), &[pi, pf, po], &[0, 2, 1])?);
+        optional.push(RnnInput::Peepholes);
+    } else if peep.iter().any(Option::is_some) {
+        return Err(NodeError::Invalid("some peepholes given, not all".into()));
+    }
+    if n.opt(18).is_some() || n.opt(19).is_some() {
+        return unsupported(
+            "LSTM state inputs computed in the model (not zero-initialised variables)",
+        );
+    }
+    let op = Rnn {
+        direction: RnnDirection::Forward,
+        hidden_size: hidden,
+        activations: vec![],
+        clip: None,
+        linear_before_reset: false,
+        input_forget: false,
+        batch_major: false,
+        optional,
+    };
+    let outs = b.emit(&format!("{name}/lstm"), Op::Lstm(op), ins)?;
+    // Y [T, 1, B, H] → [T, B, H] → TFLite's layout.
+    let y = outs[0];
+    let ys = b.g.ty(y).shape.clone();
+    let seq = vec![ys[0].clone(), ys[2].clone(), ys[3].clone()];
+    let y = reshape_to(b, &format!("{name}/y"), y, seq)?[0];
+    if o.time_major() {
+        return Ok(vec![y]);
+    }
+    let t = Op::Transpose(Transpose {
+        perm: vec![1, 0, 2],
+    });
+    b.emit(name, t, vec![y])
+}
