@@ -9,7 +9,7 @@ use super::ops::{self, Node};
 use super::quant;
 use super::tensor;
 use crate::error::Unsupported;
-use crate::ir::{Graph, Op, ValueId};
+use crate::ir::{Graph, Op, TensorType, ValueId};
 use crate::readers::builder::{GraphBuilder, NodeError};
 use crate::readers::ReadOptions;
 use bytes::Bytes;
@@ -31,8 +31,8 @@ enum Bound {
 
 pub struct Importer<'a> {
     pub b: GraphBuilder,
-    model: tfl::Model<'a>,
-    file: &'a Bytes,
+    pub(super) model: tfl::Model<'a>,
+    pub(super) file: &'a Bytes,
     sg: tfl::SubGraph<'a>,
     tensors: Vec<tfl::Tensor<'a>>,
     bound: Vec<Option<Bound>>,
@@ -44,6 +44,10 @@ pub struct Importer<'a> {
     /// Whether activations are quantized (a full-integer model); else quantized constants are
     /// dynamic-range weights, dequantized on read.
     pub full_integer: bool,
+    /// How deep in WHILE/IF subgraphs this importer is (0: the model).
+    pub depth: usize,
+    /// The subgraphs being imported, outermost first (a subgraph may not call itself).
+    pub stack: Vec<usize>,
 }
 
 impl<'a> Importer<'a> {
@@ -65,6 +69,8 @@ impl<'a> Importer<'a> {
             raw: HashMap::new(),
             names: HashMap::new(),
             full_integer: false,
+            depth: 0,
+            stack: vec![index],
         };
         imp.names = imp.signature_names(index);
         imp.full_integer = imp.has_quantized_activations();
@@ -179,6 +185,36 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
+    /// Inputs of a subgraph imported as a WHILE/IF body, typed by the operator's operands.
+    pub fn add_body_inputs(&mut self, types: &[TensorType]) -> Result<(), String> {
+        let inputs: Vec<i32> = self
+            .sg
+            .inputs()
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        if inputs.len() != types.len() {
+            return Err(format!(
+                "the subgraph takes {} inputs, the operator gives {}",
+                inputs.len(),
+                types.len()
+            ));
+        }
+        for (i, ty) in inputs.into_iter().zip(types) {
+            let (idx, t) = self.tensor(i)?;
+            let v = self.b.add_input(&tensor::name(&t, idx), ty.clone());
+            self.bound[idx] = Some(Bound::Value(v));
+        }
+        Ok(())
+    }
+
+    /// Marks every value name of the graph taken (after inlining a subgraph into it).
+    pub fn claim_all_names(&mut self) {
+        let names: Vec<String> = self.b.g.values.iter().map(|v| v.name.clone()).collect();
+        for n in names {
+            self.b.claim_name(&n);
+        }
+    }
+
     /// The value an operator input stands for: bound, a constant (read now), or absent (-1).
     fn input_value(&mut self, i: i32) -> Result<Option<Bound>, String> {
         if i < 0 {
@@ -274,7 +310,12 @@ impl<'a> Importer<'a> {
                 imp.bound[o] = Some(Bound::Poisoned);
             }
         };
-        let Some(handler) = ops::handler(builtin) else {
+        let control = matches!(
+            builtin,
+            tfl::BuiltinOperator::WHILE | tfl::BuiltinOperator::IF
+        );
+        let handler = ops::handler(builtin);
+        if handler.is_none() && !control {
             let why = if builtin == tfl::BuiltinOperator::CUSTOM {
                 "custom operator (not a TFLite builtin)".to_string()
             } else {
@@ -282,7 +323,7 @@ impl<'a> Importer<'a> {
             };
             report(self, why);
             return Ok(());
-        };
+        }
         if poisoned {
             // Downstream of an unsupported op: nothing to compute, nothing more to report.
             for &o in &out_idx {
@@ -301,7 +342,11 @@ impl<'a> Importer<'a> {
             inputs,
             out_dtypes,
         };
-        let result = handler(&mut self.b, &node).and_then(|vals| {
+        let computed = match handler {
+            Some(h) => h(&mut self.b, &node),
+            None => self.control(&name, &op, &node.inputs),
+        };
+        let result = computed.and_then(|vals| {
             if vals.len() < out_idx.len() {
                 return Err(NodeError::Invalid(format!(
                     "{} outputs computed for {} tensors",

@@ -4,6 +4,7 @@
 //! model; its inputs and outputs are named from the `serving_default` signature when there is
 //! one. Data stays NHWC with TFLite's OHWI / `[1, H, W, C·M]` kernels, as the IR can say.
 
+mod control;
 mod import;
 mod ops;
 mod quant;
