@@ -72,13 +72,19 @@ impl<'a> Importer<'a> {
             depth: 0,
             stack: vec![index],
         };
-        imp.names = imp.signature_names(index);
+        imp.names = imp.signature_names(index, None);
         imp.full_integer = imp.has_quantized_activations();
         Ok(imp)
     }
 
-    /// Input and output names from the signature of this subgraph (`serving_default` first).
-    fn signature_names(&self, index: usize) -> HashMap<usize, String> {
+    /// Names the inputs and outputs from signature `key` (which must be this subgraph's).
+    pub fn use_signature(&mut self, index: usize, key: &str) {
+        self.names = self.signature_names(index, Some(key));
+    }
+
+    /// Input and output names from a signature of this subgraph: `key`, else
+    /// `serving_default`, else the first.
+    fn signature_names(&self, index: usize, key: Option<&str>) -> HashMap<usize, String> {
         let mut out = HashMap::new();
         let Some(sigs) = self.model.signature_defs() else {
             return out;
@@ -89,7 +95,11 @@ impl<'a> Importer<'a> {
             .collect();
         let sig = mine
             .iter()
-            .find(|s| s.signature_key() == Some("serving_default"))
+            .find(|s| key.is_some() && s.signature_key() == key)
+            .or_else(|| {
+                mine.iter()
+                    .find(|s| s.signature_key() == Some("serving_default"))
+            })
             .or_else(|| mine.first());
         if let Some(sig) = sig {
             for map in [sig.inputs(), sig.outputs()].into_iter().flatten() {

@@ -1,8 +1,8 @@
 //! TFLite reader (`.tflite` flatbuffers, recognised by the `TFL3` identifier at bytes 4..8).
 //! The file is memory-mapped and parsed (and bounds-checked) by the flatbuffer verifier of
 //! tract's generated schema; constant buffers stay slices of the mapping. Subgraph 0 is the
-//! model; its inputs and outputs are named from the `serving_default` signature when there is
-//! one. Data stays NHWC with TFLite's OHWI / `[1, H, W, C·M]` kernels, as the IR can say.
+//! model (or the subgraph of the signature `--signature` names); its inputs and outputs are
+//! named from that signature, else `serving_default`, when there is one. Data stays NHWC with TFLite's OHWI / `[1, H, W, C·M]` kernels, as the IR can say.
 
 mod control;
 mod import;
@@ -46,8 +46,17 @@ impl Reader for TfliteReader {
         };
         let model = tfl::root_as_model_with_opts(&vopts, &bytes)
             .map_err(|e| failed(format!("{file}: not a valid TFLite model ({e})")))?;
-        let mut imp =
-            import::Importer::new(model, &bytes, 0).map_err(|e| failed(format!("{file}: {e}")))?;
+        let index = match &opts.signature {
+            Some(key) => {
+                signature_subgraph(&model, key).map_err(|e| Error::Usage(format!("{file}: {e}")))?
+            }
+            None => 0,
+        };
+        let mut imp = import::Importer::new(model, &bytes, index)
+            .map_err(|e| failed(format!("{file}: {e}")))?;
+        if let Some(key) = &opts.signature {
+            imp.use_signature(index, key);
+        }
         imp.add_inputs(opts).map_err(|e| match e {
             import::InputError::Usage(m) => Error::Usage(m),
             import::InputError::Invalid(m) => failed(format!("{file}: {m}")),
@@ -64,4 +73,24 @@ impl Reader for TfliteReader {
         g.remove_dead();
         Ok(g)
     }
+}
+
+/// The subgraph signature `key` runs, or why there is none.
+fn signature_subgraph(model: &tfl::Model, key: &str) -> std::result::Result<usize, String> {
+    let sigs: Vec<tfl::SignatureDef> = model
+        .signature_defs()
+        .map(|s| s.iter().collect())
+        .unwrap_or_default();
+    if let Some(s) = sigs.iter().find(|s| s.signature_key() == Some(key)) {
+        return Ok(s.subgraph_index() as usize);
+    }
+    let keys: Vec<&str> = sigs.iter().filter_map(|s| s.signature_key()).collect();
+    Err(format!(
+        "no signature '{key}' (the model has: {})",
+        if keys.is_empty() {
+            "none".to_string()
+        } else {
+            keys.join(", ")
+        }
+    ))
 }
