@@ -10,7 +10,7 @@ use super::quant;
 use super::tensor;
 use crate::error::Unsupported;
 use crate::ir::{Graph, Op, TensorType, ValueId};
-use crate::readers::builder::{GraphBuilder, NodeError};
+use crate::readers::builder::{GraphBuilder, NodeError, NodeResult};
 use crate::readers::ReadOptions;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -341,6 +341,19 @@ impl<'a> Importer<'a> {
             }
             return Ok(());
         }
+        if builtin == tfl::BuiltinOperator::QUANTIZE {
+            match self.exact_requantize(&op, &out_idx) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(NodeError::Unsupported(why)) => {
+                    report(self, why);
+                    return Ok(());
+                }
+                Err(NodeError::Invalid(why)) => {
+                    return Err(format!("operator {k} ({op_name} '{name}'): {why}"))
+                }
+            }
+        }
         let out_dtypes = out_idx
             .iter()
             .map(|&o| tensor::dtype(self.tensors[o].type_()).ok())
@@ -409,6 +422,36 @@ impl<'a> Importer<'a> {
             }
         }
         Ok((inputs, poisoned))
+    }
+
+    /// QUANTIZE of a quantized integer tensor that [`quant::exact_shift`] maps exactly (uint8
+    /// ↔ int8 I/O): the integers shifted, without a float round trip. Whether it applied.
+    fn exact_requantize(&mut self, op: &tfl::Operator<'a>, out_idx: &[usize]) -> NodeResult<bool> {
+        let first = op.inputs().and_then(|v| v.iter().next()).unwrap_or(-1);
+        let (Ok(i), [o]) = (usize::try_from(first), out_idx) else {
+            return Ok(false);
+        };
+        let Some(&raw) = self.raw.get(&i) else {
+            return Ok(false);
+        };
+        let (tin, tout) = (self.tensors[i], self.tensors[*o]);
+        let rank = self.b.g.ty(raw).rank();
+        let name = tensor::name(&tout, *o);
+        let qin = tensor::quant_params(&tin, rank, &format!("tensor '{}'", tensor::name(&tin, i)))?;
+        let qout = tensor::quant_params(&tout, rank, &format!("tensor '{name}'"))?;
+        let (din, dout) = (tensor::dtype(tin.type_())?, tensor::dtype(tout.type_())?);
+        let (Some(qin), Some(qout)) = (qin, qout) else {
+            return Ok(false);
+        };
+        let Some(shift) = quant::exact_shift((&qin, din), (&qout, dout)) else {
+            return Ok(false);
+        };
+        let q = quant::shift_integers(&mut self.b, &name, raw, shift, dout)?;
+        self.b.g.value_mut(q).quant = Some(qout.clone());
+        self.raw.insert(*o, q);
+        let real = quant::dequantize(&mut self.b, &name, q, &qout)?;
+        self.bound[*o] = Some(Bound::Value(real));
+        Ok(true)
     }
 
     /// Binds an operator's results to its output tensors, fake-quantizing each quantized one.

@@ -3,7 +3,7 @@
 //! float and its result goes through QuantizeLinear→DequantizeLinear (the rounding and clamping
 //! the integer kernel does). Dynamic-range weights are dequantized once, on read.
 
-use crate::ir::ops::QuantAxis;
+use crate::ir::ops::{BinaryOp, Cast, QuantAxis};
 use crate::ir::quant::QuantParams;
 use crate::ir::{DType, Op, Tensor, ValueId};
 use crate::readers::builder::{GraphBuilder, NodeError, NodeResult};
@@ -95,4 +95,55 @@ pub fn dequantize_const(c: &Tensor, q: &QuantParams) -> Result<Tensor, String> {
         })
         .collect();
     Ok(Tensor::from_f32(c.shape.clone(), &real))
+}
+
+/// The smallest value of an integer type TFLite quantizes to.
+fn type_min(d: DType) -> Option<i64> {
+    match d {
+        DType::I8 => Some(-128),
+        DType::U8 => Some(0),
+        DType::I16 => Some(-32768),
+        _ => None,
+    }
+}
+
+/// QUANTIZE between uint8 and int8 with one scale and zero points `128` apart (how converters
+/// give a full-integer model uint8 input and output) maps integers to integers exactly:
+/// `q_out = q_in + (zp_out − zp_in)`. Returns the shift when `from` → `to` is such a pair.
+pub fn exact_shift(from: (&QuantParams, DType), to: (&QuantParams, DType)) -> Option<i64> {
+    let ((qa, da), (qb, db)) = (from, to);
+    let per_tensor = qa.axis.is_none() && qb.axis.is_none();
+    let shift = qb.zero_point.first()? - qa.zero_point.first()?;
+    let same_scale = qa.scale.first()?.to_bits() == qb.scale.first()?.to_bits();
+    (per_tensor && same_scale && da.size() == db.size() && shift == type_min(db)? - type_min(da)?)
+        .then_some(shift)
+}
+
+/// `q` (integers) shifted by `shift` into `to`, computed in int32.
+pub fn shift_integers(
+    b: &mut GraphBuilder,
+    name: &str,
+    q: ValueId,
+    shift: i64,
+    to: DType,
+) -> NodeResult<ValueId> {
+    let wide = b.emit1(
+        &format!("{name}/i32"),
+        Op::Cast(Cast { to: DType::I32 }),
+        vec![q],
+    )?;
+    let k = b.add_const(
+        &format!("{name}/shift"),
+        Tensor::from_i64s(DType::I32, vec![], &[shift]),
+    );
+    let moved = b.emit1(
+        &format!("{name}/shifted"),
+        Op::Binary(BinaryOp::Add),
+        vec![wide, k],
+    )?;
+    b.emit1(
+        &format!("{name}/quantized"),
+        Op::Cast(Cast { to }),
+        vec![moved],
+    )
 }
