@@ -10,7 +10,9 @@ use crate::ir::ops::{
     Resize, ResizeMode, Slice, SliceAxis, UnaryOp,
 };
 use crate::ir::{DType, Dim, KernelLayout, Layout, Op, ValueId};
-use crate::readers::builder::{reshape_to, unsupported, GraphBuilder, NodeError, NodeResult};
+use crate::readers::builder::{
+    reshape_to, unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry,
+};
 
 /// StridedSlice's bit masks, one bit per entry of `begin`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -123,25 +125,31 @@ pub struct ResizeAttrs {
     pub half_pixel_centers: bool,
 }
 
-/// ResizeBilinear / ResizeNearestNeighbor (NHWC, `size` = new height and width). TF's
+/// ResizeBilinear / ResizeNearestNeighbor (NHWC, `size` = new height and width, constants or
+/// symbols). TF's
 /// half-pixel nearest (`floor((i + 0.5) · scale)`) is ONNX half_pixel with round-prefer-ceil.
 pub fn resize(
     b: &mut GraphBuilder,
     name: &str,
     x: ValueId,
-    size: &[i64],
+    size: &[ShapeEntry],
     r: ResizeAttrs,
 ) -> NodeResult<Vec<ValueId>> {
     let s = b.g.ty(x).shape.clone();
     if s.len() != 4 {
         return Err(NodeError::Invalid("resize needs NHWC input".into()));
     }
-    let [h, w] = size[..] else {
+    // A size computed from a symbolic input size (`2·h`) is known as a symbol.
+    let dim = |e: &ShapeEntry| match e {
+        ShapeEntry::Int(v) if *v >= 1 => Ok(Dim::Fixed(*v as u64)),
+        ShapeEntry::Sym(s) => Ok(Dim::Sym(s.clone())),
+        ShapeEntry::Int(v) => Err(NodeError::Invalid(format!("size {v}"))),
+        ShapeEntry::Unknown => unsupported("resize size computed at run time"),
+    };
+    let [h, w] = size else {
         return Err(NodeError::Invalid("size must hold 2 values".into()));
     };
-    if h < 1 || w < 1 {
-        return Err(NodeError::Invalid(format!("size {size:?}")));
-    }
+    let (h, w) = (dim(h)?, dim(w)?);
     let (coord, rounding) = match (r.align_corners, r.half_pixel_centers) {
         (true, _) => (
             CoordTransform::AlignCorners,
@@ -163,12 +171,7 @@ pub fn resize(
         extrapolation_value: 0.0,
         layout: Layout::Nhwc,
         scales: vec![],
-        sizes: Some(vec![
-            s[0].clone(),
-            Dim::Fixed(h as u64),
-            Dim::Fixed(w as u64),
-            s[3].clone(),
-        ]),
+        sizes: Some(vec![s[0].clone(), h, w, s[3].clone()]),
     };
     b.emit(name, Op::Resize(op), vec![x])
 }

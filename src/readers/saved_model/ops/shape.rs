@@ -13,6 +13,7 @@ use crate::ir::ops::{
 use crate::ir::{DType, Dim, Op, Shape, ValueId};
 use crate::readers::builder::{
     entries_to_shape, reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult,
+    ShapeEntry,
 };
 use crate::readers::tf_common::{self, StridedMasks};
 
@@ -346,7 +347,10 @@ fn resize(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         align_corners: n.bool("align_corners", false),
         half_pixel_centers: n.bool("half_pixel_centers", false),
     };
-    let size = const_ints(b, n, 1, "size")?;
+    let size: Vec<ShapeEntry> = const_ints(b, n, 1, "size")?
+        .into_iter()
+        .map(ShapeEntry::Int)
+        .collect();
     tf_common::resize(b, &n.name, n.input(0)?, &size, r)
 }
 

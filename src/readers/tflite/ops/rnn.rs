@@ -1,19 +1,21 @@
-//! UNIDIRECTIONAL_SEQUENCE_LSTM as the IR's (ONNX-form) LSTM: TFLite's per-gate weights
+//! RNN (one step: `act(x·Wᵀ + h·Rᵀ + b)`) and UNIDIRECTIONAL_SEQUENCE_LSTM as the IR's (ONNX-form) LSTM: TFLite's per-gate weights
 //! (`input_to_{input,forget,cell,output}`, `recurrent_to_…`, `…_gate_bias`) are joined in ONNX's
 //! `iofc` order, peepholes in `iof`. The state inputs are variable tensors holding zeros when
 //! the interpreter starts, read as the LSTM's default zero initial state. CIFG (no input gate),
 //! projection and layer-normalized LSTMs are refused, and a cell clip unless it provably never
 //! binds.
 
-use super::{Handler, Node};
-use crate::ir::ops::{Concat, Rnn, RnnDirection, RnnInput, Transpose};
+use super::{fused, Handler, Node};
+use crate::ir::ops::{BinaryOp, Concat, MatMul, Rnn, RnnDirection, RnnInput, Transpose};
 use crate::ir::{Dim, Op, Tensor, ValueId};
 use crate::readers::builder::{reshape_to, unsupported, GraphBuilder, NodeError, NodeResult};
+use crate::readers::tf_common::apply_fused;
 use tract_tflite::tflite::{ActivationFunctionType as Act, BuiltinOperator as B};
 
 pub fn handler(code: B) -> Option<Handler> {
     Some(match code {
         B::UNIDIRECTIONAL_SEQUENCE_LSTM => lstm,
+        B::RNN => basic_rnn,
         _ => return None,
     })
 }
@@ -165,4 +167,41 @@ fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         perm: vec![1, 0, 2],
     });
     b.emit(name, t, vec![y])
+}
+
+/// RNN(x [batch, in], W [units, in], R [units, units], b [units], h): one step of a basic RNN.
+/// Its state `h` is a variable tensor, zeros when the interpreter starts (absent here); the
+/// step also writes its result into that variable, which nothing in the IR reads back (a
+/// later reader of the variable sees zeros — the reset idiom mdeploy's own writer uses).
+fn basic_rnn(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let act =
+        n.op.builtin_options_as_rnnoptions()
+            .map_or(Ok(crate::readers::tf_common::Fused::None), |o| {
+                fused(o.fused_activation_function())
+            })?;
+    let name = &n.name;
+    let t = MatMul {
+        transpose_a: false,
+        transpose_b: true,
+    };
+    let (x, w, bias) = (n.input(0)?, n.input(1)?, n.input(3)?);
+    let mut y = b.emit1(&format!("{name}/input"), Op::MatMul(t), vec![x, w])?;
+    if let Some(h) = n.opt(4) {
+        let hr = b.emit1(
+            &format!("{name}/state"),
+            Op::MatMul(t),
+            vec![h, n.input(2)?],
+        )?;
+        y = b.emit1(
+            &format!("{name}/sum"),
+            Op::Binary(BinaryOp::Add),
+            vec![y, hr],
+        )?;
+    }
+    let y = b.emit1(
+        &format!("{name}/bias"),
+        Op::Binary(BinaryOp::Add),
+        vec![y, bias],
+    )?;
+    apply_fused(b, name, y, act)
 }

@@ -1,7 +1,7 @@
 //! Shape and data-movement builtins: RESHAPE (target from the shape input or the options),
 //! SQUEEZE, EXPAND_DIMS, TRANSPOSE, CONCATENATION, PACK, UNPACK, SPLIT, SPLIT_V, SLICE,
 //! STRIDED_SLICE (all five masks), GATHER, TILE, BROADCAST_TO, PAD/PADV2/MIRROR_PAD, SHAPE, FILL,
-//! RANGE and
+//! RANGE, BROADCAST_ARGS and
 //! RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR, SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND (the pair
 //! around a dilated convolution folds into one). Shape arguments must be known at import time:
 //! constants, or shape arithmetic the builder tracks (a symbolic batch stays a symbol).
@@ -11,7 +11,7 @@ use crate::ir::ops::{
     norm_axis, Cast, Concat, Expand, Gather, Pad, PadMode, ShapeOf, Slice, SliceAxis, Split, Tile,
     Transpose,
 };
-use crate::ir::{DType, Dim, Op, Shape, ValueId};
+use crate::ir::{DType, Dim, Op, Shape, Tensor, ValueId};
 use crate::readers::builder::{
     entries_to_shape, reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult,
     ShapeEntry,
@@ -39,6 +39,7 @@ pub fn handler(code: B) -> Option<Handler> {
         B::RESIZE_BILINEAR | B::RESIZE_NEAREST_NEIGHBOR => resize,
         B::SPACE_TO_BATCH_ND | B::BATCH_TO_SPACE_ND => space_batch,
         B::FILL => fill,
+        B::BROADCAST_ARGS => broadcast_args,
         B::RANGE => range,
         _ => return None,
     })
@@ -398,7 +399,7 @@ fn resize(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
             half_pixel_centers: o.half_pixel_centers(),
         }
     };
-    let size = n.ints(b, 1, "size")?;
+    let size = entries(b, n.input(1)?, "size")?;
     tf_common::resize(b, &n.name, n.input(0)?, &size, r)
 }
 
@@ -430,4 +431,37 @@ fn fill(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
 fn range(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     let ins = vec![n.input(0)?, n.input(1)?, n.input(2)?];
     b.emit(&n.name, Op::Range, ins)
+}
+
+/// BROADCAST_ARGS(s0, s1): the shape two shapes broadcast to. Both are padded with leading 1s
+/// to one length; then each pair is equal or holds a 1, so the elementwise maximum is the
+/// answer (the builder tracks it through symbols, e.g. `max(batch, 1) = batch`).
+fn broadcast_args(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let (s0, s1) = (n.input(0)?, n.input(1)?);
+    let len = |b: &GraphBuilder, v: ValueId| -> NodeResult<usize> {
+        match b.g.ty(v).shape.as_slice() {
+            [d] => d
+                .fixed()
+                .map(|n| n as usize)
+                .ok_or_else(|| NodeError::Unsupported("a shape of run-time rank".into())),
+            _ => Err(NodeError::Invalid("shapes must be 1-D".into())),
+        }
+    };
+    let (l0, l1) = (len(b, s0)?, len(b, s1)?);
+    let rank = l0.max(l1);
+    let mut padded = Vec::new();
+    for (k, (v, l)) in [(s0, l0), (s1, l1)].into_iter().enumerate() {
+        if l == rank {
+            padded.push(v);
+            continue;
+        }
+        let dtype = b.g.ty(v).dtype;
+        let ones = b.add_const(
+            &format!("{}/ones{k}", n.name),
+            Tensor::from_i64s(dtype, vec![rank - l], &vec![1; rank - l]),
+        );
+        let c = Op::Concat(Concat { axis: 0 });
+        padded.push(b.emit1(&format!("{}/padded{k}", n.name), c, vec![ones, v])?);
+    }
+    b.emit(&n.name, Op::Binary(crate::ir::ops::BinaryOp::Max), padded)
 }
