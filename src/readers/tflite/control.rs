@@ -96,9 +96,8 @@ impl Importer<'_> {
         body_index: i32,
         vars: &[ValueId],
     ) -> NodeResult<Vec<ValueId>> {
-        let types = self.types(vars);
+        let (types, body) = self.loop_types(body_index, vars)?;
         let cond = self.body(cond_index, &types, "cond")?;
-        let body = self.body(body_index, &types, "body")?;
         if cond.outputs.len() != 1 || body.outputs.len() != vars.len() {
             return Err(NodeError::Invalid(format!(
                 "cond gives {} values, body {} for {} variables",
@@ -144,6 +143,48 @@ impl Importer<'_> {
         let mut node_inputs = vec![limit, first];
         node_inputs.extend_from_slice(vars);
         self.b.emit(name, op, node_inputs)
+    }
+
+    /// The loop variables' types and the body imported with them: a fixed dimension the body
+    /// changes (a sequence it appends to) becomes a fresh symbol, and the body is imported
+    /// again on those types.
+    fn loop_types(
+        &mut self,
+        body_index: i32,
+        vars: &[ValueId],
+    ) -> NodeResult<(Vec<TensorType>, Graph)> {
+        let mut types = self.types(vars);
+        for _ in 0..3 {
+            let body = self.body(body_index, &types, "body")?;
+            if body.outputs.len() != types.len() {
+                return Err(NodeError::Invalid(format!(
+                    "the body gives {} values for {} variables",
+                    body.outputs.len(),
+                    types.len()
+                )));
+            }
+            let mut changed = false;
+            for (k, (t, &o)) in types.iter_mut().zip(&body.outputs).enumerate() {
+                let out = body.ty(o);
+                if out.dtype != t.dtype || out.rank() != t.rank() {
+                    return Err(NodeError::Invalid(format!(
+                        "loop variable #{k} is {t} but the body makes it {out}"
+                    )));
+                }
+                for (d, od) in t.shape.iter_mut().zip(&out.shape) {
+                    if d.is_fixed() && d != od {
+                        *d = self.b.g.fresh_symbol();
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                return Ok((types, body));
+            }
+        }
+        Err(NodeError::Invalid(
+            "loop variable types do not settle".into(),
+        ))
     }
 
     fn if_(
