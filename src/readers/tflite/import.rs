@@ -310,85 +310,83 @@ impl<'a> Importer<'a> {
         let (inputs, poisoned) = self
             .operator_inputs(&op, builtin == tfl::BuiltinOperator::CAST)
             .map_err(|e| format!("operator {k} ({op_name} '{name}'): {e}"))?;
-        let report = |imp: &mut Self, reason: String| {
-            imp.b.unsupported.push(Unsupported {
-                op: op_name.clone(),
-                node: name.clone(),
-                reason,
-            });
-            for &o in &out_idx {
-                imp.bound[o] = Some(Bound::Poisoned);
-            }
-        };
         let control = matches!(
             builtin,
             tfl::BuiltinOperator::WHILE | tfl::BuiltinOperator::IF
         );
         let handler = ops::handler(builtin);
-        if handler.is_none() && !control {
-            let why = if builtin == tfl::BuiltinOperator::CUSTOM {
-                "custom operator (not a TFLite builtin)".to_string()
-            } else {
-                "builtin operator not supported by the TFLite reader".to_string()
-            };
-            report(self, why);
-            return Ok(());
-        }
-        if poisoned {
+        let result = if handler.is_none() && !control {
+            Err(NodeError::Unsupported(
+                if builtin == tfl::BuiltinOperator::CUSTOM {
+                    "custom operator (not a TFLite builtin)"
+                } else {
+                    "builtin operator not supported by the TFLite reader"
+                }
+                .to_string(),
+            ))
+        } else if poisoned {
             // Downstream of an unsupported op: nothing to compute, nothing more to report.
             for &o in &out_idx {
                 self.bound[o] = Some(Bound::Poisoned);
             }
-            return Ok(());
-        }
-        if builtin == tfl::BuiltinOperator::QUANTIZE {
-            match self.exact_requantize(&op, &out_idx) {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(NodeError::Unsupported(why)) => {
-                    report(self, why);
-                    return Ok(());
-                }
-                Err(NodeError::Invalid(why)) => {
-                    return Err(format!("operator {k} ({op_name} '{name}'): {why}"))
-                }
-            }
-        }
-        let out_dtypes = out_idx
-            .iter()
-            .map(|&o| tensor::dtype(self.tensors[o].type_()).ok())
-            .collect();
-        let node = Node {
-            name: name.clone(),
-            code: builtin,
-            op,
-            inputs,
-            out_dtypes,
+            Ok(())
+        } else {
+            let node = Node {
+                name: name.clone(),
+                code: builtin,
+                op,
+                inputs,
+                out_dtypes: vec![],
+            };
+            self.compute(node, handler, &out_idx)
         };
-        let computed = match handler {
-            Some(h) => h(&mut self.b, &node),
-            None => self.control(&name, &op, &node.inputs),
-        };
-        let result = computed.and_then(|vals| {
-            if vals.len() < out_idx.len() {
-                return Err(NodeError::Invalid(format!(
-                    "{} outputs computed for {} tensors",
-                    vals.len(),
-                    out_idx.len()
-                )));
-            }
-            self.bind_outputs(&out_idx, &vals)
-        });
         match result {
             Ok(()) => Ok(()),
-            Err(NodeError::Unsupported(why)) => {
-                report(self, why);
+            Err(NodeError::Unsupported(reason)) => {
+                self.b.unsupported.push(Unsupported {
+                    op: op_name,
+                    node: name,
+                    reason,
+                });
+                for &o in &out_idx {
+                    self.bound[o] = Some(Bound::Poisoned);
+                }
                 Ok(())
             }
             Err(NodeError::Invalid(why)) => {
                 Err(format!("operator {k} ({op_name} '{name}'): {why}"))
             }
         }
+    }
+
+    /// Runs an operator's handler (or WHILE/IF) and binds its results to `out_idx`.
+    fn compute(
+        &mut self,
+        mut node: Node<'a>,
+        handler: Option<ops::Handler>,
+        out_idx: &[usize],
+    ) -> NodeResult<()> {
+        if node.code == tfl::BuiltinOperator::QUANTIZE
+            && self.exact_requantize(&node.op, out_idx)?
+        {
+            return Ok(());
+        }
+        node.out_dtypes = out_idx
+            .iter()
+            .map(|&o| tensor::dtype(self.tensors[o].type_()).ok())
+            .collect();
+        let vals = match handler {
+            Some(h) => h(&mut self.b, &node)?,
+            None => self.control(&node.name, &node.op, &node.inputs)?,
+        };
+        if vals.len() < out_idx.len() {
+            return Err(NodeError::Invalid(format!(
+                "{} outputs computed for {} tensors",
+                vals.len(),
+                out_idx.len()
+            )));
+        }
+        self.bind_outputs(out_idx, &vals)
     }
 
     /// An operator's input values (`None` for an absent optional one) and whether any comes

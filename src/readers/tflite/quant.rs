@@ -147,3 +147,38 @@ pub fn shift_integers(
         vec![moved],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_channel_constants_dequantize_along_their_axis() {
+        // [2, 3] int8, one scale and zero point per entry of axis 1.
+        let q = QuantParams {
+            scale: vec![0.5, 2.0, 1.0],
+            zero_point: vec![0, 1, -1],
+            axis: Some(1),
+        };
+        let c = Tensor::from_i64s(DType::I8, vec![2, 3], &[2, 3, 4, -2, 1, 0]);
+        let r = dequantize_const(&c, &q).unwrap();
+        assert_eq!(r.to_f64s(), [1.0, 4.0, 5.0, -1.0, 0.0, 1.0]);
+        let bad = QuantParams { axis: Some(0), ..q };
+        assert!(dequantize_const(&c, &bad).is_err());
+    }
+
+    #[test]
+    fn only_uint8_int8_pairs_of_one_scale_shift_exactly() {
+        let u8q = QuantParams::per_tensor(0.1, 128);
+        let i8q = QuantParams::per_tensor(0.1, 0);
+        assert_eq!(
+            exact_shift((&u8q, DType::U8), (&i8q, DType::I8)),
+            Some(-128)
+        );
+        assert_eq!(exact_shift((&i8q, DType::I8), (&u8q, DType::U8)), Some(128));
+        let other = QuantParams::per_tensor(0.2, 0);
+        assert_eq!(exact_shift((&u8q, DType::U8), (&other, DType::I8)), None);
+        let off = QuantParams::per_tensor(0.1, 3);
+        assert_eq!(exact_shift((&u8q, DType::U8), (&off, DType::I8)), None);
+    }
+}

@@ -10,7 +10,9 @@ use crate::ir::ops::{BinaryOp, Concat, MatMul, Rnn, RnnDirection, RnnInput, Tran
 use crate::ir::{Dim, Op, Tensor, ValueId};
 use crate::readers::builder::{reshape_to, unsupported, GraphBuilder, NodeError, NodeResult};
 use crate::readers::tf_common::apply_fused;
-use tract_tflite::tflite::{ActivationFunctionType as Act, BuiltinOperator as B};
+use tract_tflite::tflite::{
+    ActivationFunctionType as Act, BuiltinOperator as B, UnidirectionalSequenceLSTMOptions,
+};
 
 pub fn handler(code: B) -> Option<Handler> {
     Some(match code {
@@ -63,11 +65,8 @@ fn check_cell_clip(clip: f32, steps: &Dim) -> NodeResult<()> {
     }
 }
 
-fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let o = n.options(
-        n.op.builtin_options_as_unidirectional_sequence_lstmoptions(),
-        "UnidirectionalSequenceLSTMOptions",
-    )?;
+/// The forms of UNIDIRECTIONAL_SEQUENCE_LSTM the IR's LSTM cannot express.
+fn refuse_variants(n: &Node, o: &UnidirectionalSequenceLSTMOptions) -> NodeResult<()> {
     if n.opt(1).is_none() {
         return unsupported("CIFG LSTM (coupled input and forget gates)");
     }
@@ -80,20 +79,31 @@ fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     if o.fused_activation_function() != Act::TANH {
         return unsupported("LSTM with a cell activation other than TANH");
     }
-    let x = n.input(0)?;
-    let xs = b.g.ty(x).shape.clone();
-    let w: Vec<ValueId> = INPUT_WEIGHTS
-        .iter()
-        .map(|&i| n.input(i))
-        .collect::<NodeResult<_>>()?;
-    let r: Vec<ValueId> = RECURRENT_WEIGHTS
-        .iter()
-        .map(|&i| n.input(i))
-        .collect::<NodeResult<_>>()?;
-    let bias: Vec<ValueId> = BIASES
-        .iter()
-        .map(|&i| n.input(i))
-        .collect::<NodeResult<_>>()?;
+    if n.opt(18).is_some() || n.opt(19).is_some() {
+        return unsupported(
+            "LSTM state inputs computed in the model (not zero-initialised variables)",
+        );
+    }
+    Ok(())
+}
+
+/// W, R, B (and P) of the IR's LSTM from TFLite's per-gate operands, and which optional
+/// inputs they fill.
+fn lstm_parameters(
+    b: &mut GraphBuilder,
+    n: &Node,
+) -> NodeResult<(Vec<ValueId>, Vec<RnnInput>, usize)> {
+    let gather = |slots: &[usize]| {
+        slots
+            .iter()
+            .map(|&i| n.input(i))
+            .collect::<NodeResult<Vec<_>>>()
+    };
+    let (w, r, bias) = (
+        gather(&INPUT_WEIGHTS)?,
+        gather(&RECURRENT_WEIGHTS)?,
+        gather(&BIASES)?,
+    );
     let hidden =
         b.g.ty(r[0])
             .shape
@@ -102,20 +112,7 @@ fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
             .ok_or_else(|| {
                 NodeError::Invalid("recurrent weights need a fixed first dimension".into())
             })? as usize;
-    if xs.len() != 3 {
-        return Err(NodeError::Invalid(format!("input of rank {}", xs.len())));
-    }
-    let steps = if o.time_major() { &xs[0] } else { &xs[1] };
-    check_cell_clip(o.cell_clip(), steps)?;
     let name = &n.name;
-    let xt = if o.time_major() {
-        x
-    } else {
-        let t = Op::Transpose(Transpose {
-            perm: vec![1, 0, 2],
-        });
-        b.emit1(&format!("{name}/time_major"), t, vec![x])?
-    };
     let w = joined(b, &format!("{name}/W"), &w, &IOFC)?;
     let r = joined(b, &format!("{name}/R"), &r, &IOFC)?;
     // ONNX adds an input and a recurrent bias; TFLite has one.
@@ -124,13 +121,14 @@ fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         &format!("{name}/Rb"),
         Tensor::filled(dtype, vec![4 * hidden], &vec![0u8; dtype.size()]),
     );
+    let cat = Op::Concat(Concat { axis: 0 });
     let wb = b.emit1(
         &format!("{name}/Wb"),
-        Op::Concat(Concat { axis: 0 }),
+        cat,
         IOFC.iter().map(|&i| bias[i]).collect(),
     )?;
     let bias = joined(b, &format!("{name}/B"), &[wb, zeros], &[0, 1])?;
-    let mut ins = vec![xt, w, r, bias];
+    let mut ins = vec![w, r, bias];
     let mut optional = vec![RnnInput::Bias];
     let peep: Vec<Option<ValueId>> = PEEPHOLES.iter().map(|&i| n.opt(i)).collect();
     if let [Some(pi), Some(pf), Some(po)] = peep[..] {
@@ -139,11 +137,33 @@ fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     } else if peep.iter().any(Option::is_some) {
         return Err(NodeError::Invalid("some peepholes given, not all".into()));
     }
-    if n.opt(18).is_some() || n.opt(19).is_some() {
-        return unsupported(
-            "LSTM state inputs computed in the model (not zero-initialised variables)",
-        );
+    Ok((ins, optional, hidden))
+}
+
+fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let o = n.options(
+        n.op.builtin_options_as_unidirectional_sequence_lstmoptions(),
+        "UnidirectionalSequenceLSTMOptions",
+    )?;
+    refuse_variants(n, &o)?;
+    let x = n.input(0)?;
+    let xs = b.g.ty(x).shape.clone();
+    if xs.len() != 3 {
+        return Err(NodeError::Invalid(format!("input of rank {}", xs.len())));
     }
+    check_cell_clip(o.cell_clip(), if o.time_major() { &xs[0] } else { &xs[1] })?;
+    let name = &n.name;
+    let swap = || {
+        Op::Transpose(Transpose {
+            perm: vec![1, 0, 2],
+        })
+    };
+    let xt = if o.time_major() {
+        x
+    } else {
+        b.emit1(&format!("{name}/time_major"), swap(), vec![x])?
+    };
+    let (params, optional, hidden) = lstm_parameters(b, n)?;
     let op = Rnn {
         direction: RnnDirection::Forward,
         hidden_size: hidden,
@@ -154,19 +174,19 @@ fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         batch_major: false,
         optional,
     };
-    let outs = b.emit(&format!("{name}/lstm"), Op::Lstm(op), ins)?;
+    let outs = b.emit(
+        &format!("{name}/lstm"),
+        Op::Lstm(op),
+        [vec![xt], params].concat(),
+    )?;
     // Y [T, 1, B, H] → [T, B, H] → TFLite's layout.
-    let y = outs[0];
-    let ys = b.g.ty(y).shape.clone();
+    let ys = b.g.ty(outs[0]).shape.clone();
     let seq = vec![ys[0].clone(), ys[2].clone(), ys[3].clone()];
-    let y = reshape_to(b, &format!("{name}/y"), y, seq)?[0];
+    let y = reshape_to(b, &format!("{name}/y"), outs[0], seq)?[0];
     if o.time_major() {
         return Ok(vec![y]);
     }
-    let t = Op::Transpose(Transpose {
-        perm: vec![1, 0, 2],
-    });
-    b.emit(name, t, vec![y])
+    b.emit(name, swap(), vec![y])
 }
 
 /// RNN(x [batch, in], W [units, in], R [units, units], b [units], h): one step of a basic RNN.
