@@ -148,6 +148,16 @@ pub fn quant_params(
             })?;
         Some(a)
     };
+    // Per-channel: one scale per entry of the quantized axis (of the file's shape).
+    let channels = axis.and_then(|a| t.shape().and_then(|s| s.iter().nth(a)));
+    if channels.is_some_and(|c| usize::try_from(c).ok() != Some(scale.len())) {
+        return Err(format!(
+            "{what}: {} scales for {} channels on axis {}",
+            scale.len(),
+            channels.unwrap_or_default(),
+            q.quantized_dimension()
+        ));
+    }
     if scale.len() != zero_point.len() || scale.iter().any(|s| !s.is_finite() || *s <= 0.0) {
         return Err(format!(
             "{what}: bad quantization ({} scales, {} zero points)",
