@@ -69,6 +69,64 @@ fn unsupported_ops_are_all_listed_with_exit_4() {
 }
 
 #[test]
+fn tflite_custom_ops_are_refused_by_name_with_exit_4() {
+    let input = fixture("fixtures/bad/custom_op.tflite");
+    refused(&input, 4, "unsupported op Digamma at node 'Digamma'");
+    refused(&input, 4, "custom operator");
+}
+
+#[test]
+fn tflite_signature_selects_its_subgraph_and_names() {
+    let model = fixture("fixtures/tflite/two_signatures/model.tflite");
+    let dir = crate::common::tempdir();
+    let out = dir.path().join("double.onnx");
+    let o = mdeploy(&[
+        "convert",
+        &model,
+        "--signature",
+        "double",
+        "--to",
+        "onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let g = mdeploy::readers::read(&out, &Default::default()).unwrap();
+    let names = |vs: &[mdeploy::ir::ValueId]| -> Vec<String> {
+        vs.iter().map(|&v| g.value(v).name.clone()).collect()
+    };
+    assert_eq!(names(&g.inputs), ["a"]);
+    let mut outs = names(&g.outputs);
+    outs.sort();
+    assert_eq!(outs, ["sum", "twice"]);
+    let o = mdeploy(&[
+        "convert",
+        &model,
+        "--signature",
+        "nope",
+        "--to",
+        "onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no signature 'nope' (the model has: classify, double)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn truncated_tflite_is_a_clear_failure() {
+    refused(
+        &fixture("fixtures/bad/truncated.tflite"),
+        1,
+        "not a valid TFLite model",
+    );
+}
+
+#[test]
 fn bad_flags_are_usage_errors() {
     let o = mdeploy(&["convert", "x.onnx", "--to", "nothing"]);
     assert_eq!(o.status.code(), Some(2));

@@ -19,3 +19,4 @@ mod saved_model;
 mod tfjs;
 mod tfjs_layers;
 mod tflite;
+mod tflite_reader;

@@ -113,7 +113,7 @@ pub struct ConvertArgs {
     /// Override an input's shape, as NAME:1x224x224x3 (repeatable).
     #[arg(long = "input-shape", value_parser = parse_input_shape)]
     pub input_shapes: Vec<(String, Shape)>,
-    /// SavedModel signature to convert (default serving_default).
+    /// SavedModel or TFLite signature to convert (default serving_default).
     #[arg(long)]
     pub signature: Option<String>,
     /// Seed for the random --verify inputs.

@@ -5,6 +5,8 @@ pub mod builder;
 pub mod keras;
 pub mod onnx;
 pub mod saved_model;
+pub mod tf_common;
+pub mod tflite;
 
 use crate::error::{failed, Error, Result};
 use crate::formats::keras::KerasSource;
@@ -66,6 +68,7 @@ pub fn all() -> Vec<Box<dyn Reader>> {
         Box::new(onnx::OnnxReader),
         Box::new(saved_model::SavedModelReader),
         Box::new(keras::KerasReader),
+        Box::new(tflite::TfliteReader),
     ]
 }
 

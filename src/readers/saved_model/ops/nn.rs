@@ -246,20 +246,13 @@ fn pool(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         kernel,
     };
     crate::ir::ops::check_window(&p.kernel, &p.strides, &p.dilations)?;
-    if p.padding == Padding::SameUpper {
-        let conv = Conv {
-            layout: Layout::Nhwc,
-            kernel_layout: KernelLayout::Hwio,
-            strides: p.strides.clone(),
-            dilations: p.dilations.clone(),
-            padding: Padding::SameUpper,
-            group: 1,
-            output_padding: vec![],
-        };
-        if let Some(pads) = conv.explicit_pads(&b.g.ty(x).shape[1..3], &p.kernel) {
-            p.padding = Padding::Explicit(pads);
-        }
-    }
+    p.padding = crate::readers::tf_common::resolve_same(
+        p.padding,
+        &b.g.ty(x).shape[1..3],
+        &p.kernel,
+        &p.strides,
+        &p.dilations,
+    );
     b.emit(&n.name, Op::Pool(p), vec![x])
 }
 

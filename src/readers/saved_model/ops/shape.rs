@@ -7,13 +7,15 @@
 use super::super::tensor::TfNode;
 use super::{const_ints, Handler};
 use crate::ir::ops::{
-    norm_axis, Concat, ConstantOfShape, CoordTransform, Expand, Gather, NearestRounding, Pad,
-    PadMode, Resize, ResizeMode, ShapeOf, Slice, SliceAxis, Split, Tile, Transpose,
+    norm_axis, Concat, Expand, Gather, Pad, PadMode, ShapeOf, Slice, SliceAxis, Split, Tile,
+    Transpose,
 };
-use crate::ir::{DType, Dim, Layout, Op, Shape, ValueId};
+use crate::ir::{DType, Dim, Op, Shape, ValueId};
 use crate::readers::builder::{
     entries_to_shape, reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult,
+    ShapeEntry,
 };
+use crate::readers::tf_common::{self, StridedMasks};
 
 pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
@@ -201,105 +203,17 @@ fn split(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     b.emit(&n.name, Op::Split(Split { axis, sizes }), vec![x])
 }
 
-/// StridedSlice: an ellipsis expands to the axes not named; `new_axis` inserts size-1 axes,
-/// `shrink_axis` takes one element and drops the axis; `begin_mask`/`end_mask` mean "from the
-/// start/to the end" in the step's direction.
 fn strided_slice(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
-    let s = b.g.ty(x).shape.clone();
-    let begin = const_ints(b, n, 1, "begin")?;
-    let end = const_ints(b, n, 2, "end")?;
-    let strides = const_ints(b, n, 3, "strides")?;
-    if begin.len() != end.len() || begin.len() != strides.len() {
-        return Err(NodeError::Invalid(
-            "begin/end/strides lengths differ".into(),
-        ));
-    }
-    let bit = |m: i64, i: usize| i < 63 && (m >> i) & 1 == 1;
-    let (bm, em, ell, new, shrink) = (
-        n.int("begin_mask", 0),
-        n.int("end_mask", 0),
-        n.int("ellipsis_mask", 0),
-        n.int("new_axis_mask", 0),
-        n.int("shrink_axis_mask", 0),
-    );
-    if (0..begin.len()).filter(|&i| bit(ell, i)).count() > 1 {
-        return Err(NodeError::Invalid("more than one ellipsis".into()));
-    }
-    let n_real = (0..begin.len())
-        .filter(|&i| !bit(new, i) && !bit(ell, i))
-        .count();
-    let skip = s
-        .len()
-        .checked_sub(n_real)
-        .ok_or_else(|| NodeError::Invalid("slice has more axes than the input".into()))?;
-    // Pass 1: the slice on the input axes.
-    let mut axes = Vec::new();
-    let mut in_axis = 0usize;
-    for i in 0..begin.len() {
-        if bit(ell, i) {
-            in_axis += skip;
-            continue;
-        }
-        if bit(new, i) {
-            continue;
-        }
-        let step = strides[i];
-        if step == 0 {
-            return Err(NodeError::Invalid("stride 0".into()));
-        }
-        let (mut start, mut stop) = (begin[i], end[i]);
-        if bit(shrink, i) {
-            if step < 0 {
-                return unsupported("shrink_axis with a negative stride");
-            }
-            stop = if start == -1 { i64::MAX } else { start + 1 };
-        } else {
-            if bit(bm, i) {
-                start = if step > 0 { 0 } else { i64::MAX };
-            }
-            if bit(em, i) {
-                stop = if step > 0 { i64::MAX } else { i64::MIN };
-            }
-        }
-        if !(step == 1 && start == 0 && stop == i64::MAX) {
-            axes.push(SliceAxis {
-                axis: in_axis,
-                start,
-                end: stop,
-                step,
-            });
-        }
-        in_axis += 1;
-    }
-    let sliced = if axes.is_empty() {
-        x
-    } else {
-        b.emit1(
-            &format!("{}/slice", n.name),
-            Op::Slice(Slice { axes }),
-            vec![x],
-        )?
+    let masks = StridedMasks {
+        begin: n.int("begin_mask", 0),
+        end: n.int("end_mask", 0),
+        ellipsis: n.int("ellipsis_mask", 0),
+        new_axis: n.int("new_axis_mask", 0),
+        shrink: n.int("shrink_axis_mask", 0),
     };
-    // Pass 2: the output shape: new axes inserted, shrunk axes dropped.
-    let st = b.g.ty(sliced).shape.clone();
-    let mut src = 0usize;
-    let mut out = Vec::new();
-    for i in 0..begin.len() {
-        if bit(ell, i) {
-            out.extend(st[src..src + skip].iter().cloned());
-            src += skip;
-        } else if bit(new, i) {
-            out.push(Dim::Fixed(1));
-        } else {
-            if !bit(shrink, i) {
-                out.push(st[src].clone());
-            }
-            src += 1;
-        }
-    }
-    out.extend(st[src.min(st.len())..].iter().cloned());
-    reshape_to(b, &n.name, sliced, out)
+    let (begin, end) = (const_ints(b, n, 1, "begin")?, const_ints(b, n, 2, "end")?);
+    let strides = const_ints(b, n, 3, "strides")?;
+    tf_common::strided_slice(b, &n.name, n.input(0)?, [&begin, &end, &strides], masks)
 }
 
 fn slice(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
@@ -386,7 +300,7 @@ fn pad(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         }
         "MirrorPad" => match n.string("mode", "REFLECT").as_str() {
             "REFLECT" => (PadMode::Reflect, 0.0),
-            "SYMMETRIC" => return symmetric_pad(b, n, x, &pads),
+            "SYMMETRIC" => return tf_common::symmetric_pad(b, &n.name, x, &pads),
             m => return unsupported(format!("MirrorPad mode {m}")),
         },
         _ => (PadMode::Constant, 0.0),
@@ -397,69 +311,8 @@ fn pad(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     b.emit(&n.name, Op::Pad(Pad { mode, pads, value }), vec![x])
 }
 
-/// SYMMETRIC mirror padding (the edge element repeated): per axis, the first `a` elements
-/// reversed, the input, then the last `e` elements reversed, concatenated.
-fn symmetric_pad(
-    b: &mut GraphBuilder,
-    n: &TfNode,
-    mut x: ValueId,
-    pads: &[(i64, i64)],
-) -> NodeResult<Vec<ValueId>> {
-    for (axis, &(before, after)) in pads.iter().enumerate() {
-        if before < 0 || after < 0 {
-            return Err(NodeError::Invalid("negative paddings".into()));
-        }
-        if before == 0 && after == 0 {
-            continue;
-        }
-        let base = format!("{}/axis{axis}", n.name);
-        let mut parts = Vec::new();
-        let rev = |b: &mut GraphBuilder, tag: &str, start: i64, end: i64| {
-            let s = SliceAxis {
-                axis,
-                start,
-                end,
-                step: -1,
-            };
-            b.emit1(
-                &format!("{base}/{tag}"),
-                Op::Slice(Slice { axes: vec![s] }),
-                vec![x],
-            )
-        };
-        if before > 0 {
-            parts.push(rev(b, "before", before - 1, i64::MIN)?);
-        }
-        parts.push(x);
-        if after > 0 {
-            parts.push(rev(b, "after", -1, -1 - after)?);
-        }
-        x = b.emit1(&base, Op::Concat(Concat { axis }), parts)?;
-    }
-    Ok(vec![x])
-}
-
 fn fill(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let (dims, v) = (n.input(0)?, n.input(1)?);
-    let value =
-        b.g.constant(v)
-            .cloned()
-            .ok_or_else(|| NodeError::Unsupported("fill value computed at run time".into()))?;
-    let dims = if b.g.ty(dims).dtype == DType::I64 {
-        dims
-    } else {
-        b.emit1(
-            &format!("{}/dims", n.name),
-            Op::Cast(crate::ir::ops::Cast { to: DType::I64 }),
-            vec![dims],
-        )?
-    };
-    let value = value.reshaped(vec![1]);
-    b.emit(
-        &n.name,
-        Op::ConstantOfShape(ConstantOfShape { value }),
-        vec![dims],
-    )
+    tf_common::fill(b, &n.name, n.input(0)?, n.input(1)?)
 }
 
 fn range(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
@@ -488,55 +341,17 @@ fn shape(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     b.emit(&n.name, Op::Cast(crate::ir::ops::Cast { to }), vec![s])
 }
 
-/// ResizeBilinear / ResizeNearestNeighbor (NHWC, `size` = new height and width). TF's
-/// half-pixel nearest (`floor((i + 0.5) · scale)`) is ONNX half_pixel with round-prefer-ceil.
 fn resize(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
-    let s = b.g.ty(x).shape.clone();
-    if s.len() != 4 {
-        return Err(NodeError::Invalid("resize needs NHWC input".into()));
-    }
-    let size = const_ints(b, n, 1, "size")?;
-    let [h, w] = size[..] else {
-        return Err(NodeError::Invalid("size must hold 2 values".into()));
+    let r = tf_common::ResizeAttrs {
+        nearest: n.op() == "ResizeNearestNeighbor",
+        align_corners: n.bool("align_corners", false),
+        half_pixel_centers: n.bool("half_pixel_centers", false),
     };
-    if h < 1 || w < 1 {
-        return Err(NodeError::Invalid(format!("size {size:?}")));
-    }
-    let (align, half) = (
-        n.bool("align_corners", false),
-        n.bool("half_pixel_centers", false),
-    );
-    let nearest = n.op() == "ResizeNearestNeighbor";
-    let (coord, rounding) = match (align, half) {
-        (true, _) => (
-            CoordTransform::AlignCorners,
-            NearestRounding::RoundPreferCeil,
-        ),
-        (false, true) => (CoordTransform::HalfPixel, NearestRounding::RoundPreferCeil),
-        (false, false) => (CoordTransform::Asymmetric, NearestRounding::Floor),
-    };
-    let r = Resize {
-        mode: if nearest {
-            ResizeMode::Nearest
-        } else {
-            ResizeMode::Linear
-        },
-        coord,
-        nearest: rounding,
-        cubic_coeff_a: -0.75,
-        exclude_outside: false,
-        extrapolation_value: 0.0,
-        layout: Layout::Nhwc,
-        scales: vec![],
-        sizes: Some(vec![
-            s[0].clone(),
-            Dim::Fixed(h as u64),
-            Dim::Fixed(w as u64),
-            s[3].clone(),
-        ]),
-    };
-    b.emit(&n.name, Op::Resize(r), vec![x])
+    let size: Vec<ShapeEntry> = const_ints(b, n, 1, "size")?
+        .into_iter()
+        .map(ShapeEntry::Int)
+        .collect();
+    tf_common::resize(b, &n.name, n.input(0)?, &size, r)
 }
 
 /// ReverseV2(x, axes): every listed axis read backwards, a slice with step -1 (how Keras runs a
