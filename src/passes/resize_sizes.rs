@@ -7,7 +7,7 @@
 
 use super::rewrite::Rewriter;
 use crate::ir::ops::{Concat, Dynamic, Resize, ShapeOf};
-use crate::ir::{DType, Dim, Graph, Node, Op, Tensor, ValueId};
+use crate::ir::{DType, Dim, Graph, Layout, Node, Op, Tensor, ValueId};
 
 /// Rewrites every such resize. Returns whether anything changed; fails naming a resize whose
 /// symbol no earlier value carries.
@@ -39,10 +39,18 @@ pub fn read_symbolic_sizes(g: &mut Graph) -> Result<bool, String> {
     Ok(true)
 }
 
-/// The resize of `n`, when its sizes hold a symbol.
+/// The resize of `n`, when a spatial size is a symbol: the writers take the output's spatial
+/// sizes, while the batch and channel sizes (a symbolic batch) pass through unchanged.
 fn symbolic(n: &Node) -> Option<&Resize> {
     match &n.op {
-        Op::Resize(r) if r.sizes.as_ref()?.iter().any(|d| !d.is_fixed()) => Some(r),
+        Op::Resize(r) => {
+            let sizes = r.sizes.as_ref()?;
+            let spatial = match r.layout {
+                Layout::Nchw => 2..sizes.len(),
+                Layout::Nhwc => 1..sizes.len().saturating_sub(1),
+            };
+            sizes.get(spatial)?.iter().any(|d| !d.is_fixed()).then_some(r)
+        }
         // Only a static resize has sizes of its own to rewrite.
         _ => None,
     }
