@@ -39,3 +39,43 @@ fn onnx_fixtures_written_as_tflite_read_back_and_match() {
         "matched {matched:?}, refused {refused:?}"
     );
 }
+
+/// What `--verify` of a TFLite output now runs is the file read back: a writer that stored one
+/// wrong weight (simulated by changing one float32 of a kernel in the written bytes) gives a
+/// result the comparison rejects, where the file as written matches.
+#[test]
+fn a_wrong_weight_in_the_file_is_seen_by_the_read_back() {
+    let f = onnx_fixtures()
+        .into_iter()
+        .find(|f| f.name == "mlp")
+        .expect("fixtures/onnx/mlp");
+    let mut g = readers::read(&f.model, &ReadOptions::default()).unwrap();
+    // The largest weight: its bytes appear once in the file.
+    let weight = g
+        .values
+        .iter()
+        .filter_map(|v| v.constant.as_ref())
+        .max_by_key(|t| t.data.len())
+        .map(|t| t.data.to_vec())
+        .unwrap();
+    let w = TfliteWriter { nhwc_io: false };
+    w.legalize(&mut g).unwrap();
+    let mut bytes = w.to_bytes(&g).unwrap();
+    let probe = &weight[..32];
+    let at = bytes
+        .windows(probe.len())
+        .position(|win| win == probe)
+        .expect("the kernel's bytes are in the file");
+    let value = f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    bytes[at..at + 4].copy_from_slice(&(value + 5.0).to_le_bytes());
+    let dir = crate::common::tempdir();
+    let path = dir.path().join("wrong.tflite");
+    std::fs::write(&path, bytes).unwrap();
+    let back = readers::read(&path, &ReadOptions::default()).unwrap();
+    let got = mdeploy::eval::run(&back, &f.inputs()).unwrap();
+    let c = mdeploy::eval::compare("out", &got[0], &f.expected()[0]);
+    assert!(
+        c.shape_matches && c.max_rel > 1e-3,
+        "the changed weight went unseen: {c:?}"
+    );
+}

@@ -49,7 +49,11 @@ fn symbolic(n: &Node) -> Option<&Resize> {
                 Layout::Nchw => 2..sizes.len(),
                 Layout::Nhwc => 1..sizes.len().saturating_sub(1),
             };
-            sizes.get(spatial)?.iter().any(|d| !d.is_fixed()).then_some(r)
+            sizes
+                .get(spatial)?
+                .iter()
+                .any(|d| !d.is_fixed())
+                .then_some(r)
         }
         // Only a static resize has sizes of its own to rewrite.
         _ => None,

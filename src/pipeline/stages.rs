@@ -7,7 +7,7 @@ use super::target::Chosen;
 use super::Observer;
 use crate::error::{Error, Result};
 use crate::eval::{self, Comparison};
-use crate::ir::{Graph, Tensor};
+use crate::ir::{Graph, Tensor, ValueId};
 use std::path::{Path, PathBuf};
 
 /// The accuracy report of `result` (the graph exactly as it is written) against `source`, when
@@ -113,7 +113,13 @@ pub(super) fn verify(
         obs.line(why);
         return Ok(vec![]);
     }
-    notes(chosen, out, written, obs)?;
+    let read_back = match chosen.target {
+        Target::Tflite => read_back_tflite(out, source, obs),
+        Target::Onnx | Target::Tfjs => None,
+    };
+    if read_back.is_none() {
+        notes(chosen, out, written, obs)?;
+    }
     let mut all = Vec::new();
     let mut checked = 0;
     let mut first_error = None;
@@ -146,7 +152,7 @@ pub(super) fn verify(
         let check = Check {
             v,
             source,
-            written,
+            written: read_back.as_ref().unwrap_or(written),
             out,
             chosen,
             obs,
@@ -212,6 +218,9 @@ fn verify_at(
         Target::Onnx => eval::run_onnx_file(out, &inputs)?,
         // The graph exactly as written (after the TFLite or NHWC rewrites), run by tract:
         // LiteRT and TF.js themselves run in the conformance tier.
+        // The TFLite file as mdeploy's TFLite reader reads it back when it can (`written` is
+        // then that graph), else the graph as written; LiteRT and TF.js themselves run in the
+        // conformance tier.
         Target::Tflite | Target::Tfjs => eval::run(written, &inputs)?,
     };
     if got.len() != expected.len() {
@@ -240,6 +249,50 @@ fn verify_at(
         comparisons.push(c);
     }
     Ok(comparisons)
+}
+
+/// The written TFLite file read back by mdeploy's own TFLite reader, its inputs and outputs in
+/// the source's order, so that verification runs what the file holds (a writer that wrote a
+/// wrong weight is caught); `None`, said in a line, when it cannot be read back that way.
+fn read_back_tflite(out: &Path, source: &Graph, obs: &dyn Observer) -> Option<Graph> {
+    let opts = crate::readers::ReadOptions::default();
+    let read = crate::readers::read(out, &opts).map_err(|e| e.to_string());
+    match read.and_then(|g| in_source_order(g, source)) {
+        Ok(g) => {
+            obs.line("the written file is read back by mdeploy's TFLite reader and run");
+            Some(g)
+        }
+        Err(why) => {
+            obs.line(&format!(
+                "not read back ({why}); the graph as written is verified"
+            ));
+            None
+        }
+    }
+}
+
+/// `g` with its inputs and outputs ordered as `source`'s, matched by name.
+fn in_source_order(mut g: Graph, source: &Graph) -> std::result::Result<Graph, String> {
+    let order = |mine: &[ValueId], theirs: &[ValueId], what: &str| {
+        theirs
+            .iter()
+            .map(|&t| {
+                let name = &source.value(t).name;
+                mine.iter()
+                    .copied()
+                    .find(|&m| g.value(m).name == *name)
+                    .ok_or_else(|| format!("the file has no {what} named '{name}'"))
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()
+    };
+    let inputs = order(&g.inputs, &source.inputs, "input")?;
+    let outputs = order(&g.outputs, &source.outputs, "output")?;
+    if inputs.len() != g.inputs.len() || outputs.len() != g.outputs.len() {
+        return Err("the file's inputs or outputs differ from the source's".into());
+    }
+    g.inputs = inputs;
+    g.outputs = outputs;
+    Ok(g)
 }
 
 /// Whether tract cannot run the graph as an ONNX file by itself: control flow (tract 0.23 has no

@@ -513,6 +513,27 @@ impl<'a> Importer<'a> {
     fn bind_output(&mut self, name: &str, v: ValueId) -> Result<(), String> {
         let g = &self.b.g;
         let shared = g.inputs.contains(&v) || g.constant(v).is_some() || g.outputs.contains(&v);
+        // The output is called exactly what the signature says: an inner value that took the
+        // name first (a tensor named like the key) gives it up; a node's name is no obstacle.
+        if !shared && g.value(v).name != name {
+            let holder = g
+                .values
+                .iter()
+                .position(|x| x.name == name)
+                .map(crate::ir::ValueId);
+            let movable = holder.is_none_or(|w| !g.inputs.contains(&w) && !g.outputs.contains(&w));
+            if movable {
+                if let Some(w) = holder {
+                    let fresh = self.b.unique_name(&format!("{name}_inner"));
+                    self.b.g.value_mut(w).name = fresh;
+                }
+                self.b.claim_name(name);
+                self.b.g.value_mut(v).name = name.to_string();
+                self.b.g.outputs.push(v);
+                return Ok(());
+            }
+        }
+        let g = &self.b.g;
         let v = if g.value(v).name == name && !shared {
             v
         } else if shared || self.b.name_taken(name) {
