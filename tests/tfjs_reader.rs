@@ -29,11 +29,15 @@ fn tfjs_fixtures() -> Vec<Fixture> {
     v
 }
 
+fn meta(f: &Fixture) -> serde_json::Value {
+    let meta = std::fs::read_to_string(f.dir.join("meta.json")).unwrap();
+    serde_json::from_str(&meta).unwrap()
+}
+
 /// The fixture's tolerance: `rel_tolerance` of a quantized source, else 1e-4.
 fn tolerance(f: &Fixture) -> f64 {
-    let meta = std::fs::read_to_string(f.dir.join("meta.json")).unwrap();
-    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
-    meta.get("rel_tolerance")
+    meta(f)
+        .get("rel_tolerance")
         .and_then(serde_json::Value::as_f64)
         .unwrap_or(0.0)
         .max(1e-4)
@@ -44,8 +48,9 @@ fn converter_fixtures_read_and_match_tensorflow() {
     for f in tfjs_fixtures() {
         let g = readers::read(&f.model, &ReadOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        assert_eq!(g.value(g.inputs[0]).name, "image", "{}", f.name);
-        assert_eq!(g.value(g.outputs[0]).name, "output_0", "{}", f.name);
+        let m = meta(&f);
+        assert_eq!(g.value(g.inputs[0]).name, m["inputs"][0], "{}", f.name);
+        assert_eq!(g.value(g.outputs[0]).name, m["outputs"][0], "{}", f.name);
         let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{}: {e}", f.name));
         let expected = f.expected();
         assert_eq!(got.len(), expected.len(), "{}", f.name);
@@ -131,6 +136,26 @@ fn unknown_ops_are_refused_by_name_with_exit_4() {
     let e = readers::read(dir.path(), &ReadOptions::default()).unwrap_err();
     assert_eq!(e.exit_code(), 4, "{e}");
     assert!(e.to_string().contains("MyCustomOp"), "{e}");
+}
+
+#[test]
+fn custom_layers_are_refused_by_name_with_exit_4() {
+    let dir = tempdir();
+    let from = repo().join("fixtures/tfjs/layers_cnn/model");
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    let json = dir.path().join("model.json");
+    let text = std::fs::read_to_string(&json).unwrap();
+    let custom = text.replace(
+        "\"class_name\": \"Flatten\"",
+        "\"class_name\": \"MyFlatten\"",
+    );
+    assert_ne!(custom, text, "the fixture has a Flatten layer");
+    std::fs::write(&json, custom).unwrap();
+    let e = readers::read(dir.path(), &ReadOptions::default()).unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert!(e.to_string().contains("MyFlatten"), "{e}");
 }
 
 /// Truncations and byte mutations of model.json give errors (or a model), never a panic.

@@ -5,17 +5,21 @@
 //! every variable is a `Const` whose values are the weight of the same name in the shards
 //! (`weights.rs`). The GraphDef goes through the SavedModel reader's graph import, so the TF ops
 //! accepted are the ones it accepts; the `signature` block's keys name the inputs and outputs.
-//! Layers models (`"format": "layers-model"`) are refused for now, naming the format.
+//! Layers models (`"format": "layers-model"`) hold a Keras model config and go through the
+//! Keras reader's layer table (`layers.rs`); the opened source goes on with the graph, as the
+//! Keras reader's does, for writers that keep the Keras topology.
 
 mod graph;
+mod layers;
 mod weights;
 
-use super::{ReadOptions, Reader};
-use crate::error::{failed, Error, Result, Unsupported};
+use super::{Model, ReadOptions, Reader};
+use crate::error::{failed, Result};
 use crate::ir::mapped::map_file;
 use crate::ir::Graph;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use weights::safe_path;
 
@@ -58,6 +62,10 @@ impl Reader for TfjsReader {
     }
 
     fn read(&self, path: &Path, opts: &ReadOptions) -> Result<Graph> {
+        self.read_model(path, opts).map(|m| m.graph)
+    }
+
+    fn read_model(&self, path: &Path, opts: &ReadOptions) -> Result<Model> {
         let file = model_json(path);
         let name = file.display().to_string();
         let in_file = |e: String| failed(format!("{name}: {e}"));
@@ -71,23 +79,21 @@ impl Reader for TfjsReader {
         let topology = model
             .get("modelTopology")
             .ok_or_else(|| in_file("no modelTopology".into()))?;
-        let is_layers = format == Some("layers-model")
-            || (format.is_none() && topology.get("model_config").is_some());
-        if is_layers {
-            return Err(Error::Unsupported {
-                file: name,
-                items: vec![Unsupported {
-                    op: "layers-model".into(),
-                    node: "model.json".into(),
-                    reason: "TF.js layers models are not read yet (graph models are)".into(),
-                }],
-            });
-        }
         let dir = file.parent().unwrap_or(Path::new("."));
         let manifest = model
             .get("weightsManifest")
             .ok_or_else(|| in_file("no weightsManifest".into()))?;
-        let weights = weights::load(dir, manifest).map_err(in_file)?;
+        let (weights, order) = weights::load(dir, manifest).map_err(in_file)?;
+        let is_layers =
+            format == Some("layers-model") || (format.is_none() && topology.get("node").is_none());
+        if is_layers {
+            let src = layers::source(topology, &order, &weights).map_err(in_file)?;
+            let graph = super::keras::build_graph(&src, &file, opts)?;
+            return Ok(Model {
+                graph,
+                keras: Some(Arc::new(src)),
+            });
+        }
         let gd = graph::graph_def(topology, &weights).map_err(in_file)?;
         let sig = model
             .get("signature")
@@ -98,6 +104,7 @@ impl Reader for TfjsReader {
                 "the signature names no inputs or no outputs".into(),
             ));
         }
-        super::saved_model::import_frozen(&gd, &sig, opts, &name)
+        let graph = super::saved_model::import_frozen(&gd, &sig, opts, &name)?;
+        Ok(Model { graph, keras: None })
     }
 }

@@ -11,12 +11,14 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Component, Path};
 
-/// Every weight of the manifest by name.
-pub fn load(dir: &Path, manifest: &Value) -> Result<HashMap<String, Tensor>, String> {
+/// Every weight of the manifest by name, and the names in manifest order.
+pub type Loaded = (HashMap<String, Tensor>, Vec<String>);
+
+pub fn load(dir: &Path, manifest: &Value) -> Result<Loaded, String> {
     let groups = manifest
         .as_array()
         .ok_or("weightsManifest is not a list of weight groups")?;
-    let mut out = HashMap::new();
+    let (mut out, mut order) = (HashMap::new(), Vec::new());
     for (gi, group) in groups.iter().enumerate() {
         let data = group_bytes(dir, group, gi)?;
         let entries = group
@@ -33,9 +35,10 @@ pub fn load(dir: &Path, manifest: &Value) -> Result<HashMap<String, Tensor>, Str
                 weight(e, &data, offset).map_err(|m| format!("weight '{name}': {m}"))?;
             offset += used;
             out.insert(name.to_string(), t);
+            order.push(name.to_string());
         }
     }
-    Ok(out)
+    Ok((out, order))
 }
 
 /// A shard path as the manifest gives it, kept inside the model's folder: relative, and made
