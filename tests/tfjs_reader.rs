@@ -197,3 +197,40 @@ fn truncated_and_mutated_model_json_give_errors_not_panics() {
     }
     assert!(refused >= 100, "refused {refused}");
 }
+
+/// What mdeploy's own TF.js graph writer makes (the schema tensorflowjs_converter writes too):
+/// every ONNX fixture written as a graph model is read back and run by mdeploy's evaluator
+/// against the framework's outputs, or refused with exit 4 naming an op the reader lacks.
+#[test]
+fn onnx_fixtures_written_as_tfjs_graph_models_read_back_and_match() {
+    use mdeploy::writers::tfjs::graph::GraphWriter;
+    use mdeploy::writers::Writer;
+    let dir = tempdir();
+    let (mut matched, mut refused) = (Vec::new(), Vec::new());
+    for f in crate::common::onnx_fixtures() {
+        let Ok(mut g) = readers::read(&f.model, &ReadOptions::default()) else {
+            continue;
+        };
+        let w = GraphWriter::default();
+        let out = dir.path().join(&f.name);
+        if w.legalize(&mut g).and_then(|()| w.write(&g, &out)).is_err() {
+            continue;
+        }
+        let back = match readers::read(&out, &ReadOptions::default()) {
+            Ok(b) => b,
+            Err(e) => {
+                assert_eq!(e.exit_code(), 4, "{}: {e}", f.name);
+                refused.push(format!("{}: {e}", f.name));
+                continue;
+            }
+        };
+        let got =
+            mdeploy::eval::run(&back, &f.inputs()).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        crate::common::assert_matches(&format!("{} via TF.js", f.name), &got, &f.expected());
+        matched.push(f.name.clone());
+    }
+    assert!(
+        matched.len() >= 20,
+        "matched {matched:?}, refused {refused:#?}"
+    );
+}

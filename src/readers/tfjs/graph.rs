@@ -297,18 +297,21 @@ pub fn graph_def(topology: &Value, weights: &HashMap<String, Tensor>) -> R<Graph
         .iter()
         .map(node)
         .collect::<R<_>>()?;
-    for n in nodes.iter_mut().filter(|n| n.op == "Const") {
-        if let Some(w) = weights.get(&n.name) {
-            fill_const(n, w)?;
-        }
-    }
-    let function = match topology.get("library") {
+    let mut function: Vec<FunctionDef> = match topology.get("library") {
         Some(lib) => list(lib, "function", "function")
             .iter()
             .map(function)
             .collect::<R<_>>()?,
         None => vec![],
     };
+    // The converter renames a function body's constants `<function>/<node>` (graph_rewrite_util
+    // `rename_constants`) and stores them as weights under that name too, as graph constants.
+    let bodies = function.iter_mut().flat_map(|f| f.node_def.iter_mut());
+    for n in nodes.iter_mut().chain(bodies).filter(|n| n.op == "Const") {
+        if let Some(w) = weights.get(&n.name) {
+            fill_const(n, w)?;
+        }
+    }
     Ok(GraphDef {
         node: nodes,
         library: Some(FunctionDefLibrary {
