@@ -2,8 +2,9 @@
 //! config — under `model_config` as tensorflowjs_converter writes it, or the model itself
 //! (`class_name`, `config`) as tfjs-layers' `model.save` does — in the Keras 2 dialect
 //! (tfjs-layers, tf_keras) or Keras 3's, told by `keras_version`. The weights are named
-//! `<layer>/<weight>` in `layer.weights` order; grouped by their first path component they are
-//! what the Keras reader's `.h5` weight table holds, so the Keras layer table builds the graph.
+//! `<layer>/<weight>` (Keras 2, tfjs-layers) or by their `.keras` storage path
+//! `layers/<layer>/vars/<i>` (Keras 3), in `layer.weights` order; grouped by layer they are what
+//! the Keras reader's `.h5` weight table holds, so the Keras layer table builds the graph.
 
 use crate::formats::keras::config::LayerSpec;
 use crate::formats::keras::weights::Weights;
@@ -35,7 +36,7 @@ pub fn source(
     let mut by_layer: HashMap<String, Vec<(String, Tensor)>> = HashMap::new();
     for name in order {
         let Some(t) = weights.get(name) else { continue };
-        let layer = name.split('/').next().unwrap_or(name);
+        let layer = layer_of(name);
         by_layer
             .entry(layer.to_string())
             .or_default()
@@ -46,4 +47,22 @@ pub fn source(
         weights: Weights::Legacy(by_layer),
         keras3: version.starts_with('3'),
     })
+}
+
+/// The top-level layer a weight belongs to: the first path component, after the `layers/`
+/// prefix of a Keras 3 storage path.
+fn layer_of(name: &str) -> &str {
+    let rest = name.strip_prefix("layers/").unwrap_or(name);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn weights_group_by_their_layer_in_both_dialects() {
+        assert_eq!(super::layer_of("conv2d/kernel"), "conv2d");
+        assert_eq!(super::layer_of("layers/conv2d/vars/0"), "conv2d");
+        assert_eq!(super::layer_of("layers/inner/layers/dense/vars/1"), "inner");
+        assert_eq!(super::layer_of("lstm/lstm_cell/kernel"), "lstm");
+    }
 }

@@ -190,6 +190,12 @@ mod tests {
             "quantization": {"dtype": "float16"}});
         let (t, _) = weight(&e, &data, 3).unwrap();
         assert_eq!(t.to_f64s(), vec![1.0]);
+        let e16 = json!({"name": "u", "shape": [2], "dtype": "float32",
+            "quantization": {"dtype": "uint16", "scale": 0.25, "min": -2.0}});
+        let (t, used) = weight(&e16, &data, 0).unwrap();
+        assert_eq!(used, 4);
+        // Codes 0x0200 = 512 and 0x00ff = 255, little-endian.
+        assert_eq!(t.to_f64s(), vec![126.0, 61.75]);
         // Past the end of the shards: refused, naming the range.
         let err = weight(&e, &data, 4).unwrap_err();
         assert!(err.contains("4..6"), "{err}");
