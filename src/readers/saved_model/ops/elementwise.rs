@@ -1,7 +1,7 @@
 //! Elementwise TF ops: arithmetic (Add/AddV2, Sub, Mul, RealDiv, DivNoNan, integer FloorMod,
 //! Maximum, Minimum, Pow, SquaredDifference), comparisons and logic, unary math (Sqrt, Rsqrt, Square, Exp, Log,
 //! Neg, Abs, Erf, Erfc…), activations (Relu, Relu6, Elu, Selu, LeakyRelu, Sigmoid, Tanh,
-//! Softplus, Softsign), ClipByValue, Select/SelectV2 and Cast. TF broadcasts numpy-style, as the IR does.
+//! Softplus, Softsign), tfjs's Prelu, ClipByValue, Select/SelectV2 and Cast. TF broadcasts numpy-style, as the IR does.
 
 use super::super::tensor::TfNode;
 use super::{scalar_like, Handler};
@@ -13,7 +13,7 @@ pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
         "Add" | "AddV2" | "Sub" | "Mul" | "RealDiv" | "Div" | "Maximum" | "Minimum" | "Pow"
         | "SquaredDifference" | "Greater" | "GreaterEqual" | "Less" | "LessEqual" | "Equal"
-        | "LogicalAnd" | "LogicalOr" | "FloorMod" => binary,
+        | "LogicalAnd" | "LogicalOr" | "FloorMod" | "Prelu" => binary,
         "NotEqual" => not_equal,
         "DivNoNan" => div_no_nan,
         "Sqrt" | "Rsqrt" | "Square" | "Exp" | "Log" | "Neg" | "Abs" | "Erf" | "Floor" | "Ceil"
@@ -50,6 +50,8 @@ fn binary(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
             BinaryOp::Mod
         }
         "Maximum" => BinaryOp::Max,
+        // tfjs's own op (Keras PReLU in a TF.js graph model): x, or alpha·x below zero.
+        "Prelu" => BinaryOp::PRelu,
         "Minimum" => BinaryOp::Min,
         "Pow" => BinaryOp::Pow,
         "SquaredDifference" => BinaryOp::SquaredDifference,

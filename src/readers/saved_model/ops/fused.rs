@@ -1,7 +1,8 @@
 //! Grappler's fused ops, which TF.js graph models are full of (tensorflowjs_converter runs the
 //! remapper before writing): `_FusedConv2D`, `FusedDepthwiseConv2dNative` and `_FusedMatMul`
-//! with `fused_ops = [BiasAdd]` or `[BiasAdd, <activation>]`, the bias as input 2. Each becomes
-//! the plain op, an add of the bias and the activation, through the plain ops' own handlers.
+//! with `fused_ops = [BiasAdd]` or `[BiasAdd, <activation>]`, the bias as input 2 (and PReLU's
+//! alpha as input 3). Each becomes the plain op, an add of the bias and the activation, through
+//! the plain ops' own handlers.
 
 use super::super::tensor::TfNode;
 use super::{elementwise, nn, Handler};
@@ -18,7 +19,15 @@ pub fn handler(op: &str) -> Option<Handler> {
 }
 
 /// Activations a fused op may end with (the ones the elementwise handlers take).
-const ACTIVATIONS: &[&str] = &["Relu", "Relu6", "Elu", "LeakyRelu", "Sigmoid", "Tanh"];
+const ACTIVATIONS: &[&str] = &[
+    "Relu",
+    "Relu6",
+    "Elu",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "Prelu",
+];
 
 /// `n`'s definition under another op type, for the plain op's handler.
 fn as_op(n: &TfNode, op: &str) -> NodeDef {
@@ -74,10 +83,14 @@ fn fused(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let Some(h) = elementwise::handler(&act) else {
         return unsupported(format!("no {act} handler"));
     };
+    let mut inputs = y;
+    if act == "Prelu" {
+        inputs.push(n.input(3)?);
+    }
     let last = TfNode {
         def: &def,
         name: n.name.clone(),
-        inputs: y,
+        inputs,
     };
     h(b, &last)
 }
