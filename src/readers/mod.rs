@@ -88,7 +88,7 @@ pub fn detect(path: &Path) -> Result<Box<dyn Reader>> {
         return Ok(r);
     }
     let what = if path.is_dir() {
-        "folder holds no model (a SavedModel folder needs saved_model.pb)"
+        "folder holds no model (a SavedModel folder needs saved_model.pb, a TF.js one model.json)"
     } else {
         "file is not a model"
     };
