@@ -111,6 +111,18 @@ fn shard_paths_outside_the_folder_are_refused() {
             "{e}"
         );
     }
+    // A link inside the folder to a file outside it.
+    #[cfg(unix)]
+    {
+        let outside = tempdir();
+        let target = outside.path().join(first);
+        std::fs::copy(dir.path().join(first), &target).unwrap();
+        let link = dir.path().join("link.bin");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        std::fs::write(&json, text.replace(first, "link.bin")).unwrap();
+        let e = read_err(dir.path());
+        assert!(e.contains("leaves the model's folder (a link)"), "{e}");
+    }
     // A short shard: the weights past its end are refused by name and byte range.
     std::fs::write(&json, &text).unwrap();
     let last_path = dir.path().join(last);

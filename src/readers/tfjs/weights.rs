@@ -65,7 +65,18 @@ fn group_bytes(dir: &Path, group: &Value, gi: usize) -> Result<Bytes, String> {
         let p = p
             .as_str()
             .ok_or_else(|| format!("weight group {gi}: a shard path is not a string"))?;
-        shards.push(map_file(&safe_path(dir, p)?)?);
+        let path = safe_path(dir, p)?;
+        // A symbolic link inside the folder may still point out of it.
+        let inside = match (path.canonicalize(), dir.canonicalize()) {
+            (Ok(real), Ok(root)) => real.starts_with(root),
+            _ => true, // a missing file: map_file names it
+        };
+        if !inside {
+            return Err(format!(
+                "shard path '{p}' leaves the model's folder (a link)"
+            ));
+        }
+        shards.push(map_file(&path)?);
     }
     if shards.len() == 1 {
         return Ok(shards.remove(0));
