@@ -42,7 +42,7 @@ CONVERT_TIMEOUT = 600.0
 # `<id>:tflite@batch4`, `<id>:tfjs@batch4`),
 # the inputs' first row repeated to fill it; rows are independent, so the expected outputs are
 # the framework's rows repeated the same way.
-DYNAMIC_BATCH = ("onnx/dynamic_batch", "onnx/dynamo_cnn")
+DYNAMIC_BATCH = ("onnx/dynamic_batch", "onnx/dynamo_cnn", "tfjs/graph_cnn", "tfjs/layers_keras3")
 RESIZED_BATCH = 4
 
 

@@ -18,5 +18,6 @@ mod roundtrip;
 mod saved_model;
 mod tfjs;
 mod tfjs_layers;
+mod tfjs_reader;
 mod tflite;
 mod tflite_reader;

@@ -6,6 +6,7 @@ pub mod keras;
 pub mod onnx;
 pub mod saved_model;
 pub mod tf_common;
+pub mod tfjs;
 pub mod tflite;
 
 use crate::error::{failed, Error, Result};
@@ -69,6 +70,7 @@ pub fn all() -> Vec<Box<dyn Reader>> {
         Box::new(saved_model::SavedModelReader),
         Box::new(keras::KerasReader),
         Box::new(tflite::TfliteReader),
+        Box::new(tfjs::TfjsReader),
     ]
 }
 
@@ -86,7 +88,7 @@ pub fn detect(path: &Path) -> Result<Box<dyn Reader>> {
         return Ok(r);
     }
     let what = if path.is_dir() {
-        "folder holds no model (a SavedModel folder needs saved_model.pb)"
+        "folder holds no model (a SavedModel folder needs saved_model.pb, a TF.js one model.json)"
     } else {
         "file is not a model"
     };

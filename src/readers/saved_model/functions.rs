@@ -166,14 +166,19 @@ impl<'a> Scope<'a> {
             return Ok(Bound::Poisoned);
         }
         let idx = if self.is_function {
-            // "node:out_arg:k": the k-th tensor of output arg `out_arg`.
+            // "node:out_arg:k": the k-th tensor of output arg `out_arg`. TF.js graph models
+            // may also write the graph form "node:k" in bodies (tfjs reads the last number as
+            // the flat index); an output arg name is never all digits.
             let arg = parts.next().unwrap_or("");
-            let k: usize = parts
-                .next()
-                .map_or(Ok(0), |s| s.parse())
-                .map_err(|_| bad(r))?;
-            let op = self.nodes.get(node).map_or("", |n| n.op.as_str());
-            output_offset(op, arg) + k
+            let k = parts.next();
+            match (arg.parse::<usize>(), k) {
+                (Ok(flat), None) => flat,
+                _ => {
+                    let k: usize = k.map_or(Ok(0), |s| s.parse()).map_err(|_| bad(r))?;
+                    let op = self.nodes.get(node).map_or("", |n| n.op.as_str());
+                    output_offset(op, arg) + k
+                }
+            }
         } else {
             parts
                 .next()

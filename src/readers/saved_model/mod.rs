@@ -24,7 +24,7 @@ use functions::{Bound, Importer, Scope};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use tract_tensorflow::tfpb::tensorflow::{
-    tensor_info, MetaGraphDef, SavedModel, SignatureDef, TensorInfo,
+    tensor_info, GraphDef, MetaGraphDef, SavedModel, SignatureDef, TensorInfo,
 };
 
 pub const DEFAULT_SIGNATURE: &str = "serving_default";
@@ -102,60 +102,86 @@ impl Reader for SavedModelReader {
             .graph_def
             .as_ref()
             .ok_or_else(|| in_file("no graph".into()))?;
-        let functions = graph_def
-            .library
-            .as_ref()
-            .map_or(&[][..], |l| &l.function[..]);
-        let mut imp = Importer::new(functions, bundle, objects);
-        let mut scope = Scope::graph(&graph_def.node);
-
-        let mut input_keys: Vec<&String> = sig.inputs.keys().collect();
-        input_keys.sort();
-        for key in input_keys {
-            let info = &sig.inputs[key];
-            let mut ty = input_type(key, info, &mut imp.b.g).map_err(in_file)?;
-            if let Some((_, shape)) = opts.input_shapes.iter().find(|(n, _)| n == key) {
-                if shape.len() != ty.rank() {
-                    return Err(Error::Usage(format!(
-                        "input '{key}' has rank {}, the override gives {}",
-                        ty.rank(),
-                        shape.len()
-                    )));
-                }
-                ty.shape = shape.clone();
-            }
-            let v = imp.b.add_input(key, ty);
-            let name = tensor_name(key, info).map_err(in_file)?;
-            let node = name.split(':').next().unwrap_or(name);
-            scope.done.insert(node.to_string(), vec![Bound::T(v)]);
-        }
-
-        let mut output_keys: Vec<&String> = sig.outputs.keys().collect();
-        output_keys.sort();
-        let refs: Vec<String> = output_keys
-            .iter()
-            .map(|k| tensor_name(k, &sig.outputs[*k]).map(str::to_string))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(in_file)?;
-        let bound = imp.resolve(&mut scope, &refs).map_err(in_file)?;
-        if !imp.b.unsupported.is_empty() {
-            return Err(Error::Unsupported {
-                file,
-                items: std::mem::take(&mut imp.b.unsupported),
-            });
-        }
-        for (key, b) in output_keys.iter().zip(bound) {
-            let Bound::T(v) = b else {
-                return Err(in_file(format!(
-                    "output '{key}' is a resource handle, not a tensor"
-                )));
-            };
-            bind_output(&mut imp, key, v).map_err(in_file)?;
-        }
-        let mut g = std::mem::take(&mut imp.b.g);
-        g.remove_dead();
-        Ok(g)
+        import_signature(graph_def, sig, bundle, objects, opts, &file)
     }
+}
+
+/// A frozen graph (every variable already a `Const`, as TF.js graph models store it) imported
+/// through `sig`, whose keys name the graph's inputs and outputs.
+pub(crate) fn import_frozen(
+    graph_def: &GraphDef,
+    sig: &SignatureDef,
+    opts: &ReadOptions,
+    file: &str,
+) -> Result<crate::ir::Graph> {
+    let objects = objects::Objects::new(None, None).map_err(failed)?;
+    import_signature(graph_def, sig, None, objects, opts, file)
+}
+
+/// Imports what `sig`'s outputs depend on, its inputs becoming the graph's inputs.
+fn import_signature(
+    graph_def: &GraphDef,
+    sig: &SignatureDef,
+    bundle: Option<bundle::Bundle>,
+    objects: objects::Objects,
+    opts: &ReadOptions,
+    file: &str,
+) -> Result<crate::ir::Graph> {
+    let file = file.to_string();
+    let in_file = |e: String| failed(format!("{file}: {e}"));
+    let functions = graph_def
+        .library
+        .as_ref()
+        .map_or(&[][..], |l| &l.function[..]);
+    let mut imp = Importer::new(functions, bundle, objects);
+    let mut scope = Scope::graph(&graph_def.node);
+
+    let mut input_keys: Vec<&String> = sig.inputs.keys().collect();
+    input_keys.sort();
+    for key in input_keys {
+        let info = &sig.inputs[key];
+        let mut ty = input_type(key, info, &mut imp.b.g).map_err(in_file)?;
+        if let Some((_, shape)) = opts.input_shapes.iter().find(|(n, _)| n == key) {
+            if shape.len() != ty.rank() {
+                return Err(Error::Usage(format!(
+                    "input '{key}' has rank {}, the override gives {}",
+                    ty.rank(),
+                    shape.len()
+                )));
+            }
+            ty.shape = shape.clone();
+        }
+        let v = imp.b.add_input(key, ty);
+        let name = tensor_name(key, info).map_err(in_file)?;
+        let node = name.split(':').next().unwrap_or(name);
+        scope.done.insert(node.to_string(), vec![Bound::T(v)]);
+    }
+
+    let mut output_keys: Vec<&String> = sig.outputs.keys().collect();
+    output_keys.sort();
+    let refs: Vec<String> = output_keys
+        .iter()
+        .map(|k| tensor_name(k, &sig.outputs[*k]).map(str::to_string))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(in_file)?;
+    let bound = imp.resolve(&mut scope, &refs).map_err(in_file)?;
+    if !imp.b.unsupported.is_empty() {
+        return Err(Error::Unsupported {
+            file,
+            items: std::mem::take(&mut imp.b.unsupported),
+        });
+    }
+    for (key, b) in output_keys.iter().zip(bound) {
+        let Bound::T(v) = b else {
+            return Err(in_file(format!(
+                "output '{key}' is a resource handle, not a tensor"
+            )));
+        };
+        bind_output(&mut imp, key, v).map_err(in_file)?;
+    }
+    let mut g = std::mem::take(&mut imp.b.g);
+    g.remove_dead();
+    Ok(g)
 }
 
 /// The meta graph tagged `serve`, else the first.

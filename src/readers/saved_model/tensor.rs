@@ -50,6 +50,17 @@ impl TfNode<'_> {
             _ => default.to_string(),
         }
     }
+    /// A list of strings attribute (`fused_ops`), empty when absent.
+    pub fn strings(&self, name: &str) -> Vec<String> {
+        match self.attr(name) {
+            Some(attr_value::Value::List(l)) => {
+                l.s.iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            }
+            _ => vec![],
+        }
+    }
     pub fn ints(&self, name: &str) -> Vec<i64> {
         match self.attr(name) {
             Some(attr_value::Value::List(l)) => l.i.clone(),

@@ -1,7 +1,7 @@
 //! Elementwise TF ops: arithmetic (Add/AddV2, Sub, Mul, RealDiv, DivNoNan, integer FloorMod,
 //! Maximum, Minimum, Pow, SquaredDifference), comparisons and logic, unary math (Sqrt, Rsqrt, Square, Exp, Log,
 //! Neg, Abs, Erf, Erfc…), activations (Relu, Relu6, Elu, Selu, LeakyRelu, Sigmoid, Tanh,
-//! Softplus, Softsign), Select/SelectV2 and Cast. TF broadcasts numpy-style, as the IR does.
+//! Softplus, Softsign), tfjs's Prelu, ClipByValue, Select/SelectV2 and Cast. TF broadcasts numpy-style, as the IR does.
 
 use super::super::tensor::TfNode;
 use super::{scalar_like, Handler};
@@ -13,7 +13,7 @@ pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
         "Add" | "AddV2" | "Sub" | "Mul" | "RealDiv" | "Div" | "Maximum" | "Minimum" | "Pow"
         | "SquaredDifference" | "Greater" | "GreaterEqual" | "Less" | "LessEqual" | "Equal"
-        | "LogicalAnd" | "LogicalOr" | "FloorMod" => binary,
+        | "LogicalAnd" | "LogicalOr" | "FloorMod" | "Prelu" => binary,
         "NotEqual" => not_equal,
         "DivNoNan" => div_no_nan,
         "Sqrt" | "Rsqrt" | "Square" | "Exp" | "Log" | "Neg" | "Abs" | "Erf" | "Floor" | "Ceil"
@@ -21,6 +21,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         | "Softplus" | "Softsign" | "LogicalNot" => unary,
         "Erfc" => erfc,
         "Relu6" | "Elu" | "Selu" | "LeakyRelu" => activation,
+        "ClipByValue" => clip_by_value,
         "Select" | "SelectV2" => select,
         "Cast" => cast,
         _ => return None,
@@ -49,6 +50,8 @@ fn binary(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
             BinaryOp::Mod
         }
         "Maximum" => BinaryOp::Max,
+        // tfjs's own op (Keras PReLU in a TF.js graph model): x, or alpha·x below zero.
+        "Prelu" => BinaryOp::PRelu,
         "Minimum" => BinaryOp::Min,
         "Pow" => BinaryOp::Pow,
         "SquaredDifference" => BinaryOp::SquaredDifference,
@@ -147,6 +150,27 @@ fn activation(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         },
     };
     b.emit(&n.name, Op::Activation(a), vec![n.input(0)?])
+}
+
+/// ClipByValue(x, lo, hi): a Clip activation when both bounds are constant scalars, else
+/// Maximum then Minimum (the bounds broadcast).
+fn clip_by_value(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    let (x, lo, hi) = (n.input(0)?, n.input(1)?, n.input(2)?);
+    let scalar = |v: ValueId| {
+        b.g.constant(v)
+            .filter(|t| t.len() == 1)
+            .and_then(|t| t.to_f64s().first().map(|&f| f as f32))
+    };
+    if let (Some(min), Some(max)) = (scalar(lo), scalar(hi)) {
+        let clip = Activation::Clip {
+            min: Some(min),
+            max: Some(max),
+        };
+        return b.emit(&n.name, Op::Activation(clip), vec![x]);
+    }
+    let floor = format!("{}/max", n.name);
+    let m = b.emit(&floor, Op::Binary(BinaryOp::Max), vec![x, lo])?[0];
+    b.emit(&n.name, Op::Binary(BinaryOp::Min), vec![m, hi])
 }
 
 fn select(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {

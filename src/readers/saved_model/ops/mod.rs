@@ -3,6 +3,7 @@
 //! Data stays NHWC and kernels HWIO as TF keeps them; no transposes are inserted.
 
 mod elementwise;
+mod fused;
 mod nn;
 mod shape;
 mod space_batch;
@@ -18,6 +19,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         .or_else(|| nn::handler(op))
         .or_else(|| shape::handler(op))
         .or_else(|| space_batch::handler(op))
+        .or_else(|| fused::handler(op))
 }
 
 pub fn is_known(op: &str) -> bool {
