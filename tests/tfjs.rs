@@ -529,6 +529,38 @@ fn dynamic_batch_is_minus_one() {
     assert_eq!(ph["attr"]["shape"]["shape"]["dim"][0]["size"], "-1");
 }
 
+/// `--verify` reads the written folder back with the TF.js reader — a layers model too, which
+/// has no graph of its own to stand for it — and compares what it holds with the source.
+#[test]
+fn verify_reads_the_written_folder_back() {
+    let tmp = crate::common::tempdir();
+    for (model, extra) in [
+        ("keras/conv2d/model.h5", "layers"),
+        ("onnx/mlp/model.onnx", "graph"),
+    ] {
+        let out = tmp.path().join(extra);
+        let o = mdeploy(&[
+            "convert",
+            fixture(model).to_str().unwrap(),
+            "--to",
+            "tfjs",
+            "-o",
+            out.to_str().unwrap(),
+            "--verify",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{model}: {err}");
+        assert!(
+            err.contains("the written folder is read back by mdeploy's TF.js reader and run"),
+            "{model}: {err}"
+        );
+        assert!(
+            err.contains(" ok") && !err.contains("FAIL"),
+            "{model}: {err}"
+        );
+    }
+}
+
 /// A graph model holding control flow says it runs with `executeAsync` (tfjs-converter's
 /// `execute` refuses StatelessIf/StatelessWhile); one without says nothing.
 #[test]

@@ -114,9 +114,16 @@ pub(super) fn verify(
         return Ok(vec![]);
     }
     let read_back = match chosen.target {
-        Target::Tflite => read_back_tflite(out, source, obs),
-        Target::Onnx | Target::Tfjs => None,
+        Target::Tflite => read_back(out, source, obs, "TFLite"),
+        Target::Tfjs => read_back(out, source, obs, "TF.js"),
+        Target::Onnx => None,
     };
+    if chosen.target == Target::Tfjs && chosen.layers && read_back.is_none() {
+        // A layers model is written from the Keras source, not from the graph: nothing else
+        // stands for the folder.
+        obs.line("verification of this TF.js layers model needs it read back; skipped");
+        return Ok(vec![]);
+    }
     if read_back.is_none() {
         notes(chosen, out, written, obs)?;
     }
@@ -251,18 +258,24 @@ fn verify_at(
     Ok(comparisons)
 }
 
-/// The written TFLite file read back by mdeploy's own TFLite reader, its inputs and outputs in
-/// the source's order, so that verification runs what the file holds (a writer that wrote a
-/// wrong weight is caught); `None`, said in a line, when it cannot be read back that way.
-fn read_back_tflite(out: &Path, source: &Graph, obs: &dyn Observer) -> Option<Graph> {
+/// The written TFLite file or TF.js folder read back by mdeploy's own reader of that format,
+/// its inputs and outputs in the source's order, so that verification runs what the output
+/// holds (a writer that wrote a wrong weight is caught); `None`, said in a line, when it cannot
+/// be read back that way.
+fn read_back(out: &Path, source: &Graph, obs: &dyn Observer, format: &str) -> Option<Graph> {
     let opts = crate::readers::ReadOptions::default();
     let read = crate::readers::read(out, &opts).map_err(|e| e.to_string());
     match read.and_then(|g| in_source_order(g, source)) {
         Ok(g) => {
-            obs.line("the written file is read back by mdeploy's TFLite reader and run");
+            obs.line(&format!(
+                "the written {} is read back by mdeploy's {format} reader and run",
+                if format == "TF.js" { "folder" } else { "file" }
+            ));
             Some(g)
         }
         Err(why) => {
+            // The reader's first line says why; the ops it lists follow it.
+            let why = why.lines().next().unwrap_or_default().trim_end_matches(':');
             obs.line(&format!(
                 "not read back ({why}); the graph as written is verified"
             ));
@@ -305,9 +318,6 @@ fn beyond_tract(g: &Graph) -> bool {
 
 /// Why an output cannot be verified at all, if it cannot.
 fn not_verifiable(chosen: &Chosen, nhwc_io: bool, written: &Graph) -> Option<&'static str> {
-    if chosen.target == Target::Tfjs && chosen.layers {
-        return Some("verification is not available for TF.js layers models; skipped");
-    }
     let nhwc_inputs = written.inputs.iter().any(|&i| written.ty(i).rank() == 4);
     (chosen.target == Target::Tflite && nhwc_io && nhwc_inputs)
         .then_some("verification is not available for --io-layout nhwc outputs; skipped")
