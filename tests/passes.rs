@@ -102,6 +102,7 @@ fn evaluation_in_pieces_matches_the_whole_graph() {
             mode: Mode::Int8,
             exclude: vec![],
             form: Form::Qdq,
+            float_depthwise: false,
         };
         quantize_weights(&mut int8, &opts).unwrap();
         for (what, g) in [("float", float), ("int8", int8)] {

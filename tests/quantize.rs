@@ -41,6 +41,7 @@ fn opts(mode: Mode) -> QuantizeOptions {
         mode,
         exclude: vec![],
         form: Form::Qdq,
+        float_depthwise: false,
     }
 }
 
@@ -592,4 +593,54 @@ fn qdq_form_has_no_round_trip_before_float_ops() {
             producer.op.name()
         );
     }
+}
+
+/// The element type of input `k` of each operator `code` in subgraph 0.
+fn input_types(m: &tflite::Model, code: BuiltinOperator, k: usize) -> Vec<tflite::TensorType> {
+    let codes = m.operator_codes().unwrap();
+    let sg = m.subgraphs().unwrap().get(0);
+    let tensors = sg.tensors().unwrap();
+    sg.operators()
+        .unwrap()
+        .iter()
+        .filter(|o| codes.get(o.opcode_index() as usize).builtin_code() == code)
+        .map(|o| tensors.get(o.inputs().unwrap().get(k) as usize).type_())
+        .collect()
+}
+
+/// Dynamic range keeps depthwise kernels float (XNNPACK runs a hybrid depthwise convolution
+/// outside the delegate; measured slower) while other convolutions get int8 kernels; full
+/// integer quantizes them all.
+#[test]
+fn tflite_dynamic_range_keeps_depthwise_kernels_float() {
+    let model = "fixtures/keras/depthwise_separable/model.keras";
+    let dynamic = tflite_of(&["quantize", model, "--int8", "--to", "tflite"]);
+    let m = tflite::root_as_model(&dynamic).unwrap();
+    let depthwise = input_types(&m, BuiltinOperator::DEPTHWISE_CONV_2D, 1);
+    assert!(!depthwise.is_empty());
+    assert!(
+        depthwise.iter().all(|&t| t == tflite::TensorType::FLOAT32),
+        "{depthwise:?}"
+    );
+    let conv = input_types(&m, BuiltinOperator::CONV_2D, 1);
+    assert!(
+        !conv.is_empty() && conv.iter().all(|&t| t == tflite::TensorType::INT8),
+        "{conv:?}"
+    );
+    let calib = "fixtures/keras/depthwise_separable/input.npy";
+    let full = tflite_of(&[
+        "quantize",
+        model,
+        "--int8",
+        "--calibration",
+        calib,
+        "--to",
+        "tflite",
+    ]);
+    let m = tflite::root_as_model(&full).unwrap();
+    let depthwise = input_types(&m, BuiltinOperator::DEPTHWISE_CONV_2D, 1);
+    assert!(
+        depthwise.iter().all(|&t| t == tflite::TensorType::INT8),
+        "{depthwise:?}"
+    );
 }

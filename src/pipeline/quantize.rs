@@ -33,6 +33,10 @@ pub(super) fn options(opts: &Options, target: Target) -> Option<QuantizeOptions>
         mode: q.mode,
         exclude: q.exclude.clone(),
         form,
+        // Dynamic range only: full-integer depthwise convolutions run in XNNPACK.
+        float_depthwise: form == Form::Tflite
+            && q.mode == crate::passes::quantize::Mode::Int8
+            && q.calibration.is_none(),
     })
 }
 

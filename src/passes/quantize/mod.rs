@@ -41,6 +41,10 @@ pub struct QuantizeOptions {
     pub exclude: Vec<String>,
     /// The form the writer's runtime executes.
     pub form: Form,
+    /// Keep depthwise convolutions' kernels float: LiteRT's default CPU path (XNNPACK) runs a
+    /// depthwise convolution with int8 weights and float activations (dynamic range) outside the
+    /// delegate, slower than the float one (measured; TFLiteConverter keeps them float too).
+    pub float_depthwise: bool,
 }
 
 /// How a quantized graph is laid out for its runtime.

@@ -169,6 +169,22 @@ enum Done {
     F16(Tensor),
 }
 
+/// A convolution with one input channel per group.
+fn is_depthwise(g: &Graph, n: &crate::ir::Node) -> bool {
+    let Op::Conv(c) = &n.op else {
+        return false;
+    };
+    let Some(&x) = n.inputs.first() else {
+        return false;
+    };
+    let t = g.ty(x);
+    let channels = t
+        .shape
+        .get(c.layout.channel_axis(t.rank()))
+        .and_then(|d| d.fixed());
+    c.group > 1 && channels == Some(c.group as u64)
+}
+
 /// Quantizes the weights of `g` (a graph already legalized for its writer).
 pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightStats, String> {
     let mut stats = WeightStats::default();
@@ -179,12 +195,13 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
         if skip {
             stats.excluded_nodes.push(n.name.clone());
         }
+        let float_kernel = opts.float_depthwise && is_depthwise(g, n);
         for (i, &v) in n.inputs.iter().enumerate() {
             let Some(t) = g.constant(v) else { continue };
             if t.dtype != DType::F32 {
                 continue;
             }
-            let s = if skip || outputs.contains(&v) {
+            let s = if skip || outputs.contains(&v) || (float_kernel && i == 1) {
                 WeightSlot::No
             } else {
                 slot(n, i, t.len(), t.shape.len())
