@@ -1,8 +1,10 @@
 //! TF op semantics shared by the readers of TF's two containers (SavedModel graphs and TFLite
 //! flatbuffers), which name the same ops with the same attributes: StridedSlice's five masks,
 //! the bilinear / nearest resizes, SAME/VALID padding, the fused activations, and
-//! SpaceToBatchND/BatchToSpaceND (`space_batch.rs`).
+//! SpaceToBatchND/BatchToSpaceND (`space_batch.rs`), and Tile, BroadcastTo, Pad and Shape
+//! (`movement.rs`).
 
+pub mod movement;
 pub mod space_batch;
 
 use crate::ir::ops::{

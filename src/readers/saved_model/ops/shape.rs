@@ -6,15 +6,12 @@
 
 use super::super::tensor::TfNode;
 use super::{const_ints, Handler};
-use crate::ir::ops::{
-    norm_axis, Concat, Expand, Gather, Pad, PadMode, ShapeOf, Slice, SliceAxis, Split, Tile,
-    Transpose,
-};
+use crate::ir::ops::{norm_axis, Concat, Gather, PadMode, Slice, SliceAxis, Split, Transpose};
 use crate::ir::{DType, Dim, Op, Shape, ValueId};
 use crate::readers::builder::{
-    entries_to_shape, reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult,
-    ShapeEntry,
+    reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry,
 };
+use crate::readers::tf_common::movement::{self, entries};
 use crate::readers::tf_common::{self, StridedMasks};
 
 pub fn handler(op: &str) -> Option<Handler> {
@@ -40,15 +37,6 @@ pub fn handler(op: &str) -> Option<Handler> {
         "ReverseV2" => reverse,
         _ => return None,
     })
-}
-
-fn entries(
-    b: &GraphBuilder,
-    v: ValueId,
-    what: &str,
-) -> NodeResult<Vec<crate::readers::builder::ShapeEntry>> {
-    b.entries_or_unknown(v)
-        .ok_or_else(|| NodeError::Unsupported(format!("{what} computed at run time")))
 }
 
 fn reshape(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
@@ -257,39 +245,18 @@ fn gather(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
 }
 
 fn tile(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
     let reps = const_ints(b, n, 1, "multiples")?;
-    if reps.iter().any(|&r| r < 0) {
-        return Err(NodeError::Invalid(format!("multiples {reps:?}")));
-    }
-    if reps.iter().all(|&r| r == 1) {
-        return Ok(vec![x]);
-    }
-    let repeats = reps.into_iter().map(|r| r as usize).collect();
-    b.emit(&n.name, Op::Tile(Tile { repeats }), vec![x])
+    movement::tile(b, &n.name, n.input(0)?, reps)
 }
 
 fn broadcast_to(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
-    let e = entries(b, n.input(1)?, "target shape")?;
-    let shape = entries_to_shape(b, &e)?;
-    let out = crate::ir::ops::broadcast(&b.g.ty(x).shape, &shape)?;
-    if out == b.g.ty(x).shape {
-        return Ok(vec![x]);
-    }
-    b.emit(&n.name, Op::Expand(Expand { shape }), vec![x])
+    movement::broadcast_to(b, &n.name, n.input(0)?, n.input(1)?)
 }
 
 fn pad(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let x = n.input(0)?;
-    let rank = b.g.ty(x).rank();
     let p = const_ints(b, n, 1, "paddings")?;
-    if p.len() != 2 * rank {
-        return Err(NodeError::Invalid(format!(
-            "paddings {p:?} for rank {rank}"
-        )));
-    }
-    let pads: Vec<(i64, i64)> = p.chunks(2).map(|c| (c[0], c[1])).collect();
+    let pads = movement::pad_pairs(b, x, &p)?;
     let (mode, value) = match n.op() {
         "PadV2" => {
             let v = b
@@ -305,10 +272,7 @@ fn pad(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         },
         _ => (PadMode::Constant, 0.0),
     };
-    if pads.iter().all(|&(a, e)| a == 0 && e == 0) {
-        return Ok(vec![x]);
-    }
-    b.emit(&n.name, Op::Pad(Pad { mode, pads, value }), vec![x])
+    movement::pad(b, &n.name, x, pads, mode, value)
 }
 
 fn fill(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
@@ -324,21 +288,8 @@ fn range(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
 }
 
 fn shape(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
-    let rank = b.g.ty(x).rank();
     let to = n.ir_dtype("out_type", DType::I32)?;
-    let s = b.emit1(
-        &format!("{}/i64", n.name),
-        Op::ShapeOf(ShapeOf {
-            start: 0,
-            end: rank,
-        }),
-        vec![x],
-    )?;
-    if to == DType::I64 {
-        return Ok(vec![s]);
-    }
-    b.emit(&n.name, Op::Cast(crate::ir::ops::Cast { to }), vec![s])
+    movement::shape_of(b, &n.name, n.input(0)?, to)
 }
 
 fn resize(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {

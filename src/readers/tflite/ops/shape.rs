@@ -7,15 +7,12 @@
 //! constants, or shape arithmetic the builder tracks (a symbolic batch stays a symbol).
 
 use super::{fused, Handler, Node};
-use crate::ir::ops::{
-    norm_axis, Cast, Concat, Expand, Gather, Pad, PadMode, ShapeOf, Slice, SliceAxis, Split, Tile,
-    Transpose,
-};
+use crate::ir::ops::{norm_axis, Concat, Gather, PadMode, Slice, SliceAxis, Split, Transpose};
 use crate::ir::{DType, Dim, Op, Shape, Tensor, ValueId};
 use crate::readers::builder::{
-    entries_to_shape, reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult,
-    ShapeEntry,
+    reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry,
 };
+use crate::readers::tf_common::movement::{self, entries};
 use crate::readers::tf_common::{self, apply_fused, space_batch, ResizeAttrs, StridedMasks};
 use tract_tflite::tflite::{BuiltinOperator as B, MirrorPadMode};
 
@@ -43,11 +40,6 @@ pub fn handler(code: B) -> Option<Handler> {
         B::RANGE => range,
         _ => return None,
     })
-}
-
-fn entries(b: &GraphBuilder, v: ValueId, what: &str) -> NodeResult<Vec<ShapeEntry>> {
-    b.entries_or_unknown(v)
-        .ok_or_else(|| NodeError::Unsupported(format!("{what} computed at run time")))
 }
 
 fn reshape(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
@@ -289,39 +281,18 @@ fn gather(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
 }
 
 fn tile(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
     let reps = n.ints(b, 1, "multiples")?;
-    if reps.iter().any(|&r| r < 0) {
-        return Err(NodeError::Invalid(format!("multiples {reps:?}")));
-    }
-    if reps.iter().all(|&r| r == 1) {
-        return Ok(vec![x]);
-    }
-    let repeats = reps.into_iter().map(|r| r as usize).collect();
-    b.emit(&n.name, Op::Tile(Tile { repeats }), vec![x])
+    movement::tile(b, &n.name, n.input(0)?, reps)
 }
 
 fn broadcast_to(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
-    let e = entries(b, n.input(1)?, "target shape")?;
-    let shape = entries_to_shape(b, &e)?;
-    let out = crate::ir::ops::broadcast(&b.g.ty(x).shape, &shape)?;
-    if out == b.g.ty(x).shape {
-        return Ok(vec![x]);
-    }
-    b.emit(&n.name, Op::Expand(Expand { shape }), vec![x])
+    movement::broadcast_to(b, &n.name, n.input(0)?, n.input(1)?)
 }
 
 fn pad(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     let x = n.input(0)?;
-    let rank = b.g.ty(x).rank();
     let p = n.ints(b, 1, "paddings")?;
-    if p.len() != 2 * rank {
-        return Err(NodeError::Invalid(format!(
-            "paddings {p:?} for rank {rank}"
-        )));
-    }
-    let pads: Vec<(i64, i64)> = p.chunks(2).map(|c| (c[0], c[1])).collect();
+    let pads = movement::pad_pairs(b, x, &p)?;
     let (mode, value) = match n.code {
         B::PADV2 => {
             let v = match n.opt(2) {
@@ -348,33 +319,17 @@ fn pad(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         }
         _ => (PadMode::Constant, 0.0),
     };
-    if pads.iter().all(|&(a, e)| a == 0 && e == 0) {
-        return Ok(vec![x]);
-    }
-    b.emit(&n.name, Op::Pad(Pad { mode, pads, value }), vec![x])
+    movement::pad(b, &n.name, x, pads, mode, value)
 }
 
 fn shape(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
-    let rank = b.g.ty(x).rank();
     let to = n
         .out_dtypes
         .first()
         .copied()
         .flatten()
         .unwrap_or(DType::I32);
-    let s = b.emit1(
-        &format!("{}/i64", n.name),
-        Op::ShapeOf(ShapeOf {
-            start: 0,
-            end: rank,
-        }),
-        vec![x],
-    )?;
-    if to == DType::I64 {
-        return Ok(vec![s]);
-    }
-    b.emit(&n.name, Op::Cast(Cast { to }), vec![s])
+    movement::shape_of(b, &n.name, n.input(0)?, to)
 }
 
 fn resize(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
