@@ -39,4 +39,5 @@ pub mod npy;
 pub mod passes;
 pub mod pipeline;
 pub mod readers;
+pub mod serve;
 pub mod writers;

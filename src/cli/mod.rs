@@ -9,6 +9,7 @@ mod man;
 mod optimize;
 mod progress;
 mod quantize;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use mdeploy::error::Result;
@@ -41,6 +42,7 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     Optimize(optimize::OptimizeArgs),
     Quantize(quantize::QuantizeArgs),
+    Serve(serve::ServeArgs),
     Completions(completions::CompletionsArgs),
     #[command(hide = true)]
     Man(man::ManArgs),
@@ -52,6 +54,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Optimize(a) => optimize::run(a, cli.quiet),
         Command::Quantize(a) => quantize::run(a, cli.quiet),
+        Command::Serve(a) => serve::run(a, cli.quiet),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
     }

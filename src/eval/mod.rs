@@ -3,12 +3,14 @@
 //! [`pieces::PIECE_BYTES`] run in pieces, so tract never holds a copy of all of them at once.
 
 mod control;
+mod engine;
 pub mod pieces;
 mod prepare;
 mod ranges;
 mod specialize;
 mod tflite_readback;
 
+pub use engine::Engine;
 pub use ranges::measure_ranges;
 
 use crate::error::{failed, Result};

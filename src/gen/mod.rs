@@ -3,3 +3,9 @@
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, dead_code)]
 pub mod tensor_bundle;
+
+#[allow(clippy::all, clippy::pedantic, missing_docs, dead_code)]
+pub mod tf_serving;
+
+#[allow(clippy::all, clippy::pedantic, missing_docs, dead_code)]
+pub mod kserve;

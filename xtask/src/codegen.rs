@@ -9,11 +9,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// `(schema under schemas/, prost package, file under src/gen/)`.
-const SCHEMAS: &[(&str, &str, &str)] = &[(
-    "tensor_bundle.proto",
-    "mdeploy.tensor_bundle",
-    "tensor_bundle.rs",
-)];
+const SCHEMAS: &[(&str, &str, &str)] = &[
+    (
+        "tensor_bundle.proto",
+        "mdeploy.tensor_bundle",
+        "tensor_bundle.rs",
+    ),
+    ("tf_serving.proto", "mdeploy.tf_serving", "tf_serving.rs"),
+    ("kserve.proto", "mdeploy.kserve", "kserve.rs"),
+];
 
 pub fn run(args: &[String]) -> Result<()> {
     let check = match args {
@@ -52,7 +56,12 @@ fn generate(repo: &Path, schema: &str, package: &str) -> Result<String> {
     let tmp = std::env::temp_dir().join(format!("mdeploy-codegen-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let result = (|| {
-        prost_build::Config::new()
+        let mut config = prost_build::Config::new();
+        if package != "mdeploy.tensor_bundle" {
+            // The serving APIs' tensor bytes stay slices of the request body (no copy).
+            config.bytes(["."]);
+        }
+        config
             .out_dir(&tmp)
             .compile_fds(fds)
             .with_context(|| format!("generating Rust for schemas/{schema}"))?;
