@@ -32,8 +32,8 @@ pub enum State {
 
 struct Slot {
     state: State,
-    /// The last fingerprint seen, and the one last loaded (or tried).
-    seen: Option<Fingerprint>,
+    /// The folder content last loaded (or tried): a failed version is tried again only once
+    /// its content changes.
     tried: Option<Fingerprint>,
     /// A new folder content is loading while this one keeps serving.
     previous: Option<Arc<Loaded>>,
@@ -42,6 +42,9 @@ struct Slot {
 struct ModelState {
     config: ModelConfig,
     versions: BTreeMap<u64, Slot>,
+    /// Every version folder's fingerprint at the last look (wanted or not), so a folder that
+    /// has been still for a poll interval loads as soon as the policy wants it.
+    seen: BTreeMap<u64, Fingerprint>,
 }
 
 /// How a request names the version it wants.
@@ -79,6 +82,7 @@ impl Repository {
                     ModelState {
                         config: c.clone(),
                         versions: BTreeMap::new(),
+                        seen: BTreeMap::new(),
                     },
                 )
             })
@@ -103,31 +107,74 @@ impl Repository {
         self.models.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One look at every model's folder: new versions whose fingerprint held since the last
-    /// look are loaded (here, on the caller's thread: the poller's, never a request's), removed
-    /// or no longer wanted ones are unloaded.
+    /// One look at every model's folder. Wanted versions whose folder has not changed since
+    /// the last look are loaded (here, on the caller's thread: the poller's, never a
+    /// request's); then versions no longer wanted are unloaded — but only once a wanted one
+    /// takes traffic, or when their folder is gone, so a model never stops serving because a
+    /// new version failed or is still loading (TF Serving's availability-preserving policy).
     pub fn poll(&self) {
         let configs: Vec<ModelConfig> = self.read().values().map(|m| m.config.clone()).collect();
         for c in configs {
             let on_disk = versions_on_disk(&c);
             let wanted = wanted(&c.policy, &on_disk);
-            self.unload_unwanted(&c.name, &wanted);
-            for (v, path) in on_disk.iter().filter(|(v, _)| wanted.contains(v)) {
-                self.look_at(&c.name, *v, path);
+            let fresh: BTreeMap<u64, Fingerprint> =
+                on_disk.iter().map(|(v, p)| (*v, fingerprint(p))).collect();
+            let to_load = self.settle(&c.name, &wanted, fresh);
+            for v in to_load {
+                if let Some((_, path)) = on_disk.iter().find(|(d, _)| *d == v) {
+                    self.load(&c.name, v, path);
+                }
             }
+            let present: Vec<u64> = on_disk.iter().map(|(v, _)| *v).collect();
+            self.unload_unwanted(&c.name, &wanted, &present);
         }
+        self.release_drained();
     }
 
-    fn unload_unwanted(&self, name: &str, wanted: &[u64]) {
+    /// Records the fingerprints; returns the wanted versions to load now (still since the last
+    /// look, content not tried yet).
+    fn settle(&self, name: &str, wanted: &[u64], fresh: BTreeMap<u64, Fingerprint>) -> Vec<u64> {
+        let mut models = self.write();
+        let Some(m) = models.get_mut(name) else {
+            return vec![];
+        };
+        let mut out = Vec::new();
+        for &v in wanted {
+            let Some(fp) = fresh.get(&v) else { continue };
+            let slot = m.versions.entry(v).or_insert(Slot {
+                state: State::Loading,
+                tried: None,
+                previous: None,
+            });
+            let still = m.seen.get(&v) == Some(fp);
+            if still && slot.tried.as_ref() != Some(fp) {
+                slot.tried = Some(fp.clone());
+                if let State::Available(old) = &slot.state {
+                    slot.previous = Some(old.clone());
+                }
+                out.push(v);
+            }
+        }
+        m.seen = fresh;
+        out
+    }
+
+    fn unload_unwanted(&self, name: &str, wanted: &[u64], present: &[u64]) {
         let removed: Vec<u64> = {
             let mut models = self.write();
             let Some(m) = models.get_mut(name) else {
                 return;
             };
+            let wanted_serves = wanted.iter().any(|v| {
+                matches!(
+                    m.versions.get(v).map(|s| &s.state),
+                    Some(State::Available(_))
+                )
+            });
             let gone: Vec<u64> = m
                 .versions
                 .keys()
-                .filter(|v| !wanted.contains(v))
+                .filter(|v| !wanted.contains(v) && (wanted_serves || !present.contains(v)))
                 .copied()
                 .collect();
             let mut draining = self.draining.lock().unwrap_or_else(|p| p.into_inner());
@@ -145,10 +192,10 @@ impl Repository {
         for v in removed {
             self.metrics.forget_version(name, v);
             (self.log)(&format!(
-                "model '{name}' version {v}: removed; unloaded once its requests in flight finish"
+                "model '{name}' version {v}: unloaded (no longer served; requests in flight \
+                 finish on it)"
             ));
         }
-        self.release_drained();
     }
 
     fn release_drained(&self) {
@@ -159,37 +206,6 @@ impl Repository {
         draining.retain(|w| w.strong_count() > 0);
         if draining.is_empty() {
             release_freed_memory();
-        }
-    }
-
-    fn look_at(&self, name: &str, version: u64, path: &Path) {
-        let fp = fingerprint(path);
-        let load_now = {
-            let mut models = self.write();
-            let Some(m) = models.get_mut(name) else {
-                return;
-            };
-            let slot = m.versions.entry(version).or_insert(Slot {
-                state: State::Loading,
-                seen: None,
-                tried: None,
-                previous: None,
-            });
-            let settled = slot.seen.as_ref() == Some(&fp);
-            slot.seen = Some(fp.clone());
-            let fresh = slot.tried.as_ref() != Some(&fp);
-            if settled && fresh {
-                slot.tried = Some(fp);
-                if let State::Available(old) = &slot.state {
-                    slot.previous = Some(old.clone());
-                }
-                true
-            } else {
-                false
-            }
-        };
-        if load_now {
-            self.load(name, version, path);
         }
     }
 
