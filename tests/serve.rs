@@ -359,8 +359,9 @@ fn has_state(port: u16, v: u64, state: &str) -> bool {
     version_status(port)["model_version_status"]
         .as_array()
         .is_some_and(|a| {
-            a.iter()
-                .any(|s| s["version"] == v.to_string() && s["state"] == state)
+            a.iter().any(|s| {
+                s["version"].as_str() == Some(v.to_string().as_str()) && s["state"] == state
+            })
         })
 }
 
