@@ -498,3 +498,81 @@ fn sigterm_stops_the_server_cleanly() {
     let log = s.log.lock().unwrap().join("\n");
     assert!(log.contains("stopped"), "{log}");
 }
+
+#[test]
+fn dynamic_batching_merges_concurrent_requests_and_splits_their_answers() {
+    let dir = repo().join("fixtures/onnx/dynamic_batch");
+    let x = mdeploy::npy::read(&dir.join("input.npy")).unwrap();
+    let y = mdeploy::npy::read(&dir.join("expected.npy")).unwrap();
+    let s = serve(
+        &dir.join("model.onnx"),
+        &[
+            "--name",
+            "m",
+            "--max-batch-size",
+            "16",
+            "--batch-timeout-ms",
+            "50",
+            "--max-concurrency",
+            "1",
+        ],
+    );
+    let body = serde_json::json!({
+        "inputs": [{ "name": "input", "datatype": "FP32", "shape": x.shape, "data": x.to_f64s() }]
+    })
+    .to_string();
+    let port = s.port;
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| post(port, "/v2/models/m/infer", &body))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for w in workers {
+        for (code, r) in w.join().unwrap() {
+            assert_eq!(code, 200, "{r}");
+            let r = json(&r);
+            assert_eq!(r["outputs"][0]["shape"], serde_json::json!(y.shape));
+            let got: Vec<f64> = r["outputs"][0]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let worst = got
+                .iter()
+                .zip(y.to_f64s())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(worst < 1e-4, "{worst}");
+        }
+    }
+    let metrics = get(s.port, "/metrics").1;
+    let value = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+    };
+    // Batch-size buckets are powers of two: the smallest holding one request's rows.
+    let rows = x.shape[0].next_power_of_two();
+    assert!(
+        rows * 2 <= 16,
+        "the fixture's batch is too large for this test"
+    );
+    let alone = value(&format!(
+        "mdeploy_batch_size_bucket{{model=\"m\",le=\"{rows}\"}}"
+    ));
+    let all = value("mdeploy_batch_size_count{model=\"m\"}");
+    assert_eq!(all, 40.0);
+    // With one inference slot and a 50 ms window, most of the 40 requests share a run.
+    assert!(
+        alone < all / 2.0,
+        "{alone} of {all} requests ran with only their own rows"
+    );
+}

@@ -79,6 +79,18 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert", env = "MDEPLOY_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Dynamic batching: merge concurrent requests to one version into runs of up to this many
+    /// rows (models whose inputs and outputs all have a run-time first dimension).
+    #[arg(long, env = "MDEPLOY_MAX_BATCH_SIZE")]
+    pub max_batch_size: Option<usize>,
+    /// With --max-batch-size: how long the first request of a batch waits for others.
+    #[arg(
+        long,
+        default_value_t = 2,
+        requires = "max_batch_size",
+        env = "MDEPLOY_BATCH_TIMEOUT_MS"
+    )]
+    pub batch_timeout_ms: u64,
     /// No access log line per request on stdout.
     #[arg(long)]
     pub no_access_log: bool,
@@ -154,6 +166,10 @@ pub fn run(a: ServeArgs, quiet: bool) -> Result<()> {
         .transpose()?;
     c.tls = a.tls_cert.zip(a.tls_key);
     c.access_log = !a.no_access_log;
+    c.batching = a.max_batch_size.map(|n| serve::BatchConfig {
+        max_batch_size: n.max(1),
+        timeout: Duration::from_millis(a.batch_timeout_ms),
+    });
     for m in &c.models {
         if !quiet {
             eprintln!(

@@ -67,6 +67,9 @@ pub struct ServeConfig {
     pub tokens: Option<super::auth::Tokens>,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub access_log: bool,
+    /// Dynamic batching, for models whose inputs and outputs all have a run-time first
+    /// dimension.
+    pub batching: Option<super::BatchConfig>,
 }
 
 impl ServeConfig {
@@ -84,6 +87,7 @@ impl ServeConfig {
             tokens: None,
             tls: None,
             access_log: true,
+            batching: None,
         }
     }
 }

@@ -124,6 +124,7 @@ async fn infer(cx: &Call<'_>, req: pb::ModelInferRequest, facts: &mut Facts) -> 
     let ran = cx.shared.run(loaded.clone(), inputs).await?;
     facts.queue = ran.queue;
     facts.inference = ran.inference;
+    facts.batch = ran.batch.or(facts.batch);
     let mut resp = pb::ModelInferResponse {
         model_name: req.model_name.clone(),
         model_version: loaded.version.to_string(),

@@ -105,6 +105,7 @@ async fn predict(cx: &Call<'_>, req: pb::PredictRequest, facts: &mut Facts) -> R
     let ran = cx.shared.run(loaded.clone(), inputs).await?;
     facts.queue = ran.queue;
     facts.inference = ran.inference;
+    facts.batch = ran.batch.or(facts.batch);
     let outputs = wanted
         .into_iter()
         .map(|i| (sig.outputs[i].name.clone(), proto(&ran.outputs[i])))

@@ -8,6 +8,7 @@
 //! [`auth`]. Inference runs on blocking threads, at most `max_concurrency` at once.
 
 pub mod auth;
+mod batch;
 pub mod config;
 mod grpc;
 mod grpc_kserve;
@@ -24,6 +25,7 @@ mod signature;
 mod status;
 mod textproto;
 
+pub use batch::BatchConfig;
 pub use config::{ModelConfig, Policy, ServeConfig};
 
 use crate::error::{failed, Result};
@@ -40,7 +42,7 @@ pub(crate) struct Shared {
     repo: repo::Repository,
     metrics: Arc<metrics::Metrics>,
     config: ServeConfig,
-    gate: tokio::sync::Semaphore,
+    gate: Arc<tokio::sync::Semaphore>,
     limit: Option<auth::RateLimit>,
     log: Log,
 }
@@ -50,12 +52,20 @@ pub(crate) struct Ran {
     outputs: Vec<Tensor>,
     queue: Duration,
     inference: Duration,
+    /// The rows of the run this request's rows were part of (dynamic batching).
+    batch: Option<usize>,
 }
 
 impl Shared {
     /// Runs a version on checked inputs: waits for a free slot (queue time), runs on a blocking
     /// thread, gives up after the request timeout (the run itself finishes in the background).
     async fn run(&self, loaded: Arc<model::Loaded>, inputs: Vec<Tensor>) -> Reply<Ran> {
+        if let Some(b) = &loaded.batcher {
+            let batched = b.submit(loaded.clone(), inputs);
+            return tokio::time::timeout(self.config.request_timeout, batched)
+                .await
+                .map_err(|_| self.timed_out())?;
+        }
         let start = Instant::now();
         let work = async {
             let permit = self
@@ -74,19 +84,22 @@ impl Shared {
                 outputs,
                 queue,
                 inference: began.elapsed(),
+                batch: None,
             })
         };
         tokio::time::timeout(self.config.request_timeout, work)
             .await
-            .map_err(|_| {
-                Status::new(
-                    Code::DeadlineExceeded,
-                    format!(
-                        "no result within the request timeout ({} ms)",
-                        self.config.request_timeout.as_millis()
-                    ),
-                )
-            })?
+            .map_err(|_| self.timed_out())?
+    }
+
+    fn timed_out(&self) -> Status {
+        Status::new(
+            Code::DeadlineExceeded,
+            format!(
+                "no result within the request timeout ({} ms)",
+                self.config.request_timeout.as_millis()
+            ),
+        )
     }
 }
 
@@ -102,10 +115,12 @@ pub fn serve(config: ServeConfig, log: Log) -> Result<()> {
 
 async fn run(config: ServeConfig, log: Log) -> Result<()> {
     let metrics = Arc::new(metrics::Metrics::default());
+    let gate = Arc::new(tokio::sync::Semaphore::new(config.max_concurrency.max(1)));
+    let batching = config.batching.map(|b| (b, gate.clone()));
     let shared = Arc::new(Shared {
-        repo: repo::Repository::new(&config.models, metrics.clone(), log.clone()),
+        repo: repo::Repository::new(&config.models, batching, metrics.clone(), log.clone()),
         metrics,
-        gate: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
+        gate,
         limit: config.rate_limit.map(auth::RateLimit::new),
         config,
         log,

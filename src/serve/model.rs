@@ -17,6 +17,8 @@ pub struct Loaded {
     pub engine: Engine,
     pub load_time: Duration,
     pub weight_bytes: usize,
+    /// Set when dynamic batching is on and the model allows it.
+    pub batcher: Option<super::batch::Batcher>,
 }
 
 /// The model inside a version folder: the folder itself when a reader takes it (a SavedModel,
@@ -85,6 +87,7 @@ pub fn load(version: u64, path: &Path) -> Result<Loaded> {
         engine,
         load_time: start.elapsed(),
         weight_bytes,
+        batcher: None,
     })
 }
 

@@ -4,6 +4,7 @@
 //! in flight keep theirs until they finish), and choosing a version per request (explicit,
 //! label, weighted split, latest).
 
+use super::batch::{self, BatchConfig, Batcher};
 use super::config::{ModelConfig, Policy};
 use super::metrics::Metrics;
 use super::model::{self, Loaded};
@@ -57,6 +58,7 @@ pub enum Selector {
 
 pub struct Repository {
     models: RwLock<BTreeMap<String, ModelState>>,
+    batching: Option<(BatchConfig, Arc<tokio::sync::Semaphore>)>,
     metrics: Arc<Metrics>,
     log: Log,
     rng: AtomicU64,
@@ -73,7 +75,12 @@ pub struct VersionStatus {
 }
 
 impl Repository {
-    pub fn new(configs: &[ModelConfig], metrics: Arc<Metrics>, log: Log) -> Repository {
+    pub fn new(
+        configs: &[ModelConfig],
+        batching: Option<(BatchConfig, Arc<tokio::sync::Semaphore>)>,
+        metrics: Arc<Metrics>,
+        log: Log,
+    ) -> Repository {
         let models = configs
             .iter()
             .map(|c| {
@@ -93,6 +100,7 @@ impl Repository {
             | 1;
         Repository {
             models: RwLock::new(models),
+            batching,
             metrics,
             log,
             rng: AtomicU64::new(seed),
@@ -211,7 +219,14 @@ impl Repository {
 
     fn load(&self, name: &str, version: u64, path: &Path) {
         self.metrics.version_state(name, version, 0.0, "loading");
-        let result = model::load(version, path);
+        let result = model::load(version, path).map(|mut l| {
+            if let Some((cfg, gate)) = &self.batching {
+                if batch::batchable(&l.signature) {
+                    l.batcher = Batcher::start(*cfg, gate.clone());
+                }
+            }
+            l
+        });
         let mut models = self.write();
         let Some(slot) = models
             .get_mut(name)

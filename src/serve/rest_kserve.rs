@@ -198,6 +198,7 @@ pub async fn infer(
     let ran = shared.run(loaded.clone(), inputs).await?;
     facts.queue = ran.queue;
     facts.inference = ran.inference;
+    facts.batch = ran.batch.or(facts.batch);
     let mut outputs = Vec::new();
     let mut raw: Vec<u8> = Vec::new();
     for &(i, binary) in &wanted {

@@ -133,6 +133,7 @@ pub async fn predict(
     let ran = shared.run(loaded.clone(), inputs).await?;
     facts.queue = ran.queue;
     facts.inference = ran.inference;
+    facts.batch = ran.batch.or(facts.batch);
     let out = if rows {
         json!({ "predictions": predictions(sig, &ran.outputs)? })
     } else if ran.outputs.len() == 1 {

@@ -26,6 +26,9 @@ impl TensorSpec {
 pub struct Signature {
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
+    /// Every input's and output's first dimension is one and the same run-time symbol (as a
+    /// batch dimension is): requests can be merged along it.
+    pub shared_first_symbol: bool,
 }
 
 impl Signature {
@@ -35,9 +38,23 @@ impl Signature {
             dtype: g.ty(v).dtype,
             shape: g.ty(v).shape.iter().map(|d| d.fixed()).collect(),
         };
+        let firsts: Vec<Option<&crate::ir::Dim>> = g
+            .inputs
+            .iter()
+            .chain(&g.outputs)
+            .map(|&v| g.ty(v).shape.first())
+            .collect();
+        let shared_first_symbol = match firsts.first() {
+            Some(Some(d)) => {
+                let (c, syms) = d.factors();
+                c == 1 && syms.len() == 1 && firsts.iter().all(|f| *f == Some(*d))
+            }
+            _ => false,
+        };
         Signature {
             inputs: g.inputs.iter().map(|&v| spec(v)).collect(),
             outputs: g.outputs.iter().map(|&v| spec(v)).collect(),
+            shared_first_symbol,
         }
     }
 
