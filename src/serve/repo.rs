@@ -219,7 +219,7 @@ impl Repository {
 
     fn load(&self, name: &str, version: u64, path: &Path) {
         self.metrics.version_state(name, version, 0.0, "loading");
-        let result = model::load(version, path).map(|mut l| {
+        let result = load_aside(version, path).map(|mut l| {
             if let Some((cfg, gate)) = &self.batching {
                 if batch::batchable(&l.signature) {
                     l.batcher = Batcher::start(*cfg, gate.clone());
@@ -384,6 +384,30 @@ impl Repository {
         x ^= x >> 27;
         self.rng.store(x, Ordering::Relaxed);
         x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11
+    }
+}
+
+/// Loads on a thread of its own at a lower CPU priority, so reading and planning a new version
+/// does not take cores from the requests other versions are answering.
+fn load_aside(version: u64, path: &Path) -> crate::error::Result<Loaded> {
+    let path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("mdeploy-load".into())
+        .spawn(move || {
+            lower_priority();
+            model::load(version, &path)
+        })
+        .map_err(|e| crate::error::failed(format!("starting a loader thread: {e}")))?
+        .join()
+        .map_err(|_| crate::error::failed("the loader thread panicked"))?
+}
+
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on the calling thread (gettid) only changes its scheduling niceness.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 
