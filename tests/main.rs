@@ -22,3 +22,4 @@ mod tfjs_layers;
 mod tfjs_reader;
 mod tflite;
 mod tflite_reader;
+mod verify;

@@ -10,6 +10,7 @@ mod optimize;
 mod progress;
 mod quantize;
 mod serve;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use mdeploy::error::Result;
@@ -43,6 +44,7 @@ pub enum Command {
     Optimize(optimize::OptimizeArgs),
     Quantize(quantize::QuantizeArgs),
     Serve(serve::ServeArgs),
+    Verify(verify::VerifyArgs),
     Completions(completions::CompletionsArgs),
     #[command(hide = true)]
     Man(man::ManArgs),
@@ -55,6 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Optimize(a) => optimize::run(a, cli.quiet),
         Command::Quantize(a) => quantize::run(a, cli.quiet),
         Command::Serve(a) => serve::run(a, cli.quiet),
+        Command::Verify(a) => verify::run(a, cli.quiet),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
     }

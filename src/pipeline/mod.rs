@@ -32,7 +32,7 @@ pub use options::{
 };
 pub use quantize::QuantReport;
 pub use report::{OpCount, Report, WeightsGzip};
-pub use stages::load_inputs;
+pub use stages::{load_inputs, verify_output};
 pub use target::default_output;
 
 use crate::error::{Error, Result};

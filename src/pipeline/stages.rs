@@ -101,14 +101,6 @@ pub(super) fn verify(
     obs: &dyn Observer,
 ) -> Result<Vec<Comparison>> {
     obs.step("verifying");
-    // A model with sizes known only at run time is checked at two sizes of them when the
-    // inputs are random (with given inputs, at their sizes).
-    let symbols = input_symbols(source);
-    let sizes: &[usize] = if v.inputs.is_empty() && !symbols.is_empty() {
-        SIZES
-    } else {
-        &[2]
-    };
     if let Some(why) = not_verifiable(chosen, nhwc_io, written) {
         obs.line(why);
         return Ok(vec![]);
@@ -127,6 +119,27 @@ pub(super) fn verify(
     if read_back.is_none() {
         notes(chosen, out, written, obs)?;
     }
+    let written = read_back.as_ref().unwrap_or(written);
+    verify_sizes(v, source, obs, &|inputs| {
+        run_written(written, out, chosen, inputs)
+    })
+}
+
+/// Runs the source and `run` (the written output) on the same inputs and compares every
+/// output. A model with sizes known only at run time is checked at two sizes of them when the
+/// inputs are random (with given inputs, at their sizes).
+fn verify_sizes(
+    v: &Verify,
+    source: &Graph,
+    obs: &dyn Observer,
+    run: &dyn Fn(&[Tensor]) -> Result<Vec<Tensor>>,
+) -> Result<Vec<Comparison>> {
+    let symbols = input_symbols(source);
+    let sizes: &[usize] = if v.inputs.is_empty() && !symbols.is_empty() {
+        SIZES
+    } else {
+        &[2]
+    };
     let mut all = Vec::new();
     let mut checked = 0;
     let mut first_error = None;
@@ -156,20 +169,46 @@ pub(super) fn verify(
                 format!(" [{}]", dims.join(", "))
             }
         };
-        let check = Check {
-            v,
-            source,
-            written: read_back.as_ref().unwrap_or(written),
-            out,
-            chosen,
-            obs,
-        };
-        all.extend(verify_at(&check, &inputs, expected, &label)?);
+        let got = run(&inputs)?;
+        all.extend(compare_all(v, source, got, expected, &label, obs)?);
     }
     match (checked, first_error) {
         (0, Some(e)) => Err(e),
         _ => Ok(all),
     }
+}
+
+/// Checks a converted file against its source, as `--verify` does after a conversion: the
+/// output (any format mdeploy reads) is read back and run by tract beside the source on the
+/// same inputs. `mdeploy verify SOURCE OUTPUT`, also for files other tools wrote.
+pub fn verify_output(
+    source: &Graph,
+    output: &Path,
+    v: &Verify,
+    obs: &dyn Observer,
+) -> Result<Vec<Comparison>> {
+    obs.step("reading the output");
+    let read = crate::readers::read(output, &crate::readers::ReadOptions::default())?;
+    let written = in_source_order(read, source).map_err(|why| {
+        Error::Failed(format!(
+            "{}: cannot be compared with the source: {why}",
+            output.display()
+        ))
+    })?;
+    for (&w, &s) in written.inputs.iter().zip(&source.inputs) {
+        if written.ty(w) != source.ty(s) {
+            return Err(Error::Failed(format!(
+                "{}: input '{}' is {}, the source's is {} (a channels-last TFLite input?); \
+                 nothing was compared",
+                output.display(),
+                source.value(s).name,
+                written.ty(w),
+                source.ty(s)
+            )));
+        }
+    }
+    obs.step("verifying");
+    verify_sizes(v, source, obs, &|inputs| eval::run(&written, inputs))
 }
 
 /// The sizes tried for dimensions known only at run time, in order, until two of them run:
@@ -191,45 +230,35 @@ fn input_symbols(g: &Graph) -> Vec<String> {
     out
 }
 
-/// What one verification compares.
-struct Check<'a> {
-    v: &'a Verify,
-    source: &'a Graph,
-    written: &'a Graph,
-    out: &'a Path,
-    chosen: &'a Chosen,
-    obs: &'a dyn Observer,
-}
-
-/// One verification run on `inputs`; `label` names the sizes in the printed lines.
-fn verify_at(
-    c: &Check,
+/// The written output's results on `inputs`.
+fn run_written(
+    written: &Graph,
+    out: &Path,
+    chosen: &Chosen,
     inputs: &[Tensor],
-    expected: Vec<Tensor>,
-    label: &str,
-) -> Result<Vec<Comparison>> {
-    let Check {
-        v,
-        source,
-        written,
-        out,
-        chosen,
-        obs,
-    } = *c;
-    let inputs = inputs.to_vec();
-    let got = match chosen.target {
+) -> Result<Vec<Tensor>> {
+    match chosen.target {
         Target::Onnx if beyond_tract(written) => {
             let opts = crate::readers::ReadOptions::default();
-            eval::run(&crate::readers::read(out, &opts)?, &inputs)?
+            eval::run(&crate::readers::read(out, &opts)?, inputs)
         }
-        Target::Onnx => eval::run_onnx_file(out, &inputs)?,
-        // The graph exactly as written (after the TFLite or NHWC rewrites), run by tract:
-        // LiteRT and TF.js themselves run in the conformance tier.
-        // The TFLite file as mdeploy's TFLite reader reads it back when it can (`written` is
-        // then that graph), else the graph as written; LiteRT and TF.js themselves run in the
-        // conformance tier.
-        Target::Tflite | Target::Tfjs => eval::run(written, &inputs)?,
-    };
+        Target::Onnx => eval::run_onnx_file(out, inputs),
+        // The TFLite file or TF.js folder as mdeploy's reader reads it back when it can
+        // (`written` is then that graph), else the graph as written; LiteRT and TF.js
+        // themselves run in the conformance tier.
+        Target::Tflite | Target::Tfjs => eval::run(written, inputs),
+    }
+}
+
+/// Compares every output with the source's; `label` names the sizes in the printed lines.
+fn compare_all(
+    v: &Verify,
+    source: &Graph,
+    got: Vec<Tensor>,
+    expected: Vec<Tensor>,
+    label: &str,
+    obs: &dyn Observer,
+) -> Result<Vec<Comparison>> {
     if got.len() != expected.len() {
         return Err(Error::Verification(format!(
             "output has {} results, source {}",
