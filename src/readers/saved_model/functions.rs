@@ -214,6 +214,7 @@ fn output_offset(op: &str, arg: &str) -> usize {
             "reserve_space_2" => 4,
             _ => 5,
         },
+        ("TopKV2" | "TopK", "indices") | ("Unique", "idx") | ("Switch", "output_true") => 1,
         _ => 0,
     }
 }

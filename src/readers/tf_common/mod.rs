@@ -1,9 +1,10 @@
 //! TF op semantics shared by the readers of TF's two containers (SavedModel graphs and TFLite
 //! flatbuffers), which name the same ops with the same attributes: StridedSlice's five masks,
 //! the bilinear / nearest resizes, SAME/VALID padding, the fused activations, and
-//! SpaceToBatchND/BatchToSpaceND (`space_batch.rs`), and Tile, BroadcastTo, Pad and Shape
-//! (`movement.rs`).
+//! SpaceToBatchND/BatchToSpaceND (`space_batch.rs`), Tile, BroadcastTo, Pad and Shape
+//! (`movement.rs`), and the indexing ops (`index.rs`).
 
+pub mod index;
 pub mod movement;
 pub mod space_batch;
 

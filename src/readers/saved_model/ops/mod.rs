@@ -4,6 +4,7 @@
 
 mod elementwise;
 mod fused;
+mod index;
 mod nn;
 mod shape;
 mod space_batch;
@@ -20,6 +21,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         .or_else(|| shape::handler(op))
         .or_else(|| space_batch::handler(op))
         .or_else(|| fused::handler(op))
+        .or_else(|| index::handler(op))
 }
 
 pub fn is_known(op: &str) -> bool {

@@ -34,7 +34,6 @@ pub fn handler(op: &str) -> Option<Handler> {
         "Range" => range,
         "Shape" => shape,
         "ResizeBilinear" | "ResizeNearestNeighbor" => resize,
-        "ReverseV2" => reverse,
         _ => return None,
     })
 }
@@ -303,27 +302,4 @@ fn resize(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         .map(ShapeEntry::Int)
         .collect();
     tf_common::resize(b, &n.name, n.input(0)?, &size, r)
-}
-
-/// ReverseV2(x, axes): every listed axis read backwards, a slice with step -1 (how Keras runs a
-/// backward recurrent layer over a time axis of any length).
-fn reverse(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
-    let rank = b.g.ty(x).rank();
-    let axes = const_ints(b, n, 1, "reversed axes")?;
-    let axes: Vec<SliceAxis> = axes
-        .iter()
-        .map(|&a| {
-            Ok(SliceAxis {
-                axis: norm_axis(a, rank)?,
-                start: -1,
-                end: i64::MIN,
-                step: -1,
-            })
-        })
-        .collect::<Result<_, String>>()?;
-    if axes.is_empty() {
-        return Ok(vec![x]);
-    }
-    b.emit(&n.name, Op::Slice(Slice { axes }), vec![x])
 }

@@ -7,8 +7,8 @@
 
 use super::{fused, Handler, Node};
 use crate::ir::ops::{
-    check_window, norm_axis, ArgReduce, BinaryOp, Cast, Conv, DepthToSpace, DepthToSpaceMode,
-    LpNorm, MatMul, Padding, Pool, PoolKind, Reduce, ReduceKind, Softmax, SpaceToDepth,
+    check_window, norm_axis, ArgReduce, BinaryOp, Cast, Conv, LpNorm, MatMul, Padding, Pool,
+    PoolKind, Reduce, ReduceKind, Softmax,
 };
 use crate::ir::{DType, Dim, KernelLayout, Layout, Op, Tensor, ValueId};
 use crate::readers::builder::{
@@ -414,8 +414,8 @@ fn arg_reduce(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
 }
 
 fn depth_space(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
-    let block = if n.code == B::DEPTH_TO_SPACE {
+    let to_space = n.code == B::DEPTH_TO_SPACE;
+    let block = if to_space {
         n.options(
             n.op.builtin_options_as_depth_to_space_options(),
             "DepthToSpaceOptions",
@@ -428,21 +428,5 @@ fn depth_space(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         )?
         .block_size()
     };
-    let block = usize::try_from(block)
-        .ok()
-        .filter(|&v| v >= 1)
-        .ok_or_else(|| NodeError::Invalid(format!("block size {block}")))?;
-    let op = if n.code == B::DEPTH_TO_SPACE {
-        Op::DepthToSpace(DepthToSpace {
-            block,
-            mode: DepthToSpaceMode::Dcr,
-            layout: Layout::Nhwc,
-        })
-    } else {
-        Op::SpaceToDepth(SpaceToDepth {
-            block,
-            layout: Layout::Nhwc,
-        })
-    };
-    b.emit(&n.name, op, vec![x])
+    crate::readers::tf_common::index::depth_space(b, &n.name, n.input(0)?, block.into(), to_space)
 }

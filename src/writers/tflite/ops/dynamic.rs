@@ -68,7 +68,7 @@ pub fn dynamic(cx: &mut Cx, d: &Dynamic) -> Result<(), String> {
         Dynamic::Pad { mode } => axes::pad(cx, *mode),
         Dynamic::Resize { resize, by_sizes } => resize_to(cx, resize, *by_sizes, what),
         Dynamic::Trilu { upper } => trilu(cx, *upper),
-        Dynamic::OneHot { axis } => one_hot(cx, *axis),
+        Dynamic::OneHot { axis } => one_hot(cx, *axis, None),
         Dynamic::NonMaxSuppression { .. } => Err(format!(
             "{what} computed at run time: NON_MAX_SUPPRESSION_V5 has a different output form"
         )),
@@ -522,15 +522,24 @@ fn index_int32(cx: &mut Cx, i: usize) -> Result<TRef, String> {
     Ok(op(cx, B::CAST, opts, vec![x], out))
 }
 
-/// ONE_HOT with the depth read at run time: ONNX's negative indices (counting back from the
-/// depth) are wrapped first, `[off, on]` split into the two scalars ONE_HOT takes.
-fn one_hot(cx: &mut Cx, axis: i64) -> Result<(), String> {
+/// ONE_HOT, with the depth read at run time (input 1, values input 2) or given (`depth`;
+/// values input 1): ONNX's negative indices (counting back from the depth) are wrapped first,
+/// `[off, on]` split into the two scalars ONE_HOT takes.
+pub(super) fn one_hot(cx: &mut Cx, axis: i64, depth: Option<usize>) -> Result<(), String> {
     let idx_ty = cx.ty(0)?.clone();
     let out_rank = idx_ty.rank() + 1;
     let axis = crate::ir::ops::norm_axis(axis, out_rank)? as i32;
     let idx = index_int32(cx, 0)?;
-    let depth = index_int32(cx, 1)?;
-    let depth = scalar_of(cx, 1, depth)?;
+    let (depth, values_at) = match depth {
+        Some(d) => {
+            let d = i32::try_from(d).map_err(|_| format!("depth {d} is too large"))?;
+            (cx.i32s("depth", vec![], &[d]), 1)
+        }
+        None => {
+            let depth = index_int32(cx, 1)?;
+            (scalar_of(cx, 1, depth)?, 2)
+        }
+    };
     let zero = cx.i32s("zero", vec![], &[0]);
     let shape = idx_ty.shape.clone();
     let neg = temp(cx, "negative", DType::Bool, shape.clone());
@@ -539,8 +548,8 @@ fn one_hot(cx: &mut Cx, axis: i64) -> Result<(), String> {
     let up = op(cx, B::ADD, Opts::Arith(Act::NONE), vec![idx, depth], up);
     let wrapped = temp(cx, "indices", DType::I32, shape);
     let wrapped = op(cx, B::SELECT_V2, Opts::None, vec![neg, up, idx], wrapped);
-    let values_ty = cx.ty(2)?.clone();
-    let values = cx.x(2)?;
+    let values_ty = cx.ty(values_at)?.clone();
+    let values = cx.x(values_at)?;
     let mut picked = [values; 2];
     for (i, p) in picked.iter_mut().enumerate() {
         let at = cx.i32s(&format!("value{i}_at"), vec![], &[i as i32]);

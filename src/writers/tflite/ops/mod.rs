@@ -72,7 +72,7 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         Op::GatherElements(g) => Err(element_refusal(cx, g.axis, None)),
         Op::ScatterElements(s) => Err(element_refusal(cx, s.axis, Some(s.reduction))),
         Op::NonZero => Err("data-dependent output size (TFLite WHERE) is not supported".into()),
-        Op::OneHot(_) => Err("ONE_HOT with these parameters is not mapped".into()),
+        Op::OneHot(o) => dynamic::one_hot(cx, o.axis, Some(o.depth)),
         Op::Trilu(_) => Err("no TFLite builtin for Trilu".into()),
         Op::NonMaxSuppression(_) => {
             Err("NON_MAX_SUPPRESSION_V5 has a different output form; not mapped".into())
