@@ -5,3 +5,5 @@
 
 pub mod keras;
 pub mod onnx;
+pub mod tensor_bundle;
+pub mod tf_json;

@@ -6,7 +6,7 @@
 //! `{"i": "1"}` (int64 as a string), `{"f": 0.5}`, `{"b": true}`, `{"s": base64}`,
 //! `{"list": {"i": [..]}}`, `{"list": {"s": [base64..]}}`, `{"shape": {"dim": [{"size": "-1"}]}}`.
 
-use super::super::NamedWeight;
+use super::NamedWeight;
 use crate::ir::{DType, Dim, Graph, Names, Tensor, ValueId};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -95,9 +95,20 @@ pub fn sanitize(name: &str) -> String {
     s
 }
 
+/// Which TF op set a GraphDef is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// tfjs-converter's: grappler's fused ops (`_FusedConv2D`, …) and TF.js's own `Prelu`.
+    Tfjs,
+    /// TensorFlow's registered ops only (a SavedModel): convolutions and their bias and
+    /// activation as separate ops, PRelu spelled out.
+    Tf,
+}
+
 /// The GraphDef under construction.
 pub struct Gx<'g> {
     pub g: &'g Graph,
+    pub dialect: Dialect,
     pub nodes: Vec<Value>,
     pub weights: Vec<NamedWeight>,
     names: Names,
@@ -114,9 +125,10 @@ pub struct Gx<'g> {
 }
 
 impl<'g> Gx<'g> {
-    pub fn new(g: &'g Graph) -> Gx<'g> {
+    pub fn new(g: &'g Graph, dialect: Dialect) -> Gx<'g> {
         Gx {
             g,
+            dialect,
             nodes: Vec::new(),
             weights: Vec::new(),
             names: Names::empty(),

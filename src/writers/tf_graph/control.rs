@@ -36,14 +36,14 @@ fn function(
     arg_types: &[DType],
     finish: impl FnOnce(&mut Gx, &[String], Vec<String>) -> Result<Vec<String>, String>,
 ) -> Result<(), String> {
-    let mut sub = Gx::new(body);
+    let mut sub = Gx::new(body, gx.dialect);
     sub.prefix = format!("{name}/");
     let args: Vec<String> = (0..arg_types.len()).map(|k| format!("arg_{k}")).collect();
     for (&v, &a) in body.inputs.iter().zip(bind) {
         let arg = args.get(a).ok_or("a body input without a loop variable")?;
         sub.bind(v, arg.clone());
     }
-    let (plan, absorbed) = super::nn::fuse_plan(body);
+    let (plan, absorbed) = super::nn::fuse_plan(body, gx.dialect);
     for (i, n) in body.nodes.iter().enumerate() {
         if absorbed.contains(&i) {
             continue;
