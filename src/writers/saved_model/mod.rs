@@ -42,6 +42,29 @@ fn is_variable(t: &Tensor) -> bool {
     t.dtype == DType::F32 && t.shape.iter().product::<usize>() > 1
 }
 
+/// A constant in the element type the graph gives it (`tf_graph` writes every float as
+/// float32 and every integer as int32, as TF.js holds them): converted when it is not.
+fn as_graph_dtype(t: &Tensor) -> Result<Tensor, String> {
+    match t.dtype {
+        DType::F32 | DType::I32 | DType::Bool => Ok(t.clone()),
+        DType::F16 | DType::BF16 | DType::F64 => {
+            Ok(Tensor::from_f64s(DType::F32, t.shape.clone(), &t.to_f64s()))
+        }
+        DType::I8 | DType::U8 | DType::I16 | DType::U16 | DType::U32 | DType::I64 | DType::U64 => {
+            let v = t.to_i64s().unwrap_or_default();
+            match v.iter().find(|&&x| i32::try_from(x).is_err()) {
+                Some(x) => Err(format!(
+                    "holds {x}, outside int32 (the graph's integers are int32)"
+                )),
+                None if v.len() == t.len() => {
+                    Ok(Tensor::from_i64s(DType::I32, t.shape.clone(), &v))
+                }
+                None => Err(format!("holds {} values that are not integers", t.dtype)),
+            }
+        }
+    }
+}
+
 /// Replaces the variable-worthy `Const` nodes of `gd` by variables and adds the saver; returns
 /// the variables (in key order) and the saver's parts.
 fn lift_variables(
@@ -82,11 +105,23 @@ fn build(g: &Graph) -> Result<(SavedModel, Vec<Variable>), Vec<Unsupported>> {
             reason,
         }]
     };
-    let weights: HashMap<String, Tensor> = built
-        .weights
-        .iter()
-        .map(|w| (w.name.clone(), w.tensor.clone()))
-        .collect();
+    let mut weights = HashMap::new();
+    let mut problems = Vec::new();
+    for w in &built.weights {
+        match as_graph_dtype(&w.tensor) {
+            Ok(t) => {
+                weights.insert(w.name.clone(), t);
+            }
+            Err(reason) => problems.push(Unsupported {
+                op: "Const".into(),
+                node: w.name.clone(),
+                reason,
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     let mut gd = tf_json::graph_def(&built.topology, &weights).map_err(as_problem)?;
     gd.versions = Some(VersionDef {
         producer: tf_graph::PRODUCER as i32,

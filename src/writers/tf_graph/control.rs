@@ -166,7 +166,8 @@ fn limit(gx: &mut Gx, v: ValueId, name: &str) -> Result<String, String> {
     }
     let r = gx.r(v)?;
     let scalar = gx.ints("scalar", &[])?;
-    Ok(gx.node("limit", "Reshape", vec![r, scalar], vec![]))
+    let dt = gx.g.ty(v).dtype;
+    Ok(gx.node("limit", "Reshape", vec![r, scalar], vec![("T", a_type(dt))]))
 }
 
 pub fn emit_if(gx: &mut Gx, n: &Node, op: &If) -> Result<(), String> {

@@ -95,6 +95,14 @@ pub fn sanitize(name: &str) -> String {
     s
 }
 
+/// The index-type attributes of ops, which TF requires on every node and TF.js does without.
+const INDEX_ATTRS: &[(&str, &[&str])] = &[
+    ("GatherV2", &["Tindices", "Taxis"]),
+    ("GatherNd", &["Tindices"]),
+    ("Slice", &["Index"]),
+    ("TensorScatterUpdate", &["Tindices"]),
+];
+
 /// Which TF op set a GraphDef is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -254,7 +262,16 @@ impl<'g> Gx<'g> {
         if !inputs.is_empty() {
             n.insert("input".into(), json!(inputs));
         }
-        let attr: Map<String, Value> = attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut attr: Map<String, Value> =
+            attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        // TF requires these (TF.js infers them); every integer tensor here is int32.
+        for &(o, keys) in INDEX_ATTRS {
+            if o == op {
+                for k in keys {
+                    attr.entry(*k).or_insert_with(|| a_type(DType::I32));
+                }
+            }
+        }
         n.insert("attr".into(), Value::Object(attr));
         self.nodes.push(Value::Object(n));
         name
@@ -350,7 +367,7 @@ impl<'g> Gx<'g> {
             &format!("{tag}_dim"),
             "GatherV2",
             vec![shape, idx, axis],
-            vec![("batch_dims", a_int(0))],
+            vec![("batch_dims", a_int(0)), ("Tparams", a_type(DType::I32))],
         ))
     }
 

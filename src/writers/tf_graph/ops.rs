@@ -568,7 +568,8 @@ fn inputs(gx: &mut Gx, n: &Node) -> Result<Vec<String>, String> {
 fn reduce(gx: &mut Gx, n: &Node, op: &str, axes: &[i64], keep: bool) -> Result<String, String> {
     let x = gx.r(n.inputs[0])?;
     if axes.is_empty() {
-        return Ok(gx.node("", "Identity", vec![x], vec![]));
+        let dt = gx.g.ty(n.inputs[0]).dtype;
+        return Ok(gx.node("", "Identity", vec![x], vec![("T", a_type(dt))]));
     }
     let dt = gx.g.ty(n.inputs[0]).dtype;
     let axes = gx.ints("axes", axes)?;
