@@ -145,7 +145,7 @@ struct BlockBuilder {
 
 impl BlockBuilder {
     fn add(&mut self, key: &[u8], value: &[u8]) {
-        let shared = if self.count % RESTART_INTERVAL == 0 {
+        let shared = if self.count.is_multiple_of(RESTART_INTERVAL) {
             self.restarts.push(self.buf.len() as u32);
             0
         } else {

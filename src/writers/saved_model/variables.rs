@@ -113,7 +113,7 @@ fn variable_nodes(v: &Variable) -> Vec<NodeDef> {
         node(
             &format!("{n}/Read/ReadVariableOp"),
             "ReadVariableOp",
-            &[n.clone()],
+            std::slice::from_ref(n),
             vec![("dtype", a_type(dt))],
         ),
         const_node(

@@ -439,7 +439,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mdeploy-atomic-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("index.html"), "keep").unwrap();
-        assert!(AtomicDir::create(&dir).is_err());
+        assert!(
+            AtomicDir::create(&dir, "TF.js", &|n| n == "model.json" || is_shard_name(n)).is_err()
+        );
         assert!(dir.join("index.html").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
