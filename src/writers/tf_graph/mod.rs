@@ -21,6 +21,7 @@ mod emit;
 mod index;
 mod nn;
 mod ops;
+mod outputs;
 mod quant;
 mod resize;
 
