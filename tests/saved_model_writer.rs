@@ -234,3 +234,36 @@ fn unsupported_ops_are_refused_by_node_and_op_with_nothing_written() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+/// A full-integer TFLite source is written with its weights as float variables (the values its
+/// dequantization gives), not as integer constants and arithmetic: TF Serving runs float.
+#[test]
+fn quantized_weights_are_written_as_float_variables() {
+    let dir = tempdir();
+    let out = dir.path().join("sm");
+    write(&fixture("tflite/int8_cnn/model.tflite"), &out).unwrap();
+    let sm = saved_model(&out);
+    let gd = sm.meta_graphs[0].graph_def.as_ref().unwrap();
+    let var_types: Vec<i32> = gd
+        .node
+        .iter()
+        .filter(|n| n.op == "VarHandleOp")
+        .filter_map(|n| match &n.attr["dtype"].value {
+            Some(attr_value::Value::Type(t)) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    assert!(var_types.len() >= 4, "{var_types:?}");
+    assert!(var_types.iter().all(|&t| t == 1), "{var_types:?}");
+    let int_weights: Vec<&str> = gd
+        .node
+        .iter()
+        .filter(|n| n.op == "Const")
+        .filter(|n| match &n.attr["value"].value {
+            Some(attr_value::Value::Tensor(t)) => t.dtype != 1 && t.tensor_content.len() > 64,
+            _ => false,
+        })
+        .map(|n| n.name.as_str())
+        .collect();
+    assert!(int_weights.is_empty(), "{int_weights:?}");
+}

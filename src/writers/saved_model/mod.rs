@@ -162,6 +162,9 @@ impl Writer for SavedModelWriter {
     }
 
     fn legalize(&self, g: &mut Graph) -> Result<()> {
+        // TF Serving runs float graphs: a quantized source's weights are written as the float
+        // values they stand for (variables like any other), not as integers and arithmetic.
+        crate::passes::dequantize::fold_weight_dequantization(g);
         tf_graph::legalize(g, "SavedModel")
     }
 
