@@ -164,12 +164,6 @@ pub struct Saver {
 
 pub fn saver(vars: &[Variable]) -> Saver {
     let mut nodes: Vec<NodeDef> = vars.iter().flat_map(variable_nodes).collect();
-    let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
-    let slices = vec![""; vars.len()];
-    let dtypes = attr_value::ListValue {
-        r#type: vars.iter().map(|v| dtype_to_tf(v.tensor.dtype)).collect(),
-        ..Default::default()
-    };
     let string_scalar = vec![
         ("dtype", a_type(DT_STRING)),
         ("shape", a(attr_value::Value::Shape(shape(&[])))),
@@ -181,37 +175,64 @@ pub fn saver(vars: &[Variable]) -> Saver {
         &["save/filename".into()],
         string_scalar,
     ));
-    nodes.push(strings("save/SaveV2/tensor_names", &names, false));
-    nodes.push(strings("save/SaveV2/shape_and_slices", &slices, false));
+    nodes.extend(save_and_restore(vars));
+    Saver {
+        nodes,
+        saver_def: SaverDef {
+            filename_tensor_name: "save/Const:0".into(),
+            save_tensor_name: "save/control_dependency:0".into(),
+            restore_op_name: "save/restore_all".into(),
+            max_to_keep: 5,
+            sharded: false,
+            keep_checkpoint_every_n_hours: 10000.0,
+            version: 2, // SaverDef.V2: the tensor-bundle format
+        },
+        collection: variables_collection(vars),
+    }
+}
+
+/// `SaveV2` of every variable's value behind `save/control_dependency`, and `RestoreV2` →
+/// `AssignVariableOp` per variable behind `save/restore_all`; both with the prefix `save/Const`.
+fn save_and_restore(vars: &[Variable]) -> Vec<NodeDef> {
+    let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+    let slices = vec![""; vars.len()];
+    let dtypes = attr_value::ListValue {
+        r#type: vars.iter().map(|v| dtype_to_tf(v.tensor.dtype)).collect(),
+        ..Default::default()
+    };
+    let mut nodes = Vec::new();
+    for op in ["SaveV2", "RestoreV2"] {
+        nodes.push(strings(&format!("save/{op}/tensor_names"), &names, false));
+        nodes.push(strings(
+            &format!("save/{op}/shape_and_slices"),
+            &slices,
+            false,
+        ));
+    }
     let mut save_in: Vec<String> = vec![
         "save/Const".into(),
         "save/SaveV2/tensor_names".into(),
         "save/SaveV2/shape_and_slices".into(),
     ];
     save_in.extend(names.iter().map(|n| format!("{n}/Read/ReadVariableOp")));
-    nodes.push(node(
-        "save/SaveV2",
-        "SaveV2",
-        &save_in,
-        vec![("dtypes", a(attr_value::Value::List(dtypes.clone())))],
-    ));
+    let dtypes_attr = || vec![("dtypes", a(attr_value::Value::List(dtypes.clone())))];
+    nodes.push(node("save/SaveV2", "SaveV2", &save_in, dtypes_attr()));
     nodes.push(node(
         "save/control_dependency",
         "Identity",
         &["save/Const".into(), "^save/SaveV2".into()],
         vec![("T", a_type(DT_STRING))],
     ));
-    nodes.push(strings("save/RestoreV2/tensor_names", &names, false));
-    nodes.push(strings("save/RestoreV2/shape_and_slices", &slices, false));
+    let restore_in = [
+        "save/Const".into(),
+        "save/RestoreV2/tensor_names".into(),
+        "save/RestoreV2/shape_and_slices".into(),
+    ];
     nodes.push(node(
         "save/RestoreV2",
         "RestoreV2",
-        &[
-            "save/Const".into(),
-            "save/RestoreV2/tensor_names".into(),
-            "save/RestoreV2/shape_and_slices".into(),
-        ],
-        vec![("dtypes", a(attr_value::Value::List(dtypes)))],
+        &restore_in,
+        dtypes_attr(),
     ));
     let mut restores = Vec::new();
     for (k, v) in vars.iter().enumerate() {
@@ -225,6 +246,11 @@ pub fn saver(vars: &[Variable]) -> Saver {
         restores.push(format!("^{name}"));
     }
     nodes.push(node("save/restore_all", "NoOp", &restores, vec![]));
+    nodes
+}
+
+/// The `variables` collection: a `VariableDef` per variable, naming its nodes.
+fn variables_collection(vars: &[Variable]) -> CollectionDef {
     let defs = vars.iter().map(|v| {
         VariableDef {
             variable_name: format!("{}:0", v.name),
@@ -237,22 +263,10 @@ pub fn saver(vars: &[Variable]) -> Saver {
         }
         .encode_to_vec()
     });
-    Saver {
-        nodes,
-        saver_def: SaverDef {
-            filename_tensor_name: "save/Const:0".into(),
-            save_tensor_name: "save/control_dependency:0".into(),
-            restore_op_name: "save/restore_all".into(),
-            max_to_keep: 5,
-            sharded: false,
-            keep_checkpoint_every_n_hours: 10000.0,
-            version: 2, // SaverDef.V2: the tensor-bundle format
-        },
-        collection: CollectionDef {
-            kind: Some(collection_def::Kind::BytesList(collection_def::BytesList {
-                value: defs.collect(),
-            })),
-        },
+    CollectionDef {
+        kind: Some(collection_def::Kind::BytesList(collection_def::BytesList {
+            value: defs.collect(),
+        })),
     }
 }
 
