@@ -38,8 +38,8 @@ from targets import (
 
 MODEL_NAMES = ("model.onnx", "model.tflite", "model.h5", "model.keras", "model")
 CONVERT_TIMEOUT = 600.0
-# Fixtures with a dynamic batch: their .tflite and TF.js outputs are also run at batch 4 (cases
-# `<id>:tflite@batch4`, `<id>:tfjs@batch4`),
+# Fixtures with a dynamic batch: their .tflite, TF.js and SavedModel outputs are also run at
+# batch 4 (cases `<id>:tflite@batch4`, `<id>:tfjs@batch4`, `<id>:saved_model@batch4`),
 # the inputs' first row repeated to fill it; rows are independent, so the expected outputs are
 # the framework's rows repeated the same way.
 DYNAMIC_BATCH = ("onnx/dynamic_batch", "onnx/dynamo_cnn", "tfjs/graph_cnn", "tfjs/layers_keras3")
@@ -132,7 +132,7 @@ def case_ids(fx: Fixture, targets: list[Target], only: str | None) -> list[str]:
         if t.applies_to(fx.id):
             ids.append(f"{fx.id}:{t.name}")
             ids.extend(f"{fx.id}:{t.name}@{label}" for label in sizes(fx))
-    for resizable in ("tflite", "tfjs"):
+    for resizable in ("tflite", "tfjs", "saved_model"):
         if fx.id in DYNAMIC_BATCH and any(t.name == resizable for t in targets):
             ids.append(f"{fx.id}:{resizable}@batch{RESIZED_BATCH}")
     ids.append(f"{fx.id}:verify")

@@ -30,7 +30,8 @@ from common import FAIL, FIXED, KNOWN, PASS, KnownFailures  # noqa: E402
 # Enabled targets (runners in targets.py); the quantized TF.js variants run on a few fixtures
 # (targets.TFJS_QUANT_FIXTURES). Override with --targets or MDEPLOY_CONFORMANCE_TARGETS.
 DEFAULT_TARGETS = os.environ.get(
-    "MDEPLOY_CONFORMANCE_TARGETS", "onnx,tflite,tfjs,tfjs-int8,tfjs-uint16,tfjs-float16"
+    "MDEPLOY_CONFORMANCE_TARGETS", "onnx,tflite,tfjs,tfjs-int8,tfjs-uint16,tfjs-float16,saved_model,"
+    "saved_model-tflite_converter,saved_model-tfjs_converter,saved_model-tf2onnx",
 )
 JOBS = 2  # conversions are subprocesses; the machines have two cores
 
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     known = KnownFailures(Path(__file__).resolve().parent / "known-failures.txt")
     chosen = select_targets(args.targets)
     targets_mod.NODE_MODULES = cache / "node" / "node_modules"
+    targets_mod.TF_PYTHON = cache / "tfvenv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     work = work_dir(cache, args.keep)
     try:
         fixture_results = fixtures.run(

@@ -33,6 +33,9 @@ class Target:
     fixtures: tuple[str, ...] | None = None
     # Report the size of the weights against float32 (quantized variants).
     size_ratio: bool = False
+    # Whether the quantized (quantized.py) and optimized (variants.py) forms run on it too. Not
+    # for SavedModels: they are written float (mdeploy refuses --int8/--float16 for them).
+    variants: bool = True
 
     @property
     def to_format(self) -> str:
@@ -159,6 +162,80 @@ def run_tfjs(path: Path, inputs: list) -> list:
         return [np.load(io / f"output_{i}.npy") for i in range(len(described))]
 
 
+# The TF venv's interpreter (`<repo>/.cache/conformance/tfvenv/bin/python`), set by run.py; for
+# the SavedModel targets, whose runtime is TensorFlow itself.
+TF_PYTHON: Path | None = None
+TF_WORKER = Path(__file__).resolve().parent / "tf_worker.py"
+TF_TIMEOUT = 600.0
+
+
+class TfWorker:
+    """One tf_worker.py process for the whole run (importing TensorFlow takes seconds), started
+    on first use; requests from the case threads take turns."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.proc = None
+
+    def ask(self, request: dict) -> dict:
+        import atexit
+        import subprocess
+
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                if TF_PYTHON is None or not TF_PYTHON.is_file():
+                    raise CaseError(f"TensorFlow is not installed ({TF_PYTHON} is missing)")
+                self.proc = subprocess.Popen(
+                    [str(TF_PYTHON), str(TF_WORKER)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+                atexit.register(self.proc.kill)
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        if not line:
+            raise CaseError("the TensorFlow worker died")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise CaseError(f"tensorflow: {reply['error']}")
+        return reply
+
+
+TF = TfWorker()
+
+
+def run_saved_model(path: Path, inputs: list) -> list:
+    """TensorFlow 2.21: `tf.saved_model.load`, the `serving_default` signature (tf_worker.py)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tf-io-", dir=path.parent) as tmp:
+        io = Path(tmp)
+        files = []
+        for i, x in enumerate(inputs):
+            files.append(str(io / f"input_{i}.npy"))
+            np.save(files[-1], np.array(x, order="C"))
+        n = TF.ask({"op": "run", "model": str(path), "inputs": files, "out": str(io)})["outputs"]
+        return [np.load(io / f"output_{i}.npy") for i in range(n)]
+
+
+def converted_by(to: str, out_name: str, runner: Runner) -> Runner:
+    """A runner for the SavedModel mdeploy wrote, converted first by TensorFlow's own converter
+    to `to` (TFLiteConverter, tensorflowjs_converter, tf2onnx) and run in that format's runtime:
+    the SavedModel is accepted as their input."""
+
+    def run(path: Path, inputs: list) -> list:
+        converted = path.parent / out_name
+        TF.ask({"op": "convert", "model": str(path), "to": to, "out": str(converted)})
+        return runner(converted, inputs)
+
+    return run
+
+
 def output_size(path: Path) -> int:
     """Bytes of an output: the file, or every file of a folder (TF.js: model.json + shards)."""
     if path.is_dir():
@@ -175,8 +252,8 @@ def output_bytes(path: Path) -> bytes:
 
 def base_targets(targets: list[Target]) -> list[Target]:
     """The targets without flags of their own (tfjs-int8 and tfjs-float16 are quantized forms
-    already): the ones quantized and optimized variants add their flags to."""
-    return [t for t in targets if not t.convert_args]
+    already) that take variants: the ones quantized and optimized variants add their flags to."""
+    return [t for t in targets if not t.convert_args and t.variants]
 
 
 def tfjs_weight_ratio(folder: Path) -> float | None:
@@ -208,6 +285,9 @@ TFJS_QUANT_FIXTURES = (
     "keras/dense_mlp/model.h5",
     "tf_keras/conv2d",
 )
+# Fixtures whose SavedModel is also converted by TensorFlow's converters (a CNN).
+SAVED_MODEL_CONVERTER_FIXTURES = ("onnx/cnn_bn",)
+
 # Tolerances of the quantized variants, from the storage error of each weight: uint8 affine
 # rounds to within half a step, range/510 ≈ 2.0e-3 of a tensor's range; float16 to within 2^-11
 # ≈ 4.9e-4 relative. The errors of many weights add up through a layer (partly cancelling) and
@@ -225,6 +305,22 @@ TARGETS: dict[str, Target] = {
         Target("onnx", "out.onnx", run_onnx),
         Target("tflite", "out.tflite", run_tflite),
         Target("tfjs", "out_tfjs", run_tfjs),
+        Target("saved_model", "out_saved_model", run_saved_model, variants=False),
+        *[
+            Target(
+                f"saved_model-{by}",
+                "out_saved_model",
+                converted_by(to, out, runner),
+                to="saved_model",
+                fixtures=SAVED_MODEL_CONVERTER_FIXTURES,
+                variants=False,
+            )
+            for by, to, out, runner in [
+                ("tflite_converter", "tflite", "by_converter.tflite", run_tflite),
+                ("tfjs_converter", "tfjs", "by_converter_tfjs", run_tfjs),
+                ("tf2onnx", "onnx", "by_converter.onnx", run_onnx),
+            ]
+        ],
         Target(
             "tfjs-int8",
             "out_tfjs",

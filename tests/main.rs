@@ -16,6 +16,7 @@ mod quantize;
 mod readers;
 mod roundtrip;
 mod saved_model;
+mod saved_model_writer;
 mod serve;
 mod tfjs;
 mod tfjs_layers;

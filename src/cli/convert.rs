@@ -18,6 +18,9 @@ pub enum Target {
     Tflite,
     /// A TF.js folder (model.json + weight shards).
     Tfjs,
+    /// A SavedModel folder (saved_model.pb + variables/) for TF Serving.
+    #[value(name = "saved_model", alias = "saved-model")]
+    SavedModel,
 }
 
 impl From<Target> for pipeline::Target {
@@ -26,6 +29,7 @@ impl From<Target> for pipeline::Target {
             Target::Onnx => pipeline::Target::Onnx,
             Target::Tflite => pipeline::Target::Tflite,
             Target::Tfjs => pipeline::Target::Tfjs,
+            Target::SavedModel => pipeline::Target::SavedModel,
         }
     }
 }

@@ -33,7 +33,7 @@ fn apply_replacements(g: &mut Graph, map: &HashMap<ValueId, ValueId>) {
     }
 }
 
-fn retain_nodes(g: &mut Graph, dead: &[bool]) {
+pub(crate) fn retain_nodes(g: &mut Graph, dead: &[bool]) {
     let mut k = dead.iter();
     g.nodes.retain(|_| !*k.next().unwrap_or(&false));
 }

@@ -5,6 +5,7 @@ pub mod cleanup;
 pub mod cluster;
 pub mod conv_fold;
 pub mod decompose;
+pub mod dequantize;
 pub mod einsum;
 pub mod fuse;
 pub mod integer;

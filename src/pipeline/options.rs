@@ -16,14 +16,25 @@ pub enum Target {
     Tflite,
     /// A TF.js folder (model.json + weight shards).
     Tfjs,
+    /// A SavedModel folder (saved_model.pb + variables/), as TF Serving loads it.
+    SavedModel,
 }
 
 impl Target {
+    /// Whether the output is a folder (TF.js, SavedModel) rather than one file.
+    pub fn is_folder(self) -> bool {
+        match self {
+            Target::Onnx | Target::Tflite => false,
+            Target::Tfjs | Target::SavedModel => true,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Target::Onnx => "onnx",
             Target::Tflite => "tflite",
             Target::Tfjs => "tfjs",
+            Target::SavedModel => "saved_model",
         }
     }
 }

@@ -25,7 +25,8 @@ pub struct QuantReport {
 pub(super) fn options(opts: &Options, target: Target) -> Option<QuantizeOptions> {
     let q = opts.quantize.as_ref()?;
     let form = match target {
-        Target::Tfjs => return None,
+        // Refused when the writer is chosen: a SavedModel is written float.
+        Target::Tfjs | Target::SavedModel => return None,
         Target::Tflite => Form::Tflite,
         Target::Onnx => Form::Qdq,
     };

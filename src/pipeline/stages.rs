@@ -108,6 +108,7 @@ pub(super) fn verify(
     let read_back = match chosen.target {
         Target::Tflite => read_back(out, source, obs, "TFLite"),
         Target::Tfjs => read_back(out, source, obs, "TF.js"),
+        Target::SavedModel => read_back(out, source, obs, "SavedModel"),
         Target::Onnx => None,
     };
     if chosen.target == Target::Tfjs && chosen.layers && read_back.is_none() {
@@ -246,7 +247,7 @@ fn run_written(
         // The TFLite file or TF.js folder as mdeploy's reader reads it back when it can
         // (`written` is then that graph), else the graph as written; LiteRT and TF.js
         // themselves run in the conformance tier.
-        Target::Tflite | Target::Tfjs => eval::run(written, inputs),
+        Target::Tflite | Target::Tfjs | Target::SavedModel => eval::run(written, inputs),
     }
 }
 
@@ -298,7 +299,7 @@ fn read_back(out: &Path, source: &Graph, obs: &dyn Observer, format: &str) -> Op
         Ok(g) => {
             obs.line(&format!(
                 "the written {} is read back by mdeploy's {format} reader and run",
-                if format == "TF.js" { "folder" } else { "file" }
+                if format == "TFLite" { "file" } else { "folder" }
             ));
             Some(g)
         }
@@ -371,7 +372,7 @@ fn notes(chosen: &Chosen, out: &Path, written: &Graph, obs: &dyn Observer) -> Re
             "the written file has control flow or ops whose operands are inputs, which tract \
              cannot run as loaded; it is read back and run by mdeploy's evaluator",
         ),
-        Target::Onnx | Target::Tfjs => {}
+        Target::Onnx | Target::Tfjs | Target::SavedModel => {}
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::formats::keras::KerasSource;
 use crate::ir::Graph;
 use crate::readers::{self, ReadOptions};
 use crate::writers::onnx::{ExternalData, OnnxWriter};
+use crate::writers::saved_model::SavedModelWriter;
 use crate::writers::tfjs::{self, FolderOptions, TfjsFormat, WeightQuant};
 use crate::writers::tflite::TfliteWriter;
 use crate::writers::Writer;
@@ -71,7 +72,7 @@ fn refuse_clobbering(out: &Path, input: &Path, target: Target) -> Result<()> {
         if i.is_dir() && o.starts_with(i) {
             return usage("output would be written inside the input model's folder");
         }
-        if o.is_dir() && i.starts_with(o) && target == Target::Tfjs {
+        if o.is_dir() && i.starts_with(o) && target.is_folder() {
             return usage("output folder holds the input model");
         }
     }
@@ -79,8 +80,8 @@ fn refuse_clobbering(out: &Path, input: &Path, target: Target) -> Result<()> {
         (true, _, Target::Onnx | Target::Tflite) => {
             usage("is a folder; this target writes a file (give a file path)")
         }
-        (false, true, Target::Tfjs) => {
-            usage("is a file; a TF.js model is a folder (give a folder path)")
+        (false, true, Target::Tfjs | Target::SavedModel) => {
+            usage("is a file; this target writes a folder (give a folder path)")
         }
         _ => Ok(()),
     }
@@ -109,8 +110,10 @@ pub fn default_output(
     };
     match (tag, target) {
         // A folder: `net.onnx` → `net_tfjs/`, `saved_model/` → `saved_model_tfjs/`.
-        (None, Target::Tfjs) => input.with_file_name(format!("{stem}_tfjs")),
-        (Some(tag), Target::Tfjs) => input.with_file_name(format!("{stem}_{tag}_tfjs")),
+        (None, Target::Tfjs | Target::SavedModel) => input.with_file_name(format!("{stem}_{ext}")),
+        (Some(tag), Target::Tfjs | Target::SavedModel) => {
+            input.with_file_name(format!("{stem}_{tag}_{ext}"))
+        }
         (Some(tag), _) => input.with_file_name(format!("{stem}_{tag}.{ext}")),
         (None, _) => {
             let candidate = input.with_file_name(format!("{stem}.{ext}"));
@@ -151,6 +154,16 @@ pub(super) fn writer(
             nhwc_io: opts.tflite.nhwc_io,
         }),
         Target::Tfjs => return tfjs_writer(opts, source, from_ir, obs),
+        Target::SavedModel => {
+            if opts.quantize.is_some() {
+                return Err(Error::Usage(
+                    "--int8/--float16: a SavedModel is written with float weights (TF Serving \
+                     runs float graphs); quantize for --to onnx, tflite or tfjs"
+                        .into(),
+                ));
+            }
+            Box::new(SavedModelWriter)
+        }
     };
     Ok(Chosen {
         writer,

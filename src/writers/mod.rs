@@ -1,7 +1,10 @@
 //! Writers: check the whole graph first (every unsupported thing listed), then write
 //! atomically (temp file next to the target, then rename), so nothing half-written is left.
 
+pub mod folder;
 pub mod onnx;
+pub mod saved_model;
+pub mod tf_graph;
 pub mod tfjs;
 pub mod tflite;
 

@@ -1,5 +1,6 @@
 //! `cargo xtask conformance`: build mdeploy, install the pinned runtimes into
-//! `.cache/conformance/`, then run `conformance/run.py` with the venv's Python.
+//! `.cache/conformance/` (`venv`, `tfvenv` for TensorFlow, `node`), then run
+//! `conformance/run.py` with the runtimes venv's Python (it starts the TensorFlow venv's own).
 
 use crate::util::{self, Exit};
 use crate::{node, python};
@@ -20,16 +21,19 @@ pub fn run_with(args: &[String], setup: &dyn Fn(&mut std::process::Command)) -> 
     let runner_args = runner_args(args)?;
     let repo = util::repo_root();
 
-    util::header("conformance 1/4: build mdeploy");
+    util::header("conformance 1/5: build mdeploy");
     let mdeploy = build_mdeploy(&repo, setup)?;
 
-    util::header("conformance 2/4: Python runtimes (onnxruntime, ai-edge-litert, onnx)");
+    util::header("conformance 2/5: Python runtimes (onnxruntime, ai-edge-litert, onnx)");
     let python = python::ensure_venv(&repo)?;
 
-    util::header("conformance 3/4: Node runtimes (@tensorflow/tfjs)");
+    util::header("conformance 3/5: TensorFlow (SavedModel runtime, tf2onnx, tensorflowjs)");
+    python::ensure_tf_venv(&repo)?;
+
+    util::header("conformance 4/5: Node runtimes (@tensorflow/tfjs)");
     node::ensure_modules(&repo)?;
 
-    util::header("conformance 4/4: run converted models in the real runtimes");
+    util::header("conformance 5/5: run converted models in the real runtimes");
     util::run(
         "conformance run",
         Command::new(python)

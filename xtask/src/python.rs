@@ -1,59 +1,104 @@
-//! The conformance venv: `.cache/conformance/venv` with `conformance/requirements.txt` installed.
+//! The conformance venvs under `.cache/conformance/`: `venv` with `conformance/requirements.txt`
+//! (onnxruntime, LiteRT, onnx) and `tfvenv` with `conformance/requirements-tf.txt` (TensorFlow,
+//! the SavedModel target's runtime, and the converters that read SavedModels). They are apart
+//! because TensorFlow pins its own protobuf and ml_dtypes.
 
 use crate::util::{self, Stamp};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const STEP: &str = "install Python runtimes";
+/// A venv: its folder under the cache, its pinned requirements (in `conformance/`), and
+/// packages installed after them without their dependencies.
+struct Spec {
+    dir: &'static str,
+    requirements: &'static str,
+    no_deps: &'static [&'static str],
+    step: &'static str,
+}
+
+const RUNTIMES: Spec = Spec {
+    dir: "venv",
+    requirements: "requirements.txt",
+    no_deps: &[],
+    step: "install Python runtimes",
+};
+
+/// tensorflowjs's own requirements pin other TensorFlow versions (through
+/// tensorflow_decision_forests, tensorflow_hub, jax); the SavedModel conversion does not use
+/// them (conformance/tf_worker.py stubs their imports).
+const TENSORFLOW: Spec = Spec {
+    dir: "tfvenv",
+    requirements: "requirements-tf.txt",
+    no_deps: &["tensorflowjs==4.22.0"],
+    step: "install TensorFlow",
+};
+
+/// The runtimes' venv; returns its interpreter.
+pub fn ensure_venv(repo: &Path) -> Result<PathBuf> {
+    ensure(repo, &RUNTIMES)
+}
+
+/// The TensorFlow venv; returns its interpreter.
+pub fn ensure_tf_venv(repo: &Path) -> Result<PathBuf> {
+    ensure(repo, &TENSORFLOW)
+}
 
 /// Creates the venv if needed, installs the pinned requirements unless the stamp says they
 /// already are, and returns the venv's interpreter.
-pub fn ensure_venv(repo: &Path) -> Result<PathBuf> {
-    let requirements = repo.join("conformance").join("requirements.txt");
-    let venv = util::cache_dir(repo).join("venv");
+fn ensure(repo: &Path, spec: &Spec) -> Result<PathBuf> {
+    let requirements = repo.join("conformance").join(spec.requirements);
+    let venv = util::cache_dir(repo).join(spec.dir);
     let python = venv_python(&venv);
 
     let version = match util::output(Command::new(&python).arg("--version")) {
         Some(version) => version,
-        None => create_venv(&venv, &python)?,
+        None => create_venv(&venv, &python, spec.step)?,
     };
-    let stamp = Stamp::new(
-        venv.join(".mdeploy-requirements.stamp"),
-        &[&util::read(&requirements)?, version.as_bytes()],
-    );
+    let requirements_text = util::read(&requirements)?;
+    let no_deps = spec.no_deps.join("\n");
+    // Without no-deps packages the stamp is what it always was (no reinstall on upgrade).
+    let mut parts: Vec<&[u8]> = vec![&requirements_text];
+    if !no_deps.is_empty() {
+        parts.push(no_deps.as_bytes());
+    }
+    parts.push(version.as_bytes());
+    let stamp = Stamp::new(venv.join(".mdeploy-requirements.stamp"), &parts);
     if stamp.is_current() {
         eprintln!("    {version} venv at {} is up to date", venv.display());
         return Ok(python);
     }
     stamp.remove();
-    util::run(
-        STEP,
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-            ])
-            .args(["--quiet", "-r"])
-            .arg(&requirements),
-    )?;
+    let pip = || {
+        let mut cmd = Command::new(&python);
+        cmd.args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+        ]);
+        cmd
+    };
+    util::run(spec.step, pip().arg("-r").arg(&requirements))?;
+    if !spec.no_deps.is_empty() {
+        util::run(spec.step, pip().arg("--no-deps").args(spec.no_deps))?;
+    }
     stamp.write()?;
     Ok(python)
 }
 
 /// `python3 -m venv` (or `$MDEPLOY_PYTHON -m venv`), replacing a broken venv; returns the version.
-fn create_venv(venv: &Path, python: &Path) -> Result<String> {
+fn create_venv(venv: &Path, python: &Path, step: &str) -> Result<String> {
     if venv.exists() {
         eprintln!("    {} is broken or stale: recreating it", venv.display());
         std::fs::remove_dir_all(venv).with_context(|| format!("removing {}", venv.display()))?;
     }
     let base = std::env::var_os("MDEPLOY_PYTHON").unwrap_or_else(|| "python3".into());
-    util::run(STEP, Command::new(&base).args(["-m", "venv"]).arg(venv))?;
+    util::run(step, Command::new(&base).args(["-m", "venv"]).arg(venv))?;
     util::output(Command::new(python).arg("--version"))
-        .with_context(|| format!("step '{STEP}' failed: {} does not run", python.display()))
+        .with_context(|| format!("step '{step}' failed: {} does not run", python.display()))
 }
 
 fn venv_python(venv: &Path) -> PathBuf {

@@ -9,7 +9,6 @@
 //! output names, in sorted key order.
 
 mod bundle;
-mod crc;
 mod functions;
 mod objects;
 mod ops;

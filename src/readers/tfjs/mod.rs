@@ -9,7 +9,6 @@
 //! Keras reader's layer table (`layers.rs`); the opened source goes on with the graph, as the
 //! Keras reader's does, for writers that keep the Keras topology.
 
-mod graph;
 mod layers;
 mod weights;
 
@@ -94,11 +93,11 @@ impl Reader for TfjsReader {
                 keras: Some(Arc::new(src)),
             });
         }
-        let gd = graph::graph_def(topology, &weights).map_err(in_file)?;
+        let gd = crate::formats::tf_json::graph_def(topology, &weights).map_err(in_file)?;
         let sig = model
             .get("signature")
             .ok_or_else(|| in_file("graph model has no signature block (inputs/outputs)".into()))
-            .and_then(|s| graph::signature(s).map_err(in_file))?;
+            .and_then(|s| crate::formats::tf_json::signature(s).map_err(in_file))?;
         if sig.inputs.is_empty() || sig.outputs.is_empty() {
             return Err(in_file(
                 "the signature names no inputs or no outputs".into(),

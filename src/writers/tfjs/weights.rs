@@ -21,11 +21,12 @@
 //!   keeps small constants float.
 
 use crate::error::{failed, Result};
-use crate::ir::{DType, Tensor};
+use crate::ir::DType;
+use crate::writers::folder::AtomicDir;
 use crate::writers::WriteReport;
 use serde_json::{json, Map, Value};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Float weights with fewer elements stay float32 when the others are quantized.
 pub const SMALL_WEIGHT_ELEMENTS: usize = 1024;
@@ -65,11 +66,7 @@ impl Default for FolderOptions {
 
 /// A weight as the manifest names it (layers models: `dense/kernel`; graph models: the `Const`
 /// node's name). Cloning a [`Tensor`] shares its bytes.
-#[derive(Clone, Debug)]
-pub struct NamedWeight {
-    pub name: String,
-    pub tensor: Tensor,
-}
+pub use crate::writers::tf_graph::NamedWeight;
 
 /// How one weight is stored.
 enum Stored {
@@ -330,100 +327,6 @@ impl ShardWriter<'_> {
     }
 }
 
-/// A folder being written: lives at a temporary path beside its target until `commit`.
-pub struct AtomicDir {
-    tmp: PathBuf,
-    target: PathBuf,
-    committed: bool,
-}
-
-impl AtomicDir {
-    pub fn create(target: &Path) -> Result<AtomicDir> {
-        let parent = match target.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !parent.is_dir() {
-            return Err(failed(format!(
-                "{}: the output folder's parent does not exist",
-                parent.display()
-            )));
-        }
-        if target.exists() && !target.is_dir() {
-            return Err(failed(format!(
-                "{}: exists and is not a folder",
-                target.display()
-            )));
-        }
-        // Only a folder holding nothing but a TF.js output (or nothing) is ever replaced.
-        if target.is_dir() {
-            for e in std::fs::read_dir(target).map_err(super::super::io_err(target))? {
-                let e = e.map_err(super::super::io_err(target))?;
-                let name = e.file_name().to_string_lossy().into_owned();
-                if !(name == "model.json" || is_shard_name(&name)) {
-                    return Err(failed(format!(
-                        "{}: the folder exists and holds {name}, which no TF.js output has; \
-                         not replacing it",
-                        target.display()
-                    )));
-                }
-            }
-        }
-        let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-            return Err(failed(format!(
-                "{}: name the output folder itself",
-                target.display()
-            )));
-        };
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(super::super::io_err(&tmp))?;
-        }
-        std::fs::create_dir(&tmp).map_err(super::super::io_err(&tmp))?;
-        Ok(AtomicDir {
-            tmp,
-            target: target.to_path_buf(),
-            committed: false,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.tmp
-    }
-
-    /// Moves the folder into place; a folder already there is replaced (moved aside first,
-    /// then removed, so the target is never half-written).
-    pub fn commit(mut self) -> Result<()> {
-        let old = self.tmp.with_file_name(format!(
-            "{}.old",
-            self.tmp.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        let had_old = self.target.is_dir();
-        if had_old {
-            std::fs::rename(&self.target, &old).map_err(super::super::io_err(&self.target))?;
-        }
-        if let Err(e) = std::fs::rename(&self.tmp, &self.target) {
-            if had_old {
-                let _ = std::fs::rename(&old, &self.target);
-            }
-            return Err(failed(format!("{}: {e}", self.target.display())));
-        }
-        self.committed = true;
-        if had_old {
-            std::fs::remove_dir_all(&old).map_err(super::super::io_err(&old))?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for AtomicDir {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.tmp);
-        }
-    }
-}
-
 /// Writes `model.json` and the weight shards into the folder `out`, atomically (a temporary
 /// folder beside it, then a rename). `model` holds the format-specific fields (`format`,
 /// `modelTopology`, `signature`, `generatedBy`, …); this adds `weightsManifest` and
@@ -474,7 +377,9 @@ pub fn write_folder(
     let text = serde_json::to_vec(&Value::Object(model))
         .map_err(|e| failed(format!("{}: model.json: {e}", out.display())))?;
 
-    let dir = AtomicDir::create(out)?;
+    let dir = AtomicDir::create(out, "TF.js", &|name| {
+        name == "model.json" || is_shard_name(name)
+    })?;
     let mut shards = ShardWriter {
         dir: dir.path(),
         names: &names,
@@ -515,6 +420,7 @@ pub fn write_folder(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::Tensor;
 
     #[test]
     fn shards_split_exactly_at_the_limit() {
@@ -533,7 +439,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mdeploy-atomic-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("index.html"), "keep").unwrap();
-        assert!(AtomicDir::create(&dir).is_err());
+        assert!(
+            AtomicDir::create(&dir, "TF.js", &|n| n == "model.json" || is_shard_name(n)).is_err()
+        );
         assert!(dir.join("index.html").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -57,6 +57,11 @@ pub fn extend(crc: u32, data: &[u8]) -> u32 {
 
 const MASK_DELTA: u32 = 0xa282_ead8;
 
+/// The checksum as stored: rotated and offset.
+pub fn mask(crc: u32) -> u32 {
+    crc.rotate_right(15).wrapping_add(MASK_DELTA)
+}
+
 /// The CRC that a stored, masked checksum stands for.
 pub fn unmask(masked: u32) -> u32 {
     let rot = masked.wrapping_sub(MASK_DELTA);
@@ -74,7 +79,6 @@ mod tests {
         assert_eq!(crc32c(&[0xffu8; 32]), 0x62a8_ab43);
         assert_eq!(crc32c(b"123456789"), 0xe306_9283);
         assert_eq!(extend(crc32c(b"1234"), b"56789"), 0xe306_9283);
-        let mask = |c: u32| c.rotate_right(15).wrapping_add(MASK_DELTA);
         assert_eq!(unmask(mask(0x1234_5678)), 0x1234_5678);
     }
 }

@@ -8,7 +8,7 @@
 //! convolution or rank-2 MatMul when nothing else reads the intermediate values
 //! (`fuse_plan`). The executors require exactly one extra argument (the bias) for BiasAdd.
 
-use super::emit::{a_bool, a_float, a_int, a_ints, a_str, a_strs, a_type, Gx};
+use super::emit::{a_bool, a_float, a_int, a_ints, a_str, a_strs, a_type, Dialect, Gx};
 use crate::ir::ops::Padding;
 use crate::ir::ops::{Activation, BinaryOp, Conv, Pool, PoolKind, UnaryOp};
 use crate::ir::{DType, Dim, Graph, KernelLayout, Layout, Node, Op, ValueId};
@@ -152,8 +152,13 @@ fn bias_of(g: &Graph, v: ValueId, n: Option<u64>) -> bool {
         && t.shape.iter().rev().skip(1).all(|&d| d == 1)
 }
 
-/// Which nodes fuse into which: node index → what joins it, and the nodes absorbed.
-pub fn fuse_plan(g: &Graph) -> (HashMap<usize, Fused>, HashSet<usize>) {
+/// Which nodes fuse into which: node index → what joins it, and the nodes absorbed. Nothing
+/// fuses for plain TF: `_FusedConv2D` and its kin are grappler's internal ops, which a
+/// SavedModel's readers (the converters, TF Serving's graph import) need not know.
+pub fn fuse_plan(g: &Graph, dialect: Dialect) -> (HashMap<usize, Fused>, HashSet<usize>) {
+    if dialect == Dialect::Tf {
+        return (HashMap::new(), HashSet::new());
+    }
     let uses = g.use_counts();
     let mut consumer: HashMap<ValueId, usize> = HashMap::new();
     for (i, n) in g.nodes.iter().enumerate() {

@@ -3,7 +3,7 @@
 //! here. Ops the channels-last legalization lowers (LayerNorm, Erf's relatives, …) are refused
 //! if they still show up, naming the reason.
 
-use super::emit::{a_bool, a_int, a_str, a_type, Gx};
+use super::emit::{a_bool, a_int, a_str, a_type, Dialect, Gx};
 use super::nn::{self, Fused};
 use crate::ir::ops::{BinaryOp, PadMode, ReduceKind, ScatterReduction, Slice, UnaryOp};
 use crate::ir::{DType, Dim, Node, Op};
@@ -129,6 +129,16 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 vec![("SrcT", a_type(DType::Bool)), ("DstT", a_type(DType::I32))],
             );
             gx.node("", "AddV2", vec![q, one], vec![ti()])
+        }
+        Op::Binary(BinaryOp::PRelu) if gx.dialect == Dialect::Tf => {
+            // TF has no Prelu op (TF.js's is its own): relu(x) - slope * relu(-x).
+            let x = gx.r(n.inputs[0])?;
+            let slope = gx.r(n.inputs[1])?;
+            let pos = gx.node("pos", "Relu", vec![x.clone()], vec![t(in_dt)]);
+            let neg_x = gx.node("neg_x", "Neg", vec![x], vec![t(in_dt)]);
+            let neg = gx.node("neg", "Relu", vec![neg_x], vec![t(in_dt)]);
+            let scaled = gx.node("scaled", "Mul", vec![slope, neg], vec![t(in_dt)]);
+            gx.node("", "Sub", vec![pos, scaled], vec![t(in_dt)])
         }
         Op::Binary(b) => {
             let op = binary_name(*b, in_dt)?;
@@ -558,7 +568,8 @@ fn inputs(gx: &mut Gx, n: &Node) -> Result<Vec<String>, String> {
 fn reduce(gx: &mut Gx, n: &Node, op: &str, axes: &[i64], keep: bool) -> Result<String, String> {
     let x = gx.r(n.inputs[0])?;
     if axes.is_empty() {
-        return Ok(gx.node("", "Identity", vec![x], vec![]));
+        let dt = gx.g.ty(n.inputs[0]).dtype;
+        return Ok(gx.node("", "Identity", vec![x], vec![("T", a_type(dt))]));
     }
     let dt = gx.g.ty(n.inputs[0]).dtype;
     let axes = gx.ints("axes", axes)?;

@@ -2,6 +2,9 @@
 //! `MessageToDict` writes it: camelCase keys, 64-bit integers as strings, bytes in base64),
 //! turned back into the prost `GraphDef` the SavedModel reader imports. `Const` nodes carry only
 //! dtype and shape; their values are the weights named like the node.
+//!
+//! Shared: the TF.js reader reads model.json through it; the SavedModel writer turns the
+//! GraphDef `writers::tf_graph` builds (in this JSON form) into protos through it.
 
 use crate::ir::Tensor;
 use serde_json::{Map, Value};

@@ -1,5 +1,7 @@
-//! TF.js graph model (`"format": "graph-model"`): the IR legalized to NHWC (the shared
-//! `passes::nhwc` rewrites), written as a TF GraphDef in JSON that `tf.loadGraphModel` runs.
+//! A TF GraphDef built from the IR legalized to NHWC (the shared `passes::nhwc` rewrites), in
+//! protobuf's JSON mapping: the TF.js graph model's `modelTopology` (`writers::tfjs::graph`),
+//! and, turned into protos by `formats::tf_json`, the SavedModel writer's graph. Both formats
+//! run the same TF ops, so both share this builder and its [`legalize`].
 //!
 //! - `Placeholder` per graph input (source order, `-1` for symbolic dims), `Const` per constant
 //!   (values in the weights manifest under the node's name: that is where tfjs-converter looks
@@ -19,28 +21,27 @@ mod emit;
 mod index;
 mod nn;
 mod ops;
+mod outputs;
 mod quant;
 mod resize;
 
-use super::{write_folder, FolderOptions};
-use crate::error::{Error, Result, Unsupported};
-use crate::ir::Graph;
+use crate::error::{Result, Unsupported};
+use crate::ir::{Graph, Tensor};
 use crate::passes::nhwc;
-use crate::writers::{WriteReport, Writer};
+pub use emit::Dialect;
 use emit::{a_type, shape_json, tf_dtype, Gx};
 use serde_json::{json, Map, Value};
-use std::path::Path;
 
-/// The GraphDef `versions.producer` written: TF 2.x's graph version (informational; TF.js reads
-/// only that `versions` exists).
-const PRODUCER: i64 = 1882;
-
-#[derive(Clone, Debug, Default)]
-pub struct GraphWriter {
-    pub folder: FolderOptions,
-    /// `generatedBy` in model.json: what made the source model (e.g. `onnx`, `keras 3.15`).
-    pub generated_by: Option<String>,
+/// A constant of the graph: a `Const` node named `name` whose value is `tensor`.
+#[derive(Clone, Debug)]
+pub struct NamedWeight {
+    pub name: String,
+    pub tensor: Tensor,
 }
+
+/// The GraphDef `versions.producer` written: TF 2.x's graph version (TF.js reads only that
+/// `versions` exists; TF checks that its kernels are at least as new).
+pub const PRODUCER: i64 = 1882;
 
 /// Clips TF.js runs as one op (`activation::activation`: Relu for `[0, ∞)`, Relu6,
 /// ClipByValue for two bounds); others become Maximum/Minimum.
@@ -56,13 +57,13 @@ fn native_clip(min: Option<f32>, max: Option<f32>) -> bool {
 pub struct Built {
     pub topology: Value,
     pub signature: Value,
-    pub weights: Vec<super::NamedWeight>,
+    pub weights: Vec<NamedWeight>,
     pub nodes: usize,
 }
 
-/// Builds the GraphDef of a legalized graph, or lists every node it cannot express.
-pub fn build(g: &Graph) -> Result<Built, Vec<Unsupported>> {
-    let mut gx = Gx::new(g);
+/// Builds the GraphDef of a legalized graph in `dialect`, or lists every node it cannot express.
+pub fn build(g: &Graph, dialect: Dialect) -> Result<Built, Vec<Unsupported>> {
+    let mut gx = Gx::new(g, dialect);
     let mut problems = Vec::new();
     let mut sig_in = Map::new();
     for &v in &g.inputs {
@@ -86,7 +87,7 @@ pub fn build(g: &Graph) -> Result<Built, Vec<Unsupported>> {
         .iter()
         .map(|&v| gx.fresh(&g.value(v).name))
         .collect();
-    let (plan, absorbed) = nn::fuse_plan(g);
+    let (plan, absorbed) = nn::fuse_plan(g, dialect);
     for (i, n) in g.nodes.iter().enumerate() {
         if absorbed.contains(&i) {
             continue;
@@ -146,7 +147,7 @@ fn library(functions: Vec<Value>) -> Value {
     }
 }
 
-fn tensor_info(node: &str, g: &Graph, v: crate::ir::ValueId) -> Value {
+pub fn tensor_info(node: &str, g: &Graph, v: crate::ir::ValueId) -> Value {
     let ty = g.ty(v);
     json!({
         "name": format!("{node}:0"),
@@ -155,56 +156,21 @@ fn tensor_info(node: &str, g: &Graph, v: crate::ir::ValueId) -> Value {
     })
 }
 
-impl Writer for GraphWriter {
-    fn name(&self) -> &'static str {
-        "tfjs"
-    }
-
-    fn legalize(&self, g: &mut Graph) -> Result<()> {
-        let fail = |e: String| crate::error::failed(format!("TF.js legalization: {e}"));
-        // The same lowerings as TFLite's, in the same places (see its legalize): integer ops
-        // before the layout pass, recurrent layers (a TF graph runs them as While loops) after
-        // it. Batch norms that arrive as arithmetic fold into their convolutions in `prepare`.
-        g.remove_dead();
-        crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
-        crate::passes::cleanup::fold_constants(g);
-        nhwc::prepare(g, false).map_err(fail)?;
-        crate::passes::rnn_loop::loop_rnns(g, &|_, _| false).map_err(fail)?;
-        crate::passes::loop_scan::carry_collected(g).map_err(fail)?;
-        crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
-        nhwc::finish(g, &native_clip).map_err(fail)?;
-        // Loop and branch bodies become functions written the same way.
-        crate::passes::for_each_body(g, &mut |body| self.legalize(body))
-    }
-
-    fn check(&self, g: &Graph) -> Vec<Unsupported> {
-        build(g).err().unwrap_or_default()
-    }
-
-    fn write(&self, g: &Graph, out: &Path) -> Result<WriteReport> {
-        let built = build(g).map_err(|items| Error::Unsupported {
-            file: out.display().to_string(),
-            items,
-        })?;
-        let mut model = Map::new();
-        model.insert("format".into(), json!("graph-model"));
-        if let Some(by) = &self.generated_by {
-            model.insert("generatedBy".into(), json!(by));
-        }
-        model.insert("modelTopology".into(), built.topology);
-        model.insert("signature".into(), built.signature);
-        // tfjs-converter's `execute` refuses control flow; the folder says which call runs it
-        // (`model.metadata` once loaded).
-        if g.nodes.iter().any(|n| !n.op.bodies().is_empty()) {
-            model.insert(
-                "userDefinedMetadata".into(),
-                json!({ "mdeploy": { "run": "executeAsync",
-                    "why": "the graph holds control flow (StatelessIf/StatelessWhile), which \
-                            GraphModel.execute refuses" } }),
-            );
-        }
-        let mut report = write_folder(out, model, &built.weights, &self.folder)?;
-        report.nodes = built.nodes;
-        Ok(report)
-    }
+/// Rewrites `g` into the form [`build`] writes: NHWC, integer ops and recurrent layers lowered,
+/// loop and branch bodies likewise. `what` names the target in messages.
+pub fn legalize(g: &mut Graph, what: &str) -> Result<()> {
+    let fail = |e: String| crate::error::failed(format!("{what} legalization: {e}"));
+    // The same lowerings as TFLite's, in the same places (see its legalize): integer ops
+    // before the layout pass, recurrent layers (a TF graph runs them as While loops) after
+    // it. Batch norms that arrive as arithmetic fold into their convolutions in `prepare`.
+    g.remove_dead();
+    crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
+    crate::passes::cleanup::fold_constants(g);
+    nhwc::prepare(g, false).map_err(fail)?;
+    crate::passes::rnn_loop::loop_rnns(g, &|_, _| false).map_err(fail)?;
+    crate::passes::loop_scan::carry_collected(g).map_err(fail)?;
+    crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
+    nhwc::finish(g, &native_clip).map_err(fail)?;
+    // Loop and branch bodies become functions written the same way.
+    crate::passes::for_each_body(g, &mut |body| legalize(body, what))
 }

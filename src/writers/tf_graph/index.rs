@@ -72,7 +72,7 @@ fn coordinates(gx: &mut Gx, n: &Node, axis: usize) -> Result<String, String> {
                     &format!("len{a}"),
                     "GatherV2",
                     vec![shape.clone(), at, zero.clone()],
-                    vec![("batch_dims", a_int(0))],
+                    vec![("batch_dims", a_int(0)), ("Tparams", a_type(DType::I32))],
                 );
                 let one = gx.int("one", 1)?;
                 let iota = gx.node(

@@ -10,6 +10,7 @@ use super::emit::{a_int, a_type, tf_dtype, Gx};
 use crate::ir::ops::{If, Loop};
 use crate::ir::{DType, Graph, Node, Tensor, ValueId};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 
 fn func_attr(name: &str) -> Value {
     json!({ "func": { "name": name } })
@@ -34,16 +35,17 @@ fn function(
     body: &Graph,
     bind: &[usize],
     arg_types: &[DType],
+    out_types: &[DType],
     finish: impl FnOnce(&mut Gx, &[String], Vec<String>) -> Result<Vec<String>, String>,
 ) -> Result<(), String> {
-    let mut sub = Gx::new(body);
+    let mut sub = Gx::new(body, gx.dialect);
     sub.prefix = format!("{name}/");
     let args: Vec<String> = (0..arg_types.len()).map(|k| format!("arg_{k}")).collect();
     for (&v, &a) in body.inputs.iter().zip(bind) {
         let arg = args.get(a).ok_or("a body input without a loop variable")?;
         sub.bind(v, arg.clone());
     }
-    let (plan, absorbed) = super::nn::fuse_plan(body);
+    let (plan, absorbed) = super::nn::fuse_plan(body, gx.dialect);
     for (i, n) in body.nodes.iter().enumerate() {
         if absorbed.contains(&i) {
             continue;
@@ -60,12 +62,22 @@ fn function(
     let results = finish(&mut sub, &args, results)?;
     let mut ret = Map::new();
     let mut output_arg = Vec::with_capacity(results.len());
-    for (k, r) in results.into_iter().enumerate() {
+    if results.len() != out_types.len() {
+        return Err(format!(
+            "{name}: {} results for {} outputs",
+            results.len(),
+            out_types.len()
+        ));
+    }
+    for (k, (r, &t)) in results.into_iter().zip(out_types).enumerate() {
         // A result must be a node's output: an arg or a constant passes through an Identity.
         sub.base = "result".into();
-        let id = sub.node("result", "Identity", vec![r], vec![]);
+        let id = sub.node("result", "Identity", vec![r], vec![("T", a_type(t))]);
         ret.insert(format!("out_{k}"), json!(format!("{id}:output:0")));
-        output_arg.push(json!({ "name": format!("out_{k}") }));
+        output_arg.push(json!({ "name": format!("out_{k}"), "type": tf_dtype(t) }));
+    }
+    if sub.dialect == super::Dialect::Tf {
+        by_argument(&mut sub.nodes);
     }
     let input_arg: Vec<Value> = args
         .iter()
@@ -82,6 +94,42 @@ fn function(
     Ok(())
 }
 
+/// Rewrites the body's references to its own nodes' outputs from the graph form (`node`,
+/// `node:k`) to the function form (`node:arg:k`) TF requires; references to args and control
+/// inputs (`^node`) stay.
+fn by_argument(nodes: &mut [Value]) {
+    let ops: HashMap<String, String> = nodes
+        .iter()
+        .filter_map(|n| {
+            Some((
+                n.get("name")?.as_str()?.to_string(),
+                n.get("op")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    for n in nodes.iter_mut() {
+        let Some(inputs) = n.get_mut("input").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for input in inputs.iter_mut() {
+            let Some(r) = input.as_str() else { continue };
+            if r.starts_with('^') {
+                continue;
+            }
+            let (base, k) = match r.rsplit_once(':') {
+                Some((b, k)) => match k.parse::<usize>() {
+                    Ok(k) => (b, k),
+                    Err(_) => continue, // already `node:arg:k`
+                },
+                None => (r, 0),
+            };
+            if let Some(op) = ops.get(base) {
+                *input = json!(format!("{base}:{}", super::outputs::function_ref(op, k)));
+            }
+        }
+    }
+}
+
 pub fn emit_loop(gx: &mut Gx, n: &Node, l: &Loop) -> Result<(), String> {
     // `passes::loop_scan` turned every loop it could into one carrying its collected values.
     if l.collected() > 0 {
@@ -94,17 +142,25 @@ pub fn emit_loop(gx: &mut Gx, n: &Node, l: &Loop) -> Result<(), String> {
     var_types.extend(dtypes(g, &n.inputs[2..]));
     let (cond_f, body_f) = (format!("{name}_cond"), format!("{name}_body"));
     let nothing = Graph::new();
-    function(gx, &cond_f, &nothing, &[], &var_types, |sub, args, _| {
-        let t = ("T", a_type(DType::I32));
-        let less = sub.node(
-            "less",
-            "Less",
-            vec![args[0].clone(), args[1].clone()],
-            vec![t],
-        );
-        let and = sub.node("and", "LogicalAnd", vec![less, args[2].clone()], vec![]);
-        Ok(vec![and])
-    })?;
+    function(
+        gx,
+        &cond_f,
+        &nothing,
+        &[],
+        &var_types,
+        &[DType::Bool],
+        |sub, args, _| {
+            let t = ("T", a_type(DType::I32));
+            let less = sub.node(
+                "less",
+                "Less",
+                vec![args[0].clone(), args[1].clone()],
+                vec![t],
+            );
+            let and = sub.node("and", "LogicalAnd", vec![less, args[2].clone()], vec![]);
+            Ok(vec![and])
+        },
+    )?;
     // IR body inputs: iteration, cond, carried…, captures… ← args 0, 2, 3….
     let mut bind = vec![0, 2];
     bind.extend(3..var_types.len());
@@ -113,6 +169,7 @@ pub fn emit_loop(gx: &mut Gx, n: &Node, l: &Loop) -> Result<(), String> {
         &body_f,
         &l.body.0,
         &bind,
+        &var_types,
         &var_types,
         |sub, args, results| {
             let one = sub.konst("one", Tensor::from_i64s(DType::I32, vec![], &[1]))?;
@@ -166,7 +223,8 @@ fn limit(gx: &mut Gx, v: ValueId, name: &str) -> Result<String, String> {
     }
     let r = gx.r(v)?;
     let scalar = gx.ints("scalar", &[])?;
-    Ok(gx.node("limit", "Reshape", vec![r, scalar], vec![]))
+    let dt = gx.g.ty(v).dtype;
+    Ok(gx.node("limit", "Reshape", vec![r, scalar], vec![("T", a_type(dt))]))
 }
 
 pub fn emit_if(gx: &mut Gx, n: &Node, op: &If) -> Result<(), String> {
@@ -178,7 +236,9 @@ pub fn emit_if(gx: &mut Gx, n: &Node, op: &If) -> Result<(), String> {
     let (then_f, else_f) = (format!("{name}_then"), format!("{name}_else"));
     let bind: Vec<usize> = (0..captures.len()).collect();
     for (f, body) in [(&then_f, &op.then_branch), (&else_f, &op.else_branch)] {
-        function(gx, f, &body.0, &bind, &arg_types, |_, _, r| Ok(r))?;
+        function(gx, f, &body.0, &bind, &arg_types, &out_types, |_, _, r| {
+            Ok(r)
+        })?;
     }
     let mut inputs = vec![gx.r(n.inputs[0])?];
     for &c in captures {

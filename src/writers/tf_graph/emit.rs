@@ -6,7 +6,7 @@
 //! `{"i": "1"}` (int64 as a string), `{"f": 0.5}`, `{"b": true}`, `{"s": base64}`,
 //! `{"list": {"i": [..]}}`, `{"list": {"s": [base64..]}}`, `{"shape": {"dim": [{"size": "-1"}]}}`.
 
-use super::super::NamedWeight;
+use super::NamedWeight;
 use crate::ir::{DType, Dim, Graph, Names, Tensor, ValueId};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -95,9 +95,28 @@ pub fn sanitize(name: &str) -> String {
     s
 }
 
+/// The index-type attributes of ops, which TF requires on every node and TF.js does without.
+const INDEX_ATTRS: &[(&str, &[&str])] = &[
+    ("GatherV2", &["Tindices", "Taxis"]),
+    ("GatherNd", &["Tindices"]),
+    ("Slice", &["Index"]),
+    ("TensorScatterUpdate", &["Tindices"]),
+];
+
+/// Which TF op set a GraphDef is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// tfjs-converter's: grappler's fused ops (`_FusedConv2D`, …) and TF.js's own `Prelu`.
+    Tfjs,
+    /// TensorFlow's registered ops only (a SavedModel): convolutions and their bias and
+    /// activation as separate ops, PRelu spelled out.
+    Tf,
+}
+
 /// The GraphDef under construction.
 pub struct Gx<'g> {
     pub g: &'g Graph,
+    pub dialect: Dialect,
     pub nodes: Vec<Value>,
     pub weights: Vec<NamedWeight>,
     names: Names,
@@ -114,9 +133,10 @@ pub struct Gx<'g> {
 }
 
 impl<'g> Gx<'g> {
-    pub fn new(g: &'g Graph) -> Gx<'g> {
+    pub fn new(g: &'g Graph, dialect: Dialect) -> Gx<'g> {
         Gx {
             g,
+            dialect,
             nodes: Vec::new(),
             weights: Vec::new(),
             names: Names::empty(),
@@ -242,7 +262,16 @@ impl<'g> Gx<'g> {
         if !inputs.is_empty() {
             n.insert("input".into(), json!(inputs));
         }
-        let attr: Map<String, Value> = attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut attr: Map<String, Value> =
+            attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        // TF requires these (TF.js infers them); every integer tensor here is int32.
+        for &(o, keys) in INDEX_ATTRS {
+            if o == op {
+                for k in keys {
+                    attr.entry(*k).or_insert_with(|| a_type(DType::I32));
+                }
+            }
+        }
         n.insert("attr".into(), Value::Object(attr));
         self.nodes.push(Value::Object(n));
         name
@@ -338,7 +367,7 @@ impl<'g> Gx<'g> {
             &format!("{tag}_dim"),
             "GatherV2",
             vec![shape, idx, axis],
-            vec![("batch_dims", a_int(0))],
+            vec![("batch_dims", a_int(0)), ("Tparams", a_type(DType::I32))],
         ))
     }
 
