@@ -1,4 +1,7 @@
-//! The conformance venv: `.cache/conformance/venv` with `conformance/requirements.txt` installed.
+//! The conformance venvs: `.cache/conformance/venv` with `conformance/requirements.txt`
+//! installed (the runtimes), and `.cache/conformance/serve-venv` with
+//! `conformance/serve-requirements.txt` (TensorFlow and the serving clients; apart because
+//! TensorFlow pins a protobuf other than onnx's).
 
 use crate::util::{self, Stamp};
 use anyhow::{Context, Result};
@@ -10,8 +13,20 @@ const STEP: &str = "install Python runtimes";
 /// Creates the venv if needed, installs the pinned requirements unless the stamp says they
 /// already are, and returns the venv's interpreter.
 pub fn ensure_venv(repo: &Path) -> Result<PathBuf> {
-    let requirements = repo.join("conformance").join("requirements.txt");
-    let venv = util::cache_dir(repo).join("venv");
+    ensure(repo, "venv", "requirements.txt", &[])
+}
+
+/// The serving tests' venv. Its requirements pin every package, transitive ones too, and are
+/// installed with `--no-deps`: tensorflow-serving-api declares a dependency on `tensorflow`
+/// that pip would otherwise resolve again.
+pub fn ensure_serve_venv(repo: &Path) -> Result<PathBuf> {
+    ensure(repo, "serve-venv", "serve-requirements.txt", &["--no-deps"])
+}
+
+/// `.cache/conformance/<name>` with `conformance/<requirements>` installed (pip `extra` flags).
+fn ensure(repo: &Path, name: &str, requirements: &str, extra: &[&str]) -> Result<PathBuf> {
+    let requirements = repo.join("conformance").join(requirements);
+    let venv = util::cache_dir(repo).join(name);
     let python = venv_python(&venv);
 
     let version = match util::output(Command::new(&python).arg("--version")) {
@@ -37,6 +52,7 @@ pub fn ensure_venv(repo: &Path) -> Result<PathBuf> {
                 "--disable-pip-version-check",
                 "--no-input",
             ])
+            .args(extra)
             .args(["--quiet", "-r"])
             .arg(&requirements),
     )?;
