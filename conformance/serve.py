@@ -286,8 +286,8 @@ def main(argv=None) -> int:
         for c in failed:
             print(f"{c.id} {c.detail[:160]}")
     if args.only and not all_cases:
-        print(f"serve.py: no case id contains '{args.only}'")
-        return 1
+        # `cargo xtask conformance --only` filters run.py's cases too: not an error here.
+        print(f"serve.py: no serve case id contains '{args.only}'")
     return 1 if failed else 0
 
 

@@ -290,20 +290,21 @@ def tls_requests(check: Check, ca: Path) -> list[tuple[str, str, object, str]]:
             f"127.0.0.1:{server.rest_port}", ssl=True, ssl_options={"ca_certs": str(ca)},
             connection_timeout=60, network_timeout=60,
         )
-        return _triton_call(client, lambda i: httpclient.InferInput(*i), headers)
+        return _triton_call(client, lambda i: httpclient.InferInput(*i), headers, {})
 
     def triton_grpc_call(headers):
         client = grpcclient.InferenceServerClient(
             server.grpc_target(), ssl=True, root_certificates=str(ca)
         )
-        return _triton_call(client, lambda i: grpcclient.InferInput(*i), headers)
+        timeout = {"client_timeout": sc.TIMEOUT}
+        return _triton_call(client, lambda i: grpcclient.InferInput(*i), headers, timeout)
 
-    def _triton_call(client, make, headers):
+    def _triton_call(client, make, headers, timeout):
         try:
             i = make((check.input, list(x.shape), "FP32"))
             i.set_data_from_numpy(x)
             # a copy: tritonclient.http adds its own headers to the dict it is given
-            result = client.infer(MODEL, [i], headers=dict(headers or {}))
+            result = client.infer(MODEL, [i], headers=dict(headers or {}), **timeout)
             got = result.as_numpy(check.meta["outputs"][0]["name"])
             _, rel, _ = compare_outputs_rel([got], check.expected)
             return "OK" if rel <= REL_TOL else f"OK with rel {rel:.2e}"
