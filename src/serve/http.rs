@@ -192,6 +192,7 @@ pub async fn body(shared: &Shared, req: Request<Incoming>) -> Result<Bytes, Stat
         .and_then(|v| v.parse::<usize>().ok())
     {
         if len > max {
+            drain(req.into_body(), len - max).await;
             return Err(too_large(max));
         }
     }
@@ -205,6 +206,25 @@ pub async fn body(shared: &Shared, req: Request<Incoming>) -> Result<Bytes, Stat
         }
         Err(e) => Err(Status::invalid(format!("reading the request body: {e}"))),
     }
+}
+
+/// How much of a body past the limit is still read (and dropped), and for how long.
+const DRAIN_BYTES: usize = 64 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// Reads and drops a refused body when what is past the limit is small enough: an HTTP/1
+/// client that sends its whole body before reading the reply (Python's urllib, requests,
+/// tritonclient.http) otherwise meets a connection closed mid-send instead of the 413.
+async fn drain(body: Incoming, excess: usize) {
+    if excess > DRAIN_BYTES {
+        return;
+    }
+    // Its Content-Length bounds what hyper reads.
+    let mut body = body;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
 }
 
 fn too_large(max: usize) -> Status {

@@ -73,11 +73,10 @@ pub fn load(version: u64, path: &Path) -> Result<Loaded> {
         .map(|t| t.data.len())
         .sum();
     let signature = Signature::of(&graph);
-    let warm = crate::eval::random_inputs(&graph, 0, 1);
+    let warm = warm_up_inputs(&graph);
     let engine = Engine::new(&graph)?;
     drop(graph);
-    engine
-        .run(&warm)
+    warm_up(&engine, &warm)
         .map_err(|e| failed(format!("{}: warm-up run failed: {e}", model.display())))?;
     Ok(Loaded {
         version,
@@ -89,6 +88,41 @@ pub fn load(version: u64, path: &Path) -> Result<Loaded> {
         weight_bytes,
         batcher: None,
     })
+}
+
+/// Sizes of the run-time dimensions the warm-up tries in turn: some models cannot run at 1 (a
+/// U-Net's pooling and upsampling need sizes its depth divides), as `--verify` also finds.
+const WARM_SIZES: [usize; 3] = [1, 16, 32];
+
+/// Random inputs per warm-up size (one set when every input dimension is fixed).
+fn warm_up_inputs(g: &crate::ir::Graph) -> Vec<Vec<Tensor>> {
+    let dynamic = g
+        .inputs
+        .iter()
+        .any(|&v| g.ty(v).shape.iter().any(|d| d.fixed().is_none()));
+    let sizes = if dynamic {
+        &WARM_SIZES[..]
+    } else {
+        &WARM_SIZES[..1]
+    };
+    sizes
+        .iter()
+        .map(|&n| crate::eval::random_inputs(g, 0, n))
+        .collect()
+}
+
+/// Succeeds once one input set runs; else the first set's error.
+fn warm_up(engine: &Engine, sets: &[Vec<Tensor>]) -> Result<()> {
+    let mut first = None;
+    for inputs in sets {
+        match engine.run(inputs) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 impl Loaded {

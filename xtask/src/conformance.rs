@@ -1,6 +1,7 @@
 //! `cargo xtask conformance`: build mdeploy, install the pinned runtimes into
-//! `.cache/conformance/` (`venv`, `tfvenv` for TensorFlow, `node`), then run
-//! `conformance/run.py` with the runtimes venv's Python (it starts the TensorFlow venv's own).
+//! `.cache/conformance/` (`venv`, `tfvenv` for TensorFlow and the serving clients, `node`), run
+//! `conformance/run.py` with the runtimes venv's Python (it starts the TensorFlow venv's own),
+//! then `conformance/serve.py` (mdeploy serve with the real clients) with the TensorFlow venv's.
 
 use crate::util::{self, Exit};
 use crate::{node, python};
@@ -8,8 +9,8 @@ use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const USAGE: &str =
-    "usage: cargo xtask conformance [--only SUBSTR] [--skip-node-tests] [--targets LIST] [-- RUN_PY_ARGS]";
+const USAGE: &str = "usage: cargo xtask conformance [--only SUBSTR] [--skip-node-tests] \
+[--skip-serve] [--targets LIST] [-- RUN_PY_ARGS]";
 
 pub fn run(args: &[String]) -> Result<()> {
     run_with(args, &|_| {})
@@ -18,23 +19,25 @@ pub fn run(args: &[String]) -> Result<()> {
 /// [`run`], with `setup` applied to the cargo command that builds mdeploy (CI passes the lint
 /// wrapper its test build used, so this build is the same one).
 pub fn run_with(args: &[String], setup: &dyn Fn(&mut std::process::Command)) -> Result<()> {
-    let runner_args = runner_args(args)?;
+    let args = runner_args(args)?;
     let repo = util::repo_root();
 
-    util::header("conformance 1/5: build mdeploy");
+    util::header("conformance 1/6: build mdeploy");
     let mdeploy = build_mdeploy(&repo, setup)?;
 
-    util::header("conformance 2/5: Python runtimes (onnxruntime, ai-edge-litert, onnx)");
+    util::header("conformance 2/6: Python runtimes (onnxruntime, ai-edge-litert, onnx)");
     let python = python::ensure_venv(&repo)?;
 
-    util::header("conformance 3/5: TensorFlow (SavedModel runtime, tf2onnx, tensorflowjs)");
-    python::ensure_tf_venv(&repo)?;
+    util::header(
+        "conformance 3/6: TensorFlow (SavedModel runtime, tf2onnx, tensorflowjs, serving clients)",
+    );
+    let tf_python = python::ensure_tf_venv(&repo)?;
 
-    util::header("conformance 4/5: Node runtimes (@tensorflow/tfjs)");
+    util::header("conformance 4/6: Node runtimes (@tensorflow/tfjs)");
     node::ensure_modules(&repo)?;
 
-    util::header("conformance 5/5: run converted models in the real runtimes");
-    util::run(
+    util::header("conformance 5/6: run converted models in the real runtimes");
+    let converted = util::run(
         "conformance run",
         Command::new(python)
             .arg(repo.join("conformance").join("run.py"))
@@ -42,27 +45,59 @@ pub fn run_with(args: &[String], setup: &dyn Fn(&mut std::process::Command)) -> 
             .arg(&mdeploy)
             .arg("--repo")
             .arg(&repo)
-            .args(runner_args),
-    )
+            .args(args.run_py),
+    );
+    if args.skip_serve {
+        return converted;
+    }
+    // Run even when step 5 failed, so one CI run reports both; step 5's failure comes first.
+    util::header("conformance 6/6: mdeploy serve with the real clients (TF Serving, KServe)");
+    let served = util::run(
+        "serve conformance",
+        Command::new(tf_python)
+            .arg(repo.join("conformance").join("serve.py"))
+            .arg("--mdeploy")
+            .arg(&mdeploy)
+            .arg("--repo")
+            .arg(&repo)
+            .args(args.serve),
+    );
+    converted.and(served)
 }
 
-/// Checks our flags and turns them into run.py's; everything after `--` is passed as is.
-fn runner_args(args: &[String]) -> Result<Vec<String>> {
-    let mut out = Vec::new();
+/// What our flags mean for the two runners.
+#[derive(Debug, Default, PartialEq)]
+struct RunnerArgs {
+    run_py: Vec<String>,
+    /// `--only` goes to serve.py too.
+    serve: Vec<String>,
+    skip_serve: bool,
+}
+
+/// Checks our flags and turns them into run.py's and serve.py's; everything after `--` is
+/// passed to run.py as is.
+fn runner_args(args: &[String]) -> Result<RunnerArgs> {
+    let mut out = RunnerArgs::default();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
-            "--skip-node-tests" => out.push(arg.clone()),
+            "--skip-node-tests" => out.run_py.push(arg.clone()),
+            "--skip-serve" => out.skip_serve = true,
             "--only" | "--targets" => {
                 let Some(value) = iter.next() else {
                     return Err(Exit::usage(format!("{arg} needs a value\n{USAGE}")).into());
                 };
-                out.extend([arg.clone(), value.clone()]);
+                out.run_py.extend([arg.clone(), value.clone()]);
+                if arg == "--only" {
+                    out.serve.extend([arg.clone(), value.clone()]);
+                }
             }
-            "--" => out.extend(iter.by_ref().cloned()),
-            _ if arg.starts_with("--only=") || arg.starts_with("--targets=") => {
-                out.push(arg.clone())
+            "--" => out.run_py.extend(iter.by_ref().cloned()),
+            _ if arg.starts_with("--only=") => {
+                out.run_py.push(arg.clone());
+                out.serve.push(arg.clone());
             }
+            _ if arg.starts_with("--targets=") => out.run_py.push(arg.clone()),
             "-h" | "--help" => {
                 eprintln!("{USAGE}");
                 std::process::exit(0);
@@ -104,7 +139,7 @@ fn build_mdeploy(repo: &Path, setup: &dyn Fn(&mut std::process::Command)) -> Res
 
 #[cfg(test)]
 mod tests {
-    use super::runner_args;
+    use super::{runner_args, RunnerArgs};
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -121,11 +156,19 @@ mod tests {
         ]));
         assert_eq!(
             got.unwrap(),
-            args(&["--only", "node:", "--skip-node-tests", "--keep"])
+            RunnerArgs {
+                run_py: args(&["--only", "node:", "--skip-node-tests", "--keep"]),
+                serve: args(&["--only", "node:"]),
+                skip_serve: false,
+            }
         );
         assert_eq!(
-            runner_args(&args(&["--targets=onnx"])).unwrap(),
-            args(&["--targets=onnx"])
+            runner_args(&args(&["--targets=onnx", "--skip-serve"])).unwrap(),
+            RunnerArgs {
+                run_py: args(&["--targets=onnx"]),
+                serve: vec![],
+                skip_serve: true,
+            }
         );
     }
 

@@ -26,8 +26,9 @@ const TASKS: &[(&str, &str, Task)] = &[
     ),
     (
         "conformance",
-        "run converted fixtures and ONNX node tests in the real runtimes \
-         [--only SUBSTR] [--skip-node-tests] [--targets onnx,tflite] [-- run.py args]",
+        "run converted fixtures and ONNX node tests in the real runtimes, then mdeploy serve \
+         with the real clients [--only SUBSTR] [--skip-node-tests] [--skip-serve] \
+         [--targets onnx,tflite] [-- run.py args]",
         conformance::run,
     ),
     (

@@ -1,7 +1,8 @@
 //! The conformance venvs under `.cache/conformance/`: `venv` with `conformance/requirements.txt`
 //! (onnxruntime, LiteRT, onnx) and `tfvenv` with `conformance/requirements-tf.txt` (TensorFlow,
-//! the SavedModel target's runtime, and the converters that read SavedModels). They are apart
-//! because TensorFlow pins its own protobuf and ml_dtypes.
+//! the SavedModel target's runtime, the converters that read SavedModels, and the serving
+//! clients `conformance/serve.py` drives `mdeploy serve` with). They are apart because
+//! TensorFlow pins its own protobuf and ml_dtypes.
 
 use crate::util::{self, Stamp};
 use anyhow::{Context, Result};
@@ -26,11 +27,13 @@ const RUNTIMES: Spec = Spec {
 
 /// tensorflowjs's own requirements pin other TensorFlow versions (through
 /// tensorflow_decision_forests, tensorflow_hub, jax); the SavedModel conversion does not use
-/// them (conformance/tf_worker.py stubs their imports).
+/// them (conformance/tf_worker.py stubs their imports). tensorflow-serving-api declares a
+/// dependency on `tensorflow` that pip would resolve again; the one installed is the one it
+/// needs.
 const TENSORFLOW: Spec = Spec {
     dir: "tfvenv",
     requirements: "requirements-tf.txt",
-    no_deps: &["tensorflowjs==4.22.0"],
+    no_deps: &["tensorflowjs==4.22.0", "tensorflow-serving-api==2.21.0"],
     step: "install TensorFlow",
 };
 
