@@ -374,7 +374,11 @@ fn one_hot(gx: &mut Gx, n: &Node, axis: i64) -> Result<String, String> {
         ));
     }
     let last = axis + 1 == out_rank;
-    let attrs = vec![("axis", a_int(-1)), ("T", a_type(vt))];
+    let attrs = vec![
+        ("axis", a_int(-1)),
+        ("T", a_type(vt)),
+        ("TI", a_type(DType::I32)),
+    ];
     let inputs = vec![idx, depth, picked[1].clone(), picked[0].clone()];
     let y = gx.node(if last { "" } else { "last" }, "OneHot", inputs, attrs);
     if last {

@@ -135,6 +135,38 @@ pub fn scatter_nd(gx: &mut Gx, n: &Node) -> Result<String, String> {
     scatter_update(gx, n, idx)
 }
 
+/// ScatterND summing into zeros (what TF's ScatterNd is, duplicates added) as TF's
+/// `ScatterNd(indices, updates, shape)`: the data must be zeros, a constant or a
+/// ConstantOfShape of zero whose shape operand is then the op's.
+pub fn scatter_nd_sum(gx: &mut Gx, n: &Node) -> Result<String, String> {
+    let g = gx.g;
+    let data = n.inputs[0];
+    let zero = |t: &Tensor| t.data.iter().all(|&b| b == 0);
+    let shape = if let Some(t) = g.constant(data).filter(|t| zero(t)) {
+        let dims: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+        let k = Tensor::from_i64s(DType::I32, vec![dims.len()], &dims);
+        gx.konst(&format!("{}/shape", gx.base), k)?
+    } else {
+        let p = g
+            .nodes
+            .iter()
+            .find(|p| p.outputs.contains(&data))
+            .filter(|p| matches!(&p.op, crate::ir::Op::ConstantOfShape(c) if zero(&c.value)))
+            .ok_or("ScatterND summing into data other than zeros has no TF op")?;
+        gx.r(p.inputs[0])?
+    };
+    let idx = gx.r(n.inputs[1])?;
+    let u = gx.r(n.inputs[2])?;
+    let dt = g.ty(n.inputs[2]).dtype;
+    let tidx = g.ty(n.inputs[1]).dtype;
+    Ok(gx.node(
+        "",
+        "ScatterNd",
+        vec![idx, u, shape],
+        vec![("T", a_type(dt)), ("Tindices", a_type(tidx))],
+    ))
+}
+
 /// `TensorScatterUpdate(copy of data, coords, updates)`. tfjs-backend-cpu 4.22 writes the
 /// updates into the buffer of its `tensor` input (`scatterImpl` reuses the TensorBuffer it is
 /// given), which would change every other reader of that value: the data is copied first with

@@ -380,12 +380,11 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             let ins = inputs(gx, n)?;
             gx.node("", "GatherNd", ins, vec![("Tparams", a_type(dt))])
         }
-        Op::ScatterNd(s) => {
-            if s.reduction != ScatterReduction::None {
-                return Err("ScatterND with a reduction has no TF.js op".into());
-            }
-            super::index::scatter_nd(gx, n)?
-        }
+        Op::ScatterNd(s) => match s.reduction {
+            ScatterReduction::None => super::index::scatter_nd(gx, n)?,
+            ScatterReduction::Add => super::index::scatter_nd_sum(gx, n)?,
+            _ => return Err("ScatterND with a min, max or mul reduction has no TF op".into()),
+        },
         Op::ScatterElements(se) => {
             if se.reduction != ScatterReduction::None {
                 return Err("ScatterElements with a reduction has no TF.js form".into());
@@ -471,12 +470,22 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
                 &format!("{}/off", gx.base),
                 crate::ir::Tensor::from_f64s(values.dtype, vec![], &v[..1]),
             )?;
-            gx.node(
-                "",
-                "OneHot",
-                vec![idx, depth, on, off],
-                vec![("axis", a_int(o.axis)), t(dt)],
-            )
+            // TF.js's oneHot ignores `axis` and appends the new axis last: a Transpose moves
+            // it where the IR puts it. TF needs TI (its default is int64; indices are int32).
+            let out_rank = g.ty(n.inputs[0]).rank() + 1;
+            let axis = crate::ir::ops::norm_axis(o.axis, out_rank)?;
+            let last = axis + 1 == out_rank;
+            let attrs = vec![("axis", a_int(-1)), t(dt), ("TI", a_type(DType::I32))];
+            let inputs = vec![idx, depth, on, off];
+            let y = gx.node(if last { "" } else { "last" }, "OneHot", inputs, attrs);
+            if last {
+                y
+            } else {
+                let mut perm: Vec<i64> = (0..out_rank as i64 - 1).collect();
+                perm.insert(axis, out_rank as i64 - 1);
+                let perm = gx.ints("perm", &perm)?;
+                gx.node("", "Transpose", vec![y, perm], vec![t(dt)])
+            }
         }
         Op::Trilu(tr) => {
             if tr.k != 0 {
