@@ -5,6 +5,7 @@
 mod attention;
 mod build;
 mod contrib;
+mod contrib_attention;
 mod contrib_quant;
 mod control;
 mod elementwise;
@@ -49,6 +50,7 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| linalg::handler(op_type))
         .or_else(|| contrib::handler(op_type))
         .or_else(|| contrib_quant::handler(op_type))
+        .or_else(|| contrib_attention::handler(op_type))
 }
 
 /// The operator sets read: the default one, the classic-ML one (`ai.onnx.ml`) and
