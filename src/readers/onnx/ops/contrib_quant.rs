@@ -194,11 +194,16 @@ fn qgemm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let af = dequantize(&mut b, a, a_s, a_zp, 0)?;
     let bf = dequantize(&mut b, bq, bs, ctx.opt_input(5), b_axis)?;
     let cf = match ctx.opt_input(6) {
-        Some(c) => {
-            let c = b.cast(c, DType::F32)?;
-            let s = b.bin(BinaryOp::Mul, a_s, bs)?;
-            Some(b.bin(BinaryOp::Mul, c, s)?)
-        }
+        Some(c) => Some(match constant_bias(&b, c, a_s, bs) {
+            // A float bias constant, as Gemm's C is in a float model (the writers' integer
+            // lowerings know a bias operand; an int32 constant scaled at run time is not one).
+            Some(t) => b.constant("bias", t),
+            None => {
+                let c = b.cast(c, DType::F32)?;
+                let s = b.bin(BinaryOp::Mul, a_s, bs)?;
+                b.bin(BinaryOp::Mul, c, s)?
+            }
+        }),
         None => None,
     };
     let beta = float_attr("beta", 1.0);
@@ -219,6 +224,21 @@ fn qgemm(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         }
         None => Ok(vec![y]),
     }
+}
+
+/// `C · A_scale · B_scale` when all three are constants (B_scale one value or one per column).
+fn constant_bias(b: &Build, c: ValueId, a_s: ValueId, bs: ValueId) -> Option<Tensor> {
+    let g = &b.imp.g;
+    let (c, a, s) = (g.constant(c)?, g.constant(a_s)?, g.constant(bs)?);
+    let a = *a.to_f64s().first()?;
+    let s = s.to_f64s();
+    let v: Vec<f64> = c
+        .to_f64s()
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| Some(x * a * *s.get(if s.len() == 1 { 0 } else { i })?))
+        .collect::<Option<_>>()?;
+    Some(Tensor::from_f64s(DType::F32, c.shape.clone(), &v))
 }
 
 /// `Cast(int32 product) · scale (+ bias)`.
