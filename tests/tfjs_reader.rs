@@ -238,7 +238,7 @@ fn onnx_fixtures_written_as_tfjs_graph_models_read_back_and_match() {
         };
         let got =
             mdeploy::eval::run(&back, &f.inputs()).unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        crate::common::assert_matches(&format!("{} via TF.js", f.name), &got, &f.expected());
+        f.assert_expected(&format!("{} via TF.js", f.name), &got);
         matched.push(f.name.clone());
     }
     assert!(

@@ -52,7 +52,7 @@ fn attention(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let sizes: Vec<i64> = match ctx.ints("qkv_hidden_sizes") {
         Some(s) if s.len() == 3 => s,
         Some(s) => return Err(NodeError::Invalid(format!("qkv_hidden_sizes {s:?}"))),
-        None if total % 3 == 0 => vec![total as i64 / 3; 3],
+        None if total.is_multiple_of(3) => vec![total as i64 / 3; 3],
         None => {
             return Err(NodeError::Invalid(format!(
                 "{total} columns are not Q, K, V"

@@ -150,7 +150,7 @@ fn qlinear_pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
 /// `(Y_scale, Y_zp, (X, X_scale, X_zp)…)`.
 fn qlinear_concat(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
     let n = ctx.inputs.len().saturating_sub(2);
-    if n == 0 || n % 3 != 0 {
+    if n == 0 || !n.is_multiple_of(3) {
         return Err(NodeError::Invalid(format!(
             "QLinearConcat with {} inputs",
             ctx.inputs.len()
