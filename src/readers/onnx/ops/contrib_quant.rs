@@ -33,7 +33,7 @@ pub fn handler(op: &str) -> Option<Handler> {
     })
 }
 
-fn dequantize(
+pub fn dequantize(
     b: &mut Build,
     x: ValueId,
     scale: ValueId,
@@ -41,6 +41,17 @@ fn dequantize(
     axis: usize,
 ) -> NodeResult<ValueId> {
     let dtype = b.imp.g.ty(x).dtype;
+    if b.imp.g.constant(scale).is_none() {
+        // A scale computed at run time (DynamicQuantizeLinear's, before QAttention): the
+        // formula, which every runtime evaluates (tract types DequantizeLinear by its constant
+        // scale only).
+        let mut f = b.cast(x, DType::F32)?;
+        if let Some(z) = zp {
+            let z = b.cast(z, DType::F32)?;
+            f = b.bin(BinaryOp::Sub, f, z)?;
+        }
+        return b.bin(BinaryOp::Mul, f, scale);
+    }
     let mut ins = vec![x, scale];
     ins.extend(zp);
     b.op(
