@@ -1,7 +1,7 @@
 //! onnxruntime's quantized contrib ops (domain `com.microsoft`) that its quantizer writes
 //! (`quantize_static` in QOperator format, `quantize_dynamic`) and its optimizer fuses, read as
 //! their standard-op meaning:
-//! - QLinearAdd/Mul/Sigmoid/LeakyRelu/AveragePool/GlobalAveragePool/Concat and QGemm are
+//! - QLinearAdd/Mul/Sigmoid/LeakyRelu/Softmax/AveragePool/GlobalAveragePool/Concat and QGemm are
 //!   `QuantizeLinear(op(DequantizeLinear(x…)))` — the QDQ form onnxruntime itself fuses back
 //!   into integer kernels; their rounding can differ from the fused kernel's by one step;
 //! - DynamicQuantizeMatMul is DynamicQuantizeLinear → MatMulInteger → scale (+ bias), the
@@ -25,6 +25,7 @@ pub fn handler(op: &str) -> Option<Handler> {
             qlinear_pool
         }
         "com.microsoft:QLinearConcat" => qlinear_concat,
+        "com.microsoft:QLinearSoftmax" => qlinear_softmax,
         "com.microsoft:QGemm" => qgemm,
         "com.microsoft:DynamicQuantizeMatMul" => dynamic_quantize_matmul,
         "com.microsoft:MatMulIntegerToFloat" => matmul_integer_to_float,
@@ -156,6 +157,47 @@ fn qlinear_pool(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         "QLinearAveragePool" => around(imp, ctx, "AveragePool", &["channels_last"]),
         _ => around(imp, ctx, "GlobalAveragePool", &["channels_last"]),
     }
+}
+
+/// QLinearSoftmax: Softmax along `axis` as the ONNX `opset` attribute defines it. Before 13
+/// Softmax flattened the axes from `axis` on; the one case both agree on is the last axis.
+fn qlinear_softmax(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
+    let rank = imp.g.ty(ctx.input(0)?).rank() as i64;
+    let opset = ctx.int("opset", 13);
+    let axis = ctx.int("axis", if opset < 13 { 1 } else { -1 });
+    if opset < 13 && axis != rank - 1 && axis != -1 {
+        return unsupported(format!(
+            "QLinearSoftmax of opset {opset} over axis {axis} of a rank-{rank} input"
+        ));
+    }
+    // The axis written out: the standard handler would default it by the model's opset.
+    let axis_attr = tract_onnx::pb::AttributeProto {
+        name: "axis".into(),
+        i: axis,
+        ..Default::default()
+    };
+    let x = ctx.input(0)?;
+    let dtype = imp.g.ty(x).dtype;
+    let mut b = Build::new(imp, &ctx.name);
+    let xf = dequantize(&mut b, x, ctx.input(1)?, ctx.opt_input(2), 0)?;
+    let drop = ["opset", "axis"];
+    let y = first(standard(
+        imp,
+        ctx,
+        "Softmax",
+        vec![Some(xf)],
+        &drop,
+        vec![axis_attr],
+        "op",
+    )?)?;
+    let mut b = Build::new(imp, &ctx.name);
+    Ok(vec![quantize(
+        &mut b,
+        y,
+        ctx.input(3)?,
+        ctx.opt_input(4),
+        dtype,
+    )?])
 }
 
 /// `(Y_scale, Y_zp, (X, X_scale, X_zp)…)`.
