@@ -84,10 +84,15 @@ fn string_attr(name: &str, s: &str) -> AttributeProto {
 /// The fused `activation` (MLAS's set) applied to `y` as its standard op.
 fn fused_activation(imp: &mut Importer, ctx: &NodeCtx, y: ValueId) -> NodeResult<ValueId> {
     let act = ctx.string("activation", "");
-    let params = ctx
-        .attr("activation_params")
-        .map(|a| a.floats.clone())
-        .unwrap_or_default();
+    // FusedConv lists the parameters in `activation_params`; FusedGemm names them
+    // `activation_alpha` and `activation_beta`.
+    let params = match ctx.attr("activation_params") {
+        Some(a) => a.floats.clone(),
+        None => ["activation_alpha", "activation_beta"]
+            .iter()
+            .map_while(|n| ctx.attr(n).map(|a| a.f))
+            .collect(),
+    };
     let param = |i: usize| {
         params.get(i).copied().ok_or_else(|| {
             NodeError::Invalid(format!("activation {act} without activation_params[{i}]"))
@@ -129,7 +134,13 @@ fn fused_activation(imp: &mut Importer, ctx: &NodeCtx, y: ValueId) -> NodeResult
         .ok_or_else(|| NodeError::Invalid("activation gave no output".into()))
 }
 
-const FUSED: [&str; 2] = ["activation", "activation_params"];
+const FUSED: [&str; 5] = [
+    "activation",
+    "activation_params",
+    "activation_alpha",
+    "activation_beta",
+    "activation_gamma",
+];
 
 /// `activation(op(X, W, B) + Z)`.
 fn fused(imp: &mut Importer, ctx: &NodeCtx, op_type: &str) -> NodeResult<Vec<ValueId>> {
