@@ -69,6 +69,17 @@ fn unsupported_ops_are_all_listed_with_exit_4() {
 }
 
 #[test]
+fn unread_onnxruntime_contrib_ops_are_refused_by_name_with_exit_4() {
+    // FusedGemm (read) feeds Inverse (a com.microsoft op with no standard meaning here).
+    let input = fixture("fixtures/bad/ort_contrib_unknown.onnx");
+    refused(
+        &input,
+        4,
+        "unsupported op com.microsoft:Inverse at node 'inverse1'",
+    );
+}
+
+#[test]
 fn tflite_custom_ops_are_refused_by_name_with_exit_4() {
     let input = fixture("fixtures/bad/custom_op.tflite");
     refused(&input, 4, "unsupported op Digamma at node 'Digamma'");

@@ -58,7 +58,7 @@ fn cleanup_keeps_every_fixtures_results() {
         assert!(g.nodes.len() <= before, "{}", f.name);
         dropped += before - g.nodes.len();
         let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        assert_matches(&format!("{} after cleanup", f.name), &got, &f.expected());
+        f.assert_expected(&format!("{} after cleanup", f.name), &got);
     }
     assert!(dropped > 0, "the fixtures hold foldable batch norms");
     for m in ["cnn", "mlp"] {

@@ -66,7 +66,7 @@ fn nhwc_round_trip_keeps_results_and_cancels_inner_transposes() {
         }
         // eval legalizes back to NCHW for tract: results must not change.
         let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        assert_matches(&format!("{} via NHWC", f.name), &got, &f.expected());
+        f.assert_expected(&format!("{} via NHWC", f.name), &got);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Every fixture read into the IR, verified, and evaluated against the source framework's output.
 
-use crate::common::{assert_matches, onnx_fixtures, repo};
+use crate::common::{onnx_fixtures, repo};
 use mdeploy::readers::{self, ReadOptions};
 
 #[test]
@@ -10,7 +10,7 @@ fn every_onnx_fixture_reads_and_matches_the_framework() {
             .unwrap_or_else(|e| panic!("{}: {e}", f.name));
         g.verify().unwrap_or_else(|e| panic!("{}: {e}", f.name));
         let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        assert_matches(&f.name, &got, &f.expected());
+        f.assert_expected(&f.name, &got);
     }
 }
 

@@ -35,7 +35,7 @@ fn every_onnx_fixture_roundtrips_through_the_writer() {
                 mdeploy::eval::run_onnx_file(&out, &f.inputs())
             }
             .unwrap_or_else(|e| panic!("{} opset {opset}: {e}", f.name));
-            assert_matches(&format!("{} opset {opset}", f.name), &got, &f.expected());
+            f.assert_expected(&format!("{} opset {opset}", f.name), &got);
             // and our reader takes back what we wrote, keeping the I/O names.
             let back = readers::read(&out, &ReadOptions::default()).unwrap();
             let names = |g: &mdeploy::ir::Graph, ids: &[mdeploy::ir::ValueId]| -> Vec<String> {

@@ -2,7 +2,7 @@
 //! read back and run by mdeploy's evaluator against the framework's outputs, or refused with
 //! exit 4 naming what the reader lacks (none today: WHILE and IF included).
 
-use crate::common::{assert_matches, onnx_fixtures};
+use crate::common::onnx_fixtures;
 use mdeploy::readers::{self, ReadOptions};
 use mdeploy::writers::tflite::TfliteWriter;
 use mdeploy::writers::Writer;
@@ -31,7 +31,7 @@ fn onnx_fixtures_written_as_tflite_read_back_and_match() {
         };
         let got =
             mdeploy::eval::run(&back, &f.inputs()).unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        assert_matches(&format!("{} via .tflite", f.name), &got, &f.expected());
+        f.assert_expected(&format!("{} via .tflite", f.name), &got);
         matched.push(f.name.clone());
     }
     assert!(

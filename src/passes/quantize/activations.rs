@@ -604,6 +604,12 @@ fn quantize_biases(
             continue;
         };
         let dq = &g.nodes[d];
+        // Only int8 weights make an integer convolution or fully-connected op; a source's
+        // uint8 weight (onnxruntime's QUInt8) keeps the op float, and a float op's bias cannot
+        // be an int32 DEQUANTIZE (TFLite dequantizes 8- and 16-bit values only).
+        if g.ty(dq.inputs[0]).dtype != DType::I8 {
+            continue;
+        }
         let Some(s_w) = g.constant(dq.inputs[1]).map(|t| t.to_f64s()) else {
             continue;
         };

@@ -2,7 +2,8 @@
 //! chained over the inputs) and Concatenate (axis). Keras 3 serializes `x + 3.0` (an operation
 //! on a tensor and a number) as an `Add` called with `[x, 3.0]`: one input and a constant;
 //! tf_keras as a `TFOpLambda` layer (`function: "__operators__.add"`, `y: 3.0` in the call's
-//! keyword arguments), read here for add, subtract and multiply by a number.
+//! keyword arguments), read here for add, subtract and multiply by a number or by a tensor
+//! (`y` a tensor keyword argument: tf_keras applications' `x + y` residuals).
 
 use super::super::build::{Builder, Call, LResult};
 use super::axis;
@@ -81,11 +82,17 @@ fn tf_op_lambda(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         .get("function")
         .and_then(Value::as_str)
         .unwrap_or("");
+    let op = tf_op_lambda_op(function);
+    // `x + y` of two tensors (tf_keras applications' residual adds, RegNetY's squeeze-excite
+    // product): `y` is a tensor keyword argument.
+    if let (Some(op), Some(y), [x]) = (op, c.kw_input("y"), c.inputs.as_slice()) {
+        return Ok(vec![b.emit1(&c.name, Op::Binary(op), vec![*x, y])?]);
+    }
     let y = c.kwargs.get("y").and_then(Value::as_f64);
-    let (Some(op), Some(y), [x]) = (tf_op_lambda_op(function), y, c.inputs.as_slice()) else {
+    let (Some(op), Some(y), [x]) = (op, y, c.inputs.as_slice()) else {
         return super::super::build::unsupported(format!(
             "tf.{function} called on a Keras tensor (tf_keras TFOpLambda): only add, subtract \
-             and multiply by a number are read"
+             and multiply by a number or a tensor are read"
         ));
     };
     let dtype = b.g.ty(*x).dtype;

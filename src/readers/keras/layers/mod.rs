@@ -2,6 +2,7 @@
 //! whether a class has a handler (to report layers downstream of an unsupported one).
 
 mod activation;
+mod applications;
 mod attention;
 mod conv;
 mod core;
@@ -30,6 +31,7 @@ fn handler(class: &str) -> Option<Handler> {
         .or_else(|| shape::handler(class))
         .or_else(|| rnn::handler(class))
         .or_else(|| attention::handler(class))
+        .or_else(|| applications::handler(class))
 }
 
 /// Why a layer class cannot be converted at all, if so.

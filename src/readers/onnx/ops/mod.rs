@@ -4,6 +4,9 @@
 
 mod attention;
 mod build;
+mod contrib;
+mod contrib_attention;
+mod contrib_quant;
 mod control;
 mod elementwise;
 mod image;
@@ -45,12 +48,16 @@ fn handler(op_type: &str) -> Option<Handler> {
         .or_else(|| scatter::handler(op_type))
         .or_else(|| text::handler(op_type))
         .or_else(|| linalg::handler(op_type))
+        .or_else(|| contrib::handler(op_type))
+        .or_else(|| contrib_quant::handler(op_type))
+        .or_else(|| contrib_attention::handler(op_type))
 }
 
-/// The operator sets read: the default one and the classic-ML one (`ai.onnx.ml`), whose ops
-/// the handlers know as `ai.onnx.ml:<op>`.
+/// The operator sets read: the default one, the classic-ML one (`ai.onnx.ml`) and
+/// onnxruntime's contrib ops (`com.microsoft`), whose ops the handlers know as
+/// `<domain>:<op>`; an op of these domains without a handler is refused by name.
 pub fn domain_known(domain: &str) -> bool {
-    matches!(domain, "" | "ai.onnx" | "ai.onnx.ml")
+    matches!(domain, "" | "ai.onnx" | "ai.onnx.ml" | "com.microsoft")
 }
 
 fn qualified(domain: &str, op_type: &str) -> String {

@@ -262,18 +262,22 @@ pub fn plan(
             *c = n;
             Plan::of("Rescaling")
         }
-        "Subtract" => Plan {
-            class: "Add".into(),
-            before: vec![Step::new(
-                "Rescaling",
-                json!({"scale": -1.0, "offset": 0.0}),
-                vec![From::Input(1)],
-                "_negate",
-            )],
-            inputs: Some(vec![From::Input(0), From::Before(0)]),
-            after: vec![],
-            ungroup: 0,
-        },
+        // tf_keras's TFOpLambda on two tensors (`x + y`, `x * y`: `y` passed by keyword), as
+        // tf_keras applications write residual adds and squeeze-excite products.
+        "TFOpLambda" if facts.tensor_inputs == 1 && facts.kw_inputs == ["y"] => {
+            let f = c.get("function").and_then(Value::as_str).unwrap_or("");
+            let mut p = match tf_op_lambda_op(f) {
+                Some(BinaryOp::Add) => Plan::of("Add"),
+                Some(BinaryOp::Mul) => Plan::of("Multiply"),
+                Some(BinaryOp::Sub) => negate_second(),
+                _ => return Err(format!("tfjs-layers cannot run tf.{f} (TFOpLambda)")),
+            };
+            *c = base(c);
+            p.inputs
+                .get_or_insert_with(|| vec![From::Input(0), From::Input(1)]);
+            p
+        }
+        "Subtract" => negate_second(),
         "ZeroPadding1D" | "Cropping1D" | "UpSampling1D" => {
             let (t_out, ch) = steps_and_channels(facts)?;
             let mut n = base(c);
@@ -409,6 +413,22 @@ pub fn normalization_weights(w: &[crate::ir::Tensor]) -> Result<Vec<crate::ir::T
         })
         .collect();
     Ok(vec![mean, crate::ir::Tensor::from_f32(vec![n], &floored)])
+}
+
+/// `a - b` as `Add(a, Rescaling(scale=-1)(b))`.
+fn negate_second() -> Plan {
+    Plan {
+        class: "Add".into(),
+        before: vec![Step::new(
+            "Rescaling",
+            json!({"scale": -1.0, "offset": 0.0}),
+            vec![From::Input(1)],
+            "_negate",
+        )],
+        inputs: Some(vec![From::Input(0), From::Before(0)]),
+        after: vec![],
+        ungroup: 0,
+    }
 }
 
 #[cfg(test)]
