@@ -223,8 +223,8 @@ fn onnx_fixtures_written_as_tfjs_graph_models_read_back_and_match() {
         let Ok(mut g) = readers::read(&f.model, &ReadOptions::default()) else {
             continue;
         };
-        // The TF.js signature lists inputs sorted by name: match them by name.
-        let names: Vec<String> = g.inputs.iter().map(|&v| g.value(v).name.clone()).collect();
+        // The TF.js signature lists inputs and outputs sorted by name: matched by name.
+        let source = g.clone();
         let w = GraphWriter::default();
         let out = dir.path().join(&f.name);
         if w.legalize(&mut g).and_then(|()| w.write(&g, &out)).is_err() {
@@ -238,17 +238,7 @@ fn onnx_fixtures_written_as_tfjs_graph_models_read_back_and_match() {
                 continue;
             }
         };
-        let inputs = f.inputs();
-        let by_name: Vec<_> = back
-            .inputs
-            .iter()
-            .map(|&v| {
-                let i = names.iter().position(|n| *n == back.value(v).name);
-                inputs[i.unwrap_or_else(|| panic!("{}: input {}", f.name, back.value(v).name))]
-                    .clone()
-            })
-            .collect();
-        let got = mdeploy::eval::run(&back, &by_name).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        let got = crate::common::run_by_name(&f.name, &source, &back, &f.inputs());
         f.assert_expected(&format!("{} via TF.js", f.name), &got);
         matched.push(f.name.clone());
     }

@@ -139,3 +139,30 @@ pub fn known_failure(id: &str) -> bool {
         .filter(|l| !l.trim_start().starts_with('#'))
         .any(|l| l.split_whitespace().next() == Some(id))
 }
+
+/// Runs `back` (a model read back from a written file whose signature may order its inputs and
+/// outputs otherwise, e.g. sorted by name) on `inputs` given in `source`'s input order, and
+/// returns its outputs in `source`'s output order, matched by name.
+pub fn run_by_name(
+    what: &str,
+    source: &mdeploy::ir::Graph,
+    back: &mdeploy::ir::Graph,
+    inputs: &[Tensor],
+) -> Vec<Tensor> {
+    let position = |g: &mdeploy::ir::Graph, ids: &[mdeploy::ir::ValueId], name: &str| {
+        ids.iter()
+            .position(|&v| g.value(v).name == name)
+            .unwrap_or_else(|| panic!("{what}: no '{name}'"))
+    };
+    let fed: Vec<Tensor> = back
+        .inputs
+        .iter()
+        .map(|&v| inputs[position(source, &source.inputs, &back.value(v).name)].clone())
+        .collect();
+    let got = mdeploy::eval::run(back, &fed).unwrap_or_else(|e| panic!("{what}: {e}"));
+    source
+        .outputs
+        .iter()
+        .map(|&v| got[position(back, &back.outputs, &source.value(v).name)].clone())
+        .collect()
+}
