@@ -2,7 +2,7 @@
 //! is built once, and planned once per distinct set of input shapes (a small cache), each plan
 //! shared by every request of those shapes.
 
-use super::{check_declared, control, load, pieces, plan_for, run_plan, specialize, Plan};
+use super::{check_declared, control, load, plan_for, run_plan, specialize, Plan};
 use crate::error::{failed, Result};
 use crate::ir::{Graph, Tensor, TensorType};
 use std::sync::Mutex;
@@ -25,8 +25,8 @@ pub struct Engine {
 enum How {
     /// One tract model, planned per input shapes.
     Planned(tp::InferenceModel),
-    /// Control flow, operands bound per run or weights past one piece: every run goes through
-    /// [`super::run`], which handles those (slower: it plans on each run).
+    /// Control flow or operands bound per run: every run goes through [`super::run`], which
+    /// handles those (slower: it plans on each run).
     General(Box<Graph>),
 }
 
@@ -39,17 +39,15 @@ impl Engine {
             .map(|&v| (g.value(v).name.clone(), g.ty(v).clone()))
             .collect();
         let general = control::has_control(g) || !specialize::operand_inputs(g).is_empty();
+        // One tract model whatever the weights' size: a server holds them for as long as it
+        // serves (evaluation elsewhere runs large graphs in pieces to bound its memory, but
+        // re-plans every run that way: 30–50× slower per request on a 106 MB MLP).
         let how = if general {
             How::General(Box::new(g.clone()))
         } else {
             let mut legal = g.clone();
             crate::writers::onnx::legalize(&mut legal)?;
-            let wanted = legal.outputs.clone();
-            if pieces::split(&legal, &wanted, pieces::PIECE_BYTES).is_empty() {
-                How::Planned(load(&legal)?)
-            } else {
-                How::General(Box::new(g.clone()))
-            }
+            How::Planned(load(&legal)?)
         };
         Ok(Engine {
             how,
