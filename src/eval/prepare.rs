@@ -153,6 +153,89 @@ pub fn expand_stored_weights(g: &mut Graph) -> bool {
     true
 }
 
+/// A QuantizeLinear whose output is a graph output or is read by anything but a
+/// DequantizeLinear, as its float arithmetic: clip(round(x / scale) + zp) cast to the
+/// quantized type. tract 0.23 saturates such a value (every output element at 127 or 255 on the
+/// full-integer TFLite fixtures, where onnxruntime, LiteRT and this arithmetic agree with the
+/// framework); a QuantizeLinear → DequantizeLinear pair it computes right.
+fn quantized_outputs_as_float_math(g: &mut Graph) {
+    let mut changed = false;
+    for i in 0..g.nodes.len() {
+        let Op::QuantizeLinear(q) = &g.nodes[i].op else {
+            continue;
+        };
+        let q = *q;
+        let n = g.nodes[i].clone();
+        let y = n.outputs[0];
+        let only_dequantized = !g.outputs.contains(&y)
+            && g.nodes
+                .iter()
+                .filter(|m| m.inputs.contains(&y))
+                .all(|m| matches!(m.op, Op::DequantizeLinear(_)));
+        if only_dequantized || g.ty(n.inputs[0]).dtype != DType::F32 {
+            continue;
+        }
+        if let Some(inputs) = float_quantize(g, &n.name, &n.inputs, q.axis, q.dtype) {
+            g.nodes[i].op = Op::Cast(Cast { to: q.dtype });
+            g.nodes[i].inputs = vec![inputs];
+            changed = true;
+        }
+    }
+    if changed {
+        // The Cast now reads nodes added after it.
+        let _ = g.sort();
+    }
+}
+
+/// clip(round(x / scale) + zero point, type range) in float, or `None` when the scale or zero
+/// point is not a constant.
+fn float_quantize(
+    g: &mut Graph,
+    name: &str,
+    inputs: &[ValueId],
+    axis: usize,
+    to: DType,
+) -> Option<ValueId> {
+    let x = inputs[0];
+    let rank = g.ty(x).rank();
+    let broadcast = |t: &Tensor| -> Tensor {
+        let f = Tensor::from_f64s(DType::F32, t.shape.clone(), &t.to_f64s());
+        match t.shape.as_slice() {
+            [c] if rank > 1 && axis < rank => {
+                let mut shape = vec![1; rank];
+                shape[axis] = *c;
+                f.reshaped(shape)
+            }
+            _ => f,
+        }
+    };
+    let scale = broadcast(g.constant(inputs[1])?);
+    let zero = match inputs.get(2) {
+        Some(&z) => broadcast(g.constant(z)?),
+        None => Tensor::scalar_f32(0.0),
+    };
+    let (lo, hi) = match to {
+        DType::I8 => (-128.0, 127.0),
+        DType::U8 => (0.0, 255.0),
+        DType::I16 => (-32768.0, 32767.0),
+        DType::U16 => (0.0, 65535.0),
+        _ => return None,
+    };
+    let scale = g.add_const(&format!("{name}/f_scale"), scale);
+    let zero = g.add_const(&format!("{name}/f_zero"), zero);
+    let lo = g.add_const(&format!("{name}/f_lo"), Tensor::scalar_f32(lo));
+    let hi = g.add_const(&format!("{name}/f_hi"), Tensor::scalar_f32(hi));
+    let mut step = |tag: &str, op: Op, ins: Vec<ValueId>| -> Option<ValueId> {
+        let out = [format!("{name}/f_{tag}")];
+        g.add_node(&out[0], op, ins, &out).ok()?.first().copied()
+    };
+    let d = step("div", Op::Binary(BinaryOp::Div), vec![x, scale])?;
+    let r = step("round", Op::Unary(UnaryOp::Round), vec![d])?;
+    let a = step("add", Op::Binary(BinaryOp::Add), vec![r, zero])?;
+    let m = step("max", Op::Binary(BinaryOp::Max), vec![a, lo])?;
+    step("min", Op::Binary(BinaryOp::Min), vec![m, hi])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,87 +314,4 @@ mod tests {
         let got = crate::eval::run(&expanded, &inputs).unwrap();
         assert_eq!(want[0].data, got[0].data);
     }
-}
-
-/// A QuantizeLinear whose output is a graph output or is read by anything but a
-/// DequantizeLinear, as its float arithmetic: clip(round(x / scale) + zp) cast to the
-/// quantized type. tract 0.23 saturates such a value (every output element at 127 or 255 on the
-/// full-integer TFLite fixtures, where onnxruntime, LiteRT and this arithmetic agree with the
-/// framework); a QuantizeLinear → DequantizeLinear pair it computes right.
-fn quantized_outputs_as_float_math(g: &mut Graph) {
-    let mut changed = false;
-    for i in 0..g.nodes.len() {
-        let Op::QuantizeLinear(q) = &g.nodes[i].op else {
-            continue;
-        };
-        let q = q.clone();
-        let n = g.nodes[i].clone();
-        let y = n.outputs[0];
-        let only_dequantized = !g.outputs.contains(&y)
-            && g.nodes
-                .iter()
-                .filter(|m| m.inputs.contains(&y))
-                .all(|m| matches!(m.op, Op::DequantizeLinear(_)));
-        if only_dequantized || g.ty(n.inputs[0]).dtype != DType::F32 {
-            continue;
-        }
-        if let Some(inputs) = float_quantize(g, &n.name, &n.inputs, q.axis, q.dtype) {
-            g.nodes[i].op = Op::Cast(Cast { to: q.dtype });
-            g.nodes[i].inputs = vec![inputs];
-            changed = true;
-        }
-    }
-    if changed {
-        // The Cast now reads nodes added after it.
-        let _ = g.sort();
-    }
-}
-
-/// clip(round(x / scale) + zero point, type range) in float, or `None` when the scale or zero
-/// point is not a constant.
-fn float_quantize(
-    g: &mut Graph,
-    name: &str,
-    inputs: &[ValueId],
-    axis: usize,
-    to: DType,
-) -> Option<ValueId> {
-    let x = inputs[0];
-    let rank = g.ty(x).rank();
-    let broadcast = |t: &Tensor| -> Tensor {
-        let f = Tensor::from_f64s(DType::F32, t.shape.clone(), &t.to_f64s());
-        match t.shape.as_slice() {
-            [c] if rank > 1 && axis < rank => {
-                let mut shape = vec![1; rank];
-                shape[axis] = *c;
-                f.reshaped(shape)
-            }
-            _ => f,
-        }
-    };
-    let scale = broadcast(g.constant(inputs[1])?);
-    let zero = match inputs.get(2) {
-        Some(&z) => broadcast(g.constant(z)?),
-        None => Tensor::scalar_f32(0.0),
-    };
-    let (lo, hi) = match to {
-        DType::I8 => (-128.0, 127.0),
-        DType::U8 => (0.0, 255.0),
-        DType::I16 => (-32768.0, 32767.0),
-        DType::U16 => (0.0, 65535.0),
-        _ => return None,
-    };
-    let scale = g.add_const(&format!("{name}/f_scale"), scale);
-    let zero = g.add_const(&format!("{name}/f_zero"), zero);
-    let lo = g.add_const(&format!("{name}/f_lo"), Tensor::scalar_f32(lo));
-    let hi = g.add_const(&format!("{name}/f_hi"), Tensor::scalar_f32(hi));
-    let mut step = |tag: &str, op: Op, ins: Vec<ValueId>| -> Option<ValueId> {
-        let out = [format!("{name}/f_{tag}")];
-        g.add_node(&out[0], op, ins, &out).ok()?.first().copied()
-    };
-    let d = step("div", Op::Binary(BinaryOp::Div), vec![x, scale])?;
-    let r = step("round", Op::Unary(UnaryOp::Round), vec![d])?;
-    let a = step("add", Op::Binary(BinaryOp::Add), vec![r, zero])?;
-    let m = step("max", Op::Binary(BinaryOp::Max), vec![a, lo])?;
-    step("min", Op::Binary(BinaryOp::Min), vec![m, hi])
 }
