@@ -1,4 +1,5 @@
-//! The conformance venv: `.cache/conformance/venv` with `conformance/requirements.txt` installed.
+//! Python venvs with pinned requirements: the conformance venv (`.cache/conformance/venv` with
+//! `conformance/requirements.txt`) and the serving benchmark's (see `bench_serve.rs`).
 
 use crate::util::{self, Stamp};
 use anyhow::{Context, Result};
@@ -10,17 +11,23 @@ const STEP: &str = "install Python runtimes";
 /// Creates the venv if needed, installs the pinned requirements unless the stamp says they
 /// already are, and returns the venv's interpreter.
 pub fn ensure_venv(repo: &Path) -> Result<PathBuf> {
-    let requirements = repo.join("conformance").join("requirements.txt");
-    let venv = util::cache_dir(repo).join("venv");
-    let python = venv_python(&venv);
+    ensure_venv_at(
+        &util::cache_dir(repo).join("venv"),
+        &repo.join("conformance").join("requirements.txt"),
+    )
+}
+
+/// [`ensure_venv`] for any venv folder and requirements file.
+pub fn ensure_venv_at(venv: &Path, requirements: &Path) -> Result<PathBuf> {
+    let python = venv_python(venv);
 
     let version = match util::output(Command::new(&python).arg("--version")) {
         Some(version) => version,
-        None => create_venv(&venv, &python)?,
+        None => create_venv(venv, &python)?,
     };
     let stamp = Stamp::new(
         venv.join(".mdeploy-requirements.stamp"),
-        &[&util::read(&requirements)?, version.as_bytes()],
+        &[&util::read(requirements)?, version.as_bytes()],
     );
     if stamp.is_current() {
         eprintln!("    {version} venv at {} is up to date", venv.display());
@@ -38,7 +45,7 @@ pub fn ensure_venv(repo: &Path) -> Result<PathBuf> {
                 "--no-input",
             ])
             .args(["--quiet", "-r"])
-            .arg(&requirements),
+            .arg(requirements),
     )?;
     stamp.write()?;
     Ok(python)
