@@ -92,40 +92,53 @@ pub fn run(
     Ok(report::json(&results))
 }
 
-/// Builds (once, into `out_dir`) the three models and their one-row inputs; a model whose
-/// framework is not installed is skipped with the reason.
+/// Builds (once, into `out_dir`) the models and their one-row inputs; a model whose framework
+/// is not installed is skipped with the reason.
 fn models(
     repo: &Path,
     mdeploy: &Path,
     conformance_python: &Path,
     ctx: &Ctx,
 ) -> Result<(Vec<Model>, Vec<String>)> {
-    let dir = &ctx.out_dir;
     let scripts = repo.join("xtask").join("scripts");
-    let (mut models, mut skipped) = (Vec::new(), Vec::new());
+    let mut models = mlps(&scripts, conformance_python, ctx)?;
+    let mut skipped = Vec::new();
+    match crate::bench_tflite::tf_python() {
+        Ok(tf) => models.push(mobilenet(&scripts, &tf, mdeploy, &ctx.out_dir)?),
+        Err(why) => skipped.push(format!("MobileNetV2: {why}")),
+    }
+    match text_model(&scripts, &ctx.out_dir) {
+        Ok(m) => models.push(m),
+        Err(e) => skipped.push(format!(
+            "text model: {e:#} (set MDEPLOY_TORCH_PYTHON to a Python with torch and onnx)"
+        )),
+    }
+    Ok((models, skipped))
+}
 
-    // The MLP served at every concurrency is small enough (12.6 MB) for mdeploy to keep one
-    // plan; the conversion bench's 106 MB MLP is past the engine's 16 MiB piece size, so every
-    // request re-plans it: measured at one client only, to show that cost.
-    for (file, width, layers, label, name, concs) in [
-        (
-            "serve_mlp.onnx",
-            1024,
-            3,
-            "MLP 3 x Gemm 1024",
-            "mlp",
-            CONCURRENCY,
-        ),
-        (
-            "big_mlp.onnx",
-            2304,
-            5,
-            "MLP 5 x Gemm 2304 (1 client)",
-            "bigmlp",
-            "1",
-        ),
-    ] {
-        let onnx = dir.join(file);
+/// The MLP served at every concurrency is small enough (12.6 MB) for mdeploy to keep one plan;
+/// the conversion bench's 106 MB MLP is past the engine's 16 MiB piece size, so every request
+/// re-plans it: measured at one client only, to show that cost.
+fn mlps(scripts: &Path, conformance_python: &Path, ctx: &Ctx) -> Result<Vec<Model>> {
+    let small = (
+        "serve_mlp.onnx",
+        1024,
+        3,
+        "MLP 3 x Gemm 1024",
+        "mlp",
+        CONCURRENCY,
+    );
+    let big = (
+        "big_mlp.onnx",
+        2304,
+        5,
+        "MLP 5 x Gemm 2304 (1 client)",
+        "bigmlp",
+        "1",
+    );
+    let mut models = Vec::new();
+    for (file, width, layers, label, name, concs) in [small, big] {
+        let onnx = ctx.out_dir.join(file);
         if !onnx.exists() {
             util::run(
                 "generate an MLP",
@@ -135,7 +148,7 @@ fn models(
                     .args([width.to_string(), layers.to_string()]),
             )?;
         }
-        let input = dir.join(format!("{name}_input.npy"));
+        let input = ctx.out_dir.join(format!("{name}_input.npy"));
         util::run(
             "MLP input row",
             Command::new(&ctx.python).arg("-c").arg(format!(
@@ -147,64 +160,53 @@ fn models(
         m.concs = concs;
         models.push(m);
     }
+    Ok(models)
+}
 
-    match crate::bench_tflite::tf_python() {
-        Ok(tf) => {
-            let keras = dir.join("mobilenetv2.keras");
-            if !keras.exists() || !dir.join("mobilenetv2_input.npy").exists() {
-                util::run(
-                    "build MobileNetV2",
-                    Command::new(&tf)
-                        .arg(scripts.join("bench_tflite.py"))
-                        .arg("build")
-                        .arg(dir),
-                )?;
-            }
-            let onnx = dir.join("mobilenetv2.onnx");
-            util::run(
-                "MobileNetV2 .keras -> ONNX (mdeploy)",
-                Command::new(mdeploy)
-                    .arg("convert")
-                    .arg(&keras)
-                    .args(["--to", "onnx", "--quiet", "-o"])
-                    .arg(&onnx),
-            )?;
-            let input = dir.join("mobilenetv2_input.npy");
-            models.push(model(
-                "MobileNetV2 224x224 (Keras -> ONNX)",
-                "mobilenetv2",
-                onnx,
-                input,
-            ));
-        }
-        Err(why) => skipped.push(format!("MobileNetV2: {why}")),
+/// The TFLite section's Keras MobileNetV2 (built with TensorFlow if not yet), converted to ONNX
+/// by mdeploy.
+fn mobilenet(scripts: &Path, tf: &Path, mdeploy: &Path, dir: &Path) -> Result<Model> {
+    let keras = dir.join("mobilenetv2.keras");
+    let input = dir.join("mobilenetv2_input.npy");
+    if !keras.exists() || !input.exists() {
+        util::run(
+            "build MobileNetV2",
+            Command::new(tf)
+                .arg(scripts.join("bench_tflite.py"))
+                .arg("build")
+                .arg(dir),
+        )?;
     }
+    let onnx = dir.join("mobilenetv2.onnx");
+    util::run(
+        "MobileNetV2 .keras -> ONNX (mdeploy)",
+        Command::new(mdeploy)
+            .arg("convert")
+            .arg(&keras)
+            .args(["--to", "onnx", "--quiet", "-o"])
+            .arg(&onnx),
+    )?;
+    let label = "MobileNetV2 224x224 (Keras -> ONNX)";
+    Ok(model(label, "mobilenetv2", onnx, input))
+}
 
+/// The text classifier, exported by PyTorch (`MDEPLOY_TORCH_PYTHON`, else the fixture venv).
+fn text_model(scripts: &Path, dir: &Path) -> Result<Model> {
     let torch = std::env::var_os("MDEPLOY_TORCH_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/root/.cache/mdeploy-fixvenv/bin/python"));
-    let text = dir.join("text_gru.onnx");
-    if !text.exists() || !dir.join("text_input.npy").exists() {
-        if let Err(e) = util::run(
+    let onnx = dir.join("text_gru.onnx");
+    let input = dir.join("text_input.npy");
+    if !onnx.exists() || !input.exists() {
+        util::run(
             "build the text model (PyTorch)",
             Command::new(&torch)
                 .arg(scripts.join("make_text_onnx.py"))
-                .arg(&text),
-        ) {
-            skipped.push(format!(
-                "text model: {e} (set MDEPLOY_TORCH_PYTHON to a Python with torch and onnx)"
-            ));
-            return Ok((models, skipped));
-        }
+                .arg(&onnx),
+        )?;
     }
-    let input = dir.join("text_input.npy");
-    models.push(model(
-        "text: Embedding + 2-layer GRU, 64 int64 ids",
-        "text",
-        text,
-        input,
-    ));
-    Ok((models, skipped))
+    let label = "text: Embedding + 2-layer GRU, 64 int64 ids";
+    Ok(model(label, "text", onnx, input))
 }
 
 fn model(label: &'static str, name: &'static str, onnx: PathBuf, input: PathBuf) -> Model {
@@ -314,14 +316,7 @@ fn load(
         .arg("run")
         .args(model_args(m))
         .args([
-            "--name",
-            m.name,
-            "--proto",
-            proto,
-            "--addr",
-            addr,
-            "--conc",
-            m.concs,
+            "--name", m.name, "--proto", proto, "--addr", addr, "--conc", m.concs,
         ])
         .args(["--seconds", &ctx.seconds.to_string()])
         .args(["--max-requests", &MAX_REQUESTS.to_string()])
