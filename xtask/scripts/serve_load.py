@@ -124,13 +124,22 @@ def rest_client(addr, path, body):
     conn = http.client.HTTPConnection(host, int(port), timeout=120)
     headers = {"Content-Type": "application/json"}
 
-    def send():
+    def once():
         conn.request("POST", path, body, headers)
         r = conn.getresponse()
         data = r.read()
         if r.status != 200:
             raise RuntimeError(f"HTTP {r.status}: {data[:200]!r}")
         return data
+
+    def send():
+        try:
+            return once()
+        except (http.client.HTTPException, OSError):
+            # A keep-alive connection the server closed (uvicorn drops idle ones after 5 s): a
+            # fresh connection and one retry, as HTTP client pools do; a second failure counts.
+            conn.close()
+            return once()
 
     return send
 
@@ -222,17 +231,27 @@ def inference_histogram(addr):
 # ---- the load ----
 
 def cell(new_client, conc, seconds, max_requests):
-    clients = [new_client() for _ in range(conc)]
-    for c in clients:  # open every connection before the clock starts
-        c()
     lat, errors, lock = [], [0], threading.Lock()
     budget = [max_requests]
-    start = time.perf_counter()
-    deadline = start + seconds
+    # Every client connects and sends one request (in parallel) before the clock starts.
+    clock = {}
 
-    def worker(send):
+    def go():  # run by the barrier once everyone is there, before anyone is released
+        clock["start"] = time.perf_counter()
+        clock["deadline"] = clock["start"] + seconds
+
+    ready = threading.Barrier(conc + 1, action=go)
+
+    def worker():
         mine, bad = [], 0
-        while time.perf_counter() < deadline:
+        try:
+            send = new_client()
+            send()
+        except Exception as e:  # a client that cannot start counts one error and sits out
+            bad, send = 1, None
+            print(f"error: {e}", file=sys.stderr)
+        ready.wait()
+        while send and time.perf_counter() < clock["deadline"]:
             with lock:
                 if budget[0] <= 0:
                     break
@@ -249,12 +268,13 @@ def cell(new_client, conc, seconds, max_requests):
             lat.extend(mine)
             errors[0] += bad
 
-    threads = [threading.Thread(target=worker, args=(c,)) for c in clients]
+    threads = [threading.Thread(target=worker) for _ in range(conc)]
     for t in threads:
         t.start()
+    ready.wait()
     for t in threads:
         t.join()
-    return lat, errors[0], time.perf_counter() - start
+    return lat, errors[0], time.perf_counter() - clock["start"]
 
 
 def run(a):
