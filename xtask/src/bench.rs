@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: wall time and peak RSS of conversions with the release binary, per model
 //! and target, with ratios against a reference tool where one is installed. Figures only: no
 //! timed assertions. Results also go to `.cache/bench/bench.json`. The TFLite section
-//! (MobileNetV2 against TFLiteConverter, conversion and LiteRT latency) is `bench_tflite.rs`.
+//! (MobileNetV2 against TFLiteConverter, conversion and LiteRT latency) is `bench_tflite.rs`, the
+//! serving section (`mdeploy serve` against FastAPI + onnxruntime) `bench_serve.rs`;
+//! `cargo xtask bench serve` runs only the serving section (results in `bench-serve.json`).
 
 use crate::util;
 use anyhow::{bail, Context, Result};
@@ -73,7 +75,16 @@ struct Case {
     weight_mb: f64,
 }
 
-pub fn run(_args: &[String]) -> Result<()> {
+pub fn run(args: &[String]) -> Result<()> {
+    let serve_only = match args.first().map(String::as_str) {
+        None => false,
+        Some("serve") => true,
+        Some(other) => {
+            return Err(
+                util::Exit::usage(format!("bench: unknown section '{other}' (try: serve)")).into(),
+            )
+        }
+    };
     let repo = util::repo_root();
     let out_dir = repo.join(".cache").join("bench");
     std::fs::create_dir_all(&out_dir)?;
@@ -90,8 +101,16 @@ pub fn run(_args: &[String]) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or(repo.join("target"), PathBuf::from);
     let mdeploy = target.join("release").join("mdeploy");
 
-    util::header("models");
     let python = crate::python::ensure_venv(&repo)?;
+    if serve_only {
+        let json = crate::bench_serve::run(&repo, &mdeploy, &python, &out_dir)?;
+        std::fs::write(
+            out_dir.join("bench-serve.json"),
+            format!("[{}]\n", json.join(",\n")),
+        )?;
+        return Ok(());
+    }
+    util::header("models");
     let big = out_dir.join("big_mlp.onnx");
     if !big.exists() {
         util::run(
@@ -167,6 +186,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     json.extend(crate::bench_tflite::run(
         &repo, &mdeploy, &python, &out_dir,
     )?);
+    json.extend(crate::bench_serve::run(&repo, &mdeploy, &python, &out_dir)?);
     std::fs::write(
         out_dir.join("bench.json"),
         format!("[{}]\n", json.join(",\n")),

@@ -15,7 +15,7 @@ use std::process::Command;
 const LATENCY_RUNS: usize = 30;
 
 /// The TensorFlow Python, if one imports TensorFlow.
-fn tf_python() -> Result<PathBuf, String> {
+pub fn tf_python() -> Result<PathBuf, String> {
     let p = std::env::var_os("MDEPLOY_TF_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/root/.cache/mdeploy-tfvenv/bin/python"));

@@ -4,6 +4,8 @@
 //! Adding a task is one entry in [`TASKS`] (plus its `mod` line).
 
 mod bench;
+mod bench_serve;
+mod bench_serve_report;
 mod bench_tflite;
 mod ci;
 mod codegen;
@@ -33,7 +35,8 @@ const TASKS: &[(&str, &str, Task)] = &[
     ),
     (
         "bench",
-        "wall time and peak RSS of conversions (release build), with reference-tool ratios",
+        "wall time and peak RSS of conversions (release build), with reference-tool ratios, \
+         and serving throughput against FastAPI + onnxruntime [serve: only the serving section]",
         bench::run,
     ),
     (

@@ -2,7 +2,8 @@
 //! (onnxruntime, LiteRT, onnx) and `tfvenv` with `conformance/requirements-tf.txt` (TensorFlow,
 //! the SavedModel target's runtime, the converters that read SavedModels, and the serving
 //! clients `conformance/serve.py` drives `mdeploy serve` with). They are apart because
-//! TensorFlow pins its own protobuf and ml_dtypes.
+//! TensorFlow pins its own protobuf and ml_dtypes. The serving benchmark's venv (see
+//! `bench_serve.rs`) is made the same way.
 
 use crate::util::{self, Stamp};
 use anyhow::{Context, Result};
@@ -47,23 +48,34 @@ pub fn ensure_tf_venv(repo: &Path) -> Result<PathBuf> {
     ensure(repo, &TENSORFLOW)
 }
 
-/// Creates the venv if needed, installs the pinned requirements unless the stamp says they
-/// already are, and returns the venv's interpreter.
 fn ensure(repo: &Path, spec: &Spec) -> Result<PathBuf> {
     let requirements = repo.join("conformance").join(spec.requirements);
     let venv = util::cache_dir(repo).join(spec.dir);
-    let python = venv_python(&venv);
+    ensure_at(&venv, &requirements, spec.no_deps, spec.step)
+}
+
+/// A venv at any folder with any pinned requirements file (the serving benchmark's); returns
+/// its interpreter.
+pub fn ensure_venv_at(venv: &Path, requirements: &Path) -> Result<PathBuf> {
+    ensure_at(venv, requirements, &[], "install Python packages")
+}
+
+/// Creates the venv if needed, installs the pinned requirements (then `no_deps` packages without
+/// their dependencies) unless the stamp says they already are, and returns the venv's
+/// interpreter.
+fn ensure_at(venv: &Path, requirements: &Path, no_deps: &[&str], step: &str) -> Result<PathBuf> {
+    let python = venv_python(venv);
 
     let version = match util::output(Command::new(&python).arg("--version")) {
         Some(version) => version,
-        None => create_venv(&venv, &python, spec.step)?,
+        None => create_venv(venv, &python, step)?,
     };
-    let requirements_text = util::read(&requirements)?;
-    let no_deps = spec.no_deps.join("\n");
+    let requirements_text = util::read(requirements)?;
+    let no_deps_text = no_deps.join("\n");
     // Without no-deps packages the stamp is what it always was (no reinstall on upgrade).
     let mut parts: Vec<&[u8]> = vec![&requirements_text];
-    if !no_deps.is_empty() {
-        parts.push(no_deps.as_bytes());
+    if !no_deps_text.is_empty() {
+        parts.push(no_deps_text.as_bytes());
     }
     parts.push(version.as_bytes());
     let stamp = Stamp::new(venv.join(".mdeploy-requirements.stamp"), &parts);
@@ -84,9 +96,9 @@ fn ensure(repo: &Path, spec: &Spec) -> Result<PathBuf> {
         ]);
         cmd
     };
-    util::run(spec.step, pip().arg("-r").arg(&requirements))?;
-    if !spec.no_deps.is_empty() {
-        util::run(spec.step, pip().arg("--no-deps").args(spec.no_deps))?;
+    util::run(step, pip().arg("-r").arg(requirements))?;
+    if !no_deps.is_empty() {
+        util::run(step, pip().arg("--no-deps").args(no_deps))?;
     }
     stamp.write()?;
     Ok(python)
