@@ -2,7 +2,7 @@
 //! output with one weight changed is caught for every target, an intact one passes.
 
 use crate::common::{repo, tempdir};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn mdeploy(args: &[&str]) -> std::process::Output {
