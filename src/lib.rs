@@ -33,6 +33,7 @@ pub mod accuracy;
 pub mod error;
 pub mod eval;
 pub mod formats;
+pub mod fuzzing;
 pub mod gen;
 pub mod ir;
 pub mod npy;

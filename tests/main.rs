@@ -7,6 +7,7 @@ mod cli;
 mod control;
 mod corrupt;
 mod dynamic;
+mod fuzz_replay;
 mod install;
 mod keras;
 mod layering;

@@ -31,6 +31,20 @@ impl Graph {
                         v.ty
                     ));
                 }
+                // Every walk over a constant's bytes trusts its shape: a reader that reshaped
+                // weights to what a config claims must not hand on fewer bytes than that.
+                let want = t
+                    .shape
+                    .iter()
+                    .try_fold(t.dtype.size(), |n, &d| n.checked_mul(d));
+                if want != Some(t.data.len()) {
+                    return Err(format!(
+                        "constant '{}' is {} but holds {} bytes",
+                        v.name,
+                        t.ty(),
+                        t.data.len()
+                    ));
+                }
                 defined[i] = true;
             }
             if let Some(q) = &v.quant {

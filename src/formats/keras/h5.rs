@@ -9,6 +9,10 @@ use hdf5_reader::messages::layout::DataLayout;
 use hdf5_reader::messages::HdfMessage;
 use hdf5_reader::{Attribute, ByteOrder, Dataset, Datatype, Hdf5File};
 
+/// How many times its stored size a dataset's data may decode to: deflate, the one expanding
+/// filter Keras files use, expands at most 1032-fold.
+const MAX_EXPANSION: usize = 1032;
+
 /// An open HDF5 file and the bytes it was opened from (the mapping, or a slice of it).
 pub struct H5 {
     pub file: Hdf5File,
@@ -86,6 +90,16 @@ impl H5 {
             .iter()
             .try_fold(dtype.size(), |a, &d| a.checked_mul(d))
             .ok_or_else(|| format!("dataset '{name}' is too large"))?;
+        // The decoder allocates what the header declares: refuse more than the file's bytes
+        // could decode to, so that a lying shape cannot exhaust memory.
+        let limit = self.bytes.len().saturating_mul(MAX_EXPANSION);
+        if want > limit {
+            return Err(format!(
+                "dataset '{name}' declares {want} bytes ({shape:?}), more than a {}-byte file \
+                 can hold",
+                self.bytes.len()
+            ));
+        }
         let data = match self.contiguous_range(ds)? {
             Some((start, len)) if len == want => self.bytes.slice(start..start + len),
             _ if want == 0 => Bytes::new(),

@@ -298,10 +298,20 @@ impl ShardWriter<'_> {
         while !data.is_empty() {
             if self.file.is_none() || self.left == 0 {
                 self.finish_file()?;
-                let path = self.dir.join(&self.names[self.index]);
+                // The shards were planned from the weights' shapes: bytes beyond them mean a
+                // tensor holds more than its shape says (a bug upstream, not worth a panic).
+                let (Some(name), Some(&size)) =
+                    (self.names.get(self.index), self.sizes.get(self.index))
+                else {
+                    return Err(failed(format!(
+                        "{}: the weights hold more bytes than their shapes declare",
+                        self.dir.display()
+                    )));
+                };
+                let path = self.dir.join(name);
                 let f = std::fs::File::create(&path).map_err(super::super::io_err(&path))?;
                 self.file = Some(std::io::BufWriter::with_capacity(1 << 20, f));
-                self.left = self.sizes[self.index];
+                self.left = size;
                 self.index += 1;
             }
             let n = (self.left as usize).min(data.len());

@@ -102,7 +102,7 @@ fn padding(
             let rank = b.g.ty(x).rank();
             let mut pads = vec![(0i64, 0i64); rank];
             let ax = w.layout.spatial_axes(rank).start;
-            pads[ax].0 = (w.dilations[0] * (kernel[0] - 1)) as i64;
+            pads[ax].0 = w.dilations[0].saturating_mul(kernel[0].saturating_sub(1)) as i64;
             let p = Pad {
                 mode: PadMode::Constant,
                 pads,
@@ -124,7 +124,9 @@ fn conv_node(
     w: &Window,
     group: usize,
 ) -> LResult<ValueId> {
-    let n = kernel.shape.len() - 2;
+    let Some(n) = kernel.shape.len().checked_sub(2).filter(|&n| n > 0) else {
+        return Err(format!("{name}: kernel of rank {}", kernel.shape.len()).into());
+    };
     let (pad, x) = padding(b, name, w, &kernel.shape[..n], x)?;
     let k = b.constant(&format!("{name}/kernel"), kernel);
     let mut ins = vec![x, k];
@@ -238,6 +240,9 @@ fn conv_transpose(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         return unsupported("transposed convolution with output_padding");
     }
     let k = c.weight(0)?;
+    if k.shape.len() != n + 2 {
+        return Err(format!("{}: kernel of rank {}", c.name, k.shape.len()).into());
+    }
     // [spatial..., out, in] → [in, out, spatial...]
     let mut perm = vec![n + 1, n];
     perm.extend(0..n);

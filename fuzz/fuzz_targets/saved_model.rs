@@ -1,0 +1,15 @@
+#![no_main]
+//! Bytes → saved_model model files → read, verify, clean-up, every writer (mdeploy::fuzzing).
+
+use libfuzzer_sys::fuzz_target;
+use mdeploy::fuzzing::{Scratch, Target};
+use std::sync::OnceLock;
+
+static SCRATCH: OnceLock<Option<Scratch>> = OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    // One scratch folder per process, reused by every iteration.
+    if let Some(s) = SCRATCH.get_or_init(|| Scratch::new("saved_model").ok()) {
+        let _ = s.run(Target::SavedModel, data);
+    }
+});
