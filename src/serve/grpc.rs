@@ -149,16 +149,8 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>, facts: &mut Facts) 
 
 async fn call(shared: &Shared, req: Request<Incoming>, facts: &mut Facts) -> Reply<Vec<u8>> {
     let path = req.uri().path().to_string();
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let split_key = req
-        .headers()
-        .get(super::rest::SPLIT_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let auth = http::header(&req, "authorization");
+    let split_key = http::header(&req, super::rest::SPLIT_KEY);
     let body = http::body(shared, req).await?;
     let msg = unframe(&body)?;
     let cx = super::grpc_tfs::Call {

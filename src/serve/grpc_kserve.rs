@@ -119,12 +119,7 @@ async fn infer(cx: &Call<'_>, req: pb::ModelInferRequest, facts: &mut Facts) -> 
             .map(|o| sig.output(&o.name))
             .collect::<Reply<_>>()?
     };
-    let inputs = sig.arrange(given)?;
-    facts.batch = inputs.first().and_then(|t| t.shape.first().copied());
-    let ran = cx.shared.run(loaded.clone(), inputs).await?;
-    facts.queue = ran.queue;
-    facts.inference = ran.inference;
-    facts.batch = ran.batch.or(facts.batch);
+    let outputs = cx.shared.infer(&loaded, given, facts).await?;
     let mut resp = pb::ModelInferResponse {
         model_name: req.model_name.clone(),
         model_version: loaded.version.to_string(),
@@ -132,7 +127,7 @@ async fn infer(cx: &Call<'_>, req: pb::ModelInferRequest, facts: &mut Facts) -> 
         ..Default::default()
     };
     for i in wanted {
-        let t = &ran.outputs[i];
+        let t = &outputs[i];
         resp.outputs
             .push(pb::model_infer_response::InferOutputTensor {
                 name: sig.outputs[i].name.clone(),

@@ -100,15 +100,10 @@ async fn predict(cx: &Call<'_>, req: pb::PredictRequest, facts: &mut Facts) -> R
         let (_, spec) = sig.input(&k)?;
         given.push((k.clone(), tensor(spec, t)?));
     }
-    let inputs = sig.arrange(given)?;
-    facts.batch = inputs.first().and_then(|t| t.shape.first().copied());
-    let ran = cx.shared.run(loaded.clone(), inputs).await?;
-    facts.queue = ran.queue;
-    facts.inference = ran.inference;
-    facts.batch = ran.batch.or(facts.batch);
+    let outputs = cx.shared.infer(&loaded, given, facts).await?;
     let outputs = wanted
         .into_iter()
-        .map(|i| (sig.outputs[i].name.clone(), proto(&ran.outputs[i])))
+        .map(|i| (sig.outputs[i].name.clone(), proto(&outputs[i])))
         .collect();
     Ok(pb::PredictResponse {
         model_spec: Some(answered_spec(&name, loaded.version)),

@@ -234,6 +234,14 @@ fn too_large(max: usize) -> Status {
     )
 }
 
+/// A request header's value as text, if it has one.
+pub fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// Checks the bearer token when tokens are configured.
 pub fn authorize(shared: &Shared, header: Option<&str>, model: Option<&str>) -> Result<(), Status> {
     match &shared.config.tokens {

@@ -57,6 +57,23 @@ pub(crate) struct Ran {
 }
 
 impl Shared {
+    /// Checks named request tensors against the version's signature, runs them, and records
+    /// where the time went (and the batch they ran in) for the metrics.
+    async fn infer(
+        &self,
+        loaded: &Arc<model::Loaded>,
+        given: Vec<(String, Tensor)>,
+        facts: &mut http::Facts,
+    ) -> Reply<Vec<Tensor>> {
+        let inputs = loaded.signature.arrange(given)?;
+        let rows = inputs.first().and_then(|t| t.shape.first().copied());
+        let ran = self.run(loaded.clone(), inputs).await?;
+        facts.queue = ran.queue;
+        facts.inference = ran.inference;
+        facts.batch = ran.batch.or(rows);
+        Ok(ran.outputs)
+    }
+
     /// Runs a version on checked inputs: waits for a free slot (queue time), runs on a blocking
     /// thread, gives up after the request timeout (the run itself finishes in the background).
     async fn run(&self, loaded: Arc<model::Loaded>, inputs: Vec<Tensor>) -> Reply<Ran> {

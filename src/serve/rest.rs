@@ -72,16 +72,8 @@ async fn route(
         }
         _ => {}
     }
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let split_key = req
-        .headers()
-        .get(SPLIT_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let auth = http::header(&req, "authorization");
+    let split_key = http::header(&req, SPLIT_KEY);
     if let Some(rest) = path.strip_prefix("/v1/models/") {
         facts.api = "tfs_rest";
         let (name, sel, action) = tfs_path(rest)?;

@@ -193,16 +193,11 @@ pub async fn infer(
     let sig = &loaded.signature;
     let given = inputs(sig, &req, binary)?;
     let wanted = wanted_outputs(sig, &req)?;
-    let inputs = sig.arrange(given)?;
-    facts.batch = inputs.first().and_then(|t| t.shape.first().copied());
-    let ran = shared.run(loaded.clone(), inputs).await?;
-    facts.queue = ran.queue;
-    facts.inference = ran.inference;
-    facts.batch = ran.batch.or(facts.batch);
+    let results = shared.infer(&loaded, given, facts).await?;
     let mut outputs = Vec::new();
     let mut raw: Vec<u8> = Vec::new();
     for &(i, binary) in &wanted {
-        let (spec, t) = (&sig.outputs[i], &ran.outputs[i]);
+        let (spec, t) = (&sig.outputs[i], &results[i]);
         let mut o = json!({
             "name": spec.name,
             "datatype": kserve_dtype(t.dtype),

@@ -128,21 +128,16 @@ pub async fn predict(
             ))
         }
     };
-    let inputs = sig.arrange(given)?;
-    facts.batch = inputs.first().and_then(|t| t.shape.first().copied());
-    let ran = shared.run(loaded.clone(), inputs).await?;
-    facts.queue = ran.queue;
-    facts.inference = ran.inference;
-    facts.batch = ran.batch.or(facts.batch);
+    let outputs = shared.infer(&loaded, given, facts).await?;
     let out = if rows {
-        json!({ "predictions": predictions(sig, &ran.outputs)? })
-    } else if ran.outputs.len() == 1 {
-        json!({ "outputs": json::value(&ran.outputs[0]) })
+        json!({ "predictions": predictions(sig, &outputs)? })
+    } else if outputs.len() == 1 {
+        json!({ "outputs": json::value(&outputs[0]) })
     } else {
         let m: Map<String, Value> = sig
             .outputs
             .iter()
-            .zip(&ran.outputs)
+            .zip(&outputs)
             .map(|(s, t)| (s.name.clone(), json::value(t)))
             .collect();
         json!({ "outputs": m })
