@@ -132,7 +132,7 @@ pub(super) fn finish_io(g: &mut Graph, report: &QuantReport, obs: &dyn Observer)
     if !report.full_integer || report.io != QuantIo::Int8 {
         return Ok(());
     }
-    let changed = activations::int8_io(g)?;
+    let changed = crate::passes::quantize::io::int8_io(g)?;
     g.verify()
         .map_err(|e| Error::Failed(format!("--io int8 broke the graph: {e}")))?;
     let all = g.inputs.len() + g.outputs.len();

@@ -18,6 +18,7 @@
 
 pub mod activations;
 mod control;
+pub mod io;
 pub mod math;
 mod weights;
 
