@@ -56,11 +56,6 @@ impl Engine {
         })
     }
 
-    /// Whether runs share a plan (false for graphs run through the general evaluator).
-    pub fn is_planned(&self) -> bool {
-        matches!(self.how, How::Planned(_))
-    }
-
     /// Runs the graph on `inputs` (in graph input order).
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let out = match &self.how {

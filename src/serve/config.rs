@@ -137,10 +137,8 @@ fn model(c: &[Field], root: &std::path::Path) -> std::result::Result<ModelConfig
     let name = textproto::scalar(c, "name").ok_or("a config without name")?;
     let base = textproto::scalar(c, "base_path").unwrap_or(name);
     let mut m = ModelConfig::new(name, root.join(base));
-    if let Some(p) = textproto::scalar(c, "model_platform") {
-        // TF Serving's only platform; mdeploy serves every format it reads whatever it says.
-        let _ = p;
-    }
+    // `model_platform` (TF Serving's only value is "tensorflow") is not read: mdeploy serves
+    // every format it reads, whatever it says.
     if let Some(policy) = textproto::messages(c, "model_version_policy").first() {
         m.policy = parse_policy(policy).map_err(|e| format!("model '{name}': {e}"))?;
     }

@@ -79,7 +79,7 @@ async fn route(
         let (name, sel, action) = tfs_path(rest)?;
         facts.model = name.clone();
         http::authorize(shared, auth.as_deref(), Some(&name))?;
-        return match (method, action) {
+        return match (method.clone(), action) {
             (Method::GET, "") => super::rest_tfs::status(shared, &name, &sel),
             (Method::GET, "metadata") => {
                 super::rest_tfs::metadata(shared, &name, &sel, split_key.as_deref(), facts)
@@ -94,7 +94,7 @@ async fn route(
                 super::status::Code::Unimplemented,
                 format!("{action} needs a TensorFlow classification or regression signature; use :predict"),
             )),
-            _ => Err(Status::not_found(format!("no such endpoint: {} {path}", req_method(&path)))),
+            _ => Err(Status::not_found(format!("no such endpoint: {method} {path}"))),
         };
     }
     if path == "/v2" || path == "/v2/" {
@@ -130,14 +130,6 @@ async fn route(
     Err(Status::not_found(format!(
         "no such endpoint: {method} {path}"
     )))
-}
-
-fn req_method(path: &str) -> &str {
-    if path.contains(':') {
-        "POST"
-    } else {
-        "GET"
-    }
 }
 
 /// `NAME[/versions/V|/labels/L][/metadata|:predict|…]` → (name, selector, action).
