@@ -345,3 +345,62 @@ def report(results: list[FixtureResult]) -> None:
         f"(tfjs-int8 rows pass at rel <= {TFJS_INT8_TOL:g}, tfjs-uint16 at <= {TFJS_UINT16_TOL:g}, "
         f"tfjs-float16 at <= {TFJS_FLOAT16_TOL:g})"
     )
+
+
+def source_format(fx: Fixture) -> str:
+    """The format a fixture's model is in, as the support matrix names it."""
+    name = fx.model.name if fx.model else ""
+    if name == "model.h5":
+        return "Keras .h5"
+    if name == "model.keras":
+        return "Keras .keras"
+    return {
+        "onnx": "ONNX",
+        "saved_model": "SavedModel",
+        "tflite": "TFLite",
+        "tfjs": "TF.js",
+        "digits": "Keras .h5",
+    }.get(fx.id.split("/", 1)[0], fx.id.split("/", 1)[0])
+
+
+PAIR_TARGETS = ("onnx", "tflite", "tfjs", "saved_model")
+
+
+def pairs(results: list[FixtureResult]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per source format and target: the fixtures tried, those whose every row for the target
+    (extra sizes and batches included) passed, and the rows passed of all rows."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for r in results:
+        src = out.setdefault(source_format(r.fixture), {})
+        for target in PAIR_TARGETS:
+            rows = [
+                c for c in r.cases if c.id.rsplit(":", 1)[1].split("@", 1)[0] == target
+            ]
+            if not rows:
+                continue
+            cell = src.setdefault(target, {"fixtures": 0, "all_pass": 0, "rows": 0, "passed": 0})
+            passed = sum(c.status in (PASS, FIXED) for c in rows)
+            cell["fixtures"] += 1
+            cell["all_pass"] += passed == len(rows)
+            cell["rows"] += len(rows)
+            cell["passed"] += passed
+    return out
+
+
+def report_pairs(results: list[FixtureResult]) -> dict:
+    """Prints the every-pair table (source format × target) the README's support matrix quotes."""
+    p = pairs(results)
+    if not p:
+        return p
+    rows = []
+    for src in sorted(p):
+        cells = []
+        for target in PAIR_TARGETS:
+            c = p[src].get(target)
+            cells.append(
+                "-" if c is None else f"{c['all_pass']}/{c['fixtures']} ({c['passed']}/{c['rows']} rows)"
+            )
+        rows.append([src, *cells])
+    print("\n== Every pair: fixtures whose every row passed / fixtures (rows passed / rows) ==")
+    print(table(["source \\ target", *PAIR_TARGETS], rows))
+    return p

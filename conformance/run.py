@@ -138,7 +138,14 @@ def _line(t: dict) -> str:
 
 
 def write_summary(
-    path: Path, args, fixture_results, node_summary, t: dict, variant_rows: list, quant_cases: list
+    path: Path,
+    args,
+    fixture_results,
+    node_summary,
+    t: dict,
+    variant_rows: list,
+    quant_cases: list,
+    pair_table: dict,
 ) -> None:
     all_cases = [c for r in fixture_results for c in r.cases] + quant_cases
     all_cases += [r.case for r in variant_rows]
@@ -156,6 +163,7 @@ def write_summary(
             }
             for r in fixture_results
         ],
+        "pairs": pair_table,
         "node_tests": node_summary,
         "variants": [r.case.to_json() for r in variant_rows],
         "quantized": [c.to_json() for c in quant_cases],
@@ -181,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             args.fixtures or repo / "fixtures", mdeploy, chosen, known, args.only, work, JOBS
         )
         fixtures.report(fixture_results)
+        pair_table = fixtures.report_pairs(fixture_results)
         variant_rows = variants.run(
             args.fixtures or repo / "fixtures", mdeploy, chosen, known, args.only, work, JOBS
         )
@@ -207,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     stale = [i for i in known.unused() if should_have_run(i, args, chosen)]
     t = print_totals(fixture_cases, node_cases, known, stale)
     write_summary(
-        cache / "summary.json", args, fixture_results, node_summary, t, variant_rows, quant_cases
+        cache / "summary.json", args, fixture_results, node_summary, t, variant_rows, quant_cases,
+        pair_table,
     )
     if args.list_failures:
         print_failure_lines(fixture_cases + node_cases)

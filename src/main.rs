@@ -7,6 +7,9 @@ use clap::Parser;
 fn main() {
     return_large_blocks();
     let cli = cli::Cli::parse();
+    if !matches!(cli.command, cli::Command::Serve(_)) {
+        quiet_on_closed_pipe();
+    }
     match cli::run(cli) {
         Ok(()) => {}
         Err(e) => {
@@ -27,5 +30,17 @@ fn return_large_blocks() {
     // SAFETY: mallopt only sets an allocator parameter; it is called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+/// Restores the default action of SIGPIPE (Rust ignores it), so that `mdeploy inspect … | head`
+/// ends quietly when `head` closes the pipe instead of panicking in `println!`, as other Unix
+/// tools do. Not for `serve`: a client closing its connection must be an error on that
+/// connection, never the end of the server.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: signal only sets the disposition of SIGPIPE; no thread has started yet.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

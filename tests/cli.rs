@@ -296,3 +296,25 @@ fn help_has_examples() {
     let o = mdeploy(&["convert", "--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("Examples"));
 }
+
+/// `mdeploy inspect … | head -1`: the reader of the pipe closing it early ends the listing
+/// quietly, by SIGPIPE as for other Unix tools, not with a panic about a broken pipe.
+#[test]
+fn a_closed_stdout_pipe_ends_inspect_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .args([
+            "inspect",
+            &fixture("fixtures/tfjs/graph_runtime_shapes/model"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // The pipe's reading end closes before the child has read the model, let alone printed.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("waits");
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{:?}", o.status);
+}

@@ -56,11 +56,11 @@ fn onnx_fixtures_written_as_saved_models_read_back_and_match() {
         f.assert_expected(&format!("{} via SavedModel", f.name), &got);
         matched.push(f.name.clone());
     }
-    // The rest use what mdeploy's SavedModel reader does not import yet (BroadcastArgs,
-    // run-time resize sizes, transposed convolutions at symbolic sizes); TensorFlow itself runs
-    // all of them in the conformance tier.
+    // 48 of 49: a transposed convolution at symbolic spatial sizes (unet_dynamic) is what
+    // mdeploy's SavedModel reader does not import yet; TensorFlow itself runs it in the
+    // conformance tier.
     assert!(
-        matched.len() >= 30,
+        matched.len() >= 48,
         "matched {} {matched:?}, failed {failed:#?}",
         matched.len()
     );

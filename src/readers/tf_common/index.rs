@@ -5,6 +5,7 @@
 //! TensorScatterUpdate (updates written over a tensor), GatherNd, DepthToSpace/SpaceToDepth
 //! (NHWC, DCR order).
 
+use super::movement::to_i64;
 use crate::ir::ops::{
     norm_axis, Cast, Concat, ConstantOfShape, CumSum, DepthToSpace, DepthToSpaceMode, GatherNd,
     OneHot, Scatter, ScatterReduction, Slice, SliceAxis, SpaceToDepth, TopK,
@@ -127,13 +128,6 @@ pub fn one_hot(
     let indices = to_i64(b, &format!("{name}/indices"), indices)?;
     let o = OneHot { axis, depth };
     b.emit(name, Op::OneHot(o), vec![indices, values])
-}
-
-fn to_i64(b: &mut GraphBuilder, name: &str, v: ValueId) -> NodeResult<ValueId> {
-    if b.g.ty(v).dtype == DType::I64 {
-        return Ok(v);
-    }
-    b.emit1(name, Op::Cast(Cast { to: DType::I64 }), vec![v])
 }
 
 /// ScatterNd(indices, updates, shape): updates summed into zeros of `shape`.

@@ -9,8 +9,8 @@ pub mod movement;
 pub mod space_batch;
 
 use crate::ir::ops::{
-    Activation, Cast, Concat, ConstantOfShape, Conv, CoordTransform, NearestRounding, Padding,
-    Resize, ResizeMode, Slice, SliceAxis, UnaryOp,
+    Activation, Cast, Concat, ConstantOfShape, Conv, CoordTransform, Dynamic, NearestRounding,
+    Padding, Resize, ResizeMode, ShapeOf, Slice, SliceAxis, UnaryOp,
 };
 use crate::ir::{DType, Dim, KernelLayout, Layout, Op, ValueId};
 use crate::readers::builder::{
@@ -128,31 +128,22 @@ pub struct ResizeAttrs {
     pub half_pixel_centers: bool,
 }
 
-/// ResizeBilinear / ResizeNearestNeighbor (NHWC, `size` = new height and width, constants or
-/// symbols). TF's
-/// half-pixel nearest (`floor((i + 0.5) · scale)`) is ONNX half_pixel with round-prefer-ceil.
+/// ResizeBilinear / ResizeNearestNeighbor (NHWC, `size` = new height and width). Sizes known at
+/// import time (constants, or symbols: `2·h` from a symbolic input size) give the static resize;
+/// sizes computed from values at run time the run-time one, whose sizes are `[n, h, w, c]`.
+/// TF's half-pixel nearest (`floor((i + 0.5) · scale)`) is ONNX half_pixel with
+/// round-prefer-ceil.
 pub fn resize(
     b: &mut GraphBuilder,
     name: &str,
     x: ValueId,
-    size: &[ShapeEntry],
+    size: ValueId,
     r: ResizeAttrs,
 ) -> NodeResult<Vec<ValueId>> {
     let s = b.g.ty(x).shape.clone();
     if s.len() != 4 {
         return Err(NodeError::Invalid("resize needs NHWC input".into()));
     }
-    // A size computed from a symbolic input size (`2·h`) is known as a symbol.
-    let dim = |e: &ShapeEntry| match e {
-        ShapeEntry::Int(v) if *v >= 1 => Ok(Dim::Fixed(*v as u64)),
-        ShapeEntry::Sym(s) => Ok(Dim::Sym(s.clone())),
-        ShapeEntry::Int(v) => Err(NodeError::Invalid(format!("size {v}"))),
-        ShapeEntry::Unknown => unsupported("resize size computed at run time"),
-    };
-    let [h, w] = size else {
-        return Err(NodeError::Invalid("size must hold 2 values".into()));
-    };
-    let (h, w) = (dim(h)?, dim(w)?);
     let (coord, rounding) = match (r.align_corners, r.half_pixel_centers) {
         (true, _) => (
             CoordTransform::AlignCorners,
@@ -161,7 +152,7 @@ pub fn resize(
         (false, true) => (CoordTransform::HalfPixel, NearestRounding::RoundPreferCeil),
         (false, false) => (CoordTransform::Asymmetric, NearestRounding::Floor),
     };
-    let op = Resize {
+    let mut op = Resize {
         mode: if r.nearest {
             ResizeMode::Nearest
         } else {
@@ -174,9 +165,55 @@ pub fn resize(
         extrapolation_value: 0.0,
         layout: Layout::Nhwc,
         scales: vec![],
-        sizes: Some(vec![s[0].clone(), h, w, s[3].clone()]),
+        sizes: None,
     };
+    let entries = b.entries_or_unknown(size);
+    let Some(entries) = entries.filter(|e| !e.contains(&ShapeEntry::Unknown)) else {
+        return run_time_resize(b, name, x, size, op);
+    };
+    // A size computed from a symbolic input size (`2·h`) is known as a symbol.
+    let dim = |e: &ShapeEntry| match e {
+        ShapeEntry::Int(v) if *v >= 1 => Ok(Dim::Fixed(*v as u64)),
+        ShapeEntry::Sym(s) => Ok(Dim::Sym(s.clone())),
+        ShapeEntry::Int(v) => Err(NodeError::Invalid(format!("size {v}"))),
+        ShapeEntry::Unknown => unsupported("resize size computed at run time"),
+    };
+    let [h, w] = entries.as_slice() else {
+        return Err(NodeError::Invalid("size must hold 2 values".into()));
+    };
+    op.sizes = Some(vec![s[0].clone(), dim(h)?, dim(w)?, s[3].clone()]);
     b.emit(name, Op::Resize(op), vec![x])
+}
+
+/// A resize to a `size` (`[h, w]`) computed at run time: the IR's run-time resize takes one
+/// size per axis, so the batch and channel sizes come from `x`'s own shape.
+fn run_time_resize(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: ValueId,
+    size: ValueId,
+    op: Resize,
+) -> NodeResult<Vec<ValueId>> {
+    if b.g.ty(size).shape != [Dim::Fixed(2)] {
+        return Err(NodeError::Invalid("size must hold 2 values".into()));
+    }
+    let part = |b: &mut GraphBuilder, what: &str, start: usize| {
+        let o = ShapeOf {
+            start,
+            end: start + 1,
+        };
+        b.emit1(&format!("{name}/{what}"), Op::ShapeOf(o), vec![x])
+    };
+    let n = part(b, "batch", 0)?;
+    let c = part(b, "channels", 3)?;
+    let hw = movement::to_i64(b, &format!("{name}/size"), size)?;
+    let cat = Op::Concat(Concat { axis: 0 });
+    let sizes = b.emit1(&format!("{name}/sizes"), cat, vec![n, hw, c])?;
+    let d = Dynamic::Resize {
+        resize: op,
+        by_sizes: true,
+    };
+    b.emit(name, Op::Dynamic(d), vec![x, sizes])
 }
 
 /// TF's SAME padding made explicit when the spatial sizes are known (so that writers and

@@ -175,7 +175,8 @@ impl<'a> Importer<'a> {
         let lists: Vec<bool> = inputs.iter().map(|b| !matches!(b, Bound::T(_))).collect();
         // Reserved lists become zeros of what the body writes to them.
         if vars.iter().any(|v| matches!(v, Var::Reserved { .. })) {
-            let first = self.import_body(scope, def, cond_f, body_f, &vars, &lists)?;
+            let none = HashMap::new();
+            let first = self.import_body(scope, def, cond_f, body_f, &vars, &lists, &none)?;
             for (k, var) in vars.iter_mut().enumerate() {
                 if let Var::Reserved { count, .. } = *var {
                     let elem = first.written.get(&k).ok_or_else(|| {
@@ -185,8 +186,51 @@ impl<'a> Importer<'a> {
                 }
             }
         }
-        let body = self.import_body(scope, def, cond_f, body_f, &vars, &lists)?;
+        let mut relaxed = HashMap::new();
+        let mut body = self.import_body(scope, def, cond_f, body_f, &vars, &lists, &relaxed)?;
+        // A variable the body reshapes (a tensor grown by a concatenation each step, as
+        // `shape_invariants` allow) is typed by its initial value in the first import: its
+        // changing dims become fresh symbols and the body is imported again.
+        if self.relax_changed(&body, &mut relaxed)? {
+            body = self.import_body(scope, def, cond_f, body_f, &vars, &lists, &relaxed)?;
+        }
         self.assemble_loop(scope, def, cond_f, &vars, &lists, body)
+    }
+
+    /// Records for each tensor variable whose type the body changes the type both agree on
+    /// (the changing dims as fresh symbols); says whether there was one.
+    fn relax_changed(
+        &mut self,
+        body: &BodyImport,
+        relaxed: &mut HashMap<usize, TensorType>,
+    ) -> R<bool> {
+        let mut changed = false;
+        for (k, input) in body.inputs.iter().enumerate() {
+            let (Some(input), Bound::T(out) | Bound::List(out)) = (*input, &body.outputs[k]) else {
+                continue;
+            };
+            let (tin, tout) = (body.graph.ty(input), body.graph.ty(*out));
+            if tin.shape == tout.shape {
+                continue;
+            }
+            if tin.rank() != tout.rank() || tin.dtype != tout.dtype {
+                return Err(NodeError::Unsupported(format!(
+                    "loop variable #{k} changes from {tin} to {tout} in the body"
+                )));
+            }
+            let shape: Vec<Dim> = (tin.shape.iter().zip(&tout.shape))
+                .map(|(a, b)| {
+                    if a == b {
+                        a.clone()
+                    } else {
+                        self.b.g.fresh_symbol()
+                    }
+                })
+                .collect();
+            relaxed.insert(k, TensorType::new(tin.dtype, shape));
+            changed = true;
+        }
+        Ok(changed)
     }
 
     fn function(&self, def: &NodeDef, attr: &str) -> R<&'a FunctionDef> {
@@ -227,7 +271,9 @@ impl<'a> Importer<'a> {
     }
 
     /// Imports the body (and the condition on its results) as a graph of its own, binding each
-    /// loop variable to a body input (resources directly).
+    /// loop variable to a body input (resources directly) of its initial value's type or of its
+    /// `relaxed` one.
+    #[allow(clippy::too_many_arguments)]
     fn import_body(
         &mut self,
         scope: &Scope<'a>,
@@ -236,9 +282,10 @@ impl<'a> Importer<'a> {
         body_f: &'a FunctionDef,
         vars: &[Var],
         lists: &[bool],
+        relaxed: &HashMap<usize, TensorType>,
     ) -> R<BodyImport> {
         let (result, inner, unsupported) = self.in_own_builder(|imp, outer| {
-            imp.import_body_inner(scope, def, (cond_f, body_f), vars, lists, outer)
+            imp.import_body_inner(scope, def, (cond_f, body_f), (vars, lists, relaxed), outer)
         });
         let (inputs, outputs, cond, written) = result?;
         if unsupported {
@@ -260,8 +307,7 @@ impl<'a> Importer<'a> {
         scope: &Scope<'a>,
         def: &'a NodeDef,
         fns: (&'a FunctionDef, &'a FunctionDef),
-        vars: &[Var],
-        lists: &[bool],
+        (vars, lists, relaxed): (&[Var], &[bool], &HashMap<usize, TensorType>),
         outer: &GraphBuilder,
     ) -> R<BodyParts> {
         let (cond_f, body_f) = fns;
@@ -275,9 +321,8 @@ impl<'a> Importer<'a> {
             let (bound, input) = match var {
                 Var::Resource(b) => (b.clone(), None),
                 Var::Tensor(v) => {
-                    let id = self
-                        .b
-                        .add_input(&format!("var_{k}"), outer.g.ty(*v).clone());
+                    let ty = relaxed.get(&k).unwrap_or_else(|| outer.g.ty(*v)).clone();
+                    let id = self.b.add_input(&format!("var_{k}"), ty);
                     let b = if lists[k] {
                         Bound::List(id)
                     } else {

@@ -1,17 +1,17 @@
 //! Shape and data-movement TF ops: Reshape, Squeeze, ExpandDims, Transpose, ConcatV2, Pack,
 //! Unpack, Split, SplitV, StridedSlice (all five masks), Slice, GatherV2, Tile, BroadcastTo,
-//! Pad/PadV2/MirrorPad (SYMMETRIC built from reversed slices), Fill, Range, Shape, ReverseV2
-//! (a slice with step -1 per axis) and the bilinear / nearest resizes. Shape arguments must be known at import time: constants, or shape
-//! arithmetic the builder tracks (the batch stays a symbol).
+//! BroadcastArgs, Pad/PadV2/MirrorPad (SYMMETRIC built from reversed slices), Fill, Range, Shape,
+//! ReverseV2 (a slice with step -1 per axis) and the bilinear / nearest resizes. Shape arguments
+//! are known at import time (constants, or shape arithmetic the builder tracks: the batch stays
+//! a symbol), except the target of Reshape, the multiples of Tile, BroadcastTo's shape and the
+//! resizes' sizes, which may be computed at run time (`tf_common::movement`).
 
 use super::super::tensor::TfNode;
 use super::{const_ints, Handler};
 use crate::ir::ops::{norm_axis, Concat, Gather, PadMode, Slice, SliceAxis, Split, Transpose};
 use crate::ir::{DType, Dim, Op, Shape, ValueId};
-use crate::readers::builder::{
-    reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry,
-};
-use crate::readers::tf_common::movement::{self, entries};
+use crate::readers::builder::{reshape_to, unsupported, GraphBuilder, NodeError, NodeResult};
+use crate::readers::tf_common::movement;
 use crate::readers::tf_common::{self, StridedMasks};
 
 pub fn handler(op: &str) -> Option<Handler> {
@@ -29,6 +29,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         "GatherV2" => gather,
         "Tile" => tile,
         "BroadcastTo" => broadcast_to,
+        "BroadcastArgs" => broadcast_args,
         "Pad" | "PadV2" | "MirrorPad" => pad,
         "Fill" => fill,
         "Range" => range,
@@ -39,11 +40,7 @@ pub fn handler(op: &str) -> Option<Handler> {
 }
 
 fn reshape(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
-    let target = entries(b, n.input(1)?, "target shape")?;
-    let input = b.g.ty(x).shape.clone();
-    let shape = resolve_target(b, &input, &target, true)?;
-    reshape_to(b, &n.name, x, shape)
+    movement::reshape(b, &n.name, n.input(0)?, n.input(1)?)
 }
 
 fn squeeze(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
@@ -244,12 +241,15 @@ fn gather(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
 }
 
 fn tile(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let reps = const_ints(b, n, 1, "multiples")?;
-    movement::tile(b, &n.name, n.input(0)?, reps)
+    movement::tile(b, &n.name, n.input(0)?, n.input(1)?)
 }
 
 fn broadcast_to(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     movement::broadcast_to(b, &n.name, n.input(0)?, n.input(1)?)
+}
+
+fn broadcast_args(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    movement::broadcast_args(b, &n.name, n.input(0)?, n.input(1)?)
 }
 
 fn pad(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
@@ -297,9 +297,5 @@ fn resize(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         align_corners: n.bool("align_corners", false),
         half_pixel_centers: n.bool("half_pixel_centers", false),
     };
-    let size: Vec<ShapeEntry> = const_ints(b, n, 1, "size")?
-        .into_iter()
-        .map(ShapeEntry::Int)
-        .collect();
-    tf_common::resize(b, &n.name, n.input(0)?, &size, r)
+    tf_common::resize(b, &n.name, n.input(0)?, n.input(1)?, r)
 }

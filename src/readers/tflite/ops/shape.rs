@@ -8,11 +8,11 @@
 
 use super::{fused, Handler, Node};
 use crate::ir::ops::{norm_axis, Concat, Gather, PadMode, Slice, SliceAxis, Split, Transpose};
-use crate::ir::{DType, Dim, Op, Shape, Tensor, ValueId};
+use crate::ir::{DType, Dim, Op, Shape, ValueId};
 use crate::readers::builder::{
     reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry,
 };
-use crate::readers::tf_common::movement::{self, entries};
+use crate::readers::tf_common::movement;
 use crate::readers::tf_common::{self, apply_fused, space_batch, ResizeAttrs, StridedMasks};
 use tract_tflite::tflite::{BuiltinOperator as B, MirrorPadMode};
 
@@ -44,14 +44,15 @@ pub fn handler(code: B) -> Option<Handler> {
 
 fn reshape(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     let x = n.input(0)?;
-    let target = match n.opt(1) {
-        Some(s) => entries(b, s, "target shape")?,
-        None => n
-            .options(n.op.builtin_options_as_reshape_options(), "ReshapeOptions")?
-            .new_shape()
-            .map(|s| s.iter().map(|d| ShapeEntry::Int(i64::from(d))).collect())
-            .unwrap_or_default(),
-    };
+    // The target is input 1 when present; old converters wrote it in the options only.
+    if let Some(s) = n.opt(1) {
+        return movement::reshape(b, &n.name, x, s);
+    }
+    let target: Vec<ShapeEntry> = n
+        .options(n.op.builtin_options_as_reshape_options(), "ReshapeOptions")?
+        .new_shape()
+        .map(|s| s.iter().map(|d| ShapeEntry::Int(i64::from(d))).collect())
+        .unwrap_or_default();
     let input = b.g.ty(x).shape.clone();
     let shape = resolve_target(b, &input, &target, true)?;
     reshape_to(b, &n.name, x, shape)
@@ -281,8 +282,7 @@ fn gather(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
 }
 
 fn tile(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let reps = n.ints(b, 1, "multiples")?;
-    movement::tile(b, &n.name, n.input(0)?, reps)
+    movement::tile(b, &n.name, n.input(0)?, n.input(1)?)
 }
 
 fn broadcast_to(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
@@ -354,8 +354,7 @@ fn resize(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
             half_pixel_centers: o.half_pixel_centers(),
         }
     };
-    let size = entries(b, n.input(1)?, "size")?;
-    tf_common::resize(b, &n.name, n.input(0)?, &size, r)
+    tf_common::resize(b, &n.name, n.input(0)?, n.input(1)?, r)
 }
 
 fn space_batch(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
@@ -388,35 +387,6 @@ fn range(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     b.emit(&n.name, Op::Range, ins)
 }
 
-/// BROADCAST_ARGS(s0, s1): the shape two shapes broadcast to. Both are padded with leading 1s
-/// to one length; then each pair is equal or holds a 1, so the elementwise maximum is the
-/// answer (the builder tracks it through symbols, e.g. `max(batch, 1) = batch`).
 fn broadcast_args(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let (s0, s1) = (n.input(0)?, n.input(1)?);
-    let len = |b: &GraphBuilder, v: ValueId| -> NodeResult<usize> {
-        match b.g.ty(v).shape.as_slice() {
-            [d] => d
-                .fixed()
-                .map(|n| n as usize)
-                .ok_or_else(|| NodeError::Unsupported("a shape of run-time rank".into())),
-            _ => Err(NodeError::Invalid("shapes must be 1-D".into())),
-        }
-    };
-    let (l0, l1) = (len(b, s0)?, len(b, s1)?);
-    let rank = l0.max(l1);
-    let mut padded = Vec::new();
-    for (k, (v, l)) in [(s0, l0), (s1, l1)].into_iter().enumerate() {
-        if l == rank {
-            padded.push(v);
-            continue;
-        }
-        let dtype = b.g.ty(v).dtype;
-        let ones = b.add_const(
-            &format!("{}/ones{k}", n.name),
-            Tensor::from_i64s(dtype, vec![rank - l], &vec![1; rank - l]),
-        );
-        let c = Op::Concat(Concat { axis: 0 });
-        padded.push(b.emit1(&format!("{}/padded{k}", n.name), c, vec![ones, v])?);
-    }
-    b.emit(&n.name, Op::Binary(crate::ir::ops::BinaryOp::Max), padded)
+    movement::broadcast_args(b, &n.name, n.input(0)?, n.input(1)?)
 }
