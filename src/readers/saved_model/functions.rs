@@ -68,6 +68,8 @@ const SPECIAL: &[&str] = &[
     "StopGradient",
     "Snapshot",
     "PreventGradient",
+    "CheckNumerics",
+    "EnsureShape",
     "NoOp",
     "StatefulPartitionedCall",
     "PartitionedCall",
@@ -469,9 +471,10 @@ impl<'a> Importer<'a> {
                     None => Err(NodeError::Invalid("Const without a value".into())),
                 }
             }
-            "Identity" | "StopGradient" | "Snapshot" | "PreventGradient" => {
-                first().map(|b| vec![b])
-            }
+            // CheckNumerics only fails a run on NaN/inf and EnsureShape on another shape: on
+            // the inputs they pass, both are the identity.
+            "Identity" | "StopGradient" | "Snapshot" | "PreventGradient" | "CheckNumerics"
+            | "EnsureShape" => first().map(|b| vec![b]),
             "PlaceholderWithDefault" => first().map(|b| vec![b]),
             "IdentityN" => Ok(inputs.to_vec()),
             "NoOp" => Ok(vec![]),

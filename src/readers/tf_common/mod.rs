@@ -4,6 +4,7 @@
 //! SpaceToBatchND/BatchToSpaceND (`space_batch.rs`), Tile, BroadcastTo, Pad and Shape
 //! (`movement.rs`), and the indexing ops (`index.rs`).
 
+pub mod arith;
 pub mod index;
 pub mod movement;
 pub mod space_batch;

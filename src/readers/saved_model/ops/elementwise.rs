@@ -1,6 +1,7 @@
-//! Elementwise TF ops: arithmetic (Add/AddV2, Sub, Mul, RealDiv, DivNoNan, integer FloorMod,
-//! Maximum, Minimum, Pow, SquaredDifference), comparisons and logic, unary math (Sqrt, Rsqrt, Square, Exp, Log,
-//! Neg, Abs, Erf, Erfc…), activations (Relu, Relu6, Elu, Selu, LeakyRelu, Sigmoid, Tanh,
+//! Elementwise TF ops: arithmetic (Add/AddV2, AddN, Sub, Mul, RealDiv, Div, DivNoNan, FloorDiv,
+//! FloorMod, TruncateDiv, TruncateMod/Mod, Maximum, Minimum, Pow, SquaredDifference), comparisons
+//! and logic, unary math (Sqrt, Rsqrt, Square, Exp, Expm1, Log, Log1p, Neg, Abs, Erf, Erfc, the
+//! trigonometric and hyperbolic functions, IsNan, IsInf…), ZerosLike/OnesLike, activations (Relu, Relu6, Elu, Selu, LeakyRelu, Sigmoid, Tanh,
 //! Softplus, Softsign), tfjs's Prelu, ClipByValue, Select/SelectV2 and Cast. TF broadcasts numpy-style, as the IR does.
 
 use super::super::tensor::TfNode;
@@ -8,17 +9,22 @@ use super::{scalar_like, Handler};
 use crate::ir::ops::{Activation, BinaryOp, Cast, UnaryOp};
 use crate::ir::{Op, ValueId};
 use crate::readers::builder::{unsupported, GraphBuilder, NodeResult};
+use crate::readers::tf_common::arith;
 
 pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
         "Add" | "AddV2" | "Sub" | "Mul" | "RealDiv" | "Div" | "Maximum" | "Minimum" | "Pow"
         | "SquaredDifference" | "Greater" | "GreaterEqual" | "Less" | "LessEqual" | "Equal"
-        | "LogicalAnd" | "LogicalOr" | "FloorMod" | "Prelu" => binary,
+        | "LogicalAnd" | "LogicalOr" | "Prelu" | "TruncateMod" | "Mod" | "TruncateDiv" => binary,
+        "FloorDiv" | "FloorMod" | "AddN" => floor_or_sum,
         "NotEqual" => not_equal,
         "DivNoNan" => div_no_nan,
         "Sqrt" | "Rsqrt" | "Square" | "Exp" | "Log" | "Neg" | "Abs" | "Erf" | "Floor" | "Ceil"
         | "Round" | "Sign" | "Reciprocal" | "Inv" | "Sin" | "Cos" | "Sigmoid" | "Tanh" | "Relu"
-        | "Softplus" | "Softsign" | "LogicalNot" => unary,
+        | "Softplus" | "Softsign" | "LogicalNot" | "Tan" | "Asin" | "Acos" | "Atan" | "Sinh"
+        | "Cosh" | "Asinh" | "Acosh" | "Atanh" | "IsNan" => unary,
+        "Log1p" | "Expm1" | "IsInf" => unary_composed,
+        "ZerosLike" | "OnesLike" => filled_like,
         "Erfc" => erfc,
         "Relu6" | "Elu" | "Selu" | "LeakyRelu" => activation,
         "ClipByValue" => clip_by_value,
@@ -37,18 +43,19 @@ fn binary(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         "Div" => {
             // TF integer Div rounds toward -inf; the IR's truncates.
             if !b.g.ty(n.input(0)?).dtype.is_float() {
-                return unsupported("integer Div (floor division)");
+                return arith::floor_div(b, &n.name, n.input(0)?, n.input(1)?);
             }
             BinaryOp::Div
         }
-        "FloorMod" => {
-            // The IR's Mod takes the divisor's sign (floor) on integers only; on floats it is
-            // ONNX's fmod, the dividend's sign.
+        "TruncateDiv" => {
+            // The IR's integer Div truncates, as TruncateDiv does; floats would need a trunc.
             if b.g.ty(n.input(0)?).dtype.is_float() {
-                return unsupported("FloorMod of floats");
+                return unsupported("TruncateDiv of floats");
             }
-            BinaryOp::Mod
+            BinaryOp::Div
         }
+        // C's remainder (the dividend's sign), ONNX's fmod.
+        "TruncateMod" | "Mod" => BinaryOp::Fmod,
         "Maximum" => BinaryOp::Max,
         // tfjs's own op (Keras PReLU in a TF.js graph model): x, or alpha·x below zero.
         "Prelu" => BinaryOp::PRelu,
@@ -121,9 +128,70 @@ fn unary(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         "Relu" => UnaryOp::Relu,
         "Softplus" => UnaryOp::Softplus,
         "Softsign" => UnaryOp::Softsign,
+        "Tan" => UnaryOp::Tan,
+        "Asin" => UnaryOp::Asin,
+        "Acos" => UnaryOp::Acos,
+        "Atan" => UnaryOp::Atan,
+        "Sinh" => UnaryOp::Sinh,
+        "Cosh" => UnaryOp::Cosh,
+        "Asinh" => UnaryOp::Asinh,
+        "Acosh" => UnaryOp::Acosh,
+        "Atanh" => UnaryOp::Atanh,
+        "IsNan" => UnaryOp::IsNaN,
         _ => UnaryOp::Not,
     };
     b.emit(&n.name, Op::Unary(op), vec![n.input(0)?])
+}
+
+/// FloorDiv and FloorMod (rounding toward negative infinity) and AddN, as TFLite's.
+fn floor_or_sum(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    match n.op() {
+        "AddN" => arith::add_n(b, &n.name, &n.inputs),
+        "FloorDiv" => arith::floor_div(b, &n.name, n.input(0)?, n.input(1)?),
+        _ => arith::floor_mod(b, &n.name, n.input(0)?, n.input(1)?),
+    }
+}
+
+/// `log1p(x) = log(1 + x)`, `expm1(x) = exp(x) - 1` (as the converters write them: exact but
+/// for |x| near float epsilon), `isinf(x) = |x| == inf`.
+fn unary_composed(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    let x = n.input(0)?;
+    let part = |what: &str| format!("{}/{what}", n.name);
+    match n.op() {
+        "Log1p" => {
+            let one = scalar_like(b, x, &part("one"), 1.0);
+            let s = b.emit1(&part("add"), Op::Binary(BinaryOp::Add), vec![x, one])?;
+            b.emit(&n.name, Op::Unary(UnaryOp::Log), vec![s])
+        }
+        "Expm1" => {
+            let one = scalar_like(b, x, &part("one"), 1.0);
+            let e = b.emit1(&part("exp"), Op::Unary(UnaryOp::Exp), vec![x])?;
+            b.emit(&n.name, Op::Binary(BinaryOp::Sub), vec![e, one])
+        }
+        _ => {
+            let inf = scalar_like(b, x, &part("inf"), f64::INFINITY);
+            let a = b.emit1(&part("abs"), Op::Unary(UnaryOp::Abs), vec![x])?;
+            b.emit(&n.name, Op::Binary(BinaryOp::Equal), vec![a, inf])
+        }
+    }
+}
+
+/// ZerosLike / OnesLike: a fill of `x`'s shape and type (never `x · 0`, which keeps NaNs).
+fn filled_like(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    let x = n.input(0)?;
+    let t = b.g.ty(x).clone();
+    let v = if n.op() == "OnesLike" { 1.0 } else { 0.0 };
+    let value = crate::ir::Tensor::from_f64s(t.dtype, vec![1], &[v]);
+    let shape = b.emit1(
+        &format!("{}/shape", n.name),
+        Op::ShapeOf(crate::ir::ops::ShapeOf {
+            start: 0,
+            end: t.rank(),
+        }),
+        vec![x],
+    )?;
+    let fill = crate::ir::ops::ConstantOfShape { value };
+    b.emit(&n.name, Op::ConstantOfShape(fill), vec![shape])
 }
 
 /// `erfc(x) = 1 - erf(x)` (Keras 3's exact GELU uses it).

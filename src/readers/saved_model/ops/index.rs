@@ -1,10 +1,12 @@
 //! TF's indexing ops, read with the semantics the TFLite reader shares
 //! (`readers/tf_common/index.rs`): ReverseV2, Cumsum, TopKV2, OneHot, ScatterNd,
-//! TensorScatterUpdate, GatherNd, DepthToSpace, SpaceToDepth.
+//! TensorScatterUpdate, GatherNd, DepthToSpace, SpaceToDepth; and MatrixBandPart (the causal
+//! masks of transformer exports) as one or two Trilus.
 
 use super::super::tensor::TfNode;
 use super::{const_ints, Handler};
-use crate::ir::{DType, ValueId};
+use crate::ir::ops::Trilu;
+use crate::ir::{DType, Op, ValueId};
 use crate::readers::builder::{GraphBuilder, NodeResult};
 use crate::readers::tf_common::index;
 
@@ -18,6 +20,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         "TensorScatterUpdate" => tensor_scatter_update,
         "GatherNd" => gather_nd,
         "DepthToSpace" | "SpaceToDepth" => depth_space,
+        "MatrixBandPart" => band_part,
         _ => return None,
     })
 }
@@ -64,4 +67,30 @@ fn depth_space(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     n.require_nhwc()?;
     let to_space = n.op() == "DepthToSpace";
     index::depth_space(b, &n.name, n.input(0)?, n.int("block_size", 0), to_space)
+}
+
+/// MatrixBandPart(x, lower, upper): the band `i - j <= lower` and `j - i <= upper` of the last
+/// two axes (a negative bound keeps that whole triangle), zeros elsewhere: ONNX's Trilu keeps
+/// `j - i <= k` (lower) or `j - i >= k` (upper).
+fn band_part(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    let bound = |b: &GraphBuilder, i: usize, what: &str| -> NodeResult<i64> {
+        match const_ints(b, n, i, what)?.as_slice() {
+            [v] => Ok(*v),
+            _ => Err(crate::readers::builder::NodeError::Invalid(format!(
+                "{what} must be a scalar"
+            ))),
+        }
+    };
+    let (lower, upper) = (bound(b, 1, "num_lower")?, bound(b, 2, "num_upper")?);
+    let mut x = n.input(0)?;
+    if upper >= 0 {
+        let t = Trilu { upper: false, k: upper };
+        let name = if lower >= 0 { format!("{}/upper", n.name) } else { n.name.clone() };
+        x = b.emit1(&name, Op::Trilu(t), vec![x])?;
+    }
+    if lower >= 0 {
+        let t = Trilu { upper: true, k: -lower };
+        x = b.emit1(&n.name, Op::Trilu(t), vec![x])?;
+    }
+    Ok(vec![x])
 }

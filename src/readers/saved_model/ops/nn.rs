@@ -23,7 +23,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         "FusedBatchNorm" | "FusedBatchNormV2" | "FusedBatchNormV3" => batch_norm,
         "Softmax" | "LogSoftmax" => softmax,
         "MaxPool" | "AvgPool" => pool,
-        "Mean" | "Sum" | "Max" | "Min" | "Prod" => reduce,
+        "Mean" | "Sum" | "Max" | "Min" | "Prod" | "EuclideanNorm" | "All" | "Any" => reduce,
         "ArgMax" | "ArgMin" => arg_reduce,
         "Einsum" => einsum,
         _ => return None,
@@ -256,16 +256,35 @@ fn pool(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     b.emit(&n.name, Op::Pool(p), vec![x])
 }
 
+/// The reductions; All / Any reduce booleans as int32 minimum / maximum.
 fn reduce(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let x = n.input(0)?;
     let rank = b.g.ty(x).rank();
     let kind = match n.op() {
         "Mean" => ReduceKind::Mean,
         "Sum" => ReduceKind::Sum,
-        "Max" => ReduceKind::Max,
-        "Min" => ReduceKind::Min,
+        "Max" | "Any" => ReduceKind::Max,
+        "Min" | "All" => ReduceKind::Min,
+        "EuclideanNorm" => ReduceKind::L2,
         _ => ReduceKind::Prod,
     };
+    if matches!(n.op(), "All" | "Any") {
+        let ints = Op::Cast(Cast { to: DType::I32 });
+        let xi = b.emit1(&format!("{}/int", n.name), ints, vec![x])?;
+        let r = reduce_axes(b, n, &format!("{}/reduce", n.name), xi, kind, rank)?;
+        return b.emit(&n.name, Op::Cast(Cast { to: DType::Bool }), vec![r]);
+    }
+    reduce_axes(b, n, &n.name, x, kind, rank).map(|v| vec![v])
+}
+
+fn reduce_axes(
+    b: &mut GraphBuilder,
+    n: &TfNode,
+    name: &str,
+    x: ValueId,
+    kind: ReduceKind,
+    rank: usize,
+) -> NodeResult<ValueId> {
     let mut axes = const_ints(b, n, 1, "reduction axes")?
         .into_iter()
         .map(|a| norm_axis(a, rank))
@@ -273,14 +292,14 @@ fn reduce(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     axes.sort_unstable();
     axes.dedup();
     if axes.is_empty() {
-        return Ok(vec![x]);
+        return Ok(x);
     }
     let r = Reduce {
         kind,
         axes,
         keep_dims: n.bool("keep_dims", false),
     };
-    b.emit(&n.name, Op::Reduce(r), vec![x])
+    b.emit1(name, Op::Reduce(r), vec![x])
 }
 
 fn arg_reduce(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {

@@ -34,6 +34,8 @@ pub fn handler(op: &str) -> Option<Handler> {
         "Fill" => fill,
         "Range" => range,
         "Shape" => shape,
+        "Size" => size,
+        "Rank" => rank,
         "ResizeBilinear" | "ResizeNearestNeighbor" => resize,
         _ => return None,
     })
@@ -289,6 +291,30 @@ fn range(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
 fn shape(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let to = n.ir_dtype("out_type", DType::I32)?;
     movement::shape_of(b, &n.name, n.input(0)?, to)
+}
+
+/// Size: the product of the dims (tracked like any shape arithmetic), as `out_type`.
+fn size(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    let to = n.ir_dtype("out_type", DType::I32)?;
+    let x = n.input(0)?;
+    let s = movement::shape_of(b, &format!("{}/shape", n.name), x, DType::I64)?[0];
+    let r = crate::ir::ops::Reduce {
+        kind: crate::ir::ops::ReduceKind::Prod,
+        axes: vec![0],
+        keep_dims: false,
+    };
+    let p = b.emit1(&format!("{}/i64", n.name), Op::Reduce(r), vec![s])?;
+    if to == DType::I64 {
+        return Ok(vec![p]);
+    }
+    b.emit(&n.name, Op::Cast(crate::ir::ops::Cast { to }), vec![p])
+}
+
+/// Rank: known when converting (the IR's ranks always are), an int32 scalar.
+fn rank(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    let r = b.g.ty(n.input(0)?).rank() as i64;
+    let t = crate::ir::Tensor::from_i64s(DType::I32, vec![], &[r]);
+    Ok(vec![b.add_const(&n.name, t)])
 }
 
 fn resize(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {

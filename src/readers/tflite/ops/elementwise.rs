@@ -1,14 +1,14 @@
 //! Elementwise builtins: the binary arithmetic (ADD/SUB/MUL/DIV with their fused activations,
-//! POW, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, FLOOR_MOD), comparisons and logic, SELECT, the
+//! POW, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, FLOOR_MOD of integers and floats), comparisons and logic, SELECT, the
 //! unary math and the activations (RELU family as clips, LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU,
-//! PRELU, GELU, ELU), ADD_N, FLOOR_DIV (floats), CAST, and QUANTIZE/DEQUANTIZE, which on real values are the identity (the
+//! PRELU, GELU, ELU), ADD_N, FLOOR_DIV, CAST, and QUANTIZE/DEQUANTIZE, which on real values are the identity (the
 //! importer quantizes what a quantized output tensor holds; a FLOAT16 constant is cast).
 
 use super::{fused, Handler, Node};
 use crate::ir::ops::{Activation, BinaryOp, Cast, UnaryOp};
 use crate::ir::{DType, Op, ValueId};
 use crate::readers::builder::{unsupported, GraphBuilder, NodeError, NodeResult};
-use crate::readers::tf_common::{apply_fused, Fused};
+use crate::readers::tf_common::{apply_fused, arith, Fused};
 use tract_tflite::tflite::BuiltinOperator as B;
 
 pub fn handler(code: B) -> Option<Handler> {
@@ -101,12 +101,7 @@ fn binary(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         B::MAXIMUM => BinaryOp::Max,
         B::MINIMUM => BinaryOp::Min,
         B::SQUARED_DIFFERENCE => BinaryOp::SquaredDifference,
-        B::FLOOR_MOD => {
-            if b.g.ty(x).dtype.is_float() {
-                return unsupported("FLOOR_MOD of floats");
-            }
-            BinaryOp::Mod
-        }
+        B::FLOOR_MOD => return arith::floor_mod(b, &n.name, x, y),
         B::EQUAL | B::NOT_EQUAL => BinaryOp::Equal,
         B::LESS => BinaryOp::Less,
         B::LESS_EQUAL => BinaryOp::LessOrEqual,
@@ -215,29 +210,13 @@ fn quantize(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
 }
 
 fn add_n(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let mut acc = n.input(0)?;
-    for i in 1..n.inputs.len() {
-        let name = if i + 1 == n.inputs.len() {
-            n.name.clone()
-        } else {
-            format!("{}/{i}", n.name)
-        };
-        acc = b.emit1(&name, Op::Binary(BinaryOp::Add), vec![acc, n.input(i)?])?;
-    }
-    Ok(vec![acc])
+    let inputs = (0..n.inputs.len())
+        .map(|i| n.input(i))
+        .collect::<NodeResult<Vec<_>>>()?;
+    arith::add_n(b, &n.name, &inputs)
 }
 
-/// FLOOR_DIV of floats: the quotient rounded down. (Integer FLOOR_DIV rounds toward negative
-/// infinity where the IR's integer Div truncates: refused.)
+/// FLOOR_DIV: the quotient rounded toward negative infinity.
 fn floor_div(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let (x, y) = (n.input(0)?, n.input(1)?);
-    if !b.g.ty(x).dtype.is_float() {
-        return unsupported("FLOOR_DIV of integers");
-    }
-    let q = b.emit1(
-        &format!("{}/div", n.name),
-        Op::Binary(BinaryOp::Div),
-        vec![x, y],
-    )?;
-    b.emit(&n.name, Op::Unary(UnaryOp::Floor), vec![q])
+    arith::floor_div(b, &n.name, n.input(0)?, n.input(1)?)
 }
