@@ -2,6 +2,8 @@
 //! Options tables are read through the generated schema; an operator without the options its
 //! builtin needs is malformed.
 
+mod conv3d;
+mod detect;
 mod elementwise;
 mod index;
 mod nn;
@@ -72,4 +74,6 @@ pub fn handler(code: B) -> Option<Handler> {
         .or_else(|| shape::handler(code))
         .or_else(|| index::handler(code))
         .or_else(|| rnn::handler(code))
+        .or_else(|| conv3d::handler(code))
+        .or_else(|| detect::handler(code))
 }
