@@ -24,6 +24,7 @@ mod ops;
 mod outputs;
 mod quant;
 mod resize;
+mod select;
 
 use crate::error::{Result, Unsupported};
 use crate::ir::{Graph, Tensor};
