@@ -426,6 +426,8 @@ pub fn runtime(code: B, v: i32) -> Option<&'static str> {
         (B::WHERE, 1) => "1.14.0",
         (B::WHERE, 2) => "2.8.0",
         (B::NON_MAX_SUPPRESSION_V4, 1) => "2.1.0",
+        (B::CONV_3D, 1) => "2.4.0",
+        (B::CONV_3D_TRANSPOSE, 1) => "2.5.0",
         (B::DEQUANTIZE, 1) => "1.13.1",
         (B::DEQUANTIZE, 2) => "1.14.0",
         (B::DEQUANTIZE, 3) => "1.15.0",

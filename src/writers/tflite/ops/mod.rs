@@ -3,6 +3,7 @@
 //! Ops that TFLite has no builtin for are lowered earlier, in `legalize.rs`, as IR rewrites;
 //! what reaches this point unlowered (non-constant parameters, unsupported attributes) is refused.
 
+pub mod conv3d;
 pub mod dynamic;
 pub mod elementwise;
 pub mod movement;
