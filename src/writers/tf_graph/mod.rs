@@ -16,6 +16,7 @@
 
 mod activation;
 mod control;
+mod conv3d;
 mod dynamic;
 mod emit;
 mod index;
