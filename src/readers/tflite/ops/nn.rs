@@ -426,11 +426,13 @@ fn lrn(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     )?;
     let x = n.input(0)?;
     let ty = b.g.ty(x).clone();
+    // The banded kernel holds C² values: a bound keeps a corrupt channel count from
+    // allocating gigabytes (real LRN layers have at most a few hundred channels).
     let c = match (ty.rank(), ty.shape.last().and_then(|d| d.fixed())) {
-        (4, Some(c)) if ty.dtype.is_float() => c as usize,
+        (4, Some(c)) if ty.dtype.is_float() && c <= 4096 => c as usize,
         _ => {
             return unsupported(format!(
-                "LOCAL_RESPONSE_NORMALIZATION of {ty} (needs float NHWC with a fixed channel count)"
+                "LOCAL_RESPONSE_NORMALIZATION of {ty} (needs float NHWC with at most 4096 channels, a fixed count)"
             ))
         }
     };
