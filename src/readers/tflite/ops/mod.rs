@@ -8,6 +8,7 @@ mod elementwise;
 mod index;
 mod nn;
 mod rnn;
+mod segment;
 mod shape;
 
 use crate::ir::ValueId;
@@ -76,4 +77,5 @@ pub fn handler(code: B) -> Option<Handler> {
         .or_else(|| rnn::handler(code))
         .or_else(|| conv3d::handler(code))
         .or_else(|| detect::handler(code))
+        .or_else(|| segment::handler(code))
 }
