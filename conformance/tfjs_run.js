@@ -71,7 +71,14 @@ function writeNpy(file, data, shape, dtype) {
   head[6] = 1;
   head[7] = 0;
   head.writeUInt16LE(header.length, 8);
-  const typed = dtype === 'bool' ? Uint8Array.from(data, (x) => (x ? 1 : 0)) : data;
+  // The CPU backend's cast to a wider type shares the input's buffer: a bool tensor cast to
+  // float32 still holds a Uint8Array, so the values are converted to the dtype's array here.
+  const typed =
+    dtype === 'bool'
+      ? Uint8Array.from(data, (x) => (x ? 1 : 0))
+      : dtype === 'float32'
+        ? Float32Array.from(data)
+        : Int32Array.from(data);
   const body = Buffer.from(typed.buffer, typed.byteOffset, typed.byteLength);
   fs.writeFileSync(file, Buffer.concat([head, Buffer.from(header, 'latin1'), body]));
 }

@@ -86,6 +86,15 @@ fn tflite_custom_ops_are_refused_by_name_with_exit_4() {
     refused(&input, 4, "custom operator");
 }
 
+/// Soft-NMS (NON_MAX_SUPPRESSION_V5 with soft_nms_sigma ≠ 0) rescores boxes instead of
+/// dropping them, which the IR's NonMaxSuppression cannot say: refused by name, not read as
+/// plain NMS.
+#[test]
+fn tflite_soft_nms_is_refused_by_name_with_exit_4() {
+    let input = fixture("fixtures/bad/soft_nms.tflite");
+    refused(&input, 4, "NON_MAX_SUPPRESSION_V5 with soft_nms_sigma ≠ 0");
+}
+
 #[test]
 fn tflite_signature_selects_its_subgraph_and_names() {
     let model = fixture("fixtures/tflite/two_signatures/model.tflite");

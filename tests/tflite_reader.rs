@@ -79,3 +79,30 @@ fn a_wrong_weight_in_the_file_is_seen_by_the_read_back() {
         "the changed weight went unseen: {c:?}"
     );
 }
+
+/// Converter output with the builtins detection, volumetric and older vision models use, read
+/// and run by mdeploy's evaluator against LiteRT's outputs: LOCAL_RESPONSE_NORMALIZATION (TF's
+/// alpha, not divided by the window as ONNX's is), REDUCE_ANY/ALL, CONV_3D and
+/// CONV_3D_TRANSPOSE, WHERE (`[n, rank]` coordinates) and NON_MAX_SUPPRESSION_V4/V5 (indices
+/// and scores padded with zeros to max_output_size, valid counts), the segment reductions
+/// (empty segments hold the identity) and MATRIX_DIAG / MATRIX_SET_DIAG.
+#[test]
+fn converter_builtins_read_and_match_litert() {
+    for name in [
+        "float_vision_ops",
+        "float_conv3d",
+        "float_nms",
+        "float_matrix_ops",
+    ] {
+        let dir = crate::common::repo().join("fixtures/tflite").join(name);
+        let f = crate::common::Fixture {
+            name: name.into(),
+            model: dir.join("model.tflite"),
+            dir,
+        };
+        let g = readers::read(&f.model, &ReadOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        f.assert_expected(name, &got);
+    }
+}

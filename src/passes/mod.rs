@@ -4,6 +4,7 @@
 pub mod cleanup;
 pub mod cluster;
 pub mod conv_fold;
+pub mod conv_transpose3d;
 pub mod decompose;
 pub mod dequantize;
 pub mod einsum;

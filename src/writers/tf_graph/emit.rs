@@ -7,9 +7,9 @@
 //! `{"list": {"i": [..]}}`, `{"list": {"s": [base64..]}}`, `{"shape": {"dim": [{"size": "-1"}]}}`.
 
 use super::NamedWeight;
-use crate::ir::{DType, Dim, Graph, Names, Tensor, ValueId};
+use crate::ir::{DType, Dim, Graph, Tensor, ValueId};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// TF dtype name of an IR dtype as TF.js holds it: floats are float32, integers int32.
 pub fn tf_dtype(d: DType) -> &'static str {
@@ -119,7 +119,9 @@ pub struct Gx<'g> {
     pub dialect: Dialect,
     pub nodes: Vec<Value>,
     pub weights: Vec<NamedWeight>,
-    names: Names,
+    /// Names taken, lowercased: TF's importer treats names differing only in case as one
+    /// (`Graph.unique_name` compares them lowercased), so `All` and `all` would collide.
+    names: HashSet<String>,
     /// The TF tensor reference of each IR value once emitted.
     refs: HashMap<ValueId, String>,
     /// Writer-made int32 constants by content, so each is written once.
@@ -139,7 +141,7 @@ impl<'g> Gx<'g> {
             dialect,
             nodes: Vec::new(),
             weights: Vec::new(),
-            names: Names::empty(),
+            names: HashSet::new(),
             refs: HashMap::new(),
             ints: HashMap::new(),
             base: String::new(),
@@ -149,8 +151,14 @@ impl<'g> Gx<'g> {
     }
 
     pub fn fresh(&mut self, base: &str) -> String {
-        let name = sanitize(&format!("{}{base}", self.prefix));
-        self.names.fresh(&name)
+        let base = sanitize(&format!("{}{base}", self.prefix));
+        let mut name = base.clone();
+        let mut k = 1;
+        while !self.names.insert(name.to_lowercase()) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        name
     }
 
     pub fn bind(&mut self, v: ValueId, r: String) {

@@ -16,6 +16,7 @@
 
 mod activation;
 mod control;
+mod conv3d;
 mod dynamic;
 mod emit;
 mod index;
@@ -24,6 +25,7 @@ mod ops;
 mod outputs;
 mod quant;
 mod resize;
+mod select;
 
 use crate::error::{Result, Unsupported};
 use crate::ir::{Graph, Tensor};

@@ -312,7 +312,7 @@ fn nhwc4(v: &[usize]) -> Vec<i64> {
     vec![1, v[0] as i64, v[1] as i64, 1]
 }
 
-fn pad_name(same: bool) -> &'static str {
+pub(super) fn pad_name(same: bool) -> &'static str {
     if same {
         "SAME"
     } else {
@@ -386,7 +386,7 @@ fn tf_filter(
 }
 
 /// Appends the fused activation (or the BiasAdd and activation) of a node emitted unfused.
-fn finish(
+pub(super) fn finish(
     gx: &mut Gx,
     mut y: String,
     bias: Option<String>,
@@ -413,6 +413,9 @@ fn finish(
 
 pub fn conv(gx: &mut Gx, n: &Node, c: &Conv, fused: Option<&Fused>) -> Result<(), String> {
     let g = gx.g;
+    if g.ty(n.inputs[0]).rank() == 5 && c.layout == Layout::Nhwc {
+        return super::conv3d::conv(gx, n, c);
+    }
     let kind = conv_kind(g, n, c).ok_or_else(|| {
         if c.group > 1 {
             "grouped convolution that is not depthwise (legalization splits these)".to_string()
@@ -486,12 +489,20 @@ pub fn conv_transpose(gx: &mut Gx, n: &Node, c: &Conv) -> Result<(), String> {
     let g = gx.g;
     let x_ty = g.ty(n.inputs[0]).clone();
     if c.layout != Layout::Nhwc
-        || x_ty.rank() != 4
+        || !(x_ty.rank() == 4 || x_ty.rank() == 5)
         || c.kernel_layout != KernelLayout::Ohwi
         || c.group != 1
     {
         return Err(
-            "only ungrouped NHWC 2-D transposed convolutions with OHWI kernels are written".into(),
+            "only ungrouped NHWC 2-D and 3-D transposed convolutions with OHWI kernels are written"
+                .into(),
+        );
+    }
+    let nsp = x_ty.rank() - 2;
+    if nsp == 3 && gx.dialect == Dialect::Tfjs {
+        return Err(
+            "TF.js has no 3-D transposed convolution (Conv3DBackpropInputV2) in graph models"
+                .into(),
         );
     }
     if c.dilations.iter().any(|&d| d != 1) {
@@ -500,9 +511,9 @@ pub fn conv_transpose(gx: &mut Gx, n: &Node, c: &Conv) -> Result<(), String> {
     let k_ty = g.ty(n.inputs[1]).clone();
     let out_ty = g.ty(n.outputs[0]).clone();
     let mut full = out_ty.shape.clone();
-    let mut crop = [0usize; 2];
+    let mut crop = vec![0usize; nsp];
     let mut same = true;
-    for i in 0..2 {
+    for i in 0..nsp {
         let k = k_ty.shape[1 + i].fixed().unwrap_or(1) as usize;
         let s = c.strides[i];
         let begin = match &c.padding {
@@ -538,32 +549,57 @@ pub fn conv_transpose(gx: &mut Gx, n: &Node, c: &Conv) -> Result<(), String> {
     } else {
         full.clone()
     };
-    let direct = same || (crop == [0, 0] && full == out_ty.shape);
+    let direct = same || (crop.iter().all(|&c| c == 0) && full == out_ty.shape);
     let x = gx.r(n.inputs[0])?;
+    // TF's filter is `[spatial..., out, in]`.
+    let perm: &[usize] = if nsp == 3 {
+        &[1, 2, 3, 0, 4]
+    } else {
+        &[1, 2, 0, 3]
+    };
     let filter = match g.constant(n.inputs[1]) {
-        Some(t) => gx.konst(&format!("{}/filter", gx.base), t.transposed(&[1, 2, 0, 3]))?,
+        Some(t) => gx.konst(&format!("{}/filter", gx.base), t.transposed(perm))?,
         None => {
             let k = gx.r(n.inputs[1])?;
-            let perm = gx.ints("perm", &[1, 2, 0, 3])?;
+            let p: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
+            let perm = gx.ints("perm", &p)?;
             gx.node("filter", "Transpose", vec![k, perm], vec![])
         }
     };
     let sizes = gx.dims("output_shape", &target, &[n.inputs[0]], false)?;
-    let mut y = gx.node(
-        if direct { "" } else { "full" },
-        "Conv2DBackpropInput",
-        vec![sizes, filter, x],
-        vec![
+    let tag = if direct { "" } else { "full" };
+    let mut y = if nsp == 3 {
+        let ones = a_ints(&[1; 5]);
+        let strides = a_ints(&super::conv3d::ndhwc(&c.strides));
+        let attrs = vec![
             ("T", a_type(out_ty.dtype)),
-            ("strides", a_ints(&nhwc4(&c.strides))),
+            ("strides", strides),
             ("padding", a_str(pad_name(same))),
-            ("data_format", a_str("NHWC")),
-            ("dilations", a_ints(&[1, 1, 1, 1])),
-            ("explicit_paddings", a_ints(&[])),
-        ],
-    );
+            ("data_format", a_str("NDHWC")),
+            ("dilations", ones),
+            ("Tshape", a_type(DType::I32)),
+        ];
+        gx.node(tag, "Conv3DBackpropInputV2", vec![sizes, filter, x], attrs)
+    } else {
+        gx.node(
+            tag,
+            "Conv2DBackpropInput",
+            vec![sizes, filter, x],
+            vec![
+                ("T", a_type(out_ty.dtype)),
+                ("strides", a_ints(&nhwc4(&c.strides))),
+                ("padding", a_str(pad_name(same))),
+                ("data_format", a_str("NHWC")),
+                ("dilations", a_ints(&[1, 1, 1, 1])),
+                ("explicit_paddings", a_ints(&[])),
+            ],
+        )
+    };
     if !direct {
-        let begin = gx.ints("crop_begin", &[0, crop[0] as i64, crop[1] as i64, 0])?;
+        let mut begin = vec![0];
+        begin.extend(crop.iter().map(|&c| c as i64));
+        begin.push(0);
+        let begin = gx.ints("crop_begin", &begin)?;
         let size: Vec<i64> = out_ty
             .shape
             .iter()

@@ -7,6 +7,7 @@ use super::emit::{a_bool, a_int, a_str, a_type, Dialect, Gx};
 use super::nn::{self, Fused};
 use crate::ir::ops::{BinaryOp, PadMode, ReduceKind, ScatterReduction, Slice, UnaryOp};
 use crate::ir::{DType, Dim, Node, Op};
+use serde_json::json;
 
 fn unary_name(u: UnaryOp) -> Result<&'static str, String> {
     Ok(match u {
@@ -447,7 +448,21 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
         }
         Op::NonZero => {
             let x = gx.r(n.inputs[0])?;
-            let w = gx.node("where", "Where", vec![x], vec![t(in_dt)]);
+            let mut w = gx.node("where", "Where", vec![x], vec![t(in_dt)]);
+            if gx.dialect == Dialect::Tf {
+                // TF's Where gives int64 coordinates; every integer here is int32 (TF.js's
+                // Where already gives int32).
+                w = gx.node(
+                    "where_i32",
+                    "Cast",
+                    vec![w],
+                    vec![
+                        ("SrcT", json!({ "type": "DT_INT64" })),
+                        ("DstT", a_type(DType::I32)),
+                        ("Truncate", a_bool(false)),
+                    ],
+                );
+            }
             let perm = gx.ints("perm", &[1, 0])?;
             gx.node("", "Transpose", vec![w, perm], vec![t(DType::I32)])
         }
@@ -497,9 +512,7 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             let hi = gx.int("num_upper", hi)?;
             gx.node("", "MatrixBandPart", vec![x, lo, hi], vec![t(dt)])
         }
-        Op::NonMaxSuppression(_) => {
-            return Err("ONNX NonMaxSuppression (per batch and class) has no TF.js form".into())
-        }
+        Op::NonMaxSuppression(s) => super::select::nms(gx, n, s)?,
         Op::ShapeOf(s) => {
             let x = gx.r(n.inputs[0])?;
             let rank = g.ty(n.inputs[0]).rank();

@@ -22,7 +22,11 @@ impl Writer for GraphWriter {
     }
 
     fn legalize(&self, g: &mut Graph) -> Result<()> {
-        tf_graph::legalize(g, "TF.js")
+        tf_graph::legalize(g, "TF.js")?;
+        // TF.js graph models run Conv3D but have no 3-D transposed convolution.
+        crate::passes::conv_transpose3d::lower_conv_transpose_3d(g)
+            .map_err(|e| crate::error::failed(format!("TF.js legalization: {e}")))?;
+        Ok(())
     }
 
     fn check(&self, g: &Graph) -> Vec<Unsupported> {

@@ -45,6 +45,27 @@ pub fn build(
             );
             (O::Conv2DOptions, o.as_union_value())
         }
+        Opts::Conv3d {
+            same,
+            stride,
+            dilation,
+            act,
+        } => {
+            let o = t::Conv3DOptions::create(
+                fbb,
+                &t::Conv3DOptionsArgs {
+                    padding: pad(*same),
+                    stride_d: stride[0],
+                    stride_h: stride[1],
+                    stride_w: stride[2],
+                    dilation_d_factor: dilation[0],
+                    dilation_h_factor: dilation[1],
+                    dilation_w_factor: dilation[2],
+                    fused_activation_function: *act,
+                },
+            );
+            (O::Conv3DOptions, o.as_union_value())
+        }
         Opts::Depthwise {
             same,
             stride,

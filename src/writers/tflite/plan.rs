@@ -49,6 +49,13 @@ pub enum Opts {
         multiplier: i32,
         act: Act,
     },
+    /// CONV_3D and CONV_3D_TRANSPOSE (`[d, h, w]` strides and dilations).
+    Conv3d {
+        same: bool,
+        stride: [i32; 3],
+        dilation: [i32; 3],
+        act: Act,
+    },
     TransposeConv {
         same: bool,
         stride: [i32; 2],

@@ -89,6 +89,8 @@ pub fn version(op: &TOp, sig: &Sig) -> i32 {
             Some(DType::I8) => 2,
             _ => 1,
         },
+        // WHERE-2 takes non-bool conditions (nonzero elements).
+        B::WHERE if t0.is_some_and(|t| t != DType::Bool) => 2,
         B::SIGN if t0 == Some(DType::I32) => 2,
         B::SIGN => 1,
         B::MUL => match t0 {
@@ -423,6 +425,9 @@ pub fn runtime(code: B, v: i32) -> Option<&'static str> {
         (B::MIRROR_PAD, 3) => "2.12.0",
         (B::WHERE, 1) => "1.14.0",
         (B::WHERE, 2) => "2.8.0",
+        (B::NON_MAX_SUPPRESSION_V4, 1) => "2.1.0",
+        (B::CONV_3D, 1) => "2.4.0",
+        (B::CONV_3D_TRANSPOSE, 1) => "2.5.0",
         (B::DEQUANTIZE, 1) => "1.13.1",
         (B::DEQUANTIZE, 2) => "1.14.0",
         (B::DEQUANTIZE, 3) => "1.15.0",

@@ -2,10 +2,13 @@
 //! Options tables are read through the generated schema; an operator without the options its
 //! builtin needs is malformed.
 
+mod conv3d;
+mod detect;
 mod elementwise;
 mod index;
 mod nn;
 mod rnn;
+mod segment;
 mod shape;
 
 use crate::ir::ValueId;
@@ -72,4 +75,7 @@ pub fn handler(code: B) -> Option<Handler> {
         .or_else(|| shape::handler(code))
         .or_else(|| index::handler(code))
         .or_else(|| rnn::handler(code))
+        .or_else(|| conv3d::handler(code))
+        .or_else(|| detect::handler(code))
+        .or_else(|| segment::handler(code))
 }

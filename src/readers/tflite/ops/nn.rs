@@ -27,13 +27,15 @@ pub fn handler(code: B) -> Option<Handler> {
         B::L2_NORMALIZATION => l2_norm,
         B::BATCH_MATMUL => batch_matmul,
         B::MEAN | B::SUM | B::REDUCE_MAX | B::REDUCE_MIN | B::REDUCE_PROD => reduce,
+        B::REDUCE_ANY | B::REDUCE_ALL => reduce_bool,
         B::ARG_MAX | B::ARG_MIN => arg_reduce,
+        B::LOCAL_RESPONSE_NORMALIZATION => lrn,
         B::DEPTH_TO_SPACE | B::SPACE_TO_DEPTH => depth_space,
         _ => return None,
     })
 }
 
-fn padding(p: TflPadding) -> NodeResult<Padding> {
+pub(super) fn padding(p: TflPadding) -> NodeResult<Padding> {
     match p {
         TflPadding::SAME => Ok(Padding::SameUpper),
         TflPadding::VALID => Ok(Padding::Explicit(vec![(0, 0); 2])),
@@ -49,7 +51,7 @@ fn pair(h: i32, w: i32, what: &str) -> NodeResult<Vec<usize>> {
     }
 }
 
-fn fixed_sizes(dims: &[Dim], what: &str) -> NodeResult<Vec<usize>> {
+pub(super) fn fixed_sizes(dims: &[Dim], what: &str) -> NodeResult<Vec<usize>> {
     dims.iter()
         .map(|d| d.fixed().map(|v| v as usize))
         .collect::<Option<_>>()
@@ -174,7 +176,7 @@ fn conv_transpose(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
 /// size `inp`, kernel `k`, stride `s` and the requested output size `out`. SAME is the forward
 /// convolution's padding for an input of size `out`; with run-time sizes only SAME's usual
 /// `out = inp · s` is known, where that padding is `k − s` whatever the size.
-fn transpose_pads(
+pub(super) fn transpose_pads(
     inp: &Dim,
     k: usize,
     s: usize,
@@ -350,8 +352,6 @@ fn batch_matmul(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
 }
 
 fn reduce(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let x = n.input(0)?;
-    let rank = b.g.ty(x).rank();
     let kind = match n.code {
         B::MEAN => ReduceKind::Mean,
         B::SUM => ReduceKind::Sum,
@@ -359,6 +359,13 @@ fn reduce(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         B::REDUCE_MIN => ReduceKind::Min,
         _ => ReduceKind::Prod,
     };
+    reduce_kind(b, n, kind)
+}
+
+/// A reduction over the constant axes of input 1 (ReducerOptions' keep_dims).
+fn reduce_kind(b: &mut GraphBuilder, n: &Node, kind: ReduceKind) -> NodeResult<Vec<ValueId>> {
+    let x = n.input(0)?;
+    let rank = b.g.ty(x).rank();
     let mut axes = n
         .ints(b, 1, "reduction axes")?
         .into_iter()
@@ -381,6 +388,97 @@ fn reduce(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         }),
         vec![x],
     )
+}
+
+/// REDUCE_ANY / REDUCE_ALL of booleans: the maximum / minimum of the values as 0/1 integers.
+fn reduce_bool(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let x = n.input(0)?;
+    let name = &n.name;
+    let ints = b.emit1(
+        &format!("{name}/as_int"),
+        Op::Cast(Cast { to: DType::I32 }),
+        vec![x],
+    )?;
+    let kind = if n.code == B::REDUCE_ANY {
+        ReduceKind::Max
+    } else {
+        ReduceKind::Min
+    };
+    let inner = Node {
+        name: format!("{name}/reduce"),
+        code: B::REDUCE_MAX,
+        op: n.op,
+        inputs: vec![Some(ints), n.opt(1)],
+        out_dtypes: vec![Some(DType::I32)],
+    };
+    let r = reduce_kind(b, &inner, kind)?[0];
+    b.emit(name, Op::Cast(Cast { to: DType::Bool }), vec![r])
+}
+
+/// LOCAL_RESPONSE_NORMALIZATION over the last axis of a 4-D input, as TF defines it:
+/// `x / (bias + alpha · Σ x²)^beta`, the sum over the channels within `radius` (alpha is not
+/// divided by the window's size, unlike ONNX LRN). The windowed sum is a 1×1 convolution of
+/// the squares with a banded `[C, C]` 0/1 kernel, which keeps every other axis as it is.
+fn lrn(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let o = n.options(
+        n.op.builtin_options_as_local_response_normalization_options(),
+        "LocalResponseNormalizationOptions",
+    )?;
+    let x = n.input(0)?;
+    let ty = b.g.ty(x).clone();
+    // The banded kernel holds C² values: a bound keeps a corrupt channel count from
+    // allocating gigabytes (real LRN layers have at most a few hundred channels).
+    let c = match (ty.rank(), ty.shape.last().and_then(|d| d.fixed())) {
+        (4, Some(c)) if ty.dtype.is_float() && c <= 4096 => c as usize,
+        _ => {
+            return unsupported(format!(
+                "LOCAL_RESPONSE_NORMALIZATION of {ty} (needs float NHWC with at most 4096 channels, a fixed count)"
+            ))
+        }
+    };
+    let radius = usize::try_from(o.radius())
+        .map_err(|_| NodeError::Invalid(format!("radius {}", o.radius())))?;
+    let name = &n.name;
+    let dt = ty.dtype;
+    let band: Vec<f64> = (0..c * c)
+        .map(|i| f64::from(u8::from((i / c).abs_diff(i % c) <= radius)))
+        .collect();
+    let band = b.add_const(
+        &format!("{name}/window"),
+        Tensor::from_f64s(dt, vec![c, 1, 1, c], &band),
+    );
+    let sq = b.emit1(
+        &format!("{name}/square"),
+        Op::Binary(BinaryOp::Mul),
+        vec![x, x],
+    )?;
+    let conv = Conv {
+        layout: Layout::Nhwc,
+        kernel_layout: KernelLayout::Ohwi,
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        padding: Padding::Explicit(vec![(0, 0); 2]),
+        group: 1,
+        output_padding: vec![],
+    };
+    let sums = b.emit1(
+        &format!("{name}/window_sum"),
+        Op::Conv(conv),
+        vec![sq, band],
+    )?;
+    let mut v = sums;
+    for (what, op, k) in [
+        ("alpha", BinaryOp::Mul, o.alpha()),
+        ("bias", BinaryOp::Add, o.bias()),
+        ("beta", BinaryOp::Pow, o.beta()),
+    ] {
+        let k = b.add_const(
+            &format!("{name}/{what}"),
+            Tensor::from_f64s(dt, vec![], &[f64::from(k)]),
+        );
+        v = b.emit1(&format!("{name}/{what}_op"), Op::Binary(op), vec![v, k])?;
+    }
+    b.emit(name, Op::Binary(BinaryOp::Div), vec![x, v])
 }
 
 fn arg_reduce(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {

@@ -38,6 +38,8 @@ pub fn handler(code: B) -> Option<Handler> {
         B::FILL => fill,
         B::BROADCAST_ARGS => broadcast_args,
         B::RANGE => range,
+        B::ZEROS_LIKE => zeros_like,
+        B::RANK => rank,
         _ => return None,
     })
 }
@@ -380,6 +382,28 @@ fn space_batch(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
 
 fn fill(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     tf_common::fill(b, &n.name, n.input(0)?, n.input(1)?)
+}
+
+/// ZEROS_LIKE: zeros of the input's shape and type (a constant when the shape is fixed).
+fn zeros_like(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let x = n.input(0)?;
+    let dt = b.g.ty(x).dtype;
+    let dims = movement::shape_of(b, &format!("{}/shape", n.name), x, DType::I64)?[0];
+    let value = Tensor::from_f64s(dt, vec![1], &[0.0]);
+    b.emit(
+        &n.name,
+        Op::ConstantOfShape(crate::ir::ops::ConstantOfShape { value }),
+        vec![dims],
+    )
+}
+
+/// RANK: the input's rank, an int32 scalar (the rank is always known here).
+fn rank(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let r = b.g.ty(n.input(0)?).rank() as i64;
+    Ok(vec![b.add_const(
+        &n.name,
+        Tensor::from_i64s(DType::I32, vec![], &[r]),
+    )])
 }
 
 fn range(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {

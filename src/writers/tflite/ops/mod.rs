@@ -3,12 +3,14 @@
 //! Ops that TFLite has no builtin for are lowered earlier, in `legalize.rs`, as IR rewrites;
 //! what reaches this point unlowered (non-constant parameters, unsupported attributes) is refused.
 
+pub mod conv3d;
 pub mod dynamic;
 pub mod elementwise;
 pub mod movement;
 pub mod nn;
 pub mod recurrent;
 pub mod scatter;
+pub mod select;
 
 use super::plan::Cx;
 use crate::ir::Op;
@@ -71,12 +73,10 @@ pub fn map(cx: &mut Cx) -> Result<(), String> {
         Op::ScatterNd(s) => scatter::scatter_nd(cx, s),
         Op::GatherElements(g) => Err(element_refusal(cx, g.axis, None)),
         Op::ScatterElements(s) => Err(element_refusal(cx, s.axis, Some(s.reduction))),
-        Op::NonZero => Err("data-dependent output size (TFLite WHERE) is not supported".into()),
+        Op::NonZero => select::non_zero(cx),
         Op::OneHot(o) => dynamic::one_hot(cx, o.axis, Some(o.depth)),
         Op::Trilu(_) => Err("no TFLite builtin for Trilu".into()),
-        Op::NonMaxSuppression(_) => {
-            Err("NON_MAX_SUPPRESSION_V5 has a different output form; not mapped".into())
-        }
+        Op::NonMaxSuppression(s) => select::nms(cx, s),
         Op::DynamicQuantizeLinear
         | Op::ConvInteger(_)
         | Op::MatMulInteger

@@ -116,6 +116,9 @@ fn check_2d(cx: &Cx, layout: Layout, what: &str) -> Result<(), String> {
 }
 
 pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
+    if cx.ty(0)?.rank() == 5 && c.layout == Layout::Nhwc {
+        return super::conv3d::conv(cx, c);
+    }
     check_2d(cx, c.layout, "convolution")?;
     if !matches!(c.kernel_layout, KernelLayout::Ohwi | KernelLayout::Ihwo) {
         return Err(format!(
@@ -201,8 +204,18 @@ pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
     Ok(())
 }
 
+/// TRANSPOSE_CONV, or CONV_3D_TRANSPOSE for a 5-D input (its filter `[D, H, W, out, in]` moved
+/// from legalize's OHWI).
 pub fn conv_transpose(cx: &mut Cx, c: &Conv) -> Result<(), String> {
+    let rank = cx.ty(0)?.rank();
+    if rank == 5 && c.layout == Layout::Nhwc {
+        return conv_transpose_n(cx, c, 3);
+    }
     check_2d(cx, c.layout, "transposed convolution")?;
+    conv_transpose_n(cx, c, 2)
+}
+
+fn conv_transpose_n(cx: &mut Cx, c: &Conv, nsp: usize) -> Result<(), String> {
     if c.kernel_layout != KernelLayout::Ohwi || c.group != 1 {
         return Err("only ungrouped OHWI transposed convolutions are supported".into());
     }
@@ -214,9 +227,9 @@ pub fn conv_transpose(cx: &mut Cx, c: &Conv) -> Result<(), String> {
     let k_ty = cx.ty(1)?.clone();
     let out_ty = cx.out_ty(0).clone();
     let mut full = out_ty.shape.clone();
-    let mut crop = [0usize; 2];
+    let mut crop = vec![0usize; nsp];
     let mut same = true;
-    for i in 0..2 {
+    for i in 0..nsp {
         let (k, s) = (
             k_ty.shape[1 + i].fixed().unwrap_or(1) as usize,
             c.strides[i],
@@ -250,12 +263,16 @@ pub fn conv_transpose(cx: &mut Cx, c: &Conv) -> Result<(), String> {
     }
     // As this node reads them: a folded DequantizeLinear output has no tensor of its own.
     let bias = cx.node.inputs.get(2).map(|&b| cx.read(b));
-    let weights = cx.x(1)?;
+    let weights = if nsp == 3 {
+        super::conv3d::moved_kernel(cx, &[1, 2, 3, 0, 4])?
+    } else {
+        cx.x(1)?
+    };
     let act = cx.act();
     let (target, direct) = if same {
         (out_ty.shape.clone(), true)
     } else {
-        let direct = crop == [0, 0] && full == out_ty.shape;
+        let direct = crop.iter().all(|&c| c == 0) && full == out_ty.shape;
         (full.clone(), direct)
     };
     let shape = cx.dims_operand("output_shape", &target, &[x], false)?;
@@ -264,18 +281,28 @@ pub fn conv_transpose(cx: &mut Cx, c: &Conv) -> Result<(), String> {
     } else {
         cx.temp("full", TensorType::new(out_ty.dtype, full.clone()))
     };
-    cx.emit(
-        B::TRANSPOSE_CONV,
-        Opts::TransposeConv {
+    let (code, opts) = if nsp == 3 {
+        let opts = super::conv3d::options(same, &c.strides, &c.dilations, act);
+        (B::CONV_3D_TRANSPOSE, opts)
+    } else {
+        let opts = Opts::TransposeConv {
             same,
             stride: pair(&c.strides),
             act,
-        },
+        };
+        (B::TRANSPOSE_CONV, opts)
+    };
+    cx.emit(
+        code,
+        opts,
         vec![Some(shape), Some(weights), Some(cx.read(x)), bias],
         vec![y],
     );
     if !direct {
-        let begin = cx.i32_vec("crop_begin", &[0, crop[0] as i32, crop[1] as i32, 0]);
+        let mut begin = vec![0];
+        begin.extend(crop.iter().map(|&c| c as i32));
+        begin.push(0);
+        let begin = cx.i32_vec("crop_begin", &begin);
         let sizes: Vec<i32> = out_ty
             .shape
             .iter()
