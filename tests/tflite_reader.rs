@@ -79,3 +79,45 @@ fn a_wrong_weight_in_the_file_is_seen_by_the_read_back() {
         "the changed weight went unseen: {c:?}"
     );
 }
+
+/// A TFLite fixture folder (model, LiteRT's inputs and outputs), and its `sizes/<label>/` sets.
+fn tflite_fixture(name: &str, size: Option<&str>) -> crate::common::Fixture {
+    let dir = crate::common::repo().join("fixtures/tflite").join(name);
+    crate::common::Fixture {
+        name: name.into(),
+        model: dir.join("model.tflite"),
+        dir: size.map_or(dir.clone(), |s| dir.join("sizes").join(s)),
+    }
+}
+
+fn cell_clips(g: &mdeploy::ir::Graph) -> Vec<Option<f32>> {
+    g.nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            mdeploy::ir::Op::Lstm(r) => Some(r.cell_clip),
+            _ => None,
+        })
+        .collect()
+}
+
+/// UNIDIRECTIONAL_SEQUENCE_LSTM's cell clip, which binds in these fixtures (their script checks
+/// that LiteRT's outputs change without it), is read and evaluated as LiteRT computes it, over a
+/// fixed and a run-time sequence length; where it provably cannot bind (10 steps, clip 10) the
+/// layer stays a plain LSTM.
+#[test]
+fn a_binding_lstm_cell_clip_evaluates_as_litert_computes_it() {
+    for (name, size) in [
+        ("float_lstm_clip", None),
+        ("float_lstm_clip", Some("steps80")),
+        ("float_lstm_clip_fixed", None),
+    ] {
+        let f = tflite_fixture(name, size);
+        let g = readers::read(&f.model, &ReadOptions::default()).unwrap();
+        assert_eq!(cell_clips(&g), [Some(10.0)], "{name}");
+        let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        f.assert_expected(&format!("{name} {size:?}"), &got);
+    }
+    let plain = tflite_fixture("float_lstm", None);
+    let g = readers::read(&plain.model, &ReadOptions::default()).unwrap();
+    assert_eq!(cell_clips(&g), [None, None]);
+}
