@@ -121,3 +121,20 @@ fn a_binding_lstm_cell_clip_evaluates_as_litert_computes_it() {
     let g = readers::read(&plain.model, &ReadOptions::default()).unwrap();
     assert_eq!(cell_clips(&g), [None, None]);
 }
+
+/// UNIDIRECTIONAL_SEQUENCE_RNN and BIDIRECTIONAL_SEQUENCE_RNN (batch-major merged, time-major
+/// separate outputs), files the converter no longer writes, built with TensorFlow's schema API:
+/// evaluated as LiteRT computes them.
+#[test]
+fn sequence_rnns_evaluate_as_litert_computes_them() {
+    for name in [
+        "float_sequence_rnn",
+        "float_bidirectional_rnn",
+        "float_bidirectional_rnn_time_major",
+    ] {
+        let f = tflite_fixture(name, None);
+        let g = readers::read(&f.model, &ReadOptions::default()).unwrap();
+        let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        f.assert_expected(name, &got);
+    }
+}

@@ -5,6 +5,8 @@
 //! projection and layer-normalized LSTMs are refused. A cell clip is the IR's `cell_clip`
 //! unless it provably never binds.
 
+mod sequence;
+
 use super::{fused, Handler, Node};
 use crate::ir::ops::{BinaryOp, Concat, MatMul, Rnn, RnnDirection, RnnInput, Transpose};
 use crate::ir::{Dim, Op, Tensor, ValueId};
@@ -18,6 +20,8 @@ pub fn handler(code: B) -> Option<Handler> {
     Some(match code {
         B::UNIDIRECTIONAL_SEQUENCE_LSTM => lstm,
         B::RNN => basic_rnn,
+        B::UNIDIRECTIONAL_SEQUENCE_RNN => sequence::unidirectional,
+        B::BIDIRECTIONAL_SEQUENCE_RNN => sequence::bidirectional,
         _ => return None,
     })
 }
