@@ -173,6 +173,7 @@ fn unsupported_onnx(path: &std::path::Path) {
         clip: None,
         linear_before_reset: true,
         input_forget: false,
+        cell_clip: None,
         batch_major: false,
         optional: vec![],
     };

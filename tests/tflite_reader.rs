@@ -80,6 +80,65 @@ fn a_wrong_weight_in_the_file_is_seen_by_the_read_back() {
     );
 }
 
+/// A TFLite fixture folder (model, LiteRT's inputs and outputs), and its `sizes/<label>/` sets.
+fn tflite_fixture(name: &str, size: Option<&str>) -> crate::common::Fixture {
+    let dir = crate::common::repo().join("fixtures/tflite").join(name);
+    crate::common::Fixture {
+        name: name.into(),
+        model: dir.join("model.tflite"),
+        dir: size.map_or(dir.clone(), |s| dir.join("sizes").join(s)),
+    }
+}
+
+fn cell_clips(g: &mdeploy::ir::Graph) -> Vec<Option<f32>> {
+    g.nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            mdeploy::ir::Op::Lstm(r) => Some(r.cell_clip),
+            _ => None,
+        })
+        .collect()
+}
+
+/// UNIDIRECTIONAL_SEQUENCE_LSTM's cell clip, which binds in these fixtures (their script checks
+/// that LiteRT's outputs change without it), is read and evaluated as LiteRT computes it, over a
+/// fixed and a run-time sequence length; where it provably cannot bind (10 steps, clip 10) the
+/// layer stays a plain LSTM.
+#[test]
+fn a_binding_lstm_cell_clip_evaluates_as_litert_computes_it() {
+    for (name, size) in [
+        ("float_lstm_clip", None),
+        ("float_lstm_clip", Some("steps80")),
+        ("float_lstm_clip_fixed", None),
+    ] {
+        let f = tflite_fixture(name, size);
+        let g = readers::read(&f.model, &ReadOptions::default()).unwrap();
+        assert_eq!(cell_clips(&g), [Some(10.0)], "{name}");
+        let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        f.assert_expected(&format!("{name} {size:?}"), &got);
+    }
+    let plain = tflite_fixture("float_lstm", None);
+    let g = readers::read(&plain.model, &ReadOptions::default()).unwrap();
+    assert_eq!(cell_clips(&g), [None, None]);
+}
+
+/// UNIDIRECTIONAL_SEQUENCE_RNN and BIDIRECTIONAL_SEQUENCE_RNN (batch-major merged, time-major
+/// separate outputs), files the converter no longer writes, built with TensorFlow's schema API:
+/// evaluated as LiteRT computes them.
+#[test]
+fn sequence_rnns_evaluate_as_litert_computes_them() {
+    for name in [
+        "float_sequence_rnn",
+        "float_bidirectional_rnn",
+        "float_bidirectional_rnn_time_major",
+    ] {
+        let f = tflite_fixture(name, None);
+        let g = readers::read(&f.model, &ReadOptions::default()).unwrap();
+        let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        f.assert_expected(name, &got);
+    }
+}
+
 /// Converter output with the builtins detection, volumetric and older vision models use, read
 /// and run by mdeploy's evaluator against LiteRT's outputs: LOCAL_RESPONSE_NORMALIZATION (TF's
 /// alpha, not divided by the window as ONNX's is), REDUCE_ANY/ALL, CONV_3D and
@@ -94,12 +153,7 @@ fn converter_builtins_read_and_match_litert() {
         "float_nms",
         "float_matrix_ops",
     ] {
-        let dir = crate::common::repo().join("fixtures/tflite").join(name);
-        let f = crate::common::Fixture {
-            name: name.into(),
-            model: dir.join("model.tflite"),
-            dir,
-        };
+        let f = tflite_fixture(name, None);
         let g = readers::read(&f.model, &ReadOptions::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));

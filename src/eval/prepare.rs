@@ -22,10 +22,23 @@ use std::collections::HashMap;
 
 /// Everything this module does, in order.
 pub fn for_tract(g: &mut Graph) {
+    lower_cell_clips(g);
     quantized_outputs_as_float_math(g);
     reverse_rnns_forward(g);
     expand_stored_weights(g);
     merge_duplicate_nodes(g);
+}
+
+/// LSTMs with a cell clip (which has no ONNX form) unrolled or looped; if that fails, the graph
+/// stays whole and building the ONNX message refuses the layer by name.
+fn lower_cell_clips(g: &mut Graph) {
+    if !crate::passes::rnn::any_cell_clip(g) {
+        return;
+    }
+    let mut lowered = g.clone();
+    if matches!(crate::passes::rnn::lower_cell_clips(&mut lowered), Ok(true)) {
+        *g = lowered;
+    }
 }
 
 /// Every one-way reverse LSTM/GRU as Slice(step -1) → forward layer → Slice(step -1) on Y.

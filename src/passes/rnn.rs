@@ -77,6 +77,9 @@ pub fn why_not(g: &Graph, n: &Node, r: &Rnn, lstm: bool) -> Option<String> {
     if let Some(problem) = shape_problem(g, n, r, lstm, x) {
         return Some(problem);
     }
+    if !lstm && r.cell_clip.is_some() {
+        return Some("a GRU with a cell clip".into());
+    }
     let acts = activation_names(r, lstm);
     if let Some(a) = acts
         .iter()
@@ -129,7 +132,45 @@ fn shape_problem(g: &Graph, n: &Node, r: &Rnn, lstm: bool, x: &TensorType) -> Op
 
 /// Unrolls every LSTM/GRU that can be; returns whether any changed.
 pub fn unroll_rnns(g: &mut Graph) -> Result<bool, String> {
-    let io = boundary_transposes(g);
+    unroll_rnns_where(g, &|_| true)
+}
+
+/// Whether `r` has a cell clip, which only an unrolled layer (or TFLite's builtin) computes.
+pub fn has_cell_clip(r: &Rnn) -> bool {
+    r.cell_clip.is_some()
+}
+
+/// Whether `g` (or a body in it) has an LSTM with a cell clip.
+pub fn any_cell_clip(g: &Graph) -> bool {
+    g.nodes.iter().any(|n| {
+        matches!(&n.op, Op::Lstm(r) if has_cell_clip(r))
+            || n.op.bodies().iter().any(|(_, b)| any_cell_clip(b))
+    })
+}
+
+/// Writers whose LSTM has no cell clip (ONNX, and tract through it): every LSTM with one is
+/// unrolled over a fixed length, or becomes a loop over steps (`rnn_loop`) whose body is then
+/// unrolled; the others stay as they are, so their bytes do not change. Returns whether any
+/// changed. A layer neither form takes stays, and the writer names why.
+pub fn lower_cell_clips(g: &mut Graph) -> Result<bool, String> {
+    let clipped = |n: &Node| matches!(&n.op, Op::Lstm(r) if has_cell_clip(r));
+    let mut changed = false;
+    if g.nodes.iter().any(clipped) {
+        changed |= super::rnn_loop::loop_rnns(g, &|_, n| !clipped(n))?;
+        changed |= unroll_rnns_where(g, &has_cell_clip)?;
+    }
+    let mut inner = false;
+    super::for_each_body(g, &mut |body| {
+        inner |= lower_cell_clips(body).map_err(crate::error::failed)?;
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(changed || inner)
+}
+
+/// Unrolls the LSTMs/GRUs `which` picks that can be; returns whether any changed.
+pub fn unroll_rnns_where(g: &mut Graph, which: &dyn Fn(&Rnn) -> bool) -> Result<bool, String> {
+    let io = boundary_transposes(g, which);
     let absorbed: std::collections::HashSet<usize> = io
         .values()
         .filter_map(|b| b.y_transpose.map(|t| t.0))
@@ -149,7 +190,7 @@ pub fn unroll_rnns(g: &mut Graph) -> Result<bool, String> {
                 continue;
             }
         };
-        if why_not(rw.g, &n, &r, lstm).is_some() {
+        if !which(&r) || why_not(rw.g, &n, &r, lstm).is_some() {
             rw.keep(n);
             continue;
         }
@@ -181,7 +222,10 @@ struct Boundary {
     y_transpose: Option<(usize, ValueId)>,
 }
 
-fn boundary_transposes(g: &Graph) -> std::collections::HashMap<usize, Boundary> {
+fn boundary_transposes(
+    g: &Graph,
+    which: &dyn Fn(&Rnn) -> bool,
+) -> std::collections::HashMap<usize, Boundary> {
     let producers = g.producers();
     let uses = g.use_counts();
     let mut consumer = std::collections::HashMap::new();
@@ -198,7 +242,7 @@ fn boundary_transposes(g: &Graph) -> std::collections::HashMap<usize, Boundary> 
         let (Op::Lstm(r) | Op::Gru(r)) = &n.op else {
             continue;
         };
-        if r.batch_major || why_not(g, n, r, matches!(n.op, Op::Lstm(_))).is_some() {
+        if r.batch_major || !which(r) || why_not(g, n, r, matches!(n.op, Op::Lstm(_))).is_some() {
             continue;
         }
         let mut b = Boundary::default();
@@ -489,6 +533,18 @@ impl Unroll<'_, '_> {
                             self.b(&tag, BinaryOp::Add, fc, ic)?
                         }
                         None => ic,
+                    };
+                    // TFLite's cell clip bounds the new state before anything reads it.
+                    let c_new = match r.cell_clip {
+                        Some(cc) => self.op(
+                            &format!("{tag}/cell_clip"),
+                            Op::Activation(Activation::Clip {
+                                min: Some(-cc),
+                                max: Some(cc),
+                            }),
+                            vec![c_new],
+                        )?,
+                        None => c_new,
                     };
                     if let Some(po) = pv(1) {
                         let pc = self.konst_once(&format!("d{d}/po"), vec![h], || po);

@@ -14,10 +14,10 @@ use crate::ir::ops::{
 use crate::ir::{DType, Dim, Graph, Node, Op, Tensor, TensorType, ValueId};
 use std::collections::HashMap;
 
-/// Rewrites every layer it can, but for the one-way layers `keep` claims (a writer's builtin
-/// for a sequence); returns whether any changed.
+/// Rewrites every layer it can, but for those `keep` claims (a writer's builtin for a
+/// sequence, or layers a writer has a native op for); returns whether any changed.
 pub fn loop_rnns(g: &mut Graph, keep: &dyn Fn(&Graph, &Node) -> bool) -> Result<bool, String> {
-    let split = split_bidirectional(g)?;
+    let split = split_bidirectional(g, keep)?;
     if split {
         // The joined outputs nobody reads (often Y_c) go, so `keep` sees the halves' real uses.
         g.remove_dead();
@@ -30,7 +30,10 @@ pub fn loop_rnns(g: &mut Graph, keep: &dyn Fn(&Graph, &Node) -> bool) -> Result<
 /// axis) and initial states (sliced on the direction axis), whose outputs are joined on that
 /// axis as the IR's Lstm/Gru defines them: Y `[seq, 2, batch, h]` (batch-major
 /// `[batch, seq, 2, h]`), Y_h and Y_c `[2, batch, h]` (`[batch, 2, h]`), forward first.
-fn split_bidirectional(g: &mut Graph) -> Result<bool, String> {
+fn split_bidirectional(
+    g: &mut Graph,
+    keep: &dyn Fn(&Graph, &Node) -> bool,
+) -> Result<bool, String> {
     let mut dead = Vec::new();
     for i in 0..g.nodes.len() {
         let n = g.nodes[i].clone();
@@ -43,7 +46,7 @@ fn split_bidirectional(g: &mut Graph) -> Result<bool, String> {
             direction: RnnDirection::Forward,
             ..r.clone()
         };
-        if r.direction != RnnDirection::Bidirectional || !loopable(g, &n, &one_way) {
+        if r.direction != RnnDirection::Bidirectional || !loopable(g, &n, &one_way) || keep(g, &n) {
             continue;
         }
         // A bias or peephole input computed at run time, or activations not listed per

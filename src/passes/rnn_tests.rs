@@ -187,6 +187,7 @@ fn rnn(direction: RnnDirection, lbr: bool, batch_major: bool) -> Rnn {
         clip: None,
         linear_before_reset: lbr,
         input_forget: false,
+        cell_clip: None,
         batch_major,
         optional: vec![],
     }
@@ -255,4 +256,81 @@ fn dynamic_sequence_length_is_refused_with_the_reason() {
     assert!(!unroll_rnns(&mut g).unwrap());
     let why = why_not(&g, &g.nodes[0], &r, false).unwrap();
     assert!(why.contains("sequence length 'seq'"), "{why}");
+}
+
+/// Y_c's largest magnitude.
+fn max_abs(t: &Tensor) -> f64 {
+    t.to_f64s().iter().fold(0.0, |m, &x| m.max(x.abs()))
+}
+
+/// TFLite's cell clip bounds the cell state after every update, in the unrolled form and in
+/// the loop over a run-time length, and evaluation (which lowers such layers before tract)
+/// agrees with both; an LSTM without one in the same graph stays whole.
+#[test]
+fn a_cell_clip_bounds_the_state_unrolled_looped_and_evaluated() {
+    let clip = 0.05f32;
+    let clipped = Rnn {
+        cell_clip: Some(clip),
+        ..rnn(RnnDirection::Forward, false, false)
+    };
+    let free = layer(
+        true,
+        rnn(RnnDirection::Forward, false, false),
+        true,
+        Dim::Fixed(6),
+    );
+    let inputs = crate::eval::random_inputs(&free, 9, 1);
+    let unclipped = crate::eval::run(&free, &inputs).unwrap();
+    assert!(
+        max_abs(&unclipped[2]) > 2.0 * f64::from(clip),
+        "the clip would not bind"
+    );
+
+    let g = layer(true, clipped.clone(), true, Dim::Fixed(6));
+    let mut unrolled = g.clone();
+    assert!(lower_cell_clips(&mut unrolled).unwrap());
+    assert!(!any_cell_clip(&unrolled));
+    let want = crate::eval::run(&unrolled, &inputs).unwrap();
+    assert!((max_abs(&want[2]) - f64::from(clip)).abs() < 1e-7);
+    let evaluated = crate::eval::run(&g, &inputs).unwrap();
+    let mut looped = layer(true, clipped, true, Dim::Sym("seq".into()));
+    assert!(lower_cell_clips(&mut looped).unwrap());
+    assert!(looped.nodes.iter().any(|n| matches!(n.op, Op::Loop(_))));
+    assert!(!any_cell_clip(&looped));
+    let got = crate::eval::run(&looped, &inputs).unwrap();
+    for (what, outs) in [("evaluated", &evaluated), ("looped", &got)] {
+        for (k, (a, b)) in outs.iter().zip(&want).enumerate() {
+            let c = crate::eval::compare("out", a, b);
+            assert!(c.shape_matches && c.max_rel < 1e-5, "{what} {k}: {c:?}");
+        }
+    }
+
+    let mut plain = free.clone();
+    assert!(!lower_cell_clips(&mut plain).unwrap());
+    let ops = |g: &Graph| g.nodes.iter().map(|n| n.op.clone()).collect::<Vec<_>>();
+    assert_eq!(ops(&plain), ops(&free));
+}
+
+/// A cell-clipped LSTM that can be neither unrolled nor looped (weights computed at run time)
+/// is refused by the ONNX writer by name, not written without its clip.
+#[test]
+fn an_unlowerable_cell_clip_is_refused_by_the_onnx_writer() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[4, 1, 3])));
+    let w = g.add_input("w", TensorType::new(DType::F32, fixed_shape(&[1, 20, 3])));
+    let rr = g.add_const("r", seeded(vec![1, 20, 5], 2));
+    let r = Rnn {
+        cell_clip: Some(3.0),
+        ..rnn(RnnDirection::Forward, false, false)
+    };
+    g.outputs = g
+        .add_node("lstm", Op::Lstm(r), vec![x, w, rr], &[])
+        .unwrap();
+    crate::writers::onnx::legalize(&mut g).unwrap();
+    let err = crate::writers::onnx::OnnxWriter::default()
+        .to_proto(&g)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("cell clip 3"), "{err}");
 }

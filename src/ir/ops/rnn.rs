@@ -55,7 +55,12 @@ pub struct Rnn {
     pub hidden_size: usize,
     /// Activation names as in ONNX (`Sigmoid`, `Tanh`, …); empty means the defaults.
     pub activations: Vec<String>,
+    /// ONNX's `clip`: bounds the gates' pre-activations.
     pub clip: Option<f32>,
+    /// LSTM only (TFLite's `cell_clip`): the cell state is clipped to `±cell_clip` after each
+    /// update, before the output gate and the next step read it. Unlike `clip` it has no ONNX
+    /// attribute: writers without a builtin for it unroll the layer (`passes::rnn`).
+    pub cell_clip: Option<f32>,
     /// GRU only.
     pub linear_before_reset: bool,
     /// LSTM only: couple the input and forget gates.

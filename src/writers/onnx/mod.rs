@@ -237,6 +237,7 @@ impl OnnxWriter {
 /// layout meets the graph's inputs and outputs.
 pub fn legalize(g: &mut Graph) -> Result<()> {
     let fail = |e: String| failed(format!("ONNX layout legalization: {e}"));
+    crate::passes::rnn::lower_cell_clips(g).map_err(fail)?;
     let moved = crate::passes::layout::to_layout(
         g,
         crate::ir::Layout::Nchw,

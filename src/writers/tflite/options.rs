@@ -371,12 +371,15 @@ pub fn build(
             );
             (O::ShapeOptions, o.as_union_value())
         }
-        Opts::SequenceLstm { time_major } => {
+        Opts::SequenceLstm {
+            time_major,
+            cell_clip,
+        } => {
             let o = t::UnidirectionalSequenceLSTMOptions::create(
                 fbb,
                 &t::UnidirectionalSequenceLSTMOptionsArgs {
                     fused_activation_function: t::ActivationFunctionType::TANH,
-                    cell_clip: 0.0,
+                    cell_clip: *cell_clip,
                     proj_clip: 0.0,
                     time_major: *time_major,
                     asymmetric_quantize_inputs: false,

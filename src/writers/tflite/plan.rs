@@ -135,6 +135,8 @@ pub enum Opts {
     /// UNIDIRECTIONAL_SEQUENCE_LSTM (TANH cell activation, no clipping).
     SequenceLstm {
         time_major: bool,
+        /// 0: none.
+        cell_clip: f32,
     },
     /// RNN (the basic recurrent cell) without activation.
     Rnn,

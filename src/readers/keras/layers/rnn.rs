@@ -210,6 +210,7 @@ fn rnn_op(
         clip: None,
         linear_before_reset: !lstm && cfg.reset_after,
         input_forget: false,
+        cell_clip: None,
         batch_major: false,
         optional,
     };

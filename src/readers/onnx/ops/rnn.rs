@@ -51,6 +51,7 @@ fn rnn(imp: &mut Importer, ctx: &NodeCtx) -> NodeResult<Vec<ValueId>> {
         clip: ctx.attr("clip").map(|a| a.f),
         linear_before_reset: ctx.int("linear_before_reset", 0) == 1,
         input_forget: ctx.int("input_forget", 0) == 1,
+        cell_clip: None,
         batch_major: ctx.int("layout", 0) == 1,
         optional,
     };

@@ -2,8 +2,10 @@
 //! (`input_to_{input,forget,cell,output}`, `recurrent_to_…`, `…_gate_bias`) are joined in ONNX's
 //! `iofc` order, peepholes in `iof`. The state inputs are variable tensors holding zeros when
 //! the interpreter starts, read as the LSTM's default zero initial state. CIFG (no input gate),
-//! projection and layer-normalized LSTMs are refused, and a cell clip unless it provably never
-//! binds.
+//! projection and layer-normalized LSTMs are refused. A cell clip is the IR's `cell_clip`
+//! unless it provably never binds.
+
+mod sequence;
 
 use super::{fused, Handler, Node};
 use crate::ir::ops::{BinaryOp, Concat, MatMul, Rnn, RnnDirection, RnnInput, Transpose};
@@ -18,6 +20,8 @@ pub fn handler(code: B) -> Option<Handler> {
     Some(match code {
         B::UNIDIRECTIONAL_SEQUENCE_LSTM => lstm,
         B::RNN => basic_rnn,
+        B::UNIDIRECTIONAL_SEQUENCE_RNN => sequence::unidirectional,
+        B::BIDIRECTIONAL_SEQUENCE_RNN => sequence::bidirectional,
         _ => return None,
     })
 }
@@ -49,20 +53,22 @@ fn joined(
     Ok(reshape_to(b, name, cat, shape)?[0])
 }
 
-/// TFLite clips the cell state to `±cell_clip` (the converter sets 10 for Keras LSTMs); the
-/// IR's LSTM has no such clip. From a zero state `|c_t| < t` (`c_t = f·c_{t−1} + i·g` with
+/// TFLite clips the cell state to `±cell_clip` after each update (the converter sets 10 for
+/// Keras LSTMs; 0 means none). From a zero state `|c_t| < t` (`c_t = f·c_{t−1} + i·g` with
 /// `f, i ∈ (0, 1)`, `g ∈ (−1, 1)`), so over at most `cell_clip` steps the clip never binds and
-/// the LSTM is exact; longer (or run-time) sequences are refused.
-fn check_cell_clip(clip: f32, steps: &Dim) -> NodeResult<()> {
+/// is left out: such layers stay plain LSTMs every writer has a native form for. Longer (or
+/// run-time) sequences keep it.
+fn cell_clip(clip: f32, steps: &Dim) -> NodeResult<Option<f32>> {
+    if !clip.is_finite() || clip < 0.0 {
+        return Err(NodeError::Invalid(format!("LSTM cell clip {clip}")));
+    }
     if clip == 0.0 {
-        return Ok(());
+        return Ok(None);
     }
-    match steps.fixed() {
-        Some(t) if (t as f64) <= f64::from(clip) => Ok(()),
-        _ => unsupported(format!(
-            "LSTM cell clip {clip} may bind over {steps} steps (the IR's LSTM has no cell clip)"
-        )),
-    }
+    Ok(match steps.fixed() {
+        Some(t) if (t as f64) <= f64::from(clip) => None,
+        _ => Some(clip),
+    })
 }
 
 /// The forms of UNIDIRECTIONAL_SEQUENCE_LSTM the IR's LSTM cannot express.
@@ -151,7 +157,7 @@ fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     if xs.len() != 3 {
         return Err(NodeError::Invalid(format!("input of rank {}", xs.len())));
     }
-    check_cell_clip(o.cell_clip(), if o.time_major() { &xs[0] } else { &xs[1] })?;
+    let cell_clip = cell_clip(o.cell_clip(), if o.time_major() { &xs[0] } else { &xs[1] })?;
     let name = &n.name;
     let swap = || {
         Op::Transpose(Transpose {
@@ -169,6 +175,7 @@ fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         hidden_size: hidden,
         activations: vec![],
         clip: None,
+        cell_clip,
         linear_before_reset: false,
         input_forget: false,
         batch_major: false,

@@ -132,6 +132,13 @@ pub fn rnn(
     ins: Vec<String>,
     outs: Vec<String>,
 ) -> R {
+    if let Some(cc) = r.cell_clip {
+        // Legalization unrolls such layers (`passes::rnn::lower_cell_clips`) where it can.
+        return Err(format!(
+            "LSTM cell clip {cc} (TFLite's; ONNX LSTM has none) on a layer that cannot be \
+             unrolled or looped"
+        ));
+    }
     let slots = RnnInput::slots(op == "LSTM");
     let mut inputs = ins[..3].to_vec();
     for slot in slots {

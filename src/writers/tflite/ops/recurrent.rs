@@ -5,7 +5,7 @@
 //!
 //! The builtin takes the gates as separate `[H, I]` / `[H, H]` tensors in i, f, c, o order
 //! (ONNX packs i, o, f, c), one bias per gate (ONNX has two: summed), peepholes as
-//! cell_to_{input,forget,output} (ONNX P is `[p_i, p_o, p_f]`), and its states as variable
+//! cell_to_{input,forget,output} (ONNX P is `[p_i, p_o, p_f]`), a cell clip natively, and its states as variable
 //! tensors that LiteRT zero-fills, so the initial states must be zeros and Y_c (the final
 //! cell state, not an output of the builtin) unused; Y_h is the last row of the sequence
 //! (STRIDED_SLICE). LiteRT's Prepare checks the states' size against the input's batch, so
@@ -47,6 +47,7 @@ pub fn fits(g: &Graph, n: &Node) -> bool {
         && matches!(r.direction, RnnDirection::Forward | RnnDirection::Reverse)
         && defaults
         && r.clip.is_none()
+        && r.cell_clip.is_none_or(|c| c > 0.0)
         && !r.input_forget
         && !r.optional.contains(&RnnInput::SequenceLens)
         && weights_fit(Some(n.inputs[1]), vec![1, 4 * h, input])
@@ -209,6 +210,7 @@ pub fn sequence_lstm(cx: &mut Cx, r: &Rnn) -> Result<(), String> {
     let raw = cx.temp("sequence", seq_ty.clone());
     let opts = Opts::SequenceLstm {
         time_major: !r.batch_major,
+        cell_clip: r.cell_clip.unwrap_or(0.0),
     };
     cx.emit(B::UNIDIRECTIONAL_SEQUENCE_LSTM, opts, ins, vec![raw]);
     let used = cx.g.use_counts();
@@ -303,6 +305,7 @@ mod tests {
             clip: None,
             linear_before_reset: false,
             input_forget: false,
+            cell_clip: None,
             batch_major: false,
             optional: vec![RnnInput::Bias],
         };
