@@ -15,6 +15,7 @@ mod optimize;
 mod passes;
 mod quantize;
 mod readers;
+mod resources;
 mod roundtrip;
 mod saved_model;
 mod saved_model_writer;
