@@ -25,4 +25,5 @@ mod tfjs_layers;
 mod tfjs_reader;
 mod tflite;
 mod tflite_reader;
+mod untrusted;
 mod verify;
