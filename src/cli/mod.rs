@@ -35,6 +35,50 @@ pub struct Cli {
     /// No progress or messages on stderr (errors are still printed).
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Nodes a model may expand to, functions inlined and subgraphs included (default 1000000).
+    #[arg(
+        long,
+        global = true,
+        env = "MDEPLOY_MAX_NODES",
+        value_name = "N",
+        help_heading = "Resource limits"
+    )]
+    pub max_nodes: Option<u64>,
+    /// MiB one compressed entry (a .keras archive member, a compressed HDF5 dataset) may inflate to (default 1024).
+    #[arg(
+        long,
+        global = true,
+        env = "MDEPLOY_MAX_INFLATE_MB",
+        value_name = "MB",
+        help_heading = "Resource limits"
+    )]
+    pub max_inflate_mb: Option<u64>,
+    /// MiB one value may take when a model is evaluated (--verify, calibration, accuracy reports) (default 2048).
+    #[arg(
+        long,
+        global = true,
+        env = "MDEPLOY_EVAL_MAX_MB",
+        value_name = "MB",
+        help_heading = "Resource limits"
+    )]
+    pub eval_max_mb: Option<u64>,
+}
+
+impl Cli {
+    /// Hands the limits to the library, which reads them from the environment (where a
+    /// library user or `mdeploy serve`'s deployment sets them too): one source of truth.
+    pub fn apply_limits(&self) {
+        for (var, v) in [
+            ("MDEPLOY_MAX_NODES", self.max_nodes),
+            ("MDEPLOY_MAX_INFLATE_MB", self.max_inflate_mb),
+            ("MDEPLOY_EVAL_MAX_MB", self.eval_max_mb),
+        ] {
+            if let Some(v) = v {
+                // Single-threaded still: no other thread reads the environment yet.
+                std::env::set_var(var, v.to_string());
+            }
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,6 +95,7 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    cli.apply_limits();
     match cli.command {
         Command::Convert(a) => convert::run(a, cli.quiet),
         Command::Inspect(a) => inspect::run(a),

@@ -20,19 +20,59 @@ pub fn map_file(path: &Path) -> Result<Bytes, String> {
     // truncating the file while we run is outside what any reader can defend against.
     let map =
         unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Bytes::from_owner(MappedFile::new(map)))
+    Ok(Bytes::from_owner(MappedFile::new(map, path)))
 }
 
-/// The address ranges of the input files mapped now, for [`release_pages`].
-static MAPPED: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+/// Maps the file a model names by `name` (an external-data location, a weight shard), which
+/// must stay inside the model's folder `dir`: a plain relative path (no `..`, no root, no
+/// drive) whose real path, links followed, lies under the folder's. `what` names the kind of
+/// reference in messages ("external data location", "shard path").
+pub fn map_inside(dir: &Path, name: &str, what: &str) -> Result<Bytes, String> {
+    let rel = Path::new(name);
+    let plain = !name.is_empty()
+        && rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain {
+        return Err(format!(
+            "{what} '{name}' leaves the model's folder (only plain relative names are read)"
+        ));
+    }
+    let path = dir.join(rel);
+    // A symbolic link inside the folder may still point out of it.
+    if let (Ok(real), Ok(root)) = (path.canonicalize(), dir.canonicalize()) {
+        if !real.starts_with(&root) {
+            return Err(format!(
+                "{what} '{name}' leaves the model's folder (a link to {})",
+                real.display()
+            ));
+        }
+    }
+    // A missing file: map_file names it.
+    map_file(&path)
+}
+
+/// The input files mapped now: address range and real path, for [`release_pages`] and
+/// [`files_mapped`].
+type Mapping = (usize, usize, Option<std::path::PathBuf>);
+static MAPPED: std::sync::Mutex<Vec<Mapping>> = std::sync::Mutex::new(Vec::new());
+
+/// The real paths of the input files mapped now (a model being read or converted, its external
+/// data, its shards): an output must never replace one of them.
+pub fn files_mapped() -> Vec<std::path::PathBuf> {
+    MAPPED.lock().map_or_else(
+        |_| Vec::new(),
+        |m| m.iter().filter_map(|(_, _, p)| p.clone()).collect(),
+    )
+}
 
 /// A mapped input file, listed in [`MAPPED`] for as long as it is mapped.
 struct MappedFile(memmap2::Mmap);
 
 impl MappedFile {
-    fn new(map: memmap2::Mmap) -> MappedFile {
+    fn new(map: memmap2::Mmap, path: &Path) -> MappedFile {
         if let Ok(mut m) = MAPPED.lock() {
-            m.push((map.as_ptr() as usize, map.len()));
+            m.push((map.as_ptr() as usize, map.len(), path.canonicalize().ok()));
         }
         MappedFile(map)
     }
@@ -48,7 +88,9 @@ impl Drop for MappedFile {
     fn drop(&mut self) {
         let range = (self.0.as_ptr() as usize, self.0.len());
         if let Ok(mut m) = MAPPED.lock() {
-            m.retain(|&r| r != range);
+            if let Some(i) = m.iter().position(|&(s, l, _)| (s, l) == range) {
+                m.remove(i);
+            }
         }
     }
 }
@@ -64,7 +106,7 @@ pub fn release_pages(data: &[u8]) {
         let Ok(maps) = MAPPED.lock() else {
             return;
         };
-        if !maps.iter().any(|&(s, l)| s <= start && end <= s + l) {
+        if !maps.iter().any(|&(s, l, _)| s <= start && end <= s + l) {
             return;
         }
         // SAFETY: sysconf has no preconditions.
@@ -86,4 +128,21 @@ pub fn release_pages(data: &[u8]) {
     }
     #[cfg(not(unix))]
     let _ = data;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::map_inside;
+    use std::path::Path;
+
+    #[test]
+    fn named_files_stay_in_the_folder() {
+        for bad in ["../x.bin", "a/../../x", "/etc/passwd", "", "./.."] {
+            let e = map_inside(Path::new("/m"), bad, "shard path").unwrap_err();
+            assert!(e.contains("leaves the model's folder"), "{bad}: {e}");
+        }
+        // A plain name is looked up (and here missing), not refused.
+        let e = map_inside(Path::new("/m"), "sub/shard.bin", "shard path").unwrap_err();
+        assert!(!e.contains("leaves"), "{e}");
+    }
 }

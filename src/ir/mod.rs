@@ -6,6 +6,7 @@ pub mod fold;
 mod graph;
 mod inline;
 pub mod layout;
+pub mod limits;
 pub mod mapped;
 pub mod op;
 pub mod ops;

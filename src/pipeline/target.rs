@@ -76,6 +76,25 @@ fn refuse_clobbering(out: &Path, input: &Path, target: Target) -> Result<()> {
             return usage("output folder holds the input model");
         }
     }
+    // Files the input names (ONNX external data, TF.js shards) are read too: neither the
+    // output nor the `.data` file an ONNX output may take beside it can replace one.
+    if let Some(o) = &resolved {
+        let sidecar = o.with_file_name(format!(
+            "{}.data",
+            o.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        for read in crate::ir::mapped::files_mapped() {
+            let hit = read == *o
+                || (target.is_folder() && read.starts_with(o))
+                || (target == Target::Onnx && read == sidecar);
+            if hit {
+                return usage(&format!(
+                    "output would replace {}, which the input model reads",
+                    read.display()
+                ));
+            }
+        }
+    }
     match (out.is_dir(), out.exists(), target) {
         (true, _, Target::Onnx | Target::Tflite) => {
             usage("is a folder; this target writes a file (give a file path)")

@@ -58,6 +58,9 @@ pub struct GraphBuilder {
     /// an input with a symbolic batch).
     shape_contents: HashMap<ValueId, Vec<ShapeEntry>>,
     used_names: HashSet<String>,
+    /// The next suffix to try per base name: names are never given back, so every smaller
+    /// suffix is taken, and a model of n nodes sharing one name costs n probes, not n².
+    next_suffix: HashMap<String, usize>,
     pub unsupported: Vec<Unsupported>,
 }
 
@@ -166,12 +169,16 @@ impl GraphBuilder {
 
     /// A value name not used yet, based on `base`.
     pub fn unique_name(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        let mut k = 1;
-        while !self.used_names.insert(name.clone()) {
-            name = format!("{base}_{k}");
-            k += 1;
+        if self.used_names.insert(base.to_string()) {
+            return base.to_string();
         }
+        let mut k = self.next_suffix.get(base).copied().unwrap_or(1);
+        let mut name = format!("{base}_{k}");
+        while !self.used_names.insert(name.clone()) {
+            k += 1;
+            name = format!("{base}_{k}");
+        }
+        self.next_suffix.insert(base.to_string(), k + 1);
         name
     }
 

@@ -52,6 +52,7 @@ impl AtomicDir {
                 target.display()
             )));
         };
+        super::sweep_stale(&parent, &name);
         let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
@@ -68,9 +69,17 @@ impl AtomicDir {
         &self.tmp
     }
 
-    /// Moves the folder into place; a folder already there is replaced (moved aside first,
-    /// then removed, so the target is never half-written).
+    /// Moves the folder into place. A folder already there is exchanged with the new one in
+    /// one step where the system can (Linux `renameat2(RENAME_EXCHANGE)`), then removed from
+    /// the temporary name; elsewhere it is moved aside first (`<tmp>.old`, which the next run
+    /// puts back if this one dies before the second rename). Either way the target is never
+    /// half-written, and whatever a kill leaves is a stale temporary [`super::sweep_stale`] finds.
     pub fn commit(mut self) -> Result<()> {
+        if self.target.is_dir() && exchange(&self.tmp, &self.target) {
+            // The previous output now sits at the temporary name.
+            self.committed = true;
+            return std::fs::remove_dir_all(&self.tmp).map_err(io_err(&self.tmp));
+        }
         let old = self.tmp.with_file_name(format!(
             "{}.old",
             self.tmp.file_name().unwrap_or_default().to_string_lossy()
@@ -90,6 +99,36 @@ impl AtomicDir {
             std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
         }
         Ok(())
+    }
+}
+
+/// Swaps two existing paths atomically; false where the system or file system cannot.
+fn exchange(a: &Path, b: &Path) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let (Ok(a), Ok(b)) = (
+            std::ffi::CString::new(a.as_os_str().as_bytes()),
+            std::ffi::CString::new(b.as_os_str().as_bytes()),
+        ) else {
+            return false;
+        };
+        // SAFETY: both are NUL-terminated paths that live across the call.
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        r == 0
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (a, b);
+        false
     }
 }
 

@@ -76,6 +76,7 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        sweep_stale(&dir, &name);
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let file =
             std::fs::File::create(&tmp).map_err(|e| failed(format!("{}: {e}", tmp.display())))?;
@@ -118,6 +119,63 @@ impl Drop for AtomicFile {
         if self.file.is_some() {
             let _ = std::fs::remove_file(&self.tmp);
         }
+    }
+}
+
+/// Removes what an earlier run writing `dir/name` left when it was killed (SIGKILL runs no
+/// clean-up): temporaries are named `.{name}.tmp-{pid}` (a folder being replaced may sit aside
+/// as `.{name}.tmp-{pid}.old`), so a run finds them by the name it writes and knows them stale
+/// when no process `pid` lives. A live writer's temporaries (another mdeploy writing the same
+/// output now) are left alone. A previous folder output set aside and never replaced (the run
+/// died between the two renames where no atomic exchange exists) is put back first.
+pub(crate) fn sweep_stale(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let (pid, old) = match rest.strip_suffix(".old") {
+            Some(p) => (p, true),
+            None => (rest, false),
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() || process_lives(pid) {
+            continue;
+        }
+        let path = e.path();
+        let target = dir.join(name);
+        if old && !target.exists() && std::fs::rename(&path, &target).is_ok() {
+            continue;
+        }
+        let _ = if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
+}
+
+/// Whether a process `pid` exists (one we may not signal exists too).
+fn process_lives(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 checks existence and permission only; nothing is sent.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }
 

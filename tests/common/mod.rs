@@ -166,3 +166,69 @@ pub fn run_by_name(
         .map(|&v| got[position(back, &back.outputs, &source.value(v).name)].clone())
         .collect()
 }
+
+/// What a run of the binary did: exit code, stderr, and its peak resident memory.
+pub struct Measured {
+    pub code: Option<i32>,
+    pub stderr: String,
+    pub peak_mb: f64,
+}
+
+/// Runs the mdeploy binary with `args` and extra environment `env`, its data segment capped
+/// at `cap_mb` (`RLIMIT_DATA`: past it allocation fails and the run dies, so memory is bounded
+/// even where the sampling below would miss a short peak), and measures its peak RSS.
+///
+/// The peak is the child's own `VmHWM` from `/proc/<pid>/status`, sampled every millisecond
+/// until it exits. Not `ru_maxrss` from `wait4`: Linux carries the high-water mark of the
+/// process image an `exec` replaces into the new one, and `Command` spawns by `vfork`, whose
+/// image is this test process, so `ru_maxrss` would report the test binary's own peak.
+pub fn run_measured(args: &[&str], env: &[(&str, &str)], cap_mb: u64) -> Measured {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let cap = cap_mb << 20;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mdeploy"));
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent's.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: cap as libc::rlim_t,
+                rlim_max: cap as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_DATA, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawns");
+    let mut err = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    let status = loop {
+        if let Ok(s) = std::fs::read_to_string(&status_file) {
+            let hwm = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        }
+        if let Some(st) = child.try_wait().expect("waits") {
+            break st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    Measured {
+        code: status.code(),
+        stderr: reader.join().unwrap_or_default(),
+        peak_mb: peak_kb as f64 / 1024.0,
+    }
+}

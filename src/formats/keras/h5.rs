@@ -103,6 +103,15 @@ impl H5 {
         let data = match self.contiguous_range(ds)? {
             Some((start, len)) if len == want => self.bytes.slice(start..start + len),
             _ if want == 0 => Bytes::new(),
+            // Decoded (chunked, filtered): a deflate bomb may claim the file's full expansion.
+            _ if want as u64 > crate::ir::limits::max_inflate_bytes() => {
+                return Err(format!(
+                    "dataset '{name}' declares {want} bytes ({shape:?}) to decode, past the {} \
+                     MiB a compressed dataset may inflate to (--max-inflate-mb or \
+                     MDEPLOY_MAX_INFLATE_MB raises it)",
+                    crate::ir::limits::max_inflate_bytes() >> 20
+                ))
+            }
             _ => Bytes::from(ds.read_raw_bytes().map_err(|e| format!("{name}: {e}"))?),
         };
         Tensor::new(dtype, shape, data).map_err(|e| format!("dataset '{name}': {e}"))

@@ -109,6 +109,37 @@ fn safe_entry_name(name: &str) -> bool {
     !bad_start && !name.split(['/', '\\']).any(|c| c == "..")
 }
 
+/// An archive entry's bytes, decompressed: at most what its header declares and at most
+/// [`max_inflate_bytes`](crate::ir::limits::max_inflate_bytes), so that a decompression bomb
+/// (or a header lying about the size) is refused before memory runs out. `reserve_cap` bounds
+/// the up-front allocation (0: none) so that a lying header reserves nothing.
+fn inflate(
+    f: &mut zip::read::ZipFile<'_, impl std::io::Read>,
+    name: &str,
+    reserve_cap: usize,
+) -> Result<Vec<u8>, String> {
+    let declared = f.size();
+    let limit = crate::ir::limits::max_inflate_bytes();
+    if declared > limit {
+        return Err(format!(
+            "archive entry '{name}' declares {declared} bytes uncompressed ({} compressed), \
+             past the {} MiB an entry may inflate to (--max-inflate-mb or \
+             MDEPLOY_MAX_INFLATE_MB raises it)",
+            f.compressed_size(),
+            limit >> 20
+        ));
+    }
+    let mut v = Vec::with_capacity((declared as usize).min(reserve_cap));
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut *f, declared + 1), &mut v)
+        .map_err(|e| format!("archive entry '{name}': {e}"))?;
+    if v.len() as u64 > declared {
+        return Err(format!(
+            "archive entry '{name}' inflates past the {declared} bytes its header declares"
+        ));
+    }
+    Ok(v)
+}
+
 fn open_archive(bytes: Bytes) -> Result<Source, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone()))
         .map_err(|e| format!("not a readable .keras archive ({e})"))?;
@@ -127,10 +158,8 @@ fn open_archive(bytes: Bytes) -> Result<Source, String> {
             let mut f = zip
                 .by_name(name)
                 .map_err(|e| format!("archive entry '{name}': {e}"))?;
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut f, &mut s)
-                .map_err(|e| format!("archive entry '{name}': {e}"))?;
-            Ok(s)
+            String::from_utf8(inflate(&mut f, name, 0)?)
+                .map_err(|e| format!("archive entry '{name}': {e}"))
         };
     let config = text(&mut zip, "config.json")?;
     let keras3 = match text(&mut zip, "metadata.json") {
@@ -153,12 +182,7 @@ fn open_archive(bytes: Bytes) -> Result<Source, String> {
             {
                 bytes.slice(start as usize..start as usize + size)
             }
-            _ => {
-                let mut v = Vec::with_capacity(size.min(bytes.len().saturating_mul(64)));
-                std::io::Read::read_to_end(&mut f, &mut v)
-                    .map_err(|e| format!("archive entry 'model.weights.h5': {e}"))?;
-                Bytes::from(v)
-            }
+            _ => Bytes::from(inflate(&mut f, "model.weights.h5", bytes.len())?),
         }
     };
     let h5 = Arc::new(h5::H5::open(weights_bytes).map_err(|e| format!("model.weights.h5: {e}"))?);

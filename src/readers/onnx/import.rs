@@ -19,6 +19,10 @@ pub struct Importer {
     inline_depth: usize,
     /// How deep in subgraphs (If branches, Loop bodies) this importer is.
     pub depth: usize,
+    /// Nodes the model may still import ([`crate::ir::limits::max_nodes`] at the start), shared
+    /// with the importers of its subgraphs: nested function calls can multiply a small file's
+    /// nodes without end, and this bounds the graph built whatever the nesting.
+    pub budget: std::rc::Rc<std::cell::Cell<usize>>,
     /// ONNX value names that could not be produced because their node was unsupported.
     poisoned: HashSet<String>,
 }
@@ -83,6 +87,7 @@ impl Importer {
             functions: Default::default(),
             inline_depth: 0,
             depth: 0,
+            budget: std::rc::Rc::new(std::cell::Cell::new(crate::ir::limits::max_nodes())),
             poisoned: HashSet::new(),
         }
     }
@@ -125,6 +130,10 @@ impl Importer {
             } else {
                 node.name.clone()
             };
+            match self.budget.get().checked_sub(1) {
+                Some(left) => self.budget.set(left),
+                None => return Err(crate::ir::limits::too_many_nodes(&format!("node '{name}'"))),
+            }
             let key = (node.domain.clone(), node.op_type.clone());
             if let Some(f) = self.functions.get(&key) {
                 if self.inline_depth > 32 {

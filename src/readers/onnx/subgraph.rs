@@ -58,6 +58,7 @@ pub fn import(
     }
     let mut sub = Importer::new(outer.opset);
     sub.depth = outer.depth + 1;
+    sub.budget = outer.budget.clone();
     sub.functions = outer.functions.clone();
     sub.g.continue_symbols(&outer.g);
     for (name, ty) in formal {

@@ -5,7 +5,7 @@ use crate::formats::onnx::dtype_from_onnx;
 use crate::ir::{DType, Tensor};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::path::{Component, Path};
+use std::path::Path;
 use tract_onnx::pb::TensorProto;
 
 /// Open external data files, mapped once each.
@@ -19,14 +19,7 @@ impl ExternalFiles {
         if let Some(b) = self.maps.get(location) {
             return Ok(b.clone());
         }
-        let rel = Path::new(location);
-        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(format!(
-                "external data location '{location}' leaves the model's folder"
-            ));
-        }
-        let path = dir.join(rel);
-        let bytes = crate::ir::mapped::map_file(&path)?;
+        let bytes = crate::ir::mapped::map_inside(dir, location, "external data location")?;
         self.maps.insert(location.to_string(), bytes.clone());
         Ok(bytes)
     }

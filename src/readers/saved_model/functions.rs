@@ -82,6 +82,9 @@ pub struct Importer<'a> {
     objects: Objects,
     var_cache: HashMap<String, ValueId>,
     depth: usize,
+    /// Nodes still to import ([`crate::ir::limits::max_nodes`] at the start): calls inline
+    /// their function, so a few nested calls could multiply a small file's nodes without end.
+    budget: usize,
     /// What the last `TensorListSetItem` on a reserved list wrote (control.rs).
     written_type: Option<crate::ir::TensorType>,
 }
@@ -241,6 +244,7 @@ impl<'a> Importer<'a> {
             objects,
             var_cache: HashMap::new(),
             depth: 0,
+            budget: crate::ir::limits::max_nodes(),
             written_type: None,
         }
     }
@@ -319,6 +323,9 @@ impl<'a> Importer<'a> {
 
     fn import_node(&mut self, scope: &mut Scope<'a>, def: &'a NodeDef) -> Result<(), String> {
         let name = def.name.clone();
+        self.budget = self.budget.checked_sub(1).ok_or_else(|| {
+            crate::ir::limits::too_many_nodes(&format!("node '{}{name}'", scope.prefix))
+        })?;
         if let Some(frames) = scope.frames.clone() {
             if let Some(id) = frames.output_at(&name, &scope.level) {
                 return self.import_frame(scope, &frames, def, id);

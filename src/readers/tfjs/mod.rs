@@ -20,8 +20,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use weights::safe_path;
-
 pub struct TfjsReader;
 
 /// `model.json` for `path` (the folder or the file itself).
