@@ -160,3 +160,29 @@ fn converter_builtins_read_and_match_litert() {
         f.assert_expected(name, &got);
     }
 }
+
+/// TF math TFLite has no builtin for (TruncateMod/Mod on floats and ints, asin … atanh,
+/// MatrixBandPart), written through the lowering `passes::lower` makes for TFLite, read back and
+/// run against TensorFlow's own outputs; at a second batch size too.
+#[test]
+fn tf_math_without_builtins_is_lowered_exactly_enough_for_tflite() {
+    let dir = crate::common::repo().join("fixtures/saved_model/module_more_ops");
+    let out = crate::common::tempdir();
+    let mut g = readers::read(&dir.join("model"), &ReadOptions::default()).unwrap();
+    let w = TfliteWriter { nhwc_io: false };
+    w.legalize(&mut g).unwrap();
+    let ops: Vec<String> = g.nodes.iter().map(|n| n.op.name()).collect();
+    assert!(!ops.iter().any(|o| o == "Trilu" || o == "Asin"), "{ops:?}");
+    let path = out.path().join("more_ops.tflite");
+    std::fs::write(&path, w.to_bytes(&g).unwrap()).unwrap();
+    let back = readers::read(&path, &ReadOptions::default()).unwrap();
+    for set in [None, Some("other")] {
+        let f = crate::common::Fixture {
+            name: "module_more_ops".into(),
+            model: path.clone(),
+            dir: set.map_or(dir.clone(), |s| dir.join("sizes").join(s)),
+        };
+        let got = mdeploy::eval::run(&back, &f.inputs()).unwrap();
+        f.assert_expected(&format!("module_more_ops {set:?} via .tflite"), &got);
+    }
+}
