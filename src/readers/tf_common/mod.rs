@@ -7,6 +7,7 @@
 pub mod arith;
 pub mod index;
 pub mod movement;
+pub mod norm_select;
 pub mod space_batch;
 
 use crate::ir::ops::{
