@@ -96,7 +96,7 @@ fn tflite_soft_nms_is_refused_by_name_with_exit_4() {
 }
 
 /// The recurrent forms the IR's LSTM cannot express are each refused by name, all listed:
-/// BIDIRECTIONAL_SEQUENCE_LSTM's auxiliary input, LSTM's basic kernel, and a projection layer.
+/// BIDIRECTIONAL_SEQUENCE_LSTM's auxiliary input and a projection layer.
 #[test]
 fn tflite_lstm_variants_are_refused_by_name_with_exit_4() {
     let input = fixture("fixtures/bad/lstm_variants.tflite");
@@ -105,7 +105,6 @@ fn tflite_lstm_variants_are_refused_by_name_with_exit_4() {
         4,
         "BIDIRECTIONAL_SEQUENCE_LSTM with an auxiliary input",
     );
-    refused(&input, 4, "LSTM with kernel_type BASIC (only FULL)");
     refused(&input, 4, "LSTM with a projection layer");
 }
 

@@ -164,7 +164,8 @@ fn converter_builtins_read_and_match_litert() {
 /// The recurrent builtins published models carry that the converter no longer writes, built
 /// with TensorFlow's schema API: BIDIRECTIONAL_SEQUENCE_LSTM (batch-major, merged, a cell clip
 /// that binds, forward peepholes; time-major, separate outputs, backward peepholes), LSTM (one
-/// step, full kernel, a cell clip that binds within the step) and SVDF (rank 2 with RELU and a
+/// step: the full kernel with a cell clip that binds within the step; the basic kernel with its
+/// states as model inputs and outputs) and SVDF (rank 2 with RELU and a
 /// bias, rank 1 without): evaluated as LiteRT computes them on a fresh interpreter (zero
 /// variable-tensor states).
 #[test]
@@ -174,6 +175,7 @@ fn recurrent_builtins_evaluate_as_litert_computes_them() {
         ("float_bidirectional_lstm", clip(0.5, 2)),
         ("float_bidirectional_lstm_time_major", vec![None, None]),
         ("float_lstm_step", clip(0.3, 1)),
+        ("float_lstm_basic", vec![]),
         ("float_svdf", vec![]),
     ] {
         let f = tflite_fixture(name, None);
