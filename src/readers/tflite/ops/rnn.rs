@@ -1,5 +1,7 @@
-//! RNN (one step: `act(x·Wᵀ + h·Rᵀ + b)`), UNIDIRECTIONAL_SEQUENCE_LSTM, BIDIRECTIONAL_SEQUENCE_LSTM
-//! and LSTM (one step) as the IR's (ONNX-form) LSTM: TFLite's per-gate weights
+//! Recurrent builtins: RNN (one step: `act(x·Wᵀ + h·Rᵀ + b)`), the sequence RNNs
+//! (`sequence.rs`), SVDF (`svdf.rs`), LSTM's basic kernel (plain ops, `lstm.rs`), and
+//! UNIDIRECTIONAL_SEQUENCE_LSTM, BIDIRECTIONAL_SEQUENCE_LSTM and LSTM's full kernel (one step;
+//! `lstm.rs`) as the IR's (ONNX-form) LSTM: TFLite's per-gate weights
 //! (`input_to_{input,forget,cell,output}`, `recurrent_to_…`, `…_gate_bias`) are joined in ONNX's
 //! `iofc` order, peepholes in `iof`. The state inputs are variable tensors holding zeros when
 //! the interpreter starts, read as the LSTM's default zero initial state. CIFG (no input gate),
