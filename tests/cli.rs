@@ -95,6 +95,19 @@ fn tflite_soft_nms_is_refused_by_name_with_exit_4() {
     refused(&input, 4, "NON_MAX_SUPPRESSION_V5 with soft_nms_sigma ≠ 0");
 }
 
+/// The recurrent forms the IR's LSTM cannot express are each refused by name, all listed:
+/// BIDIRECTIONAL_SEQUENCE_LSTM's auxiliary input and a projection layer.
+#[test]
+fn tflite_lstm_variants_are_refused_by_name_with_exit_4() {
+    let input = fixture("fixtures/bad/lstm_variants.tflite");
+    refused(
+        &input,
+        4,
+        "BIDIRECTIONAL_SEQUENCE_LSTM with an auxiliary input",
+    );
+    refused(&input, 4, "LSTM with a projection layer");
+}
+
 #[test]
 fn tflite_signature_selects_its_subgraph_and_names() {
     let model = fixture("fixtures/tflite/two_signatures/model.tflite");
