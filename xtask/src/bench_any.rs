@@ -67,7 +67,7 @@ pub fn run(repo: &Path, mdeploy: &Path, out_dir: &Path) -> Result<Vec<String>> {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "{:<34} {:<12} {:>9} {:>12} {:>10}",
+        "{:<38} {:<12} {:>9} {:>12} {:>10}",
         "source", "target", "wall s", "peak RSS MB", "RSS/src"
     );
     let mut json = Vec::new();
@@ -88,7 +88,7 @@ pub fn run(repo: &Path, mdeploy: &Path, out_dir: &Path) -> Result<Vec<String>> {
             })?;
             let _ = writeln!(
                 table,
-                "{:<34} {:<12} {:>9.3} {:>12.0} {:>9.1}×",
+                "{:<38} {:<12} {:>9.3} {:>12.0} {:>9.1}×",
                 name,
                 target,
                 m.secs,
