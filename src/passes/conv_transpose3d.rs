@@ -53,15 +53,18 @@ fn lower(rw: &mut Rewriter, n: &Node, c: &Conv) -> Result<(), String> {
         x = spread(rw, &base, x, 1 + i, s)?;
     }
     let mut around = vec![(0, 0)];
-    for i in 0..3 {
+    if pads.len() != 3 {
+        return Err("3-D transposed convolution needs 3 pairs of pads".into());
+    }
+    for (i, &(pb, pe)) in pads.iter().enumerate() {
         let k = kernel.shape[1 + i] as i64;
-        let (pb, pe) = (pads[i].0 as i64, pads[i].1 as i64);
+        let (pb, pe) = (pb as i64, pe as i64);
         let extra = c.output_padding.get(i).copied().unwrap_or(0) as i64;
         let (before, after) = (k - 1 - pb, k - 1 - pe + extra);
         if before < 0 || after < 0 {
             return Err(format!(
                 "3-D transposed convolution padding {:?} larger than its kernel less one",
-                pads[i]
+                (pb, pe)
             ));
         }
         around.push((before, after));
