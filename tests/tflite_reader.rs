@@ -144,7 +144,8 @@ fn sequence_rnns_evaluate_as_litert_computes_them() {
 /// alpha, not divided by the window as ONNX's is), REDUCE_ANY/ALL, CONV_3D and
 /// CONV_3D_TRANSPOSE, WHERE (`[n, rank]` coordinates) and NON_MAX_SUPPRESSION_V4/V5 (indices
 /// and scores padded with zeros to max_output_size, valid counts), the segment reductions
-/// (empty segments hold the identity) and MATRIX_DIAG / MATRIX_SET_DIAG.
+/// (empty segments hold the identity), MATRIX_DIAG / MATRIX_SET_DIAG, and sparse (CSR,
+/// 1x4-blocked) constants behind DENSIFY and FULLY_CONNECTED.
 #[test]
 fn converter_builtins_read_and_match_litert() {
     for name in [
@@ -152,6 +153,7 @@ fn converter_builtins_read_and_match_litert() {
         "float_conv3d",
         "float_nms",
         "float_matrix_ops",
+        "float_sparse",
     ] {
         let f = tflite_fixture(name, None);
         let g = readers::read(&f.model, &ReadOptions::default())

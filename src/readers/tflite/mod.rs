@@ -8,6 +8,7 @@ mod control;
 mod import;
 mod ops;
 mod quant;
+mod sparse;
 mod tensor;
 
 use super::{ReadOptions, Reader};
