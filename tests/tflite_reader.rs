@@ -145,7 +145,8 @@ fn sequence_rnns_evaluate_as_litert_computes_them() {
 /// CONV_3D_TRANSPOSE, WHERE (`[n, rank]` coordinates) and NON_MAX_SUPPRESSION_V4/V5 (indices
 /// and scores padded with zeros to max_output_size, valid counts), the segment reductions
 /// (empty segments hold the identity), MATRIX_DIAG / MATRIX_SET_DIAG, and sparse (CSR,
-/// 1x4-blocked) constants behind DENSIFY and FULLY_CONNECTED.
+/// 1x4-blocked) constants behind DENSIFY and FULLY_CONNECTED, RFFT2D taken apart by
+/// COMPLEX_ABS / REAL / IMAG (cropped and zero-padded FFT lengths).
 #[test]
 fn converter_builtins_read_and_match_litert() {
     for name in [
@@ -154,11 +155,17 @@ fn converter_builtins_read_and_match_litert() {
         "float_nms",
         "float_matrix_ops",
         "float_sparse",
+        "float_fft",
     ] {
-        let f = tflite_fixture(name, None);
-        let g = readers::read(&f.model, &ReadOptions::default())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        f.assert_expected(name, &got);
+        for size in [None, Some("batch3")] {
+            let f = tflite_fixture(name, size);
+            if !f.dir.exists() {
+                continue;
+            }
+            let g = readers::read(&f.model, &ReadOptions::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            f.assert_expected(&format!("{name} {size:?}"), &got);
+        }
     }
 }
