@@ -146,7 +146,8 @@ fn sequence_rnns_evaluate_as_litert_computes_them() {
 /// and scores padded with zeros to max_output_size, valid counts), the segment reductions
 /// (empty segments hold the identity), MATRIX_DIAG / MATRIX_SET_DIAG, and sparse (CSR,
 /// 1x4-blocked) constants behind DENSIFY and FULLY_CONNECTED, RFFT2D taken apart by
-/// COMPLEX_ABS / REAL / IMAG (cropped and zero-padded FFT lengths).
+/// COMPLEX_ABS / REAL / IMAG (cropped and zero-padded FFT lengths), ATAN2 (every quadrant and
+/// the origin), BUCKETIZE, REVERSE_SEQUENCE, SPARSE_TO_DENSE and L2_POOL_2D.
 #[test]
 fn converter_builtins_read_and_match_litert() {
     for name in [
@@ -156,6 +157,8 @@ fn converter_builtins_read_and_match_litert() {
         "float_matrix_ops",
         "float_sparse",
         "float_fft",
+        "float_tf_ops",
+        "float_l2_pool",
     ] {
         for size in [None, Some("batch3")] {
             let f = tflite_fixture(name, size);

@@ -2,11 +2,13 @@
 //! flatbuffers), which name the same ops with the same attributes: StridedSlice's five masks,
 //! the bilinear / nearest resizes, SAME/VALID padding, the fused activations, and
 //! SpaceToBatchND/BatchToSpaceND (`space_batch.rs`), Tile, BroadcastTo, Pad and Shape
-//! (`movement.rs`), the indexing ops (`index.rs`) and the real FFTs as DFT matrices (`fft.rs`).
+//! (`movement.rs`), the indexing ops (`index.rs`), the real FFTs as DFT matrices (`fft.rs`) and
+//! Atan2, Bucketize, ReverseSequence, SparseToDense in the IR's ops (`lowered.rs`).
 
 pub mod arith;
 pub mod fft;
 pub mod index;
+pub mod lowered;
 pub mod movement;
 pub mod space_batch;
 
