@@ -147,7 +147,8 @@ fn sequence_rnns_evaluate_as_litert_computes_them() {
 /// (empty segments hold the identity), MATRIX_DIAG / MATRIX_SET_DIAG, and sparse (CSR,
 /// 1x4-blocked) constants behind DENSIFY and FULLY_CONNECTED, RFFT2D taken apart by
 /// COMPLEX_ABS / REAL / IMAG (cropped and zero-padded FFT lengths), ATAN2 (every quadrant and
-/// the origin), BUCKETIZE, REVERSE_SEQUENCE, SPARSE_TO_DENSE and L2_POOL_2D.
+/// the origin), BUCKETIZE, REVERSE_SEQUENCE, SPARSE_TO_DENSE, L2_POOL_2D and
+/// DYNAMIC_UPDATE_SLICE (start clamped).
 #[test]
 fn converter_builtins_read_and_match_litert() {
     for name in [
@@ -159,6 +160,7 @@ fn converter_builtins_read_and_match_litert() {
         "float_fft",
         "float_tf_ops",
         "float_l2_pool",
+        "float_update_slice",
     ] {
         for size in [None, Some("batch3")] {
             let f = tflite_fixture(name, size);

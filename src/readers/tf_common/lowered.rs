@@ -1,5 +1,6 @@
 //! TF ops the IR has no single op for, written with its ops (shared by the TFLite builtins and
-//! the SavedModel ops of the same names): Atan2, Bucketize, ReverseSequence and SparseToDense.
+//! the SavedModel ops of the same names): Atan2, Bucketize, ReverseSequence, SparseToDense and
+//! XLA's DynamicUpdateSlice.
 
 use crate::ir::ops::{
     BinaryOp, Cast, Expand, Gather, Reduce, ReduceKind, Reshape, Scatter, ScatterReduction,
@@ -213,4 +214,59 @@ pub fn sparse_to_dense(
         reduction: ScatterReduction::None,
     });
     b.emit1(name, s, vec![base, idx, vals])
+}
+
+/// DynamicUpdateSlice (XLA's, TFLite DYNAMIC_UPDATE_SLICE): `x` with `upd` written from
+/// `start`, each start index clamped to `[0, x_dim − upd_dim]` so the update fits (what XLA and
+/// LiteRT do). ScatterND at the update's coordinates (a constant grid) plus the clamped start.
+pub fn dynamic_update_slice(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: ValueId,
+    upd: ValueId,
+    start: ValueId,
+) -> NodeResult<ValueId> {
+    let fixed = |v: ValueId| crate::ir::shape_fixed(&b.g.ty(v).shape);
+    let (Some(xs), Some(us)) = (fixed(x), fixed(upd)) else {
+        return unsupported("DynamicUpdateSlice of shapes known only at run time");
+    };
+    let r = xs.len();
+    if r == 0 || us.len() != r || us.iter().zip(&xs).any(|(u, d)| u > d) {
+        return unsupported(format!("DynamicUpdateSlice of {us:?} into {xs:?}"));
+    }
+    let n: usize = us.iter().product();
+    if n.saturating_mul(r) > 1 << 22 {
+        return unsupported(format!(
+            "DynamicUpdateSlice of {n} elements (index grid too large)"
+        ));
+    }
+    let mut grid = Vec::with_capacity(n * r);
+    let mut at = vec![0usize; r];
+    for _ in 0..n {
+        grid.extend(at.iter().map(|&i| i as i64));
+        for d in (0..r).rev() {
+            at[d] += 1;
+            if at[d] < us[d] {
+                break;
+            }
+            at[d] = 0;
+        }
+    }
+    let mut grid_shape = us.clone();
+    grid_shape.push(r);
+    let grid = b.add_const(&format!("{name}/grid"), Tensor::from_i64(grid_shape, &grid));
+    let room: Vec<i64> = xs.iter().zip(&us).map(|(d, u)| (d - u) as i64).collect();
+    let room = b.add_const(&format!("{name}/room"), Tensor::from_i64(vec![r], &room));
+    let zero = scalar(b, &format!("{name}/zero"), DType::I64, 0.0);
+    let st = cast(b, &format!("{name}/start64"), start, DType::I64)?;
+    let st = bin(b, &format!("{name}/start_max"), BinaryOp::Min, st, room)?;
+    let st = bin(b, &format!("{name}/start"), BinaryOp::Max, st, zero)?;
+    let mut lay = vec![Dim::Fixed(1); r];
+    lay.push(Dim::Fixed(r as u64));
+    let st = reshape(b, &format!("{name}/start_laid"), st, lay)?;
+    let idx = bin(b, &format!("{name}/indices"), BinaryOp::Add, grid, st)?;
+    let s = Op::ScatterNd(Scatter {
+        reduction: ScatterReduction::None,
+    });
+    b.emit1(name, s, vec![x, idx, upd])
 }

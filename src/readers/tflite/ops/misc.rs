@@ -1,5 +1,5 @@
 //! Builtins the IR has no single op for, lowered as TF defines them (`tf_common::lowered`):
-//! ATAN2, BUCKETIZE, REVERSE_SEQUENCE and SPARSE_TO_DENSE.
+//! ATAN2, BUCKETIZE, REVERSE_SEQUENCE, SPARSE_TO_DENSE and DYNAMIC_UPDATE_SLICE.
 
 use super::{Handler, Node};
 use crate::ir::ValueId;
@@ -13,6 +13,7 @@ pub fn handler(code: B) -> Option<Handler> {
         B::BUCKETIZE => bucketize,
         B::REVERSE_SEQUENCE => reverse_sequence,
         B::SPARSE_TO_DENSE => sparse_to_dense,
+        B::DYNAMIC_UPDATE_SLICE => dynamic_update_slice,
         _ => return None,
     })
 }
@@ -68,5 +69,12 @@ fn sparse_to_dense(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     let (idx, vals, default) = (n.input(0)?, n.input(2)?, n.input(3)?);
     Ok(vec![lowered::sparse_to_dense(
         b, &n.name, idx, &shape, vals, default,
+    )?])
+}
+
+fn dynamic_update_slice(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let (x, upd, start) = (n.input(0)?, n.input(1)?, n.input(2)?);
+    Ok(vec![lowered::dynamic_update_slice(
+        b, &n.name, x, upd, start,
     )?])
 }
