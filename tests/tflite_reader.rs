@@ -148,7 +148,7 @@ fn sequence_rnns_evaluate_as_litert_computes_them() {
 /// 1x4-blocked) constants behind DENSIFY and FULLY_CONNECTED, RFFT2D taken apart by
 /// COMPLEX_ABS / REAL / IMAG (cropped and zero-padded FFT lengths), ATAN2 (every quadrant and
 /// the origin), BUCKETIZE, REVERSE_SEQUENCE, SPARSE_TO_DENSE, L2_POOL_2D and
-/// DYNAMIC_UPDATE_SLICE (start clamped).
+/// DYNAMIC_UPDATE_SLICE (start clamped) and FAKE_QUANT (TF's nudged range).
 #[test]
 fn converter_builtins_read_and_match_litert() {
     for name in [
@@ -161,6 +161,7 @@ fn converter_builtins_read_and_match_litert() {
         "float_tf_ops",
         "float_l2_pool",
         "float_update_slice",
+        "float_fake_quant",
     ] {
         for size in [None, Some("batch3")] {
             let f = tflite_fixture(name, size);

@@ -1,6 +1,6 @@
 //! TF ops the IR has no single op for, written with its ops (shared by the TFLite builtins and
-//! the SavedModel ops of the same names): Atan2, Bucketize, ReverseSequence, SparseToDense and
-//! XLA's DynamicUpdateSlice.
+//! the SavedModel ops of the same names): Atan2, Bucketize, ReverseSequence, SparseToDense,
+//! XLA's DynamicUpdateSlice and FakeQuantWithMinMaxArgs.
 
 use crate::ir::ops::{
     BinaryOp, Cast, Expand, Gather, Reduce, ReduceKind, Reshape, Scatter, ScatterReduction,
@@ -269,4 +269,67 @@ pub fn dynamic_update_slice(
         reduction: ScatterReduction::None,
     });
     b.emit1(name, s, vec![x, idx, upd])
+}
+
+/// TF's FakeQuant `Nudge` (`fake_quant_ops_functor.h`, LiteRT's FAKE_QUANT the same), in f32:
+/// the range moved so that 0.0 is a code. Returns `(nudged_min, nudged_max, scale)`.
+pub fn fake_quant_nudge(min: f32, max: f32, num_bits: u32, narrow: bool) -> (f32, f32, f32) {
+    let qmin = if narrow { 1.0f32 } else { 0.0 };
+    let qmax = ((1u32 << num_bits) - 1) as f32;
+    let scale = (max - min) / (qmax - qmin);
+    let zp_from_min = qmin - min / scale;
+    let zp = if zp_from_min < qmin {
+        qmin
+    } else if zp_from_min > qmax {
+        qmax
+    } else {
+        zp_from_min.round()
+    };
+    ((qmin - zp) * scale, (qmax - zp) * scale, scale)
+}
+
+/// FakeQuantWithMinMaxArgs / FAKE_QUANT: `x` clamped to the nudged range and rounded to its
+/// grid, `floor((c − nmin) · (1 / scale) + 0.5) · scale + nmin`, as TF's kernel computes it.
+pub fn fake_quant(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: ValueId,
+    (min, max): (f32, f32),
+    num_bits: i32,
+    narrow: bool,
+) -> NodeResult<ValueId> {
+    let bits = u32::try_from(num_bits)
+        .ok()
+        .filter(|n| (2..=16).contains(n));
+    let Some(bits) = bits.filter(|_| min < max && min.is_finite() && max.is_finite()) else {
+        return unsupported(format!(
+            "FakeQuant with num_bits {num_bits} over [{min}, {max}] (TF takes 2 to 16 bits, min < max)"
+        ));
+    };
+    if b.g.ty(x).dtype != DType::F32 {
+        return unsupported("FakeQuant of a non-float32 input");
+    }
+    let (nmin, nmax, scale) = fake_quant_nudge(min, max, bits, narrow);
+    let k = |b: &mut GraphBuilder, tag: &str, v: f32| {
+        b.add_const(&format!("{name}/{tag}"), Tensor::from_f32(vec![], &[v]))
+    };
+    let (lo, hi, inv, half, step) = (
+        k(b, "nudged_min", nmin),
+        k(b, "nudged_max", nmax),
+        k(b, "inv_scale", 1.0 / scale),
+        k(b, "half", 0.5),
+        k(b, "scale", scale),
+    );
+    let c = bin(b, &format!("{name}/below_max"), BinaryOp::Min, x, hi)?;
+    let c = bin(b, &format!("{name}/clamped"), BinaryOp::Max, c, lo)?;
+    let c = bin(b, &format!("{name}/shifted"), BinaryOp::Sub, c, lo)?;
+    let c = bin(b, &format!("{name}/codes"), BinaryOp::Mul, c, inv)?;
+    let c = bin(b, &format!("{name}/codes_half"), BinaryOp::Add, c, half)?;
+    let c = b.emit1(
+        &format!("{name}/rounded"),
+        Op::Unary(UnaryOp::Floor),
+        vec![c],
+    )?;
+    let c = bin(b, &format!("{name}/scaled"), BinaryOp::Mul, c, step)?;
+    bin(b, name, BinaryOp::Add, c, lo)
 }

@@ -1,5 +1,5 @@
 //! Builtins the IR has no single op for, lowered as TF defines them (`tf_common::lowered`):
-//! ATAN2, BUCKETIZE, REVERSE_SEQUENCE, SPARSE_TO_DENSE and DYNAMIC_UPDATE_SLICE.
+//! ATAN2, BUCKETIZE, REVERSE_SEQUENCE, SPARSE_TO_DENSE, DYNAMIC_UPDATE_SLICE and FAKE_QUANT.
 
 use super::{Handler, Node};
 use crate::ir::ValueId;
@@ -14,6 +14,7 @@ pub fn handler(code: B) -> Option<Handler> {
         B::REVERSE_SEQUENCE => reverse_sequence,
         B::SPARSE_TO_DENSE => sparse_to_dense,
         B::DYNAMIC_UPDATE_SLICE => dynamic_update_slice,
+        B::FAKE_QUANT => fake_quant,
         _ => return None,
     })
 }
@@ -76,5 +77,26 @@ fn dynamic_update_slice(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueI
     let (x, upd, start) = (n.input(0)?, n.input(1)?, n.input(2)?);
     Ok(vec![lowered::dynamic_update_slice(
         b, &n.name, x, upd, start,
+    )?])
+}
+
+fn fake_quant(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let o = n.options(
+        n.op.builtin_options_as_fake_quant_options(),
+        "FakeQuantOptions",
+    )?;
+    if o.narrow_range() {
+        // LiteRT: "narrow_range FakeQuant is not currently supported at runtime".
+        return unsupported("narrow_range FAKE_QUANT, which LiteRT does not run");
+    }
+    let range = (o.min(), o.max());
+    let x = n.input(0)?;
+    Ok(vec![lowered::fake_quant(
+        b,
+        &n.name,
+        x,
+        range,
+        o.num_bits(),
+        o.narrow_range(),
     )?])
 }
