@@ -148,7 +148,8 @@ fn sequence_rnns_evaluate_as_litert_computes_them() {
 /// 1x4-blocked) constants behind DENSIFY and FULLY_CONNECTED, RFFT2D taken apart by
 /// COMPLEX_ABS / REAL / IMAG (cropped and zero-padded FFT lengths), ATAN2 (every quadrant and
 /// the origin), BUCKETIZE, REVERSE_SEQUENCE, SPARSE_TO_DENSE, L2_POOL_2D and
-/// DYNAMIC_UPDATE_SLICE (start clamped) and FAKE_QUANT (TF's nudged range).
+/// DYNAMIC_UPDATE_SLICE (start clamped), FAKE_QUANT (TF's nudged range) and a read-only
+/// resource variable (its CALL_ONCE init value).
 #[test]
 fn converter_builtins_read_and_match_litert() {
     for name in [
@@ -162,6 +163,7 @@ fn converter_builtins_read_and_match_litert() {
         "float_l2_pool",
         "float_update_slice",
         "float_fake_quant",
+        "float_variables",
     ] {
         for size in [None, Some("batch3")] {
             let f = tflite_fixture(name, size);
@@ -174,4 +176,19 @@ fn converter_builtins_read_and_match_litert() {
             f.assert_expected(&format!("{name} {size:?}"), &got);
         }
     }
+}
+
+/// A signature that assigns a resource variable keeps state across invocations: its
+/// ASSIGN_VARIABLE, and the reads in that graph, are refused by name (the other signature of the
+/// same file, which only reads it, is read above).
+#[test]
+fn a_graph_assigning_a_resource_variable_is_refused_by_name() {
+    let f = tflite_fixture("float_variables", None);
+    let opts = ReadOptions {
+        signature: Some("bump".into()),
+        ..ReadOptions::default()
+    };
+    let e = readers::read(&f.model, &opts).unwrap_err().to_string();
+    assert!(e.contains("unsupported op ASSIGN_VARIABLE"), "{e}");
+    assert!(e.contains("unsupported op READ_VARIABLE"), "{e}");
 }

@@ -35,7 +35,7 @@ impl<'a> Importer<'a> {
             .map(|v| v.iter().collect::<Vec<_>>())
             .unwrap_or_default()
         {
-            if let Some(Bound::Complex(_)) = self.input_value(i)? {
+            if let Some(Bound::Complex(_) | Bound::Resource(_)) = self.input_value(i)? {
                 return Ok(true);
             }
         }
@@ -59,6 +59,9 @@ impl<'a> Importer<'a> {
                         self.bound[o] = Some(Bound::Poisoned);
                     }
                     return Ok(());
+                }
+                Some(Bound::Resource(_)) => {
+                    return unsupported("a variable handle read by anything but READ_VARIABLE")
                 }
                 b => inputs.push(b),
             }

@@ -29,6 +29,8 @@ pub(super) enum Bound {
     /// A COMPLEX64 tensor (RFFT2D's result) as its real and imaginary parts: the IR has no
     /// complex type, so only the consumers in `complex.rs` take one.
     Complex(Complex),
+    /// A VAR_HANDLE's resource: an index into `Importer::resources` (`variables.rs`).
+    Resource(usize),
     /// Written by an unsupported operator (already reported).
     Poisoned,
 }
@@ -37,12 +39,16 @@ pub struct Importer<'a> {
     pub b: GraphBuilder,
     pub(super) model: tfl::Model<'a>,
     pub(super) file: &'a Bytes,
-    sg: tfl::SubGraph<'a>,
+    pub(super) sg: tfl::SubGraph<'a>,
     tensors: Vec<tfl::Tensor<'a>>,
     pub(super) bound: Vec<Option<Bound>>,
     /// The integer value of each quantized tensor read so far (its real value is `bound`):
     /// graph outputs and CAST, which reads the integers, take it.
     raw: HashMap<usize, ValueId>,
+    /// Variables named by VAR_HANDLE (`container/shared_name`), and the constant values a
+    /// CALL_ONCE init subgraph assigns them.
+    pub(super) resources: Vec<String>,
+    pub(super) variable_values: HashMap<String, crate::ir::Tensor>,
     /// Signature names of the subgraph's inputs and outputs, by tensor index.
     pub(super) names: HashMap<usize, String>,
     /// Whether activations are quantized (a full-integer model); else quantized constants are
@@ -71,6 +77,8 @@ impl<'a> Importer<'a> {
             bound: vec![None; tensors.len()],
             tensors,
             raw: HashMap::new(),
+            resources: Vec::new(),
+            variable_values: HashMap::new(),
             names: HashMap::new(),
             full_integer: false,
             depth: 0,
@@ -312,6 +320,10 @@ impl<'a> Importer<'a> {
         let name = out_idx
             .first()
             .map_or_else(|| format!("operator_{k}"), |&i| self.tensor_name(i));
+        if super::variables::is_variable_op(builtin) {
+            let result = self.variable_op(builtin, op, &name, &out_idx);
+            return self.settle(k, &op_name, &name, &out_idx, result);
+        }
         let complex = self
             .takes_complex(&op, builtin)
             .map_err(|e| format!("operator {k} ({op_name} '{name}'): {e}"))?;
@@ -437,8 +449,8 @@ impl<'a> Importer<'a> {
             match bound {
                 Some(Bound::Value(_)) if integers && raw.is_some() => inputs.push(raw),
                 Some(Bound::Value(v)) => inputs.push(Some(v)),
-                Some(Bound::Complex(_)) => {
-                    // `takes_complex` sends every operator with a complex input elsewhere.
+                Some(Bound::Complex(_) | Bound::Resource(_)) => {
+                    // `takes_complex` sends every operator with such an input elsewhere.
                     return Err("a complex input to a real-valued operator".into());
                 }
                 Some(Bound::Poisoned) => {
@@ -512,6 +524,13 @@ impl<'a> Importer<'a> {
             self.bound[o] = Some(Bound::Value(real));
         }
         Ok(())
+    }
+
+    /// An operator's builtin code (`None` for an opcode index out of range).
+    pub(super) fn op_code(&self, op: &tfl::Operator) -> Option<tfl::BuiltinOperator> {
+        let codes = self.model.operator_codes()?;
+        let i = op.opcode_index() as usize;
+        (i < codes.len()).then(|| builtin_code(&codes.get(i)))
     }
 
     /// The subgraph's output tensor indices.

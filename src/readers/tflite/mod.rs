@@ -11,6 +11,7 @@ mod ops;
 mod quant;
 mod sparse;
 mod tensor;
+mod variables;
 
 use super::{ReadOptions, Reader};
 use crate::error::{failed, Error, Result};
