@@ -112,6 +112,19 @@ fn tflite_complex_values_outside_abs_real_imag_are_refused_with_exit_4() {
     );
 }
 
+/// The recurrent forms the IR's LSTM cannot express are each refused by name, all listed:
+/// BIDIRECTIONAL_SEQUENCE_LSTM's auxiliary input and a projection layer.
+#[test]
+fn tflite_lstm_variants_are_refused_by_name_with_exit_4() {
+    let input = fixture("fixtures/bad/lstm_variants.tflite");
+    refused(
+        &input,
+        4,
+        "BIDIRECTIONAL_SEQUENCE_LSTM with an auxiliary input",
+    );
+    refused(&input, 4, "LSTM with a projection layer");
+}
+
 #[test]
 fn tflite_signature_selects_its_subgraph_and_names() {
     let model = fixture("fixtures/tflite/two_signatures/model.tflite");

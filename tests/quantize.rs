@@ -225,6 +225,89 @@ fn ops_of(m: &tflite::Model) -> Vec<BuiltinOperator> {
         .collect()
 }
 
+/// An int8 kernel's int32 bias carries, per output channel, input scale × weight scale and
+/// zero point 0: what LiteRT's kernels and XNNPACK require of it.
+fn assert_bias_scales(x: &tflite::Tensor, w: &tflite::Tensor, b: &tflite::Tensor) {
+    let scales = |t: &tflite::Tensor| -> Vec<f32> {
+        t.quantization()
+            .and_then(|q| q.scale())
+            .map(|s| s.iter().collect())
+            .unwrap_or_default()
+    };
+    let (sx, sw, sb) = (scales(x), scales(w), scales(b));
+    assert_eq!(sb.len(), sw.len(), "bias '{:?}' scales", b.name());
+    for (c, (&w, &b)) in sw.iter().zip(&sb).enumerate() {
+        assert!(
+            (sx[0] * w - b).abs() <= 1e-6 * b.abs(),
+            "channel {c}: {} × {w} ≠ {b}",
+            sx[0]
+        );
+    }
+}
+
+/// Batch norms exported as per-channel Mul/Add (Keras 3's `model.export`) fold into the
+/// convolutions before weights are quantized: the int8 ONNX model has no float Mul/Add left
+/// between its convolutions, and every int8 TFLite convolution's bias is scaled, also where the
+/// source convolution had none.
+#[test]
+fn arithmetic_batch_norms_fold_before_quantizing() {
+    let model = "fixtures/saved_model/keras_cnn_export/model";
+    let calib = "fixtures/saved_model/keras_cnn_export/input.npy";
+    let source = read(model);
+    let count = |g: &Graph, name: &str| g.nodes.iter().filter(|n| n.op.name() == name).count();
+    assert!(
+        count(&source, "Mul") > 0,
+        "the fixture's batch norms are arithmetic"
+    );
+    let (onnx, _) = quantize(
+        &[
+            "quantize",
+            &path(model),
+            "--int8",
+            "--calibration",
+            &path(calib),
+            "--to",
+            "onnx",
+        ],
+        "q.onnx",
+    );
+    let dir = crate::common::tempdir();
+    let file = dir.path().join("q.onnx");
+    std::fs::write(&file, &onnx).unwrap();
+    let q = readers::read(&file, &ReadOptions::default()).unwrap();
+    assert_eq!(
+        (count(&q, "Mul"), count(&q, "Add")),
+        (0, 0),
+        "float affine ops remain"
+    );
+    let bytes = tflite_of(&[
+        "quantize",
+        model,
+        "--int8",
+        "--calibration",
+        calib,
+        "--to",
+        "tflite",
+    ]);
+    let m = tflite::root_as_model(&bytes).unwrap();
+    let sg = m.subgraphs().unwrap().get(0);
+    let tensors = sg.tensors().unwrap();
+    let ops = ops_of(&m);
+    let mut convs = 0;
+    for (k, op) in sg.operators().unwrap().iter().enumerate() {
+        if matches!(
+            ops[k],
+            BuiltinOperator::CONV_2D | BuiltinOperator::DEPTHWISE_CONV_2D
+        ) {
+            let ins = op.inputs().unwrap();
+            let t = |i: usize| tensors.get(ins.get(i) as usize);
+            assert_bias_scales(&t(0), &t(1), &t(2));
+            convs += 1;
+        }
+    }
+    assert!(convs > 0, "{ops:?}");
+}
+
 #[test]
 fn tflite_full_integer_has_int8_activations_and_int32_biases() {
     for io in ["float", "int8"] {
@@ -274,6 +357,7 @@ fn tflite_full_integer_has_int8_activations_and_int32_biases() {
                     let out_c = t(1).shape().unwrap().get(0) as usize;
                     assert_eq!(wq.scale().unwrap().len(), out_c);
                     assert_eq!(wq.quantized_dimension(), 0);
+                    assert_bias_scales(&t(0), &t(1), &t(2));
                     int8_convs += 1;
                 }
                 _ => {}

@@ -192,3 +192,55 @@ fn a_graph_assigning_a_resource_variable_is_refused_by_name() {
     assert!(e.contains("unsupported op ASSIGN_VARIABLE"), "{e}");
     assert!(e.contains("unsupported op READ_VARIABLE"), "{e}");
 }
+
+/// TF math TFLite has no builtin for (TruncateMod/Mod on floats and ints, asin … atanh,
+/// MatrixBandPart), written through the lowering `passes::lower` makes for TFLite, read back and
+/// run against TensorFlow's own outputs; at a second batch size too.
+#[test]
+fn tf_math_without_builtins_is_lowered_exactly_enough_for_tflite() {
+    let dir = crate::common::repo().join("fixtures/saved_model/module_more_ops");
+    let out = crate::common::tempdir();
+    let mut g = readers::read(&dir.join("model"), &ReadOptions::default()).unwrap();
+    let w = TfliteWriter { nhwc_io: false };
+    w.legalize(&mut g).unwrap();
+    let ops: Vec<String> = g.nodes.iter().map(|n| n.op.name()).collect();
+    assert!(!ops.iter().any(|o| o == "Trilu" || o == "Asin"), "{ops:?}");
+    let path = out.path().join("more_ops.tflite");
+    std::fs::write(&path, w.to_bytes(&g).unwrap()).unwrap();
+    let back = readers::read(&path, &ReadOptions::default()).unwrap();
+    for set in [None, Some("other")] {
+        let f = crate::common::Fixture {
+            name: "module_more_ops".into(),
+            model: path.clone(),
+            dir: set.map_or(dir.clone(), |s| dir.join("sizes").join(s)),
+        };
+        let got = mdeploy::eval::run(&back, &f.inputs()).unwrap();
+        f.assert_expected(&format!("module_more_ops {set:?} via .tflite"), &got);
+    }
+}
+
+/// The recurrent builtins published models carry that the converter no longer writes, built
+/// with TensorFlow's schema API: BIDIRECTIONAL_SEQUENCE_LSTM (batch-major, merged, a cell clip
+/// that binds, forward peepholes; time-major, separate outputs, backward peepholes), LSTM (one
+/// step: the full kernel with a cell clip that binds within the step; the basic kernel with its
+/// states as model inputs and outputs) and SVDF (rank 2 with RELU and a
+/// bias, rank 1 without): evaluated as LiteRT computes them on a fresh interpreter (zero
+/// variable-tensor states).
+#[test]
+fn recurrent_builtins_evaluate_as_litert_computes_them() {
+    let clip = |c: f32, n: usize| vec![Some(c); n];
+    for (name, clips) in [
+        ("float_bidirectional_lstm", clip(0.5, 2)),
+        ("float_bidirectional_lstm_time_major", vec![None, None]),
+        ("float_lstm_step", clip(0.3, 1)),
+        ("float_lstm_basic", vec![]),
+        ("float_svdf", vec![]),
+    ] {
+        let f = tflite_fixture(name, None);
+        let g = readers::read(&f.model, &ReadOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(cell_clips(&g), clips, "{name}");
+        let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        f.assert_expected(name, &got);
+    }
+}

@@ -11,6 +11,10 @@
 //! outputs include two identical Relus around a Clip(0, 6) ("eval() called on a Dummy op"),
 //! which evaluation in pieces produces when parallel branches end at a cut.
 //!
+//! Equality of booleans is Xor (negated for Equal): tract 0.23's Equal takes numbers only
+//! ("Bool is not a number"), and TFLite's NOT_EQUAL of two conditions is how the TFLite writer
+//! spells Xor.
+//!
 //! A one-way reverse LSTM or GRU runs forward on the time-reversed input, its Y reversed back:
 //! tract 0.23 computes `direction=reverse` layers wrongly (bidirectional ones are right; a
 //! reverse LSTM off onnxruntime by 0.35 on the `lstm_fixed_batch_seq` weights), and TFLite
@@ -23,10 +27,35 @@ use std::collections::HashMap;
 /// Everything this module does, in order.
 pub fn for_tract(g: &mut Graph) {
     lower_cell_clips(g);
+    bool_equality_as_xor(g);
     quantized_outputs_as_float_math(g);
     reverse_rnns_forward(g);
     expand_stored_weights(g);
     merge_duplicate_nodes(g);
+}
+
+/// `a == b` on booleans as `Not(Xor(a, b))`.
+fn bool_equality_as_xor(g: &mut Graph) {
+    let is_bool_equal = |g: &Graph, n: &Node| {
+        n.op == Op::Binary(BinaryOp::Equal) && g.ty(n.inputs[0]).dtype == DType::Bool
+    };
+    if !g.nodes.iter().any(|n| is_bool_equal(g, n)) {
+        return;
+    }
+    let (mut rw, old) = crate::passes::rewrite::Rewriter::begin(g);
+    for n in old {
+        if !is_bool_equal(rw.g, &n) {
+            rw.keep(n);
+            continue;
+        }
+        let xor = rw.op(&n.name, Op::Binary(BinaryOp::Xor), n.inputs.clone());
+        match xor {
+            Ok(x) => rw.op_into(&n.name, Op::Unary(UnaryOp::Not), vec![x], n.outputs[0]),
+            // Inference refused the pair (it cannot, both are bool): keep the node as it was.
+            Err(_) => rw.keep(n),
+        }
+    }
+    rw.finish();
 }
 
 /// LSTMs with a cell clip (which has no ONNX form) unrolled or looped; if that fails, the graph

@@ -53,8 +53,8 @@ fn lower(rw: &mut Rewriter, n: &Node, c: &Conv) -> Result<(), String> {
         x = spread(rw, &base, x, 1 + i, s)?;
     }
     let mut around = vec![(0, 0)];
-    if pads.len() != 3 {
-        return Err("3-D transposed convolution needs 3 pairs of pads".into());
+    if pads.len() != 3 || kernel.shape.len() != 5 {
+        return Err("3-D transposed convolution needs three pads and a rank-5 kernel".into());
     }
     for (i, &(pb, pe)) in pads.iter().enumerate() {
         let k = kernel.shape[1 + i] as i64;

@@ -26,14 +26,15 @@ pub const NHWC_KERNELS: KernelTargets = KernelTargets {
 };
 
 /// Runs the whole legalization; `native_clip` says which Clips (by their bounds) the target
-/// runs as one op.
+/// runs as one op, `native_trig` whether it has asin, sinh, … (see `lower`).
 pub fn legalize(
     g: &mut Graph,
     nhwc_io: bool,
     native_clip: &dyn Fn(Option<f32>, Option<f32>) -> bool,
+    native_trig: bool,
 ) -> Result<(), String> {
     prepare(g, nhwc_io)?;
-    finish(g, native_clip)
+    finish(g, native_clip, native_trig)
 }
 
 /// The first half: layout, boundary transposes, batch norms and affine/pad folds into
@@ -58,8 +59,9 @@ pub fn prepare(g: &mut Graph, nhwc_io: bool) -> Result<(), String> {
 pub fn finish(
     g: &mut Graph,
     native_clip: &dyn Fn(Option<f32>, Option<f32>) -> bool,
+    native_trig: bool,
 ) -> Result<(), String> {
-    lower::lower(g, native_clip)?;
+    lower::lower(g, native_clip, native_trig)?;
     super::spatial1d::lift_1d(g)?;
     explicit_padding(g)?;
     split_groups(g)?;

@@ -51,11 +51,16 @@ pub(super) fn apply(
     obs: &dyn Observer,
 ) -> Result<QuantReport> {
     // Batch norms after convolutions fold into their weights before those are quantized (the
-    // TFLite legalization did this already; ONNX keeps them otherwise).
+    // TFLite legalization did this already; ONNX keeps them otherwise), and so do batch norms
+    // exported as per-channel Mul/Add arithmetic (Keras 3's `model.export`): left apart, each
+    // int8 convolution ends in a float Mul and Add that onnxruntime can neither fuse nor run in
+    // integers, and TFLite's convolutions get no bias to carry the input × weight scale.
     crate::passes::fuse::fold_batch_norms(g);
     // Constant subgraphs (e.g. a transpose the layout pass put after a source model's own
-    // dequantized weights) become constants, so they are quantized as weights.
+    // dequantized weights) become constants, so they are quantized as weights (and kernels are
+    // constants the affine folding can scale).
     crate::passes::cleanup::fold_constants(g);
+    crate::passes::conv_fold::fold_affine_into_convs(g);
     g.remove_dead();
     let weights = quantize::quantize_weights(g, q)
         .map_err(|e| Error::Failed(format!("quantization: {e}")))?;

@@ -348,11 +348,16 @@ fn has_quantize(g: &Graph) -> bool {
 }
 
 /// Whether tract cannot run the graph as an ONNX file by itself: control flow (tract 0.23 has no
-/// `Loop` and types `If` only with a constant condition) or operands given as inputs.
+/// `Loop` and types `If` only with a constant condition), operands given as inputs, or a one-way
+/// reverse LSTM/GRU (tract 0.23 computes some wrong — a reverse LSTM with peepholes — which
+/// evaluation's preparation runs forward on reversed data).
 fn beyond_tract(g: &Graph) -> bool {
-    g.nodes
-        .iter()
-        .any(|n| matches!(n.op, crate::ir::Op::Dynamic(_)) || !n.op.bodies().is_empty())
+    use crate::ir::{ops::RnnDirection, Op};
+    g.nodes.iter().any(|n| match &n.op {
+        Op::Dynamic(_) => true,
+        Op::Lstm(r) | Op::Gru(r) => r.direction == RnnDirection::Reverse,
+        other => !other.bodies().is_empty(),
+    })
 }
 
 /// Why an output cannot be verified at all, if it cannot.
@@ -378,8 +383,9 @@ fn notes(chosen: &Chosen, out: &Path, written: &Graph, obs: &dyn Observer) -> Re
             }
         }
         Target::Onnx if beyond_tract(written) => obs.line(
-            "the written file has control flow or ops whose operands are inputs, which tract \
-             cannot run as loaded; it is read back and run by mdeploy's evaluator",
+            "the written file has control flow, ops whose operands are inputs or reverse \
+             recurrent layers, which tract cannot run as loaded; it is read back and run by \
+             mdeploy's evaluator",
         ),
         Target::Onnx | Target::Tfjs | Target::SavedModel => {}
     }

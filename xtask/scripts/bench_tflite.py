@@ -65,6 +65,23 @@ def convert(src, out):
         f.write(data)
 
 
+def tfjs(saved, out):
+    """tensorflowjs_converter's graph model of the SavedModel (tensorflowjs installed with
+    --no-deps: the converter modules it imports for other paths are stubbed, as in
+    fixtures/scripts/make_tfjs_fixtures.py)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import types
+
+    for m in ("tensorflow_decision_forests", "tensorflow_hub", "jax", "jax.experimental",
+              "jax.experimental.jax2tf"):
+        sys.modules[m] = types.ModuleType(m)
+    sys.modules["jax"].monitoring = types.SimpleNamespace(record_scalar=lambda *a, **k: None)
+    sys.modules["jax.experimental"].jax2tf = sys.modules["jax.experimental.jax2tf"]
+    from tensorflowjs.converters import tf_saved_model_conversion_v2 as conv
+
+    conv.convert_tf_saved_model(saved, out)
+
+
 def timing(input_path, runs, pairs):
     """Times several models on one input, alternating invocations so that each sees the same
     machine load (other processes share the cores); one `key value` block per model, prefixed
@@ -114,6 +131,8 @@ if __name__ == "__main__":
         convert(*args)
     elif cmd == "time":
         timing(args[0], int(args[1]), list(zip(args[2::2], args[3::2])))
+    elif cmd == "tfjs":
+        tfjs(*args)
     elif cmd == "diff":
         diff(*args)
     else:

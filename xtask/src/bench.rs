@@ -76,15 +76,13 @@ struct Case {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let serve_only = match args.first().map(String::as_str) {
-        None => false,
-        Some("serve") => true,
-        Some(other) => {
-            return Err(
-                util::Exit::usage(format!("bench: unknown section '{other}' (try: serve)")).into(),
-            )
-        }
-    };
+    let section = args.first().map(String::as_str);
+    if let Some(other) = section.filter(|s| !matches!(*s, "serve" | "any")) {
+        return Err(
+            util::Exit::usage(format!("bench: unknown section '{other}' (try: serve, any)")).into(),
+        );
+    }
+    let serve_only = section == Some("serve");
     let repo = util::repo_root();
     let out_dir = repo.join(".cache").join("bench");
     std::fs::create_dir_all(&out_dir)?;
@@ -106,6 +104,15 @@ pub fn run(args: &[String]) -> Result<()> {
         let json = crate::bench_serve::run(&repo, &mdeploy, &python, &out_dir)?;
         std::fs::write(
             out_dir.join("bench-serve.json"),
+            format!("[{}]\n", json.join(",\n")),
+        )?;
+        return Ok(());
+    }
+    if section == Some("any") {
+        // Needs the TFLite section's files in .cache/bench (a full bench run makes them).
+        let json = crate::bench_any::run(&repo, &mdeploy, &out_dir)?;
+        std::fs::write(
+            out_dir.join("bench-any.json"),
             format!("[{}]\n", json.join(",\n")),
         )?;
         return Ok(());
@@ -186,6 +193,7 @@ pub fn run(args: &[String]) -> Result<()> {
     json.extend(crate::bench_tflite::run(
         &repo, &mdeploy, &python, &out_dir,
     )?);
+    json.extend(crate::bench_any::run(&repo, &mdeploy, &out_dir)?);
     json.extend(crate::bench_serve::run(&repo, &mdeploy, &python, &out_dir)?);
     std::fs::write(
         out_dir.join("bench.json"),

@@ -4,6 +4,7 @@
 //! Adding a task is one entry in [`TASKS`] (plus its `mod` line).
 
 mod bench;
+mod bench_any;
 mod bench_serve;
 mod bench_serve_report;
 mod bench_tflite;
@@ -36,7 +37,8 @@ const TASKS: &[(&str, &str, Task)] = &[
     (
         "bench",
         "wall time and peak RSS of conversions (release build), with reference-tool ratios, \
-         and serving throughput against FastAPI + onnxruntime [serve: only the serving section]",
+         and serving throughput against FastAPI + onnxruntime [serve: only the serving section; any: \
+         only MobileNetV2 read from TFLite and TF.js, after a full run made its files]",
         bench::run,
     ),
     (

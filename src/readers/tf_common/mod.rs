@@ -10,6 +10,7 @@ pub mod fft;
 pub mod index;
 pub mod lowered;
 pub mod movement;
+pub mod norm_select;
 pub mod space_batch;
 
 use crate::ir::ops::{

@@ -67,7 +67,8 @@ fn binary_name(b: BinaryOp, dtype: DType) -> Result<&'static str, String> {
         BinaryOp::Or => "LogicalOr",
         BinaryOp::Xor => "NotEqual",
         BinaryOp::SquaredDifference => "SquaredDifference",
-        BinaryOp::Fmod => return Err("integer fmod (sign of the dividend) has no TF.js op".into()),
+        // `passes::lower` rewrites it through FloorMod before the writer runs.
+        BinaryOp::Fmod => return Err("fmod (sign of the dividend) has no TF op".into()),
         BinaryOp::BitShiftLeft
         | BinaryOp::BitShiftRight
         | BinaryOp::BitwiseAnd
@@ -90,23 +91,6 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
             let op = unary_name(*u)?;
             let x = gx.r(n.inputs[0])?;
             gx.node("", op, vec![x], vec![t(in_dt)])
-        }
-        Op::Binary(BinaryOp::Fmod) if in_dt.is_float() => {
-            // a - trunc(a / b) · b, trunc(z) = sign(z) · floor(|z|): the sign of the dividend.
-            let a = gx.r(n.inputs[0])?;
-            let b = gx.r(n.inputs[1])?;
-            let q = gx.node(
-                "quotient",
-                "RealDiv",
-                vec![a.clone(), b.clone()],
-                vec![t(in_dt)],
-            );
-            let mag = gx.node("magnitude", "Abs", vec![q.clone()], vec![t(in_dt)]);
-            let fl = gx.node("floor", "Floor", vec![mag], vec![t(in_dt)]);
-            let sg = gx.node("sign", "Sign", vec![q], vec![t(in_dt)]);
-            let tr = gx.node("trunc", "Mul", vec![sg, fl], vec![t(in_dt)]);
-            let m = gx.node("multiple", "Mul", vec![tr, b], vec![t(in_dt)]);
-            gx.node("", "Sub", vec![a, m], vec![t(in_dt)])
         }
         Op::Binary(BinaryOp::Div) if !in_dt.is_float() => {
             // ONNX integer division truncates; TF.js's FloorDiv floors. They differ by one

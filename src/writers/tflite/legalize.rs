@@ -24,8 +24,12 @@ pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     crate::passes::rnn_loop::loop_rnns(g, &super::ops::recurrent::fits).map_err(fail)?;
     crate::passes::loop_scan::carry_collected(g).map_err(fail)?;
     crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
-    nhwc::finish(g, &|min, max| {
-        activation_builtin(&Activation::Clip { min, max }).is_some()
-    })
+    // No TFLite builtin computes asin, sinh, … (TF's converter keeps them as Flex ops).
+    let native_trig = false;
+    nhwc::finish(
+        g,
+        &|min, max| activation_builtin(&Activation::Clip { min, max }).is_some(),
+        native_trig,
+    )
     .map_err(fail)
 }

@@ -551,6 +551,36 @@ impl Cx<'_> {
         );
         self.konst(tag, t)
     }
+    /// The zero bias of a convolution whose source has none: float, or for an int8 kernel int32
+    /// with the scales runtimes expect of a bias (input scale × weight scale per output channel,
+    /// zero point 0) — XNNPACK refuses an int8 convolution whose bias lacks them.
+    pub fn zero_bias(&mut self, out_c: usize) -> TRef {
+        if !self.is_int8() {
+            return self.f32s("bias", vec![out_c], &vec![0.0; out_c]);
+        }
+        let first_scale = |cx: &Self, i: usize| {
+            cx.x(i)
+                .ok()
+                .and_then(|r| cx.quant_of(r))
+                .map(|q| q.scale.clone())
+        };
+        let (s_x, s_w) = (first_scale(self, 0), first_scale(self, 1));
+        let t = self.i32s("bias", vec![out_c], &vec![0; out_c]);
+        if let (Some(s_x), Some(s_w), TRef::Extra(k)) = (s_x, s_w, t) {
+            let per_tensor = s_w.len() == 1;
+            if let (Some(&s_x), true) = (s_x.first(), per_tensor || s_w.len() == out_c) {
+                let scale: Vec<f32> = (0..out_c)
+                    .map(|c| s_x * s_w[if per_tensor { 0 } else { c }])
+                    .collect();
+                self.plan.extra[k].quant = Some(QuantParams {
+                    scale,
+                    zero_point: vec![0; out_c],
+                    axis: Some(0),
+                });
+            }
+        }
+        t
+    }
     pub fn i32_vec(&mut self, tag: &str, v: &[i32]) -> TRef {
         self.i32s(tag, vec![v.len()], v)
     }

@@ -1,7 +1,8 @@
 //! TF's indexing ops, read with the semantics the TFLite reader shares
 //! (`readers/tf_common/index.rs`): ReverseV2, Cumsum, TopKV2, OneHot, ScatterNd,
-//! TensorScatterUpdate, GatherNd, DepthToSpace, SpaceToDepth; and MatrixBandPart (the causal
-//! masks of transformer exports) as one or two Trilus.
+//! TensorScatterUpdate, GatherNd, DepthToSpace, SpaceToDepth, one-input Where and LRN
+//! (`tf_common::norm_select`); and MatrixBandPart (the causal masks of transformer exports) as
+//! one or two Trilus.
 
 use super::super::tensor::TfNode;
 use super::{const_ints, Handler};
@@ -9,6 +10,7 @@ use crate::ir::ops::Trilu;
 use crate::ir::{DType, Op, ValueId};
 use crate::readers::builder::{GraphBuilder, NodeResult};
 use crate::readers::tf_common::index;
+use crate::readers::tf_common::norm_select::{self, Lrn};
 
 pub fn handler(op: &str) -> Option<Handler> {
     Some(match op {
@@ -21,6 +23,8 @@ pub fn handler(op: &str) -> Option<Handler> {
         "GatherNd" => gather_nd,
         "DepthToSpace" | "SpaceToDepth" => depth_space,
         "MatrixBandPart" => band_part,
+        "Where" => where_,
+        "LRN" => lrn,
         _ => return None,
     })
 }
@@ -103,4 +107,21 @@ fn band_part(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         x = b.emit1(&n.name, Op::Trilu(t), vec![x])?;
     }
     Ok(vec![x])
+}
+
+/// Where(condition): with one input, the coordinates of the true elements (`tf.where(c)`;
+/// `tf.where(c, x, y)` is SelectV2).
+fn where_(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    norm_select::where_coords(b, &n.name, n.input(0)?)
+}
+
+/// LRN with TF's defaults (depth_radius 5, bias 1, alpha 1, beta 0.5).
+fn lrn(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
+    let p = Lrn {
+        depth_radius: n.int("depth_radius", 5),
+        bias: f64::from(n.float("bias", 1.0)),
+        alpha: f64::from(n.float("alpha", 1.0)),
+        beta: f64::from(n.float("beta", 0.5)),
+    };
+    norm_select::lrn(b, &n.name, n.input(0)?, &p)
 }

@@ -4,7 +4,7 @@
 //! scores, with zeros to `max_output_size` and counts the valid ones).
 
 use super::{Handler, Node};
-use crate::ir::ops::{Cast, Concat, Gather, Nms, ShapeOf, Transpose};
+use crate::ir::ops::{Cast, Concat, Gather, Nms, ShapeOf};
 use crate::ir::{DType, Dim, Op, Tensor, ValueId};
 use crate::readers::builder::{reshape_to, unsupported, GraphBuilder, NodeError, NodeResult};
 use tract_tflite::tflite::BuiltinOperator as B;
@@ -22,13 +22,7 @@ fn where_(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     if n.inputs.len() > 1 {
         return unsupported("WHERE with x and y (SELECT_V2's form)");
     }
-    let x = n.input(0)?;
-    if b.g.ty(x).rank() == 0 {
-        return unsupported("WHERE of a scalar");
-    }
-    let nz = b.emit1(&format!("{}/nonzero", n.name), Op::NonZero, vec![x])?;
-    let t = Transpose { perm: vec![1, 0] };
-    b.emit(&n.name, Op::Transpose(t), vec![nz])
+    crate::readers::tf_common::norm_select::where_coords(b, &n.name, n.input(0)?)
 }
 
 const MAX_OUTPUT: i64 = 1 << 20;

@@ -14,6 +14,7 @@ use crate::ir::{DType, Dim, KernelLayout, Layout, Op, Tensor, ValueId};
 use crate::readers::builder::{
     reshape_to, unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry,
 };
+use crate::readers::tf_common::norm_select::{self, Lrn};
 use crate::readers::tf_common::{apply_fused, resolve_same};
 use tract_tflite::tflite::{BuiltinOperator as B, Padding as TflPadding};
 
@@ -430,70 +431,19 @@ fn reduce_bool(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     b.emit(name, Op::Cast(Cast { to: DType::Bool }), vec![r])
 }
 
-/// LOCAL_RESPONSE_NORMALIZATION over the last axis of a 4-D input, as TF defines it:
-/// `x / (bias + alpha · Σ x²)^beta`, the sum over the channels within `radius` (alpha is not
-/// divided by the window's size, unlike ONNX LRN). The windowed sum is a 1×1 convolution of
-/// the squares with a banded `[C, C]` 0/1 kernel, which keeps every other axis as it is.
+/// LOCAL_RESPONSE_NORMALIZATION: TF's LRN (`tf_common::norm_select`).
 fn lrn(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     let o = n.options(
         n.op.builtin_options_as_local_response_normalization_options(),
         "LocalResponseNormalizationOptions",
     )?;
-    let x = n.input(0)?;
-    let ty = b.g.ty(x).clone();
-    // The banded kernel holds C² values: a bound keeps a corrupt channel count from
-    // allocating gigabytes (real LRN layers have at most a few hundred channels).
-    let c = match (ty.rank(), ty.shape.last().and_then(|d| d.fixed())) {
-        (4, Some(c)) if ty.dtype.is_float() && c <= 4096 => c as usize,
-        _ => {
-            return unsupported(format!(
-                "LOCAL_RESPONSE_NORMALIZATION of {ty} (needs float NHWC with at most 4096 channels, a fixed count)"
-            ))
-        }
+    let p = Lrn {
+        depth_radius: i64::from(o.radius()),
+        bias: f64::from(o.bias()),
+        alpha: f64::from(o.alpha()),
+        beta: f64::from(o.beta()),
     };
-    let radius = usize::try_from(o.radius())
-        .map_err(|_| NodeError::Invalid(format!("radius {}", o.radius())))?;
-    let name = &n.name;
-    let dt = ty.dtype;
-    let band: Vec<f64> = (0..c * c)
-        .map(|i| f64::from(u8::from((i / c).abs_diff(i % c) <= radius)))
-        .collect();
-    let band = b.add_const(
-        &format!("{name}/window"),
-        Tensor::from_f64s(dt, vec![c, 1, 1, c], &band),
-    );
-    let sq = b.emit1(
-        &format!("{name}/square"),
-        Op::Binary(BinaryOp::Mul),
-        vec![x, x],
-    )?;
-    let conv = Conv {
-        layout: Layout::Nhwc,
-        kernel_layout: KernelLayout::Ohwi,
-        strides: vec![1, 1],
-        dilations: vec![1, 1],
-        padding: Padding::Explicit(vec![(0, 0); 2]),
-        group: 1,
-        output_padding: vec![],
-    };
-    let sums = b.emit1(
-        &format!("{name}/window_sum"),
-        Op::Conv(conv),
-        vec![sq, band],
-    )?;
-    let mut v = sums;
-    for (what, op, k) in [
-        ("alpha", BinaryOp::Mul, o.alpha()),
-        ("bias", BinaryOp::Add, o.bias()),
-        ("beta", BinaryOp::Pow, o.beta()),
-    ] {
-        let k = b.add_const(
-            &format!("{name}/{what}"),
-            Tensor::from_f64s(dt, vec![], &[f64::from(k)]),
-        );
-        v = b.emit1(&format!("{name}/{what}_op"), Op::Binary(op), vec![v, k])?;
-    }
-    b.emit(name, Op::Binary(BinaryOp::Div), vec![x, v])
+    norm_select::lrn(b, &n.name, n.input(0)?, &p)
 }
 
 fn arg_reduce(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {

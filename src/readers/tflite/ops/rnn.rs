@@ -1,36 +1,59 @@
-//! RNN (one step: `act(x·Wᵀ + h·Rᵀ + b)`) and UNIDIRECTIONAL_SEQUENCE_LSTM as the IR's (ONNX-form) LSTM: TFLite's per-gate weights
+//! Recurrent builtins: RNN (one step: `act(x·Wᵀ + h·Rᵀ + b)`), the sequence RNNs
+//! (`sequence.rs`), SVDF (`svdf.rs`), LSTM's basic kernel (plain ops, `lstm.rs`), and
+//! UNIDIRECTIONAL_SEQUENCE_LSTM, BIDIRECTIONAL_SEQUENCE_LSTM and LSTM's full kernel (one step;
+//! `lstm.rs`) as the IR's (ONNX-form) LSTM: TFLite's per-gate weights
 //! (`input_to_{input,forget,cell,output}`, `recurrent_to_…`, `…_gate_bias`) are joined in ONNX's
 //! `iofc` order, peepholes in `iof`. The state inputs are variable tensors holding zeros when
 //! the interpreter starts, read as the LSTM's default zero initial state. CIFG (no input gate),
 //! projection and layer-normalized LSTMs are refused. A cell clip is the IR's `cell_clip`
 //! unless it provably never binds.
 
+mod lstm;
 mod sequence;
+mod svdf;
 
 use super::{fused, Handler, Node};
 use crate::ir::ops::{BinaryOp, Concat, MatMul, Rnn, RnnDirection, RnnInput, Transpose};
 use crate::ir::{Dim, Op, Tensor, ValueId};
 use crate::readers::builder::{reshape_to, unsupported, GraphBuilder, NodeError, NodeResult};
 use crate::readers::tf_common::apply_fused;
-use tract_tflite::tflite::{
-    ActivationFunctionType as Act, BuiltinOperator as B, UnidirectionalSequenceLSTMOptions,
-};
+use tract_tflite::tflite::{ActivationFunctionType as Act, BuiltinOperator as B};
 
 pub fn handler(code: B) -> Option<Handler> {
     Some(match code {
-        B::UNIDIRECTIONAL_SEQUENCE_LSTM => lstm,
+        B::UNIDIRECTIONAL_SEQUENCE_LSTM => unidirectional_lstm,
+        B::BIDIRECTIONAL_SEQUENCE_LSTM => lstm::bidirectional,
+        B::LSTM => lstm::one_step,
         B::RNN => basic_rnn,
         B::UNIDIRECTIONAL_SEQUENCE_RNN => sequence::unidirectional,
         B::BIDIRECTIONAL_SEQUENCE_RNN => sequence::bidirectional,
+        B::SVDF => svdf::svdf,
         _ => return None,
     })
 }
 
-/// Input slots of UNIDIRECTIONAL_SEQUENCE_LSTM, per gate in TFLite's `i, f, c, o` order.
+/// Where one LSTM direction's operands sit among an operator's inputs. UNIDIRECTIONAL_SEQUENCE_LSTM
+/// and LSTM have one direction at offset 0 with its states at 18 and 19;
+/// BIDIRECTIONAL_SEQUENCE_LSTM its forward direction at 0 (states 35, 36) and its backward one
+/// at 17 (states 37, 38). Relative to the offset: input weights 1–4, recurrent weights 5–8,
+/// peepholes 9–11, biases 12–15, projection weights 16 and bias 17.
+#[derive(Clone, Copy)]
+struct Slots {
+    offset: usize,
+    states: [usize; 2],
+}
+
+const SINGLE: Slots = Slots {
+    offset: 0,
+    states: [18, 19],
+};
+
+/// Per gate in TFLite's `i, f, c, o` order.
 const INPUT_WEIGHTS: [usize; 4] = [1, 2, 3, 4];
 const RECURRENT_WEIGHTS: [usize; 4] = [5, 6, 7, 8];
 const PEEPHOLES: [usize; 3] = [9, 10, 11];
 const BIASES: [usize; 4] = [12, 13, 14, 15];
+const PROJECTION: [usize; 2] = [16, 17];
 /// ONNX's `i, o, f, c` order as positions in TFLite's `i, f, c, o`.
 const IOFC: [usize; 4] = [0, 3, 1, 2];
 
@@ -71,24 +94,34 @@ fn cell_clip(clip: f32, steps: &Dim) -> NodeResult<Option<f32>> {
     })
 }
 
-/// The forms of UNIDIRECTIONAL_SEQUENCE_LSTM the IR's LSTM cannot express.
-fn refuse_variants(n: &Node, o: &UnidirectionalSequenceLSTMOptions) -> NodeResult<()> {
-    if n.opt(1).is_none() {
+/// The forms of one LSTM direction the IR's LSTM cannot express. (A projection clip, the
+/// options' `proj_clip`, acts only on a projection, refused here.)
+fn refuse_variants(n: &Node, s: Slots, act: Act) -> NodeResult<()> {
+    let at = |i: usize| n.opt(s.offset + i);
+    if at(INPUT_WEIGHTS[0]).is_none() {
         return unsupported("CIFG LSTM (coupled input and forget gates)");
     }
-    if n.opt(16).is_some() || (20..24).any(|i| n.opt(i).is_some()) {
-        return unsupported("LSTM with projection or layer normalization");
+    if PROJECTION.iter().any(|&i| at(i).is_some()) {
+        return unsupported("LSTM with a projection layer");
     }
-    if o.proj_clip() != 0.0 {
-        return unsupported(format!("LSTM with projection clip {}", o.proj_clip()));
+    if act != Act::TANH {
+        return unsupported(format!(
+            "LSTM with cell activation {} (only TANH)",
+            act.variant_name().unwrap_or("unknown")
+        ));
     }
-    if o.fused_activation_function() != Act::TANH {
-        return unsupported("LSTM with a cell activation other than TANH");
-    }
-    if n.opt(18).is_some() || n.opt(19).is_some() {
+    if s.states.iter().any(|&i| n.opt(i).is_some()) {
         return unsupported(
             "LSTM state inputs computed in the model (not zero-initialised variables)",
         );
+    }
+    Ok(())
+}
+
+/// Layer-normalization coefficients (inputs 20–23 of UNIDIRECTIONAL_SEQUENCE_LSTM and LSTM).
+fn refuse_layer_norm(n: &Node) -> NodeResult<()> {
+    if (20..24).any(|i| n.opt(i).is_some()) {
+        return unsupported("layer-normalized LSTM");
     }
     Ok(())
 }
@@ -98,11 +131,13 @@ fn refuse_variants(n: &Node, o: &UnidirectionalSequenceLSTMOptions) -> NodeResul
 fn lstm_parameters(
     b: &mut GraphBuilder,
     n: &Node,
+    name: &str,
+    s: Slots,
 ) -> NodeResult<(Vec<ValueId>, Vec<RnnInput>, usize)> {
     let gather = |slots: &[usize]| {
         slots
             .iter()
-            .map(|&i| n.input(i))
+            .map(|&i| n.input(s.offset + i))
             .collect::<NodeResult<Vec<_>>>()
     };
     let (w, r, bias) = (
@@ -118,7 +153,6 @@ fn lstm_parameters(
             .ok_or_else(|| {
                 NodeError::Invalid("recurrent weights need a fixed first dimension".into())
             })? as usize;
-    let name = &n.name;
     let w = joined(b, &format!("{name}/W"), &w, &IOFC)?;
     let r = joined(b, &format!("{name}/R"), &r, &IOFC)?;
     // ONNX adds an input and a recurrent bias; TFLite has one.
@@ -136,7 +170,7 @@ fn lstm_parameters(
     let bias = joined(b, &format!("{name}/B"), &[wb, zeros], &[0, 1])?;
     let mut ins = vec![w, r, bias];
     let mut optional = vec![RnnInput::Bias];
-    let peep: Vec<Option<ValueId>> = PEEPHOLES.iter().map(|&i| n.opt(i)).collect();
+    let peep: Vec<Option<ValueId>> = PEEPHOLES.iter().map(|&i| n.opt(s.offset + i)).collect();
     if let [Some(pi), Some(pf), Some(po)] = peep[..] {
         ins.push(joined(b, &format!("{name}/P"), &[pi, pf, po], &[0, 2, 1])?);
         optional.push(RnnInput::Peepholes);
@@ -146,32 +180,22 @@ fn lstm_parameters(
     Ok((ins, optional, hidden))
 }
 
-fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
-    let o = n.options(
-        n.op.builtin_options_as_unidirectional_sequence_lstmoptions(),
-        "UnidirectionalSequenceLSTMOptions",
-    )?;
-    refuse_variants(n, &o)?;
-    let x = n.input(0)?;
-    let xs = b.g.ty(x).shape.clone();
-    if xs.len() != 3 {
-        return Err(NodeError::Invalid(format!("input of rank {}", xs.len())));
-    }
-    let cell_clip = cell_clip(o.cell_clip(), if o.time_major() { &xs[0] } else { &xs[1] })?;
-    let name = &n.name;
-    let swap = || {
-        Op::Transpose(Transpose {
-            perm: vec![1, 0, 2],
-        })
-    };
-    let xt = if o.time_major() {
-        x
-    } else {
-        b.emit1(&format!("{name}/time_major"), swap(), vec![x])?
-    };
-    let (params, optional, hidden) = lstm_parameters(b, n)?;
+/// One LSTM direction over `xt [time, batch, in]` from a zero state: its outputs
+/// `[time, batch, hidden]` (the reverse direction runs from the last step and writes each
+/// step's output at its own time index, as TFLite's backward direction does).
+fn lstm_direction(
+    b: &mut GraphBuilder,
+    n: &Node,
+    name: &str,
+    (xt, s): (ValueId, Slots),
+    direction: RnnDirection,
+    clip: f32,
+) -> NodeResult<ValueId> {
+    let steps = b.g.ty(xt).shape.first().cloned().unwrap_or(Dim::Fixed(0));
+    let cell_clip = cell_clip(clip, &steps)?;
+    let (params, optional, hidden) = lstm_parameters(b, n, name, s)?;
     let op = Rnn {
-        direction: RnnDirection::Forward,
+        direction,
         hidden_size: hidden,
         activations: vec![],
         clip: None,
@@ -186,10 +210,65 @@ fn lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         Op::Lstm(op),
         [vec![xt], params].concat(),
     )?;
-    // Y [T, 1, B, H] → [T, B, H] → TFLite's layout.
+    // Y [T, 1, B, H] → [T, B, H].
     let ys = b.g.ty(outs[0]).shape.clone();
     let seq = vec![ys[0].clone(), ys[2].clone(), ys[3].clone()];
-    let y = reshape_to(b, &format!("{name}/y"), outs[0], seq)?[0];
+    Ok(reshape_to(b, &format!("{name}/y"), outs[0], seq)?[0])
+}
+
+fn swap() -> Op {
+    Op::Transpose(Transpose {
+        perm: vec![1, 0, 2],
+    })
+}
+
+/// A rank-3 sequence input as `[time, batch, in]`.
+fn to_time_major(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: ValueId,
+    is_time_major: bool,
+) -> NodeResult<ValueId> {
+    let rank = b.g.ty(x).rank();
+    if rank != 3 {
+        return Err(NodeError::Invalid(format!("input of rank {rank}")));
+    }
+    if is_time_major {
+        return Ok(x);
+    }
+    b.emit1(&format!("{name}/time_major"), swap(), vec![x])
+}
+
+/// A `[time, batch, …]` result in the operator's layout.
+fn to_layout(
+    b: &mut GraphBuilder,
+    name: &str,
+    y: ValueId,
+    is_time_major: bool,
+) -> NodeResult<ValueId> {
+    if is_time_major {
+        return Ok(y);
+    }
+    b.emit1(name, swap(), vec![y])
+}
+
+fn unidirectional_lstm(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let o = n.options(
+        n.op.builtin_options_as_unidirectional_sequence_lstmoptions(),
+        "UnidirectionalSequenceLSTMOptions",
+    )?;
+    refuse_variants(n, SINGLE, o.fused_activation_function())?;
+    refuse_layer_norm(n)?;
+    let name = &n.name;
+    let xt = to_time_major(b, name, n.input(0)?, o.time_major())?;
+    let y = lstm_direction(
+        b,
+        n,
+        name,
+        (xt, SINGLE),
+        RnnDirection::Forward,
+        o.cell_clip(),
+    )?;
     if o.time_major() {
         return Ok(vec![y]);
     }

@@ -1,5 +1,5 @@
 //! Elementwise ops and reductions: the unary builtins (ABS, NEG, SQRT, RSQRT, EXP, LOG, FLOOR,
-//! CEIL, ROUND (half to even, as ONNX), SIGN, SIN, COS, ATAN (as ATAN2(x, 1)), LOGISTIC, TANH, RELU, SQUARE,
+//! CEIL, ROUND (half to even, as ONNX), SIGN, SIN, COS, LOGISTIC, TANH, RELU, SQUARE,
 //! LOGICAL_NOT), binary ADD/SUB/MUL/DIV (fused activation), POW, MINIMUM, MAXIMUM, FLOOR_MOD
 //! (ONNX Mod with fmod=0), PRELU, comparisons, LOGICAL_AND/OR, NOT_EQUAL for bool Xor,
 //! SQUARED_DIFFERENCE; activations LEAKY_RELU, ELU (alpha 1), HARD_SWISH, GELU, RELU6,
@@ -40,9 +40,9 @@ pub fn unary(cx: &mut Cx, u: UnaryOp) -> Result<(), String> {
         | UnaryOp::Softsign
         | UnaryOp::IsNaN
         | UnaryOp::Tan => return Err("lowered by legalize for float inputs only".into()),
-        UnaryOp::Atan => return atan(cx),
         UnaryOp::Asin
         | UnaryOp::Acos
+        | UnaryOp::Atan
         | UnaryOp::Sinh
         | UnaryOp::Cosh
         | UnaryOp::Asinh
@@ -51,29 +51,6 @@ pub fn unary(cx: &mut Cx, u: UnaryOp) -> Result<(), String> {
         | UnaryOp::BitwiseNot => return Err(format!("no TFLite builtin for {u:?}")),
     };
     cx.unary(code)
-}
-
-/// `atan(x)` is `ATAN2(x, 1)`: TFLite has no ATAN builtin, but its ATAN2 (float32) is exact
-/// for a positive second operand. LiteRT's ATAN2 does not broadcast, so the ones are a constant
-/// of x's shape, which must be known.
-fn atan(cx: &mut Cx) -> Result<(), String> {
-    let ty = cx.ty(0)?.clone();
-    if ty.dtype != DType::F32 {
-        return Err(format!("ATAN2 has no {} kernel in TFLite", ty.dtype));
-    }
-    let Some(shape) = crate::ir::shape_fixed(&ty.shape) else {
-        return Err("ATAN (as ATAN2, which does not broadcast) of a run-time shape".into());
-    };
-    let n: usize = shape.iter().product();
-    if n > 1 << 20 {
-        return Err(format!(
-            "ATAN of {n} elements (a constant of ones as large)"
-        ));
-    }
-    let (x, out) = (cx.x(0)?, cx.out(0));
-    let one = cx.f32s("one", shape, &vec![1.0; n]);
-    cx.emit(B::ATAN2, Opts::None, vec![Some(x), Some(one)], vec![out]);
-    Ok(())
 }
 
 pub fn binary(cx: &mut Cx, b: BinaryOp) -> Result<(), String> {

@@ -141,9 +141,7 @@ pub fn conv(cx: &mut Cx, c: &Conv) -> Result<(), String> {
         .ok_or("output channels must be fixed")? as usize;
     let bias = match cx.node.inputs.get(2) {
         Some(&b) => cx.read(b),
-        // int8 kernels take int32 biases.
-        None if cx.is_int8() => cx.i32s("bias", vec![out_c], &vec![0; out_c]),
-        None => cx.f32s("bias", vec![out_c], &vec![0.0; out_c]),
+        None => cx.zero_bias(out_c),
     };
     let (stride, dilation, act) = (pair(&c.strides), pair(&c.dilations), cx.act());
     let (x, y) = (cx.x(0)?, cx.out(0));

@@ -4,7 +4,8 @@
 //! polynomial (|error| ≤ 1.5e-7); Reciprocal, Softplus (stable form), Softsign, Tan, Elu (alpha ≠
 //! 1), Selu, Celu, HardSigmoid (MUL/ADD/RELU_0_TO_1), ThresholdedRelu, Mish, Clip with other
 //! bounds (MAXIMUM/MINIMUM); ReduceL1/L2/LogSum/LogSumExp/SumSquare (also with axes computed at
-//! run time, as Dynamic Sum/Max reductions); LpNormalization.
+//! run time, as Dynamic Sum/Max reductions); LpNormalization; and (`math.rs`) Fmod, fixed-size
+//! Trilu, and for TFLite the inverse trigonometric and hyperbolic functions.
 
 use crate::ir::ops::{
     Activation, BinaryOp, Dynamic, LayerNorm, LpNorm, Reduce, ReduceKind, UnaryOp,
@@ -13,11 +14,16 @@ use crate::ir::{DType, Graph, Node, Op, ValueId};
 use crate::passes::decompose::{self, Prims};
 use crate::passes::rewrite::Rewriter;
 
+mod math;
+
 struct L<'r, 'g> {
     rw: &'r mut Rewriter<'g>,
     base: String,
     /// Whether the target runs this Clip as one op (else it becomes MAXIMUM/MINIMUM).
     native_clip: &'r dyn Fn(Option<f32>, Option<f32>) -> bool,
+    /// Whether the target has the inverse trigonometric and hyperbolic functions (else
+    /// `math.rs` composes them).
+    native_trig: bool,
 }
 
 impl L<'_, '_> {
@@ -190,7 +196,13 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
             let m = l.b(BinaryOp::Mul, nx, s)?;
             l.b(BinaryOp::Add, m, b)?
         }
+        Op::Unary(u) if !l.native_trig => match l.trig(*u, x)? {
+            Some(v) => v,
+            None => return lower_unary(l, *u, x),
+        },
         Op::Unary(u) => return lower_unary(l, *u, x),
+        Op::Binary(BinaryOp::Fmod) => l.fmod(x, g_node.inputs[1])?,
+        Op::Trilu(t) => return l.trilu(t, x),
         Op::Activation(a) => return lower_activation(l, a, x),
         Op::Reduce(r) => return lower_reduce(l, r, x),
         Op::Dynamic(Dynamic::Reduce {
@@ -252,7 +264,6 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
         | Op::CumSum(_)
         | Op::NonZero
         | Op::OneHot(_)
-        | Op::Trilu(_)
         | Op::NonMaxSuppression(_)
         | Op::ShapeOf(_)
         | Op::ConstantOfShape(_)
@@ -501,6 +512,7 @@ fn lower_reduce(l: &mut L, r: &Reduce, x: ValueId) -> Result<Option<ValueId>, St
 pub fn lower(
     g: &mut Graph,
     native_clip: &dyn Fn(Option<f32>, Option<f32>) -> bool,
+    native_trig: bool,
 ) -> Result<bool, String> {
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
@@ -511,7 +523,11 @@ pub fn lower(
         // type it has no kernel for, naming it).
         let float_dynamic_reduce = matches!(n.op, Op::Dynamic(Dynamic::Reduce { .. }))
             && in_dtype.is_some_and(DType::is_float);
-        if !(in_dtype == Some(DType::F32) || float_dynamic_reduce) || n.outputs.len() != 1 {
+        // These make constants of the input's own type.
+        let any_dtype = matches!(n.op, Op::Binary(BinaryOp::Fmod) | Op::Trilu(_));
+        if !(in_dtype == Some(DType::F32) || float_dynamic_reduce || any_dtype)
+            || n.outputs.len() != 1
+        {
             rw.keep(n);
             continue;
         }
@@ -519,6 +535,7 @@ pub fn lower(
             rw: &mut rw,
             base: n.name.clone(),
             native_clip,
+            native_trig,
         };
         match lower_node(&mut l, &n)? {
             Some(v) => {
