@@ -95,6 +95,23 @@ fn tflite_soft_nms_is_refused_by_name_with_exit_4() {
     refused(&input, 4, "NON_MAX_SUPPRESSION_V5 with soft_nms_sigma ≠ 0");
 }
 
+/// RFFT2D's complex result is read only by consumers that take it apart: a MUL of it, and a
+/// complex graph output, are refused by name.
+#[test]
+fn tflite_complex_values_outside_abs_real_imag_are_refused_with_exit_4() {
+    let input = fixture("fixtures/bad/complex.tflite");
+    refused(
+        &input,
+        4,
+        "unsupported op MUL at node 'mul': a complex input",
+    );
+    refused(
+        &input,
+        4,
+        "unsupported op COMPLEX64 output at node 'spectrum'",
+    );
+}
+
 /// The recurrent forms the IR's LSTM cannot express are each refused by name, all listed:
 /// BIDIRECTIONAL_SEQUENCE_LSTM's auxiliary input and a projection layer.
 #[test]

@@ -144,7 +144,12 @@ fn sequence_rnns_evaluate_as_litert_computes_them() {
 /// alpha, not divided by the window as ONNX's is), REDUCE_ANY/ALL, CONV_3D and
 /// CONV_3D_TRANSPOSE, WHERE (`[n, rank]` coordinates) and NON_MAX_SUPPRESSION_V4/V5 (indices
 /// and scores padded with zeros to max_output_size, valid counts), the segment reductions
-/// (empty segments hold the identity) and MATRIX_DIAG / MATRIX_SET_DIAG.
+/// (empty segments hold the identity), MATRIX_DIAG / MATRIX_SET_DIAG, and sparse (CSR,
+/// 1x4-blocked) constants behind DENSIFY and FULLY_CONNECTED, RFFT2D taken apart by
+/// COMPLEX_ABS / REAL / IMAG (cropped and zero-padded FFT lengths), ATAN2 (every quadrant and
+/// the origin), BUCKETIZE, REVERSE_SEQUENCE, SPARSE_TO_DENSE, L2_POOL_2D and
+/// DYNAMIC_UPDATE_SLICE (start clamped), FAKE_QUANT (TF's nudged range) and a read-only
+/// resource variable (its CALL_ONCE init value).
 #[test]
 fn converter_builtins_read_and_match_litert() {
     for name in [
@@ -152,13 +157,40 @@ fn converter_builtins_read_and_match_litert() {
         "float_conv3d",
         "float_nms",
         "float_matrix_ops",
+        "float_sparse",
+        "float_fft",
+        "float_tf_ops",
+        "float_l2_pool",
+        "float_update_slice",
+        "float_fake_quant",
+        "float_variables",
     ] {
-        let f = tflite_fixture(name, None);
-        let g = readers::read(&f.model, &ReadOptions::default())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        f.assert_expected(name, &got);
+        for size in [None, Some("batch3")] {
+            let f = tflite_fixture(name, size);
+            if !f.dir.exists() {
+                continue;
+            }
+            let g = readers::read(&f.model, &ReadOptions::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            f.assert_expected(&format!("{name} {size:?}"), &got);
+        }
     }
+}
+
+/// A signature that assigns a resource variable keeps state across invocations: its
+/// ASSIGN_VARIABLE, and the reads in that graph, are refused by name (the other signature of the
+/// same file, which only reads it, is read above).
+#[test]
+fn a_graph_assigning_a_resource_variable_is_refused_by_name() {
+    let f = tflite_fixture("float_variables", None);
+    let opts = ReadOptions {
+        signature: Some("bump".into()),
+        ..ReadOptions::default()
+    };
+    let e = readers::read(&f.model, &opts).unwrap_err().to_string();
+    assert!(e.contains("unsupported op ASSIGN_VARIABLE"), "{e}");
+    assert!(e.contains("unsupported op READ_VARIABLE"), "{e}");
 }
 
 /// TF math TFLite has no builtin for (TruncateMod/Mod on floats and ints, asin … atanh,

@@ -256,6 +256,7 @@ impl GraphBuilder {
             Op::ConstantOfShape(_) => inputs.first().and_then(|&s| self.shape_entries(s)),
             _ => None,
         };
+        let parts = self.split_contents(&op, &inputs);
         let outs = self.g.add_node(&node_name, op, inputs, &out_names)?;
         // A fill whose shape is known as entries (`[batch, 4]` from `Shape(x)`) has those sizes,
         // not fresh symbols: later values (a recurrent state) then share `batch` with `x`.
@@ -268,7 +269,31 @@ impl GraphBuilder {
         if let Some(c) = contents {
             self.shape_contents.insert(outs[0], c);
         }
+        for (&o, c) in outs.iter().zip(parts.unwrap_or_default()) {
+            self.shape_contents.insert(o, c);
+        }
         Ok(outs)
+    }
+
+    /// The pieces of a shape-like vector split along its one axis (TF's `tf.signal.frame`
+    /// splits `Shape(x)` into outer, framed and inner dimensions).
+    fn split_contents(&self, op: &Op, inputs: &[ValueId]) -> Option<Vec<Vec<ShapeEntry>>> {
+        let Op::Split(s) = op else { return None };
+        let x = *inputs.first()?;
+        let t = self.g.ty(x);
+        if s.axis != 0 || t.rank() != 1 || !t.dtype.is_int() {
+            return None;
+        }
+        let e = self.shape_entries(x)?;
+        let mut at = 0usize;
+        s.sizes
+            .iter()
+            .map(|&n| {
+                let part = e.get(at..at.checked_add(n)?)?.to_vec();
+                at += n;
+                Some(part)
+            })
+            .collect()
     }
 
     /// Emits a single-output op.

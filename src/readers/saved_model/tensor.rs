@@ -61,6 +61,13 @@ impl TfNode<'_> {
             _ => vec![],
         }
     }
+    /// A list of floats attribute (Bucketize's `boundaries`), empty when absent.
+    pub fn floats(&self, name: &str) -> Vec<f32> {
+        match self.attr(name) {
+            Some(attr_value::Value::List(l)) => l.f.clone(),
+            _ => vec![],
+        }
+    }
     pub fn ints(&self, name: &str) -> Vec<i64> {
         match self.attr(name) {
             Some(attr_value::Value::List(l)) => l.i.clone(),

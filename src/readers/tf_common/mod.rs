@@ -2,10 +2,13 @@
 //! flatbuffers), which name the same ops with the same attributes: StridedSlice's five masks,
 //! the bilinear / nearest resizes, SAME/VALID padding, the fused activations, and
 //! SpaceToBatchND/BatchToSpaceND (`space_batch.rs`), Tile, BroadcastTo, Pad and Shape
-//! (`movement.rs`), and the indexing ops (`index.rs`).
+//! (`movement.rs`), the indexing ops (`index.rs`), the real FFTs as DFT matrices (`fft.rs`) and
+//! Atan2, Bucketize, ReverseSequence, SparseToDense in the IR's ops (`lowered.rs`).
 
 pub mod arith;
+pub mod fft;
 pub mod index;
+pub mod lowered;
 pub mod movement;
 pub mod norm_select;
 pub mod space_batch;
@@ -27,6 +30,46 @@ pub struct StridedMasks {
     pub ellipsis: i64,
     pub new_axis: i64,
     pub shrink: i64,
+}
+
+/// StridedSlice's `end` operand: its constant values, or shape arithmetic where each entry is a
+/// constant or the input's own size on that axis (`tf.signal.frame` over a run-time batch ends
+/// its slice at `[batch, frames·step]`). Such an entry, with a positive stride and no ellipsis or
+/// new axis to move the axes, is "to the end": its `end_mask` bit is set.
+pub fn strided_end(
+    b: &GraphBuilder,
+    x: ValueId,
+    end: ValueId,
+    strides: &[i64],
+    masks: &mut StridedMasks,
+) -> NodeResult<Vec<i64>> {
+    if let Some(e) = b.const_ints(end) {
+        return Ok(e);
+    }
+    let run_time = || unsupported("end computed at run time");
+    let Some(entries) = b.shape_entries(end) else {
+        return run_time();
+    };
+    if masks.ellipsis != 0 || masks.new_axis != 0 {
+        return run_time();
+    }
+    let shape = b.g.ty(x).shape.clone();
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        match e {
+            ShapeEntry::Int(v) => out.push(*v),
+            ShapeEntry::Sym(s)
+                if i < 63
+                    && strides.get(i).is_some_and(|&st| st > 0)
+                    && shape.get(i) == Some(&Dim::Sym(s.clone())) =>
+            {
+                masks.end |= 1 << i;
+                out.push(0);
+            }
+            _ => return run_time(),
+        }
+    }
+    Ok(out)
 }
 
 /// StridedSlice: an ellipsis expands to the axes not named; `new_axis` inserts size-1 axes,

@@ -11,6 +11,7 @@ use super::tensor;
 use crate::error::Unsupported;
 use crate::ir::{Graph, Op, TensorType, ValueId};
 use crate::readers::builder::{GraphBuilder, NodeError, NodeResult};
+use crate::readers::tf_common::fft::Complex;
 use crate::readers::ReadOptions;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -23,8 +24,13 @@ pub enum InputError {
 
 /// What a tensor index stands for during import.
 #[derive(Clone, Copy, Debug)]
-enum Bound {
+pub(super) enum Bound {
     Value(ValueId),
+    /// A COMPLEX64 tensor (RFFT2D's result) as its real and imaginary parts: the IR has no
+    /// complex type, so only the consumers in `complex.rs` take one.
+    Complex(Complex),
+    /// A VAR_HANDLE's resource: an index into `Importer::resources` (`variables.rs`).
+    Resource(usize),
     /// Written by an unsupported operator (already reported).
     Poisoned,
 }
@@ -33,14 +39,18 @@ pub struct Importer<'a> {
     pub b: GraphBuilder,
     pub(super) model: tfl::Model<'a>,
     pub(super) file: &'a Bytes,
-    sg: tfl::SubGraph<'a>,
+    pub(super) sg: tfl::SubGraph<'a>,
     tensors: Vec<tfl::Tensor<'a>>,
-    bound: Vec<Option<Bound>>,
+    pub(super) bound: Vec<Option<Bound>>,
     /// The integer value of each quantized tensor read so far (its real value is `bound`):
     /// graph outputs and CAST, which reads the integers, take it.
     raw: HashMap<usize, ValueId>,
+    /// Variables named by VAR_HANDLE (`container/shared_name`), and the constant values a
+    /// CALL_ONCE init subgraph assigns them.
+    pub(super) resources: Vec<String>,
+    pub(super) variable_values: HashMap<String, crate::ir::Tensor>,
     /// Signature names of the subgraph's inputs and outputs, by tensor index.
-    names: HashMap<usize, String>,
+    pub(super) names: HashMap<usize, String>,
     /// Whether activations are quantized (a full-integer model); else quantized constants are
     /// dynamic-range weights, dequantized on read.
     pub full_integer: bool,
@@ -67,6 +77,8 @@ impl<'a> Importer<'a> {
             bound: vec![None; tensors.len()],
             tensors,
             raw: HashMap::new(),
+            resources: Vec::new(),
+            variable_values: HashMap::new(),
             names: HashMap::new(),
             full_integer: false,
             depth: 0,
@@ -226,7 +238,7 @@ impl<'a> Importer<'a> {
     }
 
     /// The value an operator input stands for: bound, a constant (read now), or absent (-1).
-    fn input_value(&mut self, i: i32) -> Result<Option<Bound>, String> {
+    pub(super) fn input_value(&mut self, i: i32) -> Result<Option<Bound>, String> {
         if i < 0 {
             return Ok(None);
         }
@@ -283,6 +295,7 @@ impl<'a> Importer<'a> {
             })?;
             self.import_op(k, *op, code)?;
         }
+        self.refuse_complex_outputs();
         Ok(())
     }
 
@@ -307,6 +320,17 @@ impl<'a> Importer<'a> {
         let name = out_idx
             .first()
             .map_or_else(|| format!("operator_{k}"), |&i| self.tensor_name(i));
+        if super::variables::is_variable_op(builtin) {
+            let result = self.variable_op(builtin, op, &name, &out_idx);
+            return self.settle(k, &op_name, &name, &out_idx, result);
+        }
+        let complex = self
+            .takes_complex(&op, builtin)
+            .map_err(|e| format!("operator {k} ({op_name} '{name}'): {e}"))?;
+        if complex {
+            let result = self.complex_op(builtin, op, &name, &out_idx);
+            return self.settle(k, &op_name, &name, &out_idx, result);
+        }
         let (inputs, poisoned) = self
             .operator_inputs(&op, builtin == tfl::BuiltinOperator::CAST)
             .map_err(|e| format!("operator {k} ({op_name} '{name}'): {e}"))?;
@@ -340,15 +364,28 @@ impl<'a> Importer<'a> {
             };
             self.compute(node, handler, &out_idx)
         };
+        self.settle(k, &op_name, &name, &out_idx, result)
+    }
+
+    /// An operator's outcome: unsupported ones are listed (their outputs poisoned so nothing
+    /// downstream is reported again); an invalid one fails the read, naming it.
+    fn settle(
+        &mut self,
+        k: usize,
+        op_name: &str,
+        name: &str,
+        out_idx: &[usize],
+        result: NodeResult<()>,
+    ) -> Result<(), String> {
         match result {
             Ok(()) => Ok(()),
             Err(NodeError::Unsupported(reason)) => {
                 self.b.unsupported.push(Unsupported {
-                    op: op_name,
-                    node: name,
+                    op: op_name.to_string(),
+                    node: name.to_string(),
                     reason,
                 });
-                for &o in &out_idx {
+                for &o in out_idx {
                     self.bound[o] = Some(Bound::Poisoned);
                 }
                 Ok(())
@@ -412,6 +449,10 @@ impl<'a> Importer<'a> {
             match bound {
                 Some(Bound::Value(_)) if integers && raw.is_some() => inputs.push(raw),
                 Some(Bound::Value(v)) => inputs.push(Some(v)),
+                Some(Bound::Complex(_) | Bound::Resource(_)) => {
+                    // `takes_complex` sends every operator with such an input elsewhere.
+                    return Err("a complex input to a real-valued operator".into());
+                }
                 Some(Bound::Poisoned) => {
                     poisoned = true;
                     inputs.push(None)
@@ -453,7 +494,11 @@ impl<'a> Importer<'a> {
     }
 
     /// Binds an operator's results to its output tensors, fake-quantizing each quantized one.
-    fn bind_outputs(&mut self, out_idx: &[usize], vals: &[ValueId]) -> Result<(), NodeError> {
+    pub(super) fn bind_outputs(
+        &mut self,
+        out_idx: &[usize],
+        vals: &[ValueId],
+    ) -> Result<(), NodeError> {
         for (&o, &v) in out_idx.iter().zip(vals) {
             let t = self.tensors[o];
             let name = tensor::name(&t, o);
@@ -481,14 +526,24 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
-    /// Binds the graph outputs under their signature (or tensor) names.
-    pub fn finish(mut self) -> Result<Graph, String> {
-        let outputs: Vec<i32> = self
-            .sg
+    /// An operator's builtin code (`None` for an opcode index out of range).
+    pub(super) fn op_code(&self, op: &tfl::Operator) -> Option<tfl::BuiltinOperator> {
+        let codes = self.model.operator_codes()?;
+        let i = op.opcode_index() as usize;
+        (i < codes.len()).then(|| builtin_code(&codes.get(i)))
+    }
+
+    /// The subgraph's output tensor indices.
+    pub(super) fn subgraph_outputs(&self) -> Vec<i32> {
+        self.sg
             .outputs()
             .map(|v| v.iter().collect())
-            .unwrap_or_default();
-        for i in outputs {
+            .unwrap_or_default()
+    }
+
+    /// Binds the graph outputs under their signature (or tensor) names.
+    pub fn finish(mut self) -> Result<Graph, String> {
+        for i in self.subgraph_outputs() {
             let (idx, t) = self.tensor(i)?;
             let name = self
                 .names

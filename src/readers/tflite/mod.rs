@@ -4,11 +4,14 @@
 //! model (or the subgraph of the signature `--signature` names); its inputs and outputs are
 //! named from that signature, else `serving_default`, when there is one. Data stays NHWC with TFLite's OHWI / `[1, H, W, C·M]` kernels, as the IR can say.
 
+mod complex;
 mod control;
 mod import;
 mod ops;
 mod quant;
+mod sparse;
 mod tensor;
+mod variables;
 
 use super::{ReadOptions, Reader};
 use crate::error::{failed, Error, Result};

@@ -100,8 +100,8 @@ pub fn constant(
         let empty = t.shape().is_some_and(|s| s.iter().any(|d| d == 0));
         return Ok(empty.then(|| Tensor::filled(dt, shape, &[])));
     };
-    if t.sparsity().is_some() {
-        return Err(format!("{what}: sparse tensors are not supported"));
+    if let Some(sp) = t.sparsity() {
+        return super::sparse::densify(&sp, dt, shape, data.bytes(), what).map(Some);
     }
     let bytes = data.bytes();
     let start = (bytes.as_ptr() as usize)

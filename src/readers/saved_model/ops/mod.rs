@@ -5,6 +5,7 @@
 mod elementwise;
 mod fused;
 mod index;
+mod lowered;
 mod nn;
 mod shape;
 mod space_batch;
@@ -22,6 +23,7 @@ pub fn handler(op: &str) -> Option<Handler> {
         .or_else(|| space_batch::handler(op))
         .or_else(|| fused::handler(op))
         .or_else(|| index::handler(op))
+        .or_else(|| lowered::handler(op))
 }
 
 pub fn is_known(op: &str) -> bool {

@@ -190,15 +190,18 @@ fn split(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
 }
 
 fn strided_slice(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
-    let masks = StridedMasks {
+    let mut masks = StridedMasks {
         begin: n.int("begin_mask", 0),
         end: n.int("end_mask", 0),
         ellipsis: n.int("ellipsis_mask", 0),
         new_axis: n.int("new_axis_mask", 0),
         shrink: n.int("shrink_axis_mask", 0),
     };
-    let (begin, end) = (const_ints(b, n, 1, "begin")?, const_ints(b, n, 2, "end")?);
-    let strides = const_ints(b, n, 3, "strides")?;
+    let (begin, strides) = (
+        const_ints(b, n, 1, "begin")?,
+        const_ints(b, n, 3, "strides")?,
+    );
+    let end = tf_common::strided_end(b, n.input(0)?, n.input(2)?, &strides, &mut masks)?;
     tf_common::strided_slice(b, &n.name, n.input(0)?, [&begin, &end, &strides], masks)
 }
 

@@ -2,7 +2,8 @@
 //! POW, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, FLOOR_MOD of integers and floats), comparisons and logic, SELECT, the
 //! unary math and the activations (RELU family as clips, LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU,
 //! PRELU, GELU, ELU), ADD_N, FLOOR_DIV, CAST, and QUANTIZE/DEQUANTIZE, which on real values are the identity (the
-//! importer quantizes what a quantized output tensor holds; a FLOAT16 constant is cast).
+//! importer quantizes what a quantized output tensor holds; a FLOAT16 constant is cast), and
+//! DENSIFY (its sparse constant was made dense on read).
 
 use super::{fused, Handler, Node};
 use crate::ir::ops::{Activation, BinaryOp, Cast, UnaryOp};
@@ -57,6 +58,7 @@ pub fn handler(code: B) -> Option<Handler> {
         B::FLOOR_DIV => floor_div,
         B::CAST => cast,
         B::QUANTIZE | B::DEQUANTIZE => quantize,
+        B::DENSIFY => densify,
         _ => return None,
     })
 }
@@ -205,6 +207,15 @@ fn quantize(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         return Err(NodeError::Invalid(format!(
             "{dt} input without quantization parameters"
         )));
+    }
+    Ok(vec![x])
+}
+
+/// DENSIFY of a sparse constant: the constant itself, already made dense when it was read.
+fn densify(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
+    let x = n.input(0)?;
+    if b.g.constant(x).is_none() {
+        return unsupported("DENSIFY of a value computed at run time");
     }
     Ok(vec![x])
 }

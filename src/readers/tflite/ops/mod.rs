@@ -6,6 +6,7 @@ mod conv3d;
 mod detect;
 mod elementwise;
 mod index;
+mod misc;
 mod nn;
 mod rnn;
 mod segment;
@@ -78,4 +79,5 @@ pub fn handler(code: B) -> Option<Handler> {
         .or_else(|| conv3d::handler(code))
         .or_else(|| detect::handler(code))
         .or_else(|| segment::handler(code))
+        .or_else(|| misc::handler(code))
 }

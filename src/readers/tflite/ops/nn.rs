@@ -1,14 +1,14 @@
 //! Neural-network builtins: CONV_2D (OHWI kernel), DEPTHWISE_CONV_2D (`[1, H, W, C·M]`, a
 //! grouped conv with `group = C`), TRANSPOSE_CONV (output shape given; SAME/VALID made explicit
 //! pads), FULLY_CONNECTED (weights `[out, in]` read transposed; without `keep_num_dims` the
-//! input is flattened to 2-D first), AVERAGE/MAX_POOL_2D (TF's average leaves padding out),
+//! input is flattened to 2-D first), AVERAGE/MAX/L2_POOL_2D (TF's average and L2 leave padding out),
 //! SOFTMAX (`beta` scales the logits), LOG_SOFTMAX, L2_NORMALIZATION, BATCH_MATMUL,
 //! the reductions, ARG_MAX/ARG_MIN and DEPTH_TO_SPACE/SPACE_TO_DEPTH.
 
 use super::{fused, Handler, Node};
 use crate::ir::ops::{
     check_window, norm_axis, ArgReduce, BinaryOp, Cast, Conv, LpNorm, MatMul, Padding, Pool,
-    PoolKind, Reduce, ReduceKind, Softmax,
+    PoolKind, Reduce, ReduceKind, Softmax, UnaryOp,
 };
 use crate::ir::{DType, Dim, KernelLayout, Layout, Op, Tensor, ValueId};
 use crate::readers::builder::{
@@ -23,7 +23,7 @@ pub fn handler(code: B) -> Option<Handler> {
         B::CONV_2D | B::DEPTHWISE_CONV_2D => conv,
         B::TRANSPOSE_CONV => conv_transpose,
         B::FULLY_CONNECTED => fully_connected,
-        B::AVERAGE_POOL_2D | B::MAX_POOL_2D => pool,
+        B::AVERAGE_POOL_2D | B::MAX_POOL_2D | B::L2_POOL_2D => pool,
         B::SOFTMAX | B::LOG_SOFTMAX => softmax,
         B::L2_NORMALIZATION => l2_norm,
         B::BATCH_MATMUL => batch_matmul,
@@ -275,6 +275,14 @@ fn pool(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         &strides,
         &[1, 1],
     );
+    // L2_POOL_2D is LiteRT's sqrt of the mean of the squares over the in-bounds cells.
+    let l2 = n.code == B::L2_POOL_2D;
+    let x = if l2 {
+        let sq = Op::Binary(BinaryOp::Mul);
+        b.emit1(&format!("{}/square", n.name), sq, vec![x, x])?
+    } else {
+        x
+    };
     let p = Pool {
         kind: if n.code == B::MAX_POOL_2D {
             PoolKind::Max
@@ -290,7 +298,14 @@ fn pool(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         count_include_pad: false,
     };
     let act = fused(o.fused_activation_function())?;
-    let y = b.emit1(&format!("{}/pool", n.name), Op::Pool(p), vec![x])?;
+    let mut y = b.emit1(&format!("{}/pool", n.name), Op::Pool(p), vec![x])?;
+    if l2 {
+        y = b.emit1(
+            &format!("{}/sqrt", n.name),
+            Op::Unary(UnaryOp::Sqrt),
+            vec![y],
+        )?;
+    }
     apply_fused(b, &n.name, y, act)
 }
 

@@ -261,15 +261,15 @@ fn strided_slice(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         n.op.builtin_options_as_strided_slice_options(),
         "StridedSliceOptions",
     )?;
-    let masks = StridedMasks {
+    let mut masks = StridedMasks {
         begin: i64::from(o.begin_mask()),
         end: i64::from(o.end_mask()),
         ellipsis: i64::from(o.ellipsis_mask()),
         new_axis: i64::from(o.new_axis_mask()),
         shrink: i64::from(o.shrink_axis_mask()),
     };
-    let (begin, end) = (n.ints(b, 1, "begin")?, n.ints(b, 2, "end")?);
-    let strides = n.ints(b, 3, "strides")?;
+    let (begin, strides) = (n.ints(b, 1, "begin")?, n.ints(b, 3, "strides")?);
+    let end = tf_common::strided_end(b, n.input(0)?, n.input(2)?, &strides, &mut masks)?;
     tf_common::strided_slice(b, &n.name, n.input(0)?, [&begin, &end, &strides], masks)
 }
 
