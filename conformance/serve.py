@@ -90,8 +90,10 @@ def build_root(found: list[fixtures.Fixture], root: Path) -> list[Served]:
             version.symlink_to(fx.model.resolve(), target_is_directory=True)
         else:
             version.mkdir()
+            # Copies, not links: mdeploy refuses a file a model names (external data) whose
+            # real path leaves the model's folder, as a link into the fixtures would.
             for f in companions(fx):
-                (version / f.name).symlink_to(f.resolve())
+                shutil.copyfile(f, version / f.name)
         served.append(Served(fx, name))
     return served
 

@@ -116,6 +116,11 @@ fn a_binding_lstm_cell_clip_evaluates_as_litert_computes_it() {
         assert_eq!(cell_clips(&g), [Some(10.0)], "{name}");
         let got = mdeploy::eval::run(&g, &f.inputs()).unwrap_or_else(|e| panic!("{name}: {e}"));
         f.assert_expected(&format!("{name} {size:?}"), &got);
+        // What `mdeploy serve` runs: the clipped layer over a run-time length is a loop, which
+        // a planned model could not take (the server refused to load this file).
+        let engine = mdeploy::eval::Engine::new(&g).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let served = engine.run(&f.inputs()).unwrap();
+        f.assert_expected(&format!("{name} {size:?} served"), &served);
     }
     let plain = tflite_fixture("float_lstm", None);
     let g = readers::read(&plain.model, &ReadOptions::default()).unwrap();

@@ -38,7 +38,11 @@ impl Engine {
             .iter()
             .map(|&v| (g.value(v).name.clone(), g.ty(v).clone()))
             .collect();
-        let general = control::has_control(g) || !specialize::operand_inputs(g).is_empty();
+        // A cell-clipped LSTM over a run-time length becomes a Loop when prepared for tract
+        // (`prepare::for_tract`), which a planned model cannot run: evaluated as control flow.
+        let general = control::has_control(g)
+            || crate::passes::rnn::any_cell_clip(g)
+            || !specialize::operand_inputs(g).is_empty();
         // One tract model whatever the weights' size: a server holds them for as long as it
         // serves (evaluation elsewhere runs large graphs in pieces to bound its memory, but
         // re-plans every run that way: 30–50× slower per request on a 106 MB MLP).
