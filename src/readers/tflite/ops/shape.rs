@@ -8,7 +8,7 @@
 
 use super::{fused, Handler, Node};
 use crate::ir::ops::{norm_axis, Concat, Gather, PadMode, Slice, SliceAxis, Split, Transpose};
-use crate::ir::{DType, Dim, Op, Shape, ValueId};
+use crate::ir::{DType, Dim, Op, Shape, Tensor, ValueId};
 use crate::readers::builder::{
     reshape_to, resolve_target, unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry,
 };
