@@ -53,15 +53,14 @@ fn lower(rw: &mut Rewriter, n: &Node, c: &Conv) -> Result<(), String> {
         x = spread(rw, &base, x, 1 + i, s)?;
     }
     let mut around = vec![(0, 0)];
-    for i in 0..3 {
+    for (i, &pad) in pads.iter().enumerate().take(3) {
         let k = kernel.shape[1 + i] as i64;
-        let (pb, pe) = (pads[i].0 as i64, pads[i].1 as i64);
+        let (pb, pe) = (pad.0 as i64, pad.1 as i64);
         let extra = c.output_padding.get(i).copied().unwrap_or(0) as i64;
         let (before, after) = (k - 1 - pb, k - 1 - pe + extra);
         if before < 0 || after < 0 {
             return Err(format!(
-                "3-D transposed convolution padding {:?} larger than its kernel less one",
-                pads[i]
+                "3-D transposed convolution padding {pad:?} larger than its kernel less one"
             ));
         }
         around.push((before, after));
