@@ -2,7 +2,8 @@
 //! rewrites; shared by the NHWC writers through `passes::nhwc`):
 //! LayerNorm / InstanceNorm → MEAN, SUB, MUL, RSQRT…; Erf → the Abramowitz–Stegun 7.1.26
 //! polynomial (|error| ≤ 1.5e-7); Reciprocal, Softplus (stable form), Softsign, Tan, Elu (alpha ≠
-//! 1), Selu, Celu, HardSigmoid (MUL/ADD/RELU_0_TO_1), ThresholdedRelu, Mish, Clip with other
+//! 1), Selu, Celu, HardSigmoid (MUL/ADD/RELU_0_TO_1), ThresholdedRelu, Mish, Shrink
+//! (LESS/GREATER/SELECT_V2), Clip with other
 //! bounds (MAXIMUM/MINIMUM); ReduceL1/L2/LogSum/LogSumExp/SumSquare (also with axes computed at
 //! run time, as Dynamic Sum/Max reductions); LpNormalization.
 
@@ -431,6 +432,16 @@ fn lower_activation(l: &mut L, a: &Activation, x: ValueId) -> Result<Option<Valu
             l.rw.op(&l.base, Op::Where, vec![gt, x, z])?
         }
         Activation::Mish => decompose::mish(l, x)?,
+        Activation::Shrink { lambd, bias } => {
+            // x < -λ: x + bias; x > λ: x - bias; else 0.
+            let (lo, hi, b, z) = (l.c(-lambd), l.c(lambd), l.c(bias), l.c(0.0));
+            let below = l.b(BinaryOp::Less, x, lo)?;
+            let above = l.b(BinaryOp::Greater, x, hi)?;
+            let plus = l.b(BinaryOp::Add, x, b)?;
+            let minus = l.b(BinaryOp::Sub, x, b)?;
+            let upper = l.rw.op(&l.base, Op::Where, vec![above, minus, z])?;
+            l.rw.op(&l.base, Op::Where, vec![below, plus, upper])?
+        }
         Activation::Clip { min, max } if !(l.native_clip)(min, max) => {
             let mut v = x;
             if let Some(lo) = min {
@@ -450,8 +461,7 @@ fn lower_activation(l: &mut L, a: &Activation, x: ValueId) -> Result<Option<Valu
         | Activation::Elu { .. }
         | Activation::HardSwish
         | Activation::Gelu { .. }
-        | Activation::Clip { .. }
-        | Activation::Shrink { .. } => return Ok(None),
+        | Activation::Clip { .. } => return Ok(None),
     }))
 }
 
