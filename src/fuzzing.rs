@@ -4,6 +4,9 @@
 //! writer's legalization, check and write. Whatever the bytes, each step must return (a graph or
 //! an error); a panic, hang or runaway allocation is the bug a fuzzer reports.
 
+pub mod ir_graph;
+pub mod round_trip;
+
 use crate::error::Result;
 use crate::ir::Graph;
 use crate::passes::{self, PassContext};

@@ -1,0 +1,133 @@
+//! The structure-aware fuzz target on stable Rust: a few hundred seeded pseudo-random byte
+//! strings, and every committed input under `fuzz/regressions/ir_graph/`, each become a random
+//! valid IR graph (`mdeploy::fuzzing::ir_graph`) that every writer must refuse with a message or
+//! write so that mdeploy's own reader reads back a graph computing the same outputs
+//! (`mdeploy::fuzzing::round_trip`). The nightly fuzz target `fuzz/fuzz_targets/ir_graph.rs`
+//! runs the same check on coverage-guided bytes.
+
+use crate::common::repo;
+use mdeploy::fuzzing::round_trip::{self, RoundTrip};
+use mdeploy::fuzzing::Scratch;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Seeded byte strings of 64–512 bytes.
+fn seeded_inputs(n: usize) -> Vec<Vec<u8>> {
+    let mut state = 0x5EED_1234_ABCD_0001u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..n)
+        .map(|_| {
+            let len = 64 + (next() % 449) as usize;
+            (0..len).map(|_| (next() >> 32) as u8).collect()
+        })
+        .collect()
+}
+
+/// Runs every input, returning the outcomes and the findings (errors and panics) by input.
+/// `tag` names the scratch folder: tests run in parallel threads of one process.
+fn run_all(tag: &str, inputs: &[(String, Vec<u8>)]) -> (Vec<RoundTrip>, Vec<String>) {
+    let scratch = Scratch::new(tag).expect("temp folder");
+    let (mut outcomes, mut findings) = (Vec::new(), Vec::new());
+    for (label, data) in inputs {
+        let dir = scratch.path().join("out");
+        match catch_unwind(AssertUnwindSafe(|| round_trip::check(data, &dir))) {
+            Ok(Ok(r)) => outcomes.push(r),
+            Ok(Err(e)) => findings.push(format!("{label}: {e}")),
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                findings.push(format!("{label}: panicked: {msg}"));
+            }
+        }
+    }
+    (outcomes, findings)
+}
+
+/// Counts per target and op, printed with `--nocapture`.
+fn summary(outcomes: &[RoundTrip]) -> String {
+    let mut per: BTreeMap<String, usize> = BTreeMap::new();
+    for r in outcomes {
+        if let Some(why) = r.skipped {
+            *per.entry(format!("skipped: {why}")).or_default() += 1;
+        }
+        for t in &r.matched {
+            *per.entry(format!("matched {t}")).or_default() += 1;
+        }
+        for (t, why) in &r.refused {
+            *per.entry(format!("refused {t}: {why}")).or_default() += 1;
+        }
+        if r.symbolic && r.skipped.is_none() {
+            *per.entry("checked with a symbolic dimension".into())
+                .or_default() += 1;
+        }
+        for op in &r.ops {
+            *per.entry(format!("op {op}")).or_default() += 1;
+        }
+    }
+    per.iter().map(|(k, v)| format!("{v:6} {k}\n")).collect()
+}
+
+#[test]
+fn ir_graph_fuzz_seeded() {
+    let n: usize = std::env::var("MDEPLOY_IR_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    // MDEPLOY_IR_FUZZ_ONLY=i runs seeded input i alone (to look at one finding).
+    let only: Option<usize> = std::env::var("MDEPLOY_IR_FUZZ_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let inputs: Vec<(String, Vec<u8>)> = seeded_inputs(n)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| only.is_none_or(|o| o == *i))
+        .map(|(i, d)| (format!("seeded #{i}"), d))
+        .collect();
+    let n = inputs.len();
+    let (outcomes, findings) = run_all("ir-graph-seeded", &inputs);
+    let text = summary(&outcomes);
+    println!("{text}");
+    assert!(
+        findings.is_empty(),
+        "{} findings:\n{}",
+        findings.len(),
+        findings.join("\n\n")
+    );
+    // The check must check: most inputs make a graph tract runs, and every target writes some.
+    let checked = outcomes.iter().filter(|r| r.skipped.is_none()).count();
+    assert!(
+        checked * 10 >= n * 8,
+        "only {checked} of {n} graphs checked:\n{text}"
+    );
+    for t in ["onnx", "tflite", "tfjs", "saved_model"] {
+        let wrote = outcomes.iter().filter(|r| r.matched.contains(&t)).count();
+        assert!(
+            wrote * 2 >= checked,
+            "{t} matched only {wrote} of {checked}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn ir_graph_fuzz_regressions() {
+    let dir = repo().join("fuzz/regressions/ir_graph");
+    let mut inputs = Vec::new();
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        inputs.push((
+            p.display().to_string(),
+            std::fs::read(&p).expect("readable"),
+        ));
+    }
+    inputs.sort();
+    let (_, findings) = run_all("ir-graph-regressions", &inputs);
+    assert!(findings.is_empty(), "{}", findings.join("\n\n"));
+}
