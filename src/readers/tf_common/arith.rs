@@ -40,7 +40,12 @@ fn never_negative(b: &GraphBuilder, v: ValueId) -> bool {
 /// truncating Div where both operands are known non-negative (shape arithmetic such as
 /// `tf.shape(x)[1] // 2`, which the builder then keeps tracking), else the exact
 /// `(x - floormod(x, y)) / y`.
-pub fn floor_div(b: &mut GraphBuilder, name: &str, x: ValueId, y: ValueId) -> NodeResult<Vec<ValueId>> {
+pub fn floor_div(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: ValueId,
+    y: ValueId,
+) -> NodeResult<Vec<ValueId>> {
     let div = Op::Binary(BinaryOp::Div);
     if b.g.ty(x).dtype.is_float() {
         let q = b.emit1(&format!("{name}/div"), div, vec![x, y])?;
@@ -49,17 +54,34 @@ pub fn floor_div(b: &mut GraphBuilder, name: &str, x: ValueId, y: ValueId) -> No
     if never_negative(b, x) && never_negative(b, y) {
         return b.emit(name, div, vec![x, y]);
     }
-    let m = b.emit1(&format!("{name}/mod"), Op::Binary(BinaryOp::Mod), vec![x, y])?;
-    let exact = b.emit1(&format!("{name}/sub"), Op::Binary(BinaryOp::Sub), vec![x, m])?;
+    let m = b.emit1(
+        &format!("{name}/mod"),
+        Op::Binary(BinaryOp::Mod),
+        vec![x, y],
+    )?;
+    let exact = b.emit1(
+        &format!("{name}/sub"),
+        Op::Binary(BinaryOp::Sub),
+        vec![x, m],
+    )?;
     b.emit(name, div, vec![exact, y])
 }
 
 /// `x mod y` with the divisor's sign: the IR's Mod on integers; `x - floor(x / y) · y` on floats.
-pub fn floor_mod(b: &mut GraphBuilder, name: &str, x: ValueId, y: ValueId) -> NodeResult<Vec<ValueId>> {
+pub fn floor_mod(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: ValueId,
+    y: ValueId,
+) -> NodeResult<Vec<ValueId>> {
     if !b.g.ty(x).dtype.is_float() {
         return b.emit(name, Op::Binary(BinaryOp::Mod), vec![x, y]);
     }
     let q = floor_div(b, &format!("{name}/floordiv"), x, y)?[0];
-    let p = b.emit1(&format!("{name}/mul"), Op::Binary(BinaryOp::Mul), vec![q, y])?;
+    let p = b.emit1(
+        &format!("{name}/mul"),
+        Op::Binary(BinaryOp::Mul),
+        vec![q, y],
+    )?;
     b.emit(name, Op::Binary(BinaryOp::Sub), vec![x, p])
 }

@@ -84,12 +84,22 @@ fn band_part(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let (lower, upper) = (bound(b, 1, "num_lower")?, bound(b, 2, "num_upper")?);
     let mut x = n.input(0)?;
     if upper >= 0 {
-        let t = Trilu { upper: false, k: upper };
-        let name = if lower >= 0 { format!("{}/upper", n.name) } else { n.name.clone() };
+        let t = Trilu {
+            upper: false,
+            k: upper,
+        };
+        let name = if lower >= 0 {
+            format!("{}/upper", n.name)
+        } else {
+            n.name.clone()
+        };
         x = b.emit1(&name, Op::Trilu(t), vec![x])?;
     }
     if lower >= 0 {
-        let t = Trilu { upper: true, k: -lower };
+        let t = Trilu {
+            upper: true,
+            k: -lower,
+        };
         x = b.emit1(&n.name, Op::Trilu(t), vec![x])?;
     }
     Ok(vec![x])
