@@ -8,6 +8,8 @@
 use crate::common::repo;
 use mdeploy::fuzzing::round_trip::{self, RoundTrip};
 use mdeploy::fuzzing::Scratch;
+use mdeploy::ir::ops::{Activation, Split};
+use mdeploy::ir::{fixed_shape, DType, Dim, Graph, Op, Shape, TensorType, ValueId};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -130,4 +132,68 @@ fn ir_graph_fuzz_regressions() {
     inputs.sort();
     let (_, findings) = run_all("ir-graph-regressions", &inputs);
     assert!(findings.is_empty(), "{}", findings.join("\n\n"));
+}
+
+/// The graphs of the check's first findings, built by hand (the generator's byte mapping moves
+/// as it grows): each must now be written by every writer named and read back to the same
+/// results. `check_graph` returns `Err` on a mismatch or unreadable file.
+fn assert_written(g: &Graph, sym_size: usize, tag: &str, writers: &[&str]) {
+    let scratch = Scratch::new(tag).expect("temp folder");
+    let r = round_trip::check_graph(g, 7, sym_size, &scratch.path().join("out"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.skipped, None);
+    for w in writers {
+        assert!(r.matched.contains(w), "{w} did not write it: {r:?}");
+    }
+}
+
+fn f32_input(g: &mut Graph, name: &str, dims: Shape) -> ValueId {
+    g.add_input(name, TensorType::new(DType::F32, dims))
+}
+
+/// tract's Celu left out alpha, so evaluation called a correct TFLite/TF.js Celu wrong.
+#[test]
+fn ir_graph_celu_alpha() {
+    let mut g = Graph::new();
+    let x = f32_input(&mut g, "x", fixed_shape(&[6, 1, 3, 5]));
+    let celu = Op::Activation(Activation::Celu { alpha: 0.64 });
+    g.outputs = g.add_node("celu", celu, vec![x], &[]).unwrap();
+    assert_written(
+        &g,
+        1,
+        "ir-graph-celu",
+        &["onnx", "tflite", "tfjs", "saved_model"],
+    );
+}
+
+/// A Split with given sizes along a symbolic axis: TFLite wrote SPLIT_V its reader refused.
+#[test]
+fn ir_graph_split_along_symbolic_axis() {
+    let mut g = Graph::new();
+    let dims = vec![Dim::Sym("N".into()), Dim::Fixed(1), Dim::Fixed(3)];
+    let x = f32_input(&mut g, "x", dims);
+    let split = Op::Split(Split {
+        axis: 0,
+        sizes: vec![2, 1],
+    });
+    g.outputs = g.add_node("split", split, vec![x], &[]).unwrap();
+    assert_written(&g, 3, "ir-graph-split", &["onnx", "tflite", "saved_model"]);
+}
+
+/// TFLite refused f32 Shrink, saying legalization lowers it (it did not).
+#[test]
+fn ir_graph_shrink() {
+    let mut g = Graph::new();
+    let x = f32_input(&mut g, "x", fixed_shape(&[4, 5]));
+    let shrink = Op::Activation(Activation::Shrink {
+        lambd: 0.25,
+        bias: 0.25,
+    });
+    g.outputs = g.add_node("shrink", shrink, vec![x], &[]).unwrap();
+    assert_written(
+        &g,
+        1,
+        "ir-graph-shrink",
+        &["onnx", "tflite", "tfjs", "saved_model"],
+    );
 }
