@@ -8,7 +8,7 @@
 use crate::common::repo;
 use mdeploy::fuzzing::round_trip::{self, RoundTrip};
 use mdeploy::fuzzing::Scratch;
-use mdeploy::ir::ops::{Activation, Split};
+use mdeploy::ir::ops::{Activation, Split, Transpose, UnaryOp};
 use mdeploy::ir::{fixed_shape, DType, Dim, Graph, Op, Shape, TensorType, ValueId};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -194,6 +194,27 @@ fn ir_graph_shrink() {
         &g,
         1,
         "ir-graph-shrink",
+        &["onnx", "tflite", "tfjs", "saved_model"],
+    );
+}
+
+/// Two outputs, one an identity Transpose (a Reshape after clean-up) of the other: the ONNX
+/// reader aliased the Reshape, renamed the value to the first output's name and gave the second
+/// output a fresh name (`v4_1`), so the file had "no output named v4".
+#[test]
+fn ir_graph_output_and_its_identity() {
+    let mut g = Graph::new();
+    let x = f32_input(&mut g, "x", fixed_shape(&[5]));
+    let a = g
+        .add_node("a", Op::Unary(UnaryOp::Abs), vec![x], &["v4".into()])
+        .unwrap()[0];
+    let t = Op::Transpose(Transpose { perm: vec![0] });
+    let b = g.add_node("t", t, vec![a], &["v5".into()]).unwrap()[0];
+    g.outputs = vec![b, a];
+    assert_written(
+        &g,
+        1,
+        "ir-graph-identity",
         &["onnx", "tflite", "tfjs", "saved_model"],
     );
 }
