@@ -218,3 +218,48 @@ fn ir_graph_output_and_its_identity() {
         &["onnx", "tflite", "tfjs", "saved_model"],
     );
 }
+
+/// A dilated SameUpper Conv before a stride-2 grouped 1x1 Conv: tract moved the stride into the
+/// SAME conv and recomputed its padding, so evaluation took the odd positions. The values are
+/// computed by hand (and agree with onnxruntime on explicit pads (1, 1)).
+#[test]
+fn ir_graph_dilated_same_conv_before_stride() {
+    use mdeploy::ir::ops::{Conv, Padding};
+    use mdeploy::ir::{KernelLayout, Layout, Tensor};
+    let conv = |strides: usize, dil: usize, padding: Padding, group: usize| {
+        Op::Conv(Conv {
+            layout: Layout::Nchw,
+            kernel_layout: KernelLayout::Oihw,
+            strides: vec![strides],
+            dilations: vec![dil],
+            padding,
+            group,
+            output_padding: vec![],
+        })
+    };
+    let mut g = Graph::new();
+    let x = f32_input(&mut g, "x", fixed_shape(&[1, 1, 4]));
+    let w = g.add_const(
+        "w1",
+        Tensor::from_f32(vec![2, 1, 2], &[0.3, -0.7, 0.5, 0.9]),
+    );
+    let same = conv(1, 2, Padding::SameUpper, 1);
+    let v = g.add_node("c1", same, vec![x, w], &[]).unwrap()[0];
+    let w = g.add_const("w2", Tensor::from_f32(vec![2, 1, 1], &[0.4, -0.6]));
+    let b = g.add_const("b2", Tensor::from_f32(vec![2], &[0.1, -0.2]));
+    let strided = conv(2, 1, Padding::Explicit(vec![(0, 0)]), 2);
+    g.outputs = g.add_node("c2", strided, vec![v, w, b], &[]).unwrap();
+    // Padded x [0, 1, 2, 4, -3, 0]; c1 at 0 and 2: [-1.4, 2.7] and [1.8, -1.7]; then c2.
+    let xs = vec![Tensor::from_f32(vec![1, 1, 4], &[1.0, 2.0, 4.0, -3.0])];
+    let got = mdeploy::eval::run(&g, &xs).unwrap()[0].to_f64s();
+    let want = [-0.46, 1.18, -1.28, 0.82];
+    for (a, b) in got.iter().zip(want) {
+        assert!((a - b).abs() < 1e-5, "{got:?} != {want:?}");
+    }
+    assert_written(
+        &g,
+        1,
+        "ir-graph-dilated",
+        &["onnx", "tflite", "tfjs", "saved_model"],
+    );
+}

@@ -11,6 +11,11 @@
 //! outputs include two identical Relus around a Clip(0, 6) ("eval() called on a Dummy op"),
 //! which evaluation in pieces produces when parallel branches end at a cut.
 //!
+//! SAME-padded NCHW convolutions get their padding spelled out: tract 0.23 pulls a following
+//! strided op's stride into a SAME_UPPER convolution and recomputes SAME's padding for the new
+//! stride, which moves the window (a dilated SAME conv before a stride-2 1x1 conv took the odd
+//! positions instead of the even ones; found by the `ir_graph` fuzz target).
+//!
 //! Celu runs as its decomposition (`passes::lower`): tract 0.23's Celu leaves out the factor
 //! alpha on the negative part.
 //!
@@ -19,14 +24,17 @@
 //! reverse LSTM off onnxruntime by 0.35 on the `lstm_fixed_batch_seq` weights), and TFLite
 //! writes such layers as a forward builtin between REVERSE_V2s, which this is.
 
-use crate::ir::ops::{Activation, BinaryOp, Cast, RnnDirection, Slice, SliceAxis, UnaryOp};
-use crate::ir::{DType, Graph, Node, Op, QuantParams, Tensor, ValueId};
+use crate::ir::ops::{
+    Activation, BinaryOp, Cast, Padding, RnnDirection, Slice, SliceAxis, UnaryOp,
+};
+use crate::ir::{DType, Graph, Layout, Node, Op, QuantParams, Tensor, ValueId};
 use std::collections::HashMap;
 
 /// Everything this module does, in order.
 pub fn for_tract(g: &mut Graph) {
     lower_cell_clips(g);
     lower_celu(g);
+    explicit_same_padding(g);
     quantized_outputs_as_float_math(g);
     reverse_rnns_forward(g);
     expand_stored_weights(g);
@@ -42,6 +50,30 @@ fn lower_cell_clips(g: &mut Graph) {
     let mut lowered = g.clone();
     if matches!(crate::passes::rnn::lower_cell_clips(&mut lowered), Ok(true)) {
         *g = lowered;
+    }
+}
+
+/// Every NCHW convolution with SAME padding over fixed spatial sizes, with the pads SAME
+/// means for them written out (what it computes does not change).
+fn explicit_same_padding(g: &mut Graph) {
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        let Op::Conv(c) = &n.op else { continue };
+        if matches!(c.padding, Padding::Explicit(_)) || c.layout != Layout::Nchw {
+            continue;
+        }
+        let (Some(&x), Some(&k)) = (n.inputs.first(), n.inputs.get(1)) else {
+            continue;
+        };
+        let spatial = g.ty(x).shape.get(2..).unwrap_or_default().to_vec();
+        let Ok((_, _, kernel)) = c.kernel_dims(&g.ty(k).shape) else {
+            continue;
+        };
+        if let Some(pads) = c.explicit_pads(&spatial, &kernel) {
+            if let Op::Conv(c) = &mut g.nodes[i].op {
+                c.padding = Padding::Explicit(pads);
+            }
+        }
     }
 }
 

@@ -248,13 +248,8 @@ impl Builder<'_, '_> {
             let p = k - 1;
             pads.push((self.u.int_in_range(0..=p)?, self.u.int_in_range(0..=p)?));
         }
-        // Open finding (docs/robustness.md, "dilated SAME conv"): a dilated SameUpper Conv
-        // followed by a grouped strided Conv evaluates differently before and after the ONNX
-        // round trip (explicit pads agree); dilated windows take explicit pads until resolved.
-        let dilated = dilations.iter().any(|&d| d > 1);
         let padding = match self.u.int_in_range(0..=3)? {
-            0 if !dilated => Padding::SameUpper,
-            0 => Padding::Explicit(pads),
+            0 => Padding::SameUpper,
             1 => Padding::Explicit(vec![(0, 0); spatial.len()]),
             _ => Padding::Explicit(pads),
         };
