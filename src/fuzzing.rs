@@ -3,6 +3,13 @@
 //! what `mdeploy convert` runs on them — read, [`Graph::verify`], the clean-up passes, and every
 //! writer's legalization, check and write. Whatever the bytes, each step must return (a graph or
 //! an error); a panic, hang or runaway allocation is the bug a fuzzer reports.
+//!
+//! The structure-aware target starts past the readers: [`ir_graph`] makes a random valid graph
+//! from the bytes and [`round_trip`] requires every writer to refuse it by name or write it so
+//! that its own reader reads back the same results.
+
+pub mod ir_graph;
+pub mod round_trip;
 
 use crate::error::Result;
 use crate::ir::Graph;

@@ -9,6 +9,7 @@ mod corrupt;
 mod dynamic;
 mod fuzz_replay;
 mod install;
+mod ir_fuzz;
 mod keras;
 mod layering;
 mod optimize;

@@ -15,19 +15,31 @@
 //! ("Bool is not a number"), and TFLite's NOT_EQUAL of two conditions is how the TFLite writer
 //! spells Xor.
 //!
+//! SAME-padded NCHW convolutions get their padding spelled out: tract 0.23 pulls a following
+//! strided op's stride into a SAME_UPPER convolution and recomputes SAME's padding for the new
+//! stride, which moves the window (a dilated SAME conv before a stride-2 1x1 conv took the odd
+//! positions instead of the even ones; found by the `ir_graph` fuzz target).
+//!
+//! Celu runs as its decomposition (`passes::lower`): tract 0.23's Celu leaves out the factor
+//! alpha on the negative part.
+//!
 //! A one-way reverse LSTM or GRU runs forward on the time-reversed input, its Y reversed back:
 //! tract 0.23 computes `direction=reverse` layers wrongly (bidirectional ones are right; a
 //! reverse LSTM off onnxruntime by 0.35 on the `lstm_fixed_batch_seq` weights), and TFLite
 //! writes such layers as a forward builtin between REVERSE_V2s, which this is.
 
-use crate::ir::ops::{BinaryOp, Cast, RnnDirection, Slice, SliceAxis, UnaryOp};
-use crate::ir::{DType, Graph, Node, Op, QuantParams, Tensor, ValueId};
+use crate::ir::ops::{
+    Activation, BinaryOp, Cast, Padding, RnnDirection, Slice, SliceAxis, UnaryOp,
+};
+use crate::ir::{DType, Graph, Layout, Node, Op, QuantParams, Tensor, ValueId};
 use std::collections::HashMap;
 
 /// Everything this module does, in order.
 pub fn for_tract(g: &mut Graph) {
     lower_cell_clips(g);
     bool_equality_as_xor(g);
+    lower_celu(g);
+    explicit_same_padding(g);
     quantized_outputs_as_float_math(g);
     reverse_rnns_forward(g);
     expand_stored_weights(g);
@@ -66,6 +78,43 @@ fn lower_cell_clips(g: &mut Graph) {
     }
     let mut lowered = g.clone();
     if matches!(crate::passes::rnn::lower_cell_clips(&mut lowered), Ok(true)) {
+        *g = lowered;
+    }
+}
+
+/// Every NCHW convolution with SAME padding over fixed spatial sizes, with the pads SAME
+/// means for them written out (what it computes does not change).
+fn explicit_same_padding(g: &mut Graph) {
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        let Op::Conv(c) = &n.op else { continue };
+        if matches!(c.padding, Padding::Explicit(_)) || c.layout != Layout::Nchw {
+            continue;
+        }
+        let (Some(&x), Some(&k)) = (n.inputs.first(), n.inputs.get(1)) else {
+            continue;
+        };
+        let spatial = g.ty(x).shape.get(2..).unwrap_or_default().to_vec();
+        let Ok((_, _, kernel)) = c.kernel_dims(&g.ty(k).shape) else {
+            continue;
+        };
+        if let Some(pads) = c.explicit_pads(&spatial, &kernel) {
+            if let Op::Conv(c) = &mut g.nodes[i].op {
+                c.padding = Padding::Explicit(pads);
+            }
+        }
+    }
+}
+
+/// Every f32 Celu as `relu(x) + alpha * (exp(min(x / alpha, 0)) - 1)`; if that fails, the graph
+/// stays whole (tract's Celu then runs, wrongly for alpha ≠ 1).
+fn lower_celu(g: &mut Graph) {
+    let celu = |n: &Node| matches!(n.op, Op::Activation(Activation::Celu { .. }));
+    if !g.nodes.iter().any(celu) {
+        return;
+    }
+    let mut lowered = g.clone();
+    if matches!(crate::passes::lower::lower_celu(&mut lowered), Ok(true)) {
         *g = lowered;
     }
 }
@@ -288,7 +337,7 @@ mod tests {
     /// computes it once the Relus are merged.
     #[test]
     fn merged_duplicates_let_tract_run_what_it_failed_on() {
-        use crate::ir::ops::{Activation, UnaryOp};
+        use crate::ir::ops::UnaryOp;
         let mut g = Graph::new();
         let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 3])));
         let relu = || Op::Unary(UnaryOp::Relu);
@@ -318,6 +367,23 @@ mod tests {
             .map(|v| (*v as f32).clamp(0.0, 6.0) as f64)
             .collect();
         assert_eq!(got[1].to_f64s(), want);
+    }
+
+    /// Celu(alpha 0.64) evaluates to its definition (tract's own Celu drops the alpha factor).
+    #[test]
+    fn celu_evaluates_to_its_definition() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[2, 5])));
+        let celu = Op::Activation(Activation::Celu { alpha: 0.64 });
+        g.outputs = g.add_node("celu", celu, vec![x], &[]).unwrap();
+        let xs: Vec<f32> = (0..10).map(|i| i as f32 * 0.4 - 2.0).collect();
+        let inputs = vec![Tensor::from_f32(vec![2, 5], &xs)];
+        let got = crate::eval::run(&g, &inputs).unwrap()[0].to_f64s();
+        for (v, &x) in got.iter().zip(&xs) {
+            let x = f64::from(x);
+            let want = x.max(0.0) + (0.64 * ((x / 0.64).exp() - 1.0)).min(0.0);
+            assert!((v - want).abs() < 1e-5, "celu({x}) = {v}, want {want}");
+        }
     }
 
     /// x · DequantizeLinear(w_int8, per-row scales, zero points) gives the same result in tract

@@ -295,8 +295,22 @@ fn split_groups(g: &mut Graph) -> Result<bool, String> {
             continue;
         };
         let x_ty = rw.g.ty(n.inputs[0]).clone();
-        let in_c = x_ty.shape.last().and_then(Dim::fixed).unwrap_or(0) as usize;
         let k = rw.g.constant(n.inputs[1]).cloned();
+        // A symbolic channel count is the kernel's (OHWI: input channels per group last).
+        let from_kernel = k
+            .as_ref()
+            .filter(|k| c.kernel_layout == KernelLayout::Ohwi && k.shape.len() == 4)
+            .map(|k| k.shape[3] * c.group);
+        let Some(in_c) = x_ty
+            .shape
+            .last()
+            .and_then(Dim::fixed)
+            .map(|d| d as usize)
+            .or(from_kernel)
+        else {
+            rw.keep(n);
+            continue;
+        };
         let depthwise = c.group == in_c;
         if c.group <= 1 || depthwise || c.layout != Layout::Nhwc || x_ty.rank() != 4 {
             rw.keep(n);

@@ -32,6 +32,7 @@ pub use options::{
 };
 pub use quantize::QuantReport;
 pub use report::{OpCount, Report, WeightsGzip};
+pub(crate) use stages::in_source_order;
 pub use stages::{load_inputs, verify_output};
 pub use target::default_output;
 

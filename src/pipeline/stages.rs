@@ -318,7 +318,7 @@ fn read_back(out: &Path, source: &Graph, obs: &dyn Observer, format: &str) -> Op
 }
 
 /// `g` with its inputs and outputs ordered as `source`'s, matched by name.
-fn in_source_order(mut g: Graph, source: &Graph) -> std::result::Result<Graph, String> {
+pub(crate) fn in_source_order(mut g: Graph, source: &Graph) -> std::result::Result<Graph, String> {
     let order = |mine: &[ValueId], theirs: &[ValueId], what: &str| {
         theirs
             .iter()

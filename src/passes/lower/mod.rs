@@ -2,7 +2,8 @@
 //! rewrites; shared by the NHWC writers through `passes::nhwc`):
 //! LayerNorm / InstanceNorm → MEAN, SUB, MUL, RSQRT…; Erf → the Abramowitz–Stegun 7.1.26
 //! polynomial (|error| ≤ 1.5e-7); Reciprocal, Softplus (stable form), Softsign, Tan, Elu (alpha ≠
-//! 1), Selu, Celu, HardSigmoid (MUL/ADD/RELU_0_TO_1), ThresholdedRelu, Mish, Clip with other
+//! 1), Selu, Celu, HardSigmoid (MUL/ADD/RELU_0_TO_1), ThresholdedRelu, Mish, Shrink
+//! (LESS/GREATER/SELECT_V2), Clip with other
 //! bounds (MAXIMUM/MINIMUM); ReduceL1/L2/LogSum/LogSumExp/SumSquare (also with axes computed at
 //! run time, as Dynamic Sum/Max reductions); LpNormalization; and (`math.rs`) Fmod, fixed-size
 //! Trilu, and for TFLite the inverse trigonometric and hyperbolic functions.
@@ -442,6 +443,16 @@ fn lower_activation(l: &mut L, a: &Activation, x: ValueId) -> Result<Option<Valu
             l.rw.op(&l.base, Op::Where, vec![gt, x, z])?
         }
         Activation::Mish => decompose::mish(l, x)?,
+        Activation::Shrink { lambd, bias } => {
+            // x < -λ: x + bias; x > λ: x - bias; else 0.
+            let (lo, hi, b, z) = (l.c(-lambd), l.c(lambd), l.c(bias), l.c(0.0));
+            let below = l.b(BinaryOp::Less, x, lo)?;
+            let above = l.b(BinaryOp::Greater, x, hi)?;
+            let plus = l.b(BinaryOp::Add, x, b)?;
+            let minus = l.b(BinaryOp::Sub, x, b)?;
+            let upper = l.rw.op(&l.base, Op::Where, vec![above, minus, z])?;
+            l.rw.op(&l.base, Op::Where, vec![below, plus, upper])?
+        }
         Activation::Clip { min, max } if !(l.native_clip)(min, max) => {
             let mut v = x;
             if let Some(lo) = min {
@@ -461,8 +472,7 @@ fn lower_activation(l: &mut L, a: &Activation, x: ValueId) -> Result<Option<Valu
         | Activation::Elu { .. }
         | Activation::HardSwish
         | Activation::Gelu { .. }
-        | Activation::Clip { .. }
-        | Activation::Shrink { .. } => return Ok(None),
+        | Activation::Clip { .. } => return Ok(None),
     }))
 }
 
@@ -514,6 +524,24 @@ pub fn lower(
     native_clip: &dyn Fn(Option<f32>, Option<f32>) -> bool,
     native_trig: bool,
 ) -> Result<bool, String> {
+    lower_some(g, native_clip, native_trig, &|_| true)
+}
+
+/// Lowers the f32 Celu nodes only: evaluation's workaround for tract 0.23, whose Celu computes
+/// `max(0, x) + min(0, exp(x / alpha) - 1)` — without the factor alpha on the negative part
+/// (off by 0.28 at alpha 0.64; found by the `ir_graph` fuzz check).
+pub fn lower_celu(g: &mut Graph) -> Result<bool, String> {
+    lower_some(g, &|_, _| true, true, &|op| {
+        matches!(op, Op::Activation(Activation::Celu { .. }))
+    })
+}
+
+fn lower_some(
+    g: &mut Graph,
+    native_clip: &dyn Fn(Option<f32>, Option<f32>) -> bool,
+    native_trig: bool,
+    wanted: &dyn Fn(&Op) -> bool,
+) -> Result<bool, String> {
     let (mut rw, old) = Rewriter::begin(g);
     let mut changed = false;
     for n in old {
@@ -527,6 +555,7 @@ pub fn lower(
         let any_dtype = matches!(n.op, Op::Binary(BinaryOp::Fmod) | Op::Trilu(_));
         if !(in_dtype == Some(DType::F32) || float_dynamic_reduce || any_dtype)
             || n.outputs.len() != 1
+            || !wanted(&n.op)
         {
             rw.keep(n);
             continue;

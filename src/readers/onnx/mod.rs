@@ -114,13 +114,18 @@ fn imp_outputs(imp: &mut Importer, graph: &pb::GraphProto) -> Result<Graph, Stri
         } else if shared || imp.g.values.iter().any(|x| x.name == out.name) {
             // The output is an input, a constant or another output under a new name: give it
             // a value of its own (an identity reshape) so both names exist.
+            // The value takes the output's own name when no value holds it now: an aliased
+            // value renamed to an earlier output's name left it free, though the name
+            // registry still counts it taken.
             let shape = imp.g.ty(v).shape.clone();
             let name = imp.unique_name(&out.name);
+            let free = !imp.g.values.iter().any(|x| x.name == out.name);
+            let value_name = if free { out.name.clone() } else { name.clone() };
             let outs = imp.g.add_node(
                 &name,
                 Op::Reshape(crate::ir::ops::Reshape { shape }),
                 vec![v],
-                std::slice::from_ref(&name),
+                std::slice::from_ref(&value_name),
             )?;
             outs[0]
         } else {

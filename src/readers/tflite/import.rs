@@ -594,10 +594,14 @@ impl<'a> Importer<'a> {
         } else if shared || self.b.name_taken(name) {
             let shape = self.b.g.ty(v).shape.clone();
             let n = self.b.unique_name(name);
+            // The value takes the output's own name when no value holds it now (an aliased
+            // value renamed to an earlier output's name left it free in the graph).
+            let free = !self.b.g.values.iter().any(|x| x.name == name);
+            let value_name = if free { name.to_string() } else { n.clone() };
             let op = Op::Reshape(crate::ir::ops::Reshape { shape });
             self.b
                 .g
-                .add_node(&n, op, vec![v], std::slice::from_ref(&n))?[0]
+                .add_node(&n, op, vec![v], std::slice::from_ref(&value_name))?[0]
         } else {
             self.b.claim_name(name);
             self.b.g.value_mut(v).name = name.to_string();

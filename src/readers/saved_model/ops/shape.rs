@@ -162,10 +162,15 @@ fn split(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         Some([a]) => norm_axis(*a, s.len())?,
         _ => return unsupported("split axis computed at run time"),
     };
-    let total = s[axis]
-        .fixed()
-        .ok_or_else(|| NodeError::Unsupported("Split along a symbolic axis".into()))?
-        as i64;
+    // Along a symbolic axis only sizes all given work (the graph then holds for one size).
+    let total = match (s[axis].fixed(), n.op() == "Split") {
+        (Some(t), _) => t as i64,
+        (None, false) => {
+            let given = sized_splits(b, n)?;
+            return b.emit(&n.name, Op::Split(Split { axis, sizes: given }), vec![x]);
+        }
+        (None, true) => return unsupported("Split in equal parts along a symbolic axis"),
+    };
     let sizes: Vec<i64> = if n.op() == "Split" {
         let k = n.int("num_split", 1).max(1);
         if total % k != 0 {
@@ -187,6 +192,15 @@ fn split(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     }
     let sizes = sizes.into_iter().map(|v| v as usize).collect();
     b.emit(&n.name, Op::Split(Split { axis, sizes }), vec![x])
+}
+
+/// SplitV's size_splits when every one is given (none is -1).
+fn sized_splits(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<usize>> {
+    let v = const_ints(b, n, 1, "size_splits")?;
+    v.iter()
+        .map(|&x| usize::try_from(x).ok())
+        .collect::<Option<_>>()
+        .ok_or_else(|| NodeError::Unsupported(format!("SplitV sizes {v:?} along a symbolic axis")))
 }
 
 fn strided_slice(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {

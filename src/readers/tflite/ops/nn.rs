@@ -236,7 +236,10 @@ fn fully_connected(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         return Err(NodeError::Invalid("weights must be 2-D".into()));
     }
     let depth = ws[1].clone();
-    if xs.last() != Some(&depth) || (!o.keep_num_dims() && xs.len() != 2) {
+    // With keep_num_dims the kernel requires the last axis to be `in`: a symbolic one is.
+    let last_fits = xs.last() == Some(&depth)
+        || (o.keep_num_dims() && xs.last().is_some_and(|d| !d.is_fixed()));
+    if !last_fits || (!o.keep_num_dims() && xs.len() != 2) {
         // TFLite flattens the input to [-1, in] (keep_num_dims keeps the leading axes).
         let rows = Dim::product(&xs).divide(&depth).ok_or_else(|| {
             NodeError::Invalid(format!("input does not split into rows of {depth}"))

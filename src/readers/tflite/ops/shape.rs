@@ -198,10 +198,15 @@ fn split(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         [a] => norm_axis(*a, s.len())?,
         _ => return Err(NodeError::Invalid("axis must hold one value".into())),
     };
-    let total = s[axis]
-        .fixed()
-        .ok_or_else(|| NodeError::Unsupported("SPLIT along a symbolic axis".into()))?
-        as i64;
+    // Along a symbolic axis only sizes all given work (the graph then holds for one size).
+    let total = match (s[axis].fixed(), n.code == B::SPLIT) {
+        (Some(t), _) => t as i64,
+        (None, false) => {
+            let given = sized_splits(b, n)?;
+            return b.emit(&n.name, Op::Split(Split { axis, sizes: given }), vec![x]);
+        }
+        (None, true) => return unsupported("SPLIT in equal parts along a symbolic axis"),
+    };
     let sizes: Vec<i64> = if n.code == B::SPLIT {
         let k = n
             .options(n.op.builtin_options_as_split_options(), "SplitOptions")?
@@ -226,6 +231,15 @@ fn split(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     }
     let sizes = sizes.into_iter().map(|v| v as usize).collect();
     b.emit(&n.name, Op::Split(Split { axis, sizes }), vec![x])
+}
+
+/// SPLIT_V's size_splits when every one is given (none is -1).
+fn sized_splits(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<usize>> {
+    let v = n.ints(b, 1, "size_splits")?;
+    v.iter()
+        .map(|&x| usize::try_from(x).ok())
+        .collect::<Option<_>>()
+        .ok_or_else(|| NodeError::Unsupported(format!("SPLIT_V sizes {v:?} along a symbolic axis")))
 }
 
 fn slice(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {

@@ -73,7 +73,10 @@ pub fn split(cx: &mut Cx, s: &Split) -> Result<(), String> {
     let outs: Vec<_> = (0..s.sizes.len()).map(|i| cx.out(i)).collect();
     let axis = cx.i32s("axis", vec![], &[s.axis as i32]);
     let x = cx.x(0)?;
-    if s.sizes.windows(2).all(|w| w[0] == w[1]) {
+    // Equal parts of a symbolic axis are sizes only the graph knows: a reader of SPLIT would
+    // have to divide an unknown size, so SPLIT_V states them.
+    let fixed_axis = cx.ty(0)?.shape.get(s.axis).is_some_and(Dim::is_fixed);
+    if fixed_axis && s.sizes.windows(2).all(|w| w[0] == w[1]) {
         cx.emit(B::SPLIT, Opts::Split(n), vec![Some(axis), Some(x)], outs);
     } else {
         let sizes: Vec<i32> = s.sizes.iter().map(|&v| v as i32).collect();
