@@ -78,9 +78,10 @@ struct Case {
 pub fn run(args: &[String]) -> Result<()> {
     let section = args.first().map(String::as_str);
     if let Some(other) = section.filter(|s| !matches!(*s, "serve" | "any")) {
-        return Err(
-            util::Exit::usage(format!("bench: unknown section '{other}' (try: serve, any)")).into(),
-        );
+        return Err(util::Exit::usage(format!(
+            "bench: unknown section '{other}' (try: serve, any)"
+        ))
+        .into());
     }
     let serve_only = section == Some("serve");
     let repo = util::repo_root();

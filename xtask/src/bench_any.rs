@@ -49,7 +49,10 @@ pub fn run(repo: &Path, mdeploy: &Path, out_dir: &Path) -> Result<Vec<String>> {
     let tflite = out_dir.join("mnv2_savedmodel_tfliteconverter.tflite");
     let tfjs = out_dir.join("mobilenetv2_tfjs");
     if !tflite.exists() {
-        println!("skipped: {} is made by the TFLite section", tflite.display());
+        println!(
+            "skipped: {} is made by the TFLite section",
+            tflite.display()
+        );
         return Ok(vec![]);
     }
     if !tfjs.join("model.json").exists() {
