@@ -78,11 +78,14 @@ impl Conv {
             same => {
                 let mut pads = Vec::new();
                 for (i, d) in spatial_in.iter().enumerate() {
+                    // A zero stride, dilation, kernel or input size (a corrupt model) has no
+                    // SAME padding: the caller refuses the node.
                     let n = d.fixed()? as usize;
-                    let s = self.strides[i];
-                    let eff = self.dilations[i] * (kernel[i] - 1) + 1;
-                    let out = n.div_ceil(s);
-                    let total = ((out - 1) * s + eff).saturating_sub(n);
+                    let s = *self.strides.get(i).filter(|&&s| s > 0)?;
+                    let k = kernel.get(i)?.checked_sub(1)?;
+                    let eff = self.dilations.get(i)?.checked_mul(k)?.checked_add(1)?;
+                    let out = n.div_ceil(s).checked_sub(1)?;
+                    let total = out.checked_mul(s)?.checked_add(eff)?.saturating_sub(n);
                     let small = total / 2;
                     pads.push(if *same == Padding::SameUpper {
                         (small, total - small)
