@@ -169,10 +169,16 @@ pub fn sparse_to_dense(
     b: &mut GraphBuilder,
     name: &str,
     indices: ValueId,
-    out_shape: &[usize],
+    out_shape: &[i64],
     values: ValueId,
     default: ValueId,
 ) -> NodeResult<ValueId> {
+    let out_shape: Vec<usize> = out_shape
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<_, _>>()
+        .or_else(|_| unsupported(format!("output_shape {out_shape:?}")))?;
+    let out_shape = out_shape.as_slice();
     let it = b.g.ty(indices).clone();
     let idx = cast(b, &format!("{name}/indices64"), indices, DType::I64)?;
     let (n, idx) = match it.rank() {

@@ -5,7 +5,7 @@
 use super::super::tensor::TfNode;
 use super::{const_ints, Handler};
 use crate::ir::ValueId;
-use crate::readers::builder::{unsupported, GraphBuilder, NodeError, NodeResult};
+use crate::readers::builder::{GraphBuilder, NodeError, NodeResult};
 use crate::readers::tf_common::lowered;
 
 pub fn handler(op: &str) -> Option<Handler> {
@@ -52,11 +52,6 @@ fn reverse_sequence(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>
 
 fn sparse_to_dense(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let shape = const_ints(b, n, 1, "output_shape")?;
-    let shape: Vec<usize> = shape
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<_, _>>()
-        .or_else(|_| unsupported(format!("output_shape {shape:?}")))?;
     let (idx, vals, default) = (n.input(0)?, n.input(2)?, n.input(3)?);
     Ok(vec![lowered::sparse_to_dense(
         b, &n.name, idx, &shape, vals, default,

@@ -62,11 +62,6 @@ fn reverse_sequence(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> 
 
 fn sparse_to_dense(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     let shape = n.ints(b, 1, "output_shape")?;
-    let shape: Vec<usize> = shape
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<_, _>>()
-        .or_else(|_| unsupported(format!("output_shape {shape:?}")))?;
     let (idx, vals, default) = (n.input(0)?, n.input(2)?, n.input(3)?);
     Ok(vec![lowered::sparse_to_dense(
         b, &n.name, idx, &shape, vals, default,
