@@ -104,7 +104,8 @@ fn rewrite(g: &mut Graph, st: &mut State, i: usize) -> Result<bool, String> {
                 log: s.log,
             }))
         }),
-        Op::Reduce(r) if r.keep_dims => sink(g, st, i, |p, _| {
+        Op::Reduce(r) if !r.keep_dims => Ok(reduce_through(g, st, i, &r)),
+        Op::Reduce(r) => sink(g, st, i, |p, _| {
             let mut axes: Vec<usize> = r.axes.iter().map(|&a| p[a]).collect();
             axes.sort_unstable();
             Some(Op::Reduce(Reduce {
@@ -163,7 +164,6 @@ fn rewrite(g: &mut Graph, st: &mut State, i: usize) -> Result<bool, String> {
         | Op::ShapeOf(_)
         | Op::ConstantOfShape(_)
         | Op::Range
-        | Op::Reduce(_)
         | Op::Lstm(_)
         | Op::Gru(_)
         | Op::QuantizeLinear(_)
@@ -177,6 +177,43 @@ fn rewrite(g: &mut Graph, st: &mut State, i: usize) -> Result<bool, String> {
         | Op::If(_)
         | Op::Loop(_) => Ok(false),
     }
+}
+
+/// A reduction without kept axes over a transposed value whose remaining axes keep their order
+/// (a global average over H, W of NHWC read from NCHW: squeeze-excite blocks) reads the
+/// transpose's input with its axes mapped, and needs no transpose after it: the transpose loses
+/// a reader (whatever the others are) and nothing is added.
+fn reduce_through(g: &mut Graph, st: &mut State, i: usize, r: &Reduce) -> bool {
+    let v = g.nodes[i].inputs[0];
+    let Some(&t) = st.producer.get(&v) else {
+        return false;
+    };
+    let Op::Transpose(tr) = &g.nodes[t].op else {
+        return false;
+    };
+    let perm = &tr.perm;
+    if r.axes.iter().any(|&a| a >= perm.len()) {
+        return false;
+    }
+    let kept: Vec<usize> = (0..perm.len())
+        .filter(|a| !r.axes.contains(a))
+        .map(|a| perm[a])
+        .collect();
+    if kept.windows(2).any(|w| w[0] > w[1]) {
+        return false;
+    }
+    let mut axes: Vec<usize> = r.axes.iter().map(|&a| perm[a]).collect();
+    axes.sort_unstable();
+    let src = g.nodes[t].inputs[0];
+    st.uses[v.0] -= 1;
+    st.uses[src.0] += 1;
+    g.nodes[i].inputs[0] = src;
+    g.nodes[i].op = Op::Reduce(Reduce {
+        kind: r.kind,
+        axes,
+        keep_dims: false,
+    });
+    true
 }
 
 /// A gate `x · f(x)` over a transposed `x` (swish, GELU's tanh form: the transpose feeds `f`
