@@ -325,11 +325,20 @@ fn list_len(inputs: &Inputs, i: usize, what: &str) -> Result<usize, String> {
     if !t.dtype.is_int() || t.rank() != 1 {
         return Err(format!("{what} must be a 1-D integer tensor, is {t}"));
     }
-    t.shape[0]
+    let n = t.shape[0]
         .fixed()
-        .map(|n| n as usize)
-        .ok_or_else(|| format!("{what} has a length known only at run time"))
+        .ok_or_else(|| format!("{what} has a length known only at run time"))?;
+    // These lists hold one entry per axis (or per output of a split): a declared length past
+    // this is a lying type, and would size the inferred shape (found by the onnx fuzz target:
+    // an Expand whose shape operand declared 2^59 entries).
+    if n > MAX_LIST {
+        return Err(format!("{what} declares {n} entries (at most {MAX_LIST})"));
+    }
+    Ok(n as usize)
 }
+
+/// The most entries a per-axis operand list may declare.
+const MAX_LIST: u64 = 1 << 16;
 
 fn scalar_int(inputs: &Inputs, i: usize, what: &str) -> Result<(), String> {
     let t = inputs.ty(i)?;
