@@ -74,79 +74,47 @@ impl L<'_, '_> {
             .map(Some)
     }
 
-    /// The inverse trigonometric and hyperbolic functions TFLite has no builtin for; `None` for
-    /// every other unary op.
-    pub(super) fn trig(&mut self, u: UnaryOp, x: ValueId) -> Result<Option<ValueId>, String> {
-        Ok(Some(match u {
-            UnaryOp::Sinh | UnaryOp::Cosh => {
-                let e = self.u(UnaryOp::Exp, x)?;
-                let nx = self.u(UnaryOp::Neg, x)?;
-                let en = self.u(UnaryOp::Exp, nx)?;
-                let op = if u == UnaryOp::Sinh {
-                    BinaryOp::Sub
-                } else {
-                    BinaryOp::Add
-                };
-                let s = self.b(op, e, en)?;
-                let half = self.c(0.5);
-                self.b(BinaryOp::Mul, s, half)?
-            }
-            // sign(x)·log(|x| + √(x² + 1)): the odd form keeps large negative x finite.
-            UnaryOp::Asinh => {
-                let a = self.u(UnaryOp::Abs, x)?;
-                let r = self.hypot_one(a, 1.0)?;
-                let s = self.b(BinaryOp::Add, a, r)?;
-                let l = self.u(UnaryOp::Log, s)?;
-                let sg = self.u(UnaryOp::Sign, x)?;
-                self.b(BinaryOp::Mul, sg, l)?
-            }
-            UnaryOp::Acosh => {
-                let r = self.hypot_one(x, -1.0)?;
-                let s = self.b(BinaryOp::Add, x, r)?;
-                self.u(UnaryOp::Log, s)?
-            }
-            UnaryOp::Atanh => {
-                let one = self.c(1.0);
-                let p = self.b(BinaryOp::Add, one, x)?;
-                let q = self.b(BinaryOp::Sub, one, x)?;
-                let d = self.b(BinaryOp::Div, p, q)?;
-                let l = self.u(UnaryOp::Log, d)?;
-                let half = self.c(0.5);
-                self.b(BinaryOp::Mul, l, half)?
-            }
-            UnaryOp::Atan => self.atan(x)?,
-            // asin(x) = atan(x / √(1 - x²)): ±1 gives ±∞ and atan(±∞) = ±π/2; |x| > 1 gives NaN.
-            UnaryOp::Asin => self.asin(x)?,
-            UnaryOp::Acos => {
-                let s = self.asin(x)?;
-                let half_pi = self.c(FRAC_PI_2 as f32);
-                self.b(BinaryOp::Sub, half_pi, s)?
-            }
-            UnaryOp::Abs
-            | UnaryOp::Neg
-            | UnaryOp::Sqrt
-            | UnaryOp::Rsqrt
-            | UnaryOp::Reciprocal
-            | UnaryOp::Exp
-            | UnaryOp::Log
-            | UnaryOp::Floor
-            | UnaryOp::Ceil
-            | UnaryOp::Round
-            | UnaryOp::Sign
-            | UnaryOp::Sin
-            | UnaryOp::Cos
-            | UnaryOp::Tan
-            | UnaryOp::Sigmoid
-            | UnaryOp::Tanh
-            | UnaryOp::Relu
-            | UnaryOp::Not
-            | UnaryOp::Square
-            | UnaryOp::Erf
-            | UnaryOp::Softplus
-            | UnaryOp::Softsign
-            | UnaryOp::IsNaN
-            | UnaryOp::BitwiseNot => return Ok(None),
-        }))
+    /// sinh (`op` Sub) or cosh (`op` Add): `(eˣ ∓ e⁻ˣ) / 2`.
+    pub(super) fn sinh_cosh(&mut self, x: ValueId, op: BinaryOp) -> Result<ValueId, String> {
+        let e = self.u(UnaryOp::Exp, x)?;
+        let nx = self.u(UnaryOp::Neg, x)?;
+        let en = self.u(UnaryOp::Exp, nx)?;
+        let s = self.b(op, e, en)?;
+        let half = self.c(0.5);
+        self.b(BinaryOp::Mul, s, half)
+    }
+
+    /// sign(x)·log(|x| + √(x² + 1)): the odd form keeps large negative x finite.
+    pub(super) fn asinh(&mut self, x: ValueId) -> Result<ValueId, String> {
+        let a = self.u(UnaryOp::Abs, x)?;
+        let r = self.hypot_one(a, 1.0)?;
+        let s = self.b(BinaryOp::Add, a, r)?;
+        let l = self.u(UnaryOp::Log, s)?;
+        let sg = self.u(UnaryOp::Sign, x)?;
+        self.b(BinaryOp::Mul, sg, l)
+    }
+
+    pub(super) fn acosh(&mut self, x: ValueId) -> Result<ValueId, String> {
+        let r = self.hypot_one(x, -1.0)?;
+        let s = self.b(BinaryOp::Add, x, r)?;
+        self.u(UnaryOp::Log, s)
+    }
+
+    pub(super) fn atanh(&mut self, x: ValueId) -> Result<ValueId, String> {
+        let one = self.c(1.0);
+        let p = self.b(BinaryOp::Add, one, x)?;
+        let q = self.b(BinaryOp::Sub, one, x)?;
+        let d = self.b(BinaryOp::Div, p, q)?;
+        let l = self.u(UnaryOp::Log, d)?;
+        let half = self.c(0.5);
+        self.b(BinaryOp::Mul, l, half)
+    }
+
+    /// acos(x) = π/2 − asin(x).
+    pub(super) fn acos(&mut self, x: ValueId) -> Result<ValueId, String> {
+        let s = self.asin(x)?;
+        let half_pi = self.c(FRAC_PI_2 as f32);
+        self.b(BinaryOp::Sub, half_pi, s)
     }
 
     /// `√(x² + c)`.
@@ -157,7 +125,8 @@ impl L<'_, '_> {
         self.u(UnaryOp::Sqrt, s)
     }
 
-    fn asin(&mut self, x: ValueId) -> Result<ValueId, String> {
+    /// asin(x) = atan(x / √(1 − x²)): ±1 gives ±∞ and atan(±∞) = ±π/2; |x| > 1 gives NaN.
+    pub(super) fn asin(&mut self, x: ValueId) -> Result<ValueId, String> {
         let sq = self.u(UnaryOp::Square, x)?;
         let one = self.c(1.0);
         let d = self.b(BinaryOp::Sub, one, sq)?;
@@ -169,7 +138,7 @@ impl L<'_, '_> {
     /// atan(x) to float32 precision: `|x|` folded into [0, 1] by `atan(a) = π/2 - atan(1/a)`,
     /// then into [0, tan(π/12)] by `atan(t) = π/6 + atan((t - 1/√3) / (1 + t/√3))`, where the
     /// odd Taylor series to u¹¹ is within 5e-8; the sign of x put back last.
-    fn atan(&mut self, x: ValueId) -> Result<ValueId, String> {
+    pub(super) fn atan(&mut self, x: ValueId) -> Result<ValueId, String> {
         let a = self.u(UnaryOp::Abs, x)?;
         let one = self.c(1.0);
         let big = self.b(BinaryOp::Greater, a, one)?;

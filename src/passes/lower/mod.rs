@@ -197,10 +197,6 @@ fn lower_node(l: &mut L, g_node: &Node) -> Result<Option<ValueId>, String> {
             let m = l.b(BinaryOp::Mul, nx, s)?;
             l.b(BinaryOp::Add, m, b)?
         }
-        Op::Unary(u) if !l.native_trig => match l.trig(*u, x)? {
-            Some(v) => v,
-            None => return lower_unary(l, *u, x),
-        },
         Op::Unary(u) => return lower_unary(l, *u, x),
         Op::Binary(BinaryOp::Fmod) => l.fmod(x, g_node.inputs[1])?,
         Op::Trilu(t) => return l.trilu(t, x),
@@ -381,6 +377,15 @@ fn lower_unary(l: &mut L, u: UnaryOp, x: ValueId) -> Result<Option<ValueId>, Str
             let c = l.u(UnaryOp::Cos, x)?;
             l.b(BinaryOp::Div, s, c)?
         }
+        // TFLite has none of these (`math.rs`); TF.js and TF have them all.
+        UnaryOp::Sinh if !l.native_trig => l.sinh_cosh(x, BinaryOp::Sub)?,
+        UnaryOp::Cosh if !l.native_trig => l.sinh_cosh(x, BinaryOp::Add)?,
+        UnaryOp::Asinh if !l.native_trig => l.asinh(x)?,
+        UnaryOp::Acosh if !l.native_trig => l.acosh(x)?,
+        UnaryOp::Atanh if !l.native_trig => l.atanh(x)?,
+        UnaryOp::Atan if !l.native_trig => l.atan(x)?,
+        UnaryOp::Asin if !l.native_trig => l.asin(x)?,
+        UnaryOp::Acos if !l.native_trig => l.acos(x)?,
         UnaryOp::IsNaN => {
             l.rw.op(&l.base, Op::Binary(BinaryOp::Equal), vec![x, x])
                 .and_then(|eq| l.u(UnaryOp::Not, eq))?
