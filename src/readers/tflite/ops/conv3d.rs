@@ -4,7 +4,7 @@
 
 use super::nn::{fixed_sizes, padding, transpose_pads};
 use super::{fused, Handler, Node};
-use crate::ir::ops::{check_window, BinaryOp, Conv, Padding};
+use crate::ir::ops::{check_window, Conv, Padding};
 use crate::ir::{KernelLayout, Layout, Op, ValueId};
 use crate::readers::builder::{unsupported, GraphBuilder, NodeError, NodeResult};
 use crate::readers::tf_common::{apply_fused, resolve_same};
@@ -112,17 +112,5 @@ fn conv3d_transpose(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> 
         output_padding,
     };
     let act = fused(o.fused_activation_function())?;
-    let mut y = b.emit1(
-        &format!("{}/conv", n.name),
-        Op::ConvTranspose(c),
-        vec![x, k],
-    )?;
-    if let Some(bias) = n.opt(3) {
-        y = b.emit1(
-            &format!("{}/bias", n.name),
-            Op::Binary(BinaryOp::Add),
-            vec![y, bias],
-        )?;
-    }
-    apply_fused(b, &n.name, y, act)
+    super::nn::transposed_with_bias(b, n, c, x, k, act)
 }

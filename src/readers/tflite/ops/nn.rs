@@ -15,7 +15,7 @@ use crate::readers::builder::{
     reshape_to, unsupported, GraphBuilder, NodeError, NodeResult, ShapeEntry,
 };
 use crate::readers::tf_common::norm_select::{self, Lrn};
-use crate::readers::tf_common::{apply_fused, resolve_same};
+use crate::readers::tf_common::{apply_fused, resolve_same, Fused};
 use tract_tflite::tflite::{BuiltinOperator as B, Padding as TflPadding};
 
 pub fn handler(code: B) -> Option<Handler> {
@@ -158,6 +158,19 @@ fn conv_transpose(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
         output_padding,
     };
     let act = fused(o.fused_activation_function())?;
+    transposed_with_bias(b, n, c, x, k, act)
+}
+
+/// The transposed convolution `c` of `x` by `k`, then the optional bias (input 3, after the
+/// convolution in TRANSPOSE_CONV and CONV_3D_TRANSPOSE alike) and the fused activation.
+pub(super) fn transposed_with_bias(
+    b: &mut GraphBuilder,
+    n: &Node,
+    c: Conv,
+    x: ValueId,
+    k: ValueId,
+    act: Fused,
+) -> NodeResult<Vec<ValueId>> {
     let mut y = b.emit1(
         &format!("{}/conv", n.name),
         Op::ConvTranspose(c),
