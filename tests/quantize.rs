@@ -728,3 +728,70 @@ fn tflite_dynamic_range_keeps_depthwise_kernels_float() {
         "{depthwise:?}"
     );
 }
+
+/// Full-integer ONNX in the form onnxruntime runs as integer kernels: uint8 activations with
+/// int8 weights, and every DequantizeLinear feeding one node (a QDQ unit is fused only when its
+/// DQs feed nothing else), also where a residual branch reads an activation that the next
+/// layer reads too.
+#[test]
+fn qdq_form_is_uint8_activations_with_one_dequantize_per_consumer() {
+    let model = path("fixtures/onnx/residual/model.onnx");
+    let calib = path("fixtures/onnx/residual/input.npy");
+    let args = [
+        "quantize",
+        &model,
+        "--int8",
+        "--calibration",
+        &calib,
+        "--to",
+        "onnx",
+    ];
+    let (bytes, _) = quantize(&args, "q.onnx");
+    let dir = crate::common::tempdir();
+    let p = dir.path().join("q.onnx");
+    std::fs::write(&p, &bytes).unwrap();
+    let g = readers::detect(&p)
+        .unwrap()
+        .read(&p, &ReadOptions::default())
+        .unwrap();
+    let uses = g.use_counts();
+    let dqs: Vec<&mdeploy::ir::Node> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::DequantizeLinear(_)))
+        .collect();
+    let activation_dqs: Vec<_> = dqs
+        .iter()
+        .filter(|n| g.constant(n.inputs[0]).is_none())
+        .collect();
+    assert!(
+        activation_dqs.len() >= 3,
+        "{} activation DQs",
+        activation_dqs.len()
+    );
+    for n in &activation_dqs {
+        assert_eq!(g.ty(n.inputs[0]).dtype, DType::U8, "{} reads int8", n.name);
+    }
+    for n in dqs.iter().filter(|n| g.constant(n.inputs[0]).is_some()) {
+        let t = g.constant(n.inputs[0]).unwrap().dtype;
+        assert!(
+            matches!(t, DType::I8 | DType::I32),
+            "{}: weights {t:?}",
+            n.name
+        );
+    }
+    for n in dqs {
+        assert_eq!(uses[n.outputs[0].0], 1, "{} feeds several nodes", n.name);
+    }
+    // A DQ read twice before the pass: some pair of DQs shares its int8 input.
+    let mut inputs: Vec<_> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::DequantizeLinear(_)))
+        .map(|n| n.inputs[0])
+        .collect();
+    let all = inputs.len();
+    inputs.sort();
+    inputs.dedup();
+    assert!(inputs.len() < all, "no activation is read by two DQs");
+}

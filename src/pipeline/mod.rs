@@ -128,8 +128,8 @@ pub fn convert(opts: &Options, obs: &dyn Observer) -> Result<Report> {
     // The source's samples do not fit a model whose 4-D inputs were made channels-last.
     let nhwc_io = target == Target::Tflite && opts.tflite.nhwc_io;
     let accuracy = stages::accuracy(opts, &source.graph, &g, quantized.is_some(), nhwc_io, obs)?;
-    if let Some(q) = &quantized {
-        quantize::finish_io(&mut g, q, obs)?;
+    if let (Some(q), Some(q_opts)) = (&quantized, &quant) {
+        quantize::finish(&mut g, q, q_opts, obs)?;
         if q.full_integer {
             writer.ensure_writable(&g, &opts.input)?;
         }

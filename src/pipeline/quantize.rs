@@ -132,11 +132,32 @@ fn calibrate(
     Ok(s)
 }
 
-/// `--io int8` on a fully integer graph: int8 inputs and outputs.
-pub(super) fn finish_io(g: &mut Graph, report: &QuantReport, obs: &dyn Observer) -> Result<()> {
-    if !report.full_integer || report.io != QuantIo::Int8 {
+/// After the accuracy report, on a fully integer graph: `--io int8` (int8 inputs and outputs),
+/// then the QDQ form's uint8 activations and one DequantizeLinear per consumer (what
+/// onnxruntime's integer kernels need; `passes::quantize::qdq`).
+pub(super) fn finish(
+    g: &mut Graph,
+    report: &QuantReport,
+    q: &QuantizeOptions,
+    obs: &dyn Observer,
+) -> Result<()> {
+    if !report.full_integer {
         return Ok(());
     }
+    if report.io == QuantIo::Int8 {
+        finish_io(g, obs)?;
+    }
+    if q.form == Form::Qdq {
+        quantize::qdq::unsigned_activations(g);
+        quantize::qdq::dedicate_dequantize(g);
+        g.verify()
+            .map_err(|e| Error::Failed(format!("the QDQ form broke the graph: {e}")))?;
+    }
+    Ok(())
+}
+
+/// `--io int8`: int8 inputs and outputs.
+fn finish_io(g: &mut Graph, obs: &dyn Observer) -> Result<()> {
     let changed = crate::passes::quantize::io::int8_io(g)?;
     g.verify()
         .map_err(|e| Error::Failed(format!("--io int8 broke the graph: {e}")))?;

@@ -77,9 +77,9 @@ struct Case {
 
 pub fn run(args: &[String]) -> Result<()> {
     let section = args.first().map(String::as_str);
-    if let Some(other) = section.filter(|s| !matches!(*s, "serve" | "any")) {
+    if let Some(other) = section.filter(|s| !matches!(*s, "serve" | "any" | "latency")) {
         return Err(util::Exit::usage(format!(
-            "bench: unknown section '{other}' (try: serve, any)"
+            "bench: unknown section '{other}' (try: serve, any, latency)"
         ))
         .into());
     }
@@ -105,6 +105,14 @@ pub fn run(args: &[String]) -> Result<()> {
         let json = crate::bench_serve::run(&repo, &mdeploy, &python, &out_dir)?;
         std::fs::write(
             out_dir.join("bench-serve.json"),
+            format!("[{}]\n", json.join(",\n")),
+        )?;
+        return Ok(());
+    }
+    if section == Some("latency") {
+        let json = crate::bench_latency::run(&repo, &mdeploy, &python, &out_dir)?;
+        std::fs::write(
+            out_dir.join("bench-latency.json"),
             format!("[{}]\n", json.join(",\n")),
         )?;
         return Ok(());
@@ -195,6 +203,9 @@ pub fn run(args: &[String]) -> Result<()> {
         &repo, &mdeploy, &python, &out_dir,
     )?);
     json.extend(crate::bench_any::run(&repo, &mdeploy, &out_dir)?);
+    json.extend(crate::bench_latency::run(
+        &repo, &mdeploy, &python, &out_dir,
+    )?);
     json.extend(crate::bench_serve::run(&repo, &mdeploy, &python, &out_dir)?);
     std::fs::write(
         out_dir.join("bench.json"),

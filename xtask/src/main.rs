@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_any;
+mod bench_latency;
 mod bench_serve;
 mod bench_serve_report;
 mod bench_tflite;

@@ -20,6 +20,7 @@ pub mod activations;
 mod control;
 pub mod io;
 pub mod math;
+pub mod qdq;
 mod weights;
 
 pub use weights::{quantize_weights, WeightSlot};
