@@ -795,3 +795,50 @@ fn qdq_form_is_uint8_activations_with_one_dequantize_per_consumer() {
     inputs.dedup();
     assert!(inputs.len() < all, "no activation is read by two DQs");
 }
+
+/// Dynamic-range ONNX: convolution kernels are int8 constants decoded by Cast and Mul (which
+/// onnxruntime folds when the session starts, so the convolution runs at float speed), never a
+/// DequantizeLinear (which it would run on every call); the file is still ~4× smaller.
+#[test]
+fn onnx_dynamic_range_decodes_conv_kernels_with_cast_and_mul() {
+    let model = path("fixtures/onnx/cnn_bn/model.onnx");
+    let (bytes, _) = quantize(&["quantize", &model, "--int8", "--to", "onnx"], "q.onnx");
+    let float = std::fs::metadata(repo().join("fixtures/onnx/cnn_bn/model.onnx"))
+        .unwrap()
+        .len();
+    assert!(
+        (bytes.len() as u64) < float / 2,
+        "{} vs {float}",
+        bytes.len()
+    );
+    use prost::Message;
+    let proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).unwrap();
+    let graph = proto.graph.unwrap();
+    let producer = |v: &str| graph.node.iter().find(|n| n.output.iter().any(|o| o == v));
+    let int8 = |v: &str| {
+        graph
+            .initializer
+            .iter()
+            .any(|t| t.name == v && t.data_type == 3)
+    };
+    let convs: Vec<_> = graph.node.iter().filter(|n| n.op_type == "Conv").collect();
+    assert!(!convs.is_empty());
+    for c in convs {
+        let mul = producer(&c.input[1]).expect("kernel from a node");
+        assert_eq!(
+            mul.op_type, "Mul",
+            "{}: kernel from {}",
+            c.name, mul.op_type
+        );
+        let cast = mul
+            .input
+            .iter()
+            .find_map(|i| producer(i).filter(|p| p.op_type == "Cast"))
+            .expect("Mul of a Cast");
+        assert!(
+            int8(&cast.input[0]),
+            "{}: Cast of an int8 initializer",
+            c.name
+        );
+    }
+}

@@ -132,28 +132,30 @@ fn calibrate(
     Ok(s)
 }
 
-/// After the accuracy report, on a fully integer graph: `--io int8` (int8 inputs and outputs),
-/// then the QDQ form's uint8 activations and one DequantizeLinear per consumer (what
-/// onnxruntime's integer kernels need; `passes::quantize::qdq`).
+/// After the accuracy report: `--io int8` (int8 inputs and outputs of a fully integer graph),
+/// then the QDQ form onnxruntime runs fastest (`passes::quantize::qdq`): uint8 activations and
+/// one DequantizeLinear per consumer for full integer, convolution kernels decoded by Cast and
+/// Mul for dynamic range.
 pub(super) fn finish(
     g: &mut Graph,
     report: &QuantReport,
     q: &QuantizeOptions,
     obs: &dyn Observer,
 ) -> Result<()> {
-    if !report.full_integer {
-        return Ok(());
-    }
-    if report.io == QuantIo::Int8 {
+    if report.full_integer && report.io == QuantIo::Int8 {
         finish_io(g, obs)?;
     }
-    if q.form == Form::Qdq {
+    if q.form != Form::Qdq {
+        return Ok(());
+    }
+    if report.full_integer {
         quantize::qdq::unsigned_activations(g);
         quantize::qdq::dedicate_dequantize(g);
-        g.verify()
-            .map_err(|e| Error::Failed(format!("the QDQ form broke the graph: {e}")))?;
+    } else if q.mode == Mode::Int8 {
+        quantize::qdq::weight_only_convs(g);
     }
-    Ok(())
+    g.verify()
+        .map_err(|e| Error::Failed(format!("the QDQ form broke the graph: {e}")))
 }
 
 /// `--io int8`: int8 inputs and outputs.

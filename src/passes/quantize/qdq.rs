@@ -5,7 +5,7 @@
 //! consumer. A DQ shared by a residual branch's Add and the next convolution leaves both float
 //! (measured: MobileNetV2 kept 15 of its 52 convolutions and all 10 residual Adds float).
 
-use crate::ir::ops::QuantAxis;
+use crate::ir::ops::{BinaryOp, Cast, QuantAxis};
 use crate::ir::{DType, Graph, Names, Node, Op, Tensor, ValueId};
 use std::collections::{HashMap, HashSet};
 
@@ -137,4 +137,93 @@ fn unsigned_zero_point(
     let u = g.add_const(&name, Tensor::from_i64s(DType::U8, shape, &shifted));
     made.insert(zp, u);
     Some(u)
+}
+
+/// Dynamic range in the QDQ form: a convolution's int8 kernel is decoded by `Cast` and `Mul`
+/// instead of DequantizeLinear. onnxruntime never constant-folds a DequantizeLinear (it keeps
+/// them for its QDQ fusions) and has no integer convolution with float activations, so a DQ'd
+/// kernel is dequantized on every run and the convolution loses its prepacked layout
+/// (MobileNetV2: 2.0× the float model's time; onnxruntime's own ConvInteger form 10×). A Cast
+/// and Mul of constants fold when the session starts: float speed, int8 storage. MatMul and
+/// Gemm kernels keep their DQ: onnxruntime runs DQ → MatMul as an integer MatMulNBits.
+pub fn weight_only_convs(g: &mut Graph) -> usize {
+    let producers = g.producers();
+    let kernels: Vec<usize> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv(_) | Op::ConvTranspose(_)))
+        .filter_map(|n| n.inputs.get(1).and_then(|w| producers.get(w)).copied())
+        .collect();
+    let mut names = g.names();
+    let mut decode: HashMap<usize, ValueId> = HashMap::new();
+    for d in kernels {
+        let dq = g.nodes[d].clone();
+        if let Some(scale) = kernel_scale(g, &mut names, &dq) {
+            decode.insert(d, scale);
+        }
+    }
+    if decode.is_empty() {
+        return 0;
+    }
+    let old = std::mem::take(&mut g.nodes);
+    let mut out = Vec::with_capacity(old.len() + decode.len());
+    for (i, n) in old.into_iter().enumerate() {
+        let Some(&scale) = decode.get(&i) else {
+            out.push(n);
+            continue;
+        };
+        let q = n.inputs[0];
+        let mut ty = g.ty(q).clone();
+        ty.dtype = DType::F32;
+        let cast = g.add_value(&names.fresh(&format!("{}_f32", g.value(q).name)), ty);
+        out.push(Node {
+            name: names.fresh(&format!("{}/Cast", n.name)),
+            op: Op::Cast(Cast { to: DType::F32 }),
+            inputs: vec![q],
+            outputs: vec![cast],
+        });
+        out.push(Node {
+            name: n.name,
+            op: Op::Binary(BinaryOp::Mul),
+            inputs: vec![cast, scale],
+            outputs: n.outputs,
+        });
+    }
+    g.nodes = out;
+    g.remove_dead();
+    decode.len()
+}
+
+/// For a DequantizeLinear of a constant int8 kernel with zero offsets: its scale as a constant
+/// that broadcasts against the kernel (per-channel scales along their axis).
+fn kernel_scale(g: &mut Graph, names: &mut Names, dq: &Node) -> Option<ValueId> {
+    let Op::DequantizeLinear(axis) = dq.op else {
+        return None;
+    };
+    let q = g.constant(dq.inputs[0])?;
+    if q.dtype != DType::I8 {
+        return None;
+    }
+    let rank = q.shape.len();
+    if let Some(&zp) = dq.inputs.get(2) {
+        if g.constant(zp)?.to_i64s()?.iter().any(|&z| z != 0) {
+            return None;
+        }
+    }
+    let s = g.constant(dq.inputs[1])?;
+    if s.dtype != DType::F32 || s.shape.len() > 1 {
+        return None;
+    }
+    let count = s.shape.first().copied().unwrap_or(1);
+    if count <= 1 {
+        return Some(dq.inputs[1]);
+    }
+    if axis.axis >= rank {
+        return None;
+    }
+    let mut shape = vec![1; rank];
+    shape[axis.axis] = count;
+    let t = s.reshaped(shape);
+    let name = names.fresh(&format!("{}_b", g.value(dq.inputs[1]).name));
+    Some(g.add_const(&name, t))
 }
