@@ -167,3 +167,111 @@ fn evaluation_in_pieces_matches_the_whole_graph_for_keras_and_saved_model() {
         assert_matches(&what, &run(1), &run(usize::MAX));
     }
 }
+
+/// A squeeze-excite block (Keras, channels-last) written as ONNX: the global mean becomes a
+/// global average pool, and no transpose or reshape is left between its 1×1 convolutions and
+/// the product, the head's flatten aside (onnxruntime quantizes none of those, so each cut an int8 model into float
+/// islands); only the model's input transpose remains. Results unchanged.
+#[test]
+fn squeeze_excite_in_onnx_has_no_inner_transposes_or_reshapes() {
+    use crate::common::{repo, Fixture};
+    let dir = repo().join("fixtures/keras/efficientnet_block");
+    let f = Fixture {
+        name: "efficientnet_block".into(),
+        model: dir.join("model.keras"),
+        dir,
+    };
+    let mut g = readers::read(&f.model, &ReadOptions::default()).unwrap();
+    mdeploy::writers::onnx::legalize(&mut g).unwrap();
+    assert_eq!(count(&g, "Transpose"), 1, "{:#?}", g.nodes);
+    // The head's flatten after the last pool is the only reshape.
+    assert!(count(&g, "Reshape") <= 1, "{:#?}", g.nodes);
+    assert!(count(&g, "GlobalAvgPool") >= 1, "{:#?}", g.nodes);
+    let got = mdeploy::eval::run(&g, &f.inputs()).unwrap();
+    f.assert_expected("efficientnet_block as ONNX", &got);
+}
+
+/// The same block as a SavedModel spells it (`Mean` without kept axes, a `Reshape` back to
+/// `[N,1,1,C]`, 1×1 convolutions in NHWC, the product with the features), built by hand:
+/// in ONNX the mean keeps its axes and becomes a global pool, and only the boundary transposes
+/// are left (before: a transpose or reshape around every op of the block).
+#[test]
+fn squeeze_excite_as_saved_model_spells_it_cleans_up_in_onnx() {
+    use mdeploy::ir::ops::{BinaryOp, Conv, Padding, Reduce, ReduceKind, Reshape, UnaryOp};
+    use mdeploy::ir::{fixed_shape, DType, Dim, Graph, Tensor, TensorType};
+    let c = 6;
+    let seeded = |shape: Vec<usize>, seed: usize| {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|k| ((k * 13 + seed * 7) % 17) as f32 / 17.0 - 0.4)
+            .collect();
+        Tensor::from_f32(shape, &v)
+    };
+    let mut g = Graph::new();
+    let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&[1, 5, 5, c])));
+    let nhwc_conv = || {
+        Op::Conv(Conv {
+            layout: Layout::Nhwc,
+            kernel_layout: KernelLayout::Ohwi,
+            strides: vec![1, 1],
+            dilations: vec![1, 1],
+            padding: Padding::Explicit(vec![(0, 0), (0, 0)]),
+            group: 1,
+            output_padding: vec![],
+        })
+    };
+    let k0 = g.add_const("k0", seeded(vec![c, 1, 1, c], 1));
+    let f = g
+        .add_node("features", nhwc_conv(), vec![x, k0], &["f".into()])
+        .unwrap()[0];
+    let mean = Op::Reduce(Reduce {
+        kind: ReduceKind::Mean,
+        axes: vec![1, 2],
+        keep_dims: false,
+    });
+    let m = g.add_node("squeeze", mean, vec![f], &["m".into()]).unwrap()[0];
+    let shape = vec![
+        Dim::Fixed(1),
+        Dim::Fixed(1),
+        Dim::Fixed(1),
+        Dim::Fixed(c as u64),
+    ];
+    let r = g
+        .add_node(
+            "reshape",
+            Op::Reshape(Reshape { shape }),
+            vec![m],
+            &["r".into()],
+        )
+        .unwrap()[0];
+    let k1 = g.add_const("k1", seeded(vec![2, 1, 1, c], 2));
+    let s1 = g
+        .add_node("reduce", nhwc_conv(), vec![r, k1], &["s1".into()])
+        .unwrap()[0];
+    let a = g
+        .add_node("act", Op::Unary(UnaryOp::Sigmoid), vec![s1], &["a".into()])
+        .unwrap()[0];
+    let k2 = g.add_const("k2", seeded(vec![c, 1, 1, 2], 3));
+    let s2 = g
+        .add_node("expand", nhwc_conv(), vec![a, k2], &["s2".into()])
+        .unwrap()[0];
+    let y = g
+        .add_node(
+            "excite",
+            Op::Binary(BinaryOp::Mul),
+            vec![f, s2],
+            &["y".into()],
+        )
+        .unwrap();
+    g.outputs = y;
+    g.verify().unwrap();
+    let inputs = mdeploy::eval::random_inputs(&g, 4, 1);
+    let want = mdeploy::eval::run(&g, &inputs).unwrap();
+    mdeploy::writers::onnx::legalize(&mut g).unwrap();
+    assert!(count(&g, "Transpose") <= 2, "{:#?}", g.nodes);
+    assert_eq!(count(&g, "Reshape"), 0, "{:#?}", g.nodes);
+    assert_eq!(count(&g, "GlobalAvgPool"), 1, "{:#?}", g.nodes);
+    let got = mdeploy::eval::run(&g, &inputs).unwrap();
+    let cmp = mdeploy::eval::compare("y", &got[0], &want[0]);
+    assert!(cmp.shape_matches && cmp.max_rel < 1e-5, "{cmp:?}");
+}

@@ -11,7 +11,7 @@
 
 use super::fuse::{folded_bias, out_channel_axis, scale_along};
 use crate::ir::ops::{BinaryOp, PadMode, Padding};
-use crate::ir::{DType, Graph, Op, Tensor, ValueId};
+use crate::ir::{DType, Graph, KernelLayout, Op, Tensor, ValueId};
 
 /// The per-channel values of constant `c` broadcast against a `rank`-D value whose channel
 /// axis is `axis` with `channels` entries (a scalar repeats).
@@ -184,6 +184,74 @@ pub fn fold_pads_into_convs(g: &mut Graph) -> bool {
     changed
 }
 
+/// The input-channel axis of a kernel of an ungrouped convolution in `layout`.
+fn in_channel_axis(layout: KernelLayout, rank: usize) -> Option<usize> {
+    match layout {
+        KernelLayout::Oihw => Some(1),
+        KernelLayout::Ohwi => Some(rank.checked_sub(1)?),
+        KernelLayout::Hwio => Some(rank.checked_sub(2)?),
+        // Depthwise (IHWO) and transposed layouts scale output channels per input channel.
+        KernelLayout::Ihwo | KernelLayout::Iohw | KernelLayout::Hwoi => None,
+    }
+}
+
+/// Folds a constant `Mul` by a scalar or per-channel value right before an ungrouped
+/// convolution into the kernel's input channels: `conv(x·a, W) = conv(x, W·a)`, exactly (zero
+/// padding stays zero). Input normalization (`Rescaling(1/255)`) otherwise runs as a float
+/// multiply before the model's first QUANTIZE, where TFLiteConverter's file starts integer.
+pub fn fold_input_scales_into_convs(g: &mut Graph) -> bool {
+    let producers = g.producers();
+    let uses = g.use_counts();
+    let mut names = g.names();
+    let mut changed = false;
+    for ci in 0..g.nodes.len() {
+        let Op::Conv(conv) = &g.nodes[ci].op else {
+            continue;
+        };
+        let x = g.nodes[ci].inputs[0];
+        if conv.group != 1 || uses[x.0] != 1 || g.outputs.contains(&x) {
+            continue;
+        }
+        let Some(&mi) = producers.get(&x) else {
+            continue;
+        };
+        let m = &g.nodes[mi];
+        if !matches!(m.op, Op::Binary(BinaryOp::Mul)) || m.inputs.len() != 2 {
+            continue;
+        }
+        let (y, c) = match (g.constant(m.inputs[0]), g.constant(m.inputs[1])) {
+            (None, Some(c)) => (m.inputs[0], c),
+            (Some(c), None) => (m.inputs[1], c),
+            _ => continue,
+        };
+        if g.ty(y) != g.ty(x) {
+            continue;
+        }
+        let Some(k) = g.constant(g.nodes[ci].inputs[1]) else {
+            continue;
+        };
+        let rank = g.ty(x).rank();
+        let Some(i_axis) = in_channel_axis(conv.kernel_layout, k.shape.len()) else {
+            continue;
+        };
+        let axis = conv.layout.channel_axis(rank);
+        let Some(w) =
+            per_channel(c, rank, axis, k.shape[i_axis]).and_then(|v| scale_along(k, i_axis, &v))
+        else {
+            continue;
+        };
+        let name = names.fresh(&format!("{}/scaled_w", g.nodes[ci].name));
+        let id = g.add_const(&name, w);
+        g.nodes[ci].inputs[0] = y;
+        g.nodes[ci].inputs[1] = id;
+        changed = true;
+    }
+    if changed {
+        g.remove_dead();
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +340,60 @@ mod tests {
         g.outputs = vec![m.unwrap()[0], c[0]];
         assert!(!fold_affine_into_convs(&mut g));
         assert_eq!(g.nodes.len(), 2);
+    }
+
+    #[test]
+    fn input_scales_fold_into_the_kernel_input_channels() {
+        for (layout, kernel_layout, k_shape, x_shape, s_shape) in [
+            (
+                Layout::Nhwc,
+                KernelLayout::Ohwi,
+                vec![4, 3, 3, 3],
+                vec![1, 6, 6, 3],
+                vec![3],
+            ),
+            (
+                Layout::Nchw,
+                KernelLayout::Oihw,
+                vec![4, 3, 3, 3],
+                vec![1, 3, 6, 6],
+                vec![1, 3, 1, 1],
+            ),
+            (
+                Layout::Nchw,
+                KernelLayout::Oihw,
+                vec![4, 3, 3, 3],
+                vec![1, 3, 6, 6],
+                vec![],
+            ),
+        ] {
+            let mut g = Graph::new();
+            let x = g.add_input("x", TensorType::new(DType::F32, fixed_shape(&x_shape)));
+            let s = g.add_const("s", seeded(s_shape.clone(), 2));
+            let m = g.add_node("mul", Op::Binary(BinaryOp::Mul), vec![x, s], &["m".into()]);
+            let k = g.add_const("k", seeded(k_shape, 1));
+            let conv = Op::Conv(Conv {
+                layout,
+                kernel_layout,
+                strides: vec![1, 1],
+                dilations: vec![1, 1],
+                padding: Padding::Explicit(vec![(1, 1), (1, 1)]),
+                group: 1,
+                output_padding: vec![],
+            });
+            let y = g.add_node("conv", conv, vec![m.unwrap()[0], k], &["y".into()]);
+            g.outputs = y.unwrap();
+            let inputs = crate::eval::random_inputs(&g, 4, 1);
+            let want = crate::eval::run(&g, &inputs).unwrap();
+            assert!(fold_input_scales_into_convs(&mut g), "{s_shape:?}");
+            g.verify().unwrap();
+            assert_eq!(g.nodes.len(), 1, "{:?}", g.nodes);
+            let got = crate::eval::run(&g, &inputs).unwrap();
+            let cmp = crate::eval::compare("y", &got[0], &want[0]);
+            assert!(
+                cmp.shape_matches && cmp.max_rel < 1e-5,
+                "{s_shape:?}: {cmp:?}"
+            );
+        }
     }
 }

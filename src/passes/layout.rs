@@ -429,6 +429,44 @@ fn fix_kernel(
     Ok(true)
 }
 
+/// A mean or max over every spatial axis of a channels-first float tensor, axes kept, becomes a
+/// global pool in that layout. onnxruntime quantizes a global average pool (QDQ around it runs
+/// as QLinearGlobalAveragePool, in its NHWC layout with the convolutions) but not a ReduceMean:
+/// squeeze-excite's means stayed float between int8 convolutions, each behind a transpose.
+pub fn reductions_to_global_pools(g: &mut Graph) -> usize {
+    use crate::ir::ops::{GlobalPool, PoolKind, ReduceKind};
+    let mut count = 0;
+    for i in 0..g.nodes.len() {
+        let Op::Reduce(r) = &g.nodes[i].op else {
+            continue;
+        };
+        let kind = match r.kind {
+            ReduceKind::Mean => PoolKind::Avg,
+            ReduceKind::Max => PoolKind::Max,
+            ReduceKind::Sum
+            | ReduceKind::Min
+            | ReduceKind::Prod
+            | ReduceKind::L1
+            | ReduceKind::L2
+            | ReduceKind::LogSum
+            | ReduceKind::LogSumExp
+            | ReduceKind::SumSquare => continue,
+        };
+        let x = g.ty(g.nodes[i].inputs[0]);
+        let rank = x.rank();
+        let spatial: Vec<usize> = (2..rank).collect();
+        if !r.keep_dims || rank < 3 || r.axes != spatial || x.dtype != DType::F32 {
+            continue;
+        }
+        g.nodes[i].op = Op::GlobalPool(GlobalPool {
+            kind,
+            layout: Layout::Nchw,
+        });
+        count += 1;
+    }
+    count
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

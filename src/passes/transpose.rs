@@ -86,13 +86,103 @@ pub fn clean_transposes(g: &mut Graph) -> Result<bool, String> {
         g.sort()?;
         g.remove_dead();
     }
-    Ok(changed)
+    Ok(reshape_sweep(g) || changed)
+}
+
+/// After the sweep: transposes that only move size-1 axes become reshapes, a reshape of a
+/// single-use reshape reads the first one's input, and a reshape to its input's own shape is
+/// dropped. (A squeeze-excite block's 1×1 convolutions, made NCHW between NHWC elementwise ops,
+/// leave `[N,1,1,C] ↔ [N,C,1,1]` pairs that would otherwise stay as reshapes around every op.)
+fn reshape_sweep(g: &mut Graph) -> bool {
+    let mut changed = false;
+    for i in 0..g.nodes.len() {
+        if matches!(g.nodes[i].op, Op::Transpose(_)) {
+            changed |= transpose_to_reshape(g, i);
+        }
+    }
+    let producer = g.producers();
+    let mut uses = g.use_counts();
+    let mut is_output = vec![false; g.values.len()];
+    for &v in &g.outputs {
+        is_output[v.0] = true;
+    }
+    let mut replaced: HashMap<ValueId, ValueId> = HashMap::new();
+    for i in 0..g.nodes.len() {
+        for k in 0..g.nodes[i].inputs.len() {
+            if let Some(&r) = replaced.get(&g.nodes[i].inputs[k]) {
+                g.nodes[i].inputs[k] = r;
+            }
+        }
+        if !matches!(g.nodes[i].op, Op::Reshape(_)) {
+            continue;
+        }
+        let x = g.nodes[i].inputs[0];
+        let sole = |v: ValueId, uses: &[usize]| uses[v.0] == 1 && !is_output[v.0];
+        if let Some(&r1) = producer.get(&x) {
+            if matches!(g.nodes[r1].op, Op::Reshape(_)) && sole(x, &uses) {
+                // The first reshape is dead now: its input's use count moves to this one.
+                uses[x.0] = 0;
+                g.nodes[i].inputs[0] = g.nodes[r1].inputs[0];
+                changed = true;
+            }
+        }
+        let x = g.nodes[i].inputs[0];
+        if let Some(&r) = producer.get(&x) {
+            if sole(x, &uses) {
+                changed |= keep_reduced_axes(g, r, g.nodes[i].outputs[0]);
+            }
+        }
+        let (x, y) = (g.nodes[i].inputs[0], g.nodes[i].outputs[0]);
+        if !is_output[y.0] && g.ty(x).shape == g.ty(y).shape && g.nodes[i].inputs.len() == 1 {
+            replaced.insert(y, x);
+            changed = true;
+        }
+    }
+    if changed {
+        g.remove_dead();
+    }
+    changed
+}
+
+/// A reduction without kept axes whose only reader reshapes it to the shape it has with them
+/// (`[N,C]` back to `[N,C,1,1]`: squeeze-excite) keeps them instead; the reshape, now to its
+/// input's own shape, is then dropped.
+fn keep_reduced_axes(g: &mut Graph, r: usize, reshaped: ValueId) -> bool {
+    let Op::Reduce(red) = &g.nodes[r].op else {
+        return false;
+    };
+    if red.keep_dims {
+        return false;
+    }
+    let src = g.ty(g.nodes[r].inputs[0]).shape.clone();
+    let kept: Vec<Dim> = src
+        .iter()
+        .enumerate()
+        .map(|(a, d)| {
+            if red.axes.contains(&a) {
+                Dim::Fixed(1)
+            } else {
+                d.clone()
+            }
+        })
+        .collect();
+    if g.ty(reshaped).shape != kept {
+        return false;
+    }
+    let mut op = red.clone();
+    op.keep_dims = true;
+    g.nodes[r].op = Op::Reduce(op);
+    let out = g.nodes[r].outputs[0];
+    g.value_mut(out).ty.shape = kept;
+    true
 }
 
 fn rewrite(g: &mut Graph, st: &mut State, i: usize) -> Result<bool, String> {
     let op = g.nodes[i].op.clone();
     match op {
-        Op::Transpose(t2) => Ok(compose(g, st, i, &t2.perm) || transpose_to_reshape(g, i)),
+        // A transpose of size-1 axes stays a transpose while the sweep runs (so that it sinks
+        // and cancels like any other); `reshape_sweep` turns what is left into reshapes.
+        Op::Transpose(t2) => Ok(compose(g, st, i, &t2.perm)),
         Op::Reshape(_) => Ok(merge_reshapes(g, st, i)),
         Op::Unary(_) | Op::Activation(_) | Op::Cast(_) => {
             let split = split_for_gate(g, st, i);
@@ -105,7 +195,7 @@ fn rewrite(g: &mut Graph, st: &mut State, i: usize) -> Result<bool, String> {
             }))
         }),
         Op::Reduce(r) if !r.keep_dims => Ok(reduce_through(g, st, i, &r)),
-        Op::Reduce(r) => sink(g, st, i, |p, _| {
+        Op::Reduce(r) => Ok(sink(g, st, i, |p, _| {
             let mut axes: Vec<usize> = r.axes.iter().map(|&a| p[a]).collect();
             axes.sort_unstable();
             Some(Op::Reduce(Reduce {
@@ -113,7 +203,7 @@ fn rewrite(g: &mut Graph, st: &mut State, i: usize) -> Result<bool, String> {
                 axes,
                 keep_dims: true,
             }))
-        }),
+        })? || reduce_keep_through(g, st, i, &r)),
         Op::Pad(pad) => sink(g, st, i, |p, _| {
             let mut q = pad.clone();
             let inv = inverse(p);
@@ -212,6 +302,51 @@ fn reduce_through(g: &mut Graph, st: &mut State, i: usize, r: &Reduce) -> bool {
         kind: r.kind,
         axes,
         keep_dims: false,
+    });
+    true
+}
+
+/// A reduction with kept axes over a transpose that has other readers: the reduction reads the
+/// transpose's input (axes mapped) and a new transpose of the small result takes its place, so
+/// the big transpose loses a reader and the new one can sink on (squeeze-excite's mean, read
+/// beside the block's product, otherwise pins the transpose before both).
+fn reduce_keep_through(g: &mut Graph, st: &mut State, i: usize, r: &Reduce) -> bool {
+    let v = g.nodes[i].inputs[0];
+    let Some(&t) = st.producer.get(&v) else {
+        return false;
+    };
+    let Op::Transpose(tr) = &g.nodes[t].op else {
+        return false;
+    };
+    let perm = tr.perm.clone();
+    let x = g.nodes[t].inputs[0];
+    let mut axes: Vec<usize> = r.axes.iter().map(|&a| perm[a]).collect();
+    axes.sort_unstable();
+    let out = g.nodes[i].outputs[0];
+    let inner_ty = permuted(g.ty(out), &inverse(&perm));
+    let inner = g.add_value(
+        &st.names.fresh(&format!("{}/pre", g.value(out).name)),
+        inner_ty,
+    );
+    st.uses.push(1);
+    st.is_output.push(false);
+    st.uses[v.0] -= 1;
+    st.uses[x.0] += 1;
+    g.nodes[i].inputs[0] = x;
+    g.nodes[i].outputs[0] = inner;
+    g.nodes[i].op = Op::Reduce(Reduce {
+        kind: r.kind,
+        axes,
+        keep_dims: true,
+    });
+    st.producer.insert(inner, i);
+    let name = st.names.fresh(&format!("{}/transpose", g.value(out).name));
+    st.producer.insert(out, g.nodes.len());
+    g.nodes.push(crate::ir::Node {
+        name,
+        op: Op::Transpose(Transpose { perm }),
+        inputs: vec![inner],
+        outputs: vec![out],
     });
     true
 }

@@ -61,6 +61,8 @@ pub(super) fn apply(
     // constants the affine folding can scale).
     crate::passes::cleanup::fold_constants(g);
     crate::passes::conv_fold::fold_affine_into_convs(g);
+    // Input normalization's scale, into the first convolution: the model starts integer.
+    crate::passes::conv_fold::fold_input_scales_into_convs(g);
     g.remove_dead();
     let weights = quantize::quantize_weights(g, q)
         .map_err(|e| Error::Failed(format!("quantization: {e}")))?;

@@ -309,10 +309,11 @@ pub fn infer_conv_transpose(c: &Conv, inputs: &Inputs) -> Result<Vec<TensorType>
         out[ax] = match (&c.padding, x.shape[ax].fixed()) {
             (Padding::Explicit(p), None) => {
                 // s·(n-1) + output_padding + d·(k-1) + 1 - pads = s·n when the rest cancels.
-                let rest = c.output_padding.get(i).copied().unwrap_or(0) as i64
-                    + ((kernel[i] - 1) * c.dilations[i] + 1) as i64
-                    - s as i64
-                    - (p[i].0 + p[i].1) as i64;
+                // In i128: no declared size can overflow it.
+                let rest = c.output_padding.get(i).copied().unwrap_or(0) as i128
+                    + ((kernel[i] as i128 - 1) * c.dilations[i] as i128 + 1)
+                    - s as i128
+                    - (p[i].0 as i128 + p[i].1 as i128);
                 match rest {
                     0 => Dim::product(&[Dim::Fixed(s as u64), x.shape[ax].clone()]),
                     _ => unknown_dim(),
@@ -320,16 +321,25 @@ pub fn infer_conv_transpose(c: &Conv, inputs: &Inputs) -> Result<Vec<TensorType>
             }
             (_, None) => Dim::product(&[Dim::Fixed(s as u64), x.shape[ax].clone()]),
             (Padding::Explicit(p), Some(n)) => {
-                let full = s * (n as usize - 1)
-                    + c.output_padding.get(i).copied().unwrap_or(0)
-                    + (kernel[i] - 1) * c.dilations[i]
-                    + 1;
+                // Checked: a file may declare an empty input or sizes whose product overflows.
+                let full = (n as usize)
+                    .checked_sub(1)
+                    .and_then(|m| s.checked_mul(m))
+                    .and_then(|v| v.checked_add(c.output_padding.get(i).copied().unwrap_or(0)))
+                    .and_then(|v| {
+                        let span = kernel[i].checked_sub(1)?.checked_mul(c.dilations[i])?;
+                        v.checked_add(span)?.checked_add(1)
+                    })
+                    .ok_or("transposed convolution of an empty input or of sizes that overflow")?;
                 Dim::Fixed(
-                    full.checked_sub(p[i].0 + p[i].1)
+                    full.checked_sub(p[i].0.saturating_add(p[i].1))
                         .ok_or("padding larger than output")? as u64,
                 )
             }
-            (_, Some(n)) => Dim::Fixed(n * s as u64),
+            (_, Some(n)) => Dim::Fixed(
+                n.checked_mul(s as u64)
+                    .ok_or("transposed convolution output size overflows")?,
+            ),
         };
     }
     Ok(vec![TensorType::new(x.dtype, out)])

@@ -5,7 +5,7 @@
 //! consumer. A DQ shared by a residual branch's Add and the next convolution leaves both float
 //! (measured: MobileNetV2 kept 15 of its 52 convolutions and all 10 residual Adds float).
 
-use crate::ir::ops::{BinaryOp, Cast, QuantAxis};
+use crate::ir::ops::{BinaryOp, Cast};
 use crate::ir::{DType, Graph, Names, Node, Op, Tensor, ValueId};
 use std::collections::{HashMap, HashSet};
 
@@ -70,51 +70,59 @@ pub fn dedicate_dequantize(g: &mut Graph) -> usize {
 /// int8 value is a graph input or output (`--io int8`) stay int8.
 pub fn unsigned_activations(g: &mut Graph) -> usize {
     let boundary: HashSet<ValueId> = g.inputs.iter().chain(&g.outputs).copied().collect();
-    let mut converted: HashSet<ValueId> = HashSet::new();
-    let mut zero_points: HashMap<ValueId, ValueId> = HashMap::new();
-    let mut names = g.names();
-    for i in 0..g.nodes.len() {
-        let n = &g.nodes[i];
+    let mut readers: HashMap<ValueId, Vec<usize>> = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        for &v in &n.inputs {
+            readers.entry(v).or_default().push(i);
+        }
+    }
+    let int8_zero_point = |g: &Graph, n: &Node| {
+        n.inputs
+            .get(2)
+            .and_then(|&z| g.constant(z))
+            .is_some_and(|t| t.dtype == DType::I8)
+    };
+    // A pair converts only whole: the Q and every reader of its output, each a DQ with an int8
+    // zero-point constant (a source model's DQ may carry its own constants, not the Q's).
+    let mut pairs: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (i, n) in g.nodes.iter().enumerate() {
         let Op::QuantizeLinear(axis) = n.op else {
             continue;
         };
-        let (q, old_zp) = (n.outputs[0], n.inputs.get(2).copied());
-        if axis.dtype != DType::I8 || boundary.contains(&q) {
+        let q = n.outputs[0];
+        if axis.dtype != DType::I8 || boundary.contains(&q) || !int8_zero_point(g, n) {
             continue;
         }
-        let Some(zp) = old_zp.and_then(|z| unsigned_zero_point(g, &mut names, &mut zero_points, z))
-        else {
-            continue;
-        };
-        let n = &mut g.nodes[i];
-        n.op = Op::QuantizeLinear(QuantAxis {
-            axis: axis.axis,
-            dtype: DType::U8,
+        let dqs = readers.get(&q).cloned().unwrap_or_default();
+        let all_dq = dqs.iter().all(|&d| {
+            matches!(g.nodes[d].op, Op::DequantizeLinear(_)) && int8_zero_point(g, &g.nodes[d])
         });
-        n.inputs[2] = zp;
+        if all_dq {
+            pairs.push((i, dqs));
+        }
+    }
+    let mut zero_points: HashMap<ValueId, ValueId> = HashMap::new();
+    let mut names = g.names();
+    for (qi, dqs) in &pairs {
+        for &i in std::iter::once(qi).chain(dqs) {
+            let old = g.nodes[i].inputs[2];
+            let Some(zp) = unsigned_zero_point(g, &mut names, &mut zero_points, old) else {
+                continue;
+            };
+            let n = &mut g.nodes[i];
+            n.inputs[2] = zp;
+            if let Op::QuantizeLinear(a) | Op::DequantizeLinear(a) = &mut n.op {
+                a.dtype = DType::U8;
+            }
+        }
+        let q = g.nodes[*qi].outputs[0];
         let value = g.value_mut(q);
         value.ty.dtype = DType::U8;
         if let Some(p) = &mut value.quant {
             p.zero_point.iter_mut().for_each(|z| *z += 128);
         }
-        converted.insert(q);
     }
-    for n in &mut g.nodes {
-        let Op::DequantizeLinear(axis) = &n.op else {
-            continue;
-        };
-        if !converted.contains(&n.inputs[0]) || n.inputs.len() < 3 {
-            continue;
-        }
-        if let Some(&zp) = zero_points.get(&n.inputs[2]) {
-            n.op = Op::DequantizeLinear(QuantAxis {
-                axis: axis.axis,
-                dtype: DType::U8,
-            });
-            n.inputs[2] = zp;
-        }
-    }
-    converted.len()
+    pairs.len()
 }
 
 /// The uint8 twin of an int8 zero-point constant (made once per constant).

@@ -247,6 +247,7 @@ pub fn legalize(g: &mut Graph) -> Result<()> {
     if moved {
         crate::passes::transpose::clean_transposes(g).map_err(fail)?;
     }
+    crate::passes::layout::reductions_to_global_pools(g);
     g.verify()
         .map_err(|e| failed(format!("ONNX legalization broke the graph: {e}")))
 }
