@@ -5,21 +5,24 @@
                               out (no softmax), exported as the SavedModel OUT_DIR/NAME/saved_model;
                               OUT_DIR/NAME/input.npy (one sample), calib.npy (calibration samples)
                               and reference.npy (Keras's float logits of input.npy)
+  held_out OUT_DIR NAME       (TensorFlow venv) OUT_DIR/NAME/eval.npy: samples neither timed nor
+                              used for calibration, and eval_reference.npy: the SavedModel's float
+                              outputs for them (TensorFlow, the source framework)
   tf_anchors OUT_DIR NAME     (TensorFlow venv) TFLiteConverter's float, float16, dynamic-range int8
                               and full-integer int8 (representative dataset: calib.npy) files, and
                               tf2onnx's float ONNX, as OUT_DIR/NAME/anchor_<mode>.{tflite,onnx}
   ort_anchors OUT_DIR NAME    (onnxruntime venv) onnxruntime.quantization of tf2onnx's model:
                               quantize_dynamic (int8 weights) and quantize_static (QDQ, per-channel
                               int8 weights, calib.npy) as anchor_dynamic.onnx / anchor_int8.onnx
-  time RUNTIME INPUT.npy REFERENCE.npy RUNS MODEL...
+  time RUNTIME INPUT.npy RUNS MODEL...
                               (LiteRT/onnxruntime venv) RUNTIME is litert or onnxruntime: loads each
                               model on one thread, then RUNS rounds in which every model runs once
                               (after two warm-up rounds), so that all see the same machine load;
-                              prints per model i `i median_ms`, `i min_ms`, `i p25_ms`, `i p75_ms`, `i max_rel` (largest
-                              |y - reference| over max |reference|), `i top1` (argmax equal to the
-                              reference's: 1 or 0), `i pieces` (LiteRT: delegated partitions and
-                              nodes left on the default kernels; onnxruntime: nodes after its graph
-                              optimization) and `i ops` (op counts after delegation/optimization)
+                              prints per model i `i median_ms`, `i min_ms`, `i p25_ms`, `i p75_ms`, and over the
+                              held-out samples next to INPUT.npy `i max_rel` (largest
+                              |y - reference| over max |reference| of a sample) and `i top1`
+                              (samples whose argmax is the reference's, `k/n`), `i pieces` (LiteRT: XNNPACK partitions / the
+                              model's ops; onnxruntime: nodes after its graph optimization) and `i ops` (op counts after delegation/optimization)
 """
 
 import os
@@ -34,6 +37,7 @@ BUILD = {
     "resnet50": ("ResNet50", (-120.0, 150.0)),
 }
 CALIBRATION_SAMPLES = 8
+HELD_OUT_SAMPLES = 8
 
 
 def build(out_dir, name):
@@ -68,6 +72,25 @@ def build(out_dir, name):
     np.save(os.path.join(d, "calib.npy"), calib)
     np.save(os.path.join(d, "reference.npy"), model(x).numpy())
     print(f"{name} built")
+
+
+def held_out(out_dir, name):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
+
+    _, (lo, hi) = BUILD[name]
+    d = os.path.join(out_dir, name)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(lo, hi, (HELD_OUT_SAMPLES, 224, 224, 3)).astype("float32")
+    serve = tf.saved_model.load(os.path.join(d, "saved_model")).signatures["serving_default"]
+    ys = []
+    for i in range(HELD_OUT_SAMPLES):
+        out = serve(tf.constant(x[i : i + 1]))
+        ys.append(next(iter(out.values())).numpy())
+    np.save(os.path.join(d, "eval.npy"), x)
+    np.save(os.path.join(d, "eval_reference.npy"), np.concatenate(ys))
+    print(f"{name} held-out samples written")
 
 
 def tf_anchors(out_dir, name):
@@ -152,17 +175,18 @@ def load_litert(path, x):
     index = it.get_input_details()[0]["index"]
     out = it.get_output_details()[0]["index"]
 
-    def run():
-        it.set_tensor(index, x)
+    def run(data=x):
+        it.set_tensor(index, data)
         it.invoke()
         return it.get_tensor(out)
 
     counts = {}
     for op in it._get_ops_details():
         counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+    # The node list holds the model's ops and one DELEGATE node per XNNPACK partition.
     delegated = counts.get("DELEGATE", 0)
-    left = sum(counts.values()) - delegated
-    return run, f"{delegated}+{left}", counts
+    ops = sum(counts.values()) - delegated
+    return run, f"{delegated}/{ops}", counts
 
 
 def load_onnxruntime(path, x, scratch):
@@ -179,16 +203,15 @@ def load_onnxruntime(path, x, scratch):
     counts = {}
     for node in onnx.load(scratch, load_external_data=False).graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return (lambda: sess.run(None, {name: x})[0]), str(sum(counts.values())), counts
+    return (lambda data=x: sess.run(None, {name: data})[0]), str(sum(counts.values())), counts
 
 
-def timing(runtime, input_path, reference_path, runs, models):
+def timing(runtime, input_path, runs, models):
     import tempfile
 
     import numpy as np
 
     x = np.load(input_path)
-    ref = np.load(reference_path).astype("float64")
     loaded = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, m in enumerate(models):
@@ -202,15 +225,24 @@ def timing(runtime, input_path, reference_path, runs, models):
             run()
             if k >= 2:
                 times.append(time.perf_counter() - t)
+    d = os.path.dirname(input_path)
+    held = np.load(os.path.join(d, "eval.npy"))
+    held_ref = np.load(os.path.join(d, "eval_reference.npy")).astype("float64")
     for i, (run, pieces, counts, times) in enumerate(loaded):
-        y = np.asarray(run()).astype("float64").reshape(ref.shape)
+        # Accuracy over the held-out samples, one at a time (the files are built for batch 1).
+        worst, agree = 0.0, 0
+        for k in range(held.shape[0]):
+            y = np.asarray(run(held[k : k + 1])).astype("float64").reshape(held_ref[k : k + 1].shape)
+            r = held_ref[k : k + 1]
+            worst = max(worst, np.abs(y - r).max() / max(np.abs(r).max(), 1e-30))
+            agree += int(y.argmax() == r.argmax())
         times.sort()
         print(f"{i} median_ms {1000 * times[len(times) // 2]:.4f}")
         print(f"{i} min_ms {1000 * times[0]:.4f}")
         print(f"{i} p25_ms {1000 * times[len(times) // 4]:.4f}")
         print(f"{i} p75_ms {1000 * times[(3 * len(times)) // 4]:.4f}")
-        print(f"{i} max_rel {np.abs(y - ref).max() / max(np.abs(ref).max(), 1e-30):.4e}")
-        print(f"{i} top1 {int(y.argmax() == ref.argmax())}")
+        print(f"{i} max_rel {worst:.4e}")
+        print(f"{i} top1 {agree}/{held.shape[0]}")
         print(f"{i} pieces {pieces}")
         print(f"{i} ops " + " ".join(f"{k}x{v}" for k, v in sorted(counts.items())))
 
@@ -219,11 +251,13 @@ if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "build":
         build(*args)
+    elif cmd == "held_out":
+        held_out(*args)
     elif cmd == "tf_anchors":
         tf_anchors(*args)
     elif cmd == "ort_anchors":
         ort_anchors(*args)
     elif cmd == "time":
-        timing(args[0], args[1], args[2], int(args[3]), args[4:])
+        timing(args[0], args[1], int(args[2]), args[3:])
     else:
         sys.exit(f"unknown command {cmd}")
