@@ -44,24 +44,13 @@ def build(out_dir, name):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
+    from bench_tflite import seed_batch_norms
 
     ctor, (lo, hi) = BUILD[name]
     keras.utils.set_random_seed(0)
     model = getattr(keras.applications, ctor)(weights=None, classifier_activation=None)
-    # Fresh batch norms (mean 0, variance 1) leave an untrained network's features near zero;
-    # seeded statistics make the activations, and so the comparisons, informative.
     rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, c).astype("float32"),
-                    rng.uniform(0.0, 0.5, c).astype("float32"),
-                    rng.uniform(-0.1, 0.1, c).astype("float32"),
-                    rng.uniform(0.5, 2.0, c).astype("float32"),
-                ]
-            )
+    seed_batch_norms(keras, model, rng)
     d = os.path.join(out_dir, name)
     os.makedirs(d, exist_ok=True)
     model.export(os.path.join(d, "saved_model"), verbose=False)

@@ -18,17 +18,10 @@ import sys
 import time
 
 
-def build(out_dir):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import numpy as np
-
-    keras.utils.set_random_seed(0)
-    model = keras.applications.MobileNetV2(weights=None)
-    # Fresh batch norms (mean 0, variance 1) leave the untrained network's features at zero and
-    # every class at exactly 1/1000, which compares nothing; seeded statistics make the
-    # activations, and so the two files' outputs, informative.
-    rng = np.random.default_rng(0)
+def seed_batch_norms(keras, model, rng):
+    """Fresh batch norms (mean 0, variance 1) leave an untrained network's features at zero and
+    every class at exactly 1/1000, which compares nothing; seeded statistics make the
+    activations, and so the outputs compared, informative."""
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             c = layer.gamma.shape[0]
@@ -40,6 +33,16 @@ def build(out_dir):
                     rng.uniform(0.5, 2.0, c).astype("float32"),
                 ]
             )
+
+
+def build(out_dir):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(weights=None)
+    seed_batch_norms(keras, model, np.random.default_rng(0))
     keras_path = os.path.join(out_dir, "mobilenetv2.keras")
     saved = os.path.join(out_dir, "mobilenetv2_savedmodel")
     model.save(keras_path)
