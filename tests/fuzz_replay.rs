@@ -1,5 +1,6 @@
 //! Replays the fuzz targets' inputs on stable Rust: every minimized crash under
-//! `fuzz/regressions/<target>/` and every minimized corpus entry under `fuzz/corpus/<target>/`
+//! `fuzz/regressions/<target>/` and every entry of the minimized corpus `fuzz/minimized/<target>/`
+//! (`cargo fuzz cmin` of a campaign's corpus)
 //! runs through the harness the fuzz targets run (`mdeploy::fuzzing`: read, verify, clean-up,
 //! every writer), so a past crash stays fixed in CI without nightly or cargo-fuzz.
 
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 /// The committed inputs of `target`, sorted.
 fn inputs(target: Target) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for kind in ["regressions", "corpus"] {
+    for kind in ["regressions", "minimized"] {
         let dir = repo().join("fuzz").join(kind).join(target.name());
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -76,5 +77,8 @@ fn fuzz_replay_tfjs() {
 #[test]
 fn fuzz_regressions_are_committed() {
     let n: usize = Target::ALL.into_iter().map(|t| inputs(t).len()).sum();
-    assert!(n > 0, "fuzz/regressions/ and fuzz/corpus/ hold no inputs");
+    assert!(
+        n > 0,
+        "fuzz/regressions/ and fuzz/minimized/ hold no inputs"
+    );
 }

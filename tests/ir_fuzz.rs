@@ -120,14 +120,16 @@ fn ir_graph_fuzz_seeded() {
 
 #[test]
 fn ir_graph_fuzz_regressions() {
-    let dir = repo().join("fuzz/regressions/ir_graph");
     let mut inputs = Vec::new();
-    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        inputs.push((
-            p.display().to_string(),
-            std::fs::read(&p).expect("readable"),
-        ));
+    for kind in ["regressions", "minimized"] {
+        let dir = repo().join("fuzz").join(kind).join("ir_graph");
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            inputs.push((
+                p.display().to_string(),
+                std::fs::read(&p).expect("readable"),
+            ));
+        }
     }
     inputs.sort();
     let (_, findings) = run_all("ir-graph-regressions", &inputs);
