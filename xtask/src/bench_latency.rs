@@ -240,7 +240,7 @@ pub fn run(repo: &Path, mdeploy: &Path, ort: &Path, out_dir: &Path) -> Result<Ve
         println!("{n}");
     }
     println!(
-        "ms = median of {} rounds after 2 warm-ups, one thread, every file of a model and runtime \
+        "ms = median of {} rounds after 2 warm-ups, one thread pinned to one core, every file of a model and runtime \
          loaded in one process and run once per round; noise (half the interquartile range over \
          the median, worst file) {:.1}%; max-rel = largest |y − TensorFlow's float logits| over max \
          |logits| over 8 held-out samples (neither timed nor used for calibration), with the \
