@@ -37,14 +37,19 @@ pub(crate) fn scale_along(t: &Tensor, axis: usize, s: &[f64]) -> Option<Tensor> 
     if t.dtype != DType::F32 || t.shape.get(axis) != Some(&s.len()) {
         return None;
     }
-    let inner: usize = t.shape[axis + 1..].iter().product();
-    let v = t.to_f64s();
-    let scaled: Vec<f64> = v
-        .iter()
-        .enumerate()
-        .map(|(i, x)| x * s[(i / inner.max(1)) % s.len()])
-        .collect();
-    Some(Tensor::from_f64s(DType::F32, t.shape.clone(), &scaled))
+    let inner: usize = t.shape[axis + 1..].iter().product::<usize>().max(1);
+    // One pass from the f32 bytes to the scaled f32 bytes (computed in f64, rounded once),
+    // a run of `inner` elements per channel index.
+    let (src, _) = t.data.as_chunks::<4>();
+    let mut out: Vec<[u8; 4]> = Vec::with_capacity(src.len());
+    for (run, i) in src.chunks(inner).zip(0..) {
+        let k = s[i % s.len()];
+        out.extend(
+            run.iter()
+                .map(|&x| ((f32::from_le_bytes(x) as f64 * k) as f32).to_le_bytes()),
+        );
+    }
+    Tensor::new(DType::F32, t.shape.clone(), out.into_flattened().into()).ok()
 }
 
 pub(crate) fn folded_bias(old: Option<&Tensor>, s: &[f64], shift: &[f64]) -> Option<Tensor> {

@@ -238,6 +238,7 @@ fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
 /// Rewrites every spatial op into layout `to`. Returns whether anything changed.
 pub fn to_layout(g: &mut Graph, to: Layout, kernels: KernelTargets) -> Result<bool, String> {
     let mut names = g.names();
+    let mut moved = moved_kernels(g, kernels);
     let old = std::mem::take(&mut g.nodes);
     let mut changed = false;
     for mut node in old {
@@ -247,7 +248,7 @@ pub fn to_layout(g: &mut Graph, to: Layout, kernels: KernelTargets) -> Result<bo
             continue;
         };
         if let Some(k) = kernel_at {
-            changed |= fix_kernel(g, &mut names, &mut node, k, kernels)?;
+            changed |= fix_kernel(g, &mut names, &mut node, k, kernels, &mut moved)?;
         }
         if from == to {
             g.nodes.push(node);
@@ -331,17 +332,47 @@ fn insert_transpose(
     v
 }
 
-/// Moves a convolution's kernel into the writer's kernel layout: a constant is transposed once,
-/// anything else gets a Transpose node.
-fn fix_kernel(
-    g: &mut Graph,
-    names: &mut Names,
-    node: &mut Node,
-    at: usize,
+/// Constant kernels moved to their new layout (by kernel and permutation), made up front on
+/// all cores (`passes::parallel`, largest first): relayout is the one copy of the weights a
+/// writer's legalization makes, and the tensors are independent.
+type Moved = std::collections::HashMap<(ValueId, Vec<usize>), Tensor>;
+
+fn moved_kernels(g: &Graph, kernels: KernelTargets) -> Moved {
+    let mut jobs: Vec<(ValueId, Vec<usize>)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for node in &g.nodes {
+        let Some((_, Some(at))) = spatial(&node.op) else {
+            continue;
+        };
+        let (Some((from, want)), Some(&k)) = (kernel_move(g, node, kernels), node.inputs.get(at))
+        else {
+            continue;
+        };
+        if g.constant(k).is_some() {
+            let job = (k, kernel_perm(from, want, g.ty(k).rank()));
+            if seen.insert(job.clone()) {
+                jobs.push(job);
+            }
+        }
+    }
+    let size = |(k, _): &(ValueId, Vec<usize>)| g.constant(*k).map_or(0, |t| t.data.len());
+    let tensors = super::parallel::map(&jobs, size, |(k, perm)| {
+        g.constant(*k).map(|t| t.transposed(perm))
+    });
+    jobs.into_iter()
+        .zip(tensors)
+        .filter_map(|(job, t)| Some((job, t?)))
+        .collect()
+}
+
+/// The kernel layout a convolution has and the one the writer wants, when they differ.
+fn kernel_move(
+    g: &Graph,
+    node: &Node,
     kernels: KernelTargets,
-) -> Result<bool, String> {
-    let x_ty = g.ty(node.inputs[0]).clone();
-    let (c, want) = match &mut node.op {
+) -> Option<(KernelLayout, KernelLayout)> {
+    let x_ty = g.ty(node.inputs[0]);
+    let (c, want) = match &node.op {
         Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) => {
             let in_c = x_ty
                 .shape
@@ -410,17 +441,37 @@ fn fix_kernel(
         | Op::QLinearMatMul
         | Op::Dynamic(_)
         | Op::If(_)
-        | Op::Loop(_) => return Ok(false),
+        | Op::Loop(_) => return None,
     };
-    if c.kernel_layout == want {
+    (c.kernel_layout != want).then_some((c.kernel_layout, want))
+}
+
+/// Moves a convolution's kernel into the writer's kernel layout: a constant is transposed once
+/// (by `moved_kernels`), anything else gets a Transpose node.
+fn fix_kernel(
+    g: &mut Graph,
+    names: &mut Names,
+    node: &mut Node,
+    at: usize,
+    kernels: KernelTargets,
+    moved: &mut Moved,
+) -> Result<bool, String> {
+    let Some((from, want)) = kernel_move(g, node, kernels) else {
         return Ok(false);
-    }
+    };
     let k = *node.inputs.get(at).ok_or("convolution without a kernel")?;
-    let perm = kernel_perm(c.kernel_layout, want, g.ty(k).rank());
-    c.kernel_layout = want;
+    let perm = kernel_perm(from, want, g.ty(k).rank());
+    if let Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) | Op::ConvTranspose(c) =
+        &mut node.op
+    {
+        c.kernel_layout = want;
+    }
     node.inputs[at] = match g.constant(k) {
         Some(t) => {
-            let moved = t.transposed(&perm);
+            let moved = match moved.get(&(k, perm.clone())) {
+                Some(m) => m.clone(),
+                None => t.transposed(&perm),
+            };
             let name = names.fresh(&format!("{}_{want}", g.value(k).name));
             g.add_const(&name, moved)
         }

@@ -122,7 +122,10 @@ fn build(g: &Graph) -> Result<(SavedModel, Vec<Variable>), Vec<Unsupported>> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let mut gd = tf_json::graph_def(&built.topology, &weights).map_err(as_problem)?;
+    // Constants that become variables are not copied into their Const nodes first.
+    let lifted = |name: &str| weights.get(name).is_some_and(is_variable);
+    let mut gd =
+        tf_json::graph_def_except(&built.topology, &weights, &lifted).map_err(as_problem)?;
     gd.versions = Some(VersionDef {
         producer: tf_graph::PRODUCER as i32,
         ..Default::default()
