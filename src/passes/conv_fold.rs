@@ -34,14 +34,38 @@ fn per_channel(c: &Tensor, rank: usize, axis: usize, channels: usize) -> Option<
     ok.then_some(v)
 }
 
-/// One sweep of affine folding; returns whether anything changed.
-fn fold_affine_once(g: &mut Graph) -> bool {
+/// A fold one sweep found: the Mul/Add node `bi` into the convolution `pi`.
+struct Fold<'g> {
+    bi: usize,
+    pi: usize,
+    mul: bool,
+    kernel: &'g Tensor,
+    o_axis: usize,
+    bias: Option<&'g Tensor>,
+    per_channel: Vec<f64>,
+}
+
+impl Fold<'_> {
+    /// The new kernel (a Mul only) and bias, or `None` when they cannot be folded.
+    fn tensors(&self) -> Option<(Option<Tensor>, Tensor)> {
+        let v = &self.per_channel;
+        if self.mul {
+            let zeros = vec![0.0; v.len()];
+            let w = scale_along(self.kernel, self.o_axis, v)?;
+            Some((Some(w), folded_bias(self.bias, v, &zeros)?))
+        } else {
+            let ones = vec![1.0; v.len()];
+            Some((None, folded_bias(self.bias, &ones, v)?))
+        }
+    }
+}
+
+/// The folds of one sweep, in node order. Each depends only on the graph before the sweep (a
+/// convolution's output has one use, so no convolution folds twice in a sweep).
+fn plan_affine(g: &Graph) -> Vec<Fold<'_>> {
     let producers = g.producers();
     let uses = g.use_counts();
-    let mut dead = vec![false; g.nodes.len()];
-    let mut changed = false;
-    // One name generator per sweep: building it per fold would be quadratic.
-    let mut names = g.names();
+    let mut folds = Vec::new();
     for bi in 0..g.nodes.len() {
         let Op::Binary(op @ (BinaryOp::Mul | BinaryOp::Add)) = g.nodes[bi].op else {
             continue;
@@ -61,9 +85,6 @@ fn fold_affine_once(g: &mut Graph) -> bool {
         let Some(&pi) = producers.get(&x) else {
             continue;
         };
-        if dead[pi] {
-            continue;
-        }
         let p = &g.nodes[pi];
         let Op::Conv(conv) = &p.op else { continue };
         let rank = g.ty(x).rank();
@@ -82,22 +103,36 @@ fn fold_affine_once(g: &mut Graph) -> bool {
         let Some(v) = per_channel(c, rank, axis, channels) else {
             continue;
         };
-        let (w, b) = if op == BinaryOp::Mul {
-            let zeros = vec![0.0; channels];
-            match (
-                scale_along(k, o_axis, &v),
-                folded_bias(bias.flatten(), &v, &zeros),
-            ) {
-                (Some(w), Some(b)) => (Some(w), b),
-                _ => continue,
-            }
-        } else {
-            let ones = vec![1.0; channels];
-            match folded_bias(bias.flatten(), &ones, &v) {
-                Some(b) => (None, b),
-                None => continue,
-            }
-        };
+        folds.push(Fold {
+            bi,
+            pi,
+            mul: op == BinaryOp::Mul,
+            kernel: k,
+            o_axis,
+            bias: bias.flatten(),
+            per_channel: v,
+        });
+    }
+    folds
+}
+
+/// One sweep of affine folding; returns whether anything changed. The new kernels are
+/// computed on all cores (`passes::parallel`), then applied in node order.
+fn fold_affine_once(g: &mut Graph) -> bool {
+    let folds = plan_affine(g);
+    let cost = |f: &Fold| if f.mul { f.kernel.data.len() } else { 0 };
+    let made = super::parallel::map(&folds, cost, Fold::tensors);
+    let done: Vec<(usize, usize, Option<Tensor>, Tensor)> = folds
+        .iter()
+        .zip(made)
+        .filter_map(|(f, t)| t.map(|(w, b)| (f.bi, f.pi, w, b)))
+        .collect();
+    drop(folds);
+    let mut dead = vec![false; g.nodes.len()];
+    // One name generator per sweep: building it per fold would be quadratic.
+    let mut names = g.names();
+    let changed = !done.is_empty();
+    for (bi, pi, w, b) in done {
         let base = g.nodes[pi].name.clone();
         if let Some(w) = w {
             let id = g.add_const(&names.fresh(&format!("{base}/folded_w")), w);
@@ -108,7 +143,6 @@ fn fold_affine_once(g: &mut Graph) -> bool {
         g.nodes[pi].inputs.push(bid);
         g.nodes[pi].outputs[0] = g.nodes[bi].outputs[0];
         dead[bi] = true;
-        changed = true;
     }
     if changed {
         let mut k = dead.iter();

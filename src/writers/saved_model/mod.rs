@@ -96,8 +96,9 @@ fn lift_variables(
 
 /// The SavedModel proto of a legalized graph, and its variables; or every node it cannot
 /// express.
-fn build(g: &Graph) -> Result<(SavedModel, Vec<Variable>), Vec<Unsupported>> {
-    let built = tf_graph::build(g, tf_graph::Dialect::Tf)?;
+/// `checking`: only what cannot be written matters (see `tf_graph::build_as`).
+fn build(g: &Graph, checking: bool) -> Result<(SavedModel, Vec<Variable>), Vec<Unsupported>> {
+    let built = tf_graph::build_as(g, tf_graph::Dialect::Tf, checking)?;
     let as_problem = |reason: String| {
         vec![Unsupported {
             op: "Graph".into(),
@@ -172,11 +173,11 @@ impl Writer for SavedModelWriter {
     }
 
     fn check(&self, g: &Graph) -> Vec<Unsupported> {
-        build(g).err().unwrap_or_default()
+        build(g, true).err().unwrap_or_default()
     }
 
     fn write(&self, g: &Graph, out: &Path) -> Result<WriteReport> {
-        let (sm, vars) = build(g).map_err(|items| Error::Unsupported {
+        let (sm, vars) = build(g, false).map_err(|items| Error::Unsupported {
             file: out.display().to_string(),
             items,
         })?;

@@ -345,7 +345,8 @@ fn tf_filter(
     let dims: Vec<usize> = crate::ir::shape_fixed(&kt.shape).ok_or("kernel shape must be fixed")?;
     match (kind, g.constant(k)) {
         (ConvKind::Plain, Some(t)) => {
-            gx.konst(&format!("{}/filter", gx.base), t.transposed(&[1, 2, 3, 0]))
+            let moved = gx.transposed(t, &[1, 2, 3, 0]);
+            gx.konst(&format!("{}/filter", gx.base), moved)
         }
         (ConvKind::Depthwise, Some(t)) => {
             let m = out_c / in_c;
@@ -558,7 +559,10 @@ pub fn conv_transpose(gx: &mut Gx, n: &Node, c: &Conv) -> Result<(), String> {
         &[1, 2, 0, 3]
     };
     let filter = match g.constant(n.inputs[1]) {
-        Some(t) => gx.konst(&format!("{}/filter", gx.base), t.transposed(perm))?,
+        Some(t) => {
+            let moved = gx.transposed(t, perm);
+            gx.konst(&format!("{}/filter", gx.base), moved)?
+        }
         None => {
             let k = gx.r(n.inputs[1])?;
             let p: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
