@@ -9,7 +9,7 @@
 //! Applies only when the intermediate value has no other use and is no graph output, the kernel
 //! (and bias, if any) are f32 constants, and the constant varies along the channel axis alone.
 
-use super::fuse::{folded_bias, out_channel_axis, scale_along};
+use super::fuse::{folded_bias, out_channel_axis, scale_along_owned};
 use crate::ir::ops::{BinaryOp, PadMode, Padding};
 use crate::ir::{DType, Graph, Op, Tensor, ValueId};
 
@@ -35,34 +35,47 @@ fn per_channel(c: &Tensor, rank: usize, axis: usize, channels: usize) -> Option<
 }
 
 /// A fold one sweep found: the Mul/Add node `bi` into the convolution `pi`.
-struct Fold<'g> {
+struct Fold {
     bi: usize,
     pi: usize,
     mul: bool,
-    kernel: &'g Tensor,
+    kernel: ValueId,
     o_axis: usize,
-    bias: Option<&'g Tensor>,
+    bias: Option<Tensor>,
     per_channel: Vec<f64>,
 }
 
-impl Fold<'_> {
-    /// The new kernel (a Mul only) and bias, or `None` when they cannot be folded.
-    fn tensors(&self) -> Option<(Option<Tensor>, Tensor)> {
+/// A Mul fold's kernel: taken out of the graph when the convolution is its only user (then
+/// scaled in place when nothing else shares its bytes, as after a relayout), else shared.
+type Kernel = std::sync::Mutex<Option<Tensor>>;
+
+impl Fold {
+    /// The new kernel (a Mul only) and bias; `Err` gives back the kernel when they cannot be
+    /// folded.
+    fn tensors(&self, kernel: &Kernel) -> Result<(Option<Tensor>, Tensor), Option<Tensor>> {
         let v = &self.per_channel;
-        if self.mul {
-            let zeros = vec![0.0; v.len()];
-            let w = scale_along(self.kernel, self.o_axis, v)?;
-            Some((Some(w), folded_bias(self.bias, v, &zeros)?))
-        } else {
+        let k = kernel.lock().ok().and_then(|mut k| k.take());
+        if !self.mul {
             let ones = vec![1.0; v.len()];
-            Some((None, folded_bias(self.bias, &ones, v)?))
+            return folded_bias(self.bias.as_ref(), &ones, v)
+                .map(|b| (None, b))
+                .ok_or(k);
+        }
+        let zeros = vec![0.0; v.len()];
+        let Some(b) = folded_bias(self.bias.as_ref(), v, &zeros) else {
+            return Err(k);
+        };
+        let k = k.ok_or(None)?;
+        match scale_along_owned(k, self.o_axis, v) {
+            Ok(w) => Ok((Some(w), b)),
+            Err(k) => Err(Some(k)),
         }
     }
 }
 
 /// The folds of one sweep, in node order. Each depends only on the graph before the sweep (a
 /// convolution's output has one use, so no convolution folds twice in a sweep).
-fn plan_affine(g: &Graph) -> Vec<Fold<'_>> {
+fn plan_affine(g: &Graph) -> Vec<Fold> {
     let producers = g.producers();
     let uses = g.use_counts();
     let mut folds = Vec::new();
@@ -107,9 +120,9 @@ fn plan_affine(g: &Graph) -> Vec<Fold<'_>> {
             bi,
             pi,
             mul: op == BinaryOp::Mul,
-            kernel: k,
+            kernel: p.inputs[1],
             o_axis,
-            bias: bias.flatten(),
+            bias: bias.flatten().cloned(),
             per_channel: v,
         });
     }
@@ -120,29 +133,48 @@ fn plan_affine(g: &Graph) -> Vec<Fold<'_>> {
 /// computed on all cores (`passes::parallel`), then applied in node order.
 fn fold_affine_once(g: &mut Graph) -> bool {
     let folds = plan_affine(g);
-    let cost = |f: &Fold| if f.mul { f.kernel.data.len() } else { 0 };
-    let made = super::parallel::map(&folds, cost, Fold::tensors);
-    let done: Vec<(usize, usize, Option<Tensor>, Tensor)> = folds
+    let uses = g.use_counts();
+    let kernels: Vec<Kernel> = folds
         .iter()
-        .zip(made)
-        .filter_map(|(f, t)| t.map(|(w, b)| (f.bi, f.pi, w, b)))
+        .map(|f| {
+            let k = f.kernel;
+            let only_user = uses[k.0] == 1 && !g.outputs.contains(&k);
+            std::sync::Mutex::new(match (f.mul, only_user) {
+                (false, _) => None,
+                (true, true) => g.values[k.0].constant.take(),
+                (true, false) => g.constant(k).cloned(),
+            })
+        })
         .collect();
-    drop(folds);
+    let jobs: Vec<(&Fold, &Kernel)> = folds.iter().zip(&kernels).collect();
+    let cost = |(f, _): &(&Fold, &Kernel)| f.mul as usize * f.per_channel.len();
+    let made = super::parallel::map(&jobs, cost, |(f, k)| f.tensors(k));
     let mut dead = vec![false; g.nodes.len()];
     // One name generator per sweep: building it per fold would be quadratic.
     let mut names = g.names();
-    let changed = !done.is_empty();
-    for (bi, pi, w, b) in done {
-        let base = g.nodes[pi].name.clone();
+    let mut changed = false;
+    for (f, r) in folds.iter().zip(made) {
+        let (w, b) = match r {
+            Ok(wb) => wb,
+            Err(k) => {
+                // Not folded: a kernel taken out goes back.
+                if let Some(k) = k {
+                    g.values[f.kernel.0].constant = Some(k);
+                }
+                continue;
+            }
+        };
+        let base = g.nodes[f.pi].name.clone();
         if let Some(w) = w {
             let id = g.add_const(&names.fresh(&format!("{base}/folded_w")), w);
-            g.nodes[pi].inputs[1] = id;
+            g.nodes[f.pi].inputs[1] = id;
         }
         let bid = g.add_const(&names.fresh(&format!("{base}/folded_b")), b);
-        g.nodes[pi].inputs.truncate(2);
-        g.nodes[pi].inputs.push(bid);
-        g.nodes[pi].outputs[0] = g.nodes[bi].outputs[0];
-        dead[bi] = true;
+        g.nodes[f.pi].inputs.truncate(2);
+        g.nodes[f.pi].inputs.push(bid);
+        g.nodes[f.pi].outputs[0] = g.nodes[f.bi].outputs[0];
+        dead[f.bi] = true;
+        changed = true;
     }
     if changed {
         let mut k = dead.iter();
