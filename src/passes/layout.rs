@@ -357,7 +357,12 @@ fn moved_kernels(g: &Graph, kernels: KernelTargets) -> Moved {
     }
     let size = |(k, _): &(ValueId, Vec<usize>)| g.constant(*k).map_or(0, |t| t.data.len());
     let tensors = super::parallel::map(&jobs, size, |(k, perm)| {
-        g.constant(*k).map(|t| t.transposed(perm))
+        let t = g.constant(*k)?;
+        let moved = t.transposed(perm);
+        // The source's pages of a mapped kernel are not needed resident any more (read again
+        // from the page cache if anything still uses them).
+        crate::ir::mapped::release_pages(&t.data);
+        Some(moved)
     });
     jobs.into_iter()
         .zip(tensors)
