@@ -332,6 +332,60 @@ fn insert_transpose(
     v
 }
 
+/// TF's filter layout for the TF graph writers, as the last step of their legalization: the
+/// constant OHWI kernel of every plain (ungrouped) NHWC 2-D convolution becomes HWIO
+/// (`Conv2D`'s filter), so the writer stores it as it is. A kernel only its convolution uses is
+/// taken out of the graph and moved on all cores, each OHWI copy dropped as its HWIO one is
+/// made: the weights are held once, not once per layout. Returns whether anything changed.
+pub fn hwio_kernels(g: &mut Graph) -> bool {
+    let uses = g.use_counts();
+    let mut picked: Vec<(usize, ValueId)> = Vec::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        let Op::Conv(c) = &n.op else { continue };
+        let Some(&k) = n.inputs.get(1) else { continue };
+        let plain = c.layout == Layout::Nhwc
+            && c.kernel_layout == KernelLayout::Ohwi
+            && c.group == 1
+            && g.ty(n.inputs[0]).rank() == 4
+            && g.constant(k).is_some_and(|t| t.shape.len() == 4);
+        if plain && uses[k.0] == 1 && !g.outputs.contains(&k) {
+            picked.push((i, k));
+        }
+    }
+    let perm = kernel_perm(KernelLayout::Ohwi, KernelLayout::Hwio, 4);
+    let kernels: Vec<std::sync::Mutex<Option<Tensor>>> = picked
+        .iter()
+        .map(|&(_, k)| std::sync::Mutex::new(g.values[k.0].constant.take()))
+        .collect();
+    let size = |k: &std::sync::Mutex<Option<Tensor>>| {
+        k.lock()
+            .ok()
+            .and_then(|t| t.as_ref().map(|t| t.data.len()))
+            .unwrap_or(0)
+    };
+    let moved = super::parallel::map(&kernels, size, |k| {
+        let t = k.lock().ok()?.take()?;
+        Some(t.transposed(&perm))
+    });
+    let mut names = g.names();
+    let changed = !picked.is_empty();
+    for ((i, k), t) in picked.into_iter().zip(moved) {
+        // A kernel is always given back moved (the mutex is only poisoned by a panic, which
+        // the scope re-raises).
+        let Some(t) = t else { continue };
+        let name = names.fresh(&format!("{}_{}", g.value(k).name, KernelLayout::Hwio));
+        let id = g.add_const(&name, t);
+        g.nodes[i].inputs[1] = id;
+        if let Op::Conv(c) = &mut g.nodes[i].op {
+            c.kernel_layout = KernelLayout::Hwio;
+        }
+    }
+    if changed {
+        g.remove_dead();
+    }
+    changed
+}
+
 /// Constant kernels moved to their new layout (by kernel and permutation), made up front on
 /// all cores (`passes::parallel`, largest first): relayout is the one copy of the weights a
 /// writer's legalization makes, and the tensors are independent.

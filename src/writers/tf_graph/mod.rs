@@ -184,6 +184,7 @@ pub fn legalize(g: &mut Graph, what: &str) -> Result<()> {
     crate::passes::loop_scan::carry_collected(g).map_err(fail)?;
     crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
     nhwc::finish(g, &native_clip, true).map_err(fail)?;
+    crate::passes::layout::hwio_kernels(g);
     // Loop and branch bodies become functions written the same way.
     crate::passes::for_each_body(g, &mut |body| legalize(body, what))
 }
