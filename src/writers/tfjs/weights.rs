@@ -333,7 +333,7 @@ impl ShardWriter<'_> {
             let f = f
                 .into_inner()
                 .map_err(|e| failed(format!("{}: {}", self.dir.display(), e.error())))?;
-            start_writeback(&f);
+            crate::writers::start_writeback(&f);
             self.written.push(f);
             // A bounded number stay open (a model of thousands of shards must not run out of
             // file descriptors): the oldest, whose write-back has had the longest, is waited
@@ -363,22 +363,6 @@ impl ShardWriter<'_> {
 
 /// Shards closed and being written back at once, at most (see `ShardWriter::finish_file`).
 const PENDING_SHARDS: usize = 32;
-
-/// Asks the kernel to start writing `f`'s dirty pages back now, without waiting (Linux's
-/// `sync_file_range`; elsewhere the later `sync_all` does it all).
-fn start_writeback(f: &std::fs::File) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is open for as long as `f` lives; the call only schedules
-        // write-back of the whole file (offset 0, length 0 = to the end) and returns.
-        unsafe {
-            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = f;
-}
 
 /// Writes `model.json` and the weight shards into the folder `out`, atomically (a temporary
 /// folder beside it, then a rename). `model` holds the format-specific fields (`format`,
