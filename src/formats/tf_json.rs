@@ -296,6 +296,16 @@ fn function(v: &Value) -> R<FunctionDef> {
 
 /// The topology as a `GraphDef`, its `Const` nodes filled from `weights`.
 pub fn graph_def(topology: &Value, weights: &HashMap<String, Tensor>) -> R<GraphDef> {
+    graph_def_except(topology, weights, &|_| false)
+}
+
+/// [`graph_def`], leaving the graph's own `Const` nodes that `skip` names without their value
+/// (the SavedModel writer makes those variables: their weights go to the bundle, not the graph).
+pub fn graph_def_except(
+    topology: &Value,
+    weights: &HashMap<String, Tensor>,
+    skip: &dyn Fn(&str) -> bool,
+) -> R<GraphDef> {
     let mut nodes: Vec<NodeDef> = list(topology, "node", "node")
         .iter()
         .map(node)
@@ -310,7 +320,8 @@ pub fn graph_def(topology: &Value, weights: &HashMap<String, Tensor>) -> R<Graph
     // The converter renames a function body's constants `<function>/<node>` (graph_rewrite_util
     // `rename_constants`) and stores them as weights under that name too, as graph constants.
     let bodies = function.iter_mut().flat_map(|f| f.node_def.iter_mut());
-    for n in nodes.iter_mut().chain(bodies).filter(|n| n.op == "Const") {
+    let own = nodes.iter_mut().filter(|n| !skip(&n.name));
+    for n in own.chain(bodies).filter(|n| n.op == "Const") {
         if let Some(w) = weights.get(&n.name) {
             fill_const(n, w)?;
         }

@@ -9,7 +9,7 @@
 //! Applies only when the intermediate value has no other use and is no graph output, the kernel
 //! (and bias, if any) are f32 constants, and the constant varies along the channel axis alone.
 
-use super::fuse::{folded_bias, out_channel_axis, scale_along};
+use super::fuse::{folded_bias, out_channel_axis, scale_along_owned};
 use crate::ir::ops::{BinaryOp, PadMode, Padding};
 use crate::ir::{DType, Graph, KernelLayout, Op, Tensor, ValueId};
 
@@ -34,14 +34,51 @@ fn per_channel(c: &Tensor, rank: usize, axis: usize, channels: usize) -> Option<
     ok.then_some(v)
 }
 
-/// One sweep of affine folding; returns whether anything changed.
-fn fold_affine_once(g: &mut Graph) -> bool {
+/// A fold one sweep found: the Mul/Add node `bi` into the convolution `pi`.
+struct Fold {
+    bi: usize,
+    pi: usize,
+    mul: bool,
+    kernel: ValueId,
+    o_axis: usize,
+    bias: Option<Tensor>,
+    per_channel: Vec<f64>,
+}
+
+/// A Mul fold's kernel: taken out of the graph when the convolution is its only user (then
+/// scaled in place when nothing else shares its bytes, as after a relayout), else shared.
+type Kernel = std::sync::Mutex<Option<Tensor>>;
+
+impl Fold {
+    /// The new kernel (a Mul only) and bias; `Err` gives back the kernel when they cannot be
+    /// folded.
+    fn tensors(&self, kernel: &Kernel) -> Result<(Option<Tensor>, Tensor), Option<Tensor>> {
+        let v = &self.per_channel;
+        let k = kernel.lock().ok().and_then(|mut k| k.take());
+        if !self.mul {
+            let ones = vec![1.0; v.len()];
+            return folded_bias(self.bias.as_ref(), &ones, v)
+                .map(|b| (None, b))
+                .ok_or(k);
+        }
+        let zeros = vec![0.0; v.len()];
+        let Some(b) = folded_bias(self.bias.as_ref(), v, &zeros) else {
+            return Err(k);
+        };
+        let k = k.ok_or(None)?;
+        match scale_along_owned(k, self.o_axis, v) {
+            Ok(w) => Ok((Some(w), b)),
+            Err(k) => Err(Some(k)),
+        }
+    }
+}
+
+/// The folds of one sweep, in node order. Each depends only on the graph before the sweep (a
+/// convolution's output has one use, so no convolution folds twice in a sweep).
+fn plan_affine(g: &Graph) -> Vec<Fold> {
     let producers = g.producers();
     let uses = g.use_counts();
-    let mut dead = vec![false; g.nodes.len()];
-    let mut changed = false;
-    // One name generator per sweep: building it per fold would be quadratic.
-    let mut names = g.names();
+    let mut folds = Vec::new();
     for bi in 0..g.nodes.len() {
         let Op::Binary(op @ (BinaryOp::Mul | BinaryOp::Add)) = g.nodes[bi].op else {
             continue;
@@ -61,9 +98,6 @@ fn fold_affine_once(g: &mut Graph) -> bool {
         let Some(&pi) = producers.get(&x) else {
             continue;
         };
-        if dead[pi] {
-            continue;
-        }
         let p = &g.nodes[pi];
         let Op::Conv(conv) = &p.op else { continue };
         let rank = g.ty(x).rank();
@@ -82,32 +116,64 @@ fn fold_affine_once(g: &mut Graph) -> bool {
         let Some(v) = per_channel(c, rank, axis, channels) else {
             continue;
         };
-        let (w, b) = if op == BinaryOp::Mul {
-            let zeros = vec![0.0; channels];
-            match (
-                scale_along(k, o_axis, &v),
-                folded_bias(bias.flatten(), &v, &zeros),
-            ) {
-                (Some(w), Some(b)) => (Some(w), b),
-                _ => continue,
-            }
-        } else {
-            let ones = vec![1.0; channels];
-            match folded_bias(bias.flatten(), &ones, &v) {
-                Some(b) => (None, b),
-                None => continue,
+        folds.push(Fold {
+            bi,
+            pi,
+            mul: op == BinaryOp::Mul,
+            kernel: p.inputs[1],
+            o_axis,
+            bias: bias.flatten().cloned(),
+            per_channel: v,
+        });
+    }
+    folds
+}
+
+/// One sweep of affine folding; returns whether anything changed. The new kernels are
+/// computed on all cores (`passes::parallel`), then applied in node order.
+fn fold_affine_once(g: &mut Graph) -> bool {
+    let folds = plan_affine(g);
+    let uses = g.use_counts();
+    let kernels: Vec<Kernel> = folds
+        .iter()
+        .map(|f| {
+            let k = f.kernel;
+            let only_user = uses[k.0] == 1 && !g.outputs.contains(&k);
+            std::sync::Mutex::new(match (f.mul, only_user) {
+                (false, _) => None,
+                (true, true) => g.values[k.0].constant.take(),
+                (true, false) => g.constant(k).cloned(),
+            })
+        })
+        .collect();
+    let jobs: Vec<(&Fold, &Kernel)> = folds.iter().zip(&kernels).collect();
+    let cost = |(f, _): &(&Fold, &Kernel)| f.mul as usize * f.per_channel.len();
+    let made = super::parallel::map(&jobs, cost, |(f, k)| f.tensors(k));
+    let mut dead = vec![false; g.nodes.len()];
+    // One name generator per sweep: building it per fold would be quadratic.
+    let mut names = g.names();
+    let mut changed = false;
+    for (f, r) in folds.iter().zip(made) {
+        let (w, b) = match r {
+            Ok(wb) => wb,
+            Err(k) => {
+                // Not folded: a kernel taken out goes back.
+                if let Some(k) = k {
+                    g.values[f.kernel.0].constant = Some(k);
+                }
+                continue;
             }
         };
-        let base = g.nodes[pi].name.clone();
+        let base = g.nodes[f.pi].name.clone();
         if let Some(w) = w {
             let id = g.add_const(&names.fresh(&format!("{base}/folded_w")), w);
-            g.nodes[pi].inputs[1] = id;
+            g.nodes[f.pi].inputs[1] = id;
         }
         let bid = g.add_const(&names.fresh(&format!("{base}/folded_b")), b);
-        g.nodes[pi].inputs.truncate(2);
-        g.nodes[pi].inputs.push(bid);
-        g.nodes[pi].outputs[0] = g.nodes[bi].outputs[0];
-        dead[bi] = true;
+        g.nodes[f.pi].inputs.truncate(2);
+        g.nodes[f.pi].inputs.push(bid);
+        g.nodes[f.pi].outputs[0] = g.nodes[f.bi].outputs[0];
+        dead[f.bi] = true;
         changed = true;
     }
     if changed {

@@ -37,14 +37,53 @@ pub(crate) fn scale_along(t: &Tensor, axis: usize, s: &[f64]) -> Option<Tensor> 
     if t.dtype != DType::F32 || t.shape.get(axis) != Some(&s.len()) {
         return None;
     }
-    let inner: usize = t.shape[axis + 1..].iter().product();
-    let v = t.to_f64s();
-    let scaled: Vec<f64> = v
-        .iter()
-        .enumerate()
-        .map(|(i, x)| x * s[(i / inner.max(1)) % s.len()])
-        .collect();
-    Some(Tensor::from_f64s(DType::F32, t.shape.clone(), &scaled))
+    let inner: usize = t.shape[axis + 1..].iter().product::<usize>().max(1);
+    // One pass from the f32 bytes to the scaled f32 bytes (computed in f64, rounded once),
+    // a run of `inner` elements per channel index.
+    let (src, _) = t.data.as_chunks::<4>();
+    let mut out: Vec<[u8; 4]> = Vec::with_capacity(src.len());
+    for (run, i) in src.chunks(inner).zip(0..) {
+        let k = s[i % s.len()];
+        out.extend(
+            run.iter()
+                .map(|&x| ((f32::from_le_bytes(x) as f64 * k) as f32).to_le_bytes()),
+        );
+    }
+    Tensor::new(DType::F32, t.shape.clone(), out.into_flattened().into()).ok()
+}
+
+/// [`scale_along`] of a tensor given away: scaled in place when nothing else shares its bytes
+/// (a kernel a relayout made), so the fold copies no weight. `Err` gives it back unchanged when
+/// it cannot be scaled.
+pub(crate) fn scale_along_owned(t: Tensor, axis: usize, s: &[f64]) -> Result<Tensor, Tensor> {
+    if t.dtype != DType::F32 || t.shape.get(axis) != Some(&s.len()) {
+        return Err(t);
+    }
+    let Tensor { dtype, shape, data } = t;
+    let mut data = match data.try_into_mut() {
+        Ok(d) => d,
+        Err(shared) => {
+            let t = Tensor {
+                dtype,
+                shape,
+                data: shared,
+            };
+            return scale_along(&t, axis, s).ok_or(t);
+        }
+    };
+    let inner: usize = shape[axis + 1..].iter().product::<usize>().max(1);
+    let (words, _) = data.as_chunks_mut::<4>();
+    for (run, i) in words.chunks_mut(inner).zip(0..) {
+        let k = s[i % s.len()];
+        for x in run {
+            *x = ((f32::from_le_bytes(*x) as f64 * k) as f32).to_le_bytes();
+        }
+    }
+    Ok(Tensor {
+        dtype,
+        shape,
+        data: data.freeze(),
+    })
 }
 
 pub(crate) fn folded_bias(old: Option<&Tensor>, s: &[f64], shift: &[f64]) -> Option<Tensor> {
@@ -287,4 +326,31 @@ pub fn lower_batch_norms(g: &mut Graph) -> Result<bool, String> {
     }
     rw.finish();
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scaling in place (bytes owned) and by copy (bytes shared) give the same tensor, and
+    /// the shared bytes are left alone.
+    #[test]
+    fn scaling_in_place_matches_the_copy() {
+        let v: Vec<f64> = (0..2 * 3 * 5).map(|i| i as f64 * 0.37 - 4.0).collect();
+        let t = Tensor::from_f64s(DType::F32, vec![2, 3, 5], &v);
+        let s = [0.5, -3.25, 1e-3];
+        let want = scale_along(&t, 1, &s).unwrap();
+        let shared = t.clone();
+        let copied = scale_along_owned(t.clone(), 1, &s).unwrap();
+        assert_eq!(copied, want);
+        assert_eq!(shared, t);
+        drop(shared);
+        let owned = Tensor::from_f64s(DType::F32, vec![2, 3, 5], &v);
+        let at = owned.data.as_ptr();
+        let scaled = scale_along_owned(owned, 1, &s).unwrap();
+        assert_eq!(scaled, want);
+        assert_eq!(scaled.data.as_ptr(), at, "scaled in place");
+        let wrong = Tensor::from_f64s(DType::F32, vec![2, 3, 5], &v);
+        assert_eq!(scale_along_owned(wrong.clone(), 0, &s), Err(wrong));
+    }
 }

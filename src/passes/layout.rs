@@ -238,6 +238,7 @@ fn relayout(op: &Op, to: Layout, perm: &[usize]) -> Op {
 /// Rewrites every spatial op into layout `to`. Returns whether anything changed.
 pub fn to_layout(g: &mut Graph, to: Layout, kernels: KernelTargets) -> Result<bool, String> {
     let mut names = g.names();
+    let mut moved = moved_kernels(g, kernels);
     let old = std::mem::take(&mut g.nodes);
     let mut changed = false;
     for mut node in old {
@@ -247,7 +248,7 @@ pub fn to_layout(g: &mut Graph, to: Layout, kernels: KernelTargets) -> Result<bo
             continue;
         };
         if let Some(k) = kernel_at {
-            changed |= fix_kernel(g, &mut names, &mut node, k, kernels)?;
+            changed |= fix_kernel(g, &mut names, &mut node, k, kernels, &mut moved)?;
         }
         if from == to {
             g.nodes.push(node);
@@ -331,17 +332,106 @@ fn insert_transpose(
     v
 }
 
-/// Moves a convolution's kernel into the writer's kernel layout: a constant is transposed once,
-/// anything else gets a Transpose node.
-fn fix_kernel(
-    g: &mut Graph,
-    names: &mut Names,
-    node: &mut Node,
-    at: usize,
+/// TF's filter layout for the TF graph writers, as the last step of their legalization: the
+/// constant OHWI kernel of every plain (ungrouped) NHWC 2-D convolution becomes HWIO
+/// (`Conv2D`'s filter), so the writer stores it as it is. A kernel only its convolution uses is
+/// taken out of the graph and moved on all cores, each OHWI copy dropped as its HWIO one is
+/// made: the weights are held once, not once per layout. Returns whether anything changed.
+pub fn hwio_kernels(g: &mut Graph) -> bool {
+    let uses = g.use_counts();
+    let mut picked: Vec<(usize, ValueId)> = Vec::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        let Op::Conv(c) = &n.op else { continue };
+        let Some(&k) = n.inputs.get(1) else { continue };
+        let plain = c.layout == Layout::Nhwc
+            && c.kernel_layout == KernelLayout::Ohwi
+            && c.group == 1
+            && g.ty(n.inputs[0]).rank() == 4
+            && g.constant(k).is_some_and(|t| t.shape.len() == 4);
+        if plain && uses[k.0] == 1 && !g.outputs.contains(&k) {
+            picked.push((i, k));
+        }
+    }
+    let perm = kernel_perm(KernelLayout::Ohwi, KernelLayout::Hwio, 4);
+    let kernels: Vec<std::sync::Mutex<Option<Tensor>>> = picked
+        .iter()
+        .map(|&(_, k)| std::sync::Mutex::new(g.values[k.0].constant.take()))
+        .collect();
+    let size = |k: &std::sync::Mutex<Option<Tensor>>| {
+        k.lock()
+            .ok()
+            .and_then(|t| t.as_ref().map(|t| t.data.len()))
+            .unwrap_or(0)
+    };
+    let moved = super::parallel::map(&kernels, size, |k| {
+        let t = k.lock().ok()?.take()?;
+        Some(t.transposed(&perm))
+    });
+    let mut names = g.names();
+    let changed = !picked.is_empty();
+    for ((i, k), t) in picked.into_iter().zip(moved) {
+        // A kernel is always given back moved (the mutex is only poisoned by a panic, which
+        // the scope re-raises).
+        let Some(t) = t else { continue };
+        let name = names.fresh(&format!("{}_{}", g.value(k).name, KernelLayout::Hwio));
+        let id = g.add_const(&name, t);
+        g.nodes[i].inputs[1] = id;
+        if let Op::Conv(c) = &mut g.nodes[i].op {
+            c.kernel_layout = KernelLayout::Hwio;
+        }
+    }
+    if changed {
+        g.remove_dead();
+    }
+    changed
+}
+
+/// Constant kernels moved to their new layout (by kernel and permutation), made up front on
+/// all cores (`passes::parallel`, largest first): relayout is the one copy of the weights a
+/// writer's legalization makes, and the tensors are independent.
+type Moved = std::collections::HashMap<(ValueId, Vec<usize>), Tensor>;
+
+fn moved_kernels(g: &Graph, kernels: KernelTargets) -> Moved {
+    let mut jobs: Vec<(ValueId, Vec<usize>)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for node in &g.nodes {
+        let Some((_, Some(at))) = spatial(&node.op) else {
+            continue;
+        };
+        let (Some((from, want)), Some(&k)) = (kernel_move(g, node, kernels), node.inputs.get(at))
+        else {
+            continue;
+        };
+        if g.constant(k).is_some() {
+            let job = (k, kernel_perm(from, want, g.ty(k).rank()));
+            if seen.insert(job.clone()) {
+                jobs.push(job);
+            }
+        }
+    }
+    let size = |(k, _): &(ValueId, Vec<usize>)| g.constant(*k).map_or(0, |t| t.data.len());
+    let tensors = super::parallel::map(&jobs, size, |(k, perm)| {
+        let t = g.constant(*k)?;
+        let moved = t.transposed(perm);
+        // The source's pages of a mapped kernel are not needed resident any more (read again
+        // from the page cache if anything still uses them).
+        crate::ir::mapped::release_pages(&t.data);
+        Some(moved)
+    });
+    jobs.into_iter()
+        .zip(tensors)
+        .filter_map(|(job, t)| Some((job, t?)))
+        .collect()
+}
+
+/// The kernel layout a convolution has and the one the writer wants, when they differ.
+fn kernel_move(
+    g: &Graph,
+    node: &Node,
     kernels: KernelTargets,
-) -> Result<bool, String> {
-    let x_ty = g.ty(node.inputs[0]).clone();
-    let (c, want) = match &mut node.op {
+) -> Option<(KernelLayout, KernelLayout)> {
+    let x_ty = g.ty(node.inputs[0]);
+    let (c, want) = match &node.op {
         Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) => {
             let in_c = x_ty
                 .shape
@@ -410,17 +500,37 @@ fn fix_kernel(
         | Op::QLinearMatMul
         | Op::Dynamic(_)
         | Op::If(_)
-        | Op::Loop(_) => return Ok(false),
+        | Op::Loop(_) => return None,
     };
-    if c.kernel_layout == want {
+    (c.kernel_layout != want).then_some((c.kernel_layout, want))
+}
+
+/// Moves a convolution's kernel into the writer's kernel layout: a constant is transposed once
+/// (by `moved_kernels`), anything else gets a Transpose node.
+fn fix_kernel(
+    g: &mut Graph,
+    names: &mut Names,
+    node: &mut Node,
+    at: usize,
+    kernels: KernelTargets,
+    moved: &mut Moved,
+) -> Result<bool, String> {
+    let Some((from, want)) = kernel_move(g, node, kernels) else {
         return Ok(false);
-    }
+    };
     let k = *node.inputs.get(at).ok_or("convolution without a kernel")?;
-    let perm = kernel_perm(c.kernel_layout, want, g.ty(k).rank());
-    c.kernel_layout = want;
+    let perm = kernel_perm(from, want, g.ty(k).rank());
+    if let Op::Conv(c) | Op::ConvInteger(c) | Op::QLinearConv(c) | Op::ConvTranspose(c) =
+        &mut node.op
+    {
+        c.kernel_layout = want;
+    }
     node.inputs[at] = match g.constant(k) {
         Some(t) => {
-            let moved = t.transposed(&perm);
+            let moved = match moved.get(&(k, perm.clone())) {
+                Some(m) => m.clone(),
+                None => t.transposed(&perm),
+            };
             let name = names.fresh(&format!("{}_{want}", g.value(k).name));
             g.add_const(&name, moved)
         }

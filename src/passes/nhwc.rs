@@ -5,8 +5,10 @@
 //! softmax moved to the last axis (both formats' softmax works on the last axis only), CRD
 //! depth-to-space spelled out, and ops neither format has lowered (lower.rs).
 //!
-//! The TF.js graph writer emits TF's HWIO / `[H, W, C, multiplier]` / HWOI kernels from these
-//! OHWI / IHWO ones when it writes each convolution.
+//! The TF graph writers (TF.js graph model, SavedModel) take plain convolutions' kernels to
+//! TF's HWIO at the end of their legalization (`layout::hwio_kernels`) and emit the
+//! `[H, W, C, multiplier]` / HWOI kernels from the IHWO / OHWI ones when they write each
+//! depthwise or transposed convolution.
 
 use super::lower;
 use crate::ir::ops::{

@@ -3,7 +3,8 @@
 //! timed assertions. Results also go to `.cache/bench/bench.json`. The TFLite section
 //! (MobileNetV2 against TFLiteConverter, conversion and LiteRT latency) is `bench_tflite.rs`, the
 //! serving section (`mdeploy serve` against FastAPI + onnxruntime) `bench_serve.rs`;
-//! `cargo xtask bench serve` runs only the serving section (results in `bench-serve.json`).
+//! `cargo xtask bench serve` runs only the serving section (results in `bench-serve.json`);
+//! `cargo xtask bench floor` only the I/O floor section (`bench_floor.rs`, `bench-floor.json`).
 
 use crate::util;
 use anyhow::{bail, Context, Result};
@@ -77,9 +78,9 @@ struct Case {
 
 pub fn run(args: &[String]) -> Result<()> {
     let section = args.first().map(String::as_str);
-    if let Some(other) = section.filter(|s| !matches!(*s, "serve" | "any" | "latency")) {
+    if let Some(other) = section.filter(|s| !matches!(*s, "serve" | "any" | "latency" | "floor")) {
         return Err(util::Exit::usage(format!(
-            "bench: unknown section '{other}' (try: serve, any, latency)"
+            "bench: unknown section '{other}' (try: serve, any, latency, floor)"
         ))
         .into());
     }
@@ -100,6 +101,15 @@ pub fn run(args: &[String]) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or(repo.join("target"), PathBuf::from);
     let mdeploy = target.join("release").join("mdeploy");
 
+    if section == Some("floor") {
+        // Needs no Python unless the ResNet50 SavedModel is missing (TF builds it then).
+        let json = crate::bench_floor::run(&repo, &mdeploy, &out_dir)?;
+        std::fs::write(
+            out_dir.join("bench-floor.json"),
+            format!("[{}]\n", json.join(",\n")),
+        )?;
+        return Ok(());
+    }
     let python = crate::python::ensure_venv(&repo)?;
     if serve_only {
         let json = crate::bench_serve::run(&repo, &mdeploy, &python, &out_dir)?;
@@ -206,6 +216,7 @@ pub fn run(args: &[String]) -> Result<()> {
     json.extend(crate::bench_latency::run(
         &repo, &mdeploy, &python, &out_dir,
     )?);
+    json.extend(crate::bench_floor::run(&repo, &mdeploy, &out_dir)?);
     json.extend(crate::bench_serve::run(&repo, &mdeploy, &python, &out_dir)?);
     std::fs::write(
         out_dir.join("bench.json"),

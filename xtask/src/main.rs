@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_any;
+mod bench_floor;
 mod bench_latency;
 mod bench_serve;
 mod bench_serve_report;
@@ -39,7 +40,9 @@ const TASKS: &[(&str, &str, Task)] = &[
         "bench",
         "wall time and peak RSS of conversions (release build), with reference-tool ratios, \
          and serving throughput against FastAPI + onnxruntime [serve: only the serving section; any: \
-         only MobileNetV2 read from TFLite and TF.js, after a full run made its files]",
+         only MobileNetV2 read from TFLite and TF.js, after a full run made its files; latency: \
+         only the converted files' latency; floor: only ResNet50 converted to every target \
+         against the time to read its variables]",
         bench::run,
     ),
     (

@@ -34,8 +34,39 @@ pub fn crc32c(data: &[u8]) -> u32 {
     extend(0, data)
 }
 
-/// The CRC of `a ++ data` from the CRC of `a`.
+/// The CRC of `a ++ data` from the CRC of `a`. Uses the CPU's CRC32C instruction where there
+/// is one (x86-64 SSE4.2, several GB/s: the SavedModel reader checks every weight it reads,
+/// the writer sums every weight it writes), else slice-by-8 tables.
 pub fn extend(crc: u32, data: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("sse4.2") {
+            // SAFETY: the CPU has SSE4.2 (checked just above).
+            return unsafe { extend_sse42(crc, data) };
+        }
+    }
+    extend_tables(crc, data)
+}
+
+/// [`extend`] with the SSE4.2 `crc32` instruction, which computes CRC32C (reflected, the same
+/// polynomial as the tables) 8 bytes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+fn extend_sse42(crc: u32, data: &[u8]) -> u32 {
+    use std::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
+    let (words, rest) = data.as_chunks::<8>();
+    let mut c = u64::from(!crc);
+    for w in words {
+        c = _mm_crc32_u64(c, u64::from_le_bytes(*w));
+    }
+    let mut c = c as u32;
+    for &b in rest {
+        c = _mm_crc32_u8(c, b);
+    }
+    !c
+}
+
+fn extend_tables(crc: u32, data: &[u8]) -> u32 {
     let mut c = !crc;
     let mut chunks = data.chunks_exact(8);
     for ch in &mut chunks {
@@ -71,6 +102,19 @@ pub fn unmask(masked: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The instruction and the tables agree at every length and alignment.
+    #[test]
+    fn instruction_matches_tables() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        for start in 0..9 {
+            for len in [0, 1, 7, 8, 9, 63, 64, 100, 991 - start] {
+                let d = &data[start..start + len];
+                assert_eq!(extend(0x1234_5678, d), extend_tables(0x1234_5678, d));
+                assert_eq!(crc32c(d), extend_tables(0, d));
+            }
+        }
+    }
 
     #[test]
     fn known_values() {

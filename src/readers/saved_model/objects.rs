@@ -12,7 +12,14 @@ use tract_tensorflow::tfpb::tensorflow::{saved_object, SavedObjectGraph, Trackab
 pub struct Objects {
     saved: Option<SavedObjectGraph>,
     ckpt: Option<TrackableObjectGraph>,
+    /// The breadth-first tree of `saved` from the root, made once (every variable of a model
+    /// is looked up in it; a search per variable was quadratic).
+    tree: std::cell::OnceCell<Tree>,
 }
+
+/// Each node reached (in breadth-first order, up to the first child id that names no node,
+/// where the search stops): its parent and the child name leading to it.
+type Tree = HashMap<usize, Option<(usize, String)>>;
 
 impl Objects {
     pub fn new(saved: Option<SavedObjectGraph>, ckpt_bytes: Option<&[u8]>) -> Result<Self, String> {
@@ -23,7 +30,11 @@ impl Objects {
             ),
             None => None,
         };
-        Ok(Objects { saved, ckpt })
+        Ok(Objects {
+            saved,
+            ckpt,
+            tree: std::cell::OnceCell::new(),
+        })
     }
 
     /// Object ids captured by concrete function `f`, in the order of its trailing inputs.
@@ -71,7 +82,8 @@ impl Objects {
                     .map(|a| a.checkpoint_key.clone())
             })
         };
-        let by_path = path_to(saved, idx).and_then(|path| {
+        let tree = self.tree.get_or_init(|| bfs_tree(saved));
+        let by_path = path_to(tree, idx).and_then(|path| {
             let mut at = 0usize;
             for name in path {
                 let next = ckpt
@@ -91,30 +103,39 @@ impl Objects {
     }
 }
 
-/// The child names on a shortest path from the root to `target`.
-fn path_to(g: &SavedObjectGraph, target: usize) -> Option<Vec<String>> {
-    let mut prev: HashMap<usize, (usize, String)> = HashMap::new();
+/// The breadth-first tree of `g` from the root (see [`Tree`]).
+fn bfs_tree(g: &SavedObjectGraph) -> Tree {
+    let mut tree: Tree = HashMap::from([(0, None)]);
     let mut queue = VecDeque::from([0usize]);
+    let mut visited = std::collections::HashSet::new();
     while let Some(n) = queue.pop_front() {
-        if n == target {
-            let mut path = Vec::new();
-            let mut at = n;
-            while let Some((p, name)) = prev.get(&at) {
-                path.push(name.clone());
-                at = *p;
-            }
-            path.reverse();
-            return Some(path);
-        }
-        for c in &g.nodes.get(n)?.children {
+        let Some(node) = g.nodes.get(n) else {
+            // A child id past the nodes: what the search had not visited yet is not reached.
+            tree.retain(|k, _| visited.contains(k));
+            break;
+        };
+        visited.insert(n);
+        for c in &node.children {
             let Ok(id) = usize::try_from(c.node_id) else {
                 continue;
             };
-            if id != 0 && !prev.contains_key(&id) {
-                prev.insert(id, (n, c.local_name.clone()));
+            if let std::collections::hash_map::Entry::Vacant(e) = tree.entry(id) {
+                e.insert(Some((n, c.local_name.clone())));
                 queue.push_back(id);
             }
         }
     }
-    None
+    tree
+}
+
+/// The child names on a shortest path from the root to `target`.
+fn path_to(tree: &Tree, target: usize) -> Option<Vec<String>> {
+    let mut path = Vec::new();
+    let mut at = target;
+    while let Some((p, name)) = tree.get(&at)? {
+        path.push(name.clone());
+        at = *p;
+    }
+    path.reverse();
+    Some(path)
 }

@@ -20,7 +20,8 @@ use std::path::Path;
 pub fn write(dir: &Path, vars: &[Variable]) -> Result<u64> {
     let data_path = dir.join("variables.data-00000-of-00001");
     let file = std::fs::File::create(&data_path).map_err(io_err(&data_path))?;
-    let mut data = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut data =
+        std::io::BufWriter::with_capacity(1 << 20, crate::writers::WritebackFile::new(file));
     let header = BundleHeaderProto {
         num_shards: 1,
         endianness: 0,
@@ -51,7 +52,7 @@ pub fn write(dir: &Path, vars: &[Variable]) -> Result<u64> {
     }
     data.into_inner()
         .map_err(|e| crate::error::failed(format!("{}: {}", data_path.display(), e.error())))
-        .and_then(|f| f.sync_all().map_err(io_err(&data_path)))?;
+        .and_then(|f| f.into_inner().sync_all().map_err(io_err(&data_path)))?;
     let index = table::write_table(&entries);
     let index_path = dir.join("variables.index");
     std::fs::write(&index_path, &index).map_err(io_err(&index_path))?;

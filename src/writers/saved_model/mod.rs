@@ -96,8 +96,9 @@ fn lift_variables(
 
 /// The SavedModel proto of a legalized graph, and its variables; or every node it cannot
 /// express.
-fn build(g: &Graph) -> Result<(SavedModel, Vec<Variable>), Vec<Unsupported>> {
-    let built = tf_graph::build(g, tf_graph::Dialect::Tf)?;
+/// `checking`: only what cannot be written matters (see `tf_graph::build_as`).
+fn build(g: &Graph, checking: bool) -> Result<(SavedModel, Vec<Variable>), Vec<Unsupported>> {
+    let built = tf_graph::build_as(g, tf_graph::Dialect::Tf, checking)?;
     let as_problem = |reason: String| {
         vec![Unsupported {
             op: "Graph".into(),
@@ -122,7 +123,10 @@ fn build(g: &Graph) -> Result<(SavedModel, Vec<Variable>), Vec<Unsupported>> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let mut gd = tf_json::graph_def(&built.topology, &weights).map_err(as_problem)?;
+    // Constants that become variables are not copied into their Const nodes first.
+    let lifted = |name: &str| weights.get(name).is_some_and(is_variable);
+    let mut gd =
+        tf_json::graph_def_except(&built.topology, &weights, &lifted).map_err(as_problem)?;
     gd.versions = Some(VersionDef {
         producer: tf_graph::PRODUCER as i32,
         ..Default::default()
@@ -169,11 +173,11 @@ impl Writer for SavedModelWriter {
     }
 
     fn check(&self, g: &Graph) -> Vec<Unsupported> {
-        build(g).err().unwrap_or_default()
+        build(g, true).err().unwrap_or_default()
     }
 
     fn write(&self, g: &Graph, out: &Path) -> Result<WriteReport> {
-        let (sm, vars) = build(g).map_err(|items| Error::Unsupported {
+        let (sm, vars) = build(g, false).map_err(|items| Error::Unsupported {
             file: out.display().to_string(),
             items,
         })?;

@@ -39,6 +39,7 @@ fn function(
     finish: impl FnOnce(&mut Gx, &[String], Vec<String>) -> Result<Vec<String>, String>,
 ) -> Result<(), String> {
     let mut sub = Gx::new(body, gx.dialect);
+    sub.checking = gx.checking;
     sub.prefix = format!("{name}/");
     let args: Vec<String> = (0..arg_types.len()).map(|k| format!("arg_{k}")).collect();
     for (&v, &a) in body.inputs.iter().zip(bind) {

@@ -34,7 +34,10 @@ pub fn conv(gx: &mut Gx, n: &Node, c: &Conv) -> Result<(), String> {
         .ok_or("padding other than SAME or VALID (legalization pads explicitly first)")?;
     let perm = [1, 2, 3, 4, 0];
     let filter = match g.constant(n.inputs[1]) {
-        Some(t) => gx.konst(&format!("{}/filter", gx.base), t.transposed(&perm))?,
+        Some(t) => {
+            let moved = gx.transposed(t, &perm);
+            gx.konst(&format!("{}/filter", gx.base), moved)?
+        }
         None => {
             let k = gx.r(n.inputs[1])?;
             let perm = gx.ints("perm", &perm.map(|p| p as i64))?;

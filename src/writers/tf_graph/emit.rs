@@ -132,6 +132,9 @@ pub struct Gx<'g> {
     pub prefix: String,
     /// `library.function` entries (loop and branch bodies), inner ones first.
     pub functions: Vec<Value>,
+    /// The build only lists what cannot be written (a writer's `check`): weights moved into
+    /// TF's layout keep their shape and type but not their order (see [`Gx::transposed`]).
+    pub checking: bool,
 }
 
 impl<'g> Gx<'g> {
@@ -147,6 +150,18 @@ impl<'g> Gx<'g> {
             base: String::new(),
             prefix: String::new(),
             functions: Vec::new(),
+            checking: false,
+        }
+    }
+
+    /// A constant weight with its axes permuted, as the written graph holds it. A check gets
+    /// the permuted shape over the same bytes: nothing it looks at depends on the order of a
+    /// kernel's elements, and the weights are not copied for a build that is thrown away.
+    pub fn transposed(&self, t: &Tensor, perm: &[usize]) -> Tensor {
+        if self.checking {
+            t.reshaped(perm.iter().map(|&p| t.shape[p]).collect())
+        } else {
+            t.transposed(perm)
         }
     }
 

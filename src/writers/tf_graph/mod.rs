@@ -65,7 +65,18 @@ pub struct Built {
 
 /// Builds the GraphDef of a legalized graph in `dialect`, or lists every node it cannot express.
 pub fn build(g: &Graph, dialect: Dialect) -> Result<Built, Vec<Unsupported>> {
+    build_as(g, dialect, false)
+}
+
+/// Every node [`build`] cannot express, without moving any weight (a writer's `check`).
+pub fn check(g: &Graph, dialect: Dialect) -> Vec<Unsupported> {
+    build_as(g, dialect, true).err().unwrap_or_default()
+}
+
+/// [`build`]; `checking` as [`Gx::checking`]: the result only says what cannot be written.
+pub fn build_as(g: &Graph, dialect: Dialect, checking: bool) -> Result<Built, Vec<Unsupported>> {
     let mut gx = Gx::new(g, dialect);
+    gx.checking = checking;
     let mut problems = Vec::new();
     let mut sig_in = Map::new();
     for &v in &g.inputs {
@@ -173,6 +184,7 @@ pub fn legalize(g: &mut Graph, what: &str) -> Result<()> {
     crate::passes::loop_scan::carry_collected(g).map_err(fail)?;
     crate::passes::rnn::unroll_rnns(g).map_err(fail)?;
     nhwc::finish(g, &native_clip, true).map_err(fail)?;
+    crate::passes::layout::hwio_kernels(g);
     // Loop and branch bodies become functions written the same way.
     crate::passes::for_each_body(g, &mut |body| legalize(body, what))
 }

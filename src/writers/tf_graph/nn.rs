@@ -302,7 +302,7 @@ fn conv_kind(g: &Graph, n: &Node, c: &Conv) -> Option<ConvKind> {
     }
     let in_c = x.shape[3].fixed()? as usize;
     match c.kernel_layout {
-        KernelLayout::Ohwi if c.group == 1 => Some(ConvKind::Plain),
+        KernelLayout::Ohwi | KernelLayout::Hwio if c.group == 1 => Some(ConvKind::Plain),
         KernelLayout::Ihwo if c.group == in_c && in_c > 0 => Some(ConvKind::Depthwise),
         _ => None,
     }
@@ -320,9 +320,14 @@ pub(super) fn pad_name(same: bool) -> &'static str {
     }
 }
 
-fn spatial_kernel(g: &Graph, k: ValueId) -> Result<Vec<usize>, String> {
+/// The kernel's height and width (OHWI, IHWO: axes 1 and 2; HWIO: 0 and 1).
+fn spatial_kernel(g: &Graph, k: ValueId, layout: KernelLayout) -> Result<Vec<usize>, String> {
     let s = &g.ty(k).shape;
-    s[1..3]
+    let hw = match layout {
+        KernelLayout::Hwio | KernelLayout::Hwoi => 0..2,
+        KernelLayout::Ohwi | KernelLayout::Ihwo | KernelLayout::Oihw | KernelLayout::Iohw => 1..3,
+    };
+    s[hw]
         .iter()
         .map(|d| {
             d.fixed()
@@ -332,20 +337,27 @@ fn spatial_kernel(g: &Graph, k: ValueId) -> Result<Vec<usize>, String> {
         .collect()
 }
 
-/// The kernel in TF's layout: a constant rearranged once, else a Transpose/Reshape node.
+/// The kernel in TF's layout: an HWIO constant as it is (`layout::hwio_kernels` moved it), an
+/// OHWI/IHWO constant rearranged once, else a Transpose/Reshape node.
 fn tf_filter(
     gx: &mut Gx,
     k: ValueId,
+    layout: KernelLayout,
     kind: ConvKind,
-    out_c: usize,
-    in_c: usize,
+    (out_c, in_c): (usize, usize),
 ) -> Result<String, String> {
     let g = gx.g;
     let kt = g.ty(k).clone();
     let dims: Vec<usize> = crate::ir::shape_fixed(&kt.shape).ok_or("kernel shape must be fixed")?;
     match (kind, g.constant(k)) {
+        (ConvKind::Plain, Some(t)) if layout == KernelLayout::Hwio => {
+            gx.konst(&format!("{}/filter", gx.base), t.clone())
+        }
+        // Computed from an HWIO constant (a quantized kernel's dequantization): already TF's.
+        (ConvKind::Plain, None) if layout == KernelLayout::Hwio => gx.r(k),
         (ConvKind::Plain, Some(t)) => {
-            gx.konst(&format!("{}/filter", gx.base), t.transposed(&[1, 2, 3, 0]))
+            let moved = gx.transposed(t, &[1, 2, 3, 0]);
+            gx.konst(&format!("{}/filter", gx.base), moved)
         }
         (ConvKind::Depthwise, Some(t)) => {
             let m = out_c / in_c;
@@ -427,7 +439,7 @@ pub fn conv(gx: &mut Gx, n: &Node, c: &Conv, fused: Option<&Fused>) -> Result<()
         return Err("TF.js convolutions take strides > 1 or dilations > 1, not both".into());
     }
     let x_ty = g.ty(n.inputs[0]).clone();
-    let ks = spatial_kernel(g, n.inputs[1])?;
+    let ks = spatial_kernel(g, n.inputs[1], c.kernel_layout)?;
     let same = same_or_valid(&c.padding, &x_ty.shape[1..3], &ks, &c.strides, &c.dilations)
         .ok_or("padding other than SAME or VALID (legalization pads explicitly first)")?;
     let out_ty = g.ty(n.outputs[0]).clone();
@@ -436,7 +448,7 @@ pub fn conv(gx: &mut Gx, n: &Node, c: &Conv, fused: Option<&Fused>) -> Result<()
         .fixed()
         .ok_or("output channels must be fixed")? as usize;
     let x = gx.r(n.inputs[0])?;
-    let filter = tf_filter(gx, n.inputs[1], kind, out_c, in_c)?;
+    let filter = tf_filter(gx, n.inputs[1], c.kernel_layout, kind, (out_c, in_c))?;
     let bias = match (n.inputs.get(2), fused.and_then(|f| f.bias_add)) {
         (Some(&b), _) | (None, Some(b)) => Some(gx.r(b)?),
         (None, None) => None,
@@ -558,7 +570,10 @@ pub fn conv_transpose(gx: &mut Gx, n: &Node, c: &Conv) -> Result<(), String> {
         &[1, 2, 0, 3]
     };
     let filter = match g.constant(n.inputs[1]) {
-        Some(t) => gx.konst(&format!("{}/filter", gx.base), t.transposed(perm))?,
+        Some(t) => {
+            let moved = gx.transposed(t, perm);
+            gx.konst(&format!("{}/filter", gx.base), moved)?
+        }
         None => {
             let k = gx.r(n.inputs[1])?;
             let p: Vec<i64> = perm.iter().map(|&p| p as i64).collect();

@@ -30,9 +30,7 @@ impl Writer for GraphWriter {
     }
 
     fn check(&self, g: &Graph) -> Vec<Unsupported> {
-        tf_graph::build(g, tf_graph::Dialect::Tfjs)
-            .err()
-            .unwrap_or_default()
+        tf_graph::check(g, tf_graph::Dialect::Tfjs)
     }
 
     fn write(&self, g: &Graph, out: &Path) -> Result<WriteReport> {

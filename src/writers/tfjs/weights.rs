@@ -291,6 +291,8 @@ struct ShardWriter<'a> {
     index: usize,
     left: u64,
     file: Option<std::io::BufWriter<std::fs::File>>,
+    /// Shards written, their write-back started, waiting for `sync_all`.
+    written: Vec<std::fs::File>,
 }
 
 impl ShardWriter<'_> {
@@ -325,17 +327,42 @@ impl ShardWriter<'_> {
         Ok(())
     }
 
+    /// Closes the shard being written and starts writing it back to the disk; `sync` waits.
     fn finish_file(&mut self) -> Result<()> {
         if let Some(f) = self.file.take() {
             let f = f
                 .into_inner()
                 .map_err(|e| failed(format!("{}: {}", self.dir.display(), e.error())))?;
+            crate::writers::start_writeback(&f);
+            self.written.push(f);
+            // A bounded number stay open (a model of thousands of shards must not run out of
+            // file descriptors): the oldest, whose write-back has had the longest, is waited
+            // for first.
+            if self.written.len() > PENDING_SHARDS {
+                let oldest = self.written.remove(0);
+                oldest
+                    .sync_all()
+                    .map_err(|e| failed(format!("{}: {e}", self.dir.display())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the last shard and waits until every shard is on the disk. Each shard's
+    /// write-back started when it was closed, so the waits overlap the writing of the next
+    /// ones instead of following each other.
+    fn sync(&mut self) -> Result<()> {
+        self.finish_file()?;
+        for f in self.written.drain(..) {
             f.sync_all()
                 .map_err(|e| failed(format!("{}: {e}", self.dir.display())))?;
         }
         Ok(())
     }
 }
+
+/// Shards closed and being written back at once, at most (see `ShardWriter::finish_file`).
+const PENDING_SHARDS: usize = 32;
 
 /// Writes `model.json` and the weight shards into the folder `out`, atomically (a temporary
 /// folder beside it, then a rename). `model` holds the format-specific fields (`format`,
@@ -397,6 +424,7 @@ pub fn write_folder(
         index: 0,
         left: 0,
         file: None,
+        written: Vec::new(),
     };
     let mut buf = Vec::new();
     for p in &planned {
@@ -411,7 +439,7 @@ pub fn write_folder(
             }
         }
     }
-    shards.finish_file()?;
+    shards.sync()?;
     let json_path = dir.path().join("model.json");
     let mut f = std::fs::File::create(&json_path).map_err(super::super::io_err(&json_path))?;
     f.write_all(&text)

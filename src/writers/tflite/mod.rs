@@ -17,7 +17,6 @@ pub mod versions;
 use super::{AtomicFile, WriteReport, Writer};
 use crate::error::{Error, Result, Unsupported};
 use crate::ir::Graph;
-use std::io::Write;
 use std::path::Path;
 
 pub use legalize::TFLITE_KERNELS;
@@ -58,15 +57,13 @@ impl Writer for TfliteWriter {
             file: out.display().to_string(),
             items,
         })?;
-        let bytes = serialize::build(g, &plan).map_err(Error::Failed)?;
+        let built = serialize::build_file(g, &plan).map_err(Error::Failed)?;
         let mut file = AtomicFile::create(out)?;
-        file.writer()
-            .write_all(&bytes)
-            .map_err(super::io_err(out))?;
+        built.write_to(file.writer()).map_err(super::io_err(out))?;
         file.commit()?;
         Ok(WriteReport {
             files: vec![out.to_path_buf()],
-            bytes: bytes.len() as u64,
+            bytes: built.len() as u64,
             nodes: plan.ops.len(),
         })
     }

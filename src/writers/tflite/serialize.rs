@@ -6,6 +6,7 @@
 
 use super::plan::{Plan, TRef};
 use super::versions::{self, Sig};
+use crate::formats::tensor_bundle::crc::crc32c;
 use crate::ir::{DType, Dim, Graph, QuantParams, Tensor, TensorType};
 use flatbuffers::{FlatBufferBuilder, Push, PushAlignment, WIPOffset};
 use std::collections::hash_map::DefaultHasher;
@@ -38,6 +39,8 @@ struct Slot<'p> {
     name: &'p str,
     ty: &'p TensorType,
     data: Option<&'p Tensor>,
+    /// `content_key` of `data`, computed once.
+    key: u64,
     quant: Option<&'p QuantParams>,
     variable: bool,
 }
@@ -56,11 +59,15 @@ impl Push for Align16 {
     }
 }
 
+/// A key for deduplicating constants by content: equal tensors have equal keys (equal keys are
+/// then compared in full). The bytes are summed by CRC32C, which the CPU computes at several
+/// GB/s, once per tensor.
 fn content_key(t: &Tensor) -> u64 {
     let mut h = DefaultHasher::new();
     t.dtype.hash(&mut h);
     t.shape.hash(&mut h);
-    t.data.hash(&mut h);
+    t.data.len().hash(&mut h);
+    crc32c(&t.data).hash(&mut h);
     h.finish()
 }
 
@@ -83,6 +90,7 @@ impl<'p> Tensors<'p> {
                     name: &value.name,
                     ty: &value.ty,
                     data: value.constant.as_ref(),
+                    key: 0,
                     quant: plan.quant.get(&v).or(value.quant.as_ref()),
                     variable: false,
                 }
@@ -93,13 +101,16 @@ impl<'p> Tensors<'p> {
                     name: &e.name,
                     ty: &e.ty,
                     data: e.data.as_ref(),
+                    key: 0,
                     quant: e.quant.as_ref(),
                     variable: e.variable,
                 }
             }
         };
+        let mut slot = slot;
+        slot.key = slot.data.map_or(0, content_key);
         if let (Some(data), None) = (slot.data, slot.quant) {
-            let key = content_key(data);
+            let key = slot.key;
             let same = self.by_content.get(&key).and_then(|c| {
                 c.iter()
                     .copied()
@@ -211,21 +222,77 @@ fn opcodes(parts: &mut [Part]) -> (Vec<(B, i32)>, String) {
     (codes, min_runtime)
 }
 
+/// A built model file: the flatbuffer's bytes from `head` on, except the constant buffers'
+/// contents, which are holes (zeros never written, so never resident) filled from the tensors
+/// as the file is written: the weights are not copied into the builder.
+pub struct Built<'p> {
+    buf: Vec<u8>,
+    head: usize,
+    /// Where each hole starts in `buf`, and its bytes; in file order.
+    holes: Vec<(usize, &'p [u8])>,
+}
+
+impl Built<'_> {
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the file's bytes: the builder's between the holes, the tensors' in them.
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut at = self.head;
+        for &(start, data) in &self.holes {
+            out.write_all(&self.buf[at..start])?;
+            out.write_all(data)?;
+            at = start + data.len();
+        }
+        out.write_all(&self.buf[at..])
+    }
+
+    /// The file's bytes in memory.
+    pub fn into_bytes(self) -> Vec<u8> {
+        let Built {
+            mut buf,
+            head,
+            holes,
+        } = self;
+        for (start, data) in holes {
+            buf[start..start + data.len()].copy_from_slice(data);
+        }
+        buf.drain(..head);
+        buf
+    }
+}
+
 /// Builds the model file's bytes: the main graph is subgraph 0, the bodies its control flow
 /// runs (`Plan::children`) follow in order.
 pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
+    Ok(build_file(g, plan)?.into_bytes())
+}
+
+/// [`build`], with the weights left as holes to write from the tensors.
+pub fn build_file<'p>(g: &'p Graph, plan: &'p Plan) -> Result<Built<'p>, String> {
     let mut parts = vec![part(g, plan)];
     for c in &plan.children {
         parts.push(part(&c.graph, &c.plan));
     }
     let (codes, min_runtime) = opcodes(&mut parts);
 
+    // Room for everything, so that the builder never grows (growing copies what it holds): the
+    // weights, and a generous bound on the tables around them.
+    let slots: usize = parts.iter().map(|p| p.ts.slots.len()).sum();
+    let ops: usize = parts.iter().map(|p| p.plan.ops.len()).sum();
     let weight_bytes: usize = parts
         .iter()
         .flat_map(|p| &p.ts.slots)
         .filter_map(|s| s.data.map(|d| d.data.len() + 16))
         .sum();
-    let mut fbb = FlatBufferBuilder::with_capacity(weight_bytes + (1 << 16));
+    let tables = 512 * (slots + ops) + (1 << 16);
+    let mut fbb = FlatBufferBuilder::with_capacity(weight_bytes + tables);
+    let mut holes: Vec<(usize, &[u8])> = Vec::new();
     fbb.push(Align16);
 
     // Buffers: 0 is the empty sentinel; constants get theirs (deduplicated by content, across
@@ -237,14 +304,14 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
         let mut tensor_buffer = vec![0u32; p.ts.slots.len()];
         for (i, s) in p.ts.slots.iter().enumerate() {
             let Some(d) = s.data else { continue };
-            let key = content_key(d);
+            let key = s.key;
             let found = buffer_by_content
                 .get(&key)
                 .and_then(|c| c.iter().find(|(_, e)| e.data == d.data).map(|(b, _)| *b));
             let b = match found {
                 Some(b) => b,
                 None => {
-                    let data = aligned_bytes(&mut fbb, &d.data);
+                    let data = aligned_hole(&mut fbb, &d.data, &mut holes);
                     buffers.push(t::Buffer::create(
                         &mut fbb,
                         &t::BufferArgs { data: Some(data) },
@@ -320,9 +387,14 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
     fbb.finish(model, Some("TFL3"));
     // The finished bytes are the builder's buffer from `head` on: move them down in place
     // instead of copying the weights into a second buffer.
-    let (mut buf, head) = fbb.collapse();
-    buf.drain(..head);
-    Ok(buf)
+    let (buf, head) = fbb.collapse();
+    // Distances from the end (what the builder knows) to positions in the buffer, file order.
+    let holes = holes
+        .into_iter()
+        .rev()
+        .map(|(from_end, data)| (buf.len() - from_end, data))
+        .collect();
+    Ok(Built { buf, head, holes })
 }
 
 /// One subgraph table: its tensors, operators, inputs and outputs (the main one is "main").
@@ -376,17 +448,54 @@ fn subgraph<'f>(
     ))
 }
 
-/// A byte vector whose first byte sits on a 16-byte boundary of the finished file.
-fn aligned_bytes<'f>(
+/// A byte vector whose first byte sits on a 16-byte boundary of the finished file, its length
+/// and alignment as `create_vector` gives them, its contents a hole: `holes` gets its distance
+/// from the buffer's end and `data`, which `Built::write_to` writes there.
+fn aligned_hole<'f, 'p>(
     fbb: &mut FlatBufferBuilder<'f>,
-    data: &[u8],
+    data: &'p [u8],
+    holes: &mut Vec<(usize, &'p [u8])>,
 ) -> WIPOffset<flatbuffers::Vector<'f, u8>> {
     let used = fbb.unfinished_data().len();
     let pad = (16 - (used + data.len()) % 16) % 16;
     for _ in 0..pad {
         fbb.push(0u8);
     }
-    fbb.create_vector(data)
+    fbb.start_vector::<u8>(data.len());
+    skip(fbb, data.len());
+    holes.push((fbb.unfinished_data().len(), data));
+    fbb.end_vector::<u8>(data.len())
+}
+
+/// `N` bytes the builder reserves and never writes.
+struct Hole<const N: usize>;
+
+impl<const N: usize> Push for Hole<N> {
+    type Output = Hole<N>;
+    unsafe fn push(&self, _dst: &mut [u8], _written_len: usize) {}
+    fn size() -> usize {
+        N
+    }
+    fn alignment() -> PushAlignment {
+        PushAlignment::new(1)
+    }
+}
+
+/// Reserves `n` bytes (alignment 1: no padding between the pieces) without writing them.
+fn skip(fbb: &mut FlatBufferBuilder, mut n: usize) {
+    const BIG: usize = 1 << 16;
+    while n >= BIG {
+        fbb.push(Hole::<BIG>);
+        n -= BIG;
+    }
+    macro_rules! bits {
+        ($($b:literal)*) => {$(
+            if n & $b != 0 {
+                fbb.push(Hole::<$b>);
+            }
+        )*};
+    }
+    bits!(32768 16384 8192 4096 2048 1024 512 256 128 64 32 16 8 4 2 1);
 }
 
 fn tensor<'f>(
