@@ -9,7 +9,7 @@
 //! Applies only when the intermediate value has no other use and is no graph output, the kernel
 //! (and bias, if any) are f32 constants, and the constant varies along the channel axis alone.
 
-use super::fuse::{folded_bias, out_channel_axis, scale_along_owned};
+use super::fuse::{folded_bias, out_channel_axis, scale_along, scale_along_owned};
 use crate::ir::ops::{BinaryOp, PadMode, Padding};
 use crate::ir::{DType, Graph, KernelLayout, Op, Tensor, ValueId};
 
