@@ -76,15 +76,21 @@ struct Case {
     weight_mb: f64,
 }
 
+/// The sections `cargo xtask bench SECTION` runs alone.
+const SECTIONS: [&str; 4] = ["serve", "any", "latency", "floor"];
+
+fn unknown_section(name: &str) -> util::Exit {
+    util::Exit::usage(format!(
+        "unknown section '{name}' (try: {})",
+        SECTIONS.join(", ")
+    ))
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     let section = args.first().map(String::as_str);
-    if let Some(other) = section.filter(|s| !matches!(*s, "serve" | "any" | "latency" | "floor")) {
-        return Err(util::Exit::usage(format!(
-            "bench: unknown section '{other}' (try: serve, any, latency, floor)"
-        ))
-        .into());
+    if let Some(other) = section.filter(|s| !SECTIONS.contains(s)) {
+        return Err(unknown_section(other).into());
     }
-    let serve_only = section == Some("serve");
     let repo = util::repo_root();
     let out_dir = repo.join(".cache").join("bench");
     std::fs::create_dir_all(&out_dir)?;
@@ -101,41 +107,30 @@ pub fn run(args: &[String]) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or(repo.join("target"), PathBuf::from);
     let mdeploy = target.join("release").join("mdeploy");
 
-    if section == Some("floor") {
-        // Needs no Python unless the ResNet50 SavedModel is missing (TF builds it then).
-        let json = crate::bench_floor::run(&repo, &mdeploy, &out_dir)?;
+    if let Some(name) = section {
+        // One section: its figures, and its own JSON file.
+        let json = match name {
+            // Needs no Python unless the ResNet50 SavedModel is missing (TF builds it then).
+            "floor" => crate::bench_floor::run(&repo, &mdeploy, &out_dir)?,
+            // Needs the TFLite section's files in .cache/bench (a full bench run makes them).
+            "any" => crate::bench_any::run(&repo, &mdeploy, &out_dir)?,
+            "serve" => {
+                let python = crate::python::ensure_venv(&repo)?;
+                crate::bench_serve::run(&repo, &mdeploy, &python, &out_dir)?
+            }
+            "latency" => {
+                let python = crate::python::ensure_venv(&repo)?;
+                crate::bench_latency::run(&repo, &mdeploy, &python, &out_dir)?
+            }
+            other => return Err(unknown_section(other).into()),
+        };
         std::fs::write(
-            out_dir.join("bench-floor.json"),
+            out_dir.join(format!("bench-{name}.json")),
             format!("[{}]\n", json.join(",\n")),
         )?;
         return Ok(());
     }
     let python = crate::python::ensure_venv(&repo)?;
-    if serve_only {
-        let json = crate::bench_serve::run(&repo, &mdeploy, &python, &out_dir)?;
-        std::fs::write(
-            out_dir.join("bench-serve.json"),
-            format!("[{}]\n", json.join(",\n")),
-        )?;
-        return Ok(());
-    }
-    if section == Some("latency") {
-        let json = crate::bench_latency::run(&repo, &mdeploy, &python, &out_dir)?;
-        std::fs::write(
-            out_dir.join("bench-latency.json"),
-            format!("[{}]\n", json.join(",\n")),
-        )?;
-        return Ok(());
-    }
-    if section == Some("any") {
-        // Needs the TFLite section's files in .cache/bench (a full bench run makes them).
-        let json = crate::bench_any::run(&repo, &mdeploy, &out_dir)?;
-        std::fs::write(
-            out_dir.join("bench-any.json"),
-            format!("[{}]\n", json.join(",\n")),
-        )?;
-        return Ok(());
-    }
     util::header("models");
     let big = out_dir.join("big_mlp.onnx");
     if !big.exists() {
