@@ -23,6 +23,7 @@ mod index;
 mod nn;
 mod ops;
 mod outputs;
+mod pool;
 mod quant;
 mod resize;
 mod select;

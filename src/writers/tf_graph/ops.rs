@@ -5,6 +5,7 @@
 
 use super::emit::{a_bool, a_int, a_str, a_type, Dialect, Gx};
 use super::nn::{self, Fused};
+use super::pool;
 use crate::ir::ops::{BinaryOp, PadMode, ReduceKind, ScatterReduction, Slice, UnaryOp};
 use crate::ir::{DType, Dim, Node, Op};
 use serde_json::json;
@@ -177,7 +178,7 @@ pub fn emit(gx: &mut Gx, n: &Node, fused: Option<&Fused>) -> Result<(), String> 
         }
         Op::Conv(c) => return nn::conv(gx, n, c, fused),
         Op::ConvTranspose(c) => return nn::conv_transpose(gx, n, c),
-        Op::Pool(p) => return nn::pool(gx, n, p),
+        Op::Pool(p) => return pool::pool(gx, n, p),
         Op::GlobalPool(p) => {
             let rank = g.ty(n.inputs[0]).rank();
             let axes: Vec<i64> = p.layout.spatial_axes(rank).map(|a| a as i64).collect();
