@@ -188,6 +188,38 @@ fn is_depthwise(g: &Graph, n: &crate::ir::Node) -> bool {
 /// Quantizes the weights of `g` (a graph already legalized for its writer).
 pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightStats, String> {
     let mut stats = WeightStats::default();
+    let decision = decide_slots(g, opts, &mut stats);
+    let jobs = plan_jobs(g, opts, &decision);
+    let results = run_jobs(g, &jobs)?;
+    let replace = insert_dequantized(g, &jobs, results, &mut stats);
+    let transposed: std::collections::HashSet<ValueId> = jobs
+        .iter()
+        .filter(|j| j.transpose)
+        .map(|j| j.value)
+        .collect();
+    for n in &mut g.nodes {
+        if let (Op::MatMul(m), Some(&b)) = (&mut n.op, n.inputs.get(1)) {
+            if transposed.contains(&b) {
+                m.transpose_b = true;
+            }
+        }
+        for i in &mut n.inputs {
+            if let Some(&r) = replace.get(i) {
+                *i = r;
+            }
+        }
+    }
+    g.remove_dead();
+    Ok(stats)
+}
+
+/// How each float constant may be stored, from every use it has: `Some(No)` where one use
+/// (an excluded node, a graph output, a float depthwise kernel) keeps it float.
+fn decide_slots(
+    g: &Graph,
+    opts: &QuantizeOptions,
+    stats: &mut WeightStats,
+) -> HashMap<ValueId, Option<WeightSlot>> {
     let mut decision: HashMap<ValueId, Option<WeightSlot>> = HashMap::new();
     let outputs: std::collections::HashSet<ValueId> = g.outputs.iter().copied().collect();
     for n in &g.nodes {
@@ -218,8 +250,17 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
             };
         }
     }
+    decision
+}
+
+/// The constants to quantize and how, in value-id order (whatever the hash map's order).
+fn plan_jobs(
+    g: &Graph,
+    opts: &QuantizeOptions,
+    decision: &HashMap<ValueId, Option<WeightSlot>>,
+) -> Vec<Job> {
     let mut jobs: Vec<Job> = Vec::new();
-    for (&v, s) in &decision {
+    for (&v, s) in decision {
         let len = g.constant(v).map_or(0, Tensor::len);
         let job = match (opts.mode, s) {
             (_, None | Some(WeightSlot::No)) => continue,
@@ -251,7 +292,6 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
         };
         jobs.push(job);
     }
-    // Deterministic order (value ids), whatever the hash map's.
     jobs.sort_by_key(|j| j.value);
     if opts.form == Form::Tflite {
         let dense = dense_kernels(g);
@@ -264,7 +304,18 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
             }
         }
     }
-    let results = run_jobs(g, &jobs)?;
+    jobs
+}
+
+/// Adds each job's stored constant and the node that turns it back into float32 (a Cast from
+/// float16, a DequantizeLinear from int8) at the front of the graph; returns the replacement of
+/// each original constant.
+fn insert_dequantized(
+    g: &mut Graph,
+    jobs: &[Job],
+    results: Vec<Done>,
+    stats: &mut WeightStats,
+) -> HashMap<ValueId, ValueId> {
     let mut new_nodes: Vec<Node> = Vec::with_capacity(jobs.len());
     let mut names = g.names();
     let mut replace: HashMap<ValueId, ValueId> = HashMap::new();
@@ -323,28 +374,10 @@ pub fn quantize_weights(g: &mut Graph, opts: &QuantizeOptions) -> Result<WeightS
         };
         replace.insert(job.value, out);
     }
-    let transposed: std::collections::HashSet<ValueId> = jobs
-        .iter()
-        .filter(|j| j.transpose)
-        .map(|j| j.value)
-        .collect();
-    for n in &mut g.nodes {
-        if let (Op::MatMul(m), Some(&b)) = (&mut n.op, n.inputs.get(1)) {
-            if transposed.contains(&b) {
-                m.transpose_b = true;
-            }
-        }
-        for i in &mut n.inputs {
-            if let Some(&r) = replace.get(i) {
-                *i = r;
-            }
-        }
-    }
     // The new nodes read constants only: placing them first keeps the topological order.
     new_nodes.append(&mut g.nodes);
     g.nodes = new_nodes;
-    g.remove_dead();
-    Ok(stats)
+    replace
 }
 
 /// Dense kernels `[in, out]` that only MatMuls without `transpose_b` read (as input 1).
