@@ -100,7 +100,11 @@ fn layer_norm(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     let shape = b.shape(x);
     let rank = shape.len();
     let axes = axes_of(c.config.get("axis"), rank)?;
-    let first = axes[0];
+    let Some(&first) = axes.first() else {
+        return Err("LayerNormalization with an empty axis list"
+            .to_string()
+            .into());
+    };
     if axes.iter().enumerate().any(|(i, &a)| a != first + i)
         || *axes.last().unwrap_or(&0) != rank - 1
     {
@@ -115,16 +119,24 @@ fn layer_norm(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         .ok_or_else(|| "LayerNormalization over a symbolic axis".to_string())?;
     let n: usize = norm_shape.iter().product();
     let mut w = c.weights.iter().cloned();
-    let as_norm = |t: Tensor| t.reshaped(norm_shape.clone());
-    let gamma = if cfg.scale {
-        w.next().map(as_norm)
-    } else {
-        None
+    let as_norm = |t: Tensor, what: &str| -> LResult<Tensor> {
+        if t.len() != n {
+            return Err(format!(
+                "LayerNormalization's {what} has {} values, the normalized axes {norm_shape:?} \
+                 hold {n}",
+                t.len()
+            )
+            .into());
+        }
+        Ok(t.reshaped(norm_shape.clone()))
     };
-    let beta = if cfg.center {
-        w.next().map(as_norm)
-    } else {
-        None
+    let gamma = match cfg.scale {
+        true => w.next().map(|t| as_norm(t, "gamma")).transpose()?,
+        false => None,
+    };
+    let beta = match cfg.center {
+        true => w.next().map(|t| as_norm(t, "beta")).transpose()?,
+        false => None,
     };
     let gamma = gamma.unwrap_or_else(|| Tensor::from_f32(norm_shape.clone(), &vec![1.0; n]));
     let name = &c.name;
