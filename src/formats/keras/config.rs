@@ -82,9 +82,58 @@ pub struct CallSpec {
     pub inputs: Vec<TensorRef>,
     pub kwargs: Map<String, Value>,
     pub kw_tensors: Vec<(String, TensorRef)>,
-    /// Numbers among the positional arguments, by position: a Keras 3 operation applied to a
-    /// tensor and a constant (`x + 3.0` is an `Add` "layer" called with `[x, 3.0]`).
-    pub constants: Vec<(usize, f64)>,
+    /// Constants among the positional arguments, by position: a Keras 3 operation applied to a
+    /// tensor and a constant (`x + 3.0` is an `Add` "layer" called with `[x, 3.0]`; `x + w`
+    /// with `w` an array carries `w` inline as a `__tensor__` object).
+    pub constants: Vec<(usize, ArgConstant)>,
+}
+
+/// A constant positional argument: a number (shape `[]`) or an inline tensor, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArgConstant {
+    pub shape: Vec<usize>,
+    pub values: Vec<f64>,
+}
+
+/// A number, nested lists of numbers (rectangular; tf_keras writes a NumPy argument so), or
+/// Keras 3's `{"class_name": "__tensor__", "config": {"value": [[...]], ...}}` (a backend
+/// tensor; `__numpy__` for a NumPy array, the same layout); `None` for
+/// anything else (a list holding Keras tensors among them).
+pub fn arg_constant(v: &Value) -> Option<ArgConstant> {
+    let value = match v {
+        Value::Object(o)
+            if matches!(
+                o.get("class_name").and_then(Value::as_str),
+                Some("__tensor__" | "__numpy__")
+            ) =>
+        {
+            o.get("config")?.get("value")?
+        }
+        _ => v,
+    };
+    let mut shape = Vec::new();
+    let mut first = value;
+    while let Value::Array(a) = first {
+        shape.push(a.len());
+        first = a.first()?;
+    }
+    let mut values = Vec::new();
+    flatten_rectangular(value, &shape, &mut values)?;
+    Some(ArgConstant { shape, values })
+}
+
+/// Appends `v`'s numbers row-major; `None` unless every list at depth d has `shape[d]` items.
+fn flatten_rectangular(v: &Value, shape: &[usize], out: &mut Vec<f64>) -> Option<()> {
+    match (v, shape.split_first()) {
+        (Value::Array(a), Some((&n, rest))) if a.len() == n => {
+            a.iter().try_for_each(|x| flatten_rectangular(x, rest, out))
+        }
+        (_, None) => {
+            out.push(v.as_f64()?);
+            Some(())
+        }
+        _ => None,
+    }
 }
 
 fn as_ref_triplet(v: &Value) -> Option<TensorRef> {
@@ -148,7 +197,7 @@ pub fn parse_call(node: &Value) -> Result<CallSpec, String> {
                     call.constants = a
                         .iter()
                         .enumerate()
-                        .filter_map(|(i, v)| Some((i, v.as_f64()?)))
+                        .filter_map(|(i, v)| Some((i, arg_constant(v)?)))
                         .collect();
                 }
             }
@@ -284,7 +333,21 @@ mod tests {
             {"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}}, 3.0],
             "kwargs": {}});
         let c = parse_call(&k3_op).unwrap();
-        assert_eq!((c.inputs.len(), c.constants.clone()), (1, vec![(1, 3.0)]));
+        let three = ArgConstant {
+            shape: vec![],
+            values: vec![3.0],
+        };
+        assert_eq!((c.inputs.len(), c.constants.clone()), (1, vec![(1, three)]));
+        let k3_tensor = json!({"args": [
+            {"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}},
+            {"class_name": "__tensor__", "config": {"value": [[1, 2, 3], [4, 5, 6]], "dtype": "float32"}}],
+            "kwargs": {}});
+        let c = parse_call(&k3_tensor).unwrap();
+        let (pos, k) = &c.constants[0];
+        assert_eq!((*pos, k.shape.clone()), (1, vec![2, 3]));
+        assert_eq!(k.values, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let ragged = json!({"class_name": "__tensor__", "config": {"value": [[1, 2], [3]]}});
+        assert_eq!(arg_constant(&ragged), None);
         let flat = json!(["conv", 0, 0, {"y": 3.0, "name": null}]);
         let c = parse_call(&flat).unwrap();
         assert_eq!(c.inputs[0].layer, "conv");

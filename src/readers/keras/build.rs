@@ -5,7 +5,7 @@
 use super::layers;
 use crate::error::Unsupported;
 use crate::formats::keras::config::{
-    dtype_name, node_offsets, parse_call, CallSpec, LayerSpec, ModelConfig, TensorRef,
+    dtype_name, node_offsets, parse_call, ArgConstant, CallSpec, LayerSpec, ModelConfig, TensorRef,
 };
 use crate::formats::keras::weights::Weights;
 use crate::ir::{DType, Dim, Graph, Op, Tensor, TensorType, ValueId};
@@ -50,8 +50,8 @@ pub struct Call<'a> {
     /// Tensor keyword arguments (`value`, `key` of attention), resolved.
     pub kw_inputs: Vec<(String, ValueId)>,
     pub weights: Vec<Tensor>,
-    /// Numbers among the positional arguments (`CallSpec::constants`).
-    pub constants: &'a [(usize, f64)],
+    /// Constants among the positional arguments (`CallSpec::constants`).
+    pub constants: &'a [(usize, ArgConstant)],
 }
 
 impl Call<'_> {

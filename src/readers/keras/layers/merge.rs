@@ -7,7 +7,7 @@
 
 use super::super::build::{Builder, Call, LResult};
 use super::axis;
-use crate::formats::keras::config::tf_op_lambda_op;
+use crate::formats::keras::config::{arg_constant, tf_op_lambda_op};
 use crate::ir::ops::{BinaryOp, Concat};
 use crate::ir::{Op, ValueId};
 use serde_json::Value;
@@ -30,10 +30,11 @@ fn binary(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         _ => BinaryOp::Add,
     };
     if let ([x], [(pos, k)]) = (c.inputs.as_slice(), c.constants) {
-        // A Keras 3 operation on a tensor and a number (`x + 3.0`, `3.0 - x`).
-        if matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) && c.class != "Average" {
+        // A Keras 3 operation on a tensor and a constant (`x + 3.0`, `3.0 - x`, `x + w` with
+        // `w` an array, broadcast like numpy).
+        if c.class != "Average" {
             let dtype = b.g.ty(*x).dtype;
-            let t = crate::ir::Tensor::from_f64s(dtype, vec![], &[*k]);
+            let t = crate::ir::Tensor::from_f64s(dtype, k.shape.clone(), &k.values);
             let k = b.constant(&format!("{}/constant", c.name), t);
             let ins = if *pos == 0 { vec![k, *x] } else { vec![*x, k] };
             return Ok(vec![b.emit1(&c.name, Op::Binary(op), ins)?]);
@@ -88,7 +89,7 @@ fn tf_op_lambda(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     if let (Some(op), Some(y), [x]) = (op, c.kw_input("y"), c.inputs.as_slice()) {
         return Ok(vec![b.emit1(&c.name, Op::Binary(op), vec![*x, y])?]);
     }
-    let y = c.kwargs.get("y").and_then(Value::as_f64);
+    let y = c.kwargs.get("y").and_then(arg_constant);
     let (Some(op), Some(y), [x]) = (op, y, c.inputs.as_slice()) else {
         return super::super::build::unsupported(format!(
             "tf.{function} called on a Keras tensor (tf_keras TFOpLambda): only add, subtract \
@@ -98,7 +99,7 @@ fn tf_op_lambda(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     let dtype = b.g.ty(*x).dtype;
     let k = b.constant(
         &format!("{}/constant", c.name),
-        crate::ir::Tensor::from_f64s(dtype, vec![], &[y]),
+        crate::ir::Tensor::from_f64s(dtype, y.shape, &y.values),
     );
     Ok(vec![b.emit1(&c.name, Op::Binary(op), vec![*x, k])?])
 }

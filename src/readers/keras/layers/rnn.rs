@@ -11,7 +11,8 @@
 use super::super::build::{unsupported, Builder, Call, LResult, LayerError};
 use super::{apply_activation, floats};
 use crate::ir::ops::{
-    BinaryOp, Concat, MatMul, Reshape, Rnn, RnnDirection, RnnInput, Slice, SliceAxis, Transpose,
+    BinaryOp, Concat, MatMul, Reshape, Rnn, RnnDirection, RnnInput, Slice, SliceAxis, Split,
+    Transpose,
 };
 use crate::ir::{Dim, Op, Tensor, ValueId};
 use serde::Deserialize;
@@ -304,11 +305,12 @@ fn bidirectional(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     let inner: Wrapped =
         serde_json::from_value(c.config.get("layer").cloned().unwrap_or(Value::Null))
             .map_err(|e| LayerError::Invalid(format!("Bidirectional layer: {e}")))?;
-    let merge = c
-        .config
-        .get("merge_mode")
-        .and_then(Value::as_str)
-        .unwrap_or("concat");
+    // Keras' `merge_mode=None` returns the two directions as two outputs.
+    let merge = match c.config.get("merge_mode") {
+        Some(Value::Null) => "none",
+        Some(v) => v.as_str().unwrap_or("?"),
+        None => "concat",
+    };
     if !matches!(inner.class_name.as_str(), "LSTM" | "GRU") {
         return unsupported(format!("Bidirectional around {}", inner.class_name));
     }
@@ -317,9 +319,13 @@ fn bidirectional(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     if cfg.go_backwards || cfg.return_state {
         return unsupported("Bidirectional with go_backwards or return_state");
     }
-    if merge != "concat" {
-        return unsupported(format!("Bidirectional merge_mode '{merge}'"));
-    }
+    let combine = match merge {
+        "concat" | "none" => None,
+        "sum" => Some((BinaryOp::Add, false)),
+        "ave" => Some((BinaryOp::Add, true)),
+        "mul" => Some((BinaryOp::Mul, false)),
+        other => return unsupported(format!("Bidirectional merge_mode '{other}'")),
+    };
     let lstm = inner.class_name == "LSTM";
     let half = c.weights.len() / 2;
     let (fw, bw) = c.weights.split_at(half);
@@ -332,7 +338,39 @@ fn bidirectional(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         RnnDirection::Bidirectional,
         c.input(0)?,
     )?;
-    Ok(vec![out.output])
+    if merge == "concat" {
+        return Ok(vec![out.output]);
+    }
+    // The op's output is the two directions side by side on the last axis, each time step's
+    // backward output already aligned with its forward one (as Keras aligns them before
+    // merging).
+    let rank = b.g.ty(out.output).rank();
+    let split = Split {
+        axis: rank - 1,
+        sizes: vec![cfg.units; 2],
+    };
+    let halves = b.emit(
+        &format!("{}/directions", c.name),
+        Op::Split(split),
+        vec![out.output],
+    )?;
+    let Some((op, average)) = combine else {
+        return Ok(halves);
+    };
+    let merged = b.emit1(&format!("{}/merge", c.name), Op::Binary(op), halves)?;
+    if !average {
+        return Ok(vec![merged]);
+    }
+    let dtype = b.g.ty(merged).dtype;
+    let half = b.constant(
+        &format!("{}/half", c.name),
+        Tensor::from_f64s(dtype, vec![], &[0.5]),
+    );
+    Ok(vec![b.emit1(
+        &c.name,
+        Op::Binary(BinaryOp::Mul),
+        vec![merged, half],
+    )?])
 }
 
 /// SimpleRNN unrolled: `h_t = act(x_t W + h_{t-1} U + b)`.

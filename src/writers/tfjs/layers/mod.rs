@@ -39,7 +39,8 @@ use rewrites::Facts;
 use super::{write_folder, FolderOptions, NamedWeight};
 use crate::error::{failed, Error, Result, Unsupported};
 use crate::formats::keras::config::{
-    node_offsets, parse_call, CallSpec, LayerSpec, ModelConfig, TensorRef,
+    arg_constant, node_offsets, parse_call, ArgConstant, CallSpec, LayerSpec, ModelConfig,
+    TensorRef,
 };
 use crate::formats::keras::weights::Weights;
 use crate::formats::keras::KerasSource;
@@ -133,12 +134,15 @@ pub fn translate(src: &KerasSource, shapes: &Graph, file: &Path) -> Result<Layer
     })
 }
 
-/// A call's numbers among its arguments: the positional ones (Keras 3), or tf_keras
-/// TFOpLambda's `y` keyword (its second argument).
-fn call_constants(call: &CallSpec) -> Vec<(usize, f64)> {
-    let mut c = call.constants.clone();
-    if let Some(y) = call.kwargs.get("y").and_then(Value::as_f64) {
-        c.push((1, y));
+/// A call's constants among its arguments: the positional ones (Keras 3; `None` for a tensor,
+/// a number otherwise), or tf_keras TFOpLambda's `y` keyword (its second argument).
+fn call_constants(call: &CallSpec) -> Vec<(usize, Option<f64>)> {
+    let number = |k: &ArgConstant| k.shape.is_empty().then(|| k.values.first().copied())?;
+    let mut c: Vec<(usize, Option<f64>)> = (call.constants.iter())
+        .map(|(pos, k)| (*pos, number(k)))
+        .collect();
+    if let Some(y) = call.kwargs.get("y").and_then(arg_constant) {
+        c.push((1, number(&y)));
     }
     c
 }

@@ -47,9 +47,9 @@ pub struct Facts<'a> {
     pub output_shape: &'a mut dyn FnMut() -> Result<Vec<Dim>, String>,
     /// The shapes of the layer's weights, in Keras order.
     pub weight_shapes: Vec<Vec<usize>>,
-    /// Its calls' numbers among the positional arguments (`CallSpec::constants`) and tensor
+    /// Its calls' constants among the positional arguments (`None`: a tensor) and tensor
     /// input count, when every call has the same.
-    pub constants: Vec<(usize, f64)>,
+    pub constants: Vec<(usize, Option<f64>)>,
     pub tensor_inputs: usize,
     /// Tensors passed by keyword, by name (`From::Input(tensor_inputs + i)`).
     pub kw_inputs: Vec<String>,
@@ -237,6 +237,10 @@ pub fn plan(
             if facts.tensor_inputs == 1 && facts.constants.len() == 1 =>
         {
             let (pos, k) = facts.constants[0];
+            let k = k.ok_or(
+                "tfjs-layers has no layer that applies a constant tensor (a number \
+                             becomes Rescaling)",
+            )?;
             // tf_keras's TFOpLambda names the function it calls with `y` = the number.
             let op = match class {
                 "TFOpLambda" => {
@@ -521,10 +525,10 @@ mod tests {
     fn operations_with_a_number_become_rescaling() {
         let mut f = no_shape;
         let cases = [
-            ("Add", (1, 3.0), (1.0, 3.0)),
-            ("Multiply", (1, 0.5), (0.5, 0.0)),
-            ("Subtract", (1, 2.0), (1.0, -2.0)),
-            ("Subtract", (0, 3.0), (-1.0, 3.0)),
+            ("Add", (1, Some(3.0)), (1.0, 3.0)),
+            ("Multiply", (1, Some(0.5)), (0.5, 0.0)),
+            ("Subtract", (1, Some(2.0)), (1.0, -2.0)),
+            ("Subtract", (0, Some(3.0)), (-1.0, 3.0)),
         ];
         for (class, constant, (scale, offset)) in cases {
             let mut facts = Facts {
@@ -548,7 +552,7 @@ mod tests {
         let mut facts = Facts {
             output_shape: &mut f,
             weight_shapes: vec![],
-            constants: vec![(1, 2.0)],
+            constants: vec![(1, Some(2.0))],
             tensor_inputs: 1,
             kw_inputs: vec![],
             masked: false,
@@ -567,6 +571,17 @@ mod tests {
             .cloned()
             .unwrap();
         assert!(plan("TFOpLambda", &mut c, &mut facts).is_err());
+        // A tensor constant (`x + w`, `w` an array): no tfjs-layers layer adds one.
+        let mut facts = Facts {
+            output_shape: &mut f,
+            weight_shapes: vec![],
+            constants: vec![(1, None)],
+            tensor_inputs: 1,
+            kw_inputs: vec![],
+            masked: false,
+        };
+        let mut c = json!({"name": "op"}).as_object().cloned().unwrap();
+        assert!(plan("Add", &mut c, &mut facts).is_err());
         // Two tensors: the merge layer itself.
         let mut facts = Facts {
             output_shape: &mut f,
