@@ -6,7 +6,7 @@
 
 use super::super::tensor::TfNode;
 use super::{elementwise, nn, Handler};
-use crate::ir::ops::BinaryOp;
+use crate::ir::ops::{Activation, BinaryOp};
 use crate::ir::{Op, ValueId};
 use crate::readers::builder::{unsupported, GraphBuilder, NodeResult};
 use tract_tensorflow::tfpb::tensorflow::{attr_value, AttrValue, NodeDef};
@@ -29,6 +29,10 @@ const ACTIVATIONS: &[&str] = &[
     "Prelu",
 ];
 
+/// Activations only grappler's oneDNN remapper fuses (x86 TensorFlow builds, as
+/// tensorflowjs_converter runs it; MobileNetV3's hard swish): no plain TF op has that name.
+const ONEDNN_ACTIVATIONS: &[&str] = &["_FusedHardSwish"];
+
 /// `n`'s definition under another op type, for the plain op's handler.
 fn as_op(n: &TfNode, op: &str) -> NodeDef {
     let mut def = n.def.clone();
@@ -45,7 +49,9 @@ fn fused(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         .as_slice()
     {
         ["BiasAdd"] => None,
-        ["BiasAdd", a] if ACTIVATIONS.contains(a) => Some(a.to_string()),
+        ["BiasAdd", a] if ACTIVATIONS.contains(a) || ONEDNN_ACTIVATIONS.contains(a) => {
+            Some(a.to_string())
+        }
         _ => return unsupported(format!("fused_ops {ops:?}")),
     };
     let plain = match n.op() {
@@ -72,6 +78,9 @@ fn fused(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let Some(act) = act else {
         return Ok(y);
     };
+    if let Some(out) = onednn_activation(b, n, &act, y[0])? {
+        return Ok(out);
+    }
     let mut def = as_op(n, &act);
     // LeakyRelu's slope is `leakyrelu_alpha` on the fused op, `alpha` on the plain one.
     if let Some(a) = n.def.attr.get("leakyrelu_alpha") {
@@ -93,4 +102,18 @@ fn fused(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
         inputs,
     };
     h(b, &last)
+}
+
+/// The activations of [`ONEDNN_ACTIVATIONS`] applied to `y`; `None` for any other.
+fn onednn_activation(
+    b: &mut GraphBuilder,
+    n: &TfNode,
+    act: &str,
+    y: ValueId,
+) -> NodeResult<Option<Vec<ValueId>>> {
+    let a = match act {
+        "_FusedHardSwish" => Activation::HardSwish,
+        _ => return Ok(None),
+    };
+    Ok(Some(b.emit(&n.name, Op::Activation(a), vec![y])?))
 }
