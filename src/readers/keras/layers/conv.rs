@@ -230,15 +230,77 @@ fn separable(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     Ok(vec![apply_activation(b, &c.name, &activation(c), y)?])
 }
 
+/// Pads and output padding of a transposed convolution without `output_padding`: Keras's
+/// output size is `(in - 1)·s + k` for valid padding (no cropping; the stride's excess when
+/// k < s as output padding) and `in·s` for same (the total crop `k - s` split with the larger
+/// half at the end, as TF's conv2d_backprop_input does).
+fn implied_output_padding(w: &Window, ksz: &[usize]) -> LResult<(Padding, Vec<usize>)> {
+    let n = ksz.len();
+    match w.padding.as_str() {
+        "valid" => {
+            let op = (ksz.iter().zip(&w.strides))
+                .map(|(&kk, &s)| s.saturating_sub(kk))
+                .collect();
+            Ok((Padding::Explicit(vec![(0, 0); n]), op))
+        }
+        "same" => {
+            let mut p = Vec::new();
+            for (&kk, &s) in ksz.iter().zip(&w.strides) {
+                if kk < s {
+                    return unsupported(
+                        "'same' transposed convolution with kernel smaller than stride",
+                    );
+                }
+                let total = kk - s;
+                p.push((total / 2, total - total / 2));
+            }
+            Ok((Padding::Explicit(p), vec![0; n]))
+        }
+        other => unsupported(format!("padding '{other}'")),
+    }
+}
+
+/// With `output_padding` p, Keras's output size is `(in - 1)·s + k - 2·pad + p` (pad = k / 2
+/// for same, 0 for valid), which TF computes by cropping the full `(in - 1)·s + k` output by
+/// `2·pad - p` (the smaller half first), or padding it at the end where that is negative.
+fn explicit_output_padding(
+    w: &Window,
+    ksz: &[usize],
+    requested: &[usize],
+) -> LResult<(Padding, Vec<usize>)> {
+    let (mut pads, mut out_pad) = (Vec::new(), Vec::new());
+    for ((&kk, &s), &p) in ksz.iter().zip(&w.strides).zip(requested) {
+        if p >= s {
+            return Err(format!("output_padding {p} is not smaller than the stride {s}").into());
+        }
+        let pad = match w.padding.as_str() {
+            "same" => kk / 2,
+            "valid" => 0,
+            other => return unsupported(format!("padding '{other}'")),
+        };
+        let crop = (2 * pad) as i64 - p as i64;
+        if crop >= 0 {
+            let crop = crop as usize;
+            pads.push((crop / 2, crop - crop / 2));
+            out_pad.push(0);
+        } else {
+            pads.push((0, 0));
+            out_pad.push((-crop) as usize);
+        }
+    }
+    Ok((Padding::Explicit(pads), out_pad))
+}
+
 fn conv_transpose(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     let n = spatial_rank(c.class);
     let w = window(c, n)?;
     if w.dilations.iter().any(|&d| d != 1) {
         return unsupported("transposed convolution with dilation");
     }
-    if c.config.get("output_padding").is_some_and(|v| !v.is_null()) {
-        return unsupported("transposed convolution with output_padding");
-    }
+    let requested = match c.config.get("output_padding") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(super::ints(v, n, "output_padding")?),
+    };
     let k = c.weight(0)?;
     if k.shape.len() != n + 2 {
         return Err(format!("{}: kernel of rank {}", c.name, k.shape.len()).into());
@@ -249,37 +311,9 @@ fn conv_transpose(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     let kernel = permuted(k, &perm);
     let ksz: Vec<usize> = k.shape[..n].to_vec();
     let x = c.input(0)?;
-    let padding = match w.padding.as_str() {
-        "valid" => {
-            // Keras's output size is (in - 1) * s + k for valid padding: no cropping, and
-            // the stride's excess (k < s) as output padding.
-            Padding::Explicit(vec![(0, 0); n])
-        }
-        "same" => {
-            // Output size in * s; the total crop k - s (when k ≥ s) splits with the larger
-            // half at the end, as TF's conv2d_backprop_input does.
-            let mut p = Vec::new();
-            for (i, &kk) in ksz.iter().enumerate() {
-                let s = w.strides[i];
-                if kk < s {
-                    return unsupported(
-                        "'same' transposed convolution with kernel smaller than stride",
-                    );
-                }
-                let total = kk - s;
-                p.push((total / 2, total - total / 2));
-            }
-            Padding::Explicit(p)
-        }
-        other => return unsupported(format!("padding '{other}'")),
-    };
-    let output_padding: Vec<usize> = if w.padding == "valid" {
-        ksz.iter()
-            .zip(&w.strides)
-            .map(|(&kk, &s)| s.saturating_sub(kk))
-            .collect()
-    } else {
-        vec![0; n]
+    let (padding, output_padding) = match requested {
+        Some(op) => explicit_output_padding(&w, &ksz, &op)?,
+        None => implied_output_padding(&w, &ksz)?,
     };
     let kv = b.constant(&format!("{}/kernel", c.name), kernel);
     let mut ins = vec![x, kv];

@@ -1,10 +1,11 @@
 //! BatchNormalization (inference form: moving statistics; `scale`/`center` off give ones /
-//! zeros) and LayerNormalization (trailing axes; `rms_scaling` refused).
+//! zeros), LayerNormalization (trailing axes; `rms_scaling` refused) and GroupNormalization
+//! (channels last, as Keras computes it: moments over each group's positions and channels).
 
 use super::super::build::{unsupported, Builder, Call, LResult};
 use super::axis;
-use crate::ir::ops::{BatchNorm, LayerNorm};
-use crate::ir::{Layout, Op, Tensor, ValueId};
+use crate::ir::ops::{BatchNorm, BinaryOp, LayerNorm, Reduce, ReduceKind, Reshape, UnaryOp};
+use crate::ir::{Dim, Layout, Op, Tensor, ValueId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -12,6 +13,7 @@ pub fn handler(class: &str) -> Option<super::Handler> {
     Some(match class {
         "BatchNormalization" => batch_norm,
         "LayerNormalization" => layer_norm,
+        "GroupNormalization" => group_norm,
         _ => return None,
     })
 }
@@ -149,5 +151,121 @@ fn layer_norm(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         epsilon: cfg.epsilon,
     };
     let y = b.emit1(name, Op::LayerNorm(op), ins)?;
+    Ok(vec![y])
+}
+
+#[derive(Deserialize)]
+struct GroupNormConfig {
+    #[serde(default = "groups32")]
+    groups: usize,
+    #[serde(default = "last_axis")]
+    axis: i64,
+    #[serde(default = "eps3")]
+    epsilon: f32,
+    #[serde(default = "yes")]
+    center: bool,
+    #[serde(default = "yes")]
+    scale: bool,
+}
+
+fn groups32() -> usize {
+    32
+}
+fn last_axis() -> i64 {
+    -1
+}
+
+/// `x` as `[B, positions, groups, channels per group]`, normalized by the mean and variance
+/// over positions and channels of each group, back to its shape, then `· gamma + beta` per
+/// channel.
+fn group_norm(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let cfg: GroupNormConfig = c.parse()?;
+    let x = c.input(0)?;
+    let shape = b.shape(x);
+    let rank = shape.len();
+    if rank < 2 || axis(cfg.axis, rank)? != rank - 1 {
+        return unsupported("GroupNormalization over an axis other than the last (channels)");
+    }
+    let channels = shape[rank - 1]
+        .fixed()
+        .ok_or_else(|| "GroupNormalization over channels known only at run time".to_string())?
+        as usize;
+    let g = cfg.groups;
+    if g == 0 || channels % g != 0 {
+        return Err(
+            format!("GroupNormalization: {g} groups do not divide {channels} channels").into(),
+        );
+    }
+    let n = &c.name;
+    let dtype = b.g.ty(x).dtype;
+    let grouped = vec![
+        shape[0].clone(),
+        Dim::product(&shape[1..rank - 1]),
+        Dim::Fixed(g as u64),
+        Dim::Fixed((channels / g) as u64),
+    ];
+    let xg = b.emit1(
+        &format!("{n}/grouped"),
+        Op::Reshape(Reshape { shape: grouped }),
+        vec![x],
+    )?;
+    let moments = Reduce {
+        kind: ReduceKind::Mean,
+        axes: vec![1, 3],
+        keep_dims: true,
+    };
+    let mean = b.emit1(&format!("{n}/mean"), Op::Reduce(moments.clone()), vec![xg])?;
+    let centred = b.emit1(
+        &format!("{n}/centred"),
+        Op::Binary(BinaryOp::Sub),
+        vec![xg, mean],
+    )?;
+    let sq = b.emit1(
+        &format!("{n}/square"),
+        Op::Binary(BinaryOp::Mul),
+        vec![centred, centred],
+    )?;
+    let var = b.emit1(&format!("{n}/variance"), Op::Reduce(moments), vec![sq])?;
+    let eps = b.constant(
+        &format!("{n}/epsilon"),
+        Tensor::from_f64s(dtype, vec![], &[f64::from(cfg.epsilon)]),
+    );
+    let var = b.emit1(
+        &format!("{n}/variance_eps"),
+        Op::Binary(BinaryOp::Add),
+        vec![var, eps],
+    )?;
+    let std = b.emit1(&format!("{n}/std"), Op::Unary(UnaryOp::Sqrt), vec![var])?;
+    let normed = b.emit1(
+        &format!("{n}/normed"),
+        Op::Binary(BinaryOp::Div),
+        vec![centred, std],
+    )?;
+    let mut y = b.emit1(
+        &format!("{n}/ungrouped"),
+        Op::Reshape(Reshape { shape }),
+        vec![normed],
+    )?;
+    let mut w = c.weights.iter().cloned();
+    for (on, what, op) in [
+        (cfg.scale, "gamma", BinaryOp::Mul),
+        (cfg.center, "beta", BinaryOp::Add),
+    ] {
+        if !on {
+            continue;
+        }
+        let t = w
+            .next()
+            .ok_or_else(|| format!("GroupNormalization is missing its {what}"))?;
+        if t.len() != channels {
+            return Err(format!(
+                "GroupNormalization's {what} has {} values for {channels} channels",
+                t.len()
+            )
+            .into());
+        }
+        let k = b.constant(&format!("{n}/{what}"), t.reshaped(vec![channels]));
+        y = b.emit1(&format!("{n}/{what}_applied"), Op::Binary(op), vec![y, k])?;
+    }
     Ok(vec![y])
 }

@@ -20,6 +20,8 @@ pub fn handler(class: &str) -> Option<super::Handler> {
         "ZeroPadding1D" | "ZeroPadding2D" | "ZeroPadding3D" => zero_padding,
         "Cropping1D" | "Cropping2D" | "Cropping3D" => cropping,
         "UpSampling1D" | "UpSampling2D" | "UpSampling3D" => upsampling,
+        "Resizing" => resizing,
+        "CenterCrop" => center_crop,
         _ => return None,
     })
 }
@@ -255,4 +257,100 @@ fn upsampling(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         )?]);
     }
     Ok(vec![b.emit1(&c.name, Op::Resize(r), vec![x])?])
+}
+
+/// A preprocessing layer's target `height` and `width`.
+fn target_size(c: &Call) -> LResult<(u64, u64)> {
+    let get = |k: &str| c.config.get(k).and_then(Value::as_u64).filter(|&v| v >= 1);
+    match (get("height"), get("width")) {
+        (Some(h), Some(w)) => Ok((h, w)),
+        _ => Err(LayerError::Invalid(format!(
+            "{} needs positive integer height and width",
+            c.class
+        ))),
+    }
+}
+
+/// `Resizing(height, width)`: Keras resizes with `tf.image.resize`, half-pixel centres for
+/// both bilinear and nearest (TF's nearest rounds half up). Cropping or padding to the aspect
+/// ratio and antialiasing are refused by name.
+fn resizing(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let flag = |k: &str| c.config.get(k).and_then(Value::as_bool).unwrap_or(false);
+    for k in ["crop_to_aspect_ratio", "pad_to_aspect_ratio", "antialias"] {
+        if flag(k) {
+            return unsupported(format!("Resizing with {k}=True"));
+        }
+    }
+    let (mode, nearest) = match c.config.get("interpolation").and_then(Value::as_str) {
+        None | Some("bilinear") => (ResizeMode::Linear, NearestRounding::Floor),
+        Some("nearest") => (ResizeMode::Nearest, NearestRounding::RoundPreferCeil),
+        Some(other) => return unsupported(format!("Resizing interpolation '{other}'")),
+    };
+    let (h, w) = target_size(c)?;
+    let x = c.input(0)?;
+    let s = b.shape(x);
+    if s.len() != 4 {
+        return unsupported(format!(
+            "Resizing of a rank-{} input (images are rank 4)",
+            s.len()
+        ));
+    }
+    let layout = layout_of(c.config)?;
+    let mut sizes = s.clone();
+    for (ax, v) in layout.spatial_axes(4).zip([h, w]) {
+        sizes[ax] = Dim::Fixed(v);
+    }
+    let r = Resize {
+        mode,
+        coord: CoordTransform::HalfPixel,
+        nearest,
+        cubic_coeff_a: -0.75,
+        exclude_outside: false,
+        extrapolation_value: 0.0,
+        layout,
+        scales: vec![],
+        sizes: Some(sizes),
+    };
+    Ok(vec![b.emit1(&c.name, Op::Resize(r), vec![x])?])
+}
+
+/// `CenterCrop(height, width)` of an input at least that large (fixed sizes): the window
+/// starting at `(size - target) // 2`. A smaller input, which Keras resizes first, is refused.
+fn center_crop(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
+    let (h, w) = target_size(c)?;
+    let x = c.input(0)?;
+    let s = b.shape(x);
+    if s.len() != 4 {
+        return unsupported(format!(
+            "CenterCrop of a rank-{} input (images are rank 4)",
+            s.len()
+        ));
+    }
+    let layout = layout_of(c.config)?;
+    let mut axes = Vec::new();
+    for (ax, target) in layout.spatial_axes(4).zip([h, w]) {
+        match s[ax].fixed() {
+            Some(n) if n >= target => {
+                let start = ((n - target) / 2) as i64;
+                axes.push(SliceAxis {
+                    axis: ax,
+                    start,
+                    end: start + target as i64,
+                    step: 1,
+                });
+            }
+            _ => {
+                return unsupported(format!(
+                    "CenterCrop to {h}x{w} of an input of size {} (smaller or known only at run \
+                     time: Keras resizes it first)",
+                    s[ax]
+                ))
+            }
+        }
+    }
+    Ok(vec![b.emit1(
+        &c.name,
+        Op::Slice(Slice { axes }),
+        vec![x],
+    )?])
 }
