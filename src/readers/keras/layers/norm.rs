@@ -191,7 +191,7 @@ fn group_norm(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         .ok_or_else(|| "GroupNormalization over channels known only at run time".to_string())?
         as usize;
     let g = cfg.groups;
-    if g == 0 || channels % g != 0 {
+    if g == 0 || !channels.is_multiple_of(g) {
         return Err(
             format!("GroupNormalization: {g} groups do not divide {channels} channels").into(),
         );
