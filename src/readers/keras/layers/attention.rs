@@ -1,6 +1,7 @@
-//! MultiHeadAttention (self- and cross-attention over one sequence axis, no masks): the
-//! einsum kernels `[dim, heads, key_dim]` are reshaped (no copy) to matrices, heads split with
-//! Reshape/Transpose, `softmax(q k^T / sqrt(key_dim)) v`, heads merged, output projection.
+//! MultiHeadAttention (self- and cross-attention over one sequence axis; of the masks only
+//! `use_causal_mask`): the einsum kernels `[dim, heads, key_dim]` are reshaped (no copy) to
+//! matrices, heads split with Reshape/Transpose, `softmax(q k^T / sqrt(key_dim)) v`, heads
+//! merged, output projection.
 
 use super::super::build::{unsupported, Builder, Call, LResult};
 use crate::ir::ops::{BinaryOp, MatMul, Reshape, Softmax, Transpose};
@@ -90,11 +91,10 @@ fn mha(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
             cfg.attention_axes
         ));
     }
-    if c.kw_input("attention_mask").is_some()
-        || c.kwargs.get("use_causal_mask").and_then(Value::as_bool) == Some(true)
-    {
-        return unsupported("MultiHeadAttention with an attention mask");
+    if c.kw_input("attention_mask").is_some() {
+        return unsupported("MultiHeadAttention with an attention mask tensor");
     }
+    let causal = c.kwargs.get("use_causal_mask").and_then(Value::as_bool) == Some(true);
     if c.kwargs
         .get("return_attention_scores")
         .and_then(Value::as_bool)
@@ -154,7 +154,10 @@ fn mha(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         transpose_a: false,
         transpose_b: true,
     };
-    let scores = b.emit1(&format!("{n}/scores"), Op::MatMul(mm_t), vec![q, k])?;
+    let mut scores = b.emit1(&format!("{n}/scores"), Op::MatMul(mm_t), vec![q, k])?;
+    if causal {
+        scores = causal_mask(b, n, scores)?;
+    }
     let probs = b.emit1(
         &format!("{n}/softmax"),
         Op::Softmax(Softmax {
@@ -211,4 +214,26 @@ fn mha(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         )?;
     }
     Ok(vec![y])
+}
+
+/// Keras's causal mask on `scores [B, heads, T, S]`: query step i sees key steps j ≤ i. Keras's
+/// softmax adds `-1e9` (its large negative number for float32) where the mask is false; the
+/// same constant `[T, S]` is added here. Sequence lengths must be fixed.
+fn causal_mask(b: &mut Builder, n: &str, scores: ValueId) -> LResult<ValueId> {
+    let s = b.shape(scores);
+    let (Some(t), Some(k)) = (s[2].fixed(), s[3].fixed()) else {
+        return unsupported(
+            "use_causal_mask over a sequence whose length is known only at run time",
+        );
+    };
+    let (t, k) = (t as usize, k as usize);
+    let adder: Vec<f32> = (0..t * k)
+        .map(|i| if i % k <= i / k { 0.0 } else { -1e9 })
+        .collect();
+    let mask = b.const_f32(&format!("{n}/causal_mask"), vec![t, k], &adder);
+    b.emit1(
+        &format!("{n}/scores_masked"),
+        Op::Binary(BinaryOp::Add),
+        vec![scores, mask],
+    )
 }
