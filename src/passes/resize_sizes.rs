@@ -3,23 +3,29 @@
 //! `Dynamic::Resize` with the sizes read at run time, for the writers that need an output size
 //! tensor (TFLite, TF.js). Each symbol is read from the shape of the last value before the
 //! resize that has it — a graph input or a node output — which the writers keep as a tensor
-//! (an activation's output rather than the convolution it follows).
+//! (an activation's output rather than the convolution it follows). Resizes by whole-number
+//! scales of an input whose spatial sizes are symbols (`UpSampling2D` of a run-time image size)
+//! become the same: each size is the input's, read at run time, times its scale.
 
 use super::rewrite::Rewriter;
-use crate::ir::ops::{Concat, Dynamic, Resize, ShapeOf};
+use crate::ir::ops::{BinaryOp, Concat, Dynamic, Resize, ShapeOf};
 use crate::ir::{DType, Dim, Graph, Layout, Node, Op, Tensor, ValueId};
 
 /// Rewrites every such resize. Returns whether anything changed; fails naming a resize whose
 /// symbol no earlier value carries.
 pub fn read_symbolic_sizes(g: &mut Graph) -> Result<bool, String> {
-    if !g.nodes.iter().any(|n| symbolic(n).is_some()) {
+    if !(g.nodes.iter()).any(|n| symbolic(n).is_some() || scaled_symbolic(g, n).is_some()) {
         return Ok(false);
     }
     let (mut rw, old) = Rewriter::begin(g);
     let mut seen: Vec<ValueId> = rw.g.inputs.clone();
     for node in old {
-        if let Some(r) = symbolic(&node).cloned() {
-            let sizes = sizes_at_run_time(&mut rw, &seen, &node, &r)?;
+        let scaled = scaled_symbolic(rw.g, &node).cloned();
+        if let Some(r) = symbolic(&node).cloned().or(scaled) {
+            let sizes = match &r.sizes {
+                Some(_) => sizes_at_run_time(&mut rw, &seen, &node, &r)?,
+                None => scaled_sizes_at_run_time(&mut rw, &node, &r)?,
+            };
             let resize = Resize {
                 sizes: None,
                 scales: vec![],
@@ -58,6 +64,55 @@ fn symbolic(n: &Node) -> Option<&Resize> {
         // Only a static resize has sizes of its own to rewrite.
         _ => None,
     }
+}
+
+/// The resize of `n`, when it scales spatial sizes that are symbols by whole numbers.
+fn scaled_symbolic<'a>(g: &Graph, n: &'a Node) -> Option<&'a Resize> {
+    let Op::Resize(r) = &n.op else { return None };
+    if r.sizes.is_some() {
+        return None;
+    }
+    let shape = &g.ty(*n.inputs.first()?).shape;
+    let spatial: Vec<usize> = r.layout.spatial_axes(shape.len()).collect();
+    let whole = |s: f32| s >= 1.0 && s.fract() == 0.0;
+    let scaled_symbol = spatial
+        .iter()
+        .any(|&a| !shape[a].is_fixed() && r.scales.get(a).is_some_and(|&s| s != 1.0));
+    let ok = r.scales.len() == shape.len()
+        && r.scales.iter().all(|&s| whole(s))
+        && (0..shape.len()).all(|a| spatial.contains(&a) || r.scales[a] == 1.0);
+    (ok && scaled_symbol).then_some(r)
+}
+
+/// Sizes of a resize by whole-number `scales`: the input's size on each axis, times its scale.
+fn scaled_sizes_at_run_time(rw: &mut Rewriter, node: &Node, r: &Resize) -> Result<ValueId, String> {
+    let base = format!("{}/size", node.name);
+    let x = node.inputs[0];
+    let shape = rw.g.ty(x).shape.clone();
+    let mut pieces = vec![];
+    for (axis, (d, &s)) in shape.iter().zip(&r.scales).enumerate() {
+        let piece = match d {
+            Dim::Fixed(n) => {
+                let v = (*n as f64 * f64::from(s)) as i64;
+                rw.konst(&base, Tensor::from_i64s(DType::I64, vec![1], &[v]))
+            }
+            Dim::Sym(_) => {
+                let size = Op::ShapeOf(ShapeOf {
+                    start: axis,
+                    end: axis + 1,
+                });
+                let size = rw.op(&base, size, vec![x])?;
+                if s == 1.0 {
+                    size
+                } else {
+                    let k = rw.konst(&base, Tensor::from_i64s(DType::I64, vec![1], &[s as i64]));
+                    rw.op(&base, Op::Binary(BinaryOp::Mul), vec![size, k])?
+                }
+            }
+        };
+        pieces.push(piece);
+    }
+    rw.op(&base, Op::Concat(Concat { axis: 0 }), pieces)
 }
 
 /// Appends the nodes computing `r`'s sizes (1-D i64) and returns their output.
