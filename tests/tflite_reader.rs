@@ -183,6 +183,18 @@ fn converter_builtins_read_and_match_litert() {
     }
 }
 
+/// An int8 SOFTMAX between int8 BATCH_MATMULs (full-integer attention) evaluates as TFLite
+/// computes it: tract 0.23 runs DequantizeLinear → Softmax → QuantizeLinear as its own integer
+/// softmax, which leaves out the output zero point (every probability came out 0.996), so the
+/// evaluator spells that QuantizeLinear out in float arithmetic.
+#[test]
+fn an_int8_attention_softmax_evaluates_as_tflite_computes_it() {
+    let f = tflite_fixture("int8_attention", None);
+    let g = readers::read(&f.model, &ReadOptions::default()).unwrap();
+    let got = mdeploy::eval::run(&g, &f.inputs()).unwrap();
+    f.assert_expected("int8_attention", &got);
+}
+
 /// A signature that assigns a resource variable keeps state across invocations: its
 /// ASSIGN_VARIABLE, and the reads in that graph, are refused by name (the other signature of the
 /// same file, which only reads it, is read above).

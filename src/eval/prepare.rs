@@ -248,8 +248,22 @@ pub fn expand_stored_weights(g: &mut Graph) -> bool {
 /// DequantizeLinear, as its float arithmetic: clip(round(x / scale) + zp) cast to the
 /// quantized type. tract 0.23 saturates such a value (every output element at 127 or 255 on the
 /// full-integer TFLite fixtures, where onnxruntime, LiteRT and this arithmetic agree with the
-/// framework); a QuantizeLinear → DequantizeLinear pair it computes right.
+/// framework); a QuantizeLinear → DequantizeLinear pair it computes right. Likewise one that
+/// quantizes a Softmax of a dequantized value: tract runs DequantizeLinear → Softmax →
+/// QuantizeLinear as its integer softmax, which leaves out the output zero point (a full-int8
+/// TFLite softmax over `[B, heads, T, S]`, zero point -128, came out 0.996 everywhere;
+/// onnxruntime, LiteRT and TensorFlow agree with this arithmetic).
 fn quantized_outputs_as_float_math(g: &mut Graph) {
+    let producer: HashMap<ValueId, usize> = (g.nodes.iter().enumerate())
+        .flat_map(|(i, n)| n.outputs.iter().map(move |&v| (v, i)))
+        .collect();
+    let dequantized = |v: ValueId| {
+        (producer.get(&v)).is_some_and(|&i| matches!(g.nodes[i].op, Op::DequantizeLinear(_)))
+    };
+    let quantized_softmax: std::collections::HashSet<ValueId> = (g.nodes.iter())
+        .filter(|n| matches!(n.op, Op::Softmax(_)) && dequantized(n.inputs[0]))
+        .map(|n| n.outputs[0])
+        .collect();
     let mut changed = false;
     for i in 0..g.nodes.len() {
         let Op::QuantizeLinear(q) = &g.nodes[i].op else {
@@ -263,7 +277,8 @@ fn quantized_outputs_as_float_math(g: &mut Graph) {
                 .iter()
                 .filter(|m| m.inputs.contains(&y))
                 .all(|m| matches!(m.op, Op::DequantizeLinear(_)));
-        if only_dequantized || g.ty(n.inputs[0]).dtype != DType::F32 {
+        let after_softmax = quantized_softmax.contains(&n.inputs[0]);
+        if (only_dequantized && !after_softmax) || g.ty(n.inputs[0]).dtype != DType::F32 {
             continue;
         }
         if let Some(inputs) = float_quantize(g, &n.name, &n.inputs, q.axis, q.dtype) {
