@@ -77,8 +77,43 @@ fn tract_err(e: tp::TractError) -> crate::error::Error {
     failed(format!("evaluation failed: {e:#}"))
 }
 
+/// Runs `f`, turning a panic inside tract into an evaluation error: tract 0.23 asserts on some
+/// inputs instead of failing (a max pool whose window is larger than a 1×1 input: "chunk size
+/// must be non-zero"), and `--verify` tries sizes the source may not run at. The panic message
+/// is not printed for these (the error carries it).
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use std::cell::Cell;
+    thread_local! {
+        static IN_TRACT: Cell<bool> = const { Cell::new(false) };
+    }
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_TRACT.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = IN_TRACT.with(|c| c.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_TRACT.with(|c| c.set(was));
+    r.unwrap_or_else(|payload| {
+        let msg = (payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(failed(format!(
+            "evaluation failed: tract stopped on an internal check ({msg})"
+        )))
+    })
+}
+
 /// An optimized, runnable form of `m` for inputs of exactly the types of `inputs`.
-fn plan_for(mut m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Plan> {
+fn plan_for(m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Plan> {
+    guarded(|| plan_for_unguarded(m, inputs))
+}
+
+fn plan_for_unguarded(mut m: tp::InferenceModel, inputs: &[Tensor]) -> Result<Plan> {
     for (i, t) in inputs.iter().enumerate() {
         m.set_input_fact(i, InferenceFact::dt_shape(datum(t.dtype), t.shape.clone()))
             .map_err(tract_err)?;
@@ -163,6 +198,10 @@ fn within_limit(m: &tp::TypedModel) -> Result<()> {
 }
 
 fn run_plan(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    guarded(|| run_plan_unguarded(plan, inputs))
+}
+
+fn run_plan_unguarded(plan: &Plan, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     let mut values = tp::TVec::new();
     for t in inputs {
         // SAFETY-free path: from_raw_dt copies and checks the byte count against the shape.
@@ -534,6 +573,41 @@ pub fn run_onnx_file(path: &std::path::Path, inputs: &[Tensor]) -> Result<Vec<Te
         .model_for_path(path)
         .map_err(|e| failed(format!("{}: tract cannot load it: {e:#}", path.display())))?;
     run_model(m, inputs)
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+    use crate::ir::ops::{Padding, Pool, PoolKind};
+    use crate::ir::{Dim, Layout, Op};
+
+    /// A max pool of an empty image (what a stride-2 convolution leaves of a 2x2 input when
+    /// `--verify` tries that size): tract 0.23 panics ("chunk size must be non-zero");
+    /// evaluation says so as an error, so that `--verify` can go on to a size the model runs at.
+    #[test]
+    fn a_tract_panic_is_an_evaluation_error() {
+        let mut g = Graph::new();
+        let sym = |s: &str| Dim::Sym(s.into());
+        let shape = vec![Dim::Fixed(1), Dim::Fixed(1), sym("h"), sym("w")];
+        let x = g.add_input("x", TensorType::new(DType::F32, shape));
+        let pool = Pool {
+            kind: PoolKind::Max,
+            layout: Layout::Nchw,
+            kernel: vec![3, 3],
+            strides: vec![2, 2],
+            dilations: vec![1, 1],
+            padding: Padding::Explicit(vec![(0, 0), (0, 0)]),
+            ceil_mode: true,
+            count_include_pad: false,
+        };
+        let y = g.add_node("pool", Op::Pool(pool), vec![x], &["y".into()]).unwrap();
+        g.outputs = y;
+        let empty = Tensor::from_f32(vec![1, 1, 0, 0], &[]);
+        let e = run(&g, &[empty]).unwrap_err().to_string();
+        assert!(e.contains("evaluation failed"), "{e}");
+        let fine = Tensor::from_f32(vec![1, 1, 5, 5], &[1.0; 25]);
+        assert_eq!(run(&g, &[fine]).unwrap()[0].shape, vec![1, 1, 2, 2]);
+    }
 }
 
 #[cfg(test)]

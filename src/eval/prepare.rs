@@ -20,6 +20,10 @@
 //! stride, which moves the window (a dilated SAME conv before a stride-2 1x1 conv took the odd
 //! positions instead of the even ones; found by the `ir_graph` fuzz target).
 //!
+//! A per-channel constant Add after a convolution becomes its bias: tract 0.23 folds such an
+//! Add (a `[C, 1, 1]` operand) into the convolution itself, then fails re-axing it ("Bias should
+//! be scalar or a vector", SqueezeNet's Fire modules read back from a SavedModel).
+//!
 //! Celu runs as its decomposition (`passes::lower`): tract 0.23's Celu leaves out the factor
 //! alpha on the negative part.
 //!
@@ -40,6 +44,7 @@ pub fn for_tract(g: &mut Graph) {
     bool_equality_as_xor(g);
     lower_celu(g);
     explicit_same_padding(g);
+    crate::passes::conv_fold::fold_bias_adds_into_convs(g);
     quantized_outputs_as_float_math(g);
     reverse_rnns_forward(g);
     expand_stored_weights(g);

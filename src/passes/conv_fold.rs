@@ -75,7 +75,7 @@ impl Fold {
 
 /// The folds of one sweep, in node order. Each depends only on the graph before the sweep (a
 /// convolution's output has one use, so no convolution folds twice in a sweep).
-fn plan_affine(g: &Graph) -> Vec<Fold> {
+fn plan_affine(g: &Graph, adds_only: bool) -> Vec<Fold> {
     let producers = g.producers();
     let uses = g.use_counts();
     let mut folds = Vec::new();
@@ -83,6 +83,9 @@ fn plan_affine(g: &Graph) -> Vec<Fold> {
         let Op::Binary(op @ (BinaryOp::Mul | BinaryOp::Add)) = g.nodes[bi].op else {
             continue;
         };
+        if adds_only && op == BinaryOp::Mul {
+            continue;
+        }
         let ins = &g.nodes[bi].inputs;
         if ins.len() != 2 {
             continue;
@@ -131,8 +134,8 @@ fn plan_affine(g: &Graph) -> Vec<Fold> {
 
 /// One sweep of affine folding; returns whether anything changed. The new kernels are
 /// computed on all cores (`passes::parallel`), then applied in node order.
-fn fold_affine_once(g: &mut Graph) -> bool {
-    let folds = plan_affine(g);
+fn fold_affine_once(g: &mut Graph, adds_only: bool) -> bool {
+    let folds = plan_affine(g, adds_only);
     let uses = g.use_counts();
     let kernels: Vec<Kernel> = folds
         .iter()
@@ -187,7 +190,20 @@ fn fold_affine_once(g: &mut Graph) -> bool {
 pub fn fold_affine_into_convs(g: &mut Graph) -> bool {
     let mut any = false;
     // A Mul then an Add fold in two sweeps; each sweep is linear.
-    while fold_affine_once(g) {
+    while fold_affine_once(g, false) {
+        any = true;
+    }
+    if any {
+        g.remove_dead();
+    }
+    any
+}
+
+/// Folds per-channel constant adds after convolutions into their biases (the same arithmetic:
+/// the kernel is untouched).
+pub fn fold_bias_adds_into_convs(g: &mut Graph) -> bool {
+    let mut any = false;
+    while fold_affine_once(g, true) {
         any = true;
     }
     if any {
