@@ -371,3 +371,53 @@ fn verify_checks_a_model_with_run_time_sizes_at_two_sizes_and_says_which() {
         );
     }
 }
+
+/// `y[:, -1]` over a sequence of any length (the last step of an RNN, as PyTorch exports it):
+/// TFLite and TF do not count a gather index from the end, so the writers take it as a slice.
+/// Each written file is read back and evaluated at two lengths against the source.
+#[test]
+fn the_last_step_of_a_run_time_length_is_gathered_by_every_writer() {
+    let source = || {
+        let mut g = Graph::new();
+        let shape = vec![
+            Dim::Sym("batch".into()),
+            Dim::Sym("seq".into()),
+            Dim::Fixed(4),
+        ];
+        let x = g.add_input("x", TensorType::new(DType::F32, shape));
+        let last = g.add_const("last", Tensor::from_i64s(DType::I64, vec![], &[-1]));
+        let gather = Op::Gather(mdeploy::ir::ops::Gather { axis: 1 });
+        g.outputs = g
+            .add_node("last_step", gather, vec![x, last], &["y".into()])
+            .unwrap();
+        g
+    };
+    let dir = tempdir();
+    let writers: Vec<(Box<dyn Writer>, &str)> = vec![
+        (Box::new(TfliteWriter::default()), "m.tflite"),
+        (Box::new(GraphWriter::default()), "m_tfjs"),
+    ];
+    for (w, file) in writers {
+        let mut g = source();
+        w.legalize(&mut g).unwrap();
+        assert!(w.check(&g).is_empty(), "{}: {:?}", w.name(), w.check(&g));
+        let out = dir.path().join(file);
+        w.write(&g, &out).unwrap();
+        let back = readers::read(&out, &ReadOptions::default()).unwrap();
+        for seq in [3usize, 7] {
+            let v: Vec<f32> = (0..2 * seq * 4).map(|i| i as f32).collect();
+            let x = Tensor::from_f32(vec![2, seq, 4], &v);
+            let want = mdeploy::eval::run(&source(), std::slice::from_ref(&x)).unwrap();
+            let got = mdeploy::eval::run(&back, &[x]).unwrap();
+            assert_eq!(got[0].shape, vec![2, 4], "{}", w.name());
+            assert_eq!(
+                got[0].to_f64s(),
+                want[0].to_f64s(),
+                "{} at length {seq}",
+                w.name()
+            );
+            let last_of_first = ((seq - 1) * 4) as f64;
+            assert_eq!(got[0].to_f64s()[0], last_of_first, "{}", w.name());
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod decompose;
 pub mod dequantize;
 pub mod einsum;
 pub mod fuse;
+pub mod gather_from_end;
 pub mod integer;
 pub mod io_layout;
 pub mod layout;

@@ -44,6 +44,7 @@ pub fn legalize(
 pub fn prepare(g: &mut Graph, nhwc_io: bool) -> Result<(), String> {
     g.remove_dead();
     super::resize_sizes::read_symbolic_sizes(g)?;
+    super::gather_from_end::slice_gathers_from_end(g)?;
     layout::to_layout(g, Layout::Nhwc, NHWC_KERNELS)?;
     super::resize_gather::gather_nearest_resizes(g)?;
     transpose::clean_transposes(g)?;
