@@ -600,7 +600,9 @@ mod panic_tests {
             ceil_mode: true,
             count_include_pad: false,
         };
-        let y = g.add_node("pool", Op::Pool(pool), vec![x], &["y".into()]).unwrap();
+        let y = g
+            .add_node("pool", Op::Pool(pool), vec![x], &["y".into()])
+            .unwrap();
         g.outputs = y;
         let empty = Tensor::from_f32(vec![1, 1, 0, 0], &[]);
         let e = run(&g, &[empty]).unwrap_err().to_string();

@@ -13,6 +13,10 @@ use std::collections::HashMap;
 #[derive(Clone, Debug, Deserialize)]
 pub struct LayerSpec {
     pub class_name: String,
+    /// Keras 3: the Python module of the class (`keras.src.ops.numpy` for an operation on
+    /// Keras tensors saved as a layer).
+    #[serde(default)]
+    pub module: Option<String>,
     #[serde(default)]
     pub config: Value,
     /// Functional models name each layer entry; Sequential ones only in `config.name`.
@@ -23,6 +27,13 @@ pub struct LayerSpec {
 }
 
 impl LayerSpec {
+    /// A Keras 3 operation on Keras tensors (`ops.matmul(a, b)`, `x[:, 0]`) saved as a layer.
+    pub fn is_operation(&self) -> bool {
+        self.module
+            .as_deref()
+            .is_some_and(|m| m.starts_with("keras.src.ops"))
+    }
+
     pub fn layer_name(&self) -> String {
         self.name
             .clone()
@@ -86,6 +97,9 @@ pub struct CallSpec {
     /// tensor and a constant (`x + 3.0` is an `Add` "layer" called with `[x, 3.0]`; `x + w`
     /// with `w` an array carries `w` inline as a `__tensor__` object).
     pub constants: Vec<(usize, ArgConstant)>,
+    /// Keras 3: the positional arguments as saved (an operation's non-tensor arguments, such
+    /// as `GetItem`'s key).
+    pub args: Vec<Value>,
 }
 
 /// A constant positional argument: a number (shape `[]`) or an inline tensor, row-major.
@@ -193,6 +207,9 @@ pub fn parse_call(node: &Value) -> Result<CallSpec, String> {
             let mut call = CallSpec::default();
             if let Some(args) = o.get("args") {
                 keras_tensors(args, &mut call.inputs);
+                if let Value::Array(a) = args {
+                    call.args = a.clone();
+                }
                 if let Value::Array(a) = args {
                     call.constants = a
                         .iter()

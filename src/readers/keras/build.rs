@@ -52,6 +52,10 @@ pub struct Call<'a> {
     pub weights: Vec<Tensor>,
     /// Constants among the positional arguments (`CallSpec::constants`).
     pub constants: &'a [(usize, ArgConstant)],
+    /// The positional arguments as saved (Keras 3, `CallSpec::args`).
+    pub args: &'a [Value],
+    /// A Keras 3 operation saved as a layer (module `keras.src.ops.*`).
+    pub operation: bool,
 }
 
 impl Call<'_> {
@@ -232,7 +236,7 @@ fn add_input(b: &mut Builder, spec: &LayerSpec, name: &str) -> Result<ValueId, S
     Ok(b.g.add_input(&n, TensorType::new(dtype, dims)))
 }
 
-fn input_dtype(s: &str) -> Option<DType> {
+pub fn input_dtype(s: &str) -> Option<DType> {
     Some(match s {
         "float32" => DType::F32,
         "float16" => DType::F16,
@@ -483,6 +487,8 @@ fn run_layer(
         kw_inputs,
         weights: w,
         constants: &call.constants,
+        args: &call.args,
+        operation: spec.is_operation(),
     };
     let first_new = b.g.values.len();
     match layers::run(b, &c) {

@@ -8,6 +8,7 @@ mod conv;
 mod core;
 mod merge;
 mod norm;
+mod operations;
 mod pool;
 mod rnn;
 mod shape;
@@ -34,15 +35,27 @@ fn handler(class: &str) -> Option<Handler> {
         .or_else(|| applications::handler(class))
 }
 
-/// Why a layer class cannot be converted at all, if so.
-pub fn known(class: &str, spec: &LayerSpec) -> Result<(), String> {
-    if handler(class).is_some() || spec.is_model() {
-        return Ok(());
-    }
-    Err(why_unknown(class))
+/// The handler of a call: a Keras 3 operation's own first (its class may share a layer's
+/// name with other arguments: `Reshape`'s `newshape`), then the layers'.
+fn handler_of(class: &str, operation: bool) -> Option<Handler> {
+    operation
+        .then(|| operations::handler(class))
+        .flatten()
+        .or_else(|| handler(class))
 }
 
-fn why_unknown(class: &str) -> String {
+/// Why a layer class cannot be converted at all, if so.
+pub fn known(class: &str, spec: &LayerSpec) -> Result<(), String> {
+    if handler_of(class, spec.is_operation()).is_some() || spec.is_model() {
+        return Ok(());
+    }
+    Err(why_unknown(class, spec.is_operation()))
+}
+
+fn why_unknown(class: &str, operation: bool) -> String {
+    if operation {
+        return format!("the Keras operation {class} (saved as a layer) is not read yet");
+    }
     match class {
         "Lambda" => {
             "a Lambda layer's code is not in the file; rewrite it with built-in layers".into()
@@ -56,9 +69,9 @@ fn why_unknown(class: &str) -> String {
 }
 
 pub fn run(b: &mut Builder, call: &Call) -> LResult<Vec<ValueId>> {
-    match handler(call.class) {
+    match handler_of(call.class, call.operation) {
         Some(h) => h(b, call),
-        None => unsupported(why_unknown(call.class)),
+        None => unsupported(why_unknown(call.class, call.operation)),
     }
 }
 

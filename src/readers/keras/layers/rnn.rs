@@ -498,6 +498,8 @@ fn time_distributed(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         kw_inputs: vec![],
         weights: c.weights.clone(),
         constants: &[],
+        args: &[],
+        operation: false,
     };
     let outs = super::run(b, &call)?;
     let y = *outs.first().ok_or("TimeDistributed layer gave no output")?;
