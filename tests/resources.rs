@@ -334,6 +334,18 @@ fn nested_functions_are_refused_by_depth_or_node_budget() {
     expect(&deep, &[], &[], 1, &["calls itself too deeply"], 100.0);
 }
 
+/// A TFLite sequence RNN is unrolled step by step: a declared length whose steps would pass
+/// the node limit is refused before anything is unrolled (found by the tflite fuzz target: a
+/// mutated length hung the reader at 2 GB building the per-step split).
+#[test]
+fn an_unrolled_tflite_sequence_past_the_node_limit_is_refused() {
+    let rnn = crate::common::repo().join("fixtures/tflite/float_sequence_rnn/model.tflite");
+    let rnn = rnn.display().to_string();
+    let needles = ["a sequence RNN over 12 steps", "--max-nodes"];
+    expect(&rnn, &["--max-nodes", "40"], &[], 1, &needles, 100.0);
+    expect(&rnn, &[], &[], 0, &[], 200.0);
+}
+
 /// 20,000 tiny nodes: converted within the stated per-node memory, and refused by name past
 /// a lowered `--max-nodes`.
 #[test]

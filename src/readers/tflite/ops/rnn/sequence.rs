@@ -48,6 +48,10 @@ fn swap() -> Op {
     })
 }
 
+/// Nodes one unrolled step adds at most (two directions, each input, state, sum, activation
+/// and reshapes), for the node limit.
+const NODES_PER_STEP: u64 = 16;
+
 /// `x` as `[time, batch, in]`, and its fixed number of steps.
 fn time_major(
     b: &mut GraphBuilder,
@@ -66,6 +70,13 @@ fn time_major(
     };
     let steps = &b.g.ty(xt).shape[0];
     match steps.fixed() {
+        // Each step is a handful of nodes: a declared length past the node limit is refused
+        // before anything is unrolled (a few bytes of shape can ask for billions of steps).
+        Some(t) if t.saturating_mul(NODES_PER_STEP) > crate::ir::limits::max_nodes() as u64 => {
+            Err(NodeError::Invalid(crate::ir::limits::too_many_nodes(
+                &format!("a sequence RNN over {t} steps"),
+            )))
+        }
         Some(t) if t > 0 => Ok((xt, t as usize)),
         _ => unsupported(format!(
             "a sequence RNN over {steps} steps (unrolled only over a fixed, non-empty length)"
