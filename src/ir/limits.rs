@@ -28,6 +28,16 @@ pub fn max_inflate_bytes() -> u64 {
     env_number("MDEPLOY_MAX_INFLATE_MB").map_or(MAX_INFLATE_BYTES, |mb| mb.saturating_mul(1 << 20))
 }
 
+/// Refuses `count` new values or steps from one node (an unpack into that many outputs, an
+/// RNN unrolled over that many steps) past [`max_nodes`]: the count comes from a declared
+/// shape, which a few bytes can make enormous.
+pub fn check_fanout(count: u64, what: &str) -> Result<(), String> {
+    match count > max_nodes() as u64 {
+        true => Err(too_many_nodes(what)),
+        false => Ok(()),
+    }
+}
+
 /// The refusal of a model past [`max_nodes`]: `what` says where the count stopped.
 pub fn too_many_nodes(what: &str) -> String {
     format!(

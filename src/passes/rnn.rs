@@ -412,7 +412,12 @@ impl Unroll<'_, '_> {
         } else {
             (0, xs[1].clone())
         };
-        let seq = xs[seq_axis].fixed().ok_or("sequence length")? as usize;
+        let seq = xs[seq_axis].fixed().ok_or("sequence length")?;
+        crate::ir::limits::check_fanout(
+            seq,
+            &format!("a recurrent layer unrolled over {seq} steps"),
+        )?;
+        let seq = seq as usize;
         let input = xs[2].fixed().ok_or("input size must be fixed")? as usize;
         let h = r.hidden_size;
         let gates = if lstm { 4 } else { 3 };

@@ -131,8 +131,9 @@ fn unpack(b: &mut GraphBuilder, n: &TfNode) -> NodeResult<Vec<ValueId>> {
     let axis = norm_axis(n.int("axis", 0), s.len())?;
     let count = s[axis]
         .fixed()
-        .ok_or_else(|| NodeError::Unsupported("Unpack along a symbolic axis".into()))?
-        as usize;
+        .ok_or_else(|| NodeError::Unsupported("Unpack along a symbolic axis".into()))?;
+    crate::ir::limits::check_fanout(count, &format!("Unpack into {count} values"))?;
+    let count = count as usize;
     let parts = b.emit(
         &format!("{}/split", n.name),
         Op::Split(Split {

@@ -167,8 +167,9 @@ fn unpack(b: &mut GraphBuilder, n: &Node) -> NodeResult<Vec<ValueId>> {
     let axis = norm_axis(i64::from(o.axis()), s.len())?;
     let count = s[axis]
         .fixed()
-        .ok_or_else(|| NodeError::Unsupported("UNPACK along a symbolic axis".into()))?
-        as usize;
+        .ok_or_else(|| NodeError::Unsupported("UNPACK along a symbolic axis".into()))?;
+    crate::ir::limits::check_fanout(count, &format!("UNPACK into {count} values"))?;
+    let count = count as usize;
     let parts = b.emit(
         &format!("{}/split", n.name),
         Op::Split(Split {
