@@ -313,11 +313,15 @@ pub fn infer_tile(t: &Tile, inputs: &Inputs) -> Result<Vec<TensorType>, String> 
         .iter()
         .zip(&t.repeats)
         .map(|(d, &r)| match d.fixed() {
-            _ if r == 1 => d.clone(),
-            Some(n) => Dim::Fixed(n * r as u64),
-            None => unknown_dim(),
+            _ if r == 1 => Ok(d.clone()),
+            // A size past u64 is no size any input could justify: refused, not wrapped.
+            Some(n) => n
+                .checked_mul(r as u64)
+                .map(Dim::Fixed)
+                .ok_or_else(|| format!("Tile of a size-{n} axis {r} times overflows")),
+            None => Ok(unknown_dim()),
         })
-        .collect();
+        .collect::<Result<Vec<_>, String>>()?;
     Ok(vec![TensorType::new(x.dtype, out)])
 }
 
@@ -340,12 +344,13 @@ fn check_rank4_block(x: &TensorType, block: usize) -> Result<(), String> {
 }
 
 fn scale_dim(d: &Dim, mul: u64, div: u64) -> Result<Dim, String> {
-    match d.fixed() {
-        Some(n) if !(n * mul).is_multiple_of(div) => {
-            Err(format!("dimension {n} not divisible by {div}"))
-        }
-        Some(n) => Ok(Dim::Fixed(n * mul / div)),
-        None => Ok(unknown_dim()),
+    let Some(n) = d.fixed() else {
+        return Ok(unknown_dim());
+    };
+    match n.checked_mul(mul) {
+        None => Err(format!("dimension {n} times {mul} overflows")),
+        Some(m) if !m.is_multiple_of(div) => Err(format!("dimension {n} not divisible by {div}")),
+        Some(m) => Ok(Dim::Fixed(m / div)),
     }
 }
 
