@@ -160,12 +160,9 @@ struct GroupNormConfig {
     groups: usize,
     #[serde(default = "last_axis")]
     axis: i64,
-    #[serde(default = "eps3")]
-    epsilon: f32,
-    #[serde(default = "yes")]
-    center: bool,
-    #[serde(default = "yes")]
-    scale: bool,
+    /// epsilon, center and scale, as BatchNormalization's.
+    #[serde(flatten)]
+    bn: BnConfig,
 }
 
 fn groups32() -> usize {
@@ -228,7 +225,7 @@ fn group_norm(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     let var = b.emit1(&format!("{n}/variance"), Op::Reduce(moments), vec![sq])?;
     let eps = b.constant(
         &format!("{n}/epsilon"),
-        Tensor::from_f64s(dtype, vec![], &[f64::from(cfg.epsilon)]),
+        Tensor::from_f64s(dtype, vec![], &[f64::from(cfg.bn.epsilon)]),
     );
     let var = b.emit1(
         &format!("{n}/variance_eps"),
@@ -248,8 +245,8 @@ fn group_norm(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
     )?;
     let mut w = c.weights.iter().cloned();
     for (on, what, op) in [
-        (cfg.scale, "gamma", BinaryOp::Mul),
-        (cfg.center, "beta", BinaryOp::Add),
+        (cfg.bn.scale, "gamma", BinaryOp::Mul),
+        (cfg.bn.center, "beta", BinaryOp::Add),
     ] {
         if !on {
             continue;
