@@ -29,16 +29,11 @@ fn binary(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
         "Minimum" => BinaryOp::Min,
         _ => BinaryOp::Add,
     };
-    if let ([x], [(pos, k)]) = (c.inputs.as_slice(), c.constants) {
+    if !c.constants.is_empty() && c.class != "Average" {
         // A Keras 3 operation on a tensor and a constant (`x + 3.0`, `3.0 - x`, `x + w` with
         // `w` an array, broadcast like numpy).
-        if c.class != "Average" {
-            let dtype = b.g.ty(*x).dtype;
-            let t = crate::ir::Tensor::from_f64s(dtype, k.shape.clone(), &k.values);
-            let k = b.constant(&format!("{}/constant", c.name), t);
-            let ins = if *pos == 0 { vec![k, *x] } else { vec![*x, k] };
-            return Ok(vec![b.emit1(&c.name, Op::Binary(op), ins)?]);
-        }
+        let (x, y) = super::operations::operands(b, c)?;
+        return Ok(vec![b.emit1(&c.name, Op::Binary(op), vec![x, y])?]);
     }
     if c.inputs.len() < 2 || (c.class == "Subtract" && c.inputs.len() != 2) {
         return Err(format!("{} of {} inputs", c.class, c.inputs.len()).into());

@@ -55,8 +55,8 @@ fn unary(b: &mut Builder, c: &Call) -> LResult<Vec<ValueId>> {
 }
 
 /// The two operands in order: tensors, or a tensor and a constant (broadcast like NumPy, of
-/// the tensor's element type).
-fn operands(b: &mut Builder, c: &Call) -> LResult<(ValueId, ValueId)> {
+/// the tensor's element type). The merge layers' handler uses it for `x + 3.0` too.
+pub(super) fn operands(b: &mut Builder, c: &Call) -> LResult<(ValueId, ValueId)> {
     match (c.inputs.as_slice(), c.constants) {
         ([x, y], []) => Ok((*x, *y)),
         ([x], [(pos, k)]) => {

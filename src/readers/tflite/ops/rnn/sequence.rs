@@ -69,14 +69,13 @@ fn time_major(
         b.emit1(&format!("{name}/time_major"), swap(), vec![x])?
     };
     let steps = &b.g.ty(xt).shape[0];
+    // Each step is a handful of nodes: a declared length past the node limit is refused before
+    // anything is unrolled (a few bytes of shape can ask for billions of steps).
+    if let Some(t) = steps.fixed() {
+        let what = format!("a sequence RNN over {t} steps");
+        crate::ir::limits::check_fanout(t.saturating_mul(NODES_PER_STEP), &what)?;
+    }
     match steps.fixed() {
-        // Each step is a handful of nodes: a declared length past the node limit is refused
-        // before anything is unrolled (a few bytes of shape can ask for billions of steps).
-        Some(t) if t.saturating_mul(NODES_PER_STEP) > crate::ir::limits::max_nodes() as u64 => {
-            Err(NodeError::Invalid(crate::ir::limits::too_many_nodes(
-                &format!("a sequence RNN over {t} steps"),
-            )))
-        }
         Some(t) if t > 0 => Ok((xt, t as usize)),
         _ => unsupported(format!(
             "a sequence RNN over {steps} steps (unrolled only over a fixed, non-empty length)"
