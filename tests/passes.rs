@@ -4,15 +4,10 @@
 
 use crate::common::{assert_matches, onnx_fixtures};
 use mdeploy::ir::{KernelLayout, Layout, Op};
-use mdeploy::passes::layout::{to_layout, KernelTargets};
+use mdeploy::passes::layout::to_layout;
+use mdeploy::passes::nhwc::{NHWC_KERNELS, TF_KERNELS};
 use mdeploy::passes::transpose::clean_transposes;
 use mdeploy::readers::{self, ReadOptions};
-
-const NHWC_KERNELS: KernelTargets = KernelTargets {
-    depthwise: KernelLayout::Ihwo,
-    conv: KernelLayout::Ohwi,
-    conv_transpose: KernelLayout::Ohwi,
-};
 
 fn count(g: &mdeploy::ir::Graph, name: &str) -> usize {
     g.nodes.iter().filter(|n| n.op.name() == name).count()
@@ -20,10 +15,20 @@ fn count(g: &mdeploy::ir::Graph, name: &str) -> usize {
 
 #[test]
 fn nhwc_round_trip_keeps_results_and_cancels_inner_transposes() {
+    // TFLite's kernels, and the TF graph writers' (plain 2-D kernels HWIO).
+    for (kernels, plain) in [
+        (NHWC_KERNELS, KernelLayout::Ohwi),
+        (TF_KERNELS, KernelLayout::Hwio),
+    ] {
+        nhwc_round_trip(kernels, plain);
+    }
+}
+
+fn nhwc_round_trip(kernels: mdeploy::passes::layout::KernelTargets, plain: KernelLayout) {
     for f in onnx_fixtures() {
         let mut g = readers::read(&f.model, &ReadOptions::default()).unwrap();
         let before = count(&g, "Transpose");
-        let moved = to_layout(&mut g, Layout::Nhwc, NHWC_KERNELS).unwrap();
+        let moved = to_layout(&mut g, Layout::Nhwc, kernels).unwrap();
         g.verify()
             .unwrap_or_else(|e| panic!("{} after layout: {e}", f.name));
         clean_transposes(&mut g).unwrap();
@@ -31,8 +36,11 @@ fn nhwc_round_trip_keeps_results_and_cancels_inner_transposes() {
             .unwrap_or_else(|e| panic!("{} after cleanup: {e}", f.name));
         for n in &g.nodes {
             if let Op::Conv(c) = &n.op {
+                let rank = g.ty(n.inputs[1]).rank();
                 let want = if c.group > 1 {
                     [KernelLayout::Ohwi, KernelLayout::Ihwo]
+                } else if rank == 4 {
+                    [plain; 2]
                 } else {
                     [KernelLayout::Ohwi; 2]
                 };

@@ -38,23 +38,44 @@ pub(crate) fn scale_along(t: &Tensor, axis: usize, s: &[f64]) -> Option<Tensor> 
         return None;
     }
     let inner: usize = t.shape[axis + 1..].iter().product::<usize>().max(1);
-    // One pass from the f32 bytes to the scaled f32 bytes (computed in f64, rounded once),
-    // a run of `inner` elements per channel index.
     let (src, _) = t.data.as_chunks::<4>();
-    let mut out: Vec<[u8; 4]> = Vec::with_capacity(src.len());
-    for (run, i) in src.chunks(inner).zip(0..) {
-        let k = s[i % s.len()];
-        out.extend(
-            run.iter()
-                .map(|&x| ((f32::from_le_bytes(x) as f64 * k) as f32).to_le_bytes()),
-        );
-    }
+    let mut out = vec![[0u8; 4]; src.len()];
+    scale_runs(src, &mut out, inner, s);
     Tensor::new(DType::F32, t.shape.clone(), out.into_flattened().into()).ok()
 }
 
+/// `dst[j] = src[j] · s[channel of j]` over f32 words, channel runs of `inner` elements: one
+/// pass from the f32 bytes to the scaled f32 bytes (computed in f64, rounded once). Blocks of
+/// `s.len()` runs are walked with the scales beside them, so a channel-last kernel (HWIO,
+/// `inner` 1) costs no index arithmetic per element.
+fn scale_runs(src: &[[u8; 4]], dst: &mut [[u8; 4]], inner: usize, s: &[f64]) {
+    let block = inner * s.len();
+    if block == 0 {
+        return;
+    }
+    for (sb, db) in src.chunks(block).zip(dst.chunks_mut(block)) {
+        if inner == 1 {
+            for ((x, y), &k) in sb.iter().zip(db.iter_mut()).zip(s) {
+                *y = scaled(*x, k);
+            }
+            continue;
+        }
+        for ((sr, dr), &k) in sb.chunks(inner).zip(db.chunks_mut(inner)).zip(s) {
+            for (x, y) in sr.iter().zip(dr) {
+                *y = scaled(*x, k);
+            }
+        }
+    }
+}
+
+/// One little-endian f32 times `k`, computed in f64 and rounded once.
+fn scaled(x: [u8; 4], k: f64) -> [u8; 4] {
+    ((f32::from_le_bytes(x) as f64 * k) as f32).to_le_bytes()
+}
+
 /// [`scale_along`] of a tensor given away: scaled in place when nothing else shares its bytes
-/// (a kernel a relayout made), so the fold copies no weight. `Err` gives it back unchanged when
-/// it cannot be scaled.
+/// (a kernel a relayout made), so the fold copies no weight; otherwise the scaled copy is the
+/// one copy. `Err` gives it back unchanged when it cannot be scaled.
 pub(crate) fn scale_along_owned(t: Tensor, axis: usize, s: &[f64]) -> Result<Tensor, Tensor> {
     if t.dtype != DType::F32 || t.shape.get(axis) != Some(&s.len()) {
         return Err(t);
@@ -68,15 +89,25 @@ pub(crate) fn scale_along_owned(t: Tensor, axis: usize, s: &[f64]) -> Result<Ten
                 shape,
                 data: shared,
             };
-            return scale_along(&t, axis, s).ok_or(t);
+            let Some(scaled) = scale_along(&t, axis, s) else {
+                return Err(t);
+            };
+            // A kernel still in its mapped source file (one no relayout had to move) is not
+            // needed resident beside its scaled copy.
+            crate::ir::mapped::release_pages(&t.data);
+            return Ok(scaled);
         }
     };
     let inner: usize = shape[axis + 1..].iter().product::<usize>().max(1);
     let (words, _) = data.as_chunks_mut::<4>();
-    for (run, i) in words.chunks_mut(inner).zip(0..) {
-        let k = s[i % s.len()];
-        for x in run {
-            *x = ((f32::from_le_bytes(*x) as f64 * k) as f32).to_le_bytes();
+    let block = inner * s.len();
+    if block > 0 {
+        for b in words.chunks_mut(block) {
+            for (run, &k) in b.chunks_mut(inner).zip(s) {
+                for x in run {
+                    *x = scaled(*x, k);
+                }
+            }
         }
     }
     Ok(Tensor {

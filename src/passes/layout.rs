@@ -12,6 +12,9 @@ use crate::ir::{DType, Graph, KernelLayout, Layout, Names, Node, Op, Tensor, Ten
 #[derive(Clone, Copy, Debug)]
 pub struct KernelTargets {
     pub conv: KernelLayout,
+    /// Ungrouped 2-D convolutions (rank-4 kernels), which TF stores as HWIO: the TF graph
+    /// writers take them there in the one move instead of to OHWI and back.
+    pub plain_2d: KernelLayout,
     pub conv_transpose: KernelLayout,
     /// Depthwise convolutions (one input channel per group), which TFLite stores apart.
     pub depthwise: KernelLayout,
@@ -20,6 +23,7 @@ pub struct KernelTargets {
 /// ONNX: NCHW data, OIHW kernels (IOHW for ConvTranspose).
 pub const ONNX_KERNELS: KernelTargets = KernelTargets {
     conv: KernelLayout::Oihw,
+    plain_2d: KernelLayout::Oihw,
     conv_transpose: KernelLayout::Iohw,
     depthwise: KernelLayout::Oihw,
 };
@@ -438,10 +442,13 @@ fn kernel_move(
                 .get(c.layout.channel_axis(x_ty.rank()))
                 .and_then(|d| d.fixed());
             let depthwise = c.group > 1 && in_c == Some(c.group as u64);
+            let plain_2d = c.group == 1 && node.inputs.get(1).is_some_and(|&k| g.ty(k).rank() == 4);
             (
                 c,
                 if depthwise {
                     kernels.depthwise
+                } else if plain_2d {
+                    kernels.plain_2d
                 } else {
                     kernels.conv
                 },

@@ -23,8 +23,17 @@ use crate::passes::{conv_fold, fuse, io_layout, layout, transpose};
 /// The kernels the channels-last writers expect after [`legalize`].
 pub const NHWC_KERNELS: KernelTargets = KernelTargets {
     conv: KernelLayout::Ohwi,
+    plain_2d: KernelLayout::Ohwi,
     conv_transpose: KernelLayout::Ohwi,
     depthwise: KernelLayout::Ihwo,
+};
+
+/// The kernels the TF graph writers (TF.js graph model, SavedModel) expect: as
+/// [`NHWC_KERNELS`], but an ungrouped 2-D convolution's kernel in TF's HWIO, so that a kernel
+/// a TF model stored as HWIO is not moved at all and any other is moved once.
+pub const TF_KERNELS: KernelTargets = KernelTargets {
+    plain_2d: KernelLayout::Hwio,
+    ..NHWC_KERNELS
 };
 
 /// Runs the whole legalization; `native_clip` says which Clips (by their bounds) the target
@@ -35,17 +44,18 @@ pub fn legalize(
     native_clip: &dyn Fn(Option<f32>, Option<f32>) -> bool,
     native_trig: bool,
 ) -> Result<(), String> {
-    prepare(g, nhwc_io)?;
+    prepare(g, nhwc_io, NHWC_KERNELS)?;
     finish(g, native_clip, native_trig)
 }
 
 /// The first half: layout, boundary transposes, batch norms and affine/pad folds into
-/// convolutions. A writer lowers its own extra ops between [`prepare`] and [`finish`].
-pub fn prepare(g: &mut Graph, nhwc_io: bool) -> Result<(), String> {
+/// convolutions, kernels moved to `kernels` ([`NHWC_KERNELS`] or [`TF_KERNELS`]). A writer
+/// lowers its own extra ops between [`prepare`] and [`finish`].
+pub fn prepare(g: &mut Graph, nhwc_io: bool, kernels: KernelTargets) -> Result<(), String> {
     g.remove_dead();
     super::resize_sizes::read_symbolic_sizes(g)?;
     super::gather_from_end::slice_gathers_from_end(g)?;
-    layout::to_layout(g, Layout::Nhwc, NHWC_KERNELS)?;
+    layout::to_layout(g, Layout::Nhwc, kernels)?;
     super::resize_gather::gather_nearest_resizes(g)?;
     transpose::clean_transposes(g)?;
     if nhwc_io {
@@ -201,8 +211,15 @@ fn window(g: &Graph, n: &Node) -> Option<Window> {
     Some(match &n.op {
         Op::Conv(c) | Op::ConvTranspose(c) if c.layout != Layout::Nhwc => return None,
         Op::Conv(c) => {
-            let k = g.ty(n.inputs[1]).shape.clone();
-            let ks: Vec<usize> = k[1..k.len() - 1]
+            let k = &g.ty(*n.inputs.get(1)?).shape;
+            let last = k.len().checked_sub(1).filter(|&l| l >= 2)?;
+            let spatial = match c.kernel_layout {
+                KernelLayout::Oihw | KernelLayout::Iohw => &k[2..],
+                KernelLayout::Hwio | KernelLayout::Hwoi => &k[..last - 1],
+                KernelLayout::Ohwi | KernelLayout::Ihwo => &k[1..last],
+            };
+            // A size known only at run time counts as 1.
+            let ks = spatial
                 .iter()
                 .map(|d| d.fixed().unwrap_or(1) as usize)
                 .collect();

@@ -180,7 +180,7 @@ pub fn legalize(g: &mut Graph, what: &str) -> Result<()> {
     g.remove_dead();
     crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
     crate::passes::cleanup::fold_constants(g);
-    nhwc::prepare(g, false).map_err(fail)?;
+    nhwc::prepare(g, false, nhwc::TF_KERNELS).map_err(fail)?;
     crate::passes::rnn_loop::loop_rnns(g, &|_, _| false).map_err(fail)?;
     crate::passes::loop_scan::carry_collected(g).map_err(fail)?;
     crate::passes::rnn::unroll_rnns(g).map_err(fail)?;

@@ -18,7 +18,7 @@ pub fn legalize(g: &mut Graph, nhwc_io: bool) -> Result<()> {
     let fail = |e: String| failed(format!("TFLite legalization: {e}"));
     g.remove_dead();
     crate::passes::integer::lower_integer_ops(g).map_err(fail)?;
-    nhwc::prepare(g, nhwc_io).map_err(fail)?;
+    nhwc::prepare(g, nhwc_io, TFLITE_KERNELS).map_err(fail)?;
     crate::passes::einsum::lower_einsums(g).map_err(fail)?;
     super::indexing::lower_element_indexing(g).map_err(fail)?;
     crate::passes::rnn_loop::loop_rnns(g, &super::ops::recurrent::fits).map_err(fail)?;
