@@ -37,6 +37,7 @@ pub mod fuzzing;
 pub mod gen;
 pub mod ir;
 pub mod npy;
+pub mod parallel;
 pub mod passes;
 pub mod pipeline;
 pub mod readers;

@@ -10,9 +10,9 @@
 //! elements share `k - 1` centroids. Tensors are clustered in parallel; results do not depend
 //! on the thread count (each tensor's seed comes from the seed and the tensor's name).
 
-use super::parallel;
 use super::prune::{kernel_constants, MIN_ELEMENTS};
 use crate::ir::{DType, Graph, Tensor};
+use crate::parallel;
 use bytes::Bytes;
 
 const BINS: usize = 1 << 16;

@@ -133,7 +133,7 @@ fn plan_affine(g: &Graph, adds_only: bool) -> Vec<Fold> {
 }
 
 /// One sweep of affine folding; returns whether anything changed. The new kernels are
-/// computed on all cores (`passes::parallel`), then applied in node order.
+/// computed on all cores (`parallel::map`), then applied in node order.
 fn fold_affine_once(g: &mut Graph, adds_only: bool) -> bool {
     let folds = plan_affine(g, adds_only);
     let uses = g.use_counts();
@@ -151,7 +151,7 @@ fn fold_affine_once(g: &mut Graph, adds_only: bool) -> bool {
         .collect();
     let jobs: Vec<(&Fold, &Kernel)> = folds.iter().zip(&kernels).collect();
     let cost = |(f, _): &(&Fold, &Kernel)| f.mul as usize * f.per_channel.len();
-    let made = super::parallel::map(&jobs, cost, |(f, k)| f.tensors(k));
+    let made = crate::parallel::map(&jobs, cost, |(f, k)| f.tensors(k));
     let mut dead = vec![false; g.nodes.len()];
     // One name generator per sweep: building it per fold would be quadratic.
     let mut names = g.names();

@@ -367,7 +367,7 @@ pub fn hwio_kernels(g: &mut Graph) -> bool {
             .and_then(|t| t.as_ref().map(|t| t.data.len()))
             .unwrap_or(0)
     };
-    let moved = super::parallel::map(&kernels, size, |k| {
+    let moved = crate::parallel::map(&kernels, size, |k| {
         let t = k.lock().ok()?.take()?;
         Some(t.transposed(&perm))
     });
@@ -391,7 +391,7 @@ pub fn hwio_kernels(g: &mut Graph) -> bool {
 }
 
 /// Constant kernels moved to their new layout (by kernel and permutation), made up front on
-/// all cores (`passes::parallel`, largest first): relayout is the one copy of the weights a
+/// all cores (`parallel::map`, largest first): relayout is the one copy of the weights a
 /// writer's legalization makes, and the tensors are independent.
 type Moved = std::collections::HashMap<(ValueId, Vec<usize>), Tensor>;
 
@@ -414,7 +414,7 @@ fn moved_kernels(g: &Graph, kernels: KernelTargets) -> Moved {
         }
     }
     let size = |(k, _): &(ValueId, Vec<usize>)| g.constant(*k).map_or(0, |t| t.data.len());
-    let tensors = super::parallel::map(&jobs, size, |(k, perm)| {
+    let tensors = crate::parallel::map(&jobs, size, |(k, perm)| {
         let t = g.constant(*k)?;
         let moved = t.transposed(perm);
         // The source's pages of a mapped kernel are not needed resident any more (read again

@@ -16,7 +16,6 @@ pub mod layout;
 pub mod loop_scan;
 pub mod lower;
 pub mod nhwc;
-pub mod parallel;
 pub mod prune;
 pub mod quantize;
 pub mod resize_gather;

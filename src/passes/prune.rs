@@ -9,8 +9,8 @@
 //! histogram of the high 16 bits, then one of the low 16 bits inside the chosen bin. Every
 //! kernel is read twice and written once; kernels are processed in parallel.
 
-use super::parallel;
 use crate::ir::{DType, Graph, Op, Tensor, ValueId};
+use crate::parallel;
 use bytes::Bytes;
 
 /// Kernels smaller than this are not pruned or clustered.

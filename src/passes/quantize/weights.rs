@@ -425,7 +425,5 @@ fn run_jobs(g: &Graph, jobs: &[Job]) -> Result<Vec<Done>, String> {
         r.map_err(|e| format!("constant '{}': {e}", v.name))
     };
     let size = |j: &Job| g.constant(j.value).map_or(0, |t| t.data.len());
-    crate::passes::parallel::map(jobs, size, one)
-        .into_iter()
-        .collect()
+    crate::parallel::map(jobs, size, one).into_iter().collect()
 }

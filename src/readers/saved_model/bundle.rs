@@ -4,7 +4,9 @@
 //! `variables.data-SSSSS-of-NNNNN` shards hold the raw little-endian tensor bytes.
 //!
 //! Shards are memory-mapped; a tensor is a `Bytes` slice of its shard, never copied. Table
-//! blocks and tensors carry masked CRC32C checksums, which are checked (tensors when first read).
+//! blocks and tensors carry masked CRC32C checksums, which are checked: table blocks and string
+//! tensors as read, numeric tensors all together on all cores when the import has read them
+//! ([`Bundle::check_pending`]).
 
 use crate::formats::tensor_bundle::crc::{crc32c, extend, unmask};
 use crate::formats::tensor_bundle::table::{read_table, varint};
@@ -26,6 +28,16 @@ pub struct Bundle {
     entries: BTreeMap<String, BundleEntryProto>,
     num_shards: usize,
     shards: Vec<Option<Bytes>>,
+    /// Numeric tensors read and not yet checksum-checked, in read order.
+    pending: Vec<Pending>,
+}
+
+/// A tensor read, its checksum to be checked: key, shard, bytes, the index's (unmasked) CRC32C.
+struct Pending {
+    key: String,
+    shard: usize,
+    data: Bytes,
+    want: u32,
 }
 
 impl Bundle {
@@ -61,6 +73,7 @@ impl Bundle {
             entries,
             num_shards,
             shards: vec![None; num_shards],
+            pending: Vec::new(),
         }))
     }
 
@@ -98,7 +111,8 @@ impl Bundle {
         Ok(b)
     }
 
-    /// The raw bytes of `key`, checksum-checked.
+    /// The raw bytes of `key`; a string tensor checksum-checked now, a numeric one by
+    /// [`Bundle::check_pending`].
     fn raw(&mut self, key: &str) -> Result<(BundleEntryProto, Bytes), String> {
         let e = self
             .entries
@@ -129,23 +143,44 @@ impl Bundle {
             }
         };
         let data = shard.slice(range);
-        let got = if e.dtype == DT_STRING {
-            string_crc(&data).ok_or_else(|| format!("'{key}': malformed string tensor"))?
-        } else {
-            crc32c(&data)
-        };
+        if e.dtype != DT_STRING {
+            self.pending.push(Pending {
+                key: key.to_string(),
+                shard: shard_id,
+                data: data.clone(),
+                want: unmask(e.crc32c),
+            });
+            return Ok((e, data));
+        }
+        let got = string_crc(&data).ok_or_else(|| format!("'{key}': malformed string tensor"))?;
         if got != unmask(e.crc32c) {
-            return Err(format!(
-                "{}: checksum mismatch for variable '{key}' (crc32c {got:08x}, index says {:08x}): \
-                 the shard is corrupt",
-                self.shard_path(shard_id).display(),
-                unmask(e.crc32c)
-            ));
+            return Err(self.mismatch(key, shard_id, got, unmask(e.crc32c)));
         }
         Ok((e, data))
     }
 
-    /// A numeric tensor, sharing the shard's mapping.
+    fn mismatch(&self, key: &str, shard: usize, got: u32, want: u32) -> String {
+        format!(
+            "{}: checksum mismatch for variable '{key}' (crc32c {got:08x}, index says {want:08x}): \
+             the shard is corrupt",
+            self.shard_path(shard).display(),
+        )
+    }
+
+    /// Checks the checksums of the numeric tensors read since the last call, on all cores:
+    /// CRC32C is the one pass over every weight a read makes. The first mismatch in read order
+    /// is the error.
+    pub fn check_pending(&mut self) -> Result<(), String> {
+        let pending = std::mem::take(&mut self.pending);
+        let got = crate::parallel::map(&pending, |p| p.data.len(), |p| crc32c(&p.data));
+        match pending.iter().zip(got).find(|(p, got)| *got != p.want) {
+            Some((p, got)) => Err(self.mismatch(&p.key, p.shard, got, p.want)),
+            None => Ok(()),
+        }
+    }
+
+    /// A numeric tensor, sharing the shard's mapping (its checksum is checked by
+    /// [`Bundle::check_pending`]).
     pub fn tensor(&mut self, key: &str) -> Result<Tensor, String> {
         let (e, data) = self.raw(key)?;
         let dtype = dtype_from_tf(e.dtype).ok_or_else(|| {

@@ -523,6 +523,11 @@ impl<'a> Importer<'a> {
         })
     }
 
+    /// Checks the checksums of every variable read so far (see [`Bundle::check_pending`]).
+    pub fn check_variables(&mut self) -> Result<(), String> {
+        self.bundle.as_mut().map_or(Ok(()), Bundle::check_pending)
+    }
+
     /// The constant holding variable `key` (read once, shared by every reader).
     fn variable(&mut self, key: &str, name: &str) -> Result<ValueId, NodeError> {
         if let Some(&v) = self.var_cache.get(key) {

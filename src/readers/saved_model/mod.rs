@@ -163,7 +163,11 @@ fn import_signature(
         .map(|k| tensor_name(k, &sig.outputs[*k]).map(str::to_string))
         .collect::<std::result::Result<_, _>>()
         .map_err(in_file)?;
-    let bound = imp.resolve(&mut scope, &refs).map_err(in_file)?;
+    let resolved = imp.resolve(&mut scope, &refs);
+    // A corrupt shard explains whatever went wrong with the values read from it: its checksum
+    // error comes first.
+    imp.check_variables().map_err(in_file)?;
+    let bound = resolved.map_err(in_file)?;
     if !imp.b.unsupported.is_empty() {
         return Err(Error::Unsupported {
             file,

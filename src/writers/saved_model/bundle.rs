@@ -27,8 +27,10 @@ pub fn write(dir: &Path, vars: &[Variable]) -> Result<u64> {
         endianness: 0,
     };
     let mut entries = vec![(Vec::new(), header.encode_to_vec())];
+    // The checksums on all cores first: CRC32C is a whole pass over the weights.
+    let crcs = crate::parallel::map(vars, |v| v.tensor.data.len(), |v| crc32c(&v.tensor.data));
     let mut offset = 0u64;
-    for v in vars {
+    for (v, crc) in vars.iter().zip(crcs) {
         let bytes = &v.tensor.data;
         data.write_all(bytes).map_err(io_err(&data_path))?;
         let dims = v.tensor.shape.iter().map(|&d| tensor_shape_proto::Dim {
@@ -44,7 +46,7 @@ pub fn write(dir: &Path, vars: &[Variable]) -> Result<u64> {
             shard_id: 0,
             offset: offset as i64,
             size: bytes.len() as i64,
-            crc32c: mask(crc32c(bytes)),
+            crc32c: mask(crc),
             slices: vec![],
         };
         offset += bytes.len() as u64;

@@ -60,25 +60,60 @@ impl Push for Align16 {
 }
 
 /// A key for deduplicating constants by content: equal tensors have equal keys (equal keys are
-/// then compared in full). The bytes are summed by CRC32C, which the CPU computes at several
-/// GB/s, once per tensor.
-fn content_key(t: &Tensor) -> u64 {
+/// then compared in full). The bytes are summed by CRC32C (from `crcs` when computed there).
+fn content_key(t: &Tensor, crcs: &Crcs) -> u64 {
     let mut h = DefaultHasher::new();
     t.dtype.hash(&mut h);
     t.shape.hash(&mut h);
     t.data.len().hash(&mut h);
-    crc32c(&t.data).hash(&mut h);
+    let crc = crcs.get(&bytes_id(&t.data)).copied();
+    crc.unwrap_or_else(|| crc32c(&t.data)).hash(&mut h);
     h.finish()
 }
 
-struct Tensors<'p> {
+/// The CRC32C of constant bytes, by [`bytes_id`].
+type Crcs = HashMap<(usize, usize), u32>;
+
+/// Which bytes: where they are and how many (clones of a tensor share them).
+fn bytes_id(b: &[u8]) -> (usize, usize) {
+    (b.as_ptr() as usize, b.len())
+}
+
+/// The CRC32C of every constant the model's subgraphs hold, on all cores: it is a whole pass
+/// over the weights.
+fn constant_crcs(g: &Graph, plan: &Plan) -> Crcs {
+    fn collect<'a>(g: &'a Graph, plan: &'a Plan, out: &mut Vec<&'a [u8]>) {
+        out.extend(
+            g.values
+                .iter()
+                .filter_map(|v| v.constant.as_ref())
+                .map(|t| &t.data[..]),
+        );
+        out.extend(
+            plan.extra
+                .iter()
+                .filter_map(|e| e.data.as_ref())
+                .map(|t| &t.data[..]),
+        );
+        for c in &plan.children {
+            collect(&c.graph, &c.plan, out);
+        }
+    }
+    let mut all = Vec::new();
+    collect(g, plan, &mut all);
+    let crcs = crate::parallel::map(&all, |b| b.len(), |b| crc32c(b));
+    all.iter().map(|b| bytes_id(b)).zip(crcs).collect()
+}
+
+struct Tensors<'p, 'c> {
+    crcs: &'c Crcs,
     slots: Vec<Slot<'p>>,
     index: HashMap<TRef, i32>,
     /// Constant tensors by content, for deduplication (lookup only; order comes from `slots`).
     by_content: HashMap<u64, Vec<i32>>,
 }
 
-impl<'p> Tensors<'p> {
+impl<'p> Tensors<'p, '_> {
     fn get(&mut self, g: &'p Graph, plan: &'p Plan, r: TRef) -> i32 {
         if let Some(&i) = self.index.get(&r) {
             return i;
@@ -108,7 +143,7 @@ impl<'p> Tensors<'p> {
             }
         };
         let mut slot = slot;
-        slot.key = slot.data.map_or(0, content_key);
+        slot.key = slot.data.map_or(0, |t| content_key(t, self.crcs));
         if let (Some(data), None) = (slot.data, slot.quant) {
             let key = slot.key;
             let same = self.by_content.get(&key).and_then(|c| {
@@ -131,17 +166,18 @@ impl<'p> Tensors<'p> {
 }
 
 /// One subgraph being built: its tensors and the tensor indices of its operators.
-struct Part<'p> {
+struct Part<'p, 'c> {
     plan: &'p Plan,
-    ts: Tensors<'p>,
+    ts: Tensors<'p, 'c>,
     inputs: Vec<i32>,
     outputs: Vec<i32>,
     op_io: Vec<(Vec<i32>, Vec<i32>)>,
     op_code_index: Vec<u32>,
 }
 
-fn part<'p>(g: &'p Graph, plan: &'p Plan) -> Part<'p> {
+fn part<'p, 'c>(g: &'p Graph, plan: &'p Plan, crcs: &'c Crcs) -> Part<'p, 'c> {
     let mut ts = Tensors {
+        crcs,
         slots: Vec::new(),
         index: HashMap::new(),
         by_content: HashMap::new(),
@@ -275,9 +311,10 @@ pub fn build(g: &Graph, plan: &Plan) -> Result<Vec<u8>, String> {
 
 /// [`build`], with the weights left as holes to write from the tensors.
 pub fn build_file<'p>(g: &'p Graph, plan: &'p Plan) -> Result<Built<'p>, String> {
-    let mut parts = vec![part(g, plan)];
+    let crcs = constant_crcs(g, plan);
+    let mut parts = vec![part(g, plan, &crcs)];
     for c in &plan.children {
-        parts.push(part(&c.graph, &c.plan));
+        parts.push(part(&c.graph, &c.plan, &crcs));
     }
     let (codes, min_runtime) = opcodes(&mut parts);
 
