@@ -364,6 +364,46 @@ fn int8_and_uint16_store_affine_codes_the_loader_dequantizes() {
     }
 }
 
+/// The weights a TF.js `--int8` folder stores are not the source's: `--verify`'s exact check
+/// gives way to the accuracy report, made on the folder read back (what the loader computes),
+/// and `--tolerance` judges that report.
+#[test]
+fn quantized_weights_are_verified_by_the_accuracy_of_the_folder_read_back() {
+    let tmp = crate::common::tempdir();
+    let model = fixture("onnx/cnn_bn/model.onnx");
+    let out = tmp.path().join("int8");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["convert", model.to_str().unwrap(), "--to", "tfjs", "-o"];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(&["--int8", "--verify"]);
+        args.extend_from_slice(extra);
+        mdeploy(&args)
+    };
+    let o = run(&[]);
+    let text =
+        String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("read back by mdeploy's TF.js reader"),
+        "{text}"
+    );
+    let max_rel: f64 = text
+        .lines()
+        .find_map(|l| l.split("max_rel ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy line: {text}"));
+    // uint8 weights: a real, small error (an unquantized or a broken folder would not give one).
+    assert!(max_rel > 1e-6 && max_rel < 0.1, "max_rel {max_rel}: {text}");
+    let o = run(&["--tolerance", "1e-9"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 #[test]
 fn float16_halves_the_weights() {
     let tmp = crate::common::tempdir();

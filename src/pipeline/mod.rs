@@ -147,7 +147,18 @@ pub fn convert(opts: &Options, obs: &dyn Observer) -> Result<Report> {
             nodes_in
         ));
     }
+    // TF.js keeps a float IR and stores the weights quantized: as for a quantized IR, the
+    // accuracy report (of the folder read back) stands for `--verify`'s exact comparison.
+    let stored_quantized = target == Target::Tfjs && opts.quantize.is_some();
+    let accuracy = match stored_quantized {
+        true => stages::stored_accuracy(opts, &source.graph, &out, obs)?,
+        false => accuracy,
+    };
     let verify = match &opts.verify {
+        Some(_) if stored_quantized => {
+            obs.line("the weights are stored quantized: the accuracy report stands for --verify");
+            vec![]
+        }
         Some(v) if quantized.is_none() => {
             stages::verify(v, &source.graph, &g, &out, &chosen, nhwc_io, obs)?
         }

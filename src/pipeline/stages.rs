@@ -55,6 +55,29 @@ pub(super) fn accuracy(
     }
 }
 
+/// The accuracy report of a TF.js output whose weights are stored quantized (the IR stays
+/// float; the loader dequantizes them), made on the folder `out` read back: what the loader
+/// computes is known only from what was written.
+pub(super) fn stored_accuracy(
+    opts: &Options,
+    source: &Graph,
+    out: &Path,
+    obs: &dyn Observer,
+) -> Result<Option<crate::accuracy::Report>> {
+    let Some(a) = &opts.accuracy else {
+        return Ok(None);
+    };
+    match read_back(out, source, obs, "TF.js") {
+        Some(written) => accuracy(opts, source, &written, true, false, obs),
+        None if a.tolerance.is_some() => Err(Error::Failed(format!(
+            "{}: --tolerance needs the accuracy report of the written folder, which could not \
+             be read back",
+            out.display()
+        ))),
+        None => Ok(None),
+    }
+}
+
 /// Loads `--input` files in graph input order; inputs without a file get seeded random data
 /// (symbolic dimensions set to 2).
 pub fn load_inputs(g: &Graph, files: &[(String, PathBuf)], seed: u64) -> Result<Vec<Tensor>> {
