@@ -241,9 +241,11 @@ pub fn infer_split(s: &Split, inputs: &Inputs) -> Result<Vec<TensorType>, String
 }
 
 /// Number of elements `start..end` by `step` selects from a dimension of `n` (ONNX clamping).
+/// In i128: a step near `i64::MAX` (or `i64::MIN`) must not overflow the rounding up.
 pub fn slice_len(n: i64, start: i64, end: i64, step: i64) -> usize {
-    let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
-    let norm = |v: i64| if v < 0 { v.saturating_add(n) } else { v };
+    let (n, start, end, step) = (n as i128, start as i128, end as i128, step as i128);
+    let clamp = |v: i128, lo: i128, hi: i128| v.max(lo).min(hi);
+    let norm = |v: i128| if v < 0 { v + n } else { v };
     let (s, e) = if step > 0 {
         (clamp(norm(start), 0, n), clamp(norm(end), 0, n))
     } else {
@@ -252,9 +254,9 @@ pub fn slice_len(n: i64, start: i64, end: i64, step: i64) -> usize {
     let len = if step > 0 {
         (e - s + step - 1) / step
     } else {
-        (s - e + (-step) - 1) / (-step)
+        (s - e - step - 1) / -step
     };
-    len.max(0) as usize
+    usize::try_from(len.max(0)).unwrap_or(usize::MAX)
 }
 
 pub fn infer_slice(s: &Slice, inputs: &Inputs) -> Result<Vec<TensorType>, String> {
@@ -508,5 +510,9 @@ mod tests {
         assert_eq!(slice_len(10, -1, i64::MIN, -1), 10);
         assert_eq!(slice_len(10, 8, 2, -3), 2);
         assert_eq!(slice_len(10, 20, 30, 1), 0);
+        // Steps at the ends of i64 (a fuzzed ONNX Slice overflowed the rounding up).
+        assert_eq!(slice_len(10, 0, 10, i64::MAX), 1);
+        assert_eq!(slice_len(10, 9, -11, i64::MIN), 1);
+        assert_eq!(slice_len(10, i64::MIN, i64::MAX, i64::MAX), 1);
     }
 }
