@@ -422,3 +422,48 @@ fn zip_decompression_bombs_are_refused_in_bounded_memory() {
     ];
     expect(&liar, &[], &[], 1, &needles, 100.0);
 }
+
+/// A decompression bomb inside an HDF5 filter (`fixtures/bad/h5_deflate_bomb.h5`, built by
+/// `fixtures/scripts/make_h5_bomb.py` with h5py): a real Keras `.h5` whose kernel is a gzip
+/// dataset declaring 32 MiB in a 60 KB file. Under `--max-inflate-mb 16` it is refused before
+/// anything is inflated; by default it inflates no more than it declares (then its wrong shape
+/// is refused naming the layer).
+#[test]
+fn an_hdf5_deflate_bomb_inflates_at_most_what_it_declares() {
+    let bomb = crate::common::repo().join("fixtures/bad/h5_deflate_bomb.h5");
+    let bomb = bomb.to_str().unwrap();
+    let needles = [
+        "dataset 'kernel' declares 33554432 bytes",
+        "past the 16 MiB a compressed dataset may inflate to",
+    ];
+    expect(bomb, &["--max-inflate-mb", "16"], &[], 1, &needles, 40.0);
+    expect(bomb, &[], &[], 1, &["layer 'fc1'"], 200.0);
+}
+
+/// TFLite WHILE/IF subgraphs are imported once per node that runs them: their operators count
+/// against the node limit with the main graph's, so fan-out over nested subgraphs cannot
+/// multiply a small file (the limit is reached inside the WHILE body here).
+#[test]
+fn tflite_subgraph_operators_count_against_the_node_limit() {
+    let model = crate::common::repo().join("fixtures/tflite/float_while/model.tflite");
+    let model = model.display().to_string();
+    let needles = ["body subgraph", "more than 8 nodes", "--max-nodes"];
+    expect(&model, &["--max-nodes", "8"], &[], 1, &needles, 100.0);
+    expect(&model, &[], &[], 0, &[], 200.0);
+}
+
+/// SavedModel function calls are inlined: the inlined nodes count against the node limit, so
+/// a call fan-out cannot multiply a small file (the limit is reached inside the Keras export's
+/// nested `StatefulPartitionedCall` functions here).
+#[test]
+fn saved_model_inlined_functions_count_against_the_node_limit() {
+    let model = crate::common::repo().join("fixtures/saved_model/keras_cnn_export/model");
+    let model = model.display().to_string();
+    let needles = [
+        "(StatefulPartitionedCall): node 'StatefulPartitionedCall_1/StatefulPartitionedCall'",
+        "more than 20 nodes",
+        "--max-nodes",
+    ];
+    expect(&model, &["--max-nodes", "20"], &[], 1, &needles, 100.0);
+    expect(&model, &[], &[], 0, &[], 200.0);
+}

@@ -63,6 +63,7 @@ impl Importer<'_> {
         }
         let mut sub = Importer::new(self.model, self.file, index)?;
         sub.depth = self.depth + 1;
+        sub.budget = self.budget.clone();
         sub.stack = [self.stack.as_slice(), &[index]].concat();
         sub.full_integer = self.full_integer;
         sub.b.g.continue_symbols(&self.b.g);

@@ -58,6 +58,10 @@ pub struct Importer<'a> {
     pub depth: usize,
     /// The subgraphs being imported, outermost first (a subgraph may not call itself).
     pub stack: Vec<usize>,
+    /// Operators still to import, shared with the importers of the subgraphs this one runs
+    /// ([`crate::ir::limits::max_nodes`] at the start): WHILE/IF nodes naming the same subgraph
+    /// import it once each, so a few levels of fan-out would otherwise multiply a small file.
+    pub budget: std::rc::Rc<std::cell::Cell<usize>>,
 }
 
 impl<'a> Importer<'a> {
@@ -83,6 +87,7 @@ impl<'a> Importer<'a> {
             full_integer: false,
             depth: 0,
             stack: vec![index],
+            budget: std::rc::Rc::new(std::cell::Cell::new(crate::ir::limits::max_nodes())),
         };
         imp.names = imp.signature_names(index, None);
         imp.full_integer = imp.has_quantized_activations();
@@ -287,6 +292,11 @@ impl<'a> Importer<'a> {
             .map(|o| o.iter().collect())
             .unwrap_or_default();
         for (k, op) in operators.iter().enumerate() {
+            let left = self.budget.get();
+            if left == 0 {
+                return Err(crate::ir::limits::too_many_nodes(&format!("operator {k}")));
+            }
+            self.budget.set(left - 1);
             let code = codes.get(op.opcode_index() as usize).ok_or_else(|| {
                 format!(
                     "operator {k}: opcode index {} out of range",
