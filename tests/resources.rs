@@ -440,30 +440,31 @@ fn an_hdf5_deflate_bomb_inflates_at_most_what_it_declares() {
     expect(bomb, &[], &[], 1, &["layer 'fc1'"], 200.0);
 }
 
-/// TFLite WHILE/IF subgraphs are imported once per node that runs them: their operators count
-/// against the node limit with the main graph's, so fan-out over nested subgraphs cannot
-/// multiply a small file (the limit is reached inside the WHILE body here).
+/// Subgraphs and functions count against the node limit with the main graph: TFLite WHILE/IF
+/// subgraphs are imported once per node that runs them, SavedModel function calls are inlined,
+/// so fan-out cannot multiply a small file. The limit is reached inside the WHILE body and
+/// inside the Keras export's nested `StatefulPartitionedCall` functions; without it both convert.
 #[test]
-fn tflite_subgraph_operators_count_against_the_node_limit() {
-    let model = crate::common::repo().join("fixtures/tflite/float_while/model.tflite");
-    let model = model.display().to_string();
-    let needles = ["body subgraph", "more than 8 nodes", "--max-nodes"];
-    expect(&model, &["--max-nodes", "8"], &[], 1, &needles, 100.0);
-    expect(&model, &[], &[], 0, &[], 200.0);
-}
-
-/// SavedModel function calls are inlined: the inlined nodes count against the node limit, so
-/// a call fan-out cannot multiply a small file (the limit is reached inside the Keras export's
-/// nested `StatefulPartitionedCall` functions here).
-#[test]
-fn saved_model_inlined_functions_count_against_the_node_limit() {
-    let model = crate::common::repo().join("fixtures/saved_model/keras_cnn_export/model");
-    let model = model.display().to_string();
-    let needles = [
-        "(StatefulPartitionedCall): node 'StatefulPartitionedCall_1/StatefulPartitionedCall'",
-        "more than 20 nodes",
-        "--max-nodes",
+fn subgraphs_and_inlined_functions_count_against_the_node_limit() {
+    let cases: [(&str, &str, &[&str]); 2] = [
+        (
+            "fixtures/tflite/float_while/model.tflite",
+            "8",
+            &["body subgraph", "more than 8 nodes", "--max-nodes"],
+        ),
+        (
+            "fixtures/saved_model/keras_cnn_export/model",
+            "20",
+            &[
+                "(StatefulPartitionedCall): node 'StatefulPartitionedCall_1/StatefulPartitionedCall'",
+                "more than 20 nodes",
+                "--max-nodes",
+            ],
+        ),
     ];
-    expect(&model, &["--max-nodes", "20"], &[], 1, &needles, 100.0);
-    expect(&model, &[], &[], 0, &[], 200.0);
+    for (model, limit, needles) in cases {
+        let model = crate::common::repo().join(model).display().to_string();
+        expect(&model, &["--max-nodes", limit], &[], 1, needles, 100.0);
+        expect(&model, &[], &[], 0, &[], 200.0);
+    }
 }

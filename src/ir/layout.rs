@@ -57,6 +57,22 @@ pub enum KernelLayout {
     Hwoi,
 }
 
+impl KernelLayout {
+    /// The spatial axes of a rank-`rank` kernel in this layout (out, in and the spatial axes;
+    /// empty below rank 3, so the range always indexes a shape of that rank).
+    pub fn spatial_axes(self, rank: usize) -> std::ops::Range<usize> {
+        let (start, end) = match self {
+            KernelLayout::Oihw | KernelLayout::Iohw => (2, rank),
+            KernelLayout::Hwio | KernelLayout::Hwoi => (0, rank.saturating_sub(2)),
+            KernelLayout::Ohwi | KernelLayout::Ihwo => (1, rank.saturating_sub(1)),
+        };
+        match rank >= 3 {
+            true => start..end,
+            false => 0..0,
+        }
+    }
+}
+
 impl fmt::Display for KernelLayout {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(match self {
@@ -67,5 +83,29 @@ impl fmt::Display for KernelLayout {
             KernelLayout::Hwoi => "hwoi",
             KernelLayout::Ihwo => "ihwo",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KernelLayout as K;
+
+    #[test]
+    fn spatial_axes_follow_each_layout() {
+        // A 2-D kernel: the two spatial axes where each layout's letters put them.
+        for (k, want) in [
+            (K::Oihw, 2..4),
+            (K::Iohw, 2..4),
+            (K::Hwio, 0..2),
+            (K::Hwoi, 0..2),
+            (K::Ohwi, 1..3),
+            (K::Ihwo, 1..3),
+        ] {
+            assert_eq!(k.spatial_axes(4), want, "{k}");
+        }
+        assert_eq!(K::Ohwi.spatial_axes(5), 1..4);
+        assert_eq!(K::Hwio.spatial_axes(3), 0..1);
+        // Below rank 3 there is no spatial axis (and the range still indexes the shape).
+        assert!(K::Oihw.spatial_axes(2).is_empty() && K::Ohwi.spatial_axes(0).is_empty());
     }
 }

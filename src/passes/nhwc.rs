@@ -212,14 +212,11 @@ fn window(g: &Graph, n: &Node) -> Option<Window> {
         Op::Conv(c) | Op::ConvTranspose(c) if c.layout != Layout::Nhwc => return None,
         Op::Conv(c) => {
             let k = &g.ty(*n.inputs.get(1)?).shape;
-            let last = k.len().checked_sub(1).filter(|&l| l >= 2)?;
-            let spatial = match c.kernel_layout {
-                KernelLayout::Oihw | KernelLayout::Iohw => &k[2..],
-                KernelLayout::Hwio | KernelLayout::Hwoi => &k[..last - 1],
-                KernelLayout::Ohwi | KernelLayout::Ihwo => &k[1..last],
-            };
+            if k.len() < 3 {
+                return None;
+            }
             // A size known only at run time counts as 1.
-            let ks = spatial
+            let ks = k[c.kernel_layout.spatial_axes(k.len())]
                 .iter()
                 .map(|d| d.fixed().unwrap_or(1) as usize)
                 .collect();

@@ -57,14 +57,16 @@ impl Conv {
                 })
                 .collect()
         };
-        Ok(match self.kernel_layout {
-            KernelLayout::Oihw => (k[0].clone(), k[1].clone(), spatial(&k[2..])?),
-            KernelLayout::Iohw => (k[1].clone(), k[0].clone(), spatial(&k[2..])?),
-            KernelLayout::Hwio => (k[n - 1].clone(), k[n - 2].clone(), spatial(&k[..n - 2])?),
-            KernelLayout::Ohwi => (k[0].clone(), k[n - 1].clone(), spatial(&k[1..n - 1])?),
-            KernelLayout::Hwoi => (k[n - 2].clone(), k[n - 1].clone(), spatial(&k[..n - 2])?),
-            KernelLayout::Ihwo => (k[n - 1].clone(), k[0].clone(), spatial(&k[1..n - 1])?),
-        })
+        let sp = spatial(&k[self.kernel_layout.spatial_axes(n)])?;
+        let (o, i) = match self.kernel_layout {
+            KernelLayout::Oihw => (0, 1),
+            KernelLayout::Iohw => (1, 0),
+            KernelLayout::Hwio => (n - 1, n - 2),
+            KernelLayout::Ohwi => (0, n - 1),
+            KernelLayout::Hwoi => (n - 2, n - 1),
+            KernelLayout::Ihwo => (n - 1, 0),
+        };
+        Ok((k[o].clone(), k[i].clone(), sp))
     }
 
     /// The explicit `(begin, end)` padding for an input of known spatial sizes.

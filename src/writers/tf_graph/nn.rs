@@ -320,14 +320,10 @@ pub(super) fn pad_name(same: bool) -> &'static str {
     }
 }
 
-/// The kernel's height and width (OHWI, IHWO: axes 1 and 2; HWIO: 0 and 1).
+/// The kernel's spatial sizes (height and width of a 2-D convolution's kernel).
 fn spatial_kernel(g: &Graph, k: ValueId, layout: KernelLayout) -> Result<Vec<usize>, String> {
     let s = &g.ty(k).shape;
-    let hw = match layout {
-        KernelLayout::Hwio | KernelLayout::Hwoi => 0..2,
-        KernelLayout::Ohwi | KernelLayout::Ihwo | KernelLayout::Oihw | KernelLayout::Iohw => 1..3,
-    };
-    s[hw]
+    s[layout.spatial_axes(s.len())]
         .iter()
         .map(|d| {
             d.fixed()
